@@ -1,0 +1,45 @@
+//! Manifest files as read from a commit's tree by the source stage and
+//! consumed by render (which turns unusable entries into diagnostics).
+
+/// Limits applied while reading a directory from a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Files larger than this are not loaded ([`FileContent::TooLarge`]).
+    pub max_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // Kubernetes stores objects of at most ~1.5 MiB; a file of several
+        // large CRDs still fits in 4 MiB.
+        Limits {
+            max_file_bytes: 4 << 20,
+        }
+    }
+}
+
+/// One manifest file (`.yaml`, `.yml` or `.json`) found under a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path relative to the repository root, `/`-separated.
+    pub path: String,
+    /// What the tree holds there.
+    pub content: FileContent,
+}
+
+/// What a tree entry turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileContent {
+    /// The file's bytes (for a symlink inside the directory: its target's).
+    Bytes(Vec<u8>),
+    /// The file is larger than [`Limits::max_file_bytes`].
+    TooLarge {
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// A symlink whose target is outside the directory being read, or missing.
+    EscapingSymlink {
+        /// The link's target as written.
+        target: String,
+    },
+}

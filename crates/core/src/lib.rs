@@ -1,0 +1,24 @@
+//! Domain types shared by every Tidegate pipeline stage.
+//!
+//! This crate is the bottom of the dependency graph: it knows what an
+//! [`Environment`](environment::Environment) file says, how Kubernetes objects
+//! are identified ([`ObjectKey`](object::ObjectKey)), where each object came
+//! from ([`Provenance`](object::Provenance)), and how problems are reported to
+//! people ([`Diagnostic`](diagnostic::Diagnostic)).
+//!
+//! Architecture invariant: no I/O. Everything here is a pure function of its
+//! input, so every stage can be tested from fixtures.
+
+pub mod diagnostic;
+pub mod duration;
+pub mod files;
+pub mod environment;
+pub mod intorpercent;
+pub mod object;
+pub mod paths;
+pub mod selector;
+pub mod tracking;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use environment::Environment;
+pub use object::{ObjectKey, Provenance, RenderedObject};

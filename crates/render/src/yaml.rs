@@ -1,0 +1,299 @@
+//! YAML documents with the line of every node.
+//!
+//! Manifests are parsed with serde-saphyr into a [`Node`] tree that keeps
+//! each node's line, so later checks can point at the exact line of a bad
+//! value. Parsing is bounded: alias expansion and nesting are limited so an
+//! alias bomb fails fast instead of eating memory.
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+use tidegate_core::Diagnostic;
+
+/// A YAML node and the 1-based line it starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Line of the node (0 when unknown).
+    pub line: u64,
+    /// The value.
+    pub value: NodeValue,
+}
+
+/// The value of a [`Node`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeValue {
+    /// `null`, `~` or nothing.
+    Null,
+    /// A boolean (YAML 1.1 spellings such as `yes`/`on` included, as Kubernetes reads them).
+    Bool(bool),
+    /// A number.
+    Number(serde_json::Number),
+    /// A string.
+    String(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in file order.
+    Map(Vec<(String, Node)>),
+}
+
+/// One document of a file.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// 0-based index among the file's non-empty documents.
+    pub index: usize,
+    /// The root node.
+    pub root: Node,
+}
+
+impl Node {
+    /// The child at `key`, for mappings.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            NodeValue::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The node at a path of mapping keys.
+    pub fn at(&self, path: &[&str]) -> Option<&Node> {
+        path.iter().try_fold(self, |node, key| node.get(key))
+    }
+
+    /// The string value, if this is a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            NodeValue::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Converts to JSON (the form every later stage works with).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match &self.value {
+            NodeValue::Null => Value::Null,
+            NodeValue::Bool(b) => Value::Bool(*b),
+            NodeValue::Number(n) => Value::Number(n.clone()),
+            NodeValue::String(s) => Value::String(s.clone()),
+            NodeValue::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeValue::Map(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A short description of the value's type, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match &self.value {
+            NodeValue::Null => "null",
+            NodeValue::Bool(_) => "a boolean",
+            NodeValue::Number(_) => "a number",
+            NodeValue::String(_) => "a string",
+            NodeValue::Seq(_) => "a list",
+            NodeValue::Map(_) => "a mapping",
+        }
+    }
+}
+
+/// Parses every document of a manifest file. Empty documents are skipped.
+/// On a syntax error the whole file is reported (one diagnostic with the line).
+pub fn parse_documents(bytes: &[u8], file: &str) -> Result<Vec<Document>, Diagnostic> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        Diagnostic::new(format!(
+            "file is not valid UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+        .at(file, Some(line))
+        .help("save the file as UTF-8")
+    })?;
+    let options = serde_saphyr::options! {
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_replay_stack_depth: 16,
+        },
+    };
+    let docs: Vec<Option<Node>> =
+        serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
+            let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
+            let message = e.without_snippet().to_string();
+            let message = message.lines().next().unwrap_or("invalid YAML").to_string();
+            let help = if message.contains("alias") || message.contains("budget") {
+                "this file expands YAML aliases too much (an alias bomb?); write the objects out"
+            } else {
+                "fix the YAML syntax at this line"
+            };
+            Diagnostic::new(format!("invalid YAML: {message}"))
+                .at(file, line)
+                .help(help)
+        })?;
+    Ok(docs
+        .into_iter()
+        .flatten()
+        .filter(|n| n.value != NodeValue::Null)
+        .enumerate()
+        .map(|(index, root)| Document { index, root })
+        .collect())
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spanned = serde_saphyr::Spanned::<NodeValue>::deserialize(d)?;
+        Ok(Node {
+            line: spanned.referenced.line(),
+            value: spanned.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = NodeValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<NodeValue, E> {
+        Ok(NodeValue::Null)
+    }
+    fn visit_none<E>(self) -> Result<NodeValue, E> {
+        Ok(NodeValue::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeValue, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<NodeValue, E> {
+        Ok(NodeValue::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<NodeValue, E> {
+        Ok(NodeValue::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<NodeValue, E> {
+        Ok(NodeValue::Number(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<NodeValue, E> {
+        serde_json::Number::from_f64(v)
+            .map(NodeValue::Number)
+            .ok_or_else(|| E::custom("NaN and infinity are not valid in Kubernetes objects"))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<NodeValue, E> {
+        Ok(NodeValue::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<NodeValue, E> {
+        Ok(NodeValue::String(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(NodeValue::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeValue, A::Error> {
+        let mut entries: Vec<(String, Node)> = Vec::new();
+        while let Some(key) = map.next_key::<KeyString>()? {
+            let value = map.next_value::<Node>()?;
+            if entries.iter().any(|(k, _)| *k == key.0) {
+                return Err(de::Error::custom(format!("duplicate key {:?}", key.0)));
+            }
+            entries.push((key.0, value));
+        }
+        Ok(NodeValue::Map(entries))
+    }
+}
+
+/// A mapping key: any scalar, as its text (Kubernetes keys are strings).
+struct KeyString(String);
+
+impl<'de> Deserialize<'de> for KeyString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = KeyString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar mapping key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<KeyString, E> {
+                Ok(KeyString(v.to_string()))
+            }
+            fn visit_unit<E>(self) -> Result<KeyString, E> {
+                Ok(KeyString("null".into()))
+            }
+        }
+        d.deserialize_any(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Vec<Document> {
+        parse_documents(text.as_bytes(), "f.yaml").expect("valid YAML")
+    }
+
+    #[test]
+    fn keeps_lines_and_skips_empty_documents() {
+        let docs = parse("# comment\n---\n---\na: 1\nb:\n  c: [x, y]\n---\n# only a comment\n---\nd: true\n");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].root.get("a").map(|n| n.line), Some(4));
+        assert_eq!(docs[0].root.at(&["b", "c"]).map(|n| n.line), Some(6));
+        assert_eq!(docs[1].index, 1);
+        assert_eq!(docs[1].root.to_json(), serde_json::json!({"d": true}));
+    }
+
+    #[test]
+    fn yaml11_booleans_read_like_kubernetes() {
+        let docs = parse("a: yes\nb: \"yes\"\nc: on\nd: off\n");
+        assert_eq!(
+            docs[0].root.to_json(),
+            serde_json::json!({"a": true, "b": "yes", "c": true, "d": false})
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_line() {
+        let err = parse_documents(b"a: 1\nb: [1, 2\nc: 3\n", "f.yaml").expect_err("bad");
+        assert!(err.line.is_some(), "{err}");
+        assert!(err.message.starts_with("invalid YAML"), "{err}");
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = format!("*a{}", i - 1);
+            text.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev.as_str(); 10].join(", ")));
+        }
+        let err = parse_documents(text.as_bytes(), "bomb.yaml").expect_err("bomb");
+        assert!(err.help.as_deref().is_some_and(|h| h.contains("alias")), "{err}");
+    }
+
+    #[test]
+    fn non_utf8_names_the_line() {
+        let err = parse_documents(b"a: 1\nb: \xff\n", "f.yaml").expect_err("bad");
+        assert_eq!(err.line, Some(2));
+        assert!(err.message.contains("UTF-8"));
+    }
+}

@@ -1,0 +1,3 @@
+//! The one integration-test binary. Modules named `cluster::...` need the
+//! local Kubernetes clusters (see docs/local-clusters.md); `make test-unit`
+//! skips them.
