@@ -43,3 +43,12 @@ pub enum FileContent {
         target: String,
     },
 }
+
+/// The manifest files of one app, as read from a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSource {
+    /// The app's name (from `spec.apps`).
+    pub app: String,
+    /// Its manifest files, sorted by path.
+    pub files: Vec<SourceFile>,
+}

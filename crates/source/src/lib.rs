@@ -9,11 +9,13 @@
 //! Architecture invariant: this is the only crate that knows Git.
 
 mod auth;
+pub mod desired;
 mod error;
 mod location;
 mod repo;
 
 pub use error::SourceError;
-pub use tidegate_core::files::{FileContent, Limits, SourceFile};
+pub use desired::{Desired, LoadError, Overrides};
+pub use tidegate_core::files::{AppSource, FileContent, Limits, SourceFile};
 pub use location::RepoLocation;
 pub use repo::{CommitInfo, GitSource, Repo};

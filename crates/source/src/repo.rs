@@ -191,7 +191,7 @@ impl Repo {
                 author.name().unwrap_or("unknown"),
                 author.email().unwrap_or("")
             ),
-            summary: commit.summary().unwrap_or("").to_string(),
+            summary: commit.summary().ok().flatten().unwrap_or("").to_string(),
         })
     }
 
@@ -201,7 +201,7 @@ impl Repo {
             .references()
             .map(|refs| {
                 refs.filter_map(Result::ok)
-                    .filter_map(|r| r.shorthand().map(str::to_string))
+                    .filter_map(|r| r.shorthand().ok().map(str::to_string))
                     .filter(|n| !n.starts_with("tidegate/"))
                     .collect()
             })
@@ -236,7 +236,7 @@ impl Repo {
         Ok(tree
             .iter()
             .filter(|e| e.kind() == Some(ObjectType::Blob))
-            .filter_map(|e| e.name().map(str::to_string))
+            .filter_map(|e| e.name().ok().map(str::to_string))
             .collect())
     }
 
@@ -259,7 +259,7 @@ impl Repo {
         let mut entries: Vec<(String, Oid, i32)> = Vec::new();
         tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
             if entry.kind() == Some(ObjectType::Blob)
-                && let Some(name) = entry.name()
+                && let Ok(name) = entry.name()
                 && is_manifest_name(name)
             {
                 let path = if dir.is_empty() {

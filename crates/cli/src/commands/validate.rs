@@ -1,0 +1,81 @@
+//! `tidegate validate`: every environment file parsed, every app rendered for every cluster.
+
+use crate::{args::{Access, Global, ValidateArgs}, output::Style, workspace::Workspace};
+use std::process::ExitCode;
+use tidegate_core::{Diagnostic, Diagnostics, environment::Provider};
+use tidegate_source::{LoadError, desired::short};
+
+/// Exit 0 when everything is valid, 1 with the list of problems.
+pub fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow::Result<ExitCode> {
+    let ws = Workspace::open(global)?;
+    let names = if args.envs.is_empty() {
+        ws.environment_names()?
+    } else {
+        args.envs.clone()
+    };
+    if names.is_empty() {
+        anyhow::bail!("no environments found: add environments/<name>.yaml and commit it");
+    }
+    let mut failed = 0;
+    for name in &names {
+        let problems = match ws.load(name) {
+            Ok(desired) => {
+                let mut problems = Diagnostics::default();
+                if global.access == Access::Kubeconfig {
+                    problems.extend(check_kubeconfig_access(&desired));
+                }
+                match tidegate_render::render_environment(
+                    &desired.environment,
+                    &desired.env_file,
+                    &desired.commit.sha,
+                    &desired.apps,
+                ) {
+                    Ok(rendered) if problems.is_empty() => {
+                        let objects: usize = rendered
+                            .clusters
+                            .iter()
+                            .flat_map(|c| &c.apps)
+                            .map(|a| a.objects.len())
+                            .sum();
+                        println!(
+                            "{} {name}: {} clusters, {} apps, {objects} objects rendered at {}",
+                            style.ok("ok"),
+                            desired.environment.spec.clusters.len(),
+                            desired.environment.spec.apps.len(),
+                            short(&desired.commit.sha),
+                        );
+                        continue;
+                    }
+                    Ok(_) => problems,
+                    Err(found) => {
+                        problems.extend(found);
+                        problems
+                    }
+                }
+            }
+            Err(LoadError::Invalid(problems)) => problems,
+            Err(LoadError::Source(e)) => return Err(e.into()),
+        };
+        failed += 1;
+        style.print_diagnostics(&problems);
+        println!("{} {name}: {} problem(s)", style.error("invalid"), problems.len());
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// With `--access kubeconfig` every cluster is reached through a context; a
+/// provider-only cluster gets its name as context, which we state explicitly.
+fn check_kubeconfig_access(desired: &tidegate_source::Desired) -> Diagnostics {
+    let mut out = Diagnostics::default();
+    for cluster in &desired.environment.spec.clusters {
+        if let Provider::Kubeconfig(k) = &cluster.provider
+            && k.context.as_deref() == Some("")
+        {
+            out.push(
+                Diagnostic::new(format!("cluster {}: empty kubeconfig context", cluster.name))
+                    .at(&desired.env_file, cluster.line()),
+            );
+        }
+    }
+    out
+}

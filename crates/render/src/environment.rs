@@ -1,0 +1,319 @@
+//! Rendering a whole environment, cluster by cluster.
+
+use crate::{
+    manifest::{BaseObject, load_app},
+    overlay,
+};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use tidegate_core::{
+    Diagnostic, Diagnostics, Environment, ObjectKey, RenderedObject,
+    environment::{App, Cluster, Located, Overlay},
+    files::AppSource,
+    object::apply_phase,
+    tracking::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, SYNC_WAVE_ANNOTATION, TRACKING_ANNOTATION, tracking_id},
+};
+use tracing::debug_span;
+
+/// Everything an environment renders to, per cluster. API boundary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rendered {
+    /// Environment name.
+    pub environment: String,
+    /// Commit the manifests were read at.
+    pub commit: String,
+    /// One entry per cluster, in environment order.
+    pub clusters: Vec<RenderedCluster>,
+}
+
+/// The objects of one cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderedCluster {
+    /// Cluster name.
+    pub cluster: String,
+    /// One entry per app, in environment order.
+    pub apps: Vec<RenderedApp>,
+}
+
+/// The objects of one app in one cluster, in apply order.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenderedApp {
+    /// App name.
+    pub app: String,
+    /// The objects.
+    pub objects: Vec<RenderedObject>,
+}
+
+/// Renders every app for every cluster of `env`. `env_file` is the
+/// environment file's path (for diagnostics) and `commit` the manifests' SHA.
+pub fn render_environment(
+    env: &Environment,
+    env_file: &str,
+    commit: &str,
+    sources: &[AppSource],
+) -> Result<Rendered, Diagnostics> {
+    let _span = debug_span!("render", environment = %env.metadata.name).entered();
+    let mut problems = Diagnostics::default();
+    let mut bases: BTreeMap<&str, Vec<BaseObject>> = BTreeMap::new();
+    for app in &env.spec.apps {
+        let Some(source) = sources.iter().find(|s| s.app == app.name) else {
+            problems.push(
+                Diagnostic::new(format!("no manifests were read for app {}", app.name))
+                    .at(env_file, app.line()),
+            );
+            continue;
+        };
+        let (objects, found) = load_app(&source.files, commit);
+        problems.extend(found);
+        let namespace = app.namespace.as_deref().unwrap_or("default");
+        problems.extend(duplicates(objects.iter().map(|o| (o.key(namespace), &o.provenance)), None));
+        bases.insert(&app.name, objects);
+        check_selectors(env, env_file, app, &mut problems);
+    }
+    let mut clusters = Vec::new();
+    for cluster in &env.spec.clusters {
+        let labels = cluster.selector_labels();
+        let mut apps = Vec::new();
+        for app in &env.spec.apps {
+            let base = bases.get(app.name.as_str()).map_or(&[][..], Vec::as_slice);
+            let objects = render_app(env, env_file, app, cluster, &labels, base, &mut problems);
+            apps.push(RenderedApp {
+                app: app.name.clone(),
+                objects,
+            });
+        }
+        let all = apps
+            .iter()
+            .flat_map(|a| a.objects.iter().map(|o| (o.key.clone(), &o.provenance)));
+        problems.extend(duplicates(all, Some(&cluster.name)));
+        clusters.push(RenderedCluster {
+            cluster: cluster.name.clone(),
+            apps,
+        });
+    }
+    problems.into_result(Rendered {
+        environment: env.metadata.name.clone(),
+        commit: commit.to_string(),
+        clusters,
+    })
+}
+
+/// An overlay whose cluster selector matches no cluster of the environment.
+fn check_selectors(env: &Environment, env_file: &str, app: &App, problems: &mut Diagnostics) {
+    for overlay in &app.overlays {
+        if let Some(selector) = &overlay.cluster_selector
+            && !env
+                .spec
+                .clusters
+                .iter()
+                .any(|c| selector.matches(&c.selector_labels()))
+        {
+            problems.push(
+                Diagnostic::new(format!(
+                    "app {}: overlay's clusterSelector matches no cluster of the environment",
+                    app.name
+                ))
+                .at(env_file, overlay.line())
+                .help("check the labels against spec.clusters[].labels (tidegate.dev/cluster and tidegate.dev/provider are implicit)"),
+            );
+        }
+    }
+}
+
+/// One app for one cluster: overlays, namespace, strategy, tracking metadata.
+fn render_app(
+    env: &Environment,
+    env_file: &str,
+    app: &Located<App>,
+    cluster: &Cluster,
+    labels: &BTreeMap<String, String>,
+    base: &[BaseObject],
+    problems: &mut Diagnostics,
+) -> Vec<RenderedObject> {
+    let namespace = app.namespace.as_deref().unwrap_or("default");
+    let mut objects: Vec<RenderedObject> = base
+        .iter()
+        .map(|b| {
+            let key = b.key(namespace);
+            let mut manifest = b.manifest.clone();
+            if let (Some(ns), Some(meta)) = (&key.namespace, manifest["metadata"].as_object_mut()) {
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+            }
+            RenderedObject {
+                key,
+                manifest,
+                provenance: b.provenance.clone(),
+            }
+        })
+        .collect();
+    let overlays = app
+        .overlays
+        .iter()
+        .filter(|o| o.cluster_selector.as_ref().is_none_or(|s| s.matches(labels)));
+    for overlay in overlays {
+        apply_overlay(env_file, app, cluster, overlay, &mut objects, problems);
+    }
+    if let Some(strategy) = &env.spec.rollout.deployment_strategy {
+        for o in &mut objects {
+            overlay::inject_strategy(&o.key, &mut o.manifest, strategy);
+        }
+    }
+    for o in &mut objects {
+        inject_tracking(&env.metadata.name, &app.name, o);
+    }
+    objects.sort_by_cached_key(|o| {
+        (
+            apply_phase(&o.key.group, &o.key.kind),
+            sync_wave(&o.manifest),
+            o.key.clone(),
+        )
+    });
+    objects
+}
+
+fn apply_overlay(
+    env_file: &str,
+    app: &App,
+    cluster: &Cluster,
+    overlay: &Overlay,
+    objects: &mut [RenderedObject],
+    problems: &mut Diagnostics,
+) {
+    let unmatched = |line: Option<u64>, what: String, help: &str| {
+        Diagnostic::new(format!("app {}: {what} matches nothing", app.name))
+            .at(env_file, line)
+            .in_cluster(&cluster.name)
+            .help(help.to_string())
+    };
+    for image in &overlay.images {
+        let changed: usize = objects
+            .iter_mut()
+            .map(|o| overlay::apply_image(&mut o.manifest, image))
+            .sum();
+        if changed == 0 {
+            problems.push(unmatched(
+                image.line(),
+                format!("image override {:?}", image.name),
+                "name the image as the manifests write it, without tag or digest",
+            ));
+        }
+    }
+    for replicas in &overlay.replicas {
+        let matched = objects
+            .iter_mut()
+            .map(|o| overlay::apply_replicas(&o.key, &mut o.manifest, replicas))
+            .filter(|applied| *applied)
+            .count();
+        if matched == 0 {
+            problems.push(unmatched(
+                replicas.line(),
+                format!("replica override of {} {:?}", replicas.kind, replicas.name),
+                "check the workload's kind and metadata.name",
+            ));
+        }
+    }
+    for patch in &overlay.patches {
+        let mut matched = 0;
+        for o in objects.iter_mut().filter(|o| patch.target.matches(&o.key)) {
+            matched += 1;
+            let mut patched = o.manifest.clone();
+            let outcome = overlay::apply_patch(&mut patched, patch).and_then(|()| {
+                if identity(&patched) == identity(&o.manifest) {
+                    Ok(())
+                } else {
+                    Err("the patch changes the object's apiVersion, kind, name or namespace".into())
+                }
+            });
+            match outcome {
+                Ok(()) => o.manifest = patched,
+                Err(message) => problems.push(
+                    Diagnostic::new(format!("app {}: {message}", app.name))
+                        .at(env_file, patch.line())
+                        .in_cluster(&cluster.name)
+                        .for_object(format!("{} ({})", o.key, o.provenance))
+                        .help("check the patch's paths against the object (JSON pointers start at the object's root)"),
+                ),
+            }
+        }
+        if matched == 0 {
+            problems.push(unmatched(
+                patch.line(),
+                format!("patch target {}", describe_target(&patch.target)),
+                "check the target's group, kind, name and namespace",
+            ));
+        }
+    }
+}
+
+fn identity(v: &Value) -> [Option<&str>; 4] {
+    [
+        v["apiVersion"].as_str(),
+        v["kind"].as_str(),
+        v["metadata"]["name"].as_str(),
+        v["metadata"]["namespace"].as_str(),
+    ]
+}
+
+fn describe_target(t: &tidegate_core::environment::PatchTarget) -> String {
+    let parts = [
+        t.group.as_ref().map(|g| format!("group={g}")),
+        t.kind.as_ref().map(|k| format!("kind={k}")),
+        t.name.as_ref().map(|n| format!("name={n}")),
+        t.namespace.as_ref().map(|n| format!("namespace={n}")),
+    ];
+    let parts: Vec<String> = parts.into_iter().flatten().collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn inject_tracking(env: &str, app: &str, object: &mut RenderedObject) {
+    let id = tracking_id(env, app, &object.key);
+    let Some(meta) = object.manifest["metadata"].as_object_mut() else {
+        return;
+    };
+    for (field, key, value) in [
+        ("labels", MANAGED_BY_LABEL, MANAGED_BY_VALUE.to_string()),
+        ("annotations", TRACKING_ANNOTATION, id),
+    ] {
+        let map = meta
+            .entry(field)
+            .or_insert_with(|| Value::Object(Default::default()));
+        if !map.is_object() {
+            *map = Value::Object(Default::default());
+        }
+        if let Some(map) = map.as_object_mut() {
+            map.insert(key.into(), Value::String(value));
+        }
+    }
+}
+
+fn sync_wave(manifest: &Value) -> i64 {
+    manifest["metadata"]["annotations"][SYNC_WAVE_ANNOTATION]
+        .as_str()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Objects with the same key, each reported with both places.
+fn duplicates<'a>(
+    keys: impl Iterator<Item = (ObjectKey, &'a tidegate_core::Provenance)>,
+    cluster: Option<&str>,
+) -> Diagnostics {
+    let mut seen: BTreeMap<ObjectKey, &tidegate_core::Provenance> = BTreeMap::new();
+    let mut out = Diagnostics::default();
+    for (key, provenance) in keys {
+        if let Some(first) = seen.get(&key) {
+            let mut d = Diagnostic::new(format!("duplicate object: also defined at {first}"))
+                .at(&provenance.path, Some(provenance.line))
+                .for_object(&key)
+                .help("every object (group, kind, namespace, name) may be defined once per cluster; remove one");
+            if let Some(c) = cluster {
+                d = d.in_cluster(c);
+            }
+            out.push(d);
+        } else {
+            seen.insert(key, provenance);
+        }
+    }
+    out
+}
