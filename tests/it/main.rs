@@ -1,3 +1,9 @@
 //! The one integration-test binary. Modules named `cluster::...` need the
 //! local Kubernetes clusters (see docs/local-clusters.md); `make test-unit`
 //! skips them.
+
+mod bad_inputs;
+mod cluster;
+mod examples;
+mod pipeline;
+mod source;

@@ -6,9 +6,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// in safe waves with automatic rollback and a tamper-evident audit trail.
 #[derive(Debug, Parser)]
 #[command(name = "tidegate", version, propagate_version = true)]
-#[command(after_help = "Environment files live in environments/<name>.yaml and manifests in manifests/.\n\
+#[command(
+    after_help = "Environment files live in environments/<name>.yaml and manifests in manifests/.\n\
 Both are read from a Git commit (never from uncommitted files): commit your changes first.\n\
-See docs/environments.md for the file format.")]
+See docs/environments.md for the file format."
+)]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]

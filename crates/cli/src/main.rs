@@ -14,9 +14,23 @@ fn main() -> ExitCode {
     let style = output::Style::new(cli.global.color);
     match commands::run(&cli, &style) {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{} {error:#}", style.error("error:"));
             ExitCode::from(2)
         }
     }
+}
+
+/// `tidegate render | head` closes stdout early; that is not an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
+    })
 }

@@ -3,9 +3,8 @@
 use crate::args::Global;
 use anyhow::{Context, Result};
 use tidegate_source::{
-    GitSource, LoadError, Overrides, Repo, RepoLocation,
+    CommitInfo, GitSource, LoadError, Overrides, Repo, RepoLocation,
     desired::{self, Desired},
-    CommitInfo,
 };
 
 /// The repository holding `environments/`, at the commit being read.
@@ -49,6 +48,13 @@ impl Workspace {
     /// Loads one environment and its apps' manifests.
     pub fn load(&self, name: &str) -> Result<Desired, LoadError> {
         let (env, file) = desired::load_environment(&self.repo, &self.commit, name)?;
-        desired::load_desired(&self.git, &self.repo, &self.commit, env, file, &self.overrides)
+        desired::load_desired(
+            &self.git,
+            &self.repo,
+            &self.commit,
+            env,
+            file,
+            &self.overrides,
+        )
     }
 }

@@ -39,9 +39,7 @@ impl FromStr for GoDuration {
             if digits == 0 {
                 return Err(err("expected a number"));
             }
-            let number: f64 = rest[..digits]
-                .parse()
-                .map_err(|_| err("not a number"))?;
+            let number: f64 = rest[..digits].parse().map_err(|_| err("not a number"))?;
             rest = &rest[digits..];
             let unit_len = rest
                 .find(|c: char| c.is_ascii_digit() || c == '.')

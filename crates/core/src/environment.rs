@@ -529,11 +529,19 @@ pub struct IgnoreDifference {
 impl Environment {
     /// Looks a cluster up by name.
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
-        self.spec.clusters.iter().map(|c| &c.value).find(|c| c.name == name)
+        self.spec
+            .clusters
+            .iter()
+            .map(|c| &c.value)
+            .find(|c| c.name == name)
     }
 
     /// Looks an app up by name.
     pub fn app(&self, name: &str) -> Option<&App> {
-        self.spec.apps.iter().map(|a| &a.value).find(|a| a.name == name)
+        self.spec
+            .apps
+            .iter()
+            .map(|a| &a.value)
+            .find(|a| a.name == name)
     }
 }

@@ -79,7 +79,11 @@ impl<'de> Deserialize<'de> for IntOrPercent {
                     .and_then(|v| self.visit_u64(v))
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IntOrPercent, E> {
-                let bad = || E::custom(format!("{v:?} is not an integer or a percentage like \"25%\""));
+                let bad = || {
+                    E::custom(format!(
+                        "{v:?} is not an integer or a percentage like \"25%\""
+                    ))
+                };
                 match v.strip_suffix('%') {
                     Some(p) => {
                         let p: u32 = p.trim().parse().map_err(|_| bad())?;
@@ -123,7 +127,11 @@ mod tests {
         let v: Vec<IntOrPercent> = serde_json::from_str(r#"[1, "25%", "3"]"#).expect("parse");
         assert_eq!(
             v,
-            vec![IntOrPercent::Int(1), IntOrPercent::Percent(25), IntOrPercent::Int(3)]
+            vec![
+                IntOrPercent::Int(1),
+                IntOrPercent::Percent(25),
+                IntOrPercent::Int(3)
+            ]
         );
         assert!(serde_json::from_str::<IntOrPercent>(r#""150%""#).is_err());
         assert!(serde_json::from_str::<IntOrPercent>("-1").is_err());

@@ -11,8 +11,8 @@
 
 pub mod diagnostic;
 pub mod duration;
-pub mod files;
 pub mod environment;
+pub mod files;
 pub mod intorpercent;
 pub mod object;
 pub mod paths;

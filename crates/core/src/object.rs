@@ -86,12 +86,13 @@ pub fn split_api_version(api_version: &str) -> (&str, &str) {
 pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
     matches!(
         (group, kind),
-        ("", "Namespace" | "Node" | "PersistentVolume" | "ComponentStatus")
-            | (
-                "rbac.authorization.k8s.io",
-                "ClusterRole" | "ClusterRoleBinding"
-            )
-            | ("apiextensions.k8s.io", "CustomResourceDefinition")
+        (
+            "",
+            "Namespace" | "Node" | "PersistentVolume" | "ComponentStatus"
+        ) | (
+            "rbac.authorization.k8s.io",
+            "ClusterRole" | "ClusterRoleBinding"
+        ) | ("apiextensions.k8s.io", "CustomResourceDefinition")
             | ("apiregistration.k8s.io", "APIService")
             | (
                 "admissionregistration.k8s.io",
@@ -106,11 +107,20 @@ pub fn is_cluster_scoped(group: &str, kind: &str) -> bool {
                 "storage.k8s.io",
                 "StorageClass" | "CSIDriver" | "CSINode" | "VolumeAttachment"
             )
-            | ("networking.k8s.io", "IngressClass" | "IPAddress" | "ServiceCIDR")
+            | (
+                "networking.k8s.io",
+                "IngressClass" | "IPAddress" | "ServiceCIDR"
+            )
             | ("scheduling.k8s.io", "PriorityClass")
             | ("node.k8s.io", "RuntimeClass")
-            | ("certificates.k8s.io", "CertificateSigningRequest" | "ClusterTrustBundle")
-            | ("flowcontrol.apiserver.k8s.io", "FlowSchema" | "PriorityLevelConfiguration")
+            | (
+                "certificates.k8s.io",
+                "CertificateSigningRequest" | "ClusterTrustBundle"
+            )
+            | (
+                "flowcontrol.apiserver.k8s.io",
+                "FlowSchema" | "PriorityLevelConfiguration"
+            )
     )
 }
 
@@ -148,7 +158,10 @@ mod tests {
             ObjectKey::new("apps", "Deployment", Some("web"), "api").to_string(),
             "apps/Deployment web/api"
         );
-        assert_eq!(ObjectKey::new("", "Namespace", None, "web").to_string(), "Namespace web");
+        assert_eq!(
+            ObjectKey::new("", "Namespace", None, "web").to_string(),
+            "Namespace web"
+        );
     }
 
     #[test]
@@ -170,7 +183,11 @@ mod tests {
             ("networking.k8s.io", "Ingress"),
             ("example.com", "Widget"),
         ];
-        assert!(order.windows(2).all(|w| apply_phase(w[0].0, w[0].1) < apply_phase(w[1].0, w[1].1)));
+        assert!(
+            order
+                .windows(2)
+                .all(|w| apply_phase(w[0].0, w[0].1) < apply_phase(w[1].0, w[1].1))
+        );
         assert!(is_cluster_scoped("", "Namespace"));
         assert!(!is_cluster_scoped("apps", "Deployment"));
     }

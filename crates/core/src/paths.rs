@@ -39,7 +39,11 @@ pub fn join_within(base: &str, rel: &str) -> Result<String, PathError> {
     if rel.starts_with('/') {
         return Err(PathError::Absolute(rel.to_string()));
     }
-    let joined = normalize(&format!("{base}/{rel}"))?;
+    let joined = if base.is_empty() {
+        normalize(rel)?
+    } else {
+        normalize(&format!("{base}/{rel}"))?
+    };
     if is_within(base, &joined) {
         Ok(joined)
     } else {
@@ -66,6 +70,7 @@ mod tests {
         assert_eq!(join_within("manifests", "app"), Ok("manifests/app".into()));
         assert!(join_within("manifests", "../environments").is_err());
         assert!(join_within("manifests", "app/../../x").is_err());
+        assert_eq!(join_within("", "a/b.yaml"), Ok("a/b.yaml".into()));
         assert!(is_within("manifests", "manifests/a.yaml"));
         assert!(!is_within("manifests", "manifests2/a.yaml"));
     }

@@ -57,10 +57,16 @@ mod tests {
         let key = ObjectKey::new("apps", "Deployment", Some("web"), "api");
         let id = tracking_id("prod", "gin-app", &key);
         assert_eq!(id, "prod/gin-app/apps/Deployment/web/api");
-        assert_eq!(parse_tracking_id(&id), Some(("prod".into(), "gin-app".into(), key)));
+        assert_eq!(
+            parse_tracking_id(&id),
+            Some(("prod".into(), "gin-app".into(), key))
+        );
         let ns = ObjectKey::new("", "Namespace", None, "web");
         assert_eq!(tracking_id("dev", "a", &ns), "dev/a//Namespace//web");
-        assert_eq!(parse_tracking_id("dev/a//Namespace//web").map(|t| t.2), Some(ns));
+        assert_eq!(
+            parse_tracking_id("dev/a//Namespace//web").map(|t| t.2),
+            Some(ns)
+        );
         assert_eq!(parse_tracking_id("dev/a/Namespace/web"), None);
     }
 }

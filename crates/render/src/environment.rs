@@ -12,7 +12,9 @@ use tidegate_core::{
     environment::{App, Cluster, Located, Overlay},
     files::AppSource,
     object::apply_phase,
-    tracking::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, SYNC_WAVE_ANNOTATION, TRACKING_ANNOTATION, tracking_id},
+    tracking::{
+        MANAGED_BY_LABEL, MANAGED_BY_VALUE, SYNC_WAVE_ANNOTATION, TRACKING_ANNOTATION, tracking_id,
+    },
 };
 use tracing::debug_span;
 
@@ -67,7 +69,10 @@ pub fn render_environment(
         let (objects, found) = load_app(&source.files, commit);
         problems.extend(found);
         let namespace = app.namespace.as_deref().unwrap_or("default");
-        problems.extend(duplicates(objects.iter().map(|o| (o.key(namespace), &o.provenance)), None));
+        problems.extend(duplicates(
+            objects.iter().map(|o| (o.key(namespace), &o.provenance)),
+            None,
+        ));
         bases.insert(&app.name, objects);
         check_selectors(env, env_file, app, &mut problems);
     }
@@ -147,10 +152,11 @@ fn render_app(
             }
         })
         .collect();
-    let overlays = app
-        .overlays
-        .iter()
-        .filter(|o| o.cluster_selector.as_ref().is_none_or(|s| s.matches(labels)));
+    let overlays = app.overlays.iter().filter(|o| {
+        o.cluster_selector
+            .as_ref()
+            .is_none_or(|s| s.matches(labels))
+    });
     for overlay in overlays {
         apply_overlay(env_file, app, cluster, overlay, &mut objects, problems);
     }

@@ -54,7 +54,9 @@ pub fn load_app(files: &[SourceFile], commit: &str) -> (Vec<BaseObject>, Diagnos
                 problems.push(
                     Diagnostic::new(format!("file is {size} bytes, over the size limit"))
                         .at(&file.path, Some(1))
-                        .help("split it into smaller files; Kubernetes objects are at most ~1.5 MiB"),
+                        .help(
+                            "split it into smaller files; Kubernetes objects are at most ~1.5 MiB",
+                        ),
                 );
                 continue;
             }
@@ -84,7 +86,8 @@ pub fn load_app(files: &[SourceFile], commit: &str) -> (Vec<BaseObject>, Diagnos
                     continue;
                 }
             }
-            let str_at = |path: &[&str]| doc.root.at(path).and_then(Node::as_str).map(str::to_string);
+            let str_at =
+                |path: &[&str]| doc.root.at(path).and_then(Node::as_str).map(str::to_string);
             objects.push(BaseObject {
                 api_version: str_at(&["apiVersion"]).unwrap_or_default(),
                 kind: str_at(&["kind"]).unwrap_or_default(),
@@ -143,9 +146,12 @@ fn check_document(root: &Node, file: &str) -> Result<(), Diagnostics> {
         && ns.as_str().is_none()
     {
         problems.push(
-            Diagnostic::new(format!("metadata.namespace must be a string, found {}", ns.type_name()))
-                .at(file, Some(ns.line))
-                .help("quote the namespace"),
+            Diagnostic::new(format!(
+                "metadata.namespace must be a string, found {}",
+                ns.type_name()
+            ))
+            .at(file, Some(ns.line))
+            .help("quote the namespace"),
         );
     }
     check_string_maps(root, file, &mut problems);
@@ -199,7 +205,9 @@ fn check_env_values(node: &Node, file: &str, problems: &mut Diagnostics) {
                 check_env_values(child, file, problems);
             }
         }
-        NodeValue::Seq(items) => items.iter().for_each(|i| check_env_values(i, file, problems)),
+        NodeValue::Seq(items) => items
+            .iter()
+            .for_each(|i| check_env_values(i, file, problems)),
         _ => {}
     }
 }
@@ -255,9 +263,23 @@ mod tests {
         let (objs, problems) = load_app(&[f], "abc");
         assert!(objs.is_empty());
         let all = problems.sorted().to_string();
-        assert!(all.contains("m/bad.yaml:1: document has no apiVersion"), "{all}");
-        assert!(all.contains("m/bad.yaml:5: data.ENABLED must be a string, but it reads as the boolean true"), "{all}");
-        assert!(all.contains("m/bad.yaml:6: data.PORT must be a string"), "{all}");
-        assert!(all.contains("m/bad.yaml:8: document has no metadata.name"), "{all}");
+        assert!(
+            all.contains("m/bad.yaml:1: document has no apiVersion"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "m/bad.yaml:5: data.ENABLED must be a string, but it reads as the boolean true"
+            ),
+            "{all}"
+        );
+        assert!(
+            all.contains("m/bad.yaml:6: data.PORT must be a string"),
+            "{all}"
+        );
+        assert!(
+            all.contains("m/bad.yaml:8: document has no metadata.name"),
+            "{all}"
+        );
     }
 }

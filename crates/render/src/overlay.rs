@@ -53,8 +53,10 @@ fn visit_containers(value: &mut Value, f: &mut dyn FnMut(&mut Map<String, Value>
     match value {
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {
-                if matches!(key.as_str(), "containers" | "initContainers" | "ephemeralContainers")
-                    && let Value::Array(items) = child
+                if matches!(
+                    key.as_str(),
+                    "containers" | "initContainers" | "ephemeralContainers"
+                ) && let Value::Array(items) = child
                 {
                     for item in items.iter_mut() {
                         if let Value::Object(container) = item {
@@ -79,7 +81,11 @@ pub fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
     };
     let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
     match rest[last_slash..].rfind(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..]), digest),
+        Some(i) => (
+            &rest[..last_slash + i],
+            Some(&rest[last_slash + i + 1..]),
+            digest,
+        ),
         None => (rest, None, digest),
     }
 }
@@ -150,7 +156,10 @@ mod tests {
             split_image("localhost:5000/a/b:v1@sha256:ab"),
             ("localhost:5000/a/b", Some("v1"), Some("sha256:ab"))
         );
-        assert_eq!(split_image("localhost:5000/a"), ("localhost:5000/a", None, None));
+        assert_eq!(
+            split_image("localhost:5000/a"),
+            ("localhost:5000/a", None, None)
+        );
     }
 
     #[test]
@@ -181,7 +190,10 @@ mod tests {
         };
         let mut bare = json!({"spec": {"replicas": 1}});
         inject_strategy(&key, &mut bare, &s);
-        assert_eq!(bare["spec"]["strategy"]["rollingUpdate"], json!({"maxSurge": "25%", "maxUnavailable": 0}));
+        assert_eq!(
+            bare["spec"]["strategy"]["rollingUpdate"],
+            json!({"maxSurge": "25%", "maxUnavailable": 0})
+        );
         let mut own = json!({"spec": {"strategy": {"type": "Recreate"}}});
         inject_strategy(&key, &mut own, &s);
         assert_eq!(own["spec"]["strategy"], json!({"type": "Recreate"}));

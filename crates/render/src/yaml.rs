@@ -101,7 +101,11 @@ impl Node {
 /// On a syntax error the whole file is reported (one diagnostic with the line).
 pub fn parse_documents(bytes: &[u8], file: &str) -> Result<Vec<Document>, Diagnostic> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64
+            + 1;
         Diagnostic::new(format!(
             "file is not valid UTF-8 (invalid byte at offset {})",
             e.valid_up_to()
@@ -119,7 +123,12 @@ pub fn parse_documents(bytes: &[u8], file: &str) -> Result<Vec<Document>, Diagno
         serde_saphyr::from_multiple_with_options(text, options).map_err(|e| {
             let line = e.location().map(|l| l.line()).filter(|l| *l > 0);
             let message = e.without_snippet().to_string();
-            let message = message.lines().next().unwrap_or("invalid YAML").to_string();
+            let message = message.lines().next().unwrap_or("invalid YAML");
+            // The line is in the diagnostic already.
+            let message = match message.rfind(" at line ") {
+                Some(i) => &message[..i],
+                None => message,
+            };
             let help = if message.contains("alias") || message.contains("budget") {
                 "this file expands YAML aliases too much (an alias bomb?); write the objects out"
             } else {
@@ -255,7 +264,9 @@ mod tests {
 
     #[test]
     fn keeps_lines_and_skips_empty_documents() {
-        let docs = parse("# comment\n---\n---\na: 1\nb:\n  c: [x, y]\n---\n# only a comment\n---\nd: true\n");
+        let docs = parse(
+            "# comment\n---\n---\na: 1\nb:\n  c: [x, y]\n---\n# only a comment\n---\nd: true\n",
+        );
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].root.get("a").map(|n| n.line), Some(4));
         assert_eq!(docs[0].root.at(&["b", "c"]).map(|n| n.line), Some(6));
@@ -284,10 +295,16 @@ mod tests {
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 1..9 {
             let prev = format!("*a{}", i - 1);
-            text.push_str(&format!("a{i}: &a{i} [{}]\n", vec![prev.as_str(); 10].join(", ")));
+            text.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                vec![prev.as_str(); 10].join(", ")
+            ));
         }
         let err = parse_documents(text.as_bytes(), "bomb.yaml").expect_err("bomb");
-        assert!(err.help.as_deref().is_some_and(|h| h.contains("alias")), "{err}");
+        assert!(
+            err.help.as_deref().is_some_and(|h| h.contains("alias")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -125,7 +125,11 @@ pub fn load_desired(
         (&opened, commit)
     };
     let root = paths::normalize(&source.path).map_err(|e| {
-        LoadError::Invalid(Diagnostic::new(format!("spec.source.path: {e}")).at(&env_file, None).into())
+        LoadError::Invalid(
+            Diagnostic::new(format!("spec.source.path: {e}"))
+                .at(&env_file, None)
+                .into(),
+        )
     })?;
     let mut problems = Diagnostics::default();
     let mut apps = Vec::new();
@@ -153,7 +157,9 @@ pub fn load_desired(
                     short(&commit.sha)
                 ))
                 .at(&env_file, app.line())
-                .help("set the app's `path` (relative to spec.source.path) or commit the directory"),
+                .help(
+                    "set the app's `path` (relative to spec.source.path) or commit the directory",
+                ),
             ),
             Err(e) => return Err(e.into()),
         }

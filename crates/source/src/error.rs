@@ -15,7 +15,9 @@ pub enum SourceError {
         source: git2::Error,
     },
     /// Cloning or fetching failed.
-    #[error("cannot fetch {url}: {source} (check the URL and credentials: TIDEGATE_GIT_TOKEN for https, an SSH agent or TIDEGATE_GIT_SSH_KEY for ssh)")]
+    #[error(
+        "cannot fetch {url}: {source} (check the URL and credentials: TIDEGATE_GIT_TOKEN for https, an SSH agent or TIDEGATE_GIT_SSH_KEY for ssh)"
+    )]
     Fetch {
         /// The remote URL (credentials removed).
         url: String,

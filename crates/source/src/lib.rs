@@ -14,8 +14,8 @@ mod error;
 mod location;
 mod repo;
 
-pub use error::SourceError;
 pub use desired::{Desired, LoadError, Overrides};
-pub use tidegate_core::files::{AppSource, FileContent, Limits, SourceFile};
+pub use error::SourceError;
 pub use location::RepoLocation;
 pub use repo::{CommitInfo, GitSource, Repo};
+pub use tidegate_core::files::{AppSource, FileContent, Limits, SourceFile};

@@ -56,16 +56,34 @@ mod tests {
     #[test]
     fn classifies_urls_and_paths() {
         let base = Path::new("/repo");
-        assert_eq!(RepoLocation::parse(".", base), RepoLocation::Local("/repo/.".into()));
-        assert!(matches!(RepoLocation::parse("https://h/x.git", base), RepoLocation::Remote(_)));
-        assert!(matches!(RepoLocation::parse("git@github.com:o/r.git", base), RepoLocation::Remote(_)));
-        assert!(matches!(RepoLocation::parse("file:///tmp/x", base), RepoLocation::Remote(_)));
-        assert!(matches!(RepoLocation::parse("../other", base), RepoLocation::Local(_)));
+        assert_eq!(
+            RepoLocation::parse(".", base),
+            RepoLocation::Local("/repo/.".into())
+        );
+        assert!(matches!(
+            RepoLocation::parse("https://h/x.git", base),
+            RepoLocation::Remote(_)
+        ));
+        assert!(matches!(
+            RepoLocation::parse("git@github.com:o/r.git", base),
+            RepoLocation::Remote(_)
+        ));
+        assert!(matches!(
+            RepoLocation::parse("file:///tmp/x", base),
+            RepoLocation::Remote(_)
+        ));
+        assert!(matches!(
+            RepoLocation::parse("../other", base),
+            RepoLocation::Local(_)
+        ));
     }
 
     #[test]
     fn redacts_credentials() {
-        assert_eq!(redact_url("https://user:tok@host/o/r.git"), "https://***@host/o/r.git");
+        assert_eq!(
+            redact_url("https://user:tok@host/o/r.git"),
+            "https://***@host/o/r.git"
+        );
         assert_eq!(redact_url("https://host/o/r.git"), "https://host/o/r.git");
     }
 }

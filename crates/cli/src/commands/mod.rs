@@ -3,7 +3,10 @@
 mod render;
 mod validate;
 
-use crate::{args::{Cli, Command}, output::Style};
+use crate::{
+    args::{Cli, Command},
+    output::Style,
+};
 use std::process::ExitCode;
 
 /// Runs the chosen subcommand; `Ok` carries the exit code.

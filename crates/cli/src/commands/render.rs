@@ -1,6 +1,10 @@
 //! `tidegate render`: print what an environment renders to.
 
-use crate::{args::{Global, Output, RenderArgs}, output::Style, workspace::Workspace};
+use crate::{
+    args::{Global, Output, RenderArgs},
+    output::Style,
+    workspace::Workspace,
+};
 use anyhow::bail;
 use std::{io::Write, process::ExitCode};
 use tidegate_source::{LoadError, desired::short};
@@ -21,13 +25,21 @@ pub fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::Result<
         && env.cluster(c).is_none()
     {
         let known: Vec<&str> = env.spec.clusters.iter().map(|c| c.name.as_str()).collect();
-        bail!("environment {} has no cluster {c:?} (clusters: {})", args.env, known.join(", "));
+        bail!(
+            "environment {} has no cluster {c:?} (clusters: {})",
+            args.env,
+            known.join(", ")
+        );
     }
     if let Some(a) = &args.app
         && env.app(a).is_none()
     {
         let known: Vec<&str> = env.spec.apps.iter().map(|a| a.name.as_str()).collect();
-        bail!("environment {} has no app {a:?} (apps: {})", args.env, known.join(", "));
+        bail!(
+            "environment {} has no app {a:?} (apps: {})",
+            args.env,
+            known.join(", ")
+        );
     }
     let mut rendered = match tidegate_render::render_environment(
         env,
@@ -56,7 +68,12 @@ pub fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::Result<
             writeln!(out)?;
         }
         Output::Yaml => {
-            writeln!(out, "# Environment: {} at {}", rendered.environment, short(&rendered.commit))?;
+            writeln!(
+                out,
+                "# Environment: {} at {}",
+                rendered.environment,
+                short(&rendered.commit)
+            )?;
             for cluster in &rendered.clusters {
                 for app in &cluster.apps {
                     for object in &app.objects {

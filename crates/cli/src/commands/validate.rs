@@ -1,6 +1,10 @@
 //! `tidegate validate`: every environment file parsed, every app rendered for every cluster.
 
-use crate::{args::{Access, Global, ValidateArgs}, output::Style, workspace::Workspace};
+use crate::{
+    args::{Access, Global, ValidateArgs},
+    output::Style,
+    workspace::Workspace,
+};
 use std::process::ExitCode;
 use tidegate_core::{Diagnostic, Diagnostics, environment::Provider};
 use tidegate_source::{LoadError, desired::short};
@@ -38,10 +42,11 @@ pub fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow::Resul
                             .map(|a| a.objects.len())
                             .sum();
                         println!(
-                            "{} {name}: {} clusters, {} apps, {objects} objects rendered at {}",
+                            "{} {name}: {}, {}, {} rendered at {}",
                             style.ok("ok"),
-                            desired.environment.spec.clusters.len(),
-                            desired.environment.spec.apps.len(),
+                            plural(desired.environment.spec.clusters.len(), "cluster"),
+                            plural(desired.environment.spec.apps.len(), "app"),
+                            plural(objects, "object"),
                             short(&desired.commit.sha),
                         );
                         continue;
@@ -58,9 +63,17 @@ pub fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow::Resul
         };
         failed += 1;
         style.print_diagnostics(&problems);
-        println!("{} {name}: {} problem(s)", style.error("invalid"), problems.len());
+        println!(
+            "{} {name}: {} problem(s)",
+            style.error("invalid"),
+            problems.len()
+        );
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// With `--access kubeconfig` every cluster is reached through a context; a
@@ -72,10 +85,21 @@ fn check_kubeconfig_access(desired: &tidegate_source::Desired) -> Diagnostics {
             && k.context.as_deref() == Some("")
         {
             out.push(
-                Diagnostic::new(format!("cluster {}: empty kubeconfig context", cluster.name))
-                    .at(&desired.env_file, cluster.line()),
+                Diagnostic::new(format!(
+                    "cluster {}: empty kubeconfig context",
+                    cluster.name
+                ))
+                .at(&desired.env_file, cluster.line()),
             );
         }
     }
     out
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }

@@ -52,7 +52,11 @@ impl Environment {
             );
         }
         if self.kind != KIND {
-            problem(1, format!("kind is {:?}", self.kind), "write `kind: Environment`");
+            problem(
+                1,
+                format!("kind is {:?}", self.kind),
+                "write `kind: Environment`",
+            );
         }
         if let Some(stem) = file_stem(file)
             && stem != self.metadata.name
@@ -67,10 +71,18 @@ impl Environment {
             );
         }
         if let Err(e) = paths::normalize(&self.spec.source.path) {
-            problem(1, format!("spec.source.path: {e}"), "keep manifests inside the repository");
+            problem(
+                1,
+                format!("spec.source.path: {e}"),
+                "keep manifests inside the repository",
+            );
         }
         if self.spec.clusters.is_empty() {
-            problem(1, "spec.clusters is empty".into(), "list at least one cluster");
+            problem(
+                1,
+                "spec.clusters is empty".into(),
+                "list at least one cluster",
+            );
         }
         check_unique(
             self.spec.clusters.iter().map(|c| (c.name.as_str(), c.line)),
@@ -100,14 +112,21 @@ impl Environment {
                 );
             }
             if let Err(e) = paths::normalize(app.manifests_dir()) {
-                problem(app.line, format!("app {}: path: {e}", app.name), "keep the app inside spec.source.path");
+                problem(
+                    app.line,
+                    format!("app {}: path: {e}", app.name),
+                    "keep the app inside spec.source.path",
+                );
             }
             for overlay in &app.overlays {
                 for patch in &overlay.patches {
                     match (&patch.merge, &patch.json) {
                         (Some(_), Some(_)) | (None, None) => problem(
                             patch.line,
-                            format!("app {}: a patch needs exactly one of `merge` and `json`", app.name),
+                            format!(
+                                "app {}: a patch needs exactly one of `merge` and `json`",
+                                app.name
+                            ),
                             "use `merge:` for a JSON merge patch (RFC 7386) or `json:` for a JSON patch (RFC 6902)",
                         ),
                         (None, Some(json)) if !json.is_array() => problem(
@@ -119,10 +138,14 @@ impl Environment {
                     }
                 }
                 for image in &overlay.images {
-                    if image.new_name.is_none() && image.new_tag.is_none() && image.digest.is_none() {
+                    if image.new_name.is_none() && image.new_tag.is_none() && image.digest.is_none()
+                    {
                         problem(
                             image.line,
-                            format!("app {}: image override of {:?} changes nothing", app.name, image.name),
+                            format!(
+                                "app {}: image override of {:?} changes nothing",
+                                app.name, image.name
+                            ),
                             "set newTag, digest or newName",
                         );
                     }
@@ -186,12 +209,19 @@ impl Environment {
         if !bg.colors.contains_key(&bg.active_color) {
             problem(
                 bg.line,
-                format!("blueGreen {}: activeColor {:?} is not one of the colours", bg.app, bg.active_color),
+                format!(
+                    "blueGreen {}: activeColor {:?} is not one of the colours",
+                    bg.app, bg.active_color
+                ),
                 "set activeColor to one of the keys of `colors`",
             );
         }
         if bg.services.is_empty() {
-            problem(bg.line, format!("blueGreen {}: no services", bg.app), "list the Service(s) to switch");
+            problem(
+                bg.line,
+                format!("blueGreen {}: no services", bg.app),
+                "list the Service(s) to switch",
+            );
         }
     }
 }
@@ -233,21 +263,27 @@ fn check_unique<'a>(
     let mut seen = BTreeSet::new();
     for (name, line) in names {
         if !seen.insert(name) {
-            problem(line, format!("{what} {name:?} is listed twice"), "give every entry a unique name");
+            problem(
+                line,
+                format!("{what} {name:?} is listed twice"),
+                "give every entry a unique name",
+            );
         }
     }
 }
 
 fn file_stem(file: &str) -> Option<&str> {
     let base = file.rsplit('/').next()?;
-    base.strip_suffix(".yaml").or_else(|| base.strip_suffix(".yml"))
+    base.strip_suffix(".yaml")
+        .or_else(|| base.strip_suffix(".yml"))
 }
 
 /// RFC 1123 label: lower-case alphanumerics and '-', 1–63 characters.
 pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }

@@ -52,7 +52,10 @@ fn unknown_field_names_line_and_valid_fields() {
     assert_eq!(d.file.as_deref(), Some("environments/dev.yaml"));
     assert_eq!(d.line, Some(16), "{d}");
     assert!(d.message.contains("wavee"), "{d}");
-    assert!(d.message.contains("provider") && d.message.contains("labels"), "valid fields listed: {d}");
+    assert!(
+        d.message.contains("provider") && d.message.contains("labels"),
+        "valid fields listed: {d}"
+    );
 }
 
 #[test]
@@ -67,7 +70,12 @@ fn yaml11_booleans_are_refused_for_booleans() {
     let text = format!("{MINIMAL}  sync:\n    prune: yes\n");
     let d = only_error(&text);
     assert_eq!(d.line, Some(20), "{d}");
-    assert!(d.help.as_deref().is_some_and(|h| h.contains("true or false")), "{d}");
+    assert!(
+        d.help
+            .as_deref()
+            .is_some_and(|h| h.contains("true or false")),
+        "{d}"
+    );
 }
 
 #[test]
@@ -93,6 +101,9 @@ fn duplicate_clusters_and_escaping_paths() {
     .replace("path: manifests", "path: ../outside");
     let errs = parse(&text).expect_err("invalid");
     let all = errs.to_string();
-    assert!(all.contains("listed twice") && all.contains(":16:"), "{all}");
+    assert!(
+        all.contains("listed twice") && all.contains(":16:"),
+        "{all}"
+    );
     assert!(all.contains("leaves the repository"), "{all}");
 }

@@ -1,0 +1,119 @@
+//! The example environments render as the golden snapshots say (insta).
+
+use crate::pipeline::render_env;
+use tidegate_render::Rendered;
+use tidegate_tests::{GitFixture, workspace_root};
+
+/// The examples committed to a fresh repository, exactly as in this one.
+fn examples_repo() -> GitFixture {
+    let mut fx = GitFixture::new();
+    let root = workspace_root();
+    fx.copy_dir(&root.join("manifests"), "manifests")
+        .copy_dir(&root.join("environments"), "environments");
+    fx.commit("examples");
+    fx
+}
+
+/// YAML with a source line per object; the commit SHA is left out.
+fn text(rendered: &Rendered) -> String {
+    let mut out = String::new();
+    for cluster in &rendered.clusters {
+        for app in &cluster.apps {
+            for o in &app.objects {
+                out.push_str(&format!(
+                    "--- # {} / {} / {}\n",
+                    cluster.cluster, app.app, o.provenance
+                ));
+                out.push_str(&serde_saphyr::to_string(&o.manifest).expect("yaml"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn example_environments_match_their_snapshots() {
+    let fx = examples_repo();
+    for env in ["dev", "staging", "prod"] {
+        let rendered = render_env(fx.path(), env).unwrap_or_else(|e| panic!("{env}: {e}"));
+        insta::assert_snapshot!(format!("render_{env}"), text(&rendered));
+    }
+}
+
+#[test]
+fn prod_applies_environment_and_cluster_overlays() {
+    let fx = examples_repo();
+    let rendered = render_env(fx.path(), "prod").expect("prod renders");
+    let object = |cluster: &str, kind: &str, name: &str| {
+        rendered
+            .clusters
+            .iter()
+            .find(|c| c.cluster == cluster)
+            .and_then(|c| c.apps[0].objects.iter().find(|o| o.key.kind == kind && o.key.name == name))
+            .map(|o| o.manifest.clone())
+            .unwrap_or_else(|| panic!("{cluster} {kind} {name}"))
+    };
+    for cluster in ["eks-us-east-1", "aks-westeurope", "gke-us-central1"] {
+        let d = object(cluster, "Deployment", "gin-app-blue");
+        assert_eq!(d["spec"]["replicas"], 3);
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["image"],
+            "ghcr.io/example/gin-app:1.4.2"
+        );
+        assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/managed-by"], "tidegate");
+        assert_eq!(
+            d["metadata"]["annotations"]["tidegate.dev/tracking-id"],
+            "prod/gin-app/apps/Deployment/gin-app/gin-app-blue"
+        );
+        let expected_level = if cluster == "eks-us-east-1" { "debug" } else { "info" };
+        assert_eq!(object(cluster, "ConfigMap", "gin-app-config")["data"]["LOG_LEVEL"], expected_level);
+    }
+    assert_eq!(
+        object("aks-westeurope", "Ingress", "gin-app")["spec"]["rules"][0]["host"],
+        "gin-app.westeurope.example.com"
+    );
+    assert_eq!(
+        object("gke-us-central1", "Ingress", "gin-app")["spec"]["rules"][0]["host"],
+        "gin-app.example.com"
+    );
+    let kinds: Vec<&str> = rendered.clusters[0].apps[0]
+        .objects
+        .iter()
+        .map(|o| o.key.kind.as_str())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"Namespace"), "namespaces first: {kinds:?}");
+    assert_eq!(kinds.last(), Some(&"Ingress"), "ingresses last: {kinds:?}");
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let fx = examples_repo();
+    let a = text(&render_env(fx.path(), "prod").expect("prod"));
+    let b = text(&render_env(fx.path(), "prod").expect("prod"));
+    assert_eq!(a, b);
+}
+
+#[test]
+fn deployment_strategy_is_injected_where_the_manifest_sets_none() {
+    let mut fx = examples_repo();
+    let root = workspace_root();
+    let deployments = std::fs::read_to_string(root.join("manifests/gin-app/deployments.yaml")).expect("read");
+    let without = deployments.replacen(
+        "  strategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxSurge: 25%\n      maxUnavailable: 0\n",
+        "",
+        1,
+    );
+    assert_ne!(without, deployments, "the example sets a strategy on blue");
+    fx.write("manifests/gin-app/deployments.yaml", without);
+    fx.commit("blue without strategy");
+    let rendered = render_env(fx.path(), "prod").expect("renders");
+    let blue = rendered.clusters[0].apps[0]
+        .objects
+        .iter()
+        .find(|o| o.key.kind == "Deployment" && o.key.name == "gin-app-blue")
+        .expect("blue");
+    assert_eq!(
+        blue.manifest["spec"]["strategy"],
+        serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}})
+    );
+}

@@ -1,0 +1,29 @@
+//! The read → parse → render pipeline the CLI runs, for tests.
+
+use std::path::Path;
+use tidegate_core::Diagnostics;
+use tidegate_render::Rendered;
+use tidegate_source::{GitSource, LoadError, Overrides, Repo, desired};
+
+/// Loads `env` from the repository at `repo_dir` (HEAD) and renders it, as
+/// `tidegate validate` does. Diagnostics for user errors; panics on Git errors.
+pub fn render_env(repo_dir: &Path, env: &str) -> Result<Rendered, Diagnostics> {
+    let cache = tempfile::tempdir().expect("cache");
+    let git = GitSource::new(cache.path());
+    let repo = Repo::open_local(repo_dir).expect("open");
+    let commit = repo.resolve("HEAD").expect("HEAD");
+    let loaded = desired::load_environment(&repo, &commit, env).and_then(|(e, file)| {
+        desired::load_desired(&git, &repo, &commit, e, file, &Overrides::default())
+    });
+    let desired = match loaded {
+        Ok(d) => d,
+        Err(LoadError::Invalid(problems)) => return Err(problems),
+        Err(LoadError::Source(e)) => panic!("git error: {e}"),
+    };
+    tidegate_render::render_environment(
+        &desired.environment,
+        &desired.env_file,
+        &desired.commit.sha,
+        &desired.apps,
+    )
+}
