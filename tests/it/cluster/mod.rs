@@ -1,0 +1,265 @@
+//! Tests against real local Kubernetes control planes (kube-apiserver,
+//! kube-controller-manager, kube-scheduler, etcd and kwok; see
+//! docs/local-clusters.md).
+//!
+//! They start a fleet of 3 clusters for the test process, or reuse the one
+//! named by `TIDEGATE_TEST_KUBECONFIG` (`make clusters-up`). `cargo test --
+//! --skip cluster::` leaves them out.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::json;
+use tidegate_testkit::{FAIL_READINESS_LABEL, Fleet, TestNamespace, shared_fleet};
+
+/// Generous bound for anything the clusters do; never a performance check.
+const WAIT: Duration = Duration::from_secs(180);
+/// progressDeadlineSeconds of the Deployment that never becomes ready.
+const PROGRESS_DEADLINE_SECONDS: i32 = 10;
+const FIELD_MANAGER: &str = "tidegate-tests";
+
+fn install_crypto_provider() {
+    // Fails when another test installed it first: that is fine.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+async fn fleet() -> &'static Fleet {
+    install_crypto_provider();
+    shared_fleet()
+        .await
+        .expect("local clusters (see docs/local-clusters.md)")
+}
+
+async fn client(fleet: &Fleet, context: &str) -> Client {
+    let kubeconfig = Kubeconfig::read_from(fleet.kubeconfig()).expect("reading the kubeconfig");
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..KubeConfigOptions::default()
+    };
+    let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kubeconfig context");
+    Client::try_from(config).expect("kube client")
+}
+
+fn deployment(name: &str, image: &str, replicas: i32, fail_readiness: bool) -> serde_json::Value {
+    let mut labels = json!({ "app": name });
+    if fail_readiness {
+        labels[FAIL_READINESS_LABEL] = json!("true");
+    }
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": name },
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": PROGRESS_DEADLINE_SECONDS,
+            "selector": { "matchLabels": { "app": name } },
+            "template": {
+                "metadata": { "labels": labels },
+                "spec": {
+                    "containers": [{
+                        "name": "app",
+                        "image": image,
+                        "ports": [{ "containerPort": 8080 }],
+                    }],
+                },
+            },
+        },
+    })
+}
+
+async fn apply(api: &Api<Deployment>, name: &str, manifest: &serde_json::Value) -> Deployment {
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(manifest),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("server-side apply of {name}: {e}"))
+}
+
+fn condition<'a>(d: &'a Deployment, kind: &str) -> Option<(&'a str, Option<&'a str>)> {
+    d.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_.as_deref() == Some(kind))
+        .map(|c| (c.status.as_deref().unwrap_or(""), c.reason.as_deref()))
+}
+
+/// Polls the Deployment until `done` holds; panics with its last status
+/// after [`WAIT`].
+async fn wait_for(
+    api: &Api<Deployment>,
+    name: &str,
+    what: &str,
+    done: impl Fn(&Deployment) -> bool,
+) -> Deployment {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let d = api
+            .get(name)
+            .await
+            .unwrap_or_else(|e| panic!("get {name}: {e}"));
+        if done(&d) {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: not {what} after {}s; status: {:?}",
+            WAIT.as_secs(),
+            d.status
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every replica of the current generation is updated, ready and available.
+fn rolled_out(d: &Deployment, replicas: i32) -> bool {
+    let (Some(generation), Some(status)) = (d.metadata.generation, d.status.as_ref()) else {
+        return false;
+    };
+    status.observed_generation >= Some(generation)
+        && status.replicas == Some(replicas)
+        && status.updated_replicas == Some(replicas)
+        && status.ready_replicas == Some(replicas)
+        && status.available_replicas == Some(replicas)
+        && condition(d, "Available") == Some(("True", Some("MinimumReplicasAvailable")))
+}
+
+fn image(d: &Deployment) -> Option<&str> {
+    d.spec
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .as_deref()
+}
+
+async fn rollouts_on(fleet: &'static Fleet, context: String, namespace: String) {
+    let client = client(fleet, &context).await;
+    let api: Api<Deployment> = Api::namespaced(client, &namespace);
+
+    // A new Deployment becomes Available with 3 ready replicas.
+    let web = deployment("web", "registry.example/web:1.0.0", 3, false);
+    apply(&api, "web", &web).await;
+    let first = wait_for(&api, "web", "available with 3 ready replicas", |d| {
+        rolled_out(d, 3)
+    })
+    .await;
+    assert_eq!(
+        image(&first),
+        Some("registry.example/web:1.0.0"),
+        "{context}"
+    );
+
+    // A new image rolls out: a new generation, observed, every replica updated.
+    let web = deployment("web", "registry.example/web:1.1.0", 3, false);
+    let applied = apply(&api, "web", &web).await;
+    let generation = applied.metadata.generation.expect("generation");
+    assert!(generation > first.metadata.generation.unwrap_or_default());
+    let second = wait_for(&api, "web", "rolled out to 1.1.0", |d| {
+        d.status.as_ref().and_then(|s| s.observed_generation) >= Some(generation)
+            && rolled_out(d, 3)
+            && condition(d, "Progressing").map(|c| c.1) == Some(Some("NewReplicaSetAvailable"))
+    })
+    .await;
+    assert_eq!(
+        image(&second),
+        Some("registry.example/web:1.1.0"),
+        "{context}"
+    );
+
+    // A release whose pods never become ready stays unavailable until the
+    // progress deadline marks it failed.
+    let bad = deployment("bad", "registry.example/bad:6.6.6", 2, true);
+    apply(&api, "bad", &bad).await;
+    let failed = wait_for(&api, "bad", "ProgressDeadlineExceeded", |d| {
+        condition(d, "Progressing") == Some(("False", Some("ProgressDeadlineExceeded")))
+    })
+    .await;
+    let status = failed.status.as_ref().expect("status");
+    assert_eq!(
+        status.ready_replicas.unwrap_or(0),
+        0,
+        "{context}: {status:?}"
+    );
+    assert_eq!(
+        status.available_replicas.unwrap_or(0),
+        0,
+        "{context}: {status:?}"
+    );
+    assert_eq!(
+        condition(&failed, "Available").map(|c| c.0),
+        Some("False"),
+        "{context}: {status:?}"
+    );
+    // Its pods exist and were scheduled: they run, but are not ready.
+    assert_eq!(status.updated_replicas, Some(2), "{context}: {status:?}");
+    assert_eq!(
+        status.unavailable_replicas,
+        Some(2),
+        "{context}: {status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_roll_out_and_bad_releases_stall_on_every_cluster() {
+    let fleet = fleet().await;
+    let contexts: Vec<String> = fleet.contexts().iter().map(|c| c.to_string()).collect();
+    assert!(
+        contexts.len() >= 3,
+        "expected at least 3 clusters: {contexts:?}"
+    );
+    assert_eq!(
+        &contexts[..3],
+        ["eks-us-east-1", "aks-westeurope", "gke-us-central1"]
+    );
+    let ns = TestNamespace::create(fleet, "rollouts").expect("test namespace");
+    let mut tasks = Vec::new();
+    for context in contexts {
+        tasks.push(tokio::spawn(rollouts_on(
+            fleet,
+            context,
+            ns.name().to_string(),
+        )));
+    }
+    for task in tasks {
+        task.await.expect("cluster task");
+    }
+}
+
+#[tokio::test]
+async fn every_cluster_serves_kubernetes_1_37_with_a_ready_node() {
+    let fleet = fleet().await;
+    for cluster in fleet.clusters() {
+        let client = client(fleet, &cluster.context).await;
+        let version = client.apiserver_version().await.expect("version");
+        assert_eq!(
+            (version.major.as_str(), version.minor.as_str()),
+            ("1", "37"),
+            "{}",
+            cluster.context
+        );
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client);
+        let node = nodes.get(&cluster.node).await.expect("the fake node");
+        let ready = node
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .into_iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        assert!(
+            ready,
+            "{}: node {} not Ready",
+            cluster.context, cluster.node
+        );
+    }
+}
