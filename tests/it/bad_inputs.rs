@@ -10,7 +10,10 @@ fn run_case(case: &std::path::Path) -> Result<(), String> {
     let mut fx = GitFixture::new();
     fx.copy_dir(&case.join("repo"), "");
     if let Ok(generate) = std::fs::read_to_string(case.join("generate")) {
-        for line in generate.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for line in generate
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             let (path, bytes) = line.split_once(' ').ok_or("bad generate line")?;
             let bytes: usize = bytes.trim().parse().map_err(|_| "bad size")?;
             let filler = "# filler\n".repeat(bytes / 9 + 1);
@@ -34,7 +37,10 @@ fn run_case(case: &std::path::Path) -> Result<(), String> {
             .trim_start_matches("error: ")
             .split(": ")
             .next()
-            .is_some_and(|loc| loc.rsplit_once(':').is_some_and(|(_, n)| n.parse::<u64>().is_ok()));
+            .is_some_and(|loc| {
+                loc.rsplit_once(':')
+                    .is_some_and(|(_, n)| n.parse::<u64>().is_ok())
+            });
         if !located {
             return Err(format!("diagnostic without file:line: {line}"));
         }
@@ -54,9 +60,14 @@ fn every_bad_input_gets_a_clear_error_with_file_and_line() {
     let failures: Vec<String> = cases
         .iter()
         .filter_map(|case| {
-            run_case(case)
-                .err()
-                .map(|e| format!("{}: {e}", case.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()))
+            run_case(case).err().map(|e| {
+                format!(
+                    "{}: {e}",
+                    case.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                )
+            })
         })
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -70,8 +81,16 @@ fn all_problems_are_reported_not_just_the_first() {
     fx.copy_dir(&root.join("missing-fields/repo/manifests"), "manifests");
     fx.copy_dir(&root.join("malformed-yaml/repo/manifests"), "manifests");
     fx.commit("three broken files");
-    let all = render_env(fx.path(), "test").expect_err("invalid").to_string();
-    for want in ["flags.yaml:6", "flags.yaml:7", "partial.yaml:1", "partial.yaml:5", "broken.yaml:4"] {
+    let all = render_env(fx.path(), "test")
+        .expect_err("invalid")
+        .to_string();
+    for want in [
+        "flags.yaml:6",
+        "flags.yaml:7",
+        "partial.yaml:1",
+        "partial.yaml:5",
+        "broken.yaml:4",
+    ] {
         assert!(all.contains(want), "{want} missing in:\n{all}");
     }
 }

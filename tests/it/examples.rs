@@ -49,7 +49,12 @@ fn prod_applies_environment_and_cluster_overlays() {
             .clusters
             .iter()
             .find(|c| c.cluster == cluster)
-            .and_then(|c| c.apps[0].objects.iter().find(|o| o.key.kind == kind && o.key.name == name))
+            .and_then(|c| {
+                c.apps[0]
+                    .objects
+                    .iter()
+                    .find(|o| o.key.kind == kind && o.key.name == name)
+            })
             .map(|o| o.manifest.clone())
             .unwrap_or_else(|| panic!("{cluster} {kind} {name}"))
     };
@@ -60,13 +65,23 @@ fn prod_applies_environment_and_cluster_overlays() {
             d["spec"]["template"]["spec"]["containers"][0]["image"],
             "ghcr.io/example/gin-app:1.4.2"
         );
-        assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/managed-by"], "tidegate");
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "tidegate"
+        );
         assert_eq!(
             d["metadata"]["annotations"]["tidegate.dev/tracking-id"],
             "prod/gin-app/apps/Deployment/gin-app/gin-app-blue"
         );
-        let expected_level = if cluster == "eks-us-east-1" { "debug" } else { "info" };
-        assert_eq!(object(cluster, "ConfigMap", "gin-app-config")["data"]["LOG_LEVEL"], expected_level);
+        let expected_level = if cluster == "eks-us-east-1" {
+            "debug"
+        } else {
+            "info"
+        };
+        assert_eq!(
+            object(cluster, "ConfigMap", "gin-app-config")["data"]["LOG_LEVEL"],
+            expected_level
+        );
     }
     assert_eq!(
         object("aks-westeurope", "Ingress", "gin-app")["spec"]["rules"][0]["host"],
@@ -81,7 +96,11 @@ fn prod_applies_environment_and_cluster_overlays() {
         .iter()
         .map(|o| o.key.kind.as_str())
         .collect();
-    assert_eq!(kinds.first(), Some(&"Namespace"), "namespaces first: {kinds:?}");
+    assert_eq!(
+        kinds.first(),
+        Some(&"Namespace"),
+        "namespaces first: {kinds:?}"
+    );
     assert_eq!(kinds.last(), Some(&"Ingress"), "ingresses last: {kinds:?}");
 }
 
@@ -97,7 +116,8 @@ fn rendering_is_deterministic() {
 fn deployment_strategy_is_injected_where_the_manifest_sets_none() {
     let mut fx = examples_repo();
     let root = workspace_root();
-    let deployments = std::fs::read_to_string(root.join("manifests/gin-app/deployments.yaml")).expect("read");
+    let deployments =
+        std::fs::read_to_string(root.join("manifests/gin-app/deployments.yaml")).expect("read");
     let without = deployments.replacen(
         "  strategy:\n    type: RollingUpdate\n    rollingUpdate:\n      maxSurge: 25%\n      maxUnavailable: 0\n",
         "",

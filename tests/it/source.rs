@@ -24,11 +24,13 @@ fn pair(path: &str, content: &str) -> (String, String) {
 #[test]
 fn reads_each_ref_from_a_cache_clone_and_follows_moved_tags() {
     let mut fx = GitFixture::new();
-    fx.write("manifests/app/a.yaml", "a: 1\n").write("README.md", "x\n");
+    fx.write("manifests/app/a.yaml", "a: 1\n")
+        .write("README.md", "x\n");
     let c1 = fx.commit("one");
     fx.tag("v1", &c1);
     fx.branch("release", &c1);
-    fx.write("manifests/app/a.yaml", "a: 2\n").write("manifests/app/b.yml", "b: 1\n");
+    fx.write("manifests/app/a.yaml", "a: 2\n")
+        .write("manifests/app/b.yml", "b: 1\n");
     let c2 = fx.commit("two");
 
     let cache = tempfile::tempdir().expect("cache");
@@ -40,10 +42,16 @@ fn reads_each_ref_from_a_cache_clone_and_follows_moved_tags() {
     assert_eq!(repo.resolve("HEAD").expect("HEAD").sha, c2);
     assert_eq!(repo.resolve(&c1).expect("sha").sha, c1);
     assert_eq!(repo.resolve(&c1[..10]).expect("short sha").sha, c1);
-    assert_eq!(names(&repo, &c1), vec![pair("manifests/app/a.yaml", "a: 1\n")]);
+    assert_eq!(
+        names(&repo, &c1),
+        vec![pair("manifests/app/a.yaml", "a: 1\n")]
+    );
     assert_eq!(
         names(&repo, &c2),
-        vec![pair("manifests/app/a.yaml", "a: 2\n"), pair("manifests/app/b.yml", "b: 1\n")]
+        vec![
+            pair("manifests/app/a.yaml", "a: 2\n"),
+            pair("manifests/app/b.yml", "b: 1\n")
+        ]
     );
 
     fx.remove("manifests/app/a.yaml");
@@ -51,10 +59,21 @@ fn reads_each_ref_from_a_cache_clone_and_follows_moved_tags() {
     fx.tag("v1", &c2);
     drop(repo);
     let repo = git.open(&remote).expect("fetch");
-    assert_eq!(repo.resolve("main").expect("main").sha, c3, "fetch brings new commits");
-    assert_eq!(repo.resolve("v1").expect("v1").sha, c2, "a moved tag is followed");
+    assert_eq!(
+        repo.resolve("main").expect("main").sha,
+        c3,
+        "fetch brings new commits"
+    );
+    assert_eq!(
+        repo.resolve("v1").expect("v1").sha,
+        c2,
+        "a moved tag is followed"
+    );
     assert_eq!(repo.resolve("release").expect("release").sha, c1);
-    assert_eq!(names(&repo, &c3), vec![pair("manifests/app/b.yml", "b: 1\n")]);
+    assert_eq!(
+        names(&repo, &c3),
+        vec![pair("manifests/app/b.yml", "b: 1\n")]
+    );
     let info = repo.resolve("main").expect("main");
     assert_eq!(info.summary, "three: delete a");
     assert_eq!(info.author, "Ada Lovelace <ada@example.com>");
@@ -62,7 +81,10 @@ fn reads_each_ref_from_a_cache_clone_and_follows_moved_tags() {
     let err = repo.resolve("no-such-branch").expect_err("unknown");
     assert!(matches!(err, SourceError::UnknownRef { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("no-such-branch") && msg.contains("release") && msg.contains("v1"), "{msg}");
+    assert!(
+        msg.contains("no-such-branch") && msg.contains("release") && msg.contains("v1"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -70,13 +92,18 @@ fn local_repositories_are_read_at_a_commit_never_from_the_work_tree() {
     let mut fx = GitFixture::new();
     fx.write("manifests/app/a.yaml", "a: committed\n");
     let c1 = fx.commit("one");
-    fx.write("manifests/app/a.yaml", "a: dirty\n").write("manifests/app/new.yaml", "n: 1\n");
+    fx.write("manifests/app/a.yaml", "a: dirty\n")
+        .write("manifests/app/new.yaml", "n: 1\n");
     let repo = Repo::open_local(fx.path()).expect("open");
     let head = repo.resolve("HEAD").expect("HEAD");
     assert_eq!(head.sha, c1);
-    assert_eq!(names(&repo, &head.sha), vec![pair("manifests/app/a.yaml", "a: committed\n")]);
     assert_eq!(
-        repo.read_file(&head.sha, "manifests/app/new.yaml").expect("read"),
+        names(&repo, &head.sha),
+        vec![pair("manifests/app/a.yaml", "a: committed\n")]
+    );
+    assert_eq!(
+        repo.read_file(&head.sha, "manifests/app/new.yaml")
+            .expect("read"),
         None
     );
 }
@@ -93,7 +120,13 @@ fn symlinks_are_followed_only_inside_the_directory_and_big_files_are_not_loaded(
     let c1 = fx.commit("links");
     let repo = Repo::open_local(fx.path()).expect("open");
     let files = repo
-        .read_manifests(&c1, "manifests", Limits { max_file_bytes: 1024 })
+        .read_manifests(
+            &c1,
+            "manifests",
+            Limits {
+                max_file_bytes: 1024,
+            },
+        )
         .expect("read");
     let by_name = |n: &str| {
         files
@@ -102,9 +135,18 @@ fn symlinks_are_followed_only_inside_the_directory_and_big_files_are_not_loaded(
             .map(|f| f.content.clone())
             .expect(n)
     };
-    assert_eq!(by_name("inside.yaml"), FileContent::Bytes(b"r: 1\n".to_vec()));
-    assert!(matches!(by_name("outside.yaml"), FileContent::EscapingSymlink { .. }));
-    assert!(matches!(by_name("absolute.yaml"), FileContent::EscapingSymlink { .. }));
+    assert_eq!(
+        by_name("inside.yaml"),
+        FileContent::Bytes(b"r: 1\n".to_vec())
+    );
+    assert!(matches!(
+        by_name("outside.yaml"),
+        FileContent::EscapingSymlink { .. }
+    ));
+    assert!(matches!(
+        by_name("absolute.yaml"),
+        FileContent::EscapingSymlink { .. }
+    ));
     assert_eq!(by_name("big.yaml"), FileContent::TooLarge { size: 2048 });
     let err = repo
         .read_manifests(&c1, "nope", Limits::default())

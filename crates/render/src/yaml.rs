@@ -297,7 +297,7 @@ mod tests {
             let prev = format!("*a{}", i - 1);
             text.push_str(&format!(
                 "a{i}: &a{i} [{}]\n",
-                vec![prev.as_str(); 10].join(", ")
+                [prev.as_str(); 10].join(", ")
             ));
         }
         let err = parse_documents(text.as_bytes(), "bomb.yaml").expect_err("bomb");
