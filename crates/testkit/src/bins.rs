@@ -118,7 +118,7 @@ mod tests {
             ("etcd", "go.etcd.io/etcd/server/v3", ETCD_VERSION),
             ("kwok", "sigs.k8s.io/kwok", KWOK_VERSION),
         ] {
-            let go_mod = std::fs::read_to_string(root.join(dir).join("go.mod")).unwrap();
+            let go_mod = std::fs::read_to_string(root.join(dir).join("go.mod")).expect("test step");
             let wanted = format!("{module} {version}");
             assert!(
                 go_mod

@@ -933,7 +933,7 @@ mod tests {
 
     #[test]
     fn fixed_ports_mirror_the_usual_ones() {
-        let ports = pick_ports(PortPlan::Fixed { base: 36400 }, 2).unwrap();
+        let ports = pick_ports(PortPlan::Fixed { base: 36400 }, 2).expect("test step");
         assert_eq!(ports[0].apiserver, 36443);
         assert_eq!(ports[0].etcd_client, 36479);
         assert_eq!(ports[1].apiserver, 36543);
@@ -942,7 +942,7 @@ mod tests {
 
     #[test]
     fn ephemeral_ports_are_distinct() {
-        let ports = pick_ports(PortPlan::Ephemeral, 3).unwrap();
+        let ports = pick_ports(PortPlan::Ephemeral, 3).expect("test step");
         let mut all: Vec<u16> = ports
             .iter()
             .flat_map(|p| {

@@ -143,8 +143,8 @@ mod tests {
 
     #[test]
     fn writes_every_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let pki = generate(dir.path(), "eks-us-east-1").unwrap();
+        let dir = tempfile::tempdir().expect("test step");
+        let pki = generate(dir.path(), "eks-us-east-1").expect("test step");
         for path in [
             &pki.ca_cert,
             &pki.apiserver_cert,
@@ -158,7 +158,7 @@ mod tests {
             &pki.sa_key,
             &pki.sa_pub,
         ] {
-            let text = std::fs::read_to_string(path).unwrap();
+            let text = std::fs::read_to_string(path).expect("test step");
             assert!(text.starts_with("-----BEGIN "), "{}", path.display());
         }
     }

@@ -252,8 +252,8 @@ mod tests {
     /// The watchdog stops recorded processes once their owner is gone.
     #[test]
     fn watchdog_stops_processes_when_the_owner_dies() {
-        let state = tempfile::tempdir().unwrap();
-        let script = "sleep 60";
+        let state = tempfile::tempdir().expect("test step");
+        let script = "sleep 60; exit 0";
         let args = vec![
             "-c".to_string(),
             script.to_string(),
@@ -266,12 +266,12 @@ mod tests {
             &args,
             &state.path().join("logs/kwok.log"),
         )
-        .unwrap();
+        .expect("test step");
         assert!(is_ours(victim.record.pid, state.path()));
-        let mut owner = Command::new("sleep").arg("60").spawn().unwrap();
-        let mut watchdog = spawn_watchdog(owner.id(), state.path(), false).unwrap();
-        owner.kill().unwrap();
-        owner.wait().unwrap();
+        let mut owner = Command::new("sleep").arg("60").spawn().expect("test step");
+        let mut watchdog = spawn_watchdog(owner.id(), state.path(), false).expect("test step");
+        owner.kill().expect("test step");
+        owner.wait().expect("test step");
         let deadline = Instant::now() + Duration::from_secs(30);
         while alive(victim.record.pid) && Instant::now() < deadline {
             if let Ok(Some(_)) = victim.child.try_wait() {
@@ -280,7 +280,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert!(
-            victim.child.try_wait().unwrap().is_some(),
+            victim.child.try_wait().expect("test step").is_some(),
             "victim still running"
         );
         let _ = watchdog.kill();
@@ -289,10 +289,10 @@ mod tests {
 
     #[test]
     fn stop_recorded_only_signals_our_processes() {
-        let state = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().expect("test step");
         let args = vec![
             "-c".to_string(),
-            "sleep 60".to_string(),
+            "sleep 60; exit 0".to_string(),
             state.path().display().to_string(),
         ];
         let mut p = spawn(
@@ -302,13 +302,13 @@ mod tests {
             &args,
             &state.path().join("logs/x.log"),
         )
-        .unwrap();
+        .expect("test step");
         // A recorded PID that is not ours (this test process) is left alone.
         let mut pids = std::fs::OpenOptions::new()
             .append(true)
             .open(state.path().join("pids"))
-            .unwrap();
-        writeln!(pids, "{} c/kwok", std::process::id()).unwrap();
+            .expect("test step");
+        writeln!(pids, "{} c/kwok", std::process::id()).expect("test step");
         let stopped = stop_recorded(state.path(), Duration::from_secs(10));
         assert_eq!(stopped, vec!["c/kube-apiserver".to_string()]);
         assert!(p.child.wait().is_ok());
