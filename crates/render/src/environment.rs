@@ -58,6 +58,9 @@ pub fn render_environment(
     let _span = debug_span!("render", environment = %env.metadata.name).entered();
     let mut problems = Diagnostics::default();
     let mut bases: BTreeMap<&str, Vec<BaseObject>> = BTreeMap::new();
+    // Apps with documents whose identity is unreadable: an overlay aimed at
+    // such an object would only repeat the real problem as "matches nothing".
+    let mut incomplete: Vec<&str> = Vec::new();
     for app in &env.spec.apps {
         let Some(source) = sources.iter().find(|s| s.app == app.name) else {
             problems.push(
@@ -66,8 +69,12 @@ pub fn render_environment(
             );
             continue;
         };
-        let (objects, found) = load_app(&source.files, commit);
-        problems.extend(found);
+        let loaded = load_app(&source.files, commit);
+        if !loaded.complete {
+            incomplete.push(&app.name);
+        }
+        problems.extend(loaded.problems);
+        let objects = loaded.objects;
         let namespace = app.namespace.as_deref().unwrap_or("default");
         problems.extend(duplicates(
             objects.iter().map(|o| (o.key(namespace), &o.provenance)),
@@ -82,7 +89,12 @@ pub fn render_environment(
         let mut apps = Vec::new();
         for app in &env.spec.apps {
             let base = bases.get(app.name.as_str()).map_or(&[][..], Vec::as_slice);
-            let objects = render_app(env, env_file, app, cluster, &labels, base, &mut problems);
+            let mut found = Diagnostics::default();
+            let objects = render_app(env, env_file, app, cluster, &labels, base, &mut found);
+            if incomplete.contains(&app.name.as_str()) {
+                found.0.retain(|d| !d.message.ends_with("matches nothing"));
+            }
+            problems.extend(found);
             apps.push(RenderedApp {
                 app: app.name.clone(),
                 objects,

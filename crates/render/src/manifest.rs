@@ -42,15 +42,28 @@ impl BaseObject {
     }
 }
 
+/// What [`load_app`] read.
+#[derive(Debug, Default)]
+pub struct LoadedApp {
+    /// Every object whose identity could be read.
+    pub objects: Vec<BaseObject>,
+    /// Every problem found.
+    pub problems: Diagnostics,
+    /// False when a file or document could not be turned into an object.
+    pub complete: bool,
+}
+
 /// Reads every file of one app into base objects; problems in one document
 /// never hide problems in another.
-pub fn load_app(files: &[SourceFile], commit: &str) -> (Vec<BaseObject>, Diagnostics) {
+pub fn load_app(files: &[SourceFile], commit: &str) -> LoadedApp {
     let mut objects = Vec::new();
     let mut problems = Diagnostics::default();
+    let mut complete = true;
     for file in files {
         let bytes = match &file.content {
             FileContent::Bytes(b) => b,
             FileContent::TooLarge { size } => {
+                complete = false;
                 problems.push(
                     Diagnostic::new(format!("file is {size} bytes, over the size limit"))
                         .at(&file.path, Some(1))
@@ -61,6 +74,7 @@ pub fn load_app(files: &[SourceFile], commit: &str) -> (Vec<BaseObject>, Diagnos
                 continue;
             }
             FileContent::EscapingSymlink { target } => {
+                complete = false;
                 problems.push(
                     Diagnostic::new(format!(
                         "symlink to {target:?} points outside the app's manifests directory (or at nothing)"
@@ -74,17 +88,17 @@ pub fn load_app(files: &[SourceFile], commit: &str) -> (Vec<BaseObject>, Diagnos
         let docs = match yaml::parse_documents(bytes, &file.path) {
             Ok(docs) => docs,
             Err(d) => {
+                complete = false;
                 problems.push(d);
                 continue;
             }
         };
         for doc in docs {
-            match check_document(&doc.root, &file.path) {
-                Ok(()) => {}
-                Err(d) => {
-                    problems.extend(d);
-                    continue;
-                }
+            let (identified, found) = check_document(&doc.root, &file.path);
+            problems.extend(found);
+            if !identified {
+                complete = false;
+                continue;
             }
             let str_at =
                 |path: &[&str]| doc.root.at(path).and_then(Node::as_str).map(str::to_string);
@@ -103,22 +117,30 @@ pub fn load_app(files: &[SourceFile], commit: &str) -> (Vec<BaseObject>, Diagnos
             });
         }
     }
-    (objects, problems)
+    LoadedApp {
+        objects,
+        problems,
+        complete,
+    }
 }
 
 /// Checks one document: a mapping with string `apiVersion`, `kind` and
 /// `metadata.name`, and only strings where Kubernetes expects strings.
-fn check_document(root: &Node, file: &str) -> Result<(), Diagnostics> {
+/// Returns whether the object's identity is readable (so it can still be
+/// rendered and matched by overlays), and the problems found.
+fn check_document(root: &Node, file: &str) -> (bool, Diagnostics) {
     let mut problems = Diagnostics::default();
     let line = root.line.max(1);
     if !matches!(root.value, NodeValue::Map(_)) {
-        return Err(Diagnostic::new(format!(
-            "a manifest document must be a mapping, found {}",
-            root.type_name()
-        ))
-        .at(file, Some(line))
-        .help("each YAML document is one Kubernetes object with apiVersion, kind and metadata")
-        .into());
+        problems.push(
+            Diagnostic::new(format!(
+                "a manifest document must be a mapping, found {}",
+                root.type_name()
+            ))
+            .at(file, Some(line))
+            .help("each YAML document is one Kubernetes object with apiVersion, kind and metadata"),
+        );
+        return (false, problems);
     }
     for (path, what) in [
         (&["apiVersion"][..], "apiVersion"),
@@ -154,8 +176,9 @@ fn check_document(root: &Node, file: &str) -> Result<(), Diagnostics> {
             .help("quote the namespace"),
         );
     }
+    let identified = problems.is_empty();
     check_string_maps(root, file, &mut problems);
-    problems.into_result(())
+    (identified, problems)
 }
 
 /// Labels, annotations, ConfigMap/Secret data and container env values must
@@ -245,8 +268,12 @@ mod tests {
             "m/a.yaml",
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  k: v\n---\n# c\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n  namespace: x\n",
         );
-        let (objs, problems) = load_app(&[f], "abc");
-        assert!(problems.is_empty(), "{problems}");
+        let LoadedApp {
+            objects: objs,
+            problems,
+            complete,
+        } = load_app(&[f], "abc");
+        assert!(problems.is_empty() && complete, "{problems}");
         assert_eq!(objs.len(), 2);
         assert_eq!(objs[1].provenance.line, 9);
         assert_eq!(objs[1].provenance.document, 1);
@@ -260,8 +287,13 @@ mod tests {
             "m/bad.yaml",
             "kind: ConfigMap\nmetadata:\n  name: a\ndata:\n  ENABLED: yes\n  PORT: 8080\n---\napiVersion: v1\nkind: Pod\nmetadata: {}\n",
         );
-        let (objs, problems) = load_app(&[f], "abc");
-        assert!(objs.is_empty());
+        let LoadedApp {
+            objects: objs,
+            problems,
+            complete,
+        } = load_app(&[f], "abc");
+        assert_eq!(objs.len(), 0, "no identity, no object");
+        assert!(!complete);
         let all = problems.sorted().to_string();
         assert!(
             all.contains("m/bad.yaml:1: document has no apiVersion"),
