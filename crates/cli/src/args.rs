@@ -91,6 +91,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the objects an environment renders to
     Render(RenderArgs),
+    /// Read, verify, report on and export the tamper-evident audit trail
+    Audit(AuditArgs),
 }
 
 /// `tidegate validate`.
@@ -116,4 +118,160 @@ pub struct RenderArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value_t = Output::Yaml)]
     pub output: Output,
+}
+
+/// `tidegate audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db, else ~/.local/state/tidegate/audit.db]
+    #[arg(long, global = true, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
+    pub audit_db: Option<std::path::PathBuf>,
+    /// What to do with the audit trail.
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+/// `tidegate audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print log entries, oldest first
+    Log(AuditLogArgs),
+    /// Recompute the hash chain and check signed heads; exit 1 at the first altered, removed, inserted or reordered entry
+    Verify(AuditVerifyArgs),
+    /// Summary, timelines, revision history, DORA metrics and interrupted operations over a window
+    Report(AuditReportArgs),
+    /// Entries for log pipelines (JSON lines) or CD tooling (CDEvents)
+    Export(AuditExportArgs),
+    /// Create an Ed25519 key for signing chain heads
+    Keygen(AuditKeygenArgs),
+}
+
+/// Which entries: shared by log, report and export.
+#[derive(Debug, Args)]
+pub struct AuditWindow {
+    /// Only this environment
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
+    /// From this time: RFC 3339 (2026-11-25T12:00:00Z), a date, or an age (30d, 12h, 90m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Before this time (same forms as --since) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+/// `tidegate audit log`.
+#[derive(Debug, Args)]
+pub struct AuditLogArgs {
+    /// Window and environment.
+    #[command(flatten)]
+    pub window: AuditWindow,
+    /// Only this cluster
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+    /// Only this app
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+    /// Only these actions (repeat or comma-separate: rollout-start,switch,rollback,...)
+    #[arg(long, value_name = "ACTION", value_delimiter = ',')]
+    pub action: Vec<String>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = AuditLogOutput::Table)]
+    pub output: AuditLogOutput,
+}
+
+/// `tidegate audit log -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditLogOutput {
+    /// Aligned columns.
+    Table,
+    /// A JSON array of records (with their hashes).
+    Json,
+}
+
+/// `tidegate audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Also require a head signed by this Ed25519 public key (64 hex characters), so that a rewritten or truncated file is detected
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<std::path::PathBuf>,
+    /// After a successful check, sign the head with this Ed25519 key (64 hex characters, from `tidegate audit keygen`)
+    #[arg(long, value_name = "FILE", env = "TIDEGATE_AUDIT_SIGNING_KEY")]
+    pub signing_key: Option<std::path::PathBuf>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = AuditVerifyOutput::Text)]
+    pub output: AuditVerifyOutput,
+}
+
+/// `tidegate audit verify -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditVerifyOutput {
+    /// One sentence.
+    Text,
+    /// The verification result as JSON.
+    Json,
+}
+
+/// `tidegate audit report`.
+#[derive(Debug, Args)]
+pub struct AuditReportArgs {
+    /// Window and environment (--since defaults to 30d).
+    #[command(flatten)]
+    pub window: AuditWindow,
+    /// Instead of the report: what ran where at this time (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Report format
+    #[arg(long, value_enum, default_value_t = AuditReportFormat::Md)]
+    pub format: AuditReportFormat,
+    /// Write to this file [default: stdout]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// `tidegate audit report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditReportFormat {
+    /// Markdown.
+    Md,
+    /// One self-contained HTML file (inline CSS and SVG charts).
+    Html,
+    /// JSON.
+    Json,
+    /// CSV, one row per log entry of the window.
+    Csv,
+}
+
+/// `tidegate audit export`.
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    /// Window and environment.
+    #[command(flatten)]
+    pub window: AuditWindow,
+    /// Export format
+    #[arg(long, value_enum, default_value_t = AuditExportFormat::Jsonl)]
+    pub format: AuditExportFormat,
+    /// CDEvents `source` (URI reference)
+    #[arg(long, value_name = "URI", default_value = "/tidegate/audit")]
+    pub source: String,
+    /// Write to this file [default: stdout]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// `tidegate audit export --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditExportFormat {
+    /// One JSON object per line, every entry, with `@timestamp`.
+    Jsonl,
+    /// One CDEvent per line (service.deployed, .rolledback, .upgraded).
+    Cdevents,
+}
+
+/// `tidegate audit keygen`.
+#[derive(Debug, Args)]
+pub struct AuditKeygenArgs {
+    /// Where to write the secret key (mode 0600; never overwritten); the public key goes to FILE.pub
+    #[arg(long, value_name = "FILE")]
+    pub out: std::path::PathBuf,
 }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod audit;
 mod render;
 mod validate;
 
@@ -14,5 +15,6 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args, style),
         Command::Render(args) => render::run(&cli.global, args, style),
+        Command::Audit(args) => audit::run(args, style),
     }
 }

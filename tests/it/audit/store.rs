@@ -1,0 +1,195 @@
+//! Store behaviour: secrets refused, operations, bad files, concurrency, crashes.
+
+use super::child::{spawn_child, wait_for_line};
+use super::{T0, event, temp_db};
+use std::collections::BTreeMap;
+use tidegate_audit::{
+    Action, Actor, AuditError, AuditSink, Change, Entry, ObjectRef, Outcome, SqliteStore, Trigger,
+};
+
+#[test]
+fn secret_values_cannot_enter_the_log() {
+    let (_d, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("open");
+    // Details named data/stringData are refused...
+    for key in ["data", "stringData", "StringData"] {
+        let mut e = event(1);
+        e.details = BTreeMap::from([(key.to_string(), "cGFzc3dvcmQ=".to_string())]);
+        let err = store.append(e).expect_err("refused");
+        assert!(matches!(err, AuditError::Refused(_)), "{err}");
+    }
+    // ...object references keep identity only, whatever the manifest holds...
+    let secret = serde_json::json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "db", "namespace": "gin-app"},
+        "data": {"password": "cGFzc3dvcmQ="},
+        "stringData": {"token": "hunter2"}
+    });
+    let r = ObjectRef::from_manifest(&secret, Change::Updated).expect("ref");
+    let mut e = event(2);
+    e.objects = Some(tidegate_audit::ObjectsChanged::from_refs(vec![r]));
+    store.append(e).expect("append");
+    // ...and a reference with content is not even deserialisable.
+    let with_data = serde_json::json!({"change": "updated", "kind": "Secret", "name": "db", "data": {"a": "b"}});
+    assert!(serde_json::from_value::<ObjectRef>(with_data).is_err());
+    let raw: Vec<String> = super::raw(&path, false)
+        .prepare("SELECT body FROM entries")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    let all = raw.join("\n");
+    assert!(all.contains("\"kind\":\"Secret\""));
+    assert!(
+        !all.contains("cGFzc3dvcmQ") && !all.contains("hunter2"),
+        "{all}"
+    );
+}
+
+#[test]
+fn operations_inherit_and_close_once() {
+    let (_d, path) = temp_db();
+    let store = SqliteStore::open(&path).expect("open");
+    let actor = Actor::new("alice@laptop", Trigger::Cli);
+    let op = store
+        .begin_operation(
+            Entry::new(actor.clone(), Action::Switch)
+                .env("prod")
+                .cluster("aks-westeurope")
+                .at(T0),
+        )
+        .expect("begin");
+    store.record(op, event(1).at(T0 + 10)).expect("step");
+    let end = store
+        .finish_operation(
+            op,
+            Entry::new(actor.clone(), Action::Switch)
+                .outcome(Outcome::Success)
+                .at(T0 + 1_500),
+        )
+        .expect("finish");
+    let rec = store.records(&Default::default()).expect("records");
+    let last = rec.iter().find(|r| r.seq == end).expect("outcome");
+    assert_eq!(last.entry.environment.as_deref(), Some("prod"));
+    assert_eq!(last.entry.cluster.as_deref(), Some("aks-westeurope"));
+    assert_eq!(last.entry.duration_ms, Some(1_500));
+    assert_eq!(last.operation, Some(op.0));
+    assert!(matches!(
+        store.finish_operation(op, Entry::new(actor.clone(), Action::Switch)),
+        Err(AuditError::UnknownOperation(_))
+    ));
+    assert!(matches!(
+        store.finish_operation(
+            tidegate_audit::OperationId(999),
+            Entry::new(actor, Action::Switch)
+        ),
+        Err(AuditError::UnknownOperation(999))
+    ));
+    assert!(store.interrupted().expect("interrupted").is_empty());
+}
+
+#[test]
+fn corrupt_and_foreign_files_are_refused_and_kept() {
+    let (dir, _) = temp_db();
+    let junk = dir.path().join("junk.db");
+    std::fs::write(&junk, b"this is not a database at all, just text").expect("write");
+    let err = SqliteStore::open(&junk).expect_err("corrupt");
+    assert!(matches!(err, AuditError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("left as it is"), "{err}");
+    assert_eq!(
+        std::fs::read(&junk).expect("read"),
+        b"this is not a database at all, just text"
+    );
+
+    let foreign = dir.path().join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .expect("open")
+        .execute_batch("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('mine');")
+        .expect("create");
+    let err = SqliteStore::open(&foreign).expect_err("foreign");
+    assert!(matches!(err, AuditError::Foreign { .. }), "{err}");
+
+    // A damaged page past the header: SQLite's own error, surfaced.
+    let (_d2, good) = temp_db();
+    let store = SqliteStore::open(&good).expect("open");
+    for i in 0..200 {
+        store.append(event(i)).expect("append");
+    }
+    store.checkpoint().expect("checkpoint");
+    drop(store);
+    let mut bytes = std::fs::read(&good).expect("read");
+    for b in bytes.iter_mut().skip(4096).take(8192) {
+        *b = 0xA5;
+    }
+    std::fs::write(&good, &bytes).expect("write");
+    let outcome = SqliteStore::open_existing(&good).and_then(|s| s.verify(None));
+    match outcome {
+        Err(e) => assert!(!e.to_string().is_empty()),
+        Ok(report) => assert!(!report.ok(), "damaged file verified"),
+    }
+
+    let missing = dir.path().join("missing.db");
+    assert!(matches!(
+        SqliteStore::open_existing(&missing),
+        Err(AuditError::Missing(_))
+    ));
+    assert!(!missing.exists());
+}
+
+#[test]
+fn two_processes_append_concurrently() {
+    const N: u64 = 300;
+    let (_d, path) = temp_db();
+    SqliteStore::open(&path).expect("create");
+    let mut children: Vec<_> = (0..2)
+        .map(|i| spawn_child(&format!("append:{N}:{i}"), &path))
+        .collect();
+    for c in &mut children {
+        let status = c.wait().expect("wait");
+        assert!(status.success(), "child failed: {status}");
+    }
+    let store = SqliteStore::open_existing(&path).expect("open");
+    let report = store.verify(None).expect("verify");
+    assert!(report.ok(), "{:?}", report.problem);
+    assert_eq!(report.entries, 2 * N);
+    let records = store.records(&Default::default()).expect("records");
+    for writer in ["writer-0", "writer-1"] {
+        let mut seen: Vec<u64> = records
+            .iter()
+            .filter(|r| r.entry.actor.identity == writer)
+            .filter_map(|r| r.entry.details.get("n").and_then(|n| n.parse().ok()))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..N).collect::<Vec<_>>(), "{writer} lost entries");
+    }
+}
+
+#[test]
+fn killed_operation_shows_interrupted() {
+    let (_d, path) = temp_db();
+    SqliteStore::open(&path).expect("create");
+    let mut child = spawn_child("crash", &path);
+    wait_for_line(&mut child, "INTENT-COMMITTED");
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let store = SqliteStore::open_existing(&path).expect("open");
+    assert!(store.verify(None).expect("verify").ok());
+    let open = store.interrupted().expect("interrupted");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].entry.action, Action::RolloutStart);
+    let records = store.records(&Default::default()).expect("records");
+    let report = tidegate_report::build(
+        &records,
+        &tidegate_report::ReportOptions {
+            since_ms: 0,
+            until_ms: tidegate_audit::now_ms() + 1_000,
+            environment: None,
+        },
+    );
+    assert_eq!(report.summary.interrupted, 1);
+    assert_eq!(report.interrupted[0].outcome, "interrupted");
+    let md = tidegate_report::render(&report, &records, tidegate_report::Format::Markdown)
+        .expect("render");
+    assert!(md.contains("| interrupted |"), "{md}");
+}
