@@ -1,0 +1,43 @@
+//! Service and Ingress: both wait for an address from outside the cluster.
+
+use crate::field::{array, str_at};
+use crate::status::Health;
+use serde_json::Value;
+
+/// The IPs or hostnames in `status.loadBalancer.ingress`.
+fn addresses(obj: &Value) -> Vec<&str> {
+    array(obj, &["status", "loadBalancer", "ingress"])
+        .iter()
+        .map(|i| match str_at(i, &["ip"]) {
+            "" => str_at(i, &["hostname"]),
+            ip => ip,
+        })
+        .collect()
+}
+
+/// Service: see the crate documentation's table.
+pub(crate) fn service(obj: &Value) -> Health {
+    let type_ = match str_at(obj, &["spec", "type"]) {
+        "" => "ClusterIP",
+        other => other,
+    };
+    if type_ != "LoadBalancer" {
+        return Health::healthy(format!("{type_} service"));
+    }
+    let addresses = addresses(obj);
+    if addresses.is_empty() {
+        Health::progressing("Waiting for the load balancer to be assigned an address")
+    } else {
+        Health::healthy(format!("Load balancer address: {}", addresses.join(", ")))
+    }
+}
+
+/// Ingress: see the crate documentation's table.
+pub(crate) fn ingress(obj: &Value) -> Health {
+    let addresses = addresses(obj);
+    if addresses.is_empty() {
+        Health::progressing("Waiting for the ingress controller to assign an address")
+    } else {
+        Health::healthy(format!("Ingress address: {}", addresses.join(", ")))
+    }
+}
