@@ -93,6 +93,86 @@ pub enum Command {
     Render(RenderArgs),
     /// Read, verify, report on and export the tamper-evident audit trail
     Audit(AuditArgs),
+    /// Show how clusters differ from Git (server-side dry run); exit 0 in sync, 1 drift, 2 error
+    Diff(DiffArgs),
+    /// Make one cluster match Git: server-side apply, prune, wait for health
+    Sync(SyncArgs),
+    /// Per cluster and app: revision applied, sync state, health, drifted objects
+    Status(StatusArgs),
+}
+
+/// Which clusters and apps of an environment a command works on.
+#[derive(Debug, Args)]
+pub struct Selection {
+    /// Environment
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Only this cluster [default: every cluster of the environment]
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+    /// Only this app [default: every app]
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+    /// Kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+}
+
+/// Output format of diff, sync and status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    /// For people.
+    Text,
+    /// For programs.
+    Json,
+}
+
+/// `tidegate diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// What to compare.
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+/// `tidegate sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// What to sync (one cluster for now).
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Plan and show what would change; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete objects that left Git (also on when the environment sets sync.prune)
+    #[arg(long)]
+    pub prune: bool,
+    /// Take ownership of fields other field managers own
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Allow an app that has objects in the cluster to render none
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Wait until the applied objects are healthy (up to the environment's progressDeadline)
+    #[arg(long)]
+    pub wait: bool,
+    /// Output format of the per-object results
+    #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+/// `tidegate status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// What to show.
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
 }
 
 /// `tidegate validate`.

@@ -48,6 +48,11 @@ impl Style {
         Style { enabled }
     }
 
+    /// True when colours are on.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         if self.enabled {
             format!("\x1b[{code}m{text}\x1b[0m")

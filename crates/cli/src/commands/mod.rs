@@ -1,7 +1,11 @@
 //! One module per subcommand.
 
 mod audit;
+mod diff;
+mod fleet;
 mod render;
+mod status;
+mod sync;
 mod validate;
 
 use crate::{
@@ -15,6 +19,20 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Validate(args) => validate::run(&cli.global, args, style),
         Command::Render(args) => render::run(&cli.global, args, style),
+        Command::Diff(args) => block_on(diff::run(&cli.global, args, style)),
+        Command::Sync(args) => block_on(sync::run(&cli.global, args, style)),
+        Command::Status(args) => block_on(status::run(&cli.global, args, style)),
         Command::Audit(args) => audit::run(args, style),
     }
+}
+
+/// Runs an async command on a Tokio runtime (only cluster commands need one).
+fn block_on(
+    future: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tidegate_cluster::install_crypto_provider();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
 }

@@ -1,0 +1,129 @@
+//! Shared by the cluster commands: load, render, select clusters, connect.
+
+use crate::{
+    args::{Access, Global, Selection},
+    output::Style,
+    workspace::Workspace,
+};
+use anyhow::{Context, bail};
+use tidegate_cluster::KubeconfigFactory;
+use tidegate_core::environment::Cluster;
+use tidegate_render::{Rendered, RenderedCluster};
+use tidegate_source::{Desired, LoadError};
+use tidegate_sync::{Engine, Target};
+
+/// An environment loaded and rendered, with the clusters selected.
+pub struct Loaded {
+    /// What Git says.
+    pub desired: Desired,
+    /// Rendered per cluster.
+    pub rendered: Rendered,
+    /// Names of the selected clusters, in environment order.
+    pub clusters: Vec<String>,
+    factory: KubeconfigFactory,
+}
+
+/// Loads and renders; `Ok(None)` after printing the problems of invalid input.
+pub fn load(
+    global: &Global,
+    selection: &Selection,
+    style: &Style,
+) -> anyhow::Result<Option<Loaded>> {
+    let ws = Workspace::open(global)?;
+    let desired = match ws.load(&selection.env) {
+        Ok(d) => d,
+        Err(LoadError::Invalid(problems)) => {
+            style.print_diagnostics(&problems);
+            return Ok(None);
+        }
+        Err(LoadError::Source(e)) => return Err(e.into()),
+    };
+    let env = &desired.environment;
+    if let Some(c) = &selection.cluster
+        && env.cluster(c).is_none()
+    {
+        let known: Vec<&str> = env.spec.clusters.iter().map(|c| c.name.as_str()).collect();
+        bail!(
+            "environment {} has no cluster {c:?} (clusters: {})",
+            selection.env,
+            known.join(", ")
+        );
+    }
+    if let Some(a) = &selection.app
+        && env.app(a).is_none()
+    {
+        let known: Vec<&str> = env.spec.apps.iter().map(|a| a.name.as_str()).collect();
+        bail!(
+            "environment {} has no app {a:?} (apps: {})",
+            selection.env,
+            known.join(", ")
+        );
+    }
+    let rendered = match tidegate_render::render_environment(
+        env,
+        &desired.env_file,
+        &desired.commit.sha,
+        &desired.apps,
+    ) {
+        Ok(r) => r,
+        Err(problems) => {
+            style.print_diagnostics(&problems);
+            return Ok(None);
+        }
+    };
+    let clusters = env
+        .spec
+        .clusters
+        .iter()
+        .filter(|c| {
+            selection
+                .cluster
+                .as_ref()
+                .is_none_or(|want| *want == c.name)
+        })
+        .map(|c| c.name.clone())
+        .collect();
+    Ok(Some(Loaded {
+        factory: KubeconfigFactory {
+            force: global.access == Access::Kubeconfig,
+            file: selection.kubeconfig.clone(),
+        },
+        desired,
+        rendered,
+        clusters,
+    }))
+}
+
+impl Loaded {
+    /// The environment's definition of a cluster.
+    pub fn cluster(&self, name: &str) -> anyhow::Result<&Cluster> {
+        self.desired
+            .environment
+            .cluster(name)
+            .context("cluster vanished")
+    }
+
+    /// The rendered objects of a cluster.
+    pub fn rendered(&self, name: &str) -> anyhow::Result<&RenderedCluster> {
+        self.rendered
+            .clusters
+            .iter()
+            .find(|c| c.cluster == name)
+            .context("cluster not rendered")
+    }
+
+    /// Connects to a cluster.
+    pub async fn connect(&self, name: &str) -> anyhow::Result<Engine> {
+        Ok(Engine::connect(&self.factory, self.cluster(name)?).await?)
+    }
+
+    /// The sync target of a cluster.
+    pub fn target<'a>(&'a self, name: &str) -> anyhow::Result<Target<'a>> {
+        Ok(Target {
+            environment: &self.desired.environment,
+            cluster: self.cluster(name)?,
+            rendered: self.rendered(name)?,
+            revision: &self.desired.commit.sha,
+        })
+    }
+}

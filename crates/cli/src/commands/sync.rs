@@ -1,0 +1,174 @@
+//! `tidegate sync`: make one cluster match Git.
+
+use super::fleet;
+use crate::{
+    args::{Global, SyncArgs, TextOrJson},
+    output::Style,
+};
+use anyhow::bail;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::{io::IsTerminal, process::ExitCode, sync::Mutex, time::Duration};
+use tidegate_sync::{Action, Progress, SyncError, SyncOptions};
+
+/// Exit 0 when the cluster matches Git (and is healthy, with --wait); 1 otherwise.
+pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Result<ExitCode> {
+    let Some(cluster) = args.selection.cluster.clone() else {
+        bail!("name the cluster with --cluster (fleet rollouts in waves are not built yet)");
+    };
+    let Some(loaded) = fleet::load(global, &args.selection, style)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let engine = loaded.connect(&cluster).await?;
+    let target = loaded.target(&cluster)?;
+    let options = SyncOptions {
+        dry_run: args.dry_run,
+        prune: args.prune,
+        force_conflicts: args.force_conflicts,
+        allow_empty: args.allow_empty,
+        apps: args.selection.app.iter().cloned().collect(),
+    };
+    let bar = (std::io::stderr().is_terminal() && !global.quiet).then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(cluster.clone());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let lines = Mutex::new(Vec::new());
+    let progress = |p: Progress| match p {
+        Progress::Planned { total, changes } => {
+            if let Some(b) = &bar {
+                b.set_length(total as u64);
+                b.set_message(format!("{changes} to change"));
+            }
+        }
+        Progress::Object(r) => {
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+            if r.action != Action::Unchanged
+                && let Ok(mut l) = lines.lock()
+            {
+                l.push(format!(
+                    "{:<16} {}",
+                    format!("{:?}", r.action).to_lowercase(),
+                    r.key
+                ));
+            }
+        }
+        Progress::Waiting { healthy, total } => {
+            if let Some(b) = &bar {
+                b.set_message(format!("waiting: {healthy}/{total} healthy"));
+            }
+        }
+    };
+    let outcome = engine.sync(&target, &options, &progress).await;
+    let report = match outcome {
+        Ok(report) => report,
+        Err(SyncError::Invalid { cluster, problems }) => {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            for p in &problems {
+                eprintln!("{} [cluster {cluster}] {p}", style.error("error:"));
+            }
+            eprintln!(
+                "{} nothing was changed in cluster {cluster}",
+                style.error("sync refused:")
+            );
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            return Err(e.into());
+        }
+    };
+    let mut healthy = true;
+    if args.wait && !args.dry_run {
+        let objects: Vec<_> = report
+            .results
+            .iter()
+            .filter(|r| r.action != Action::Pruned && r.action != Action::PruneSkipped)
+            .filter_map(|r| {
+                let o = target
+                    .rendered
+                    .apps
+                    .iter()
+                    .flat_map(|a| &a.objects)
+                    .find(|o| o.key == r.key)?;
+                Some((
+                    r.key.clone(),
+                    o.manifest["apiVersion"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let resolved = engine.resolve_all(&objects).await?;
+        let deadline = target.environment.spec.rollout.progress_deadline.0;
+        let health = engine.wait_healthy(&resolved, deadline, &progress).await?;
+        healthy = health.healthy;
+        if !healthy {
+            for o in health
+                .objects
+                .iter()
+                .filter(|o| o.health.status > tidegate_health::HealthStatus::Suspended)
+            {
+                eprintln!(
+                    "{} {} is {:?}: {}",
+                    style.error("unhealthy:"),
+                    o.key,
+                    o.health.status,
+                    o.health.reason
+                );
+            }
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    match args.output {
+        TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        TextOrJson::Text => {
+            if let Ok(lines) = lines.lock() {
+                for l in lines.iter() {
+                    println!("{l}");
+                }
+            }
+            let n = |a| report.count(a);
+            println!(
+                "{} {cluster} at {}: {} created, {} configured, {} unchanged, {} pruned{}{} ({} writes)",
+                if args.dry_run { "dry run" } else { "synced" },
+                &report.revision[..report.revision.len().min(12)],
+                n(Action::Created) + n(Action::WouldCreate),
+                n(Action::Configured) + n(Action::WouldConfigure),
+                n(Action::Unchanged),
+                n(Action::Pruned) + n(Action::WouldPrune),
+                if n(Action::PruneSkipped) > 0 {
+                    format!(", {} left to prune (pass --prune)", n(Action::PruneSkipped))
+                } else {
+                    String::new()
+                },
+                if args.wait && !args.dry_run {
+                    if healthy {
+                        ", healthy"
+                    } else {
+                        ", NOT healthy"
+                    }
+                } else {
+                    ""
+                },
+                report.requests.writes,
+            );
+        }
+    }
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

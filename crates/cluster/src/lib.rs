@@ -1,0 +1,22 @@
+//! Reaching clusters: a `kube::Client` per cluster, a discovery cache, and
+//! reading the live state of managed objects.
+//!
+//! Cloud-native authentication (EKS, AKS, GKE) plugs in through
+//! [`ClientFactory`]; [`KubeconfigFactory`] reaches clusters through
+//! kubeconfig contexts. Every client counts its requests
+//! ([`RequestCounter`]), so callers and tests can prove that a no-op sync
+//! writes nothing.
+
+mod counter;
+mod discovery;
+mod error;
+mod factory;
+mod live;
+mod retry;
+
+pub use counter::{RequestCounter, RequestCounts};
+pub use discovery::{Resolved, Resolver};
+pub use error::{ClusterError, is_retryable};
+pub use factory::{ClientFactory, KubeconfigFactory, install_crypto_provider};
+pub use live::{LiveObjects, dynamic_api, get_object, list_managed};
+pub use retry::with_retries;

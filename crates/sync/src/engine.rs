@@ -1,0 +1,364 @@
+//! The engine: a connected cluster, and applying a plan to it.
+
+use crate::{
+    Action, ObjectResult, Plan, Progress, SyncError, SyncOptions, SyncReport,
+    inventory::{self, Inventory},
+};
+use futures::{StreamExt, stream};
+use kube::{
+    Client,
+    api::{DeleteParams, Patch, PatchParams},
+};
+use std::time::Duration;
+use tidegate_cluster::{
+    ClientFactory, RequestCounter, RequestCounts, Resolver, dynamic_api, get_object, with_retries,
+};
+use tidegate_core::{
+    Environment,
+    environment::Cluster,
+    object::apply_phase,
+    tracking::{FIELD_MANAGER, SYNC_WAVE_ANNOTATION},
+};
+use tidegate_diff::DiffStatus;
+use tidegate_render::RenderedCluster;
+use tracing::{Instrument, info, info_span};
+
+/// What to sync: one environment's rendered objects for one cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The environment.
+    pub environment: &'a Environment,
+    /// The cluster (must be one of the environment's).
+    pub cluster: &'a Cluster,
+    /// Its rendered objects.
+    pub rendered: &'a RenderedCluster,
+    /// The commit SHA they were rendered from.
+    pub revision: &'a str,
+}
+
+/// A connected cluster. Cheap to keep for many syncs (discovery is cached).
+pub struct Engine {
+    pub(crate) client: Client,
+    pub(crate) resolver: Resolver,
+    pub(crate) cluster: String,
+    pub(crate) concurrency: usize,
+    counter: RequestCounter,
+}
+
+impl Engine {
+    /// Connects to a cluster through `factory`.
+    pub async fn connect<F: ClientFactory>(
+        factory: &F,
+        cluster: &Cluster,
+    ) -> Result<Engine, SyncError> {
+        let counter = RequestCounter::default();
+        let client = factory.client(cluster, &counter).await?;
+        Ok(Engine {
+            resolver: Resolver::new(client.clone(), &cluster.name),
+            client,
+            cluster: cluster.name.clone(),
+            concurrency: 16,
+            counter,
+        })
+    }
+
+    /// The kube client (for callers that need to read more).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The cluster's name.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// Requests sent so far.
+    pub fn requests(&self) -> RequestCounts {
+        self.counter.get()
+    }
+
+    /// Plans, then applies (unless `dry_run`): the whole sync of one cluster.
+    pub async fn sync(
+        &self,
+        target: &Target<'_>,
+        options: &SyncOptions,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<SyncReport, SyncError> {
+        let span = info_span!("sync", cluster = %self.cluster, environment = %target.environment.metadata.name, revision = %target.revision);
+        async {
+            let start = self.requests();
+            let plan = self.plan(target, options).await?;
+            let prune = options.prune || target.environment.spec.sync.prune;
+            let mut report = self.apply(plan, options, prune, progress).await?;
+            report.requests = self.requests().since(start);
+            info!(writes = report.requests.writes, "sync finished");
+            Ok(report)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Applies a plan: nothing at all when it has problems; otherwise only
+    /// what differs, in order, then prunes (when `prune`) and records the inventory.
+    pub async fn apply(
+        &self,
+        plan: Plan,
+        options: &SyncOptions,
+        prune: bool,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<SyncReport, SyncError> {
+        if !plan.problems.is_empty() {
+            return Err(SyncError::Invalid {
+                cluster: self.cluster.clone(),
+                problems: plan.problems,
+            });
+        }
+        progress(Progress::Planned {
+            total: plan.objects.len(),
+            changes: plan.changes(),
+        });
+        let mut report = SyncReport {
+            cluster: self.cluster.clone(),
+            revision: plan.revision.clone(),
+            dry_run: options.dry_run,
+            results: Vec::new(),
+            requests: RequestCounts::default(),
+        };
+        let params = {
+            let mut p = PatchParams::apply(FIELD_MANAGER);
+            p.force = options.force_conflicts;
+            p
+        };
+        // Apply group by group: (phase, sync-wave); objects inside a group in parallel.
+        let mut groups: Vec<Vec<crate::PlannedObject>> = Vec::new();
+        let mut last = None;
+        for o in plan.objects {
+            let k = &o.object.key;
+            let wave: i64 = o.object.manifest["metadata"]["annotations"][SYNC_WAVE_ANNOTATION]
+                .as_str()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            let group = (apply_phase(&k.group, &k.kind), wave);
+            if last != Some(group) {
+                groups.push(Vec::new());
+                last = Some(group);
+            }
+            if let Some(g) = groups.last_mut() {
+                g.push(o);
+            }
+        }
+        for group in groups {
+            let mut crds = Vec::new();
+            let mut to_apply = Vec::new();
+            for mut o in group {
+                let status = o.diff.as_ref().map_or(DiffStatus::Missing, |d| d.status);
+                let changes = o
+                    .diff
+                    .as_ref()
+                    .map(|d| d.changes.clone())
+                    .unwrap_or_default();
+                if !o.needs_apply() {
+                    let result = ObjectResult {
+                        app: o.app,
+                        key: o.object.key,
+                        status,
+                        action: Action::Unchanged,
+                        changes,
+                    };
+                    progress(Progress::Object(result.clone()));
+                    report.results.push(result);
+                    continue;
+                }
+                let action = match (options.dry_run, status) {
+                    (true, DiffStatus::Missing) => Action::WouldCreate,
+                    (true, _) => Action::WouldConfigure,
+                    (false, DiffStatus::Missing) => Action::Created,
+                    (false, _) => Action::Configured,
+                };
+                if options.dry_run {
+                    let result = ObjectResult {
+                        app: o.app,
+                        key: o.object.key,
+                        status,
+                        action,
+                        changes,
+                    };
+                    progress(Progress::Object(result.clone()));
+                    report.results.push(result);
+                    continue;
+                }
+                if o.resolved.is_none() {
+                    // A custom resource whose CRD was applied in an earlier group.
+                    let api_version = o.object.manifest["apiVersion"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    self.resolver.forget(&api_version).await;
+                    o.resolved = self
+                        .resolver
+                        .resolve(&api_version, &o.object.key.kind)
+                        .await?;
+                }
+                if o.object.key.group == "apiextensions.k8s.io"
+                    && o.object.key.kind == "CustomResourceDefinition"
+                {
+                    crds.push(o.object.key.name.clone());
+                }
+                to_apply.push((o, status, action, changes));
+            }
+            let outcomes: Vec<_> = stream::iter(to_apply)
+                .map(|(o, status, action, changes)| {
+                    let params = &params;
+                    async move {
+                        let outcome = match &o.resolved {
+                            Some(resolved) => {
+                                let api = dynamic_api(&self.client, resolved, o.object.key.namespace.as_deref());
+                                let patch = Patch::Apply(&o.object.manifest);
+                                with_retries("apply", || api.patch(&o.object.key.name, params, &patch))
+                                    .await
+                                    .map(|_| ())
+                                    .map_err(|e| e.to_string())
+                            }
+                            None => Err("the cluster does not serve this kind even after its CRD was applied".into()),
+                        };
+                        (o, status, action, changes, outcome)
+                    }
+                })
+                .buffered(self.concurrency)
+                .collect()
+                .await;
+            for (o, status, action, changes, outcome) in outcomes {
+                if let Err(message) = outcome {
+                    return Err(SyncError::Apply {
+                        cluster: self.cluster.clone(),
+                        key: o.object.key,
+                        message,
+                        report: Box::new(report),
+                    });
+                }
+                let result = ObjectResult {
+                    app: o.app,
+                    key: o.object.key,
+                    status,
+                    action,
+                    changes,
+                };
+                progress(Progress::Object(result.clone()));
+                report.results.push(result);
+            }
+            for crd in crds {
+                self.wait_established(&crd).await?;
+            }
+        }
+        // Prune in reverse apply order.
+        for candidate in plan.prune.into_iter().rev() {
+            let action = match (prune, options.dry_run) {
+                (false, _) => Action::PruneSkipped,
+                (true, true) => Action::WouldPrune,
+                (true, false) => {
+                    let key = &candidate.diff.key;
+                    let api =
+                        dynamic_api(&self.client, &candidate.resolved, key.namespace.as_deref());
+                    let delete = DeleteParams::foreground();
+                    match with_retries("prune", || api.delete(&key.name, &delete)).await {
+                        Ok(_) => {}
+                        Err(kube::Error::Api(s)) if s.code == 404 => {}
+                        Err(e) => {
+                            return Err(SyncError::Apply {
+                                cluster: self.cluster.clone(),
+                                key: key.clone(),
+                                message: format!("delete failed: {e}"),
+                                report: Box::new(report),
+                            });
+                        }
+                    }
+                    Action::Pruned
+                }
+            };
+            let result = ObjectResult {
+                app: candidate.app,
+                key: candidate.diff.key,
+                status: DiffStatus::ToPrune,
+                action,
+                changes: Vec::new(),
+            };
+            progress(Progress::Object(result.clone()));
+            report.results.push(result);
+        }
+        if !options.dry_run {
+            self.record_inventories(&plan.inventories, &plan.departed, &plan.previous, prune)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// Writes the inventories that changed (none for a no-op sync).
+    async fn record_inventories(
+        &self,
+        plan_inventories: &[Inventory],
+        departed: &[Inventory],
+        previous: &[Inventory],
+        pruned: bool,
+    ) -> Result<(), SyncError> {
+        for inv in plan_inventories {
+            let old = previous.iter().find(|p| p.app == inv.app);
+            let mut next = inv.clone();
+            if !pruned && let Some(old) = old {
+                // Unpruned objects stay in the inventory so a later prune finds them.
+                for r in &old.objects {
+                    if !next.objects.contains(r) {
+                        next.objects.push(r.clone());
+                    }
+                }
+                next.objects.sort();
+            }
+            if old != Some(&next) {
+                inventory::write(&self.client, &self.cluster, &next).await?;
+            }
+        }
+        if pruned {
+            for inv in departed {
+                inventory::delete(&self.client, &self.cluster, &inv.environment, &inv.app).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until a CRD is Established (at most 60 s), so its custom resources can be applied.
+    async fn wait_established(&self, name: &str) -> Result<(), SyncError> {
+        let crd = tidegate_cluster::Resolved {
+            resource: kube::discovery::ApiResource {
+                group: "apiextensions.k8s.io".into(),
+                version: "v1".into(),
+                api_version: "apiextensions.k8s.io/v1".into(),
+                kind: "CustomResourceDefinition".into(),
+                plural: "customresourcedefinitions".into(),
+            },
+            namespaced: false,
+        };
+        let key = tidegate_core::ObjectKey::new(
+            "apiextensions.k8s.io",
+            "CustomResourceDefinition",
+            None,
+            name,
+        );
+        for _ in 0..120 {
+            let live = get_object(&self.client, &self.cluster, &crd, &key).await?;
+            let established = live.as_ref().is_some_and(|v| {
+                v["status"]["conditions"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Established" && c["status"] == "True")
+                })
+            });
+            if established {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(SyncError::CrdNotEstablished {
+            cluster: self.cluster.clone(),
+            name: name.to_string(),
+            seconds: 60,
+        })
+    }
+}

@@ -1,0 +1,195 @@
+//! The in-cluster inventory: what Tidegate applied, per environment and app.
+//!
+//! One ConfigMap per environment/app in the `tidegate-system` namespace,
+//! named `tidegate.<env>.<app>`, labelled `tidegate.dev/environment` and
+//! `tidegate.dev/app`, holding the revision and the object references. It is
+//! written after a successful apply; prune deletes what the old inventory has
+//! and the new desired set has not.
+
+use kube::{
+    Api, Client,
+    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
+    discovery::ApiResource,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tidegate_cluster::{ClusterError, with_retries};
+use tidegate_core::{ObjectKey, tracking::FIELD_MANAGER};
+
+/// Namespace of the inventories.
+pub const INVENTORY_NAMESPACE: &str = "tidegate-system";
+const ENV_LABEL: &str = "tidegate.dev/environment";
+const APP_LABEL: &str = "tidegate.dev/app";
+
+/// A reference to an applied object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryRef {
+    /// `apiVersion` it was applied with.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace, for namespaced objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+impl InventoryRef {
+    /// The object's key.
+    pub fn key(&self) -> ObjectKey {
+        let group = tidegate_core::object::split_api_version(&self.api_version).0;
+        ObjectKey::new(group, &self.kind, self.namespace.as_deref(), &self.name)
+    }
+}
+
+/// What was applied for one app of one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    /// Environment.
+    pub environment: String,
+    /// App.
+    pub app: String,
+    /// Commit SHA applied.
+    pub revision: String,
+    /// Objects applied, sorted.
+    pub objects: Vec<InventoryRef>,
+}
+
+fn configmaps() -> ApiResource {
+    ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    }
+}
+
+fn namespaces() -> ApiResource {
+    ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "Namespace".into(),
+        plural: "namespaces".into(),
+    }
+}
+
+impl Inventory {
+    /// The ConfigMap name for an environment and app.
+    pub fn name(environment: &str, app: &str) -> String {
+        format!("tidegate.{environment}.{app}")
+    }
+
+    fn to_configmap(&self) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": Self::name(&self.environment, &self.app),
+                "namespace": INVENTORY_NAMESPACE,
+                "labels": {ENV_LABEL: self.environment, APP_LABEL: self.app},
+            },
+            "data": {
+                "revision": self.revision,
+                "objects": serde_json::to_string(&self.objects).unwrap_or_else(|_| "[]".into()),
+            }
+        })
+    }
+
+    fn from_configmap(cm: &Value) -> Option<Inventory> {
+        let labels = &cm["metadata"]["labels"];
+        Some(Inventory {
+            environment: labels[ENV_LABEL].as_str()?.to_string(),
+            app: labels[APP_LABEL].as_str()?.to_string(),
+            revision: cm["data"]["revision"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            objects: serde_json::from_str(cm["data"]["objects"].as_str().unwrap_or("[]")).ok()?,
+        })
+    }
+}
+
+fn api_error(cluster: &str, what: &str, source: kube::Error) -> ClusterError {
+    ClusterError::Api {
+        cluster: cluster.to_string(),
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// Every inventory of `environment` in the cluster (none when the namespace does not exist).
+pub async fn read_all(
+    client: &Client,
+    cluster: &str,
+    environment: &str,
+) -> Result<Vec<Inventory>, ClusterError> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), INVENTORY_NAMESPACE, &configmaps());
+    let params = ListParams::default().labels(&format!("{ENV_LABEL}={environment}"));
+    let list = with_retries("list inventories", || api.list(&params))
+        .await
+        .map_err(|e| api_error(cluster, "reading inventories", e))?;
+    let mut out: Vec<Inventory> = list
+        .items
+        .into_iter()
+        .filter_map(|o| serde_json::to_value(o).ok())
+        .filter_map(|v| Inventory::from_configmap(&v))
+        .collect();
+    out.sort_by(|a, b| a.app.cmp(&b.app));
+    Ok(out)
+}
+
+/// Writes an inventory (creating the namespace when needed).
+pub async fn write(
+    client: &Client,
+    cluster: &str,
+    inventory: &Inventory,
+) -> Result<(), ClusterError> {
+    let params = PatchParams::apply(FIELD_MANAGER);
+    let ns_api: Api<DynamicObject> = Api::all_with(client.clone(), &namespaces());
+    let ns =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}});
+    if with_retries("get namespace", || ns_api.get_opt(INVENTORY_NAMESPACE))
+        .await
+        .map_err(|e| api_error(cluster, "reading the tidegate-system namespace", e))?
+        .is_none()
+    {
+        let patch = Patch::Apply(&ns);
+        with_retries("create namespace", || {
+            ns_api.patch(INVENTORY_NAMESPACE, &params, &patch)
+        })
+        .await
+        .map_err(|e| api_error(cluster, "creating the tidegate-system namespace", e))?;
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), INVENTORY_NAMESPACE, &configmaps());
+    let name = Inventory::name(&inventory.environment, &inventory.app);
+    let cm = inventory.to_configmap();
+    let patch = Patch::Apply(&cm);
+    with_retries("write inventory", || api.patch(&name, &params, &patch))
+        .await
+        .map_err(|e| api_error(cluster, "writing the inventory", e))?;
+    Ok(())
+}
+
+/// Deletes the inventory of an app that left the environment.
+pub async fn delete(
+    client: &Client,
+    cluster: &str,
+    environment: &str,
+    app: &str,
+) -> Result<(), ClusterError> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), INVENTORY_NAMESPACE, &configmaps());
+    let name = Inventory::name(environment, app);
+    let params = DeleteParams::default();
+    match with_retries("delete inventory", || api.delete(&name, &params)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(e) => Err(api_error(cluster, "deleting an inventory", e)),
+    }
+}

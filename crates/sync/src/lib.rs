@@ -1,0 +1,29 @@
+//! The sync engine for one cluster.
+//!
+//! [`Engine::plan`] validates everything before any write: every kind is
+//! resolved by discovery, every object is dry-run applied (server-side
+//! apply, `dryRun=All`, field manager `tidegate`) and diffed against the live
+//! object, conflicts with other field managers and invalid objects are
+//! collected, and the in-cluster inventory says what to prune.
+//! [`Engine::apply`] then applies only what differs, in order (Namespaces,
+//! CRDs — waiting until Established — RBAC, config, Services, workloads,
+//! Ingresses, then `tidegate.dev/sync-wave`), prunes, and records the new
+//! inventory. A plan with problems writes nothing.
+//!
+//! The engine never prints: it returns structured results per object and
+//! reports progress through a callback, so the CLI and the controller can
+//! both drive it.
+
+mod engine;
+mod error;
+mod inventory;
+mod plan;
+mod report;
+mod wait;
+
+pub use engine::{Engine, Target};
+pub use error::{ObjectProblem, SyncError};
+pub use inventory::{INVENTORY_NAMESPACE, Inventory, InventoryRef};
+pub use plan::{Plan, PlannedObject, PruneCandidate};
+pub use report::{Action, ObjectResult, Progress, SyncOptions, SyncReport};
+pub use wait::{HealthReport, ObjectHealth};

@@ -1,0 +1,448 @@
+//! Planning a sync: resolve, read live state, dry-run, diff. No writes.
+
+use crate::{
+    Engine, ObjectProblem, SyncError, SyncOptions, Target,
+    inventory::{self, Inventory, InventoryRef},
+};
+use futures::{StreamExt, TryStreamExt, stream};
+use kube::api::{Patch, PatchParams};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use tidegate_cluster::{Resolved, dynamic_api, get_object, list_managed, with_retries};
+use tidegate_core::{
+    ObjectKey, RenderedObject,
+    tracking::{FIELD_MANAGER, TRACKING_ANNOTATION},
+};
+use tidegate_diff::{
+    DiffInput, DiffStatus, IgnoreRule, ObjectDiff, Prediction, diff_object, to_prune,
+};
+use tracing::{Instrument, debug, info_span};
+
+/// One desired object and what the cluster makes of it.
+#[derive(Debug, Clone)]
+pub struct PlannedObject {
+    /// The app it belongs to.
+    pub app: String,
+    /// The rendered object.
+    pub object: RenderedObject,
+    /// The resource serving it; `None` for a custom resource whose CRD is
+    /// applied in this same sync (resolved after the CRD is Established).
+    pub resolved: Option<Resolved>,
+    /// The diff; `None` for deferred custom resources (treated as to-apply).
+    pub diff: Option<ObjectDiff>,
+}
+
+impl PlannedObject {
+    /// True when applying would change the cluster.
+    pub fn needs_apply(&self) -> bool {
+        self.diff
+            .as_ref()
+            .is_none_or(|d| d.status != DiffStatus::InSync)
+    }
+}
+
+/// An object that left Git but is still in the cluster.
+#[derive(Debug, Clone)]
+pub struct PruneCandidate {
+    /// The app it belonged to.
+    pub app: String,
+    /// Its reference in the old inventory.
+    pub reference: InventoryRef,
+    /// How to reach it.
+    pub resolved: Resolved,
+    /// The diff (status `ToPrune`).
+    pub diff: ObjectDiff,
+}
+
+/// Everything a sync would do to one cluster. API boundary.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The cluster.
+    pub cluster: String,
+    /// Environment name.
+    pub environment: String,
+    /// The revision being synced.
+    pub revision: String,
+    /// Desired objects in apply order.
+    pub objects: Vec<PlannedObject>,
+    /// Objects to prune, in apply order (deleted in reverse).
+    pub prune: Vec<PruneCandidate>,
+    /// The inventories after this sync, one per app of the environment.
+    pub inventories: Vec<Inventory>,
+    /// Inventories of apps that left the environment (deleted once pruned).
+    pub departed: Vec<Inventory>,
+    /// The inventories before it.
+    pub previous: Vec<Inventory>,
+    /// Problems that block the sync.
+    pub problems: Vec<ObjectProblem>,
+}
+
+impl Plan {
+    /// Desired objects that are not in sync, plus prune candidates.
+    pub fn changes(&self) -> usize {
+        self.objects.iter().filter(|o| o.needs_apply()).count() + self.prune.len()
+    }
+}
+
+impl Engine {
+    /// Plans a sync of `target`: every problem is found here, before any write.
+    pub async fn plan(
+        &self,
+        target: &Target<'_>,
+        options: &SyncOptions,
+    ) -> Result<Plan, SyncError> {
+        let span = info_span!("plan", cluster = %self.cluster, environment = %target.environment.metadata.name);
+        self.plan_inner(target, options).instrument(span).await
+    }
+
+    async fn plan_inner(
+        &self,
+        target: &Target<'_>,
+        options: &SyncOptions,
+    ) -> Result<Plan, SyncError> {
+        let env_name = &target.environment.metadata.name;
+        let wanted = |app: &str| options.apps.is_empty() || options.apps.iter().any(|a| a == app);
+        let mut problems = Vec::new();
+
+        // 1. Resolve every kind; custom resources of CRDs in this sync are deferred.
+        let crds: BTreeSet<(String, String)> = target
+            .rendered
+            .apps
+            .iter()
+            .flat_map(|a| &a.objects)
+            .filter(|o| {
+                o.key.group == "apiextensions.k8s.io" && o.key.kind == "CustomResourceDefinition"
+            })
+            .filter_map(|o| {
+                let spec = &o.manifest["spec"];
+                Some((
+                    spec["group"].as_str()?.to_string(),
+                    spec["names"]["kind"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let mut objects = Vec::new();
+        for app in target.rendered.apps.iter().filter(|a| wanted(&a.app)) {
+            for object in &app.objects {
+                let api_version = object.manifest["apiVersion"].as_str().unwrap_or_default();
+                let mut object = object.clone();
+                let resolved = self.resolver.resolve(api_version, &object.key.kind).await?;
+                match &resolved {
+                    None if crds.contains(&(object.key.group.clone(), object.key.kind.clone())) => {}
+                    None => problems.push(problem(
+                        &app.app,
+                        &object,
+                        format!("the cluster does not serve {api_version} {}", object.key.kind),
+                        "install the CustomResourceDefinition (or add it to this app), or fix apiVersion/kind",
+                    )),
+                    Some(r) if !r.namespaced && object.key.namespace.is_some() => {
+                        // Render guessed "namespaced" for a kind it did not know.
+                        object.key.namespace = None;
+                        if let Some(meta) = object.manifest["metadata"].as_object_mut() {
+                            meta.remove("namespace");
+                        }
+                        let id = tidegate_core::tracking::tracking_id(env_name, &app.app, &object.key);
+                        object.manifest["metadata"]["annotations"][TRACKING_ANNOTATION] = Value::String(id);
+                    }
+                    Some(r) if r.namespaced && object.key.namespace.is_none() => problems.push(problem(
+                        &app.app,
+                        &object,
+                        format!("{} is namespaced in this cluster", object.key.kind),
+                        "set metadata.namespace or the app's namespace",
+                    )),
+                    Some(_) => {}
+                }
+                objects.push(PlannedObject {
+                    app: app.app.clone(),
+                    object,
+                    resolved,
+                    diff: None,
+                });
+            }
+        }
+
+        // 2. Inventories: what was applied before, and what leaves Git now.
+        let previous = inventory::read_all(&self.client, &self.cluster, env_name).await?;
+        let desired_keys: BTreeSet<ObjectKey> =
+            objects.iter().map(|o| o.object.key.clone()).collect();
+        let apps_in_env: BTreeSet<&str> = target
+            .environment
+            .spec
+            .apps
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        let mut stale: Vec<(String, InventoryRef)> = Vec::new();
+        for inv in previous.iter().filter(|i| wanted(&i.app)) {
+            let desired_count = objects.iter().filter(|o| o.app == inv.app).count();
+            if desired_count == 0
+                && !inv.objects.is_empty()
+                && apps_in_env.contains(inv.app.as_str())
+                && !options.allow_empty
+            {
+                problems.push(ObjectProblem {
+                    app: inv.app.clone(),
+                    key: ObjectKey::new("", "ConfigMap", Some(inventory::INVENTORY_NAMESPACE), &Inventory::name(env_name, &inv.app)),
+                    source: None,
+                    message: format!(
+                        "app {} renders no objects but {} are deployed; syncing would delete them all",
+                        inv.app,
+                        inv.objects.len()
+                    ),
+                    help: "if that is really wanted, pass --allow-empty".into(),
+                });
+            }
+            for r in &inv.objects {
+                if !desired_keys.contains(&r.key()) {
+                    stale.push((inv.app.clone(), r.clone()));
+                }
+            }
+        }
+
+        // 3. Live state: one LIST per kind, GETs for the rest.
+        let mut kinds: BTreeMap<(String, String), Resolved> = BTreeMap::new();
+        for o in &objects {
+            if let Some(r) = &o.resolved {
+                kinds.insert(
+                    (r.resource.api_version.clone(), r.resource.kind.clone()),
+                    r.clone(),
+                );
+            }
+        }
+        let mut stale_resolved = Vec::new();
+        for (app, r) in stale {
+            match self.resolver.resolve(&r.api_version, &r.kind).await? {
+                Some(res) => {
+                    kinds.insert(
+                        (res.resource.api_version.clone(), res.resource.kind.clone()),
+                        res.clone(),
+                    );
+                    stale_resolved.push((app, r, res));
+                }
+                None => debug!(kind = %r.kind, "kind of a stale object is gone; nothing to prune"),
+            }
+        }
+        let lists: Vec<_> = stream::iter(kinds.values())
+            .map(|r| list_managed(&self.client, &self.cluster, r))
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
+        let mut live: BTreeMap<ObjectKey, Value> = lists.into_iter().flatten().collect();
+        let unlisted: Vec<(ObjectKey, Resolved)> = objects
+            .iter()
+            .filter_map(|o| Some((o.object.key.clone(), o.resolved.clone()?)))
+            .chain(
+                stale_resolved
+                    .iter()
+                    .map(|(_, r, res)| (r.key(), res.clone())),
+            )
+            .filter(|(k, _)| !live.contains_key(k))
+            .collect();
+        let fetched: Vec<_> = stream::iter(unlisted)
+            .map(|(key, r)| async move {
+                get_object(&self.client, &self.cluster, &r, &key)
+                    .await
+                    .map(|v| (key, v))
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
+        live.extend(fetched.into_iter().filter_map(|(k, v)| Some((k, v?))));
+
+        // 4. Dry-run apply and diff every resolved object.
+        let ignore: Vec<IgnoreRule> = target
+            .environment
+            .spec
+            .sync
+            .ignore_differences
+            .iter()
+            .map(|i| IgnoreRule(i.value.clone()))
+            .collect();
+        let dry_runs: Vec<Result<Value, kube::Error>> = stream::iter(objects.iter())
+            .map(|o| self.dry_run(o, options.force_conflicts))
+            .buffered(self.concurrency)
+            .collect()
+            .await;
+        for (o, outcome) in objects.iter_mut().zip(dry_runs) {
+            if o.resolved.is_none() {
+                continue;
+            }
+            let live_object = live.get(&o.object.key);
+            let refused;
+            let prediction = match &outcome {
+                Ok(v) => Prediction::DryRun(v),
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    problems.push(conflict(&o.app, &o.object, s));
+                    continue;
+                }
+                Err(kube::Error::Api(s)) if is_dry_run_refusal(s) => {
+                    refused = format!("the server refused the dry run ({}): {}", s.code, s.message);
+                    Prediction::Refused(&refused)
+                }
+                Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
+                    problems.push(problem(
+                        &o.app,
+                        &o.object,
+                        format!("the API server rejects this object: {}", s.message),
+                        "fix the manifest (the dry run of server-side apply failed)",
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    return Err(SyncError::Cluster(tidegate_cluster::ClusterError::Api {
+                        cluster: self.cluster.clone(),
+                        what: format!("dry-run apply of {}", o.object.key),
+                        source: clone_error(e),
+                    }));
+                }
+            };
+            o.diff = Some(diff_object(DiffInput {
+                key: &o.object.key,
+                desired: &o.object.manifest,
+                live: live_object,
+                prediction,
+                ignore: &ignore,
+            }));
+        }
+
+        // 5. What to prune: only objects that still carry our tracking id.
+        let mut prune = Vec::new();
+        for (app, reference, resolved) in stale_resolved {
+            let key = reference.key();
+            let Some(object) = live.get(&key) else {
+                continue;
+            };
+            let tracked = object["metadata"]["annotations"][TRACKING_ANNOTATION]
+                .as_str()
+                .is_some_and(|id| id.starts_with(&format!("{env_name}/{app}/")));
+            if !tracked {
+                debug!(%key, "not pruning: tracking annotation missing or foreign");
+                continue;
+            }
+            prune.push(PruneCandidate {
+                diff: to_prune(&key, object),
+                app,
+                reference,
+                resolved,
+            });
+        }
+        prune.sort_by_key(|p| {
+            let k = p.diff.key.clone();
+            (tidegate_core::object::apply_phase(&k.group, &k.kind), k)
+        });
+
+        // 6. The inventories after the sync.
+        let inventories: Vec<Inventory> = target
+            .rendered
+            .apps
+            .iter()
+            .filter(|a| wanted(&a.app))
+            .map(|a| {
+                let mut refs: Vec<InventoryRef> = objects
+                    .iter()
+                    .filter(|o| o.app == a.app)
+                    .map(|o| InventoryRef {
+                        api_version: o.object.manifest["apiVersion"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        kind: o.object.key.kind.clone(),
+                        namespace: o.object.key.namespace.clone(),
+                        name: o.object.key.name.clone(),
+                    })
+                    .collect();
+                refs.sort();
+                Inventory {
+                    environment: env_name.clone(),
+                    app: a.app.clone(),
+                    revision: target.revision.to_string(),
+                    objects: refs,
+                }
+            })
+            .collect();
+        let departed: Vec<Inventory> = previous
+            .iter()
+            .filter(|i| wanted(&i.app) && !apps_in_env.contains(i.app.as_str()))
+            .cloned()
+            .collect();
+        Ok(Plan {
+            cluster: self.cluster.clone(),
+            environment: env_name.clone(),
+            revision: target.revision.to_string(),
+            objects,
+            prune,
+            inventories,
+            departed,
+            previous,
+            problems,
+        })
+    }
+
+    async fn dry_run(&self, o: &PlannedObject, force: bool) -> Result<Value, kube::Error> {
+        let Some(resolved) = &o.resolved else {
+            return Ok(Value::Null);
+        };
+        let api = dynamic_api(&self.client, resolved, o.object.key.namespace.as_deref());
+        let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
+        params.force = force;
+        let patch = Patch::Apply(&o.object.manifest);
+        let result = with_retries("dry-run apply", || {
+            api.patch(&o.object.key.name, &params, &patch)
+        })
+        .await?;
+        Ok(serde_json::to_value(result).unwrap_or(Value::Null))
+    }
+}
+
+fn problem(app: &str, object: &RenderedObject, message: String, help: &str) -> ObjectProblem {
+    ObjectProblem {
+        app: app.to_string(),
+        key: object.key.clone(),
+        source: Some(object.provenance.to_string()),
+        message,
+        help: help.to_string(),
+    }
+}
+
+/// A field-manager conflict, with every field and its other owner.
+fn conflict(app: &str, object: &RenderedObject, status: &kube::core::Status) -> ObjectProblem {
+    let fields: Vec<String> = status
+        .details
+        .as_ref()
+        .map(|d| {
+            d.causes
+                .iter()
+                .map(|c| format!("{} ({})", c.field, c.message))
+                .collect()
+        })
+        .unwrap_or_default();
+    problem(
+        app,
+        object,
+        if fields.is_empty() {
+            format!("conflict with another field manager: {}", status.message)
+        } else {
+            format!(
+                "conflict with another field manager on {}",
+                fields.join(", ")
+            )
+        },
+        "let Tidegate own these fields with --force-conflicts, or stop the other manager from changing them",
+    )
+}
+
+/// A dry run that the server does not support for this object (admission
+/// webhooks without `sideEffects: None`, old aggregated APIs, RBAC denying dry runs).
+fn is_dry_run_refusal(status: &kube::core::Status) -> bool {
+    status.code == 403
+        || status.code == 405
+        || status.message.to_lowercase().contains("dry run")
+        || status.message.contains("dryRun")
+}
+
+fn clone_error(e: &kube::Error) -> kube::Error {
+    match e {
+        kube::Error::Api(s) => kube::Error::Api(s.clone()),
+        other => kube::Error::Service(other.to_string().into()),
+    }
+}

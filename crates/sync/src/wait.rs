@@ -1,0 +1,108 @@
+//! Waiting for applied objects to become healthy.
+
+use crate::{Engine, Progress, SyncError};
+use futures::{StreamExt, TryStreamExt, stream};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use tidegate_cluster::{Resolved, get_object};
+use tidegate_core::ObjectKey;
+use tidegate_health::{Health, HealthStatus};
+
+/// The health of one object.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectHealth {
+    /// The object.
+    pub key: ObjectKey,
+    /// Its health.
+    pub health: Health,
+}
+
+/// Health of a set of objects at the end of a wait.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// Every object's health.
+    pub objects: Vec<ObjectHealth>,
+    /// True when every object was Healthy (or Suspended) before the deadline.
+    pub healthy: bool,
+    /// How long the wait took.
+    pub waited: Duration,
+}
+
+impl HealthReport {
+    /// The worst status among the objects (Healthy when there are none).
+    pub fn worst(&self) -> HealthStatus {
+        self.objects
+            .iter()
+            .map(|o| o.health.status)
+            .max()
+            .unwrap_or(HealthStatus::Healthy)
+    }
+}
+
+impl Engine {
+    /// Reads every object once and assesses its health.
+    pub async fn health(
+        &self,
+        objects: &[(ObjectKey, Resolved)],
+    ) -> Result<Vec<ObjectHealth>, SyncError> {
+        let found: Vec<ObjectHealth> = stream::iter(objects)
+            .map(|(key, resolved)| async move {
+                let live = get_object(&self.client, &self.cluster, resolved, key).await?;
+                Ok::<_, SyncError>(ObjectHealth {
+                    key: key.clone(),
+                    health: tidegate_health::assess(&key.group, &key.kind, live.as_ref()),
+                })
+            })
+            .buffered(self.concurrency)
+            .try_collect()
+            .await?;
+        Ok(found)
+    }
+
+    /// Polls every second until all `objects` are Healthy or Suspended, or
+    /// `deadline` passes; reports progress after each poll.
+    pub async fn wait_healthy(
+        &self,
+        objects: &[(ObjectKey, Resolved)],
+        deadline: Duration,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<HealthReport, SyncError> {
+        let start = Instant::now();
+        loop {
+            let health = self.health(objects).await?;
+            let ok = |h: &ObjectHealth| {
+                matches!(
+                    h.health.status,
+                    HealthStatus::Healthy | HealthStatus::Suspended
+                )
+            };
+            let healthy = health.iter().filter(|h| ok(h)).count();
+            progress(Progress::Waiting {
+                healthy,
+                total: health.len(),
+            });
+            if healthy == health.len() || start.elapsed() >= deadline {
+                return Ok(HealthReport {
+                    healthy: healthy == health.len(),
+                    objects: health,
+                    waited: start.elapsed(),
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Resolves the kinds of `keys` (those the cluster serves).
+    pub async fn resolve_all(
+        &self,
+        objects: &[(ObjectKey, String)],
+    ) -> Result<Vec<(ObjectKey, Resolved)>, SyncError> {
+        let mut out = Vec::new();
+        for (key, api_version) in objects {
+            if let Some(r) = self.resolver.resolve(api_version, &key.kind).await? {
+                out.push((key.clone(), r));
+            }
+        }
+        Ok(out)
+    }
+}
