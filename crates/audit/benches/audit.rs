@@ -133,8 +133,8 @@ fn bench_report(dir: &std::path::Path) {
     store.set_unsynced(true);
     let start_ms = 1_790_000_000_000;
     let day = 86_400_000;
-    // About 12 entries per rollout: 8,400 rollouts over 30 days ≈ 100,000 entries.
-    let rollouts = 8_400;
+    // About 11.35 entries per rollout: 8,820 rollouts over 30 days ≈ 100,000 entries.
+    let rollouts = 8_820;
     let spacing = 30 * day / rollouts;
     let written = fixture::fleet_log(&store, start_ms, spacing, rollouts as u64, true).unwrap();
     let until = start_ms + 30 * day + day;

@@ -278,6 +278,20 @@ impl ChainChecker {
             if cols.seq + 1 == row.seq && row.prev_hash == self.last_prev {
                 return Some(ChainProblem::Inserted { seq: row.seq - 1 });
             }
+            // Entries deleted and the rest renumbered to hide the gap: this
+            // row holds a later entry, and the entry it replaced is not
+            // simply further down (as it would be after a swap).
+            let next_holds = next.and_then(|n| {
+                serde_json::from_str::<BodyColumns<'_>>(&n.body)
+                    .ok()
+                    .map(|c| c.seq)
+            });
+            if cols.seq > row.seq && next_holds != Some(row.seq) {
+                return Some(ChainProblem::Removed {
+                    from: row.seq,
+                    to: cols.seq - 1,
+                });
+            }
             return Some(ChainProblem::Reordered {
                 seq: row.seq,
                 holds: cols.seq,

@@ -322,6 +322,7 @@ impl SqliteStore {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
         };
         let mut out = Vec::with_capacity(items.len());
+        let mut open_ops = std::collections::HashSet::new();
         {
             let mut insert = tx.prepare(sql)?;
             for item in items {
@@ -330,7 +331,9 @@ impl SqliteStore {
                     Pending::Event(e) => (Phase::Event, None, e),
                     Pending::Intent(e) => (Phase::Intent, Some(seq), e),
                     Pending::Step(op, e) => {
-                        open_intent(&tx, op)?;
+                        if open_ops.insert(op) {
+                            open_intent(&tx, op)?;
+                        }
                         (Phase::Event, Some(op.0), e)
                     }
                     Pending::Outcome(op, e) => (Phase::Outcome, Some(op.0), e),

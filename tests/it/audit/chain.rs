@@ -117,6 +117,23 @@ fn deleted_row_is_found() {
 }
 
 #[test]
+fn deleted_and_renumbered_rows_are_found() {
+    let (_d, path) = store_with(10);
+    raw(&path, true)
+        .execute_batch(
+            "DELETE FROM entries WHERE seq IN (5, 6);
+             UPDATE entries SET seq = seq + 100 WHERE seq > 6;
+             UPDATE entries SET seq = seq - 102 WHERE seq > 100;",
+        )
+        .expect("tamper");
+    let report = verify(&path);
+    assert_eq!(
+        report.problem,
+        Some(ChainProblem::Removed { from: 5, to: 6 })
+    );
+}
+
+#[test]
 fn swapped_rows_are_found() {
     let (_d, path) = store_with(10);
     let conn = raw(&path, true);
