@@ -84,7 +84,7 @@ k8s_minor="${k8s_version#v*.}"; k8s_minor="${k8s_minor%%.*}"
 k8s_ldflags=""
 for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   k8s_ldflags+=" -X $p.gitVersion=$k8s_version -X $p.gitMajor=$k8s_major -X $p.gitMinor=$k8s_minor"
-  k8s_ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
+  k8s_ldflags+=" -X $p.gitCommit=unknown -X $p.gitTreeState=clean -X $p.buildDate=$build_date"
 done
 
 log "cache: $cache (kubernetes $k8s_version, etcd $etcd_version, kwok $kwok_version)"

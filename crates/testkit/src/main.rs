@@ -1,6 +1,8 @@
 //! `tidegate-testkit up|status|down`: local Kubernetes clusters for people and
 //! for `make clusters-up` / `make clusters-down` (see docs/local-clusters.md).
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -135,7 +137,8 @@ fn status(state_dir: &Path) -> anyhow::Result<ExitCode> {
         &std::fs::read_to_string(state_dir.join("fleet.json")).context("reading fleet.json")?,
     )?;
     let mut healthy = true;
-    println!("kubeconfig: {}", kubeconfig.display());
+    let mut out = String::new();
+    let _ = writeln!(out, "kubeconfig: {}", kubeconfig.display());
     for c in fleet.clusters() {
         let ready = fleet
             .kubectl(
@@ -144,7 +147,8 @@ fn status(state_dir: &Path) -> anyhow::Result<ExitCode> {
             )
             .is_ok();
         healthy &= ready;
-        println!(
+        let _ = writeln!(
+            out,
             "{:<18} {:<26} {}",
             c.context,
             c.server,
@@ -156,13 +160,16 @@ fn status(state_dir: &Path) -> anyhow::Result<ExitCode> {
         let pid = p["pid"].as_i64().unwrap_or(0);
         let alive = Path::new(&format!("/proc/{pid}")).exists();
         healthy &= alive;
-        println!(
+        let _ = writeln!(
+            out,
             "  {:>7} {:<40} {}",
             pid,
             p["name"].as_str().unwrap_or("?"),
             if alive { "running" } else { "gone" }
         );
     }
+    // A closed pipe (`status | head`) is not an error worth a panic.
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(if healthy {
         ExitCode::SUCCESS
     } else {
