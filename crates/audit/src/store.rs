@@ -117,6 +117,8 @@ pub struct SqliteStore {
     schema: u32,
     signing_key: Option<SigningKey>,
     unsynced: std::sync::atomic::AtomicBool,
+    /// The connection's current `PRAGMA synchronous`, to set it only on change.
+    sync_mode: Mutex<String>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -249,6 +251,7 @@ impl SqliteStore {
             schema: version,
             signing_key: None,
             unsynced: std::sync::atomic::AtomicBool::new(false),
+            sync_mode: Mutex::new("NORMAL".to_string()),
         })
     }
 
@@ -301,7 +304,19 @@ impl SqliteStore {
         } else {
             "NORMAL"
         };
-        conn.pragma_update(None, "synchronous", sync)?;
+        if self
+            .sync_mode
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_str()
+            != sync
+        {
+            conn.pragma_update(None, "synchronous", sync)?;
+            *self
+                .sync_mode
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = sync.to_string();
+        }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // The head is read inside the write transaction: no other writer can
         // append between this read and our commit.

@@ -162,7 +162,10 @@ fn report(path: &Path, a: &AuditReportArgs) -> anyhow::Result<ExitCode> {
                 }
                 s
             }
-            AuditReportFormat::Md | AuditReportFormat::Html => {
+            AuditReportFormat::Html => {
+                anyhow::bail!("--at prints a table: use --format md, json or csv")
+            }
+            AuditReportFormat::Md => {
                 let mut s = format!(
                     "# What ran where at {}\n\n| Environment | Cluster | App | Revision | Since | Via | Seq |\n|---|---|---|---|---|---|---:|\n",
                     tidegate_audit::time::format_ms(at_ms)
