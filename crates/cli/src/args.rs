@@ -232,7 +232,7 @@ pub struct AuditWindow {
     /// Only this environment
     #[arg(long = "env", value_name = "ENV")]
     pub env: Option<String>,
-    /// From this time: RFC 3339 (2026-11-25T12:00:00Z), a date, or an age (30d, 12h, 90m)
+    /// From this time: RFC 3339 (2026-11-25T12:00:00Z), a date, or an age (30d, 12h, 90m) [default: the beginning; 30d for `audit report`]
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
     /// Before this time (same forms as --since) [default: now]
