@@ -72,8 +72,8 @@ build() {
   local start=$SECONDS
   # Build to a temporary name first so an interrupted build never leaves a
   # half-written binary that a later run would take as cached.
-  (cd "$here/$dir" && go build -ldflags "-s -w $ldflags" -o "$out/.$name.tmp" "$pkg")
-  mv -f "$out/.$name.tmp" "$out/$name"
+  (cd "$here/$dir" && go build -ldflags "-s -w $ldflags" -o "$out/.$name.tmp.$$" "$pkg")
+  mv -f "$out/.$name.tmp.$$" "$out/$name"
   log "$name: built in $((SECONDS - start))s -> $out/$name"
 }
 

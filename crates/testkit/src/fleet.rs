@@ -641,6 +641,35 @@ impl Fleet {
             self.children.push(proc);
         }
 
+        // The controller managers and schedulers serve (TCP is enough: their
+        // health endpoints need a client certificate of theirs), and the
+        // service account controller has made `default/default`.
+        for c in self.clusters.clone() {
+            for (what, port) in [
+                ("kube-controller-manager", c.ports.controller_manager),
+                ("kube-scheduler", c.ports.scheduler),
+            ] {
+                let what = format!("{} {what} on port {port}", c.context);
+                self.wait_until(&what, options.ready_timeout, || {
+                    TcpStream::connect_timeout(
+                        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                        Duration::from_millis(500),
+                    )
+                    .is_ok()
+                })?;
+            }
+            let what = format!("{} serviceaccount default/default", c.context);
+            self.wait_until(&what, options.ready_timeout, || {
+                run_kubectl(
+                    &kubectl,
+                    &kubeconfig,
+                    &c.context,
+                    &["get", "serviceaccount", "default", "--namespace=default"],
+                )
+                .is_ok()
+            })?;
+        }
+
         // One fake Node per cluster, Ready once kwok has initialised it.
         for c in self.clusters.clone() {
             let node_yaml = state_dir.join(&c.context).join("node.yaml");
