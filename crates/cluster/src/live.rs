@@ -45,7 +45,14 @@ pub async fn list_managed(
         })?;
     let mut out = LiveObjects::new();
     for object in list.items {
-        let value = to_value(object);
+        let mut value = to_value(object);
+        // Items of a LIST carry no apiVersion/kind; the single GET does.
+        if let Some(obj) = value.as_object_mut() {
+            obj.entry("apiVersion")
+                .or_insert_with(|| Value::String(resolved.resource.api_version.clone()));
+            obj.entry("kind")
+                .or_insert_with(|| Value::String(resolved.resource.kind.clone()));
+        }
         if let Some(key) = key_of(&value, resolved) {
             out.insert(key, value);
         }

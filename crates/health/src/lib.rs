@@ -33,7 +33,7 @@
 //! | `batch` Job | condition `Failed=True` → Degraded; `Complete=True` → Healthy; `Suspended=True` or `spec.suspend` → Suspended; else (including the interim `FailureTarget` / `SuccessCriteriaMet`) Progressing. |
 //! | `batch` CronJob | `spec.suspend` → Suspended; else Healthy (a failed last Job is that Job's health). |
 //! | Service | `type: LoadBalancer` without `status.loadBalancer.ingress` → Progressing; else Healthy. |
-//! | `networking.k8s.io` Ingress | `status.loadBalancer.ingress` non-empty → Healthy; else Progressing (as Argo CD). |
+//! | `networking.k8s.io` Ingress | `status.loadBalancer.ingress` non-empty → Healthy; else Progressing (as Argo CD) — unless the Ingress has no class (`spec.ingressClassName` or the legacy annotation), which the API server fills in from the cluster's default IngressClass: then no controller will ever assign an address, and it is Healthy. |
 //! | PersistentVolumeClaim | phase `Bound` → Healthy; `Pending` → Progressing (also while a `WaitForFirstConsumer` class waits for a pod); `Lost` → Degraded; else Unknown. |
 //! | Namespace | phase `Active` → Healthy; `Terminating` → Progressing (with what remains); else Unknown. |
 //! | `autoscaling` HorizontalPodAutoscaler | `AbleToScale=False` with a `Failed*` reason → Degraded (other reasons Progressing); `ScalingActive=False` → Degraded, except reason `ScalingDisabled` (target at 0 replicas) → Healthy; no conditions yet → Progressing; else Healthy. autoscaling/v1 objects are read from their conditions annotation. |

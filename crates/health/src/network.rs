@@ -35,7 +35,15 @@ pub(crate) fn service(obj: &Value) -> Health {
 /// Ingress: see the crate documentation's table.
 pub(crate) fn ingress(obj: &Value) -> Health {
     let addresses = addresses(obj);
-    if addresses.is_empty() {
+    let class = obj["spec"]["ingressClassName"].as_str().or_else(|| {
+        obj["metadata"]["annotations"]["kubernetes.io/ingress.class"].as_str()
+    });
+    if addresses.is_empty() && class.is_none() {
+        // The API server gives new Ingresses the default IngressClass when a
+        // cluster has one; without a class no controller will ever serve it,
+        // so waiting for an address would block rollouts forever.
+        Health::healthy("No ingress class, so no controller will assign an address")
+    } else if addresses.is_empty() {
         Health::progressing("Waiting for the ingress controller to assign an address")
     } else {
         Health::healthy(format!("Ingress address: {}", addresses.join(", ")))

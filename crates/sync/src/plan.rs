@@ -263,6 +263,12 @@ impl Engine {
             .buffered(self.concurrency)
             .collect()
             .await;
+        let new_namespaces: BTreeSet<String> = objects
+            .iter()
+            .filter(|o| o.object.key.group.is_empty() && o.object.key.kind == "Namespace")
+            .filter(|o| !live.contains_key(&o.object.key))
+            .map(|o| o.object.key.name.clone())
+            .collect();
         for (o, outcome) in objects.iter_mut().zip(dry_runs) {
             if o.resolved.is_none() {
                 continue;
@@ -271,6 +277,18 @@ impl Engine {
             let refused;
             let prediction = match &outcome {
                 Ok(v) => Prediction::DryRun(v),
+                Err(kube::Error::Api(s))
+                    if s.code == 404
+                        && o.object.key.namespace.as_ref().is_some_and(|ns| new_namespaces.contains(ns)) =>
+                {
+                    // Its namespace is created by this sync: the server can only
+                    // validate the object once that exists (it is applied after it).
+                    refused = format!(
+                        "namespace {} is created by this sync, so the server cannot dry-run this object yet",
+                        o.object.key.namespace.as_deref().unwrap_or_default()
+                    );
+                    Prediction::Refused(&refused)
+                }
                 Err(kube::Error::Api(s)) if s.code == 409 => {
                     problems.push(conflict(&o.app, &o.object, s));
                     continue;
