@@ -21,19 +21,23 @@ const WAIT: Duration = Duration::from_secs(180);
 const PROGRESS_DEADLINE_SECONDS: i32 = 10;
 const FIELD_MANAGER: &str = "tidegate-tests";
 
-fn install_crypto_provider() {
+/// Installs rustls' aws-lc-rs provider (once per process).
+pub(crate) fn install_crypto_provider() {
     // Fails when another test installed it first: that is fine.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-async fn fleet() -> &'static Fleet {
+/// The clusters of this test process (reused or started; see the module docs).
+pub(crate) async fn fleet() -> &'static Fleet {
     install_crypto_provider();
     shared_fleet()
         .await
         .expect("local clusters (see docs/local-clusters.md)")
 }
 
-async fn client(fleet: &Fleet, context: &str) -> Client {
+/// A kube client for one cluster of `fleet` (build one per test: a client is
+/// bound to the runtime that made it).
+pub(crate) async fn client(fleet: &Fleet, context: &str) -> Client {
     let kubeconfig = Kubeconfig::read_from(fleet.kubeconfig()).expect("reading the kubeconfig");
     let options = KubeConfigOptions {
         context: Some(context.to_string()),
@@ -263,3 +267,4 @@ async fn every_cluster_serves_kubernetes_1_37_with_a_ready_node() {
         );
     }
 }
+mod sync;
