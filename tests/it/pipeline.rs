@@ -8,6 +8,14 @@ use tidegate_source::{GitSource, LoadError, Overrides, Repo, desired};
 /// Loads `env` from the repository at `repo_dir` (HEAD) and renders it, as
 /// `tidegate validate` does. Diagnostics for user errors; panics on Git errors.
 pub fn render_env(repo_dir: &Path, env: &str) -> Result<Rendered, Diagnostics> {
+    load_env(repo_dir, env).map(|(_, r)| r)
+}
+
+/// Like [`render_env`], also returning what was read from Git.
+pub fn load_env(
+    repo_dir: &Path,
+    env: &str,
+) -> Result<(tidegate_source::Desired, Rendered), Diagnostics> {
     let cache = tempfile::tempdir().expect("cache");
     let git = GitSource::new(cache.path());
     let repo = Repo::open_local(repo_dir).expect("open");
@@ -20,10 +28,11 @@ pub fn render_env(repo_dir: &Path, env: &str) -> Result<Rendered, Diagnostics> {
         Err(LoadError::Invalid(problems)) => return Err(problems),
         Err(LoadError::Source(e)) => panic!("git error: {e}"),
     };
-    tidegate_render::render_environment(
+    let rendered = tidegate_render::render_environment(
         &desired.environment,
         &desired.env_file,
         &desired.commit.sha,
         &desired.apps,
-    )
+    )?;
+    Ok((desired, rendered))
 }

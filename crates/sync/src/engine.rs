@@ -214,6 +214,13 @@ impl Engine {
                             Some(resolved) => {
                                 let api = dynamic_api(&self.client, resolved, o.object.key.namespace.as_deref());
                                 let patch = Patch::Apply(&o.object.manifest);
+                                let forced;
+                                let params = if o.force {
+                                    forced = PatchParams { force: true, ..params.clone() };
+                                    &forced
+                                } else {
+                                    params
+                                };
                                 with_retries("apply", || api.patch(&o.object.key.name, params, &patch))
                                     .await
                                     .map(|_| ())

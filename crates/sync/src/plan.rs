@@ -30,6 +30,10 @@ pub struct PlannedObject {
     pub resolved: Option<Resolved>,
     /// The diff; `None` for deferred custom resources (treated as to-apply).
     pub diff: Option<ObjectDiff>,
+    /// Apply with `force`: the only conflicting managers made imperative
+    /// changes (`kubectl scale/edit/patch`, operation Update), which is drift
+    /// to correct, not a competing declaration of ownership.
+    pub force: bool,
 }
 
 impl PlannedObject {
@@ -157,6 +161,7 @@ impl Engine {
                     object,
                     resolved,
                     diff: None,
+                    force: false,
                 });
             }
         }
@@ -258,11 +263,22 @@ impl Engine {
             .iter()
             .map(|i| IgnoreRule(i.value.clone()))
             .collect();
-        let dry_runs: Vec<Result<Value, kube::Error>> = stream::iter(objects.iter())
+        let mut dry_runs: Vec<Result<Value, kube::Error>> = stream::iter(objects.iter())
             .map(|o| self.dry_run(o, options.force_conflicts))
             .buffered(self.concurrency)
             .collect()
             .await;
+        // Conflicts only with imperative edits are drift: predict with force.
+        for (o, outcome) in objects.iter_mut().zip(dry_runs.iter_mut()) {
+            if let Err(kube::Error::Api(s)) = outcome
+                && s.code == 409
+                && let Some(live_object) = live.get(&o.object.key)
+                && only_imperative(s, live_object)
+            {
+                o.force = true;
+                *outcome = self.dry_run(o, true).await;
+            }
+        }
         let new_namespaces: BTreeSet<String> = objects
             .iter()
             .filter(|o| o.object.key.group.is_empty() && o.object.key.kind == "Namespace")
@@ -279,7 +295,11 @@ impl Engine {
                 Ok(v) => Prediction::DryRun(v),
                 Err(kube::Error::Api(s))
                     if s.code == 404
-                        && o.object.key.namespace.as_ref().is_some_and(|ns| new_namespaces.contains(ns)) =>
+                        && o.object
+                            .key
+                            .namespace
+                            .as_ref()
+                            .is_some_and(|ns| new_namespaces.contains(ns)) =>
                 {
                     // Its namespace is created by this sync: the server can only
                     // validate the object once that exists (it is applied after it).
@@ -447,6 +467,29 @@ fn conflict(app: &str, object: &RenderedObject, status: &kube::core::Status) -> 
         },
         "let Tidegate own these fields with --force-conflicts, or stop the other manager from changing them",
     )
+}
+
+/// True when every manager named in a conflict changed the object only
+/// imperatively (managedFields operation `Update`), never with server-side apply.
+fn only_imperative(status: &kube::core::Status, live: &Value) -> bool {
+    let managers: Vec<&str> = status
+        .details
+        .as_ref()
+        .map(|d| {
+            d.causes
+                .iter()
+                .filter_map(|c| c.message.split('"').nth(1))
+                .collect()
+        })
+        .unwrap_or_default();
+    let entries = live["metadata"]["managedFields"].as_array();
+    !managers.is_empty()
+        && managers.iter().all(|m| {
+            entries.is_some_and(|e| {
+                let mine: Vec<&Value> = e.iter().filter(|f| f["manager"] == *m).collect();
+                !mine.is_empty() && mine.iter().all(|f| f["operation"] == "Update")
+            })
+        })
 }
 
 /// A dry run that the server does not support for this object (admission
