@@ -35,9 +35,9 @@ pub(crate) fn service(obj: &Value) -> Health {
 /// Ingress: see the crate documentation's table.
 pub(crate) fn ingress(obj: &Value) -> Health {
     let addresses = addresses(obj);
-    let class = obj["spec"]["ingressClassName"].as_str().or_else(|| {
-        obj["metadata"]["annotations"]["kubernetes.io/ingress.class"].as_str()
-    });
+    let class = obj["spec"]["ingressClassName"]
+        .as_str()
+        .or_else(|| obj["metadata"]["annotations"]["kubernetes.io/ingress.class"].as_str());
     if addresses.is_empty() && class.is_none() {
         // The API server gives new Ingresses the default IngressClass when a
         // cluster has one; without a class no controller will ever serve it,
