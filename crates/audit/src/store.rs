@@ -210,16 +210,29 @@ impl SqliteStore {
                 conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
             Ok((app, version, tables))
         };
-        let (app, _, tables) = probe(&conn).map_err(|e| corrupt(e.to_string()))?;
+        // Damage shows as NotADatabase/DatabaseCorrupt; anything else (a
+        // lock held too long, I/O) is reported as itself.
+        let classify = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+                corrupt(e.to_string())
+            }
+            _ => AuditError::Sqlite(e),
+        };
+        let (app, _, tables) = probe(&conn).map_err(classify)?;
         if app != APPLICATION_ID && (app != 0 || tables > 0) {
             return Err(AuditError::Foreign {
                 path: path.to_path_buf(),
                 reason: format!("application_id is {app:#x}, expected {APPLICATION_ID:#x}"),
             });
         }
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .map_err(|e| corrupt(e.to_string()))?;
+        let mut mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .map_err(classify)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            mode = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                .map_err(classify)?;
+        }
         if !mode.eq_ignore_ascii_case("wal") {
             tracing_free_warn(&format!("journal_mode is {mode}, not WAL"));
         }

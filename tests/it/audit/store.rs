@@ -147,7 +147,10 @@ fn two_processes_append_concurrently() {
         .collect();
     for c in &mut children {
         let status = c.wait().expect("wait");
-        assert!(status.success(), "child failed: {status}");
+        assert!(
+            status.success(),
+            "child failed: {status} (its stderr is above)"
+        );
     }
     let store = SqliteStore::open_existing(&path).expect("open");
     let report = store.verify(None).expect("verify");
