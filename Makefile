@@ -29,8 +29,9 @@ test-unit:
 test: cluster-bins
 	$(CARGO) build --workspace --all-targets
 	@set -euo pipefail; \
+	export TIDEGATE_CLUSTERS_STATE_DIR=$(CURDIR)/.tidegate/test-clusters; \
 	trap '$(TESTKIT) down || true' EXIT; \
-	kubeconfig=$$($(TESTKIT) up); \
+	kubeconfig=$$($(TESTKIT) up --ephemeral-ports); \
 	TIDEGATE_TEST_KUBECONFIG=$$kubeconfig $(CARGO) test --workspace
 
 ## test-cluster: only the tests that need the local clusters (uses running ones if TIDEGATE_TEST_KUBECONFIG is set)
