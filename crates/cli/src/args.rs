@@ -159,6 +159,9 @@ pub struct SyncArgs {
     /// Wait until the applied objects are healthy (up to the environment's progressDeadline)
     #[arg(long)]
     pub wait: bool,
+    /// Audit database recording every sync that changes the cluster [default: $XDG_STATE_HOME/tidegate/audit.db]
+    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
+    pub audit_db: Option<std::path::PathBuf>,
     /// Output format of the per-object results
     #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
     pub output: TextOrJson,

@@ -43,6 +43,7 @@ pub struct Engine {
     pub(crate) cluster: String,
     pub(crate) concurrency: usize,
     counter: RequestCounter,
+    audit: Option<crate::Audit>,
 }
 
 impl Engine {
@@ -59,7 +60,14 @@ impl Engine {
             cluster: cluster.name.clone(),
             concurrency: 16,
             counter,
+            audit: None,
         })
+    }
+
+    /// Records every sync that changes the cluster in `audit`.
+    pub fn with_audit(mut self, audit: crate::Audit) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// The kube client (for callers that need to read more).
@@ -87,9 +95,39 @@ impl Engine {
         let span = info_span!("sync", cluster = %self.cluster, environment = %target.environment.metadata.name, revision = %target.revision);
         async {
             let start = self.requests();
+            let began = std::time::Instant::now();
             let plan = self.plan(target, options).await?;
             let prune = options.prune || target.environment.spec.sync.prune;
-            let mut report = self.apply(plan, options, prune, progress).await?;
+            // The intent is committed before the first write; a no-op or a
+            // refused plan changes nothing and is not recorded.
+            let writes = !options.dry_run && plan.problems.is_empty() && plan.changes() > 0;
+            let audit = match (&self.audit, writes) {
+                (Some(audit), true) => Some((audit, audit.begin(&plan)?, summary_of(&plan))),
+                _ => None,
+            };
+            let outcome = self.apply(plan, options, prune, progress).await;
+            if let Some((audit, operation, summary)) = audit {
+                let elapsed = began.elapsed().as_millis() as u64;
+                match &outcome {
+                    Ok(report) => audit.finish(operation, &summary, Some(report), None, elapsed)?,
+                    Err(SyncError::Apply {
+                        report,
+                        message,
+                        key,
+                        ..
+                    }) => audit.finish(
+                        operation,
+                        &summary,
+                        Some(report),
+                        Some(format!("applying {key} failed: {message}")),
+                        elapsed,
+                    )?,
+                    Err(e) => {
+                        audit.finish(operation, &summary, None, Some(e.to_string()), elapsed)?
+                    }
+                }
+            }
+            let mut report = outcome?;
             report.requests = self.requests().since(start);
             info!(writes = report.requests.writes, "sync finished");
             Ok(report)
@@ -367,5 +405,20 @@ impl Engine {
             name: name.to_string(),
             seconds: 60,
         })
+    }
+}
+
+/// The parts of a plan the audit trail needs after the plan is consumed.
+fn summary_of(plan: &Plan) -> Plan {
+    Plan {
+        cluster: plan.cluster.clone(),
+        environment: plan.environment.clone(),
+        revision: plan.revision.clone(),
+        previous: plan.previous.clone(),
+        objects: Vec::new(),
+        prune: Vec::new(),
+        inventories: Vec::new(),
+        departed: Vec::new(),
+        problems: Vec::new(),
     }
 }

@@ -55,6 +55,10 @@ pub enum SyncError {
         /// What was done before the failure.
         report: Box<crate::SyncReport>,
     },
+    /// The audit trail could not record the sync; nothing was changed when
+    /// this happens before the first write.
+    #[error("audit trail: {0}")]
+    Audit(#[from] tidegate_audit::AuditError),
     /// A CRD did not become Established in time.
     #[error("cluster {cluster}: CustomResourceDefinition {name} not Established after {seconds}s")]
     CrdNotEstablished {

@@ -10,10 +10,16 @@
 //! Ingresses, then `tidegate.dev/sync-wave`), prunes, and records the new
 //! inventory. A plan with problems writes nothing.
 //!
+//! Every sync that changes a cluster is recorded in the audit trail when one
+//! is attached ([`Engine::with_audit`]): an intent before the first write
+//! (committed with fsync), what was applied, corrected and pruned, and the
+//! outcome.
+//!
 //! The engine never prints: it returns structured results per object and
 //! reports progress through a callback, so the CLI and the controller can
 //! both drive it.
 
+mod audit;
 mod engine;
 mod error;
 mod inventory;
@@ -21,6 +27,7 @@ mod plan;
 mod report;
 mod wait;
 
+pub use audit::Audit;
 pub use engine::{Engine, Target};
 pub use error::{ObjectProblem, SyncError};
 pub use inventory::{INVENTORY_NAMESPACE, Inventory, InventoryRef};

@@ -6,10 +6,13 @@
 use super::fleet;
 use crate::pipeline::load_env;
 use std::time::{Duration, Instant};
+use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Outcome, Trigger};
 use tidegate_cluster::KubeconfigFactory;
 use tidegate_diff::{DiffStatus, unified};
 use tidegate_health::HealthStatus;
-use tidegate_sync::{Action, Engine, Plan, Progress, SyncError, SyncOptions, SyncReport, Target};
+use tidegate_sync::{
+    Action, Audit, Engine, Plan, Progress, SyncError, SyncOptions, SyncReport, Target,
+};
 use tidegate_testkit::{FAIL_READINESS_LABEL, Fleet, TestNamespace};
 use tidegate_tests::{GitFixture, workspace_root};
 
@@ -22,6 +25,8 @@ struct Fixture {
     git: GitFixture,
     ns: TestNamespace,
     env: String,
+    /// Every sync of the fixture records here.
+    audit: std::sync::Arc<MemorySink>,
 }
 
 impl Fixture {
@@ -44,6 +49,7 @@ impl Fixture {
             git,
             ns,
             env,
+            audit: std::sync::Arc::new(MemorySink::new()),
         }
     }
 
@@ -89,7 +95,10 @@ impl Fixture {
 
     async fn sync(&self, options: SyncOptions) -> Result<SyncReport, SyncError> {
         let (desired, rendered) = load_env(self.git.path(), &self.env).expect("valid");
-        let engine = self.engine().await;
+        let engine = self.engine().await.with_audit(Audit {
+            sink: self.audit.clone(),
+            actor: Actor::new("tests@local", Trigger::Cli),
+        });
         let target = Target {
             environment: &desired.environment,
             cluster: desired.environment.cluster(CONTEXT).expect("cluster"),
@@ -172,6 +181,21 @@ async fn applies_from_scratch_then_a_second_sync_writes_nothing() {
     assert!(second.requests.reads > 0);
     let plan = fx.plan().await;
     assert!(drifted(&plan).is_empty(), "{:#?}", drifted(&plan));
+    // The first sync is in the audit trail (intent, apply, outcome); the no-op is not.
+    let actions: Vec<String> = fx
+        .audit
+        .records()
+        .iter()
+        .map(|r| r.entry.action.as_str().to_string())
+        .collect();
+    assert_eq!(actions, ["sync", "apply", "sync"], "{actions:?}");
+    let records = fx.audit.records();
+    assert_eq!(records[2].entry.outcome, Some(Outcome::Success));
+    assert_eq!(
+        records[1].entry.objects.as_ref().map(|o| o.created),
+        Some(3)
+    );
+    assert_eq!(fx.audit.verify().expect("chain"), 3);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -254,6 +278,17 @@ async fn drift_by_another_manager_is_named_and_corrected() {
         ])
         .expect("get");
     assert_eq!(replicas, "2");
+    let corrected = fx
+        .audit
+        .records()
+        .into_iter()
+        .find(|r| r.entry.action == AuditAction::DriftCorrected)
+        .expect("drift-corrected entry");
+    let message = corrected.entry.message.unwrap_or_default();
+    assert!(
+        message.contains("/spec/replicas (changed by kubectl"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -382,6 +417,14 @@ async fn a_deleted_file_is_pruned_only_when_asked_and_only_if_tracked() {
     assert!(!fx.exists("configmap", "settings"), "pruned");
     assert!(fx.exists("configmap", "untracked"), "untracked object kept");
     assert!(fx.exists("service", "web"));
+    assert!(
+        fx.audit
+            .records()
+            .iter()
+            .any(|r| r.entry.action == AuditAction::Prune
+                && r.entry.objects.as_ref().is_some_and(|o| o.deleted == 1)),
+        "prune recorded"
+    );
     let again = fx
         .sync(SyncOptions {
             prune: true,

@@ -5,7 +5,7 @@ use crate::{
     args::{Global, SyncArgs, TextOrJson},
     output::Style,
 };
-use anyhow::bail;
+use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::{io::IsTerminal, process::ExitCode, sync::Mutex, time::Duration};
 use tidegate_sync::{Action, Progress, SyncError, SyncOptions};
@@ -18,7 +18,19 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
     let Some(loaded) = fleet::load(global, &args.selection, style)? else {
         return Ok(ExitCode::from(1));
     };
-    let engine = loaded.connect(&cluster).await?;
+    let mut engine = loaded.connect(&cluster).await?;
+    if !args.dry_run {
+        let path = args
+            .audit_db
+            .clone()
+            .unwrap_or_else(tidegate_audit::SqliteStore::default_path);
+        let store = tidegate_audit::SqliteStore::open(&path)
+            .with_context(|| format!("opening the audit trail {}", path.display()))?;
+        engine = engine.with_audit(tidegate_sync::Audit {
+            sink: std::sync::Arc::new(store),
+            actor: tidegate_audit::Actor::local_user(tidegate_audit::Trigger::Cli),
+        });
+    }
     let target = loaded.target(&cluster)?;
     let options = SyncOptions {
         dry_run: args.dry_run,

@@ -1,0 +1,176 @@
+//! What a sync writes to the audit trail.
+
+use crate::{Action, Plan, SyncReport};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tidegate_audit::{
+    Action as AuditAction, Actor, AuditSink, Entry, OperationId, Outcome, Revision,
+    entry::{Change, ObjectRef, ObjectsChanged},
+};
+use tidegate_diff::DiffStatus;
+
+/// An audit trail and who is acting.
+#[derive(Clone)]
+pub struct Audit {
+    /// Where entries go.
+    pub sink: Arc<dyn AuditSink>,
+    /// Who syncs (user@host or the controller, and the trigger).
+    pub actor: Actor,
+}
+
+impl Audit {
+    fn entry(&self, plan: &Plan, action: AuditAction) -> Entry {
+        Entry::new(self.actor.clone(), action)
+            .env(&plan.environment)
+            .cluster(&plan.cluster)
+    }
+
+    /// Commits the intent (before the first write to the cluster).
+    pub(crate) fn begin(&self, plan: &Plan) -> Result<OperationId, tidegate_audit::AuditError> {
+        let from = plan.previous.first().map(|i| Revision::sha(&i.revision));
+        let mut intent = self
+            .entry(plan, AuditAction::Sync)
+            .revisions(from, Some(Revision::sha(&plan.revision)))
+            .message(format!(
+                "{} of {} objects to change",
+                plan.changes(),
+                plan.objects.len()
+            ));
+        intent.manifest_digest = Some(digest(plan));
+        self.sink.begin_operation(intent)
+    }
+
+    /// Records what was done, per app, and the outcome.
+    pub(crate) fn finish(
+        &self,
+        operation: OperationId,
+        plan_summary: &Plan,
+        report: Option<&SyncReport>,
+        failure: Option<String>,
+        duration_ms: u64,
+    ) -> Result<(), tidegate_audit::AuditError> {
+        let mut entries = Vec::new();
+        if let Some(report) = report {
+            let mut apps: Vec<&str> = report.results.iter().map(|r| r.app.as_str()).collect();
+            apps.sort();
+            apps.dedup();
+            for app in apps {
+                let of = |actions: &[Action]| -> Vec<ObjectRef> {
+                    report
+                        .results
+                        .iter()
+                        .filter(|r| r.app == app && actions.contains(&r.action))
+                        .map(|r| {
+                            let change = match r.action {
+                                Action::Created => Change::Created,
+                                Action::Pruned => Change::Deleted,
+                                _ => Change::Updated,
+                            };
+                            ObjectRef::new(&r.key, change)
+                        })
+                        .collect()
+                };
+                let applied = of(&[Action::Created, Action::Configured]);
+                if !applied.is_empty() {
+                    let mut e = self.entry(plan_summary, AuditAction::Apply).app(app);
+                    e.objects = Some(ObjectsChanged::from_refs(applied));
+                    e.to = Some(Revision::sha(&plan_summary.revision));
+                    entries.push(e);
+                }
+                let corrected: Vec<_> = report
+                    .results
+                    .iter()
+                    .filter(|r| {
+                        r.app == app
+                            && r.status == DiffStatus::OutOfSync
+                            && r.action == Action::Configured
+                    })
+                    .collect();
+                if !corrected.is_empty() {
+                    let fields: Vec<String> = corrected
+                        .iter()
+                        .flat_map(|r| {
+                            r.changes.iter().map(move |c| {
+                                let owners = c
+                                    .owners
+                                    .iter()
+                                    .filter(|o| *o != "tidegate")
+                                    .cloned()
+                                    .collect::<Vec<_>>();
+                                if owners.is_empty() {
+                                    format!("{} {}", r.key, c.path)
+                                } else {
+                                    format!(
+                                        "{} {} (changed by {})",
+                                        r.key,
+                                        c.path,
+                                        owners.join(", ")
+                                    )
+                                }
+                            })
+                        })
+                        .take(50)
+                        .collect();
+                    let mut e = self
+                        .entry(plan_summary, AuditAction::DriftCorrected)
+                        .app(app)
+                        .message(fields.join("; "));
+                    e.objects = Some(ObjectsChanged::from_refs(
+                        corrected
+                            .iter()
+                            .map(|r| ObjectRef::new(&r.key, Change::Updated))
+                            .collect(),
+                    ));
+                    entries.push(e);
+                }
+                let pruned = of(&[Action::Pruned]);
+                if !pruned.is_empty() {
+                    let mut e = self.entry(plan_summary, AuditAction::Prune).app(app);
+                    e.objects = Some(ObjectsChanged::from_refs(pruned));
+                    entries.push(e);
+                }
+            }
+        }
+        self.sink.record_batch(operation, entries)?;
+        let mut outcome =
+            self.entry(plan_summary, AuditAction::Sync)
+                .outcome(if failure.is_some() {
+                    Outcome::Failure
+                } else {
+                    Outcome::Success
+                });
+        outcome.duration_ms = Some(duration_ms);
+        outcome.to = Some(Revision::sha(&plan_summary.revision));
+        if let Some(report) = report {
+            let count = |a| report.count(a) as u64;
+            let counts = ObjectsChanged {
+                created: count(Action::Created),
+                updated: count(Action::Configured),
+                deleted: count(Action::Pruned),
+                unchanged: count(Action::Unchanged),
+                ..ObjectsChanged::default()
+            };
+            outcome.objects = Some(counts);
+        }
+        if let Some(message) = failure {
+            outcome.message = Some(message);
+        }
+        self.sink.finish_operation(operation, outcome)?;
+        Ok(())
+    }
+}
+
+/// `sha256:<hex>` of the desired objects, in apply order.
+fn digest(plan: &Plan) -> String {
+    let mut hasher = Sha256::new();
+    for o in &plan.objects {
+        hasher.update(serde_json::to_vec(&o.object.manifest).unwrap_or_default());
+        hasher.update(b"\n");
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
