@@ -240,6 +240,19 @@ mod tests {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
     }
 
+    /// Right after a spawn, the parent may resume before the kernel has set
+    /// the child's new command line (vfork-style spawn), so poll briefly.
+    fn wait_ours(pid: i32, state_dir: &Path) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if is_ours(pid, state_dir) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     #[test]
     fn tiers_stop_api_servers_before_etcd() {
         assert_eq!(tier("eks-us-east-1/kwok"), 0);
@@ -267,7 +280,7 @@ mod tests {
             &state.path().join("logs/kwok.log"),
         )
         .expect("test step");
-        assert!(is_ours(victim.record.pid, state.path()));
+        assert!(wait_ours(victim.record.pid, state.path()));
         let mut owner = Command::new("sleep").arg("60").spawn().expect("test step");
         let mut watchdog = spawn_watchdog(owner.id(), state.path(), false).expect("test step");
         owner.kill().expect("test step");
@@ -303,6 +316,7 @@ mod tests {
             &state.path().join("logs/x.log"),
         )
         .expect("test step");
+        assert!(wait_ours(p.record.pid, state.path()));
         // A recorded PID that is not ours (this test process) is left alone.
         let mut pids = std::fs::OpenOptions::new()
             .append(true)
