@@ -1,5 +1,5 @@
 # Tidegate — the two commands a newcomer needs:
-#   make demo   validate and render the example fleet (later: sync it to local clusters)
+#   make demo   sync the example prod fleet to three local clusters, end to end
 #   make test   every test, including those against real local Kubernetes clusters
 #
 # Everything else is for day-to-day work. Nothing here needs more than Rust,
@@ -46,17 +46,9 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## demo: validate every example environment and render prod
-demo: build
-	@echo "== tidegate validate (every environment in environments/, read from the HEAD commit)"
-	$(TIDEGATE) validate
-	@echo
-	@echo "== tidegate render --env prod --cluster aks-westeurope (first 40 lines)"
-	@$(TIDEGATE) render --env prod --cluster aks-westeurope | head -n 40
-	@echo "..."
-	@echo
-	@echo "== the same environment as JSON (clusters, apps, objects with their provenance): tidegate render --env prod -o json"
-	@$(TIDEGATE) render --env prod -o json | grep -c '"tracking-id"\|tidegate.dev/tracking-id' | sed 's/^/  tracked objects across the prod fleet: /'
+## demo: the main job end to end: 3 local clusters, validate, diff, sync prod, status, drift correction, audit
+demo: build cluster-bins
+	tests/demo.sh
 
 ## bench: criterion benchmarks (slow: release build)
 bench:

@@ -11,7 +11,22 @@ const SERVER_ANNOTATIONS: &[&str] = &[
 /// Drops `status`, `metadata.managedFields`, `resourceVersion`, `uid`,
 /// `generation`, `creationTimestamp`, `selfLink` and server-set annotations;
 /// empty `labels`/`annotations` maps are dropped (empty and absent are the same).
-pub fn normalize(mut object: Value) -> Value {
+/// `apiVersion`, `kind` and `metadata` come first, so a GET and a dry-run
+/// result print in the same order.
+pub fn normalize(object: Value) -> Value {
+    let mut object = match object {
+        Value::Object(mut map) => {
+            let mut ordered = serde_json::Map::with_capacity(map.len());
+            for key in ["apiVersion", "kind", "metadata"] {
+                if let Some(v) = map.remove(key) {
+                    ordered.insert(key.to_string(), v);
+                }
+            }
+            ordered.extend(map);
+            Value::Object(ordered)
+        }
+        other => other,
+    };
     if let Some(obj) = object.as_object_mut() {
         obj.remove("status");
         if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
