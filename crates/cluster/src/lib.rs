@@ -11,6 +11,7 @@ mod counter;
 mod discovery;
 mod error;
 mod factory;
+mod lease;
 mod live;
 mod retry;
 
@@ -18,5 +19,6 @@ pub use counter::{RequestCounter, RequestCounts};
 pub use discovery::{Resolved, Resolver};
 pub use error::{ClusterError, is_retryable};
 pub use factory::{ClientFactory, KubeconfigFactory, install_crypto_provider};
+pub use lease::{Holder, LeaseError, acquire_lease, release_lease};
 pub use live::{LiveObjects, dynamic_api, get_object, list_managed};
 pub use retry::with_retries;

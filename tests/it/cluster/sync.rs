@@ -653,3 +653,49 @@ async fn no_false_drift_on_tricky_manifests() {
         ]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rollout_lock_names_its_holder_and_can_be_broken() {
+    use tidegate_cluster::{Holder, LeaseError, acquire_lease, release_lease};
+    let fx = Fixture::new("lock").await;
+    let client = fx.engine().await.client().clone();
+    let name = format!("lock-{}", fx.ns.name());
+    let ttl = Duration::from_secs(60);
+    let a = Holder::this_process("alice@laptop");
+    let mut b = Holder::this_process("controller");
+    b.pid += 1;
+    acquire_lease(&client, CONTEXT, &name, &a, ttl, false)
+        .await
+        .expect("alice takes it");
+    acquire_lease(&client, CONTEXT, &name, &a, ttl, false)
+        .await
+        .expect("alice renews it");
+    let err = acquire_lease(&client, CONTEXT, &name, &b, ttl, false)
+        .await
+        .expect_err("held");
+    assert!(matches!(err, LeaseError::Held { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains("alice@laptop") && text.contains("--break-lock"),
+        "{text}"
+    );
+    acquire_lease(&client, CONTEXT, &name, &b, ttl, true)
+        .await
+        .expect("broken");
+    release_lease(&client, CONTEXT, &name, &a)
+        .await
+        .expect("not alice's any more: no-op");
+    let err = acquire_lease(&client, CONTEXT, &name, &a, ttl, false)
+        .await
+        .expect_err("controller holds it");
+    assert!(err.to_string().contains("controller"), "{err}");
+    release_lease(&client, CONTEXT, &name, &b)
+        .await
+        .expect("release");
+    acquire_lease(&client, CONTEXT, &name, &a, ttl, false)
+        .await
+        .expect("free again");
+    release_lease(&client, CONTEXT, &name, &a)
+        .await
+        .expect("release");
+}
