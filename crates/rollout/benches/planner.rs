@@ -1,0 +1,2 @@
+//! Planner benchmark (written below).
+fn main() {}
