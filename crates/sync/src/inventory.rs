@@ -55,6 +55,8 @@ pub struct Inventory {
     pub revision: String,
     /// Objects applied, sorted.
     pub objects: Vec<InventoryRef>,
+    /// The last revision seen Healthy in this cluster (the rollback target).
+    pub healthy_revision: Option<String>,
 }
 
 fn configmaps() -> ApiResource {
@@ -95,6 +97,7 @@ impl Inventory {
             "data": {
                 "revision": self.revision,
                 "objects": serde_json::to_string(&self.objects).unwrap_or_else(|_| "[]".into()),
+                "healthyRevision": self.healthy_revision.clone().unwrap_or_default(),
             }
         })
     }
@@ -109,6 +112,10 @@ impl Inventory {
                 .unwrap_or_default()
                 .to_string(),
             objects: serde_json::from_str(cm["data"]["objects"].as_str().unwrap_or("[]")).ok()?,
+            healthy_revision: cm["data"]["healthyRevision"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
         })
     }
 }
@@ -191,5 +198,25 @@ pub async fn delete(
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(e) => Err(api_error(cluster, "deleting an inventory", e)),
+    }
+}
+
+/// Records that `revision` is Healthy for an app (the revision a rollback returns to).
+pub async fn mark_healthy(
+    client: &Client,
+    cluster: &str,
+    environment: &str,
+    app: &str,
+    revision: &str,
+) -> Result<(), ClusterError> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), INVENTORY_NAMESPACE, &configmaps());
+    let name = Inventory::name(environment, app);
+    let patch = Patch::Merge(json!({"data": {"healthyRevision": revision}}));
+    let params = PatchParams::default();
+    match with_retries("mark healthy", || api.patch(&name, &params, &patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(api_error(cluster, "recording the healthy revision", e)),
     }
 }

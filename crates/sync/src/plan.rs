@@ -395,6 +395,10 @@ impl Engine {
                     app: a.app.clone(),
                     revision: target.revision.to_string(),
                     objects: refs,
+                    healthy_revision: previous
+                        .iter()
+                        .find(|p| p.app == a.app)
+                        .and_then(|p| p.healthy_revision.clone()),
                 }
             })
             .collect();

@@ -106,3 +106,26 @@ impl Engine {
         Ok(out)
     }
 }
+
+impl Engine {
+    /// Records `revision` as the last Healthy one for every app of the
+    /// environment in this cluster (what a rollback returns to).
+    pub async fn mark_healthy(
+        &self,
+        environment: &str,
+        apps: &[String],
+        revision: &str,
+    ) -> Result<(), SyncError> {
+        for app in apps {
+            crate::inventory::mark_healthy(&self.client, &self.cluster, environment, app, revision)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The inventories of an environment in this cluster (revision applied,
+    /// last healthy revision, objects), one per app.
+    pub async fn inventories(&self, environment: &str) -> Result<Vec<crate::Inventory>, SyncError> {
+        Ok(crate::inventory::read_all(&self.client, &self.cluster, environment).await?)
+    }
+}

@@ -124,6 +124,12 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
         let deadline = target.environment.spec.rollout.progress_deadline.0;
         let health = engine.wait_healthy(&resolved, deadline, &progress).await?;
         healthy = health.healthy;
+        if healthy {
+            let apps: Vec<String> = target.rendered.apps.iter().map(|a| a.app.clone()).collect();
+            engine
+                .mark_healthy(&target.environment.metadata.name, &apps, target.revision)
+                .await?;
+        }
         if !healthy {
             for o in health
                 .objects
