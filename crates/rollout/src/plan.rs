@@ -283,6 +283,25 @@ mod tests {
     }
 
     #[test]
+    fn the_auto_partition_example_of_the_docs() {
+        let fleet: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+        let plan = plan_fleet(
+            fleet.iter().map(|c| (c.as_str(), (c == "c0").then_some(1))),
+            &Rollout::default(),
+        )
+        .expect("plans");
+        assert_eq!(
+            names(&plan),
+            vec![
+                (1, false, vec!["c0"]),
+                (2, true, vec!["c1", "c2", "c3"]),
+                (3, true, vec!["c4", "c5", "c6"]),
+                (4, true, vec!["c7", "c8", "c9"]),
+            ]
+        );
+    }
+
+    #[test]
     fn small_unwaved_fleets_get_one_cluster_per_wave() {
         for n in 1..=4 {
             let fleet: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();

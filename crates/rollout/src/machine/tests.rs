@@ -110,11 +110,10 @@ fn rolled_back(r: &mut FleetRollout, now: Duration, cluster: &str) {
     ));
 }
 
-#[test]
-fn a_good_revision_rolls_out_wave_by_wave_in_batches_of_max_surge() {
-    // The worked example of docs/rollouts.md: 10 clusters, maxSurge 25%
-    // (→ 3), maxUnavailable 10% (→ 1), canary c0 in wave 1, c1..c9 in wave 2,
-    // bakeTime 1m.
+/// The worked examples of docs/rollouts.md: 10 clusters, maxSurge 25%
+/// (→ 3), maxUnavailable 10% (→ 1), canary c0 in wave 1, c1..c9 in wave 2,
+/// bakeTime 1m, progressDeadline 10m.
+fn ten_clusters(policy: FailurePolicy) -> FleetRollout {
     let fleet: Vec<(String, Option<u32>)> = (0..10)
         .map(|i| (format!("c{i}"), Some(if i == 0 { 1 } else { 2 })))
         .collect();
@@ -123,9 +122,15 @@ fn a_good_revision_rolls_out_wave_by_wave_in_batches_of_max_surge() {
         max_surge: IntOrPercent::Percent(25),
         max_unavailable: IntOrPercent::Percent(10),
         bake_time: tidegate_core::duration::GoDuration(secs(60)),
+        failure_policy: policy,
         ..Rollout::default()
     };
-    let mut r = rollout(&fleet, &p, &[]);
+    rollout(&fleet, &p, &[])
+}
+
+#[test]
+fn a_good_revision_rolls_out_wave_by_wave_in_batches_of_max_surge() {
+    let mut r = ten_clusters(FailurePolicy::Rollback);
     assert_eq!((r.max_in_flight(), r.max_unavailable()), (3, 1));
 
     assert_eq!(applies(&r.step(secs(0))), ["c0"]);
@@ -164,6 +169,72 @@ fn a_good_revision_rolls_out_wave_by_wave_in_batches_of_max_surge() {
         r.clusters()
             .all(|c| c.progress == ClusterProgress::Updated && c.revision == Some("v2"))
     );
+}
+
+#[test]
+fn the_bad_revision_of_the_docs_is_rolled_back_in_reverse_order() {
+    for policy in [FailurePolicy::Rollback, FailurePolicy::Halt] {
+        let mut r = ten_clusters(policy);
+        assert_eq!(applies(&r.step(secs(0))), ["c0"]);
+        converge(&mut r, secs(30), "c0");
+        r.step(secs(30));
+        assert_eq!(applies(&r.step(secs(90))), ["c1", "c2", "c3"]);
+        for c in ["c1", "c2", "c3"] {
+            assert!(r.observe(secs(91), Event::Applied { cluster: c.into() }));
+        }
+        health(&mut r, secs(95), "c2", Degraded); // 1 unavailable: allowed
+        assert!(r.step(secs(95)).is_empty());
+        r.drain_transitions();
+        health(&mut r, secs(105), "c8", HealthStatus::Missing); // 2 > 1
+        let failure = Failure::TooManyUnavailable {
+            unavailable: vec!["c2".into(), "c8".into()],
+            max_unavailable: 1,
+        };
+        assert_eq!(r.failure(), Some(&failure));
+        let cmds = r.step(secs(105));
+        if policy == FailurePolicy::Halt {
+            assert_eq!(cmds, [Command::Finished(Outcome::Halted { failure })]);
+            assert_eq!(
+                actions(&mut r),
+                ["gate-failed", "quarantine", "rollout-end"]
+            );
+            continue;
+        }
+        assert_eq!(
+            rollbacks(&cmds),
+            [("c3", Some("v1")), ("c2", Some("v1")), ("c1", Some("v1"))]
+        );
+        rolled_back(&mut r, secs(110), "c2");
+        assert_eq!(rollbacks(&r.step(secs(110))), [("c0", Some("v1"))]);
+        for c in ["c3", "c1", "c0"] {
+            rolled_back(&mut r, secs(120), c);
+        }
+        assert_eq!(
+            finished(&r.step(secs(120))),
+            Some(&Outcome::RolledBack {
+                failure,
+                not_restored: vec![]
+            })
+        );
+        assert_eq!(
+            actions(&mut r),
+            [
+                "gate-failed",
+                "quarantine",
+                "rollback",
+                "rollback",
+                "rollback",
+                "rollback",
+                "rollout-end"
+            ]
+        );
+        let untouched: Vec<&str> = r
+            .clusters()
+            .filter(|c| c.progress == ClusterProgress::Pending)
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(untouched, ["c4", "c5", "c6", "c7", "c8", "c9"]);
+    }
 }
 
 #[test]
