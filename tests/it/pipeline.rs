@@ -16,10 +16,19 @@ pub fn load_env(
     repo_dir: &Path,
     env: &str,
 ) -> Result<(tidegate_source::Desired, Rendered), Diagnostics> {
+    load_env_at(repo_dir, env, "HEAD")
+}
+
+/// Like [`load_env`], at another revision (environment file and manifests).
+pub fn load_env_at(
+    repo_dir: &Path,
+    env: &str,
+    revision: &str,
+) -> Result<(tidegate_source::Desired, Rendered), Diagnostics> {
     let cache = tempfile::tempdir().expect("cache");
     let git = GitSource::new(cache.path());
     let repo = Repo::open_local(repo_dir).expect("open");
-    let commit = repo.resolve("HEAD").expect("HEAD");
+    let commit = repo.resolve(revision).expect("revision");
     let loaded = desired::load_environment(&repo, &commit, env).and_then(|(e, file)| {
         desired::load_desired(&git, &repo, &commit, e, file, &Overrides::default())
     });

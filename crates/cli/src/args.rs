@@ -99,6 +99,115 @@ pub enum Command {
     Sync(SyncArgs),
     /// Per cluster and app: revision applied, sync state, health, drifted objects
     Status(StatusArgs),
+    /// Show the waves, limits, gates and what would change in each cluster, before anything changes
+    Plan(PlanArgs),
+    /// Approve a wave marked `approval: required` for the revision being rolled out
+    Approve(ApproveArgs),
+    /// Roll the environment back to a revision, in waves under the same limits
+    Rollback(RollbackArgs),
+    /// Allow a quarantined revision to be rolled out again
+    Unquarantine(UnquarantineArgs),
+    /// Rollouts of an environment, with their outcome
+    History(HistoryArgs),
+}
+
+/// `tidegate plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Environment
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Only the waves and limits; do not contact the clusters
+    #[arg(long)]
+    pub offline: bool,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+/// `tidegate approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// Environment
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// The wave to approve
+    #[arg(long)]
+    pub wave: u32,
+    /// The revision being rolled out [default: --ref, or HEAD]
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+    /// Why (recorded in the audit trail)
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db]
+    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
+    pub audit_db: Option<std::path::PathBuf>,
+}
+
+/// `tidegate rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Environment
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// The revision to go back to [default: the last healthy revision recorded in the clusters]
+    #[arg(long, value_name = "REV")]
+    pub to: Option<String>,
+    /// Only this cluster (no waves)
+    #[arg(long)]
+    pub cluster: Option<String>,
+    /// Rollout options.
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
+}
+
+/// Options of a fleet rollout.
+#[derive(Debug, Args)]
+pub struct RolloutFlags {
+    /// Kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Take the environment's lock even if someone holds it (a crashed run)
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db]
+    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
+    pub audit_db: Option<std::path::PathBuf>,
+}
+
+/// `tidegate unquarantine`.
+#[derive(Debug, Args)]
+pub struct UnquarantineArgs {
+    /// Environment
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// The quarantined revision
+    #[arg(long, value_name = "REV")]
+    pub revision: String,
+    /// Why (recorded in the audit trail)
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db]
+    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
+    pub audit_db: Option<std::path::PathBuf>,
+}
+
+/// `tidegate history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Environment
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db]
+    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
+    pub audit_db: Option<std::path::PathBuf>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
 }
 
 /// Which clusters and apps of an environment a command works on.
@@ -141,9 +250,19 @@ pub struct DiffArgs {
 /// `tidegate sync`.
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// What to sync (one cluster for now).
+    /// What to sync: with --cluster one cluster; without, the whole
+    /// environment as a rollout in waves.
     #[command(flatten)]
     pub selection: Selection,
+    /// Continue the rollout a killed run left behind (from its journal)
+    #[arg(long)]
+    pub resume: bool,
+    /// Take the environment's lock even if someone holds it (a crashed run)
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Roll out a revision that a failed rollout quarantined
+    #[arg(long)]
+    pub allow_quarantined: bool,
     /// Plan and show what would change; write nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -19,25 +19,36 @@ impl Workspace {
     /// Opens `--repo` (or the repository containing the current directory)
     /// and resolves `--ref` (or HEAD).
     pub fn open(global: &Global) -> Result<Workspace> {
+        Self::open_at(global.repo.as_deref(), global.git_ref.as_deref())
+    }
+
+    /// Opens `repo` (or the repository containing the current directory) at `git_ref` (or HEAD).
+    pub fn open_at(repo: Option<&str>, git_ref: Option<&str>) -> Result<Workspace> {
         let git = GitSource::new(GitSource::default_cache_dir());
         let cwd = std::env::current_dir().context("reading the current directory")?;
-        let repo = match &global.repo {
+        let repo_arg = repo;
+        let repo = match repo_arg {
             None => Repo::open_local(&cwd).context(
                 "not inside a Git repository: run tidegate from your fleet repository or pass --repo",
             )?,
             Some(r) => git.open(&RepoLocation::parse(r, &cwd))?,
         };
-        let commit = repo.resolve(global.git_ref.as_deref().unwrap_or("HEAD"))?;
+        let commit = repo.resolve(git_ref.unwrap_or("HEAD"))?;
         tracing::debug!(repo = repo.location(), commit = %commit.sha, "configuration repository");
         Ok(Workspace {
             git,
             repo,
             commit,
             overrides: Overrides {
-                same_repo: global.repo.is_some(),
-                git_ref: global.git_ref.clone(),
+                same_repo: repo_arg.is_some(),
+                git_ref: git_ref.map(str::to_string),
             },
         })
+    }
+
+    /// The commit being read.
+    pub fn commit_sha(&self) -> &str {
+        &self.commit.sha
     }
 
     /// Every environment in `environments/`.

@@ -4,6 +4,7 @@ mod audit;
 mod diff;
 mod fleet;
 mod render;
+mod rollout;
 mod status;
 mod sync;
 mod validate;
@@ -22,6 +23,11 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
         Command::Diff(args) => block_on(diff::run(&cli.global, args, style)),
         Command::Sync(args) => block_on(sync::run(&cli.global, args, style)),
         Command::Status(args) => block_on(status::run(&cli.global, args, style)),
+        Command::Plan(args) => block_on(rollout::plan(&cli.global, args, style)),
+        Command::Approve(args) => rollout::approve(&cli.global, args),
+        Command::Rollback(args) => block_on(rollout::rollback(&cli.global, args, style)),
+        Command::Unquarantine(args) => rollout::unquarantine(args),
+        Command::History(args) => rollout::history(args),
         Command::Audit(args) => audit::run(args, style),
     }
 }

@@ -5,7 +5,7 @@ use crate::{
     args::{Global, SyncArgs, TextOrJson},
     output::Style,
 };
-use anyhow::{Context, bail};
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::{io::IsTerminal, process::ExitCode, sync::Mutex, time::Duration};
 use tidegate_sync::{Action, Progress, SyncError, SyncOptions};
@@ -13,7 +13,7 @@ use tidegate_sync::{Action, Progress, SyncError, SyncOptions};
 /// Exit 0 when the cluster matches Git (and is healthy, with --wait); 1 otherwise.
 pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Result<ExitCode> {
     let Some(cluster) = args.selection.cluster.clone() else {
-        bail!("name the cluster with --cluster (fleet rollouts in waves are not built yet)");
+        return super::rollout::fleet_sync(global, args, style).await;
     };
     let Some(loaded) = fleet::load(global, &args.selection, style)? else {
         return Ok(ExitCode::from(1));

@@ -1,0 +1,565 @@
+//! Fleet rollouts: `plan`, `sync --env` (without --cluster), `approve`,
+//! `rollback`, `unquarantine`, `history`.
+
+use super::fleet;
+use crate::{
+    args::{
+        Access, ApproveArgs, Global, HistoryArgs, PlanArgs, RollbackArgs, Selection, SyncArgs,
+        TextOrJson, UnquarantineArgs,
+    },
+    output::Style,
+    workspace::Workspace,
+};
+use anyhow::{Context, bail};
+use std::{path::PathBuf, process::ExitCode, sync::Mutex};
+use tidegate_audit::{
+    Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore, Trigger,
+};
+use tidegate_cluster::KubeconfigFactory;
+use tidegate_core::Environment;
+use tidegate_fleet::{Approvals, ClusterLine, Driver, DriverOptions, Journal, Outcome, Revisions};
+use tidegate_render::Rendered;
+use tidegate_source::LoadError;
+use tidegate_sync::{Audit, SyncOptions};
+
+fn audit_path(arg: &Option<PathBuf>) -> PathBuf {
+    arg.clone().unwrap_or_else(SqliteStore::default_path)
+}
+
+fn actor() -> Actor {
+    Actor::local_user(Trigger::Cli)
+}
+
+/// The latest quarantine of `revision` in `env` not lifted by an unquarantine.
+fn quarantined(store: &SqliteStore, env: &str, revision: &str) -> anyhow::Result<Option<Record>> {
+    let records = store.records(&Filter {
+        environment: Some(env.to_string()),
+        actions: vec!["quarantine".into(), "unquarantine".into()],
+        ..Filter::default()
+    })?;
+    Ok(records
+        .into_iter()
+        .rfind(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == revision))
+        .filter(|r| r.entry.action == Action::Quarantine))
+}
+
+/// Renders the environment at another revision, from the same repository.
+struct GitRevisions {
+    repo: Option<String>,
+    env: String,
+}
+
+impl Revisions for GitRevisions {
+    fn render(&self, revision: &str) -> Result<(Environment, Rendered), String> {
+        let ws = Workspace::open_at(self.repo.as_deref(), Some(revision))
+            .map_err(|e| format!("{e:#}"))?;
+        let desired = ws.load(&self.env).map_err(|e| match e {
+            LoadError::Invalid(d) => d.to_string(),
+            LoadError::Source(e) => e.to_string(),
+        })?;
+        let rendered = tidegate_render::render_environment(
+            &desired.environment,
+            &desired.env_file,
+            &desired.commit.sha,
+            &desired.apps,
+        )
+        .map_err(|d| d.to_string())?;
+        Ok((desired.environment, rendered))
+    }
+}
+
+/// Approvals recorded in the audit trail by `tidegate approve`.
+struct AuditApprovals {
+    path: PathBuf,
+    env: String,
+    revision: String,
+}
+
+impl Approvals for AuditApprovals {
+    fn approved(&self, wave: u32) -> bool {
+        let Ok(store) = SqliteStore::open_existing(&self.path) else {
+            return false;
+        };
+        store
+            .records(&Filter {
+                environment: Some(self.env.clone()),
+                actions: vec!["approve".into()],
+                ..Filter::default()
+            })
+            .unwrap_or_default()
+            .iter()
+            .any(|r| {
+                r.entry.details.get("wave") == Some(&wave.to_string())
+                    && r.entry.to.as_ref().is_some_and(|t| t.sha == self.revision)
+            })
+    }
+}
+
+fn factory(global: &Global, kubeconfig: &Option<PathBuf>) -> KubeconfigFactory {
+    KubeconfigFactory {
+        force: global.access == Access::Kubeconfig,
+        file: kubeconfig.clone(),
+    }
+}
+
+fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
+    let text: String = lines
+        .iter()
+        .map(|l| {
+            format!(
+                "  wave {:<3} {:<20} {:<16} {:<12} {}\n",
+                l.wave,
+                l.cluster,
+                l.state,
+                format!("{:?}", l.health),
+                l.elapsed
+                    .map(|d| format!("{}s", d.as_secs()))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    // Print only when something other than elapsed time changed.
+    let key: String = lines
+        .iter()
+        .map(|l| format!("{}{}{:?};", l.cluster, l.state, l.health))
+        .collect();
+    if let Ok(mut last) = last.lock()
+        && *last != key
+    {
+        *last = key;
+        print!("{text}");
+        println!();
+    }
+}
+
+async fn run_rollout(
+    global: &Global,
+    environment: &Environment,
+    rendered: &Rendered,
+    revision: &str,
+    flags: (&Option<PathBuf>, &Option<PathBuf>, bool, bool),
+    options: SyncOptions,
+) -> anyhow::Result<ExitCode> {
+    let (kubeconfig, audit_db, break_lock, resume) = flags;
+    let path = audit_path(audit_db);
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("opening the audit trail {}", path.display()))?;
+    let env = &environment.metadata.name;
+    let factory = factory(global, kubeconfig);
+    let revisions = GitRevisions {
+        repo: global.repo.clone(),
+        env: env.clone(),
+    };
+    let approvals = AuditApprovals {
+        path: path.clone(),
+        env: env.clone(),
+        revision: revision.to_string(),
+    };
+    let identity = actor().identity;
+    let driver = Driver {
+        factory: &factory,
+        environment,
+        rendered,
+        revision,
+        revisions: &revisions,
+        approvals: &approvals,
+        audit: Some(Audit {
+            sink: std::sync::Arc::new(store),
+            actor: actor(),
+        }),
+        journal: Some(Journal::new(&Journal::default_dir(), env)),
+        options: DriverOptions {
+            force_conflicts: options.force_conflicts,
+            prune: options.prune || environment.spec.sync.prune,
+            break_lock,
+            resume,
+            identity,
+            ..DriverOptions::default()
+        },
+    };
+    println!(
+        "rolling out {} to {env} ({} clusters)",
+        &revision[..revision.len().min(12)],
+        environment.spec.clusters.len()
+    );
+    let last = Mutex::new(String::new());
+    let report = driver.run(&|lines| print_lines(lines, &last)).await?;
+    match &report.outcome {
+        Outcome::Succeeded => {
+            println!(
+                "rollout succeeded: every cluster is Healthy at {}",
+                &revision[..revision.len().min(12)]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::RolledBack {
+            failure,
+            not_restored,
+        } => {
+            println!(
+                "rollout FAILED ({failure:?}); touched clusters were rolled back and {} is quarantined",
+                &revision[..revision.len().min(12)]
+            );
+            for n in not_restored {
+                println!("  not restored: {} ({})", n.cluster, n.reason);
+            }
+            Ok(ExitCode::from(1))
+        }
+        Outcome::Halted { failure } => {
+            println!("rollout HALTED ({failure:?}); clusters are left as they are");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `tidegate sync --env E` without `--cluster`: the whole rollout.
+pub async fn fleet_sync(
+    global: &Global,
+    args: &SyncArgs,
+    style: &Style,
+) -> anyhow::Result<ExitCode> {
+    if args.dry_run {
+        bail!(
+            "a fleet rollout has no dry run: use `tidegate plan --env {}`",
+            args.selection.env
+        );
+    }
+    let Some(loaded) = fleet::load(global, &args.selection, style)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let revision = loaded.desired.commit.sha.clone();
+    let path = audit_path(&args.audit_db);
+    if !args.allow_quarantined
+        && path.exists()
+        && let Some(q) = quarantined(
+            &SqliteStore::open_existing(&path)?,
+            &args.selection.env,
+            &revision,
+        )?
+    {
+        bail!(
+            "revision {} is quarantined for {} since entry #{} ({}); fix it in a newer commit, or run `tidegate unquarantine --env {} --revision {}` (or pass --allow-quarantined)",
+            &revision[..12],
+            args.selection.env,
+            q.seq,
+            q.entry.message.unwrap_or_default(),
+            args.selection.env,
+            revision
+        );
+    }
+    let options = SyncOptions {
+        prune: args.prune,
+        force_conflicts: args.force_conflicts,
+        ..SyncOptions::default()
+    };
+    run_rollout(
+        global,
+        &loaded.desired.environment,
+        &loaded.rendered,
+        &revision,
+        (
+            &args.selection.kubeconfig,
+            &args.audit_db,
+            args.break_lock,
+            args.resume,
+        ),
+        options,
+    )
+    .await
+}
+
+/// `tidegate plan`.
+pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Result<ExitCode> {
+    let selection = Selection {
+        env: args.env.clone(),
+        cluster: None,
+        app: None,
+        kubeconfig: args.kubeconfig.clone(),
+    };
+    let Some(loaded) = fleet::load(global, &selection, style)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let waves = match tidegate_rollout::plan_waves(&loaded.desired.environment) {
+        Ok(w) => w,
+        Err(problems) => {
+            style.print_diagnostics(&problems);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut changes = serde_json::Map::new();
+    if !args.offline {
+        for name in &loaded.clusters {
+            let engine = loaded.connect(name).await?;
+            let plan = engine
+                .plan(&loaded.target(name)?, &SyncOptions::default())
+                .await?;
+            changes.insert(
+                name.clone(),
+                serde_json::json!({
+                    "toChange": plan.objects.iter().filter(|o| o.needs_apply()).count(),
+                    "toPrune": plan.prune.len(),
+                    "total": plan.objects.len(),
+                    "problems": plan.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                }),
+            );
+        }
+    }
+    match args.output {
+        TextOrJson::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes})
+            )?
+        ),
+        TextOrJson::Text => {
+            println!(
+                "rollout of {} to {}: maxSurge {} ({} clusters in flight at most), maxUnavailable {}, progressDeadline {}, bakeTime {}, on failure: {:?}",
+                &loaded.desired.commit.sha[..12],
+                args.env,
+                loaded.desired.environment.spec.rollout.max_surge,
+                waves.max_in_flight,
+                waves.max_unavailable,
+                waves.progress_deadline,
+                waves.bake_time,
+                waves.failure_policy
+            );
+            for wave in &waves.waves {
+                println!(
+                    "wave {}{}{}",
+                    wave.number,
+                    if wave.auto { " (automatic)" } else { "" },
+                    if wave.approval == tidegate_core::environment::Approval::Required {
+                        " — needs `tidegate approve`"
+                    } else {
+                        ""
+                    }
+                );
+                for c in &wave.clusters {
+                    match changes.get(c) {
+                        Some(v) => println!(
+                            "  {c:<20} {} of {} objects to change, {} to prune{}",
+                            v["toChange"],
+                            v["total"],
+                            v["toPrune"],
+                            if v["problems"].as_array().is_some_and(|p| !p.is_empty()) {
+                                format!(", PROBLEMS: {}", v["problems"])
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        None => println!("  {c}"),
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tidegate approve`.
+pub fn approve(global: &Global, args: &ApproveArgs) -> anyhow::Result<ExitCode> {
+    let revision = match &args.revision {
+        Some(r) => Workspace::open_at(global.repo.as_deref(), Some(r))?,
+        None => Workspace::open(global)?,
+    };
+    let sha = revision.commit_sha().to_string();
+    let path = audit_path(&args.audit_db);
+    let store = SqliteStore::open(&path)?;
+    let mut entry = Entry::new(actor(), Action::Approve)
+        .env(&args.env)
+        .revisions(None, Some(Revision::sha(&sha)))
+        .message(
+            args.reason
+                .clone()
+                .unwrap_or_else(|| format!("wave {} approved", args.wave)),
+        );
+    entry.details.insert("wave".into(), args.wave.to_string());
+    let seq = store.append(entry)?;
+    println!(
+        "approved wave {} of {} for {} (audit entry #{seq})",
+        args.wave,
+        args.env,
+        &sha[..12]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tidegate unquarantine`.
+pub fn unquarantine(args: &UnquarantineArgs) -> anyhow::Result<ExitCode> {
+    let path = audit_path(&args.audit_db);
+    let store = SqliteStore::open_existing(&path)?;
+    if quarantined(&store, &args.env, &args.revision)?.is_none() {
+        bail!(
+            "revision {} is not quarantined for {}",
+            args.revision,
+            args.env
+        );
+    }
+    let entry = Entry::new(actor(), Action::Other("unquarantine".into()))
+        .env(&args.env)
+        .revisions(None, Some(Revision::sha(&args.revision)))
+        .message(
+            args.reason
+                .clone()
+                .unwrap_or_else(|| "lifted by hand".into()),
+        );
+    let seq = store.append(entry)?;
+    println!(
+        "{} may be rolled out to {} again (audit entry #{seq})",
+        args.revision, args.env
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tidegate history`.
+pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open_existing(&audit_path(&args.audit_db))?;
+    let records = store.records(&Filter {
+        environment: Some(args.env.clone()),
+        actions: vec!["rollout-start".into(), "rollout-end".into()],
+        ..Filter::default()
+    })?;
+    let ends: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.entry.action == Action::RolloutEnd)
+        .collect();
+    let rows: Vec<serde_json::Value> = records
+        .iter()
+        .filter(|r| r.entry.action == Action::RolloutStart)
+        .map(|start| {
+            let end = ends.iter().find(|e| e.operation == Some(start.seq));
+            serde_json::json!({
+                "operation": start.seq,
+                "started": start.time_ms,
+                "revision": start.entry.to.as_ref().map(|r| r.sha.clone()),
+                "actor": start.entry.actor.identity,
+                "outcome": end.and_then(|e| e.entry.outcome).map(|o| o.as_str()).unwrap_or("interrupted"),
+                "durationMs": end.and_then(|e| e.entry.duration_ms),
+                "message": end.and_then(|e| e.entry.message.clone()),
+            })
+        })
+        .collect();
+    match args.output {
+        TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        TextOrJson::Text => {
+            println!(
+                "{:<6} {:<14} {:<12} {:<22} MESSAGE",
+                "OP", "REVISION", "OUTCOME", "ACTOR"
+            );
+            for r in &rows {
+                println!(
+                    "{:<6} {:<14} {:<12} {:<22} {}",
+                    r["operation"].to_string(),
+                    r["revision"]
+                        .as_str()
+                        .map(|s| &s[..s.len().min(12)])
+                        .unwrap_or("-"),
+                    r["outcome"].as_str().unwrap_or("-"),
+                    r["actor"].as_str().unwrap_or("-"),
+                    r["message"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tidegate rollback`: a rollout of an older revision, in waves (or one cluster).
+pub async fn rollback(
+    global: &Global,
+    args: &RollbackArgs,
+    _style: &Style,
+) -> anyhow::Result<ExitCode> {
+    let current = Workspace::open(global)?;
+    let env_now = current
+        .load(&args.env)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let to = match &args.to {
+        Some(to) => to.clone(),
+        None => {
+            // The last healthy revision recorded in the first reachable cluster.
+            let factory = factory(global, &args.rollout.kubeconfig);
+            let mut found = None;
+            for cluster in &env_now.environment.spec.clusters {
+                if let Ok(engine) = tidegate_sync::Engine::connect(&factory, cluster).await
+                    && let Ok(inv) = engine.inventories(&args.env).await
+                    && let Some(rev) = inv.first().and_then(|i| i.healthy_revision.clone())
+                {
+                    found = Some(rev);
+                    break;
+                }
+            }
+            found.context("no cluster records a last healthy revision: pass --to REV")?
+        }
+    };
+    let (environment, rendered) = GitRevisions {
+        repo: global.repo.clone(),
+        env: args.env.clone(),
+    }
+    .render(&to)
+    .map_err(|e| anyhow::anyhow!("rendering {to}: {e}"))?;
+    let sha = Workspace::open_at(global.repo.as_deref(), Some(&to))?
+        .commit_sha()
+        .to_string();
+    if let Some(cluster) = &args.cluster {
+        let Some(definition) = environment.cluster(cluster) else {
+            bail!("environment {} has no cluster {cluster} at {to}", args.env);
+        };
+        let engine =
+            tidegate_sync::Engine::connect(&factory(global, &args.rollout.kubeconfig), definition)
+                .await?;
+        let path = audit_path(&args.rollout.audit_db);
+        let engine = engine.with_audit(Audit {
+            sink: std::sync::Arc::new(SqliteStore::open(&path)?),
+            actor: actor(),
+        });
+        let rendered_cluster = rendered
+            .clusters
+            .iter()
+            .find(|c| c.cluster == *cluster)
+            .context("not rendered")?;
+        let target = tidegate_sync::Target {
+            environment: &environment,
+            cluster: definition,
+            rendered: rendered_cluster,
+            revision: &sha,
+        };
+        let report = engine
+            .sync(
+                &target,
+                &SyncOptions {
+                    prune: true,
+                    ..SyncOptions::default()
+                },
+                &|_| {},
+            )
+            .await?;
+        println!(
+            "{cluster} rolled back to {}: {} objects changed",
+            &sha[..12],
+            report
+                .results
+                .iter()
+                .filter(|r| r.action != tidegate_sync::Action::Unchanged)
+                .count()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    run_rollout(
+        global,
+        &environment,
+        &rendered,
+        &sha,
+        (
+            &args.rollout.kubeconfig,
+            &args.rollout.audit_db,
+            args.rollout.break_lock,
+            false,
+        ),
+        SyncOptions {
+            prune: true,
+            ..SyncOptions::default()
+        },
+    )
+    .await
+}
