@@ -282,7 +282,9 @@ pub struct ClusterView<'a> {
     pub health: HealthStatus,
     /// The revision it is believed to run.
     pub revision: Option<&'a str>,
-    /// When its apply (or rollback) was issued, for elapsed times.
+    /// For elapsed times: when the apply was issued (Applying, Progressing,
+    /// Failed), when it turned Healthy (Updated), or when the rollback was
+    /// issued (RollingBack, RolledBack).
     pub since: Option<Duration>,
 }
 
@@ -480,10 +482,11 @@ impl FleetRollout {
         std::mem::take(&mut self.state.transitions)
     }
 
-    /// The commands issued and still without an outcome (plus a pending
-    /// approval request). After resuming from a journal, execute these again:
-    /// their results may have been lost with the crash. Applies are
-    /// idempotent, so this never moves a cluster forward twice.
+    /// The commands issued and still without an outcome, plus a pending
+    /// approval request, or `Finished` once the rollout has ended. After
+    /// resuming from a journal, execute these again: their results may have
+    /// been lost with the crash. Applies are idempotent, so this never moves
+    /// a cluster forward twice.
     pub fn outstanding(&self) -> Vec<Command> {
         let s = &self.state;
         let mut out = Vec::new();
@@ -510,6 +513,9 @@ impl FleetRollout {
             && let Some(w) = s.waves.get(index)
         {
             out.push(Command::AwaitApproval { wave: w.number });
+        }
+        if let Phase::Done { outcome, .. } = &s.phase {
+            out.push(Command::Finished(outcome.clone()));
         }
         out
     }

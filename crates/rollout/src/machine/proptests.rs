@@ -363,6 +363,13 @@ impl Sim {
 
     fn check_limits(&self) {
         if self.forward() {
+            // Exceeding maxUnavailable always triggers the policy, at once.
+            let unavailable = self.health.iter().filter(|h| is_unavailable(**h)).count();
+            assert!(
+                unavailable <= self.max_unavailable,
+                "{unavailable} unavailable > {} and the rollout goes on",
+                self.max_unavailable
+            );
             let in_flight = (0..self.names.len())
                 .filter(|&i| self.applies[i] > 0 && !self.reached[i])
                 .count();
