@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # `make demo`: the main job end to end on three local clusters named like the
-# prod environment's (eks-us-east-1, aks-westeurope, gke-us-central1).
+# prod environment's (eks-us-east-1 in wave 1, aks-westeurope and
+# gke-us-central1 in wave 2):
 #
-#   validate → diff → sync every prod cluster (waiting for health) → status →
-#   drift by kubectl, named and corrected → audit log and verify.
+#   validate → plan → roll prod out in waves → status → drift by kubectl,
+#   named and corrected → a bad release fails in wave 1 and is rolled back
+#   automatically (waves 2 untouched, revision quarantined) → history and the
+#   verified audit trail.
 #
-# Starts its own clusters (state in .tidegate/demo) and stops them on exit.
+# Works on a throw-away clone of this repository (so the demo can commit a bad
+# release) with shorter gates; starts its own clusters (state in .tidegate/demo)
+# and stops them on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tidegate=target/debug/tidegate
-testkit=target/debug/tidegate-testkit
-state="$PWD/.tidegate/demo"
+root="$PWD"
+tidegate="$root/target/debug/tidegate"
+testkit="$root/target/debug/tidegate-testkit"
+state="$root/.tidegate/demo"
 kubectl="$(tests/cluster/build.sh --print-dirs | head -n 1)/kubectl"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -25,17 +31,25 @@ export KUBECONFIG
 KUBECONFIG=$("$testkit" --state-dir "$state/clusters" up --ephemeral-ports)
 export TIDEGATE_ACCESS=kubeconfig            # reach every cluster through its kubeconfig context
 export TIDEGATE_AUDIT_DB="$state/audit.db"   # a fresh audit trail for the demo
+export XDG_STATE_HOME="$state/xdg"           # rollout journals
+export GIT_AUTHOR_NAME="Tidegate demo" GIT_AUTHOR_EMAIL="demo@example.com"
+export GIT_COMMITTER_NAME="Tidegate demo" GIT_COMMITTER_EMAIL="demo@example.com"
+
+step "a throw-away clone of this repository, with demo-length gates (bake 5s, deadline 40s)"
+git clone -q "$root" "$state/repo"
+cd "$state/repo"
+sed -i 's/    progressDeadline: 5m/    progressDeadline: 40s/; s/    bakeTime: 1m/    bakeTime: 5s/' environments/prod.yaml
+git commit -qam "demo: shorter gates"
+git log --oneline -1
 
 step "tidegate validate"
 "$tidegate" validate
 
-step "tidegate diff --env prod --cluster eks-us-east-1 (everything is missing)"
-"$tidegate" diff --env prod --cluster eks-us-east-1 | tail -n 3 || true
+step "tidegate plan --env prod"
+"$tidegate" plan --env prod
 
-for cluster in eks-us-east-1 aks-westeurope gke-us-central1; do
-  step "tidegate sync --env prod --cluster $cluster --wait"
-  "$tidegate" sync --env prod --cluster "$cluster" --wait
-done
+step "tidegate sync --env prod (the whole fleet, wave by wave)"
+"$tidegate" sync --env prod
 
 step "tidegate status --env prod"
 "$tidegate" status --env prod
@@ -49,7 +63,34 @@ set -e
 
 step "tidegate sync corrects the drift"
 "$tidegate" sync --env prod --cluster aks-westeurope --wait
-"$tidegate" sync --env prod --cluster aks-westeurope
+
+step "a bad release: version 1.5.0 never becomes ready"
+sed -i 's/newTag: "1.4.2"/newTag: "1.5.0"/' environments/prod.yaml
+python3 - <<'PY'
+import re
+p = "manifests/gin-app/deployments.yaml"
+s = open(p).read()
+# kwok in the local clusters never makes pods with this label Ready.
+s = s.replace("        version: blue\n    spec:", "        version: blue\n        tidegate.dev/test-fail-readiness: \"true\"\n    spec:", 1)
+open(p, "w").write(s)
+PY
+git commit -qam "gin-app 1.5.0"
+git log --oneline -1
+set +e
+"$tidegate" sync --env prod
+echo "(tidegate sync exit code: $? — the rollout failed and was rolled back)"
+set -e
+
+step "tidegate status --env prod (every cluster back on the good revision)"
+"$tidegate" status --env prod || true
+
+step "the failed revision is quarantined: a new sync refuses it"
+set +e
+"$tidegate" sync --env prod
+set -e
+
+step "tidegate history --env prod"
+"$tidegate" history --env prod
 
 step "tidegate audit log --env prod"
 "$tidegate" audit log --env prod
