@@ -109,6 +109,8 @@ pub enum Command {
     Unquarantine(UnquarantineArgs),
     /// Rollouts of an environment, with their outcome
     History(HistoryArgs),
+    /// Every cluster of an environment: provider, endpoint, version, status, reachable or why not
+    Clusters(ClustersArgs),
 }
 
 /// `tidegate plan`.
@@ -292,6 +294,23 @@ pub struct StatusArgs {
     /// What to show.
     #[command(flatten)]
     pub selection: Selection,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+/// `tidegate clusters`.
+#[derive(Debug, Args)]
+pub struct ClustersArgs {
+    /// Environment
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// Only this cluster [default: every cluster of the environment]
+    #[arg(long, value_name = "CLUSTER")]
+    pub cluster: Option<String>,
+    /// Kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
     pub output: TextOrJson,

@@ -6,6 +6,7 @@ use crate::{
     workspace::Workspace,
 };
 use anyhow::{Context, bail};
+use tidegate_cloud::{CloudFactory, CloudOptions};
 use tidegate_cluster::KubeconfigFactory;
 use tidegate_core::environment::Cluster;
 use tidegate_render::{Rendered, RenderedCluster};
@@ -20,7 +21,7 @@ pub struct Loaded {
     pub rendered: Rendered,
     /// Names of the selected clusters, in environment order.
     pub clusters: Vec<String>,
-    factory: KubeconfigFactory,
+    factory: CloudFactory,
 }
 
 /// Loads and renders; `Ok(None)` after printing the problems of invalid input.
@@ -84,10 +85,16 @@ pub fn load(
         .map(|c| c.name.clone())
         .collect();
     Ok(Some(Loaded {
-        factory: KubeconfigFactory {
-            force: global.access == Access::Kubeconfig,
-            file: selection.kubeconfig.clone(),
-        },
+        // `--access auto`: each cluster through its provider (EKS natively,
+        // kubeconfig clusters through their context); `--access kubeconfig`:
+        // every cluster through its kubeconfig context.
+        factory: CloudFactory::new(
+            KubeconfigFactory {
+                force: global.access == Access::Kubeconfig,
+                file: selection.kubeconfig.clone(),
+            },
+            CloudOptions::default(),
+        ),
         desired,
         rendered,
         clusters,
@@ -110,6 +117,11 @@ impl Loaded {
             .iter()
             .find(|c| c.cluster == name)
             .context("cluster not rendered")
+    }
+
+    /// The factory that makes clients.
+    pub fn factory(&self) -> &CloudFactory {
+        &self.factory
     }
 
     /// Connects to a cluster.

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod audit;
+mod clusters;
 mod diff;
 mod fleet;
 mod render;
@@ -29,6 +30,7 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
         Command::Unquarantine(args) => rollout::unquarantine(args),
         Command::History(args) => rollout::history(args),
         Command::Audit(args) => audit::run(args, style),
+        Command::Clusters(args) => block_on(clusters::run(&cli.global, args, style)),
     }
 }
 

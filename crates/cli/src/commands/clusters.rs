@@ -1,0 +1,214 @@
+//! `tidegate clusters`: every cluster of an environment, where it is, and
+//! whether Tidegate can reach it (and why not).
+
+use super::fleet;
+use crate::{
+    args::{ClustersArgs, Global, Selection, TextOrJson},
+    output::Style,
+};
+use serde::Serialize;
+use std::{process::ExitCode, time::Duration};
+use tidegate_cloud::CloudFactory;
+use tidegate_cluster::{ClientFactory, RequestCounter};
+use tidegate_core::environment::{Cluster, Provider};
+
+/// How long a reachability check may take.
+const REACH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One row of the table.
+#[derive(Debug, Serialize)]
+struct Row {
+    cluster: String,
+    provider: &'static str,
+    endpoint: Option<String>,
+    /// The version the cloud reports, else the API server's.
+    version: Option<String>,
+    /// The status the cloud reports (`ACTIVE`, ...); `-` for kubeconfig clusters.
+    status: Option<String>,
+    reachable: bool,
+    /// Why not: `auth`, `tls`, `timeout`, `connection`, `cloud` or `config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Exit 0 when every cluster is reachable, 2 otherwise.
+pub async fn run(global: &Global, args: &ClustersArgs, style: &Style) -> anyhow::Result<ExitCode> {
+    let selection = Selection {
+        env: args.env.clone(),
+        cluster: args.cluster.clone(),
+        app: None,
+        kubeconfig: args.kubeconfig.clone(),
+    };
+    let Some(loaded) = fleet::load(global, &selection, style)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let mut rows = Vec::new();
+    for name in &loaded.clusters {
+        rows.push(check(loaded.factory(), loaded.cluster(name)?).await);
+    }
+    match args.output {
+        TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        TextOrJson::Text => {
+            println!(
+                "{:<20} {:<10} {:<48} {:<10} {:<10} REACHABLE",
+                "CLUSTER", "PROVIDER", "ENDPOINT", "VERSION", "STATUS"
+            );
+            for r in &rows {
+                let reachable = match r.reason {
+                    None => style.ok("yes"),
+                    Some(reason) => style.error(&format!("no ({reason})")),
+                };
+                println!(
+                    "{:<20} {:<10} {:<48} {:<10} {:<10} {reachable}",
+                    r.cluster,
+                    r.provider,
+                    r.endpoint.as_deref().unwrap_or("-"),
+                    r.version.as_deref().unwrap_or("-"),
+                    r.status.as_deref().unwrap_or("-"),
+                );
+                if let Some(e) = &r.error {
+                    println!("  {} {e}", style.error("error:"));
+                }
+            }
+        }
+    }
+    Ok(if rows.iter().all(|r| r.reachable) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+async fn check(factory: &CloudFactory, cluster: &Cluster) -> Row {
+    let via_kubeconfig =
+        factory.kubeconfig_only() || matches!(cluster.provider, Provider::Kubeconfig(_));
+    let mut row = Row {
+        cluster: cluster.name.clone(),
+        provider: if via_kubeconfig && factory.kubeconfig_only() {
+            "kubeconfig"
+        } else {
+            cluster.provider.name()
+        },
+        endpoint: None,
+        version: None,
+        status: None,
+        reachable: false,
+        reason: None,
+        error: None,
+    };
+    if via_kubeconfig {
+        row.endpoint = kubeconfig_server(factory, cluster).await;
+    } else {
+        match factory.describe(cluster).await {
+            Ok(described) => {
+                row.endpoint = Some(described.endpoint.server);
+                row.version = Some(described.version).filter(|v| !v.is_empty());
+                row.status = Some(described.status);
+            }
+            Err(e) => {
+                row.reason = Some(if matches!(e.status(), Some(401 | 403)) {
+                    "auth"
+                } else {
+                    "cloud"
+                });
+                row.error = Some(e.to_string());
+                return row;
+            }
+        }
+    }
+    let attempt = async {
+        let client = factory.client(cluster, &RequestCounter::default()).await?;
+        client
+            .apiserver_version()
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("GET /version"))
+    };
+    match tokio::time::timeout(REACH_TIMEOUT, attempt).await {
+        Ok(Ok(info)) => {
+            row.reachable = true;
+            if row.version.is_none() {
+                row.version = Some(info.git_version);
+            }
+        }
+        Ok(Err(e)) => {
+            let text = format!("{e:#}");
+            row.reason = Some(classify(&text));
+            row.error = Some(text);
+        }
+        Err(_) => {
+            row.reason = Some("timeout");
+            row.error = Some(format!(
+                "no answer from the API server within {}s",
+                REACH_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    row
+}
+
+/// The server URL of a cluster's kubeconfig context, when it can be read.
+async fn kubeconfig_server(factory: &CloudFactory, cluster: &Cluster) -> Option<String> {
+    let file = match &cluster.provider {
+        Provider::Kubeconfig(k) => k.file.clone(),
+        _ => cluster.kubeconfig.as_ref().and_then(|k| k.file.clone()),
+    }
+    .map(std::path::PathBuf::from)
+    .or_else(|| factory.kubeconfig_file().map(|p| p.to_path_buf()));
+    let options = kube::config::KubeConfigOptions {
+        context: Some(cluster.kubeconfig_context().to_string()),
+        ..Default::default()
+    };
+    let config = match file {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).ok()?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .ok()?
+        }
+        None => kube::Config::from_kubeconfig(&options).await.ok()?,
+    };
+    Some(config.cluster_url.to_string())
+}
+
+/// Why a cluster could not be reached, from the error's text.
+fn classify(error: &str) -> &'static str {
+    let lower = error.to_lowercase();
+    if lower.contains("401")
+        || lower.contains("403")
+        || lower.contains("unauthorized")
+        || lower.contains("forbidden")
+        || lower.contains("credentials")
+    {
+        "auth"
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
+        "tls"
+    } else if lower.contains("timed out") || lower.contains("timeout") || lower.contains("deadline")
+    {
+        "timeout"
+    } else if lower.contains("connect") || lower.contains("refused") || lower.contains("dns") {
+        "connection"
+    } else if lower.contains("kubeconfig") {
+        "config"
+    } else {
+        "other"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+
+    #[test]
+    fn reasons_are_classified() {
+        assert_eq!(classify("ApiError: Unauthorized (401)"), "auth");
+        assert_eq!(classify("invalid peer certificate: UnknownIssuer"), "tls");
+        assert_eq!(classify("operation timed out"), "timeout");
+        assert_eq!(
+            classify("tcp connect error: Connection refused"),
+            "connection"
+        );
+    }
+}

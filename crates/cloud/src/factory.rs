@@ -1,0 +1,183 @@
+//! [`CloudFactory`]: kube clients for EKS clusters (and kubeconfig ones).
+
+use crate::{BearerLayer, CachedToken, CloudError, DiscoveredCluster, EksDiscovery, TokenSource};
+use kube::client::ClientBuilder;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use tidegate_cluster::{ClientFactory, ClusterError, KubeconfigFactory, RequestCounter};
+use tidegate_core::environment::{Cluster, Provider};
+
+/// How long a cluster's endpoint and CA are reused before they are described again.
+const DESCRIBE_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Endpoint overrides (stubs, private endpoints, sovereign clouds).
+#[derive(Debug, Clone, Default)]
+pub struct CloudOptions {
+    /// EKS API endpoint instead of `https://eks.<region>.amazonaws.com`
+    /// (`AWS_ENDPOINT_URL_EKS` works too).
+    pub eks_endpoint: Option<String>,
+}
+
+/// Reaches clusters through their cloud: EKS (with in-process tokens);
+/// `provider: kubeconfig` clusters, and every cluster when the kubeconfig
+/// factory is forced (`--access kubeconfig`), go to [`KubeconfigFactory`].
+pub struct CloudFactory {
+    kubeconfig: KubeconfigFactory,
+    options: CloudOptions,
+    eks: tokio::sync::Mutex<HashMap<(String, Option<String>), EksDiscovery>>,
+    access: Mutex<HashMap<String, Access>>,
+}
+
+/// What is cached per cluster: where it is and its tokens.
+#[derive(Clone)]
+struct Access {
+    described: DiscoveredCluster,
+    token: CachedToken,
+    at: Instant,
+}
+
+impl std::fmt::Debug for CloudFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudFactory")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CloudFactory {
+    /// Cloud clusters through their cloud, kubeconfig clusters through `kubeconfig`.
+    pub fn new(kubeconfig: KubeconfigFactory, options: CloudOptions) -> CloudFactory {
+        CloudFactory {
+            kubeconfig,
+            options,
+            eks: tokio::sync::Mutex::new(HashMap::new()),
+            access: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn eks(&self, region: &str, role: Option<&str>) -> Result<EksDiscovery, CloudError> {
+        let key = (region.to_string(), role.map(str::to_string));
+        let mut cache = self.eks.lock().await;
+        if let Some(eks) = cache.get(&key) {
+            return Ok(eks.clone());
+        }
+        let eks = EksDiscovery::new(region, role, self.options.eks_endpoint.as_deref()).await?;
+        cache.insert(key, eks.clone());
+        Ok(eks)
+    }
+
+    /// What the cloud says about `cluster` (endpoint, CA, version, status), and
+    /// its token source. Cached; described again after 15 minutes.
+    async fn access(&self, cluster: &Cluster) -> Result<Access, CloudError> {
+        let cached = self
+            .access
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&cluster.name).cloned());
+        if let Some(access) = &cached
+            && access.at.elapsed() < DESCRIBE_TTL
+        {
+            return Ok(access.clone());
+        }
+        let (described, source): (DiscoveredCluster, Arc<dyn TokenSource>) = match &cluster.provider
+        {
+            Provider::Eks(eks) => {
+                let label = |e: CloudError| e.for_cluster(&cluster.name);
+                let discovery = self
+                    .eks(&eks.region, eks.role_arn.as_deref())
+                    .await
+                    .map_err(label)?;
+                let described = discovery.describe(&eks.cluster_name).await.map_err(label)?;
+                (described, discovery.token_source(&eks.cluster_name))
+            }
+            other => {
+                return Err(CloudError::Invalid {
+                    cluster: format!("cluster {}", cluster.name),
+                    message: format!(
+                        "provider {} is not supported by native cloud access in this build; run with --access kubeconfig",
+                        other.name()
+                    ),
+                });
+            }
+        };
+        // Keep the cached token while the cluster is the same one.
+        let token = match cached {
+            Some(old) if old.described.endpoint == described.endpoint => old.token,
+            _ => CachedToken::new(source),
+        };
+        let access = Access {
+            described,
+            token,
+            at: Instant::now(),
+        };
+        if let Ok(mut cache) = self.access.lock() {
+            cache.insert(cluster.name.clone(), access.clone());
+        }
+        Ok(access)
+    }
+
+    /// True when every cluster is reached through its kubeconfig context.
+    pub fn kubeconfig_only(&self) -> bool {
+        self.kubeconfig.force
+    }
+
+    /// The kubeconfig file override, if any.
+    pub fn kubeconfig_file(&self) -> Option<&std::path::Path> {
+        self.kubeconfig.file.as_deref()
+    }
+
+    /// What the cloud reports about a cluster of provider eks.
+    pub async fn describe(&self, cluster: &Cluster) -> Result<DiscoveredCluster, CloudError> {
+        Ok(self.access(cluster).await?.described)
+    }
+
+    /// Forgets what is cached about `cluster` (after credentials rotated).
+    pub fn forget(&self, cluster: &str) {
+        if let Ok(mut cache) = self.access.lock() {
+            cache.remove(cluster);
+        }
+    }
+}
+
+impl ClientFactory for CloudFactory {
+    async fn client(
+        &self,
+        cluster: &Cluster,
+        counter: &RequestCounter,
+    ) -> Result<kube::Client, ClusterError> {
+        if self.kubeconfig.force || matches!(cluster.provider, Provider::Kubeconfig(_)) {
+            return self.kubeconfig.client(cluster, counter).await;
+        }
+        let failed = |source: kube::Error| ClusterError::Client {
+            cluster: cluster.name.clone(),
+            source,
+        };
+        let access = self
+            .access(cluster)
+            .await
+            .map_err(|e| failed(kube::Error::Service(Box::new(e))))?;
+        let endpoint = &access.described.endpoint;
+        let uri: http::Uri = endpoint.server.parse().map_err(|e| {
+            failed(kube::Error::Service(Box::new(CloudError::Invalid {
+                cluster: cluster.name.clone(),
+                message: format!("endpoint {:?} is not a URL: {e}", endpoint.server),
+            })))
+        })?;
+        let mut config = kube::Config::new(uri);
+        config.root_cert = Some(endpoint.ca.clone());
+        let counter = counter.clone();
+        let builder = ClientBuilder::try_from(config).map_err(failed)?;
+        Ok(builder
+            .with_layer(&BearerLayer::new(access.token.clone()))
+            .with_layer(&tower::util::MapRequestLayer::new(
+                move |request: http::Request<kube::client::Body>| {
+                    counter.record(&request);
+                    request
+                },
+            ))
+            .build())
+    }
+}
