@@ -574,7 +574,7 @@ impl<F: ClientFactory> Driver<'_, F> {
             }
             TransitionKind::GateFailed { wave, failure } => {
                 e(AuditAction::GateFailed).message(format!(
-                    "wave {}: {failure:?}",
+                    "wave {}: {failure}",
                     wave.map_or("-".into(), |w| w.to_string())
                 ))
             }
@@ -591,7 +591,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 }),
             TransitionKind::Quarantine { revision, failure } => e(AuditAction::Quarantine)
                 .revisions(None, Some(Revision::sha(revision)))
-                .message(format!("{failure:?}")),
+                .message(failure.to_string()),
             #[allow(unreachable_patterns)]
             _ => return None,
         })
@@ -617,7 +617,7 @@ impl<F: ClientFactory> Driver<'_, F> {
             } => (
                 AuditOutcome::Failure,
                 format!(
-                    "rolled back after {failure:?}; not restored: {}",
+                    "rolled back after {failure}; not restored: {}",
                     not_restored
                         .iter()
                         .map(|n| format!("{} ({})", n.cluster, n.reason))
@@ -626,7 +626,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 ),
             ),
             Outcome::Halted { failure } => {
-                (AuditOutcome::Aborted, format!("halted after {failure:?}"))
+                (AuditOutcome::Aborted, format!("halted after {failure}"))
             }
         };
         let mut end = Entry::new(audit.actor.clone(), AuditAction::RolloutEnd)

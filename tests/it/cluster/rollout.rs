@@ -189,6 +189,24 @@ async fn a_good_revision_rolls_out_wave_by_wave_within_the_surge_limit() {
         "maxSurge 1: {:?}",
         report.timeline
     );
+    // Wave transition overhead: wave 1 healthy → first apply of wave 2, less the 1 s bake.
+    let wave2 = at(&report, "aks-westeurope", "apply").expect("wave 2");
+    eprintln!(
+        "wave transition overhead: {} ms (health poll every {} ms)",
+        wave2
+            .saturating_sub(wave1_healthy)
+            .saturating_sub(Duration::from_secs(1))
+            .as_millis(),
+        fx.driver_options("tests").poll.as_millis()
+    );
+    let wave2_written = at(&report, "aks-westeurope", "applied").expect("wave 2 applied");
+    eprintln!(
+        "wave 1 healthy → wave 2 sync finished (plan, dry runs, writes): {} ms less the bake",
+        wave2_written
+            .saturating_sub(wave1_healthy)
+            .saturating_sub(Duration::from_secs(1))
+            .as_millis()
+    );
     let sha = fx.git.path().to_path_buf();
     let head = tidegate_source::Repo::open_local(&sha)
         .expect("repo")

@@ -174,6 +174,7 @@ async fn run_rollout(
             break_lock,
             resume,
             identity,
+            poll: std::time::Duration::from_millis(500),
             ..DriverOptions::default()
         },
     };
@@ -197,7 +198,7 @@ async fn run_rollout(
             not_restored,
         } => {
             println!(
-                "rollout FAILED ({failure:?}); touched clusters were rolled back and {} is quarantined",
+                "rollout FAILED ({failure}); touched clusters were rolled back and {} is quarantined",
                 &revision[..revision.len().min(12)]
             );
             for n in not_restored {
@@ -206,7 +207,7 @@ async fn run_rollout(
             Ok(ExitCode::from(1))
         }
         Outcome::Halted { failure } => {
-            println!("rollout HALTED ({failure:?}); clusters are left as they are");
+            println!("rollout HALTED ({failure}); clusters are left as they are");
             Ok(ExitCode::from(1))
         }
     }
