@@ -371,3 +371,106 @@ async fn a_second_rollout_of_the_same_environment_fails_cleanly() {
     );
     assert!(err.to_string().contains("alice@laptop"), "{err}");
 }
+
+/// The `tidegate` binary next to this test binary (`make test` builds it).
+fn tidegate_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("tidegate");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p tidegate-cli` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_killed_mid_rollout_resumes_without_reapplying_a_finished_wave() {
+    let mut fx = Fixture::new("roll-kill", "1", [1, 2, 3]).await;
+    // A longer bake so the kill lands between waves.
+    let env_file = format!("environments/{}.yaml", fx.env);
+    let text = std::fs::read_to_string(fx.git.path().join(&env_file)).expect("env");
+    fx.git
+        .write(&env_file, text.replace("bakeTime: 1s", "bakeTime: 4s"));
+    fx.git.commit("longer bake");
+    let audit_db = fx.state.path().join("audit.db");
+    let run = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(tidegate_bin());
+        cmd.args([
+            "--repo",
+            &fx.git.path().display().to_string(),
+            "sync",
+            "--env",
+            &fx.env,
+        ])
+        .args(extra)
+        .env("TIDEGATE_ACCESS", "kubeconfig")
+        .env("TIDEGATE_AUDIT_DB", &audit_db)
+        .env("XDG_STATE_HOME", fx.state.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        cmd
+    };
+    let mut child = run(&[]).spawn().expect("tidegate sync");
+    // Kill it (SIGKILL) once wave 1 is applied, during its bake.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let revisions = fx.revisions().await;
+        if revisions.get("eks-us-east-1").is_some_and(Option::is_some) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "wave 1 never applied");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let journal = Journal::new(&fx.state.path().join("tidegate/rollouts"), &fx.env);
+    assert!(
+        journal.load().expect("journal").is_some(),
+        "the killed run left its journal"
+    );
+
+    let status = run(&["--resume", "--break-lock"]).status().expect("resume");
+    assert!(status.success(), "resumed rollout failed: {status}");
+    let head = fx.git.path().to_path_buf();
+    let sha = tidegate_source::Repo::open_local(&head)
+        .expect("repo")
+        .resolve("HEAD")
+        .expect("head")
+        .sha;
+    assert!(
+        fx.revisions()
+            .await
+            .values()
+            .all(|r| r.as_deref() == Some(sha.as_str()))
+    );
+    // Wave 1 changed its cluster once: one sync operation recorded for it.
+    let store = tidegate_audit::SqliteStore::open_existing(&audit_db).expect("audit");
+    let syncs = store
+        .records(&tidegate_audit::Filter {
+            cluster: Some("eks-us-east-1".into()),
+            actions: vec!["sync".into()],
+            ..Default::default()
+        })
+        .expect("records")
+        .into_iter()
+        .filter(|r| r.entry.outcome.is_none())
+        .count();
+    assert_eq!(syncs, 1, "eks-us-east-1 was changed once");
+    let history = std::process::Command::new(tidegate_bin())
+        .args(["history", "--env", &fx.env, "-o", "json"])
+        .env("TIDEGATE_AUDIT_DB", &audit_db)
+        .output()
+        .expect("history");
+    let rows: serde_json::Value = serde_json::from_slice(&history.stdout).expect("json");
+    let outcomes: Vec<&str> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes, ["interrupted", "success"], "{rows}");
+    assert!(journal.load().expect("journal").is_none());
+}
