@@ -69,6 +69,7 @@ impl Actor {
         let user = ["USER", "LOGNAME", "USERNAME"]
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            .or_else(user_from_passwd)
             .unwrap_or_else(|| "unknown".to_string());
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .or_else(|_| std::fs::read_to_string("/etc/hostname"))
@@ -79,6 +80,24 @@ impl Actor {
             .unwrap_or_else(|| "localhost".to_string());
         Actor::new(format!("{user}@{host}"), trigger)
     }
+}
+
+/// The name of this process's real user, from `/proc/self/status` and
+/// `/etc/passwd` (for environments without `$USER`, such as cron and CI).
+fn user_from_passwd() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid).then(|| name.to_string())
+    })
 }
 
 /// The kind of change. Known actions have a variant; others keep their name
