@@ -24,7 +24,8 @@ pub struct Loaded {
     factory: CloudFactory,
 }
 
-/// Loads and renders; `Ok(None)` after printing the problems of invalid input.
+/// Loads and renders (checking that the selected cluster and app exist);
+/// `Ok(None)` after printing the problems of invalid input.
 pub fn load(
     global: &Global,
     selection: &Selection,
