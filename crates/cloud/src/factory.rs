@@ -1,6 +1,9 @@
 //! [`CloudFactory`]: kube clients for EKS clusters (and kubeconfig ones).
 
-use crate::{BearerLayer, CachedToken, CloudError, DiscoveredCluster, EksDiscovery, TokenSource};
+use crate::{
+    BearerLayer, CachedToken, CloudError, DiscoveredCluster, EksDiscovery, GkeCredentials,
+    GkeDiscovery, TokenSource,
+};
 use kube::client::ClientBuilder;
 use std::{
     collections::HashMap,
@@ -19,15 +22,29 @@ pub struct CloudOptions {
     /// EKS API endpoint instead of `https://eks.<region>.amazonaws.com`
     /// (`AWS_ENDPOINT_URL_EKS` works too).
     pub eks_endpoint: Option<String>,
+    /// GKE API endpoint instead of `https://container.googleapis.com`.
+    pub gke_endpoint: Option<String>,
 }
 
-/// Reaches clusters through their cloud: EKS (with in-process tokens);
+impl CloudOptions {
+    /// From `TIDEGATE_EKS_ENDPOINT` and `TIDEGATE_GKE_ENDPOINT` (unset: the clouds' own).
+    pub fn from_env() -> CloudOptions {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        CloudOptions {
+            eks_endpoint: var("TIDEGATE_EKS_ENDPOINT"),
+            gke_endpoint: var("TIDEGATE_GKE_ENDPOINT"),
+        }
+    }
+}
+
+/// Reaches clusters through their cloud: EKS and GKE (with in-process tokens);
 /// `provider: kubeconfig` clusters, and every cluster when the kubeconfig
 /// factory is forced (`--access kubeconfig`), go to [`KubeconfigFactory`].
 pub struct CloudFactory {
     kubeconfig: KubeconfigFactory,
     options: CloudOptions,
     eks: tokio::sync::Mutex<HashMap<(String, Option<String>), EksDiscovery>>,
+    gke: tokio::sync::Mutex<HashMap<String, GkeDiscovery>>,
     access: Mutex<HashMap<String, Access>>,
 }
 
@@ -54,6 +71,7 @@ impl CloudFactory {
             kubeconfig,
             options,
             eks: tokio::sync::Mutex::new(HashMap::new()),
+            gke: tokio::sync::Mutex::new(HashMap::new()),
             access: Mutex::new(HashMap::new()),
         }
     }
@@ -67,6 +85,26 @@ impl CloudFactory {
         let eks = EksDiscovery::new(region, role, self.options.eks_endpoint.as_deref()).await?;
         cache.insert(key, eks.clone());
         Ok(eks)
+    }
+
+    async fn gke(&self, project: &str) -> Result<GkeDiscovery, CloudError> {
+        let mut cache = self.gke.lock().await;
+        if let Some(gke) = cache.get(project) {
+            return Ok(gke.clone());
+        }
+        let credentials =
+            GkeCredentials::from_adc().map_err(|message| CloudError::Credentials {
+                cluster: format!("gke project {project}"),
+                cloud: "google",
+                message,
+                help: Some(
+                    "set GOOGLE_APPLICATION_CREDENTIALS or run with Workload Identity".into(),
+                ),
+            })?;
+        let gke =
+            GkeDiscovery::new(project, credentials, self.options.gke_endpoint.as_deref()).await?;
+        cache.insert(project.to_string(), gke.clone());
+        Ok(gke)
     }
 
     /// What the cloud says about `cluster` (endpoint, CA, version, status), and
@@ -92,6 +130,15 @@ impl CloudFactory {
                     .map_err(label)?;
                 let described = discovery.describe(&eks.cluster_name).await.map_err(label)?;
                 (described, discovery.token_source(&eks.cluster_name))
+            }
+            Provider::Gke(gke) => {
+                let label = |e: CloudError| e.for_cluster(&cluster.name);
+                let discovery = self.gke(&gke.project).await.map_err(label)?;
+                let described = discovery
+                    .describe(&gke.location, &gke.cluster_name)
+                    .await
+                    .map_err(label)?;
+                (described, discovery.token_source())
             }
             other => {
                 return Err(CloudError::Invalid {
@@ -129,7 +176,7 @@ impl CloudFactory {
         self.kubeconfig.file.as_deref()
     }
 
-    /// What the cloud reports about a cluster of provider eks.
+    /// What the cloud reports about a cluster of provider eks or gke.
     pub async fn describe(&self, cluster: &Cluster) -> Result<DiscoveredCluster, CloudError> {
         Ok(self.access(cluster).await?.described)
     }

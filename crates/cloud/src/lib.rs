@@ -15,6 +15,7 @@ mod cluster;
 mod eks;
 mod error;
 mod factory;
+mod gke;
 mod layer;
 mod token;
 
@@ -27,5 +28,6 @@ pub use cluster::{DiscoveredCluster, Endpoint};
 pub use eks::{EksDiscovery, eks_token, sts_presigned_url};
 pub use error::CloudError;
 pub use factory::{CloudFactory, CloudOptions};
+pub use gke::{CLOUD_PLATFORM, GkeCredentials, GkeDiscovery, ServiceAccountExchange};
 pub use layer::{BearerLayer, BearerService};
 pub use token::{CachedToken, Token, TokenSource};

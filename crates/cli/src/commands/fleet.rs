@@ -94,7 +94,7 @@ pub fn load(
                 force: global.access == Access::Kubeconfig,
                 file: selection.kubeconfig.clone(),
             },
-            CloudOptions::default(),
+            CloudOptions::from_env(),
         ),
         desired,
         rendered,
