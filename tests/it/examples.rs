@@ -137,3 +137,73 @@ fn deployment_strategy_is_injected_where_the_manifest_sets_none() {
         serde_json::json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}})
     );
 }
+
+#[test]
+fn the_active_colour_in_git_decides_the_service_selector_and_ingress_backend() {
+    let mut fx = examples_repo();
+    let root = workspace_root();
+    let prod = std::fs::read_to_string(root.join("environments/prod.yaml")).expect("prod");
+    let green = prod
+        .replace("      activeColor: blue", "      activeColor: green")
+        .replace(
+            "      selectorKey: version\n",
+            "      selectorKey: version\n      ingress: gin-app\n",
+        );
+    assert_ne!(green, prod);
+    fx.write("environments/prod.yaml", green);
+    let ingress =
+        std::fs::read_to_string(root.join("manifests/gin-app/ingress.yaml")).expect("ingress");
+    fx.write(
+        "manifests/gin-app/ingress.yaml",
+        ingress.replace(
+            "                name: gin-app\n                port:",
+            "                name: gin-app-blue\n                port:",
+        ),
+    );
+    fx.commit("switch to green");
+    let rendered = render_env(fx.path(), "prod").expect("renders");
+    for cluster in &rendered.clusters {
+        let find = |kind: &str, name: &str| {
+            cluster.apps[0]
+                .objects
+                .iter()
+                .find(|o| o.key.kind == kind && o.key.name == name)
+                .map(|o| o.manifest.clone())
+                .expect(name)
+        };
+        assert_eq!(
+            find("Service", "gin-app")["spec"]["selector"]["version"],
+            "green"
+        );
+        assert_eq!(
+            find("Service", "gin-app-blue")["spec"]["selector"]["version"],
+            "blue",
+            "per-colour Services are not switched"
+        );
+        assert_eq!(
+            find("Ingress", "gin-app")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+                ["name"],
+            "gin-app-green"
+        );
+    }
+}
+
+#[test]
+fn a_blue_green_entry_naming_a_missing_service_is_an_error() {
+    let mut fx = examples_repo();
+    let prod =
+        std::fs::read_to_string(workspace_root().join("environments/prod.yaml")).expect("prod");
+    fx.write(
+        "environments/prod.yaml",
+        prod.replace("services: [gin-app]", "services: [gin-api]"),
+    );
+    fx.commit("typo");
+    let err = render_env(fx.path(), "prod")
+        .expect_err("invalid")
+        .to_string();
+    assert!(
+        err.contains("Service \"gin-api\" is not among the app's objects"),
+        "{err}"
+    );
+    assert!(err.contains("environments/prod.yaml:"), "{err}");
+}

@@ -177,6 +177,9 @@ fn render_app(
             overlay::inject_strategy(&o.key, &mut o.manifest, strategy);
         }
     }
+    for bg in env.spec.blue_green.iter().filter(|bg| bg.app == app.name) {
+        apply_active_color(env_file, bg, cluster, &mut objects, problems);
+    }
     for o in &mut objects {
         inject_tracking(&env.metadata.name, &app.name, o);
     }
@@ -260,6 +263,79 @@ fn apply_overlay(
                 format!("patch target {}", describe_target(&patch.target)),
                 "check the target's group, kind, name and namespace",
             ));
+        }
+    }
+}
+
+/// Git decides which colour gets traffic: every Service of a blue-green entry
+/// selects `activeColor` under `selectorKey`, and the entry's Ingress sends
+/// its `<service>-<colour>` backends to the active colour.
+fn apply_active_color(
+    env_file: &str,
+    bg: &Located<tidegate_core::environment::BlueGreen>,
+    cluster: &Cluster,
+    objects: &mut [RenderedObject],
+    problems: &mut Diagnostics,
+) {
+    let active = &bg.active_color;
+    for service in &bg.services {
+        let found = objects
+            .iter_mut()
+            .find(|o| o.key.group.is_empty() && o.key.kind == "Service" && o.key.name == *service);
+        match found {
+            Some(o) => {
+                if !o.manifest["spec"].is_object() {
+                    o.manifest["spec"] = Value::Object(Default::default());
+                }
+                if !o.manifest["spec"]["selector"].is_object() {
+                    o.manifest["spec"]["selector"] = Value::Object(Default::default());
+                }
+                o.manifest["spec"]["selector"][&bg.selector_key] = Value::String(active.clone());
+            }
+            None => problems.push(
+                Diagnostic::new(format!(
+                    "blueGreen {}: Service {service:?} is not among the app's objects",
+                    bg.app
+                ))
+                .at(env_file, bg.line())
+                .in_cluster(&cluster.name)
+                .help("name a Service that the app's manifests define"),
+            ),
+        }
+    }
+    let Some(ingress) = &bg.ingress else { return };
+    let Some(o) = objects.iter_mut().find(|o| {
+        o.key.group == "networking.k8s.io" && o.key.kind == "Ingress" && o.key.name == *ingress
+    }) else {
+        problems.push(
+            Diagnostic::new(format!(
+                "blueGreen {}: Ingress {ingress:?} is not among the app's objects",
+                bg.app
+            ))
+            .at(env_file, bg.line())
+            .in_cluster(&cluster.name)
+            .help("name an Ingress that the app's manifests define"),
+        );
+        return;
+    };
+    let colored = |name: &str| {
+        bg.services
+            .iter()
+            .find(|s| bg.colors.keys().any(|c| name == format!("{s}-{c}")))
+            .map(|s| format!("{s}-{active}"))
+    };
+    if let Some(rules) = o.manifest["spec"]["rules"].as_array_mut() {
+        for path in rules
+            .iter_mut()
+            .filter_map(|r| r["http"]["paths"].as_array_mut())
+            .flatten()
+        {
+            let name = path["backend"]["service"]["name"]
+                .as_str()
+                .map(str::to_string);
+            if let Some(new) = name.as_deref().and_then(colored) {
+                path["backend"]["service"]["name"] = Value::String(new);
+            }
         }
     }
 }
