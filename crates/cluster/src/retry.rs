@@ -24,3 +24,57 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status::failure("boom", "Test").with_code(code)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_throttling_and_server_errors_then_succeeds() {
+        let calls = AtomicU32::new(0);
+        let result = with_retries("test", || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                match n {
+                    0 => Err(api_error(429)),
+                    1 => Err(api_error(503)),
+                    _ => Ok(n),
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.ok(), Some(2));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_retries_validation_errors_or_conflicts() {
+        for code in [400, 403, 404, 409, 422] {
+            let calls = AtomicU32::new(0);
+            let result: Result<(), _> = with_retries("test", || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { Err(api_error(code)) }
+            })
+            .await;
+            assert!(result.is_err());
+            assert_eq!(calls.load(Ordering::SeqCst), 1, "{code} is not retried");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gives_up_after_five_tries() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = with_retries("test", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err(api_error(500)) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 5);
+    }
+}

@@ -699,3 +699,58 @@ async fn the_rollout_lock_names_its_holder_and_can_be_broken() {
         .await
         .expect("release");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_deleted_from_git_is_pruned_with_its_inventory() {
+    let mut fx = Fixture::new("sync-app-gone").await;
+    let env_file = format!("environments/{}.yaml", fx.env);
+    let with_app = std::fs::read_to_string(fx.git.path().join(&env_file)).expect("env");
+    let two_apps = format!(
+        "{with_app}    - name: extra\n      namespace: {}\n",
+        fx.ns.name()
+    );
+    fx.git.write(&env_file, &two_apps);
+    fx.write("config.yaml", CONFIGMAP);
+    fx.git.write(
+        "manifests/extra/extra.yaml",
+        CONFIGMAP.replace("name: settings", "name: extra-settings"),
+    );
+    fx.commit("two apps");
+    fx.sync(SyncOptions::default()).await.expect("sync");
+    assert!(fx.exists("configmap", "extra-settings"));
+    let inventory = |fx: &Fixture| {
+        fx.kubectl(&[
+            "get",
+            "configmap",
+            "-n",
+            "tidegate-system",
+            &format!("tidegate.{}.extra", fx.env),
+        ])
+        .is_ok()
+    };
+    assert!(inventory(&fx), "the extra app has an inventory");
+
+    fx.git.write(&env_file, &with_app);
+    fx.commit("drop the extra app");
+    let report = fx
+        .sync(SyncOptions {
+            prune: true,
+            ..SyncOptions::default()
+        })
+        .await
+        .expect("prune");
+    assert_eq!(report.count(Action::Pruned), 1, "{:?}", report.results);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fx.exists("configmap", "extra-settings") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !fx.exists("configmap", "extra-settings"),
+        "the departed app's objects are pruned"
+    );
+    assert!(
+        fx.exists("configmap", "settings"),
+        "the remaining app is untouched"
+    );
+    assert!(!inventory(&fx), "the departed app's inventory is deleted");
+}
