@@ -1,8 +1,8 @@
 //! [`CloudFactory`]: kube clients for EKS clusters (and kubeconfig ones).
 
 use crate::{
-    BearerLayer, CachedToken, CloudError, DiscoveredCluster, EksDiscovery, GkeCredentials,
-    GkeDiscovery, TokenSource,
+    AksDiscovery, AksOptions, BearerLayer, CachedToken, CloudError, DiscoveredCluster,
+    EksDiscovery, GkeCredentials, GkeDiscovery, TokenSource,
 };
 use kube::client::ClientBuilder;
 use std::{
@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 use tidegate_cluster::{ClientFactory, ClusterError, KubeconfigFactory, RequestCounter};
-use tidegate_core::environment::{Cluster, Provider};
+use tidegate_core::environment::{AzureCredential, Cluster, Provider};
 
 /// How long a cluster's endpoint and CA are reused before they are described again.
 const DESCRIBE_TTL: Duration = Duration::from_secs(15 * 60);
@@ -24,20 +24,28 @@ pub struct CloudOptions {
     pub eks_endpoint: Option<String>,
     /// GKE API endpoint instead of `https://container.googleapis.com`.
     pub gke_endpoint: Option<String>,
+    /// Azure Resource Manager and Entra authority (sovereign clouds).
+    pub azure: AksOptions,
 }
 
 impl CloudOptions {
-    /// From `TIDEGATE_EKS_ENDPOINT` and `TIDEGATE_GKE_ENDPOINT` (unset: the clouds' own).
+    /// From `TIDEGATE_EKS_ENDPOINT`, `TIDEGATE_GKE_ENDPOINT`,
+    /// `TIDEGATE_ARM_ENDPOINT` and `AZURE_AUTHORITY_HOST` (unset: the public clouds).
     pub fn from_env() -> CloudOptions {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         CloudOptions {
             eks_endpoint: var("TIDEGATE_EKS_ENDPOINT"),
             gke_endpoint: var("TIDEGATE_GKE_ENDPOINT"),
+            azure: AksOptions {
+                arm_endpoint: var("TIDEGATE_ARM_ENDPOINT"),
+                authority_host: var("AZURE_AUTHORITY_HOST"),
+                ..AksOptions::default()
+            },
         }
     }
 }
 
-/// Reaches clusters through their cloud: EKS and GKE (with in-process tokens);
+/// Reaches clusters through their cloud: EKS, AKS and GKE (in-process tokens);
 /// `provider: kubeconfig` clusters, and every cluster when the kubeconfig
 /// factory is forced (`--access kubeconfig`), go to [`KubeconfigFactory`].
 pub struct CloudFactory {
@@ -45,6 +53,7 @@ pub struct CloudFactory {
     options: CloudOptions,
     eks: tokio::sync::Mutex<HashMap<(String, Option<String>), EksDiscovery>>,
     gke: tokio::sync::Mutex<HashMap<String, GkeDiscovery>>,
+    aks: tokio::sync::Mutex<HashMap<(String, String), AksDiscovery>>,
     access: Mutex<HashMap<String, Access>>,
 }
 
@@ -72,6 +81,7 @@ impl CloudFactory {
             options,
             eks: tokio::sync::Mutex::new(HashMap::new()),
             gke: tokio::sync::Mutex::new(HashMap::new()),
+            aks: tokio::sync::Mutex::new(HashMap::new()),
             access: Mutex::new(HashMap::new()),
         }
     }
@@ -107,6 +117,29 @@ impl CloudFactory {
         Ok(gke)
     }
 
+    async fn aks(
+        &self,
+        subscription: &str,
+        kind: AzureCredential,
+    ) -> Result<AksDiscovery, CloudError> {
+        let key = (subscription.to_string(), format!("{kind:?}"));
+        let mut cache = self.aks.lock().await;
+        if let Some(aks) = cache.get(&key) {
+            return Ok(aks.clone());
+        }
+        let credential = crate::azure_credential(kind, &self.options.azure).map_err(|message| {
+            CloudError::Credentials {
+                cluster: format!("aks subscription {subscription}"),
+                cloud: "azure",
+                message,
+                help: Some("set `credential:` in the environment file to workloadIdentity, managedIdentity or clientSecret and provide its settings".into()),
+            }
+        })?;
+        let aks = AksDiscovery::new(subscription, credential, &self.options.azure);
+        cache.insert(key, aks.clone());
+        Ok(aks)
+    }
+
     /// What the cloud says about `cluster` (endpoint, CA, version, status), and
     /// its token source. Cached; described again after 15 minutes.
     async fn access(&self, cluster: &Cluster) -> Result<Access, CloudError> {
@@ -136,6 +169,18 @@ impl CloudFactory {
                 let discovery = self.gke(&gke.project).await.map_err(label)?;
                 let described = discovery
                     .describe(&gke.location, &gke.cluster_name)
+                    .await
+                    .map_err(label)?;
+                (described, discovery.token_source())
+            }
+            Provider::Aks(aks) => {
+                let label = |e: CloudError| e.for_cluster(&cluster.name);
+                let discovery = self
+                    .aks(&aks.subscription_id, aks.credential)
+                    .await
+                    .map_err(label)?;
+                let described = discovery
+                    .describe(&aks.resource_group, &aks.cluster_name)
                     .await
                     .map_err(label)?;
                 (described, discovery.token_source())
@@ -176,7 +221,7 @@ impl CloudFactory {
         self.kubeconfig.file.as_deref()
     }
 
-    /// What the cloud reports about a cluster of provider eks or gke.
+    /// What the cloud reports about a cluster of provider eks, aks or gke.
     pub async fn describe(&self, cluster: &Cluster) -> Result<DiscoveredCluster, CloudError> {
         Ok(self.access(cluster).await?.described)
     }

@@ -10,6 +10,7 @@
 //! **Architecture invariant:** tokens and keys are never logged; `Debug` of
 //! every type holding one prints `[redacted]`.
 
+mod aks;
 mod ca;
 mod cluster;
 mod eks;
@@ -23,6 +24,9 @@ mod token;
 #[allow(clippy::unwrap_used, dead_code)] // test helper
 mod stub;
 
+pub use aks::{
+    AKS_API_VERSION, AKS_SCOPE, AZURE_PUBLIC_ARM, AksDiscovery, AksOptions, azure_credential,
+};
 pub use ca::decode_ca;
 pub use cluster::{DiscoveredCluster, Endpoint};
 pub use eks::{EksDiscovery, eks_token, sts_presigned_url};

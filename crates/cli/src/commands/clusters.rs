@@ -108,11 +108,15 @@ async fn check(factory: &CloudFactory, cluster: &Cluster) -> Row {
                 row.status = Some(described.status);
             }
             Err(e) => {
-                row.reason = Some(if matches!(e.status(), Some(401 | 403)) {
-                    "auth"
-                } else {
-                    "cloud"
-                });
+                row.reason = Some(
+                    if matches!(e.status(), Some(401 | 403))
+                        || matches!(e, tidegate_cloud::CloudError::Credentials { .. })
+                    {
+                        "auth"
+                    } else {
+                        "cloud"
+                    },
+                );
                 row.error = Some(e.to_string());
                 return row;
             }
