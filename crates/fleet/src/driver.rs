@@ -65,6 +65,17 @@ pub trait Revisions: Send + Sync {
     fn render(&self, revision: &str) -> Result<(Environment, Rendered), String>;
 }
 
+/// An extra verdict on a changed cluster, combined with its objects' health
+/// (the worst wins): blue-green post-checks, for example.
+pub trait ClusterCheck: Send + Sync {
+    /// The cluster's status by this check.
+    fn check<'a>(
+        &'a self,
+        cluster: &'a str,
+        engine: &'a Engine,
+    ) -> Pin<Box<dyn Future<Output = HealthStatus> + 'a>>;
+}
+
 /// Tells whether a wave was approved (`tidegate approve`).
 pub trait Approvals: Send + Sync {
     /// True when `wave` of this rollout's revision is approved.
@@ -148,6 +159,8 @@ pub struct Driver<'a, F: ClientFactory> {
     pub approvals: &'a dyn Approvals,
     /// The audit trail, if any.
     pub audit: Option<Audit>,
+    /// An extra check of changed clusters, if any.
+    pub check: Option<&'a dyn ClusterCheck>,
     /// The journal, if any.
     pub journal: Option<Journal>,
     /// Options.
@@ -362,7 +375,14 @@ impl<F: ClientFactory> Driver<'_, F> {
                     | ClusterProgress::Skipped => self.target_keys(&name),
                     _ => current_keys.get(&name).cloned().unwrap_or_default(),
                 };
-                let status = worst(engine, &keys).await?;
+                let mut status = worst(engine, &keys).await?;
+                let touched = matches!(
+                    progress_state,
+                    ClusterProgress::Progressing | ClusterProgress::Updated
+                );
+                if let (Some(check), true) = (self.check, touched) {
+                    status = status.max(check.check(&name, engine).await);
+                }
                 machine.observe(
                     elapsed(),
                     Event::Health {

@@ -14,9 +14,11 @@
 
 mod driver;
 mod journal;
+pub mod switch;
 
 pub use driver::{
-    Approvals, ClusterLine, Driver, DriverOptions, Revisions, RolloutError, RolloutReport,
+    Approvals, ClusterCheck, ClusterLine, Driver, DriverOptions, Revisions, RolloutError,
+    RolloutReport,
 };
 pub use journal::Journal;
 pub use tidegate_rollout::machine::{FleetRollout, Outcome};

@@ -6,14 +6,19 @@
 //! `$XDG_CACHE_HOME/tidegate/repos/` and fetched incrementally; local
 //! repositories are read in place (object database only).
 //!
+//! It also commits (blue-green switches write `activeColor` back to Git)
+//! and pushes.
+//!
 //! Architecture invariant: this is the only crate that knows Git.
 
 mod auth;
+mod commit;
 pub mod desired;
 mod error;
 mod location;
 mod repo;
 
+pub use commit::{commit_file, push_current_branch};
 pub use desired::{Desired, LoadError, Overrides};
 pub use error::SourceError;
 pub use location::RepoLocation;

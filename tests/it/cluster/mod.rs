@@ -268,4 +268,5 @@ async fn every_cluster_serves_kubernetes_1_37_with_a_ready_node() {
     }
 }
 mod rollout;
+mod switch;
 mod sync;

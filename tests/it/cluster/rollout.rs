@@ -116,6 +116,7 @@ impl Fixture {
                 sink: self.audit.clone(),
                 actor: Actor::new("tests@local", Trigger::Cli),
             }),
+            check: None,
             journal: Some(Journal::new(self.state.path(), &self.env)),
             options,
         };

@@ -1,0 +1,374 @@
+//! Blue-green switches on the three local clusters: a switch in waves (and
+//! back), a switch refused by pre-checks, and a post-check failure in wave 2
+//! that flips waves 1–2 back and reverts the commit.
+
+use super::fleet;
+use crate::pipeline::load_env_at;
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
+use tidegate_cluster::KubeconfigFactory;
+use tidegate_core::Environment;
+use tidegate_fleet::{
+    Approvals, ClusterCheck, Driver, DriverOptions, Outcome, Revisions,
+    switch::{SwitchOutcome, SwitchRequest, switch},
+};
+use tidegate_health::HealthStatus;
+use tidegate_render::Rendered;
+use tidegate_sync::{Audit, Engine, SyncOptions, Target};
+use tidegate_testkit::{FAIL_READINESS_LABEL, Fleet, TestNamespace};
+use tidegate_tests::GitFixture;
+
+const CLUSTERS: [&str; 3] = ["eks-us-east-1", "aks-westeurope", "gke-us-central1"];
+
+struct NoApprovals;
+impl Approvals for NoApprovals {
+    fn approved(&self, _wave: u32) -> bool {
+        false
+    }
+}
+
+struct At(std::path::PathBuf, String);
+impl Revisions for At {
+    fn render(&self, revision: &str) -> Result<(Environment, Rendered), String> {
+        load_env_at(&self.0, &self.1, revision)
+            .map(|(d, r)| (d.environment, r))
+            .map_err(|d| d.to_string())
+    }
+}
+
+/// Reports `Degraded` for one cluster: a post-check that fails there.
+struct FailIn(&'static str);
+impl ClusterCheck for FailIn {
+    fn check<'a>(
+        &'a self,
+        cluster: &'a str,
+        _engine: &'a Engine,
+    ) -> Pin<Box<dyn Future<Output = HealthStatus> + 'a>> {
+        Box::pin(async move {
+            if cluster == self.0 {
+                HealthStatus::Degraded
+            } else {
+                HealthStatus::Healthy
+            }
+        })
+    }
+}
+
+struct Fixture {
+    fleet: &'static Fleet,
+    git: GitFixture,
+    ns: TestNamespace,
+    env: String,
+    audit: Arc<MemorySink>,
+}
+
+fn deployment(colour: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-{colour}\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n      version: {colour}\n  template:\n    metadata:\n      labels:\n        app: web\n        version: {colour}\n    spec:\n      containers:\n        - name: app\n          image: registry.example/web:{colour}\n"
+    )
+}
+
+impl Fixture {
+    /// `overlays` is extra YAML under the app (per-cluster patches).
+    async fn new(prefix: &str, overlays: &str) -> Fixture {
+        let fleet = fleet().await;
+        let ns = TestNamespace::create(fleet, prefix).expect("namespace");
+        let env = ns.name().to_string();
+        let mut clusters = String::new();
+        for (i, name) in CLUSTERS.iter().enumerate() {
+            clusters.push_str(&format!(
+                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n          file: {}\n      wave: {}\n",
+                fleet.kubeconfig().display(),
+                i + 1
+            ));
+        }
+        let mut git = GitFixture::new();
+        git.write(
+            &format!("environments/{env}.yaml"),
+            format!(
+                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n{overlays}  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 20s\n    bakeTime: 1s\n  blueGreen:\n    - app: app\n      services: [web]\n      selectorKey: version\n      colors:\n        blue:\n          deployment: web-blue\n        green:\n          deployment: web-green\n      activeColor: blue\n"
+            ),
+        );
+        git.write("manifests/app/blue.yaml", deployment("blue"));
+        git.write("manifests/app/green.yaml", deployment("green"));
+        git.write(
+            "manifests/app/service.yaml",
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n    version: blue\n  ports:\n    - port: 80\n      targetPort: 8080\n",
+        );
+        git.commit("blue and green");
+        Fixture {
+            fleet,
+            git,
+            ns,
+            env,
+            audit: Arc::new(MemorySink::new()),
+        }
+    }
+
+    fn options(&self) -> DriverOptions {
+        DriverOptions {
+            poll: Duration::from_millis(300),
+            identity: "tests".into(),
+            ..DriverOptions::default()
+        }
+    }
+
+    fn audit(&self) -> Audit {
+        Audit {
+            sink: self.audit.clone(),
+            actor: Actor::new("tests@local", Trigger::Cli),
+        }
+    }
+
+    /// Rolls HEAD out (records each cluster's healthy revision).
+    async fn rollout(&self) -> Outcome {
+        tidegate_cluster::install_crypto_provider();
+        let (desired, rendered) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
+        let driver = Driver {
+            factory: &KubeconfigFactory::default(),
+            environment: &desired.environment,
+            rendered: &rendered,
+            revision: &desired.commit.sha,
+            revisions: &At(self.git.path().to_path_buf(), self.env.clone()),
+            approvals: &NoApprovals,
+            audit: None,
+            check: None,
+            journal: None,
+            options: self.options(),
+        };
+        driver.run(&|_| {}).await.expect("rollout").outcome
+    }
+
+    /// Syncs HEAD to every cluster without waiting for health.
+    async fn sync_all(&self) {
+        tidegate_cluster::install_crypto_provider();
+        let (desired, rendered) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
+        for c in &desired.environment.spec.clusters {
+            let engine = Engine::connect(&KubeconfigFactory::default(), c)
+                .await
+                .expect("connect");
+            let target = Target {
+                environment: &desired.environment,
+                cluster: c,
+                rendered: rendered
+                    .clusters
+                    .iter()
+                    .find(|r| r.cluster == c.name)
+                    .expect("rendered"),
+                revision: &desired.commit.sha,
+            };
+            engine
+                .sync(&target, &SyncOptions::default(), &|_| {})
+                .await
+                .expect("sync");
+        }
+    }
+
+    async fn switch(&self, to: &str, extra: Option<Box<dyn ClusterCheck>>) -> SwitchOutcome {
+        let (desired, _) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
+        let text =
+            std::fs::read_to_string(self.git.path().join(&desired.env_file)).expect("env text");
+        let request = SwitchRequest {
+            repo_dir: self.git.path(),
+            environment: &desired.environment,
+            env_file: &desired.env_file,
+            env_text: &text,
+            app: "app",
+            to,
+            reason: Some("release 2"),
+            push: false,
+            author: ("Ada Lovelace", "ada@example.com"),
+        };
+        switch(
+            &request,
+            &KubeconfigFactory::default(),
+            &At(self.git.path().to_path_buf(), self.env.clone()),
+            &NoApprovals,
+            Some(self.audit()),
+            self.options(),
+            extra,
+            &|_| {},
+        )
+        .await
+        .expect("switch runs")
+    }
+
+    fn selector(&self, cluster: &str) -> String {
+        self.fleet
+            .kubectl(
+                cluster,
+                &[
+                    "get",
+                    "service",
+                    "web",
+                    "-n",
+                    self.ns.name(),
+                    "-o",
+                    "jsonpath={.spec.selector.version}",
+                ],
+            )
+            .expect("service")
+    }
+
+    fn head_env(&self) -> String {
+        let (desired, _) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
+        desired.environment.spec.blue_green[0].active_color.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_flips_every_cluster_in_waves_and_back() {
+    let fx = Fixture::new("bg-switch", "").await;
+    assert_eq!(fx.rollout().await, Outcome::Succeeded);
+    assert!(CLUSTERS.iter().all(|c| fx.selector(c) == "blue"));
+
+    let outcome = fx.switch("green", None).await;
+    let SwitchOutcome::Switched { commit, report } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        CLUSTERS.iter().all(|c| fx.selector(c) == "green"),
+        "every Service selects green"
+    );
+    assert_eq!(fx.head_env(), "green", "Git says green");
+    let head = tidegate_source::Repo::open_local(fx.git.path())
+        .expect("repo")
+        .resolve("HEAD")
+        .expect("head");
+    assert_eq!(head.sha, commit);
+    assert!(
+        head.summary.contains("from blue to green"),
+        "{}",
+        head.summary
+    );
+    let text = std::fs::read_to_string(fx.git.path().join(format!("environments/{}.yaml", fx.env)))
+        .expect("env");
+    assert!(
+        text.contains("activeColor: green"),
+        "the work tree follows the commit"
+    );
+    // One switch entry per cluster, in wave order.
+    let switched: Vec<String> = fx
+        .audit
+        .records()
+        .iter()
+        .filter(|r| r.entry.action == AuditAction::Switch && r.entry.cluster.is_some())
+        .filter_map(|r| r.entry.cluster.clone())
+        .collect();
+    assert_eq!(switched, CLUSTERS.map(String::from).to_vec());
+    let healthy: Vec<Duration> = CLUSTERS
+        .iter()
+        .map(|c| {
+            report
+                .timeline
+                .iter()
+                .find(|(n, w, _)| n == c && w == "healthy")
+                .map(|t| t.2)
+                .expect("healthy")
+        })
+        .collect();
+    assert!(
+        healthy.windows(2).all(|w| w[0] <= w[1]),
+        "wave order: {healthy:?}"
+    );
+    let entry = fx
+        .audit
+        .records()
+        .into_iter()
+        .find(|r| r.entry.action == AuditAction::Switch)
+        .expect("entry");
+    let selector = entry.entry.selector.expect("selector before/after");
+    assert_eq!(
+        selector.before.get("version").map(String::as_str),
+        Some("blue")
+    );
+    assert_eq!(
+        selector.after.get("version").map(String::as_str),
+        Some("green")
+    );
+
+    let back = fx.switch("blue", None).await;
+    assert!(matches!(back, SwitchOutcome::Switched { .. }), "{back:?}");
+    assert!(CLUSTERS.iter().all(|c| fx.selector(c) == "blue"));
+    assert_eq!(fx.head_env(), "blue");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_is_refused_when_green_is_not_ready_in_one_cluster() {
+    let overlay = format!(
+        "      overlays:\n        - clusterSelector:\n            matchLabels:\n              tidegate.dev/cluster: gke-us-central1\n          patches:\n            - target:\n                kind: Deployment\n                name: web-green\n              merge:\n                spec:\n                  template:\n                    metadata:\n                      labels:\n                        {FAIL_READINESS_LABEL}: \"true\"\n"
+    );
+    let fx = Fixture::new("bg-refused", &overlay).await;
+    fx.sync_all().await;
+    let before = tidegate_source::Repo::open_local(fx.git.path())
+        .expect("repo")
+        .resolve("HEAD")
+        .expect("head")
+        .sha;
+    let outcome = fx.switch("green", None).await;
+    let SwitchOutcome::Refused { problems } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("gke-us-central1") && p.contains("web-green")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().all(|p| p.contains("gke-us-central1")),
+        "only gke fails: {problems:?}"
+    );
+    let after = tidegate_source::Repo::open_local(fx.git.path())
+        .expect("repo")
+        .resolve("HEAD")
+        .expect("head")
+        .sha;
+    assert_eq!(before, after, "nothing committed");
+    assert!(
+        CLUSTERS.iter().all(|c| fx.selector(c) == "blue"),
+        "nothing flipped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_check_failure_in_wave_2_flips_back_and_reverts_the_commit() {
+    let fx = Fixture::new("bg-revert", "").await;
+    assert_eq!(fx.rollout().await, Outcome::Succeeded);
+    let outcome = fx
+        .switch("green", Some(Box::new(FailIn("aks-westeurope"))))
+        .await;
+    let SwitchOutcome::Reverted { report, revert, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        CLUSTERS.iter().all(|c| fx.selector(c) == "blue"),
+        "waves 1–2 flipped back"
+    );
+    assert!(
+        !report
+            .timeline
+            .iter()
+            .any(|(c, w, _)| c == "gke-us-central1" && w == "apply"),
+        "wave 3 untouched"
+    );
+    let head = tidegate_source::Repo::open_local(fx.git.path())
+        .expect("repo")
+        .resolve("HEAD")
+        .expect("head");
+    assert_eq!(head.sha, revert);
+    assert!(head.summary.starts_with("Revert"), "{}", head.summary);
+    assert_eq!(fx.head_env(), "blue", "Git says blue again");
+    let reverted: Vec<String> = fx
+        .audit
+        .records()
+        .iter()
+        .filter(|r| r.entry.action == AuditAction::SwitchReverted)
+        .filter_map(|r| r.entry.cluster.clone())
+        .collect();
+    assert_eq!(reverted.len(), 2, "{reverted:?}");
+    assert!(
+        reverted.contains(&"eks-us-east-1".to_string())
+            && reverted.contains(&"aks-westeurope".to_string())
+    );
+}
