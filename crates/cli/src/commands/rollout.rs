@@ -167,6 +167,7 @@ async fn run_rollout(
             sink: std::sync::Arc::new(store),
             actor: actor(),
         }),
+        check: None,
         journal: Some(Journal::new(&Journal::default_dir(), env)),
         options: DriverOptions {
             force_conflicts: options.force_conflicts,
