@@ -97,6 +97,12 @@ impl CloudFactory {
         Ok(eks)
     }
 
+    /// Uses `discovery` (its endpoint and credentials) for the clusters of
+    /// `project` instead of Application Default Credentials.
+    pub async fn use_gke(&self, project: &str, discovery: GkeDiscovery) {
+        self.gke.lock().await.insert(project.to_string(), discovery);
+    }
+
     async fn gke(&self, project: &str) -> Result<GkeDiscovery, CloudError> {
         let mut cache = self.gke.lock().await;
         if let Some(gke) = cache.get(project) {

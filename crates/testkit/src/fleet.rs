@@ -558,6 +558,15 @@ impl Fleet {
             if shared_etcd {
                 args.push(format!("--etcd-prefix=/{}/registry", c.context));
             }
+            // Static test tokens (crate::TEST_BEARER_TOKENS) for cloud-access tests.
+            let tokens_file = dir.join("pki").join("tokens.csv");
+            let tokens: String = crate::TEST_BEARER_TOKENS
+                .iter()
+                .map(|t| format!("{t},tidegate-e2e,tidegate-e2e,\"system:masters\"\n"))
+                .collect();
+            std::fs::write(&tokens_file, tokens)
+                .map_err(Error::io(format!("writing {}", tokens_file.display())))?;
+            args.push(path_arg("token-auth-file", &tokens_file));
             let proc = process::spawn(
                 &state_dir,
                 &format!("{}/kube-apiserver", c.context),

@@ -117,6 +117,15 @@ pub use process::{ProcessRecord, stop_recorded};
 /// ready, pod unready for [`FAIL_READINESS_LABEL`], pod complete, pod delete).
 pub const KWOK_STAGES: &str = include_str!("../kwok/stages.yaml");
 
+/// Static bearer tokens every API server of a fleet accepts (`--token-auth-file`;
+/// user `tidegate-e2e`, group `system:masters`), for tests of token-based
+/// (cloud) access. Loopback test clusters only: never reuse this anywhere else.
+pub const TEST_BEARER_TOKENS: [&str; 3] = [
+    "tidegate-e2e-token-1",
+    "tidegate-e2e-token-2",
+    "tidegate-e2e-token-3",
+];
+
 /// Environment variable naming the kubeconfig of running clusters to reuse.
 pub const ENV_TEST_KUBECONFIG: &str = "TIDEGATE_TEST_KUBECONFIG";
 /// Environment variable naming the state directory of `up`/`status`/`down`.

@@ -1,0 +1,233 @@
+//! End to end through the cloud path: a stub GKE API describes one of the
+//! local clusters (its real endpoint and CA), a stub OAuth token endpoint
+//! exchanges a service-account key's JWT for tokens the real API server
+//! accepts (testkit's `--token-auth-file`), and a sync through
+//! `CloudFactory` works exactly as one through the kubeconfig. The first
+//! token is one the API server rejects (401: refreshed once and retried), the
+//! second lives 3 seconds (refreshed before it expires).
+
+use super::fleet;
+use crate::pipeline::load_env;
+use base64::Engine as _;
+use std::sync::{Arc, Mutex};
+use tidegate_cloud::{
+    CloudFactory, CloudOptions, GkeCredentials, GkeDiscovery, ServiceAccountExchange,
+};
+use tidegate_cluster::{ClientFactory, KubeconfigFactory, RequestCounter};
+use tidegate_sync::{Engine, SyncOptions, Target};
+use tidegate_testkit::{TEST_BEARER_TOKENS, TestNamespace};
+use tidegate_tests::GitFixture;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const CONTEXT: &str = "eks-us-east-1";
+const TEST_KEY: &str = include_str!("../../../crates/cloud/src/gke/testdata/test-sa-key.pem");
+
+/// Serves `answer(method, target, body)` on 127.0.0.1; returns the base URL.
+async fn serve(answer: impl Fn(&str, &str, &str) -> String + Send + Sync + 'static) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let answer = Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head_end, length) = loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0usize);
+                        break (i + 4, length);
+                    }
+                };
+                while buf.len() < head_end + length {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let mut first = head.lines().next().unwrap_or_default().split(' ');
+                let method = first.next().unwrap_or_default().to_string();
+                let target = first.next().unwrap_or_default().to_string();
+                let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+                let json = answer(&method, &target, &body);
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
+                    json.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
+    let fleet = fleet().await;
+    let info = fleet
+        .clusters()
+        .iter()
+        .find(|c| c.context == CONTEXT)
+        .expect("cluster")
+        .clone();
+    let ca_pem = std::fs::read_to_string(fleet.state_dir().join(CONTEXT).join("pki/ca.crt"))
+        .expect("the cluster's CA");
+    let endpoint = info.server.trim_start_matches("https://").to_string();
+
+    // The stub GKE API: the local cluster, as GKE would describe it.
+    let described = serde_json::json!({
+        "name": "c0",
+        "location": "local",
+        "endpoint": endpoint,
+        "currentMasterVersion": "1.37.2-gke.0",
+        "status": "RUNNING",
+        "masterAuth": {"clusterCaCertificate": base64::engine::general_purpose::STANDARD.encode(&ca_pem)},
+        "resourceLabels": {},
+    })
+    .to_string();
+    let gke_url = serve(move |_, target, _| {
+        assert!(
+            target.starts_with("/v1/projects/e2e/locations/local/clusters/c0"),
+            "{target}"
+        );
+        described.clone()
+    })
+    .await;
+
+    // The stub OAuth token endpoint: revoked, then short-lived, then long-lived tokens.
+    let exchanges = Arc::new(Mutex::new(0u32));
+    let counter = exchanges.clone();
+    let token_url = serve(move |method, _, body| {
+        assert_eq!(method, "POST");
+        assert!(body.contains("jwt-bearer"), "{body}");
+        let mut n = counter.lock().expect("lock");
+        *n += 1;
+        let (token, lifetime) = match *n {
+            1 => ("revoked-token", 3600),
+            2 => (TEST_BEARER_TOKENS[0], 3),
+            _ => (TEST_BEARER_TOKENS[1], 3600),
+        };
+        format!(r#"{{"access_token":"{token}","expires_in":{lifetime},"token_type":"Bearer"}}"#)
+    })
+    .await;
+    let key = serde_json::json!({
+        "type": "service_account",
+        "project_id": "e2e",
+        "private_key_id": "k1",
+        "private_key": TEST_KEY,
+        "client_email": "deployer@e2e.iam.gserviceaccount.com",
+        "token_uri": format!("{token_url}/token"),
+    });
+    let credentials =
+        GkeCredentials::ServiceAccountKey(Arc::new(ServiceAccountExchange::new(key).expect("key")));
+    let factory = CloudFactory::new(KubeconfigFactory::default(), CloudOptions::default());
+    factory
+        .use_gke(
+            "e2e",
+            GkeDiscovery::new("e2e", credentials, Some(&gke_url))
+                .await
+                .expect("gke"),
+        )
+        .await;
+
+    // An environment with that cluster as provider gke, and one app.
+    let ns = TestNamespace::create(fleet, "cloud").expect("test namespace");
+    let env = ns.name().to_string();
+    let mut git = GitFixture::new();
+    git.write(
+        &format!("environments/{env}.yaml"),
+        format!(
+            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: gke-e2e\n      provider:\n        gke: {{project: e2e, location: local, clusterName: c0}}\n      kubeconfig:\n        context: {CONTEXT}\n        file: {}\n  apps:\n    - name: app\n      namespace: {env}\n",
+            fleet.kubeconfig().display()
+        ),
+    );
+    git.write(
+        "manifests/app/config.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: cloud\n",
+    );
+    git.commit("environment");
+    let (desired, rendered) = load_env(git.path(), &env).expect("valid");
+    let cluster = desired.environment.cluster("gke-e2e").expect("cluster");
+    let target = Target {
+        environment: &desired.environment,
+        cluster,
+        rendered: &rendered.clusters[0],
+        revision: &desired.commit.sha,
+    };
+
+    // The API server answers the cloud path's client (401 first, then the retry).
+    let client = factory
+        .client(cluster, &RequestCounter::default())
+        .await
+        .expect("client");
+    let version = client.apiserver_version().await.expect("GET /version");
+    assert_eq!(version.minor, "37");
+    assert_eq!(
+        *exchanges.lock().expect("lock"),
+        2,
+        "revoked, then refreshed once"
+    );
+
+    // Sync through the cloud path.
+    let engine = Engine::connect(&factory, cluster).await.expect("connect");
+    let report = engine
+        .sync(&target, &SyncOptions::default(), &|_| {})
+        .await
+        .expect("sync through the cloud path");
+    assert!(!report.dry_run);
+    let data = fleet
+        .kubectl(
+            CONTEXT,
+            &[
+                "get",
+                "configmap",
+                "settings",
+                "-n",
+                &env,
+                "-o",
+                "jsonpath={.data.mode}",
+            ],
+        )
+        .expect("the ConfigMap exists");
+    assert_eq!(data, "cloud");
+
+    // The short-lived token is replaced before it expires.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let engine = Engine::connect(&factory, cluster).await.expect("connect");
+    let plan = engine
+        .plan(&target, &SyncOptions::default())
+        .await
+        .expect("plan through the cloud path");
+    assert!(plan.objects.iter().all(|o| !o.needs_apply()), "in sync");
+    assert!(
+        *exchanges.lock().expect("lock") >= 3,
+        "the 3-second token was refreshed"
+    );
+
+    // The same cluster through its kubeconfig context sees the same state.
+    let forced = KubeconfigFactory {
+        force: true,
+        file: None,
+    };
+    let engine = Engine::connect(&forced, cluster).await.expect("connect");
+    let plan = engine
+        .plan(&target, &SyncOptions::default())
+        .await
+        .expect("plan through the kubeconfig");
+    assert!(plan.objects.iter().all(|o| !o.needs_apply()), "in sync");
+}
