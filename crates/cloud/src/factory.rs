@@ -97,6 +97,15 @@ impl CloudFactory {
         Ok(eks)
     }
 
+    /// Uses `discovery` (its endpoint and credentials) for the EKS clusters
+    /// of `region` (assuming `role_arn`) instead of the default chain.
+    pub async fn use_eks(&self, region: &str, role_arn: Option<&str>, discovery: EksDiscovery) {
+        self.eks.lock().await.insert(
+            (region.to_string(), role_arn.map(str::to_string)),
+            discovery,
+        );
+    }
+
     /// Uses `discovery` (its endpoint and credentials) for the clusters of
     /// `project` instead of Application Default Credentials.
     pub async fn use_gke(&self, project: &str, discovery: GkeDiscovery) {
@@ -277,5 +286,135 @@ impl ClientFactory for CloudFactory {
                 },
             ))
             .build())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing test panics
+mod tests {
+    use super::*;
+    use crate::stub::serve;
+    use aws_credential_types::Credentials;
+    use tidegate_core::environment::{EksCluster, KubeconfigRef};
+
+    fn cluster(provider: Provider) -> Cluster {
+        let name = match &provider {
+            Provider::Eks(e) => format!("env-{}", e.cluster_name),
+            _ => "c1".into(),
+        };
+        Cluster {
+            name,
+            provider,
+            kubeconfig: Some(KubeconfigRef {
+                context: None,
+                file: Some("/nonexistent/kubeconfig".into()),
+            }),
+            labels: Default::default(),
+            wave: None,
+        }
+    }
+
+    fn eks(name: &str) -> Provider {
+        Provider::Eks(EksCluster {
+            region: "us-east-1".into(),
+            cluster_name: name.into(),
+            role_arn: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn kubeconfig_clusters_and_forced_kubeconfig_access_are_delegated() {
+        let factory = CloudFactory::new(KubeconfigFactory::default(), CloudOptions::default());
+        let kubeconfig = cluster(Provider::Kubeconfig(KubeconfigRef {
+            context: None,
+            file: Some("/nonexistent/kubeconfig".into()),
+        }));
+        let error = factory
+            .client(&kubeconfig, &RequestCounter::default())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, ClusterError::Kubeconfig { .. }), "{error}");
+
+        let forced = CloudFactory::new(
+            KubeconfigFactory {
+                force: true,
+                file: None,
+            },
+            CloudOptions::default(),
+        );
+        let error = forced
+            .client(&cluster(eks("x")), &RequestCounter::default())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(error, ClusterError::Kubeconfig { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn eks_clusters_are_described_once_and_errors_name_the_cluster() {
+        tidegate_cluster::install_crypto_provider();
+        let ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .cert
+            .pem();
+        let described = serde_json::json!({"cluster": {
+            "name": "prod",
+            "endpoint": "https://127.0.0.1:9",
+            "certificateAuthority": {"data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &ca)},
+            "version": "1.31",
+            "status": "ACTIVE",
+        }})
+        .to_string();
+        let (url, log) = serve(move |seen| {
+            if seen.target.starts_with("/clusters/prod") {
+                (200, Vec::new(), described.clone())
+            } else {
+                (
+                    404,
+                    vec![(
+                        "x-amzn-errortype".into(),
+                        "ResourceNotFoundException".into(),
+                    )],
+                    r#"{"message":"No cluster found for name: gone."}"#.into(),
+                )
+            }
+        })
+        .await;
+        let factory = CloudFactory::new(KubeconfigFactory::default(), CloudOptions::default());
+        let credentials = Credentials::new("AKID", "secret", None, None, "test");
+        factory
+            .use_eks(
+                "us-east-1",
+                None,
+                EksDiscovery::with_credentials("us-east-1", credentials, &url),
+            )
+            .await;
+        let prod = cluster(eks("prod"));
+        factory
+            .client(&prod, &RequestCounter::default())
+            .await
+            .unwrap();
+        factory
+            .client(&prod, &RequestCounter::default())
+            .await
+            .unwrap();
+        let info = factory.describe(&prod).await.unwrap();
+        assert_eq!(info.endpoint.server, "https://127.0.0.1:9");
+        assert_eq!(info.version, "1.31");
+        assert_eq!(log.lock().unwrap().len(), 1, "described once, then cached");
+
+        let error = factory
+            .client(&cluster(eks("gone")), &RequestCounter::default())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains(
+                "cluster env-gone (gone): eks:DescribeCluster failed: HTTP 404 ResourceNotFoundException"
+            ),
+            "{error}"
+        );
     }
 }
