@@ -4,7 +4,8 @@
 # gke-us-central1 in wave 2):
 #
 #   validate → plan → roll prod out in waves → status → drift by kubectl,
-#   named and corrected → a bad release fails in wave 1 and is rolled back
+#   named and corrected → blue-green switch to green in waves → a bad
+#   release fails in wave 1 and is rolled back
 #   automatically (waves 2 untouched, revision quarantined) → history and the
 #   verified audit trail.
 #
@@ -64,6 +65,11 @@ set -e
 step "tidegate sync corrects the drift"
 "$tidegate" sync --env prod --cluster aks-westeurope --wait
 
+step "tidegate switch --env prod --app gin-app --to green (pre-checks, commit, flip in waves, post-checks)"
+"$tidegate" switch --env prod --app gin-app --to green --no-push --reason "green runs 1.4.2 too; drill"
+git log --oneline -1
+"$tidegate" status --env prod
+
 step "a bad release: version 1.5.0 never becomes ready"
 sed -i 's/newTag: "1.4.2"/newTag: "1.5.0"/' environments/prod.yaml
 python3 - <<'PY'
@@ -71,7 +77,7 @@ import re
 p = "manifests/gin-app/deployments.yaml"
 s = open(p).read()
 # kwok in the local clusters never makes pods with this label Ready.
-s = s.replace("        version: blue\n    spec:", "        version: blue\n        tidegate.dev/test-fail-readiness: \"true\"\n    spec:", 1)
+s = s.replace("        version: green\n    spec:", "        version: green\n        tidegate.dev/test-fail-readiness: \"true\"\n    spec:", 1)
 open(p, "w").write(s)
 PY
 git commit -qam "gin-app 1.5.0"

@@ -111,6 +111,31 @@ pub enum Command {
     History(HistoryArgs),
     /// Every cluster of an environment: provider, endpoint, version, status, reachable or why not
     Clusters(ClustersArgs),
+    /// Switch a blue-green app to another colour: pre-checks, commit, flip in waves, post-checks, automatic revert
+    Switch(SwitchArgs),
+}
+
+/// `tidegate switch`.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// Environment
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: String,
+    /// The blue-green app
+    #[arg(long)]
+    pub app: String,
+    /// The colour to send traffic to
+    #[arg(long, value_name = "COLOUR")]
+    pub to: String,
+    /// Why (commit message and audit trail)
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Commit locally only; do not push to origin
+    #[arg(long)]
+    pub no_push: bool,
+    /// Rollout options.
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
 }
 
 /// `tidegate plan`.

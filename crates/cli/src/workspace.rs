@@ -46,6 +46,16 @@ impl Workspace {
         })
     }
 
+    /// The work tree of a local repository (where commits are written).
+    pub fn workdir(&self) -> Option<&std::path::Path> {
+        self.repo.workdir()
+    }
+
+    /// A file's content at the commit being read.
+    pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.repo.read_file(&self.commit.sha, path)?)
+    }
+
     /// The commit being read.
     pub fn commit_sha(&self) -> &str {
         &self.commit.sha

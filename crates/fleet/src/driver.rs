@@ -636,14 +636,18 @@ impl<F: ClientFactory> Driver<'_, F> {
                 not_restored,
             } => (
                 AuditOutcome::Failure,
-                format!(
-                    "rolled back after {failure}; not restored: {}",
-                    not_restored
-                        .iter()
-                        .map(|n| format!("{} ({})", n.cluster, n.reason))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                if not_restored.is_empty() {
+                    format!("rolled back after {failure}")
+                } else {
+                    format!(
+                        "rolled back after {failure}; not restored: {}",
+                        not_restored
+                            .iter()
+                            .map(|n| format!("{} ({})", n.cluster, n.reason))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
             ),
             Outcome::Halted { failure } => {
                 (AuditOutcome::Aborted, format!("halted after {failure}"))

@@ -29,6 +29,7 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => block_on(rollout::rollback(&cli.global, args, style)),
         Command::Unquarantine(args) => rollout::unquarantine(args),
         Command::History(args) => rollout::history(args),
+        Command::Switch(args) => block_on(rollout::switch(&cli.global, args)),
         Command::Audit(args) => audit::run(args, style),
         Command::Clusters(args) => block_on(clusters::run(&cli.global, args, style)),
     }

@@ -4,8 +4,8 @@
 use super::fleet;
 use crate::{
     args::{
-        Access, ApproveArgs, Global, HistoryArgs, PlanArgs, RollbackArgs, Selection, SyncArgs,
-        TextOrJson, UnquarantineArgs,
+        Access, ApproveArgs, Global, HistoryArgs, PlanArgs, RollbackArgs, Selection, SwitchArgs,
+        SyncArgs, TextOrJson, UnquarantineArgs,
     },
     output::Style,
     workspace::Workspace,
@@ -564,4 +564,102 @@ pub async fn rollback(
         },
     )
     .await
+}
+
+/// `tidegate switch`.
+pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCode> {
+    use tidegate_fleet::switch::{SwitchOutcome, SwitchRequest};
+    let ws = Workspace::open(global)?;
+    let Some(repo_dir) = ws.workdir().map(std::path::Path::to_path_buf) else {
+        bail!(
+            "a switch commits to the environment file: run it in a clone with a work tree (not --repo URL)"
+        );
+    };
+    let desired = ws.load(&args.env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let text = ws
+        .read_file(&desired.env_file)?
+        .context("the environment file vanished")?;
+    let text = String::from_utf8(text).context("the environment file is not UTF-8")?;
+    let path = audit_path(&args.rollout.audit_db);
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("opening the audit trail {}", path.display()))?;
+    let actor = actor();
+    let name = actor
+        .identity
+        .split('@')
+        .next()
+        .unwrap_or("tidegate")
+        .to_string();
+    let email = if actor.identity.contains('@') {
+        actor.identity.clone()
+    } else {
+        format!("{name}@localhost")
+    };
+    let request = SwitchRequest {
+        repo_dir: &repo_dir,
+        environment: &desired.environment,
+        env_file: &desired.env_file,
+        env_text: &text,
+        app: &args.app,
+        to: &args.to,
+        reason: args.reason.as_deref(),
+        push: !args.no_push,
+        author: (&name, &email),
+    };
+    let revisions = GitRevisions {
+        repo: global.repo.clone(),
+        env: args.env.clone(),
+    };
+    let approvals = AuditApprovals {
+        path: path.clone(),
+        env: args.env.clone(),
+        revision: String::new(),
+    };
+    let options = DriverOptions {
+        break_lock: args.rollout.break_lock,
+        identity: actor.identity.clone(),
+        poll: std::time::Duration::from_millis(500),
+        ..DriverOptions::default()
+    };
+    let last = Mutex::new(String::new());
+    let outcome = tidegate_fleet::switch::switch(
+        &request,
+        &factory(global, &args.rollout.kubeconfig),
+        &revisions,
+        &approvals,
+        Some(Audit {
+            sink: std::sync::Arc::new(store),
+            actor,
+        }),
+        options,
+        None,
+        &|lines| print_lines(lines, &last),
+    )
+    .await?;
+    match outcome {
+        SwitchOutcome::Switched { commit, .. } => {
+            println!(
+                "{} now serves {} in {} (commit {})",
+                args.app,
+                args.to,
+                args.env,
+                &commit[..12]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SwitchOutcome::Reverted { revert, .. } => {
+            println!(
+                "switch FAILED its post-checks: switched clusters were flipped back and the commit reverted ({})",
+                &revert[..12]
+            );
+            Ok(ExitCode::from(1))
+        }
+        SwitchOutcome::Refused { problems } => {
+            for p in &problems {
+                eprintln!("pre-check failed: {p}");
+            }
+            println!("switch refused: nothing was changed or committed");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

@@ -23,6 +23,9 @@ struct Row {
     health: HealthStatus,
     /// Objects that differ from Git (including ones to prune).
     drifted: usize,
+    /// For blue-green apps: the colour the live Service selects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<String>,
     /// Set when the cluster could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -81,6 +84,7 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
                         .max()
                         .unwrap_or(HealthStatus::Healthy),
                     drifted,
+                    active: active_color(&engine, &loaded.desired.environment, app).await,
                     error: None,
                 });
             }
@@ -96,6 +100,7 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
                 sync: "Unknown",
                 health: HealthStatus::Unknown,
                 drifted: 0,
+                active: None,
                 error: Some(format!("{e:#}")),
             })),
         }
@@ -104,7 +109,7 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
         TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         TextOrJson::Text => {
             println!(
-                "{:<18} {:<12} {:<14} {:<10} {:<12} {:>7}",
+                "{:<18} {:<12} {:<14} {:<10} {:<12} {:>7}  ACTIVE",
                 "CLUSTER", "APP", "REVISION", "SYNC", "HEALTH", "DRIFTED"
             );
             for r in &rows {
@@ -113,13 +118,14 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
                     .as_deref()
                     .map_or("-".to_string(), |s| s[..s.len().min(12)].to_string());
                 println!(
-                    "{:<18} {:<12} {:<14} {:<10} {:<12} {:>7}",
+                    "{:<18} {:<12} {:<14} {:<10} {:<12} {:>7}  {}",
                     r.cluster,
                     r.app,
                     revision,
                     r.sync,
                     format!("{:?}", r.health),
-                    r.drifted
+                    r.drifted,
+                    r.active.as_deref().unwrap_or("-")
                 );
                 if let Some(e) = &r.error {
                     println!("  {} {e}", style.error("error:"));
@@ -135,4 +141,22 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The colour the live Service of a blue-green app selects in this cluster.
+async fn active_color(
+    engine: &tidegate_sync::Engine,
+    environment: &tidegate_core::Environment,
+    app: &str,
+) -> Option<String> {
+    let bg = environment.spec.blue_green.iter().find(|b| b.app == app)?;
+    let namespace = environment
+        .app(app)?
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(engine.client().clone(), &namespace);
+    let service = services.get_opt(bg.services.first()?).await.ok()??;
+    service.spec?.selector?.get(&bg.selector_key).cloned()
 }
