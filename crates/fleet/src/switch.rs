@@ -416,7 +416,42 @@ pub async fn switch<F: ClientFactory>(
         journal: None,
         options,
     };
-    let report = driver.run(progress).await?;
+    let report = match driver.run(progress).await {
+        Ok(report) => report,
+        Err(e @ (RolloutError::Locked(_) | RolloutError::Invalid(_))) => {
+            // The rollout never started, so nothing was flipped: take the
+            // commit back so Git keeps saying what the fleet runs. (Other
+            // errors can come after some clusters were flipped: the commit
+            // stays, and `tidegate sync --env` or a new switch converges.)
+            tidegate_source::commit_file(
+                request.repo_dir,
+                request.env_file,
+                request.env_text.as_bytes(),
+                &format!(
+                    "Revert \"Switch {} in {} from {from} to {}\"\n\nThe switch could not run: {e}",
+                    request.app, env.metadata.name, request.to
+                ),
+                request.author,
+            )
+            .map_err(source_error)?;
+            if request.push {
+                tidegate_source::push_current_branch(request.repo_dir, "origin")
+                    .map_err(source_error)?;
+            }
+            summary(
+                AuditOutcome::Aborted,
+                format!("could not run, commit reverted: {e}"),
+            )?;
+            return Err(e);
+        }
+        Err(e) => {
+            summary(
+                AuditOutcome::Failure,
+                format!("stopped part-way, commit {commit} kept: {e}"),
+            )?;
+            return Err(e);
+        }
+    };
     if let Some(audit) = &audit {
         for (cluster, what, at) in &report.timeline {
             let action = match what.as_str() {

@@ -165,6 +165,14 @@ impl Fixture {
     }
 
     async fn switch(&self, to: &str, extra: Option<Box<dyn ClusterCheck>>) -> SwitchOutcome {
+        self.try_switch(to, extra).await.expect("switch runs")
+    }
+
+    async fn try_switch(
+        &self,
+        to: &str,
+        extra: Option<Box<dyn ClusterCheck>>,
+    ) -> Result<SwitchOutcome, tidegate_fleet::RolloutError> {
         let (desired, _) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
         let text =
             std::fs::read_to_string(self.git.path().join(&desired.env_file)).expect("env text");
@@ -190,7 +198,6 @@ impl Fixture {
             &|_| {},
         )
         .await
-        .expect("switch runs")
     }
 
     fn selector(&self, cluster: &str) -> String {
@@ -371,4 +378,48 @@ async fn a_post_check_failure_in_wave_2_flips_back_and_reverts_the_commit() {
         reverted.contains(&"eks-us-east-1".to_string())
             && reverted.contains(&"aks-westeurope".to_string())
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_switch_that_cannot_take_the_lock_takes_its_commit_back() {
+    use tidegate_cluster::{Holder, acquire_lease, release_lease};
+    let fx = Fixture::new("bg-locked", "").await;
+    assert_eq!(fx.rollout().await, Outcome::Succeeded);
+    let holder = Holder::this_process("someone-else");
+    let (desired, _) = load_env_at(fx.git.path(), &fx.env, "HEAD").expect("valid");
+    let lock = format!("tidegate-rollout-{}", fx.env);
+    let mut clients = Vec::new();
+    for c in &desired.environment.spec.clusters {
+        let engine = Engine::connect(&KubeconfigFactory::default(), c)
+            .await
+            .expect("connect");
+        acquire_lease(
+            engine.client(),
+            &c.name,
+            &lock,
+            &holder,
+            Duration::from_secs(60),
+            false,
+        )
+        .await
+        .expect("lock");
+        clients.push((c.name.clone(), engine));
+    }
+    let err = fx.try_switch("green", None).await.expect_err("locked");
+    assert!(err.to_string().contains("someone-else"), "{err}");
+    assert_eq!(fx.head_env(), "blue", "the switch commit was taken back");
+    let head = tidegate_source::Repo::open_local(fx.git.path())
+        .expect("repo")
+        .resolve("HEAD")
+        .expect("head");
+    assert!(head.summary.starts_with("Revert"), "{}", head.summary);
+    assert!(
+        CLUSTERS.iter().all(|c| fx.selector(c) == "blue"),
+        "nothing flipped"
+    );
+    for (name, engine) in &clients {
+        release_lease(engine.client(), name, &lock, &holder)
+            .await
+            .expect("release");
+    }
 }
