@@ -267,6 +267,17 @@ impl ClientFactory for CloudFactory {
             .await
             .map_err(|e| failed(kube::Error::Service(Box::new(e))))?;
         let endpoint = &access.described.endpoint;
+        if endpoint.server.is_empty() || endpoint.ca.is_empty() {
+            return Err(failed(kube::Error::Service(Box::new(
+                CloudError::Invalid {
+                    cluster: format!("cluster {}", cluster.name),
+                    message: format!(
+                        "the cloud reports status {:?} and no API server endpoint or CA yet; wait until the cluster is ready",
+                        access.described.status
+                    ),
+                },
+            ))));
+        }
         let uri: http::Uri = endpoint.server.parse().map_err(|e| {
             failed(kube::Error::Service(Box::new(CloudError::Invalid {
                 cluster: cluster.name.clone(),
