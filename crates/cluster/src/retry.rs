@@ -31,7 +31,9 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn api_error(code: u16) -> kube::Error {
-        kube::Error::Api(Box::new(kube::core::Status::failure("boom", "Test").with_code(code)))
+        kube::Error::Api(Box::new(
+            kube::core::Status::failure("boom", "Test").with_code(code),
+        ))
     }
 
     #[tokio::test(start_paused = true)]

@@ -40,12 +40,22 @@ pub fn commit_file(
     let new_tree = repo.find_tree(new_tree_id).map_err(&err)?;
     let signature = Signature::now(author.0, author.1).map_err(&err)?;
     let id = repo
-        .commit(Some("HEAD"), &signature, &signature, message, &new_tree, &[&parent])
+        .commit(
+            Some("HEAD"),
+            &signature,
+            &signature,
+            message,
+            &new_tree,
+            &[&parent],
+        )
         .map_err(&err)?;
     if let Some(workdir) = repo.workdir() {
         let path = workdir.join(file);
         if std::fs::read(&path).ok() == old {
-            std::fs::write(&path, content).map_err(|source| SourceError::Cache { path: path.clone(), source })?;
+            std::fs::write(&path, content).map_err(|source| SourceError::Cache {
+                path: path.clone(),
+                source,
+            })?;
             let mut index = repo.index().map_err(&err)?;
             index.add_path(Path::new(file)).map_err(&err)?;
             index.write().map_err(&err)?;
@@ -64,12 +74,19 @@ pub fn push_current_branch(repo_dir: &Path, remote: &str) -> Result<(), SourceEr
         .ok()
         .filter(|n| n.starts_with("refs/heads/"))
         .map(str::to_string)
-        .ok_or_else(|| err(git2::Error::from_str("HEAD is not on a branch; cannot push")))?;
+        .ok_or_else(|| {
+            err(git2::Error::from_str(
+                "HEAD is not on a branch; cannot push",
+            ))
+        })?;
     let mut remote = repo.find_remote(remote).map_err(&err)?;
     let url = remote.url().ok().unwrap_or("?").to_string();
     let mut options = PushOptions::new();
     options.remote_callbacks(auth::callbacks());
     remote
         .push(&[format!("{branch}:{branch}")], Some(&mut options))
-        .map_err(|source| SourceError::Fetch { url: crate::location::redact_url(&url), source })
+        .map_err(|source| SourceError::Fetch {
+            url: crate::location::redact_url(&url),
+            source,
+        })
 }
