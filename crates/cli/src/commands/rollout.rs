@@ -226,6 +226,12 @@ pub async fn fleet_sync(
             args.selection.env
         );
     }
+    if args.selection.app.is_some() {
+        bail!(
+            "a fleet rollout moves the whole environment to one revision; --app works with --cluster (tidegate sync --env {} --cluster C --app A)",
+            args.selection.env
+        );
+    }
     let Some(loaded) = fleet::load(global, &args.selection, style)? else {
         return Ok(ExitCode::from(1));
     };
