@@ -15,6 +15,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Mutex};
 use tidegate_audit::{
     Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore, Trigger,
 };
+use tidegate_cloud::{CloudFactory, CloudOptions};
 use tidegate_cluster::KubeconfigFactory;
 use tidegate_core::Environment;
 use tidegate_fleet::{Approvals, ClusterLine, Driver, DriverOptions, Journal, Outcome, Revisions};
@@ -95,11 +96,16 @@ impl Approvals for AuditApprovals {
     }
 }
 
-fn factory(global: &Global, kubeconfig: &Option<PathBuf>) -> KubeconfigFactory {
-    KubeconfigFactory {
-        force: global.access == Access::Kubeconfig,
-        file: kubeconfig.clone(),
-    }
+/// Clients for every cluster: through its provider (`--access auto`) or its
+/// kubeconfig context (`--access kubeconfig`), as the other cluster commands.
+fn factory(global: &Global, kubeconfig: &Option<PathBuf>) -> CloudFactory {
+    CloudFactory::new(
+        KubeconfigFactory {
+            force: global.access == Access::Kubeconfig,
+            file: kubeconfig.clone(),
+        },
+        CloudOptions::from_env(),
+    )
 }
 
 fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
