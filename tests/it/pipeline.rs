@@ -45,3 +45,24 @@ pub fn load_env_at(
     )?;
     Ok((desired, rendered))
 }
+
+/// No wave is ever approved (for rollouts without `approval: required`).
+pub struct NoApprovals;
+
+impl tidegate_fleet::Approvals for NoApprovals {
+    fn approved(&self, _wave: u32) -> bool {
+        false
+    }
+}
+
+/// Renders a fixture repository's environment at a revision (rollback and
+/// switch targets), as the CLI does.
+pub struct At(pub std::path::PathBuf, pub String);
+
+impl tidegate_fleet::Revisions for At {
+    fn render(&self, revision: &str) -> Result<(tidegate_core::Environment, Rendered), String> {
+        load_env_at(&self.0, &self.1, revision)
+            .map(|(d, r)| (d.environment, r))
+            .map_err(|d| d.to_string())
+    }
+}

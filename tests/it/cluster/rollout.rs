@@ -4,15 +4,11 @@
 //! rollouts of one environment at once.
 
 use super::fleet;
-use crate::pipeline::load_env_at;
+use crate::pipeline::{At, NoApprovals, load_env_at};
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
 use tidegate_cluster::{KubeconfigFactory, LeaseError};
-use tidegate_core::Environment;
-use tidegate_fleet::{
-    Approvals, Driver, DriverOptions, Journal, Outcome, Revisions, RolloutError, RolloutReport,
-};
-use tidegate_render::Rendered;
+use tidegate_fleet::{Driver, DriverOptions, Journal, Outcome, RolloutError, RolloutReport};
 use tidegate_sync::{Audit, Engine};
 use tidegate_testkit::{FAIL_READINESS_LABEL, Fleet, TestNamespace};
 use tidegate_tests::GitFixture;
@@ -30,23 +26,6 @@ struct Fixture {
     env: String,
     audit: Arc<MemorySink>,
     state: tempfile::TempDir,
-}
-
-struct NoApprovals;
-impl Approvals for NoApprovals {
-    fn approved(&self, _wave: u32) -> bool {
-        false
-    }
-}
-
-/// Renders the fixture's repository at a revision.
-struct At(std::path::PathBuf, String);
-impl Revisions for At {
-    fn render(&self, revision: &str) -> Result<(Environment, Rendered), String> {
-        load_env_at(&self.0, &self.1, revision)
-            .map(|(d, r)| (d.environment, r))
-            .map_err(|d| d.to_string())
-    }
 }
 
 fn deployment(image: &str, fail: bool) -> String {

@@ -3,38 +3,20 @@
 //! that flips waves 1–2 back and reverts the commit.
 
 use super::fleet;
-use crate::pipeline::load_env_at;
+use crate::pipeline::{At, NoApprovals, load_env_at};
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
 use tidegate_cluster::KubeconfigFactory;
-use tidegate_core::Environment;
 use tidegate_fleet::{
-    Approvals, ClusterCheck, Driver, DriverOptions, Outcome, Revisions,
+    ClusterCheck, Driver, DriverOptions, Outcome,
     switch::{SwitchOutcome, SwitchRequest, switch},
 };
 use tidegate_health::HealthStatus;
-use tidegate_render::Rendered;
 use tidegate_sync::{Audit, Engine, SyncOptions, Target};
 use tidegate_testkit::{FAIL_READINESS_LABEL, Fleet, TestNamespace};
 use tidegate_tests::GitFixture;
 
 const CLUSTERS: [&str; 3] = ["eks-us-east-1", "aks-westeurope", "gke-us-central1"];
-
-struct NoApprovals;
-impl Approvals for NoApprovals {
-    fn approved(&self, _wave: u32) -> bool {
-        false
-    }
-}
-
-struct At(std::path::PathBuf, String);
-impl Revisions for At {
-    fn render(&self, revision: &str) -> Result<(Environment, Rendered), String> {
-        load_env_at(&self.0, &self.1, revision)
-            .map(|(d, r)| (d.environment, r))
-            .map_err(|d| d.to_string())
-    }
-}
 
 /// Reports `Degraded` for one cluster: a post-check that fails there.
 struct FailIn(&'static str);
@@ -307,6 +289,35 @@ async fn a_switch_is_refused_when_green_is_not_ready_in_one_cluster() {
     );
     let fx = Fixture::new("bg-refused", &overlay).await;
     fx.sync_all().await;
+    // Green becomes ready where it can (eks, aks); gke's green never does.
+    for cluster in ["eks-us-east-1", "aks-westeurope"] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            let ready = fx
+                .fleet
+                .kubectl(
+                    cluster,
+                    &[
+                        "get",
+                        "deployment",
+                        "web-green",
+                        "-n",
+                        fx.ns.name(),
+                        "-o",
+                        "jsonpath={.status.readyReplicas}",
+                    ],
+                )
+                .unwrap_or_default();
+            if ready == "2" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "green never became ready in {cluster}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
     let before = tidegate_source::Repo::open_local(fx.git.path())
         .expect("repo")
         .resolve("HEAD")
