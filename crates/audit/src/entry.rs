@@ -330,14 +330,13 @@ impl ObjectRef {
 
 impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.group.is_empty() {
-            write!(f, "{}/", self.group)?;
-        }
-        write!(f, "{} ", self.kind)?;
-        if let Some(ns) = &self.namespace {
-            write!(f, "{ns}/")?;
-        }
-        f.write_str(&self.name)
+        tidegate_core::object::write_object(
+            f,
+            &self.group,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
     }
 }
 

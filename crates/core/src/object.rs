@@ -32,15 +32,34 @@ impl ObjectKey {
 impl fmt::Display for ObjectKey {
     /// `apps/Deployment web/api`, `Namespace web`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.group.is_empty() {
-            write!(f, "{}/", self.group)?;
-        }
-        write!(f, "{} ", self.kind)?;
-        if let Some(ns) = &self.namespace {
-            write!(f, "{ns}/")?;
-        }
-        f.write_str(&self.name)
+        write_object(
+            f,
+            &self.group,
+            &self.kind,
+            self.namespace.as_deref(),
+            &self.name,
+        )
     }
+}
+
+/// Writes an object reference the way people read it everywhere in Tidegate:
+/// `apps/Deployment web/api`, `Namespace web` (the core group and a
+/// cluster-scoped object's namespace are left out).
+pub fn write_object(
+    f: &mut fmt::Formatter<'_>,
+    group: &str,
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+) -> fmt::Result {
+    if !group.is_empty() {
+        write!(f, "{group}/")?;
+    }
+    write!(f, "{kind} ")?;
+    if let Some(ns) = namespace {
+        write!(f, "{ns}/")?;
+    }
+    f.write_str(name)
 }
 
 /// Where a rendered object came from in Git.
