@@ -170,9 +170,9 @@ pub struct ApproveArgs {
     /// Why (recorded in the audit trail)
     #[arg(long)]
     pub reason: Option<String>,
-    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db]
-    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
-    pub audit_db: Option<std::path::PathBuf>,
+    /// Where the audit trail is.
+    #[command(flatten)]
+    pub audit: AuditDb,
 }
 
 /// `tidegate rollback`.
@@ -201,9 +201,9 @@ pub struct RolloutFlags {
     /// Take the environment's lock even if someone holds it (a crashed run)
     #[arg(long)]
     pub break_lock: bool,
-    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db]
-    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
-    pub audit_db: Option<std::path::PathBuf>,
+    /// Where the audit trail is.
+    #[command(flatten)]
+    pub audit: AuditDb,
 }
 
 /// `tidegate unquarantine`.
@@ -218,9 +218,9 @@ pub struct UnquarantineArgs {
     /// Why (recorded in the audit trail)
     #[arg(long)]
     pub reason: Option<String>,
-    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db]
-    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
-    pub audit_db: Option<std::path::PathBuf>,
+    /// Where the audit trail is.
+    #[command(flatten)]
+    pub audit: AuditDb,
 }
 
 /// `tidegate history`.
@@ -229,9 +229,9 @@ pub struct HistoryArgs {
     /// Environment
     #[arg(long = "env", value_name = "ENV")]
     pub env: String,
-    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db]
-    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
-    pub audit_db: Option<std::path::PathBuf>,
+    /// Where the audit trail is.
+    #[command(flatten)]
+    pub audit: AuditDb,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
     pub output: TextOrJson,
@@ -305,9 +305,9 @@ pub struct SyncArgs {
     /// Wait until the applied objects are healthy (up to the environment's progressDeadline)
     #[arg(long)]
     pub wait: bool,
-    /// Audit database recording every sync that changes the cluster [default: $XDG_STATE_HOME/tidegate/audit.db]
-    #[arg(long, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
-    pub audit_db: Option<std::path::PathBuf>,
+    /// Where the audit trail is (every sync that changes the cluster is recorded).
+    #[command(flatten)]
+    pub audit: AuditDb,
     /// Output format of the per-object results
     #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
     pub output: TextOrJson,
@@ -520,4 +520,25 @@ pub struct AuditKeygenArgs {
     /// Where to write the secret key (mode 0600; never overwritten); the public key goes to FILE.pub
     #[arg(long, value_name = "FILE")]
     pub out: std::path::PathBuf,
+}
+
+/// The audit database a command reads or writes.
+#[derive(Debug, Args)]
+pub struct AuditDb {
+    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db, else ~/.local/state/tidegate/audit.db]
+    #[arg(long = "audit-db", value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
+    pub audit_db: Option<std::path::PathBuf>,
+}
+
+impl AuditDb {
+    /// The database path, the default when none was given.
+    pub fn path(&self) -> std::path::PathBuf {
+        audit_db_path(self.audit_db.as_deref())
+    }
+}
+
+/// `path`, or the default audit database.
+pub fn audit_db_path(path: Option<&std::path::Path>) -> std::path::PathBuf {
+    path.map(std::path::Path::to_path_buf)
+        .unwrap_or_else(tidegate_audit::SqliteStore::default_path)
 }

@@ -17,10 +17,7 @@ use tidegate_report::{Format, ReportOptions, log};
 
 /// Dispatches `tidegate audit <command>`.
 pub fn run(args: &AuditArgs, style: &Style) -> anyhow::Result<ExitCode> {
-    let path = args
-        .audit_db
-        .clone()
-        .unwrap_or_else(SqliteStore::default_path);
+    let path = crate::args::audit_db_path(args.audit_db.as_deref());
     match &args.command {
         AuditCommand::Log(a) => log_cmd(&path, a),
         AuditCommand::Verify(a) => verify(&path, a, style),

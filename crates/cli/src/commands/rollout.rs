@@ -4,8 +4,8 @@
 use super::fleet;
 use crate::{
     args::{
-        Access, ApproveArgs, Global, HistoryArgs, PlanArgs, RollbackArgs, Selection, SwitchArgs,
-        SyncArgs, TextOrJson, UnquarantineArgs,
+        Access, ApproveArgs, AuditDb, Global, HistoryArgs, PlanArgs, RollbackArgs, Selection,
+        SwitchArgs, SyncArgs, TextOrJson, UnquarantineArgs,
     },
     output::Style,
     workspace::Workspace,
@@ -22,10 +22,6 @@ use tidegate_fleet::{Approvals, ClusterLine, Driver, DriverOptions, Journal, Out
 use tidegate_render::Rendered;
 use tidegate_source::LoadError;
 use tidegate_sync::{Audit, SyncOptions};
-
-fn audit_path(arg: &Option<PathBuf>) -> PathBuf {
-    arg.clone().unwrap_or_else(SqliteStore::default_path)
-}
 
 fn actor() -> Actor {
     Actor::local_user(Trigger::Cli)
@@ -143,11 +139,11 @@ async fn run_rollout(
     environment: &Environment,
     rendered: &Rendered,
     revision: &str,
-    flags: (&Option<PathBuf>, &Option<PathBuf>, bool, bool),
+    flags: (&Option<PathBuf>, &AuditDb, bool, bool),
     options: SyncOptions,
 ) -> anyhow::Result<ExitCode> {
     let (kubeconfig, audit_db, break_lock, resume) = flags;
-    let path = audit_path(audit_db);
+    let path = audit_db.path();
     let store = SqliteStore::open(&path)
         .with_context(|| format!("opening the audit trail {}", path.display()))?;
     let env = &environment.metadata.name;
@@ -242,7 +238,7 @@ pub async fn fleet_sync(
         return Ok(ExitCode::from(1));
     };
     let revision = loaded.desired.commit.sha.clone();
-    let path = audit_path(&args.audit_db);
+    let path = args.audit.path();
     if !args.allow_quarantined
         && path.exists()
         && let Some(q) = quarantined(
@@ -273,7 +269,7 @@ pub async fn fleet_sync(
         &revision,
         (
             &args.selection.kubeconfig,
-            &args.audit_db,
+            &args.audit,
             args.break_lock,
             args.resume,
         ),
@@ -377,7 +373,7 @@ pub fn approve(global: &Global, args: &ApproveArgs) -> anyhow::Result<ExitCode> 
         None => Workspace::open(global)?,
     };
     let sha = revision.commit_sha().to_string();
-    let path = audit_path(&args.audit_db);
+    let path = args.audit.path();
     let store = SqliteStore::open(&path)?;
     let mut entry = Entry::new(actor(), Action::Approve)
         .env(&args.env)
@@ -400,7 +396,7 @@ pub fn approve(global: &Global, args: &ApproveArgs) -> anyhow::Result<ExitCode> 
 
 /// `tidegate unquarantine`.
 pub fn unquarantine(args: &UnquarantineArgs) -> anyhow::Result<ExitCode> {
-    let path = audit_path(&args.audit_db);
+    let path = args.audit.path();
     let store = SqliteStore::open_existing(&path)?;
     if quarantined(&store, &args.env, &args.revision)?.is_none() {
         bail!(
@@ -427,7 +423,7 @@ pub fn unquarantine(args: &UnquarantineArgs) -> anyhow::Result<ExitCode> {
 
 /// `tidegate history`.
 pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open_existing(&audit_path(&args.audit_db))?;
+    let store = SqliteStore::open_existing(&args.audit.path())?;
     let records = store.records(&Filter {
         environment: Some(args.env.clone()),
         actions: vec!["rollout-start".into(), "rollout-end".into()],
@@ -522,7 +518,7 @@ pub async fn rollback(
         let engine =
             tidegate_sync::Engine::connect(&factory(global, &args.rollout.kubeconfig), definition)
                 .await?;
-        let path = audit_path(&args.rollout.audit_db);
+        let path = args.rollout.audit.path();
         let engine = engine.with_audit(Audit {
             sink: std::sync::Arc::new(SqliteStore::open(&path)?),
             actor: actor(),
@@ -566,7 +562,7 @@ pub async fn rollback(
         &sha,
         (
             &args.rollout.kubeconfig,
-            &args.rollout.audit_db,
+            &args.rollout.audit,
             args.rollout.break_lock,
             false,
         ),
@@ -592,7 +588,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         .read_file(&desired.env_file)?
         .context("the environment file vanished")?;
     let text = String::from_utf8(text).context("the environment file is not UTF-8")?;
-    let path = audit_path(&args.rollout.audit_db);
+    let path = args.rollout.audit.path();
     let store = SqliteStore::open(&path)
         .with_context(|| format!("opening the audit trail {}", path.display()))?;
     let actor = actor();

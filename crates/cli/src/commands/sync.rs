@@ -20,10 +20,7 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
     };
     let mut engine = loaded.connect(&cluster).await?;
     if !args.dry_run {
-        let path = args
-            .audit_db
-            .clone()
-            .unwrap_or_else(tidegate_audit::SqliteStore::default_path);
+        let path = args.audit.path();
         let store = tidegate_audit::SqliteStore::open(&path)
             .with_context(|| format!("opening the audit trail {}", path.display()))?;
         engine = engine.with_audit(tidegate_sync::Audit {
