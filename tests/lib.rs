@@ -104,6 +104,15 @@ impl GitFixture {
         id.to_string()
     }
 
+    /// The SHA HEAD points at now.
+    pub fn head(&self) -> String {
+        self.repo
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .map(|c| c.id().to_string())
+            .expect("HEAD")
+    }
+
     /// Points a lightweight tag at a commit, moving it if it exists.
     pub fn tag(&self, name: &str, sha: &str) {
         let obj = self.repo.revparse_single(sha).expect("rev");

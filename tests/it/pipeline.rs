@@ -66,3 +66,29 @@ impl tidegate_fleet::Revisions for At {
             .map_err(|d| d.to_string())
     }
 }
+
+/// Rolls the repository's HEAD out across the environment with the fleet
+/// driver, as `tidegate sync --env` does (kubeconfig access, no approvals).
+pub async fn roll_out(
+    repo_dir: &Path,
+    env: &str,
+    options: tidegate_fleet::DriverOptions,
+    audit: Option<tidegate_sync::Audit>,
+    journal: Option<tidegate_fleet::Journal>,
+) -> Result<tidegate_fleet::RolloutReport, tidegate_fleet::RolloutError> {
+    tidegate_cluster::install_crypto_provider();
+    let (desired, rendered) = load_env_at(repo_dir, env, "HEAD").expect("valid");
+    let driver = tidegate_fleet::Driver {
+        factory: &tidegate_cluster::KubeconfigFactory::default(),
+        environment: &desired.environment,
+        rendered: &rendered,
+        revision: &desired.commit.sha,
+        revisions: &At(repo_dir.to_path_buf(), env.to_string()),
+        approvals: &NoApprovals,
+        audit,
+        check: None,
+        journal,
+        options,
+    };
+    driver.run(&|_| {}).await
+}

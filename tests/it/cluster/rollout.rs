@@ -4,11 +4,11 @@
 //! rollouts of one environment at once.
 
 use super::fleet;
-use crate::pipeline::{At, NoApprovals, load_env_at};
+use crate::pipeline::{load_env_at, roll_out};
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
 use tidegate_cluster::{KubeconfigFactory, LeaseError};
-use tidegate_fleet::{Driver, DriverOptions, Journal, Outcome, RolloutError, RolloutReport};
+use tidegate_fleet::{DriverOptions, Journal, Outcome, RolloutError, RolloutReport};
 use tidegate_sync::{Audit, Engine};
 use tidegate_testkit::{FAIL_READINESS_LABEL, Fleet, TestNamespace};
 use tidegate_tests::GitFixture;
@@ -82,24 +82,19 @@ impl Fixture {
     }
 
     async fn rollout(&self, options: DriverOptions) -> Result<RolloutReport, RolloutError> {
-        tidegate_cluster::install_crypto_provider();
-        let (desired, rendered) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
-        let driver = Driver {
-            factory: &KubeconfigFactory::default(),
-            environment: &desired.environment,
-            rendered: &rendered,
-            revision: &desired.commit.sha,
-            revisions: &At(self.git.path().to_path_buf(), self.env.clone()),
-            approvals: &NoApprovals,
-            audit: Some(Audit {
-                sink: self.audit.clone(),
-                actor: Actor::new("tests@local", Trigger::Cli),
-            }),
-            check: None,
-            journal: Some(Journal::new(self.state.path(), &self.env)),
-            options,
+        let audit = Audit {
+            sink: self.audit.clone(),
+            actor: Actor::new("tests@local", Trigger::Cli),
         };
-        driver.run(&|_| {}).await
+        let journal = Journal::new(self.state.path(), &self.env);
+        roll_out(
+            self.git.path(),
+            &self.env,
+            options,
+            Some(audit),
+            Some(journal),
+        )
+        .await
     }
 
     /// Revision recorded in each cluster's inventory.
@@ -187,12 +182,7 @@ async fn a_good_revision_rolls_out_wave_by_wave_within_the_surge_limit() {
             .saturating_sub(Duration::from_secs(1))
             .as_millis()
     );
-    let sha = fx.git.path().to_path_buf();
-    let head = tidegate_source::Repo::open_local(&sha)
-        .expect("repo")
-        .resolve("HEAD")
-        .expect("head")
-        .sha;
+    let head = fx.git.head();
     assert!(
         fx.revisions()
             .await
@@ -414,12 +404,7 @@ async fn the_cli_killed_mid_rollout_resumes_without_reapplying_a_finished_wave()
 
     let status = run(&["--resume", "--break-lock"]).status().expect("resume");
     assert!(status.success(), "resumed rollout failed: {status}");
-    let head = fx.git.path().to_path_buf();
-    let sha = tidegate_source::Repo::open_local(&head)
-        .expect("repo")
-        .resolve("HEAD")
-        .expect("head")
-        .sha;
+    let sha = fx.git.head();
     assert!(
         fx.revisions()
             .await

@@ -3,12 +3,12 @@
 //! that flips waves 1–2 back and reverts the commit.
 
 use super::fleet;
-use crate::pipeline::{At, NoApprovals, load_env_at};
+use crate::pipeline::{At, NoApprovals, load_env_at, roll_out};
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
 use tidegate_cluster::KubeconfigFactory;
 use tidegate_fleet::{
-    ClusterCheck, Driver, DriverOptions, Outcome,
+    ClusterCheck, DriverOptions, Outcome,
     switch::{SwitchOutcome, SwitchRequest, switch},
 };
 use tidegate_health::HealthStatus;
@@ -104,21 +104,10 @@ impl Fixture {
 
     /// Rolls HEAD out (records each cluster's healthy revision).
     async fn rollout(&self) -> Outcome {
-        tidegate_cluster::install_crypto_provider();
-        let (desired, rendered) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
-        let driver = Driver {
-            factory: &KubeconfigFactory::default(),
-            environment: &desired.environment,
-            rendered: &rendered,
-            revision: &desired.commit.sha,
-            revisions: &At(self.git.path().to_path_buf(), self.env.clone()),
-            approvals: &NoApprovals,
-            audit: None,
-            check: None,
-            journal: None,
-            options: self.options(),
-        };
-        driver.run(&|_| {}).await.expect("rollout").outcome
+        roll_out(self.git.path(), &self.env, self.options(), None, None)
+            .await
+            .expect("rollout")
+            .outcome
     }
 
     /// Syncs HEAD to every cluster without waiting for health.
@@ -318,11 +307,7 @@ async fn a_switch_is_refused_when_green_is_not_ready_in_one_cluster() {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
-    let before = tidegate_source::Repo::open_local(fx.git.path())
-        .expect("repo")
-        .resolve("HEAD")
-        .expect("head")
-        .sha;
+    let before = fx.git.head();
     let outcome = fx.switch("green", None).await;
     let SwitchOutcome::Refused { problems } = outcome else {
         panic!("{outcome:?}")
@@ -337,11 +322,7 @@ async fn a_switch_is_refused_when_green_is_not_ready_in_one_cluster() {
         problems.iter().all(|p| p.contains("gke-us-central1")),
         "only gke fails: {problems:?}"
     );
-    let after = tidegate_source::Repo::open_local(fx.git.path())
-        .expect("repo")
-        .resolve("HEAD")
-        .expect("head")
-        .sha;
+    let after = fx.git.head();
     assert_eq!(before, after, "nothing committed");
     assert!(
         CLUSTERS.iter().all(|c| fx.selector(c) == "blue"),

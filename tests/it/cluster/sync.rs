@@ -10,6 +10,8 @@ use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Outcome, Trigger}
 use tidegate_cluster::KubeconfigFactory;
 use tidegate_diff::{DiffStatus, unified};
 use tidegate_health::HealthStatus;
+use tidegate_render::Rendered;
+use tidegate_source::Desired;
 use tidegate_sync::{
     Action, Audit, Engine, Plan, Progress, SyncError, SyncOptions, SyncReport, Target,
 };
@@ -66,46 +68,28 @@ impl Fixture {
     }
 
     async fn engine(&self) -> Engine {
-        tidegate_cluster::install_crypto_provider();
         let (desired, _) = load_env(self.git.path(), &self.env).expect("valid");
-        let cluster = desired
-            .environment
-            .cluster(CONTEXT)
-            .expect("cluster")
-            .clone();
-        Engine::connect(&KubeconfigFactory::default(), &cluster)
-            .await
-            .expect("connect")
+        connect(&desired).await
     }
 
     async fn plan(&self) -> Plan {
         let (desired, rendered) = load_env(self.git.path(), &self.env).expect("valid");
-        let engine = self.engine().await;
-        let target = Target {
-            environment: &desired.environment,
-            cluster: desired.environment.cluster(CONTEXT).expect("cluster"),
-            rendered: &rendered.clusters[0],
-            revision: &desired.commit.sha,
-        };
-        engine
-            .plan(&target, &SyncOptions::default())
+        connect(&desired)
+            .await
+            .plan(&target(&desired, &rendered), &SyncOptions::default())
             .await
             .expect("plan")
     }
 
     async fn sync(&self, options: SyncOptions) -> Result<SyncReport, SyncError> {
         let (desired, rendered) = load_env(self.git.path(), &self.env).expect("valid");
-        let engine = self.engine().await.with_audit(Audit {
+        let engine = connect(&desired).await.with_audit(Audit {
             sink: self.audit.clone(),
             actor: Actor::new("tests@local", Trigger::Cli),
         });
-        let target = Target {
-            environment: &desired.environment,
-            cluster: desired.environment.cluster(CONTEXT).expect("cluster"),
-            rendered: &rendered.clusters[0],
-            revision: &desired.commit.sha,
-        };
-        engine.sync(&target, &options, &|_| {}).await
+        engine
+            .sync(&target(&desired, &rendered), &options, &|_| {})
+            .await
     }
 
     fn kubectl(&self, args: &[&str]) -> Result<String, String> {
@@ -115,6 +99,25 @@ impl Fixture {
     fn exists(&self, kind: &str, name: &str) -> bool {
         self.kubectl(&["get", kind, name, "-n", self.ns.name(), "-o", "name"])
             .is_ok()
+    }
+}
+
+/// An engine for the fixture's one cluster.
+async fn connect(desired: &Desired) -> Engine {
+    tidegate_cluster::install_crypto_provider();
+    let cluster = desired.environment.cluster(CONTEXT).expect("cluster");
+    Engine::connect(&KubeconfigFactory::default(), cluster)
+        .await
+        .expect("connect")
+}
+
+/// The fixture's one cluster as a sync target.
+fn target<'a>(desired: &'a Desired, rendered: &'a Rendered) -> Target<'a> {
+    Target {
+        environment: &desired.environment,
+        cluster: desired.environment.cluster(CONTEXT).expect("cluster"),
+        rendered: &rendered.clusters[0],
+        revision: &desired.commit.sha,
     }
 }
 
@@ -225,39 +228,25 @@ async fn drift_by_another_manager_is_named_and_corrected() {
     .expect("kubectl patch");
     let plan = fx.plan().await;
     assert!(plan.problems.is_empty(), "{:?}", plan.problems);
-    let web = plan
-        .objects
-        .iter()
-        .find(|o| o.object.key.name == "web")
-        .and_then(|o| o.diff.clone())
-        .expect("web");
-    assert_eq!(web.status, DiffStatus::OutOfSync);
-    let replicas = web
-        .changes
-        .iter()
-        .find(|c| c.path == "/spec/replicas")
-        .expect("replicas differ");
-    assert!(
-        replicas.owners.iter().any(|o| o.starts_with("kubectl")),
-        "owner named: {:?}",
-        replicas.owners
-    );
-    let cm = plan
-        .objects
-        .iter()
-        .find(|o| o.object.key.name == "settings")
-        .and_then(|o| o.diff.clone())
-        .expect("cm");
-    let mode = cm
-        .changes
-        .iter()
-        .find(|c| c.path == "/data/MODE")
-        .expect("MODE differs");
-    assert!(
-        mode.owners.iter().any(|o| o.starts_with("kubectl")),
-        "{:?}",
-        mode.owners
-    );
+    for (name, path) in [("web", "/spec/replicas"), ("settings", "/data/MODE")] {
+        let diff = plan
+            .objects
+            .iter()
+            .find(|o| o.object.key.name == name)
+            .and_then(|o| o.diff.clone())
+            .expect(name);
+        assert_eq!(diff.status, DiffStatus::OutOfSync, "{name}");
+        let change = diff
+            .changes
+            .iter()
+            .find(|c| c.path == path)
+            .unwrap_or_else(|| panic!("{name}: {path} differs"));
+        assert!(
+            change.owners.iter().any(|o| o.starts_with("kubectl")),
+            "{name} {path}: owner named: {:?}",
+            change.owners
+        );
+    }
 
     let report = fx
         .sync(SyncOptions::default())
