@@ -195,34 +195,24 @@ impl Engine {
                     .as_ref()
                     .map(|d| d.changes.clone())
                     .unwrap_or_default();
-                if !o.needs_apply() {
-                    let result = ObjectResult {
-                        app: o.app,
-                        key: o.object.key,
-                        status,
-                        action: Action::Unchanged,
-                        changes,
-                    };
-                    progress(Progress::Object(result.clone()));
-                    report.results.push(result);
-                    continue;
-                }
-                let action = match (options.dry_run, status) {
-                    (true, DiffStatus::Missing) => Action::WouldCreate,
-                    (true, _) => Action::WouldConfigure,
-                    (false, DiffStatus::Missing) => Action::Created,
-                    (false, _) => Action::Configured,
+                let action = match (o.needs_apply(), options.dry_run, status) {
+                    (false, _, _) => Action::Unchanged,
+                    (true, true, DiffStatus::Missing) => Action::WouldCreate,
+                    (true, true, _) => Action::WouldConfigure,
+                    (true, false, DiffStatus::Missing) => Action::Created,
+                    (true, false, _) => Action::Configured,
                 };
-                if options.dry_run {
-                    let result = ObjectResult {
-                        app: o.app,
-                        key: o.object.key,
-                        status,
-                        action,
-                        changes,
-                    };
-                    progress(Progress::Object(result.clone()));
-                    report.results.push(result);
+                if action == Action::Unchanged || options.dry_run {
+                    report.record(
+                        ObjectResult {
+                            app: o.app,
+                            key: o.object.key,
+                            status,
+                            action,
+                            changes,
+                        },
+                        progress,
+                    );
                     continue;
                 }
                 if o.resolved.is_none() {
@@ -281,15 +271,16 @@ impl Engine {
                         report: Box::new(report),
                     });
                 }
-                let result = ObjectResult {
-                    app: o.app,
-                    key: o.object.key,
-                    status,
-                    action,
-                    changes,
-                };
-                progress(Progress::Object(result.clone()));
-                report.results.push(result);
+                report.record(
+                    ObjectResult {
+                        app: o.app,
+                        key: o.object.key,
+                        status,
+                        action,
+                        changes,
+                    },
+                    progress,
+                );
             }
             for crd in crds {
                 self.wait_established(&crd).await?;
@@ -320,15 +311,16 @@ impl Engine {
                     Action::Pruned
                 }
             };
-            let result = ObjectResult {
-                app: candidate.app,
-                key: candidate.diff.key,
-                status: DiffStatus::ToPrune,
-                action,
-                changes: Vec::new(),
-            };
-            progress(Progress::Object(result.clone()));
-            report.results.push(result);
+            report.record(
+                ObjectResult {
+                    app: candidate.app,
+                    key: candidate.diff.key,
+                    status: DiffStatus::ToPrune,
+                    action,
+                    changes: Vec::new(),
+                },
+                progress,
+            );
         }
         if !options.dry_run {
             self.record_inventories(&plan.inventories, &plan.departed, &plan.previous, prune)

@@ -74,6 +74,12 @@ pub struct SyncReport {
 }
 
 impl SyncReport {
+    /// Adds one object's result and reports it as progress.
+    pub(crate) fn record(&mut self, result: ObjectResult, progress: &(dyn Fn(Progress) + Sync)) {
+        progress(Progress::Object(result.clone()));
+        self.results.push(result);
+    }
+
     /// Number of results with this action.
     pub fn count(&self, action: Action) -> usize {
         self.results.iter().filter(|r| r.action == action).count()
