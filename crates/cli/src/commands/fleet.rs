@@ -89,17 +89,24 @@ pub fn load(
         // `--access auto`: each cluster through its provider (EKS natively,
         // kubeconfig clusters through their context); `--access kubeconfig`:
         // every cluster through its kubeconfig context.
-        factory: CloudFactory::new(
-            KubeconfigFactory {
-                force: global.access == Access::Kubeconfig,
-                file: selection.kubeconfig.clone(),
-            },
-            CloudOptions::from_env(),
-        ),
+        factory: client_factory(global, &selection.kubeconfig),
         desired,
         rendered,
         clusters,
     }))
+}
+
+/// Clients for every cluster: `--access auto` reaches each through its
+/// provider (EKS, AKS, GKE natively; kubeconfig clusters through their
+/// context); `--access kubeconfig` reaches every cluster through its context.
+pub fn client_factory(global: &Global, kubeconfig: &Option<std::path::PathBuf>) -> CloudFactory {
+    CloudFactory::new(
+        KubeconfigFactory {
+            force: global.access == Access::Kubeconfig,
+            file: kubeconfig.clone(),
+        },
+        CloudOptions::from_env(),
+    )
 }
 
 impl Loaded {

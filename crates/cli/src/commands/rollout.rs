@@ -4,8 +4,8 @@
 use super::fleet;
 use crate::{
     args::{
-        Access, ApproveArgs, AuditDb, Global, HistoryArgs, PlanArgs, RollbackArgs, Selection,
-        SwitchArgs, SyncArgs, TextOrJson, UnquarantineArgs,
+        ApproveArgs, AuditDb, Global, HistoryArgs, PlanArgs, RollbackArgs, Selection, SwitchArgs,
+        SyncArgs, TextOrJson, UnquarantineArgs,
     },
     output::Style,
     workspace::Workspace,
@@ -15,8 +15,6 @@ use std::{path::PathBuf, process::ExitCode, sync::Mutex};
 use tidegate_audit::{
     Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore, Trigger,
 };
-use tidegate_cloud::{CloudFactory, CloudOptions};
-use tidegate_cluster::KubeconfigFactory;
 use tidegate_core::Environment;
 use tidegate_fleet::{Approvals, ClusterLine, Driver, DriverOptions, Journal, Outcome, Revisions};
 use tidegate_render::Rendered;
@@ -92,18 +90,6 @@ impl Approvals for AuditApprovals {
     }
 }
 
-/// Clients for every cluster: through its provider (`--access auto`) or its
-/// kubeconfig context (`--access kubeconfig`), as the other cluster commands.
-fn factory(global: &Global, kubeconfig: &Option<PathBuf>) -> CloudFactory {
-    CloudFactory::new(
-        KubeconfigFactory {
-            force: global.access == Access::Kubeconfig,
-            file: kubeconfig.clone(),
-        },
-        CloudOptions::from_env(),
-    )
-}
-
 fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
     let text: String = lines
         .iter()
@@ -147,7 +133,7 @@ async fn run_rollout(
     let store = SqliteStore::open(&path)
         .with_context(|| format!("opening the audit trail {}", path.display()))?;
     let env = &environment.metadata.name;
-    let factory = factory(global, kubeconfig);
+    let factory = fleet::client_factory(global, kubeconfig);
     let revisions = GitRevisions {
         repo: global.repo.clone(),
         env: env.clone(),
@@ -488,7 +474,7 @@ pub async fn rollback(
         Some(to) => to.clone(),
         None => {
             // The last healthy revision recorded in the first reachable cluster.
-            let factory = factory(global, &args.rollout.kubeconfig);
+            let factory = fleet::client_factory(global, &args.rollout.kubeconfig);
             let mut found = None;
             for cluster in &env_now.environment.spec.clusters {
                 if let Ok(engine) = tidegate_sync::Engine::connect(&factory, cluster).await
@@ -515,9 +501,11 @@ pub async fn rollback(
         let Some(definition) = environment.cluster(cluster) else {
             bail!("environment {} has no cluster {cluster} at {to}", args.env);
         };
-        let engine =
-            tidegate_sync::Engine::connect(&factory(global, &args.rollout.kubeconfig), definition)
-                .await?;
+        let engine = tidegate_sync::Engine::connect(
+            &fleet::client_factory(global, &args.rollout.kubeconfig),
+            definition,
+        )
+        .await?;
         let path = args.rollout.audit.path();
         let engine = engine.with_audit(Audit {
             sink: std::sync::Arc::new(SqliteStore::open(&path)?),
@@ -632,7 +620,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
     let last = Mutex::new(String::new());
     let outcome = tidegate_fleet::switch::switch(
         &request,
-        &factory(global, &args.rollout.kubeconfig),
+        &fleet::client_factory(global, &args.rollout.kubeconfig),
         &revisions,
         &approvals,
         Some(Audit {
