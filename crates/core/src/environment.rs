@@ -4,9 +4,11 @@
 //! documented field by field in `docs/environments.md`; unknown fields are
 //! errors so typos never pass silently.
 
+mod clusters;
 mod located;
 mod parse;
 
+pub use clusters::{Cloud, ClusterList, DEFAULT_WAVE_TAG, Discover, DiscoverEntry, FoundCluster};
 pub use located::Located;
 pub use parse::{API_VERSION, KIND};
 
@@ -45,8 +47,9 @@ pub struct Metadata {
 pub struct EnvironmentSpec {
     /// Where the manifests live.
     pub source: Source,
-    /// The clusters of this environment.
-    pub clusters: Vec<Located<Cluster>>,
+    /// The clusters of this environment, and `discover:` entries until
+    /// they are expanded ([`Environment::add_discovered`]).
+    pub clusters: ClusterList,
     /// The applications deployed to every cluster.
     pub apps: Vec<Located<App>>,
     /// Fleet rollout policy.
@@ -127,6 +130,25 @@ impl Provider {
             Provider::Eks(_) => "eks",
             Provider::Aks(_) => "aks",
             Provider::Gke(_) => "gke",
+        }
+    }
+
+    /// Which cloud cluster this is, e.g. `eks/us-east-1/prod` (resource
+    /// groups are case-insensitive in Azure); `None` for kubeconfig contexts.
+    pub fn cloud_id(&self) -> Option<String> {
+        match self {
+            Provider::Kubeconfig(_) => None,
+            Provider::Eks(e) => Some(format!("eks/{}/{}", e.region, e.cluster_name)),
+            Provider::Aks(a) => Some(format!(
+                "aks/{}/{}/{}",
+                a.subscription_id,
+                a.resource_group.to_lowercase(),
+                a.cluster_name
+            )),
+            Provider::Gke(g) => Some(format!(
+                "gke/{}/{}/{}",
+                g.project, g.location, g.cluster_name
+            )),
         }
     }
 }

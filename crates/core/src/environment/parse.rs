@@ -77,12 +77,23 @@ impl Environment {
                 "keep manifests inside the repository",
             );
         }
-        if self.spec.clusters.is_empty() {
+        if self.spec.clusters.is_empty()
+            && self.spec.clusters.discover().is_empty()
+            && self.spec.clusters.malformed().is_empty()
+        {
             problem(
                 1,
                 "spec.clusters is empty".into(),
                 "list at least one cluster",
             );
+        }
+        for (line, message, help) in self.spec.clusters.malformed() {
+            problem(*line, message.clone(), help);
+        }
+        for entry in self.spec.clusters.discover() {
+            for (message, help) in entry.discover.problems() {
+                problem(entry.line, message, &help);
+            }
         }
         check_unique(
             self.spec.clusters.iter().map(|c| (c.name.as_str(), c.line)),
@@ -160,16 +171,6 @@ impl Environment {
                 "set maxSurge to at least 1 (or maxUnavailable above 0)",
             );
         }
-        let waves: BTreeSet<u32> = self.spec.clusters.iter().filter_map(|c| c.wave).collect();
-        for wave in &rollout.waves {
-            if !waves.contains(&wave.wave) {
-                problem(
-                    wave.line,
-                    format!("spec.rollout.waves: wave {} has no cluster", wave.wave),
-                    "set `wave:` on a cluster or remove this entry",
-                );
-            }
-        }
         for bg in &self.spec.blue_green {
             self.check_blue_green(bg, &mut problem);
         }
@@ -182,6 +183,29 @@ impl Environment {
                         "JSON pointers start with '/', e.g. /spec/replicas",
                     );
                 }
+            }
+        }
+        // Which waves have clusters is known once discovery has run.
+        if self.spec.clusters.discover().is_empty() {
+            out.extend(self.check_waves(file));
+        }
+        out
+    }
+
+    /// Every wave given settings in `spec.rollout.waves` has a cluster.
+    pub(super) fn check_waves(&self, file: &str) -> Diagnostics {
+        let mut out = Diagnostics::default();
+        let waves: BTreeSet<u32> = self.spec.clusters.iter().filter_map(|c| c.wave).collect();
+        for wave in &self.spec.rollout.waves {
+            if !waves.contains(&wave.wave) {
+                out.push(
+                    Diagnostic::new(format!(
+                        "spec.rollout.waves: wave {} has no cluster",
+                        wave.wave
+                    ))
+                    .at(file, wave.line())
+                    .help("set `wave:` on a cluster (or a wave tag on discovered clusters) or remove this entry"),
+                );
             }
         }
         out
