@@ -17,7 +17,7 @@ use azure_identity::{
     ManagedIdentityCredential, ManagedIdentityCredentialOptions, WorkloadIdentityCredential,
     WorkloadIdentityCredentialOptions,
 };
-use futures::future::BoxFuture;
+use futures::{StreamExt as _, future::BoxFuture, stream};
 use std::{collections::BTreeMap, fmt, sync::Arc, time::SystemTime};
 use tidegate_core::environment::AzureCredential;
 
@@ -247,7 +247,7 @@ impl AksDiscovery {
             "{}{base}/providers/Microsoft.ContainerService/managedClusters?api-version={AKS_API_VERSION}",
             self.arm
         ));
-        let mut found = Vec::new();
+        let mut matching = Vec::new();
         while let Some(url) = next.take() {
             let page = self
                 .call(&scope, "managedClusters list", Method::Get, &url)
@@ -257,8 +257,7 @@ impl AksDiscovery {
                 let cluster_tags = tags_of(cluster);
                 if status == "Succeeded" && tags.iter().all(|(k, v)| cluster_tags.get(k) == Some(v))
                 {
-                    let id = cluster["id"].as_str().unwrap_or_default();
-                    found.push(self.with_credentials(cluster, id).await?);
+                    matching.push(cluster.clone());
                 }
             }
             next = page["nextLink"]
@@ -266,6 +265,17 @@ impl AksDiscovery {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string);
         }
+        // listClusterUserCredential for several clusters at once.
+        let mut found = stream::iter(matching)
+            .map(|cluster| async move {
+                let id = cluster["id"].as_str().unwrap_or_default().to_string();
+                self.with_credentials(&cluster, &id).await
+            })
+            .buffered(crate::eks::DESCRIBE_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
         found.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(found)
     }
@@ -349,6 +359,7 @@ impl AksDiscovery {
                 .to_string(),
             status: status(cluster),
             tags: tags_of(cluster),
+            resource_group: resource_group_of(id),
         })
     }
 
@@ -368,6 +379,15 @@ fn status(cluster: &serde_json::Value) -> String {
         .to_string()
 }
 
+/// The resource group in an ARM id (`/subscriptions/s/resourceGroups/<rg>/...`).
+fn resource_group_of(id: &str) -> Option<String> {
+    let mut parts = id.split('/');
+    parts
+        .by_ref()
+        .find(|p| p.eq_ignore_ascii_case("resourceGroups"))?;
+    parts.next().filter(|p| !p.is_empty()).map(str::to_string)
+}
+
 fn tags_of(cluster: &serde_json::Value) -> BTreeMap<String, String> {
     cluster["tags"]
         .as_object()
@@ -381,4 +401,4 @@ fn tags_of(cluster: &serde_json::Value) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failing test panics
-mod tests;
+pub(crate) mod tests;

@@ -28,4 +28,6 @@ pub struct DiscoveredCluster {
     pub status: String,
     /// Tags (EKS, AKS) or resource labels (GKE).
     pub tags: BTreeMap<String, String>,
+    /// AKS: the resource group the cluster is in.
+    pub resource_group: Option<String>,
 }

@@ -15,7 +15,7 @@ use aws_sigv4::{
 use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures::future::BoxFuture;
+use futures::{StreamExt as _, future::BoxFuture, stream};
 use std::{
     collections::BTreeMap,
     fmt,
@@ -27,6 +27,8 @@ use std::{
 const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60);
 /// `X-Amz-Expires` of the presigned URL, as `aws eks get-token` sets it.
 const PRESIGN_EXPIRES: Duration = Duration::from_secs(60);
+/// How many DescribeCluster calls run at once during discovery.
+pub(crate) const DESCRIBE_CONCURRENCY: usize = 8;
 /// The header naming the cluster, signed into the URL.
 const CLUSTER_ID_HEADER: &str = "x-k8s-aws-id";
 
@@ -229,11 +231,17 @@ impl EksDiscovery {
                 _ => break,
             }
         }
+        // DescribeCluster for several clusters at once: one round trip each.
+        let described: Vec<Result<DiscoveredCluster, CloudError>> = stream::iter(names)
+            .map(|name| async move { self.describe(&name).await })
+            .buffered(DESCRIBE_CONCURRENCY)
+            .collect()
+            .await;
         let mut found = Vec::new();
-        for name in names {
-            let cluster = self.describe(&name).await?;
+        for cluster in described {
+            let cluster = cluster?;
             if cluster.status != "ACTIVE" {
-                tracing::debug!(cluster = %name, status = %cluster.status, "skipping an EKS cluster that is not ACTIVE");
+                tracing::debug!(cluster = %cluster.name, status = %cluster.status, "skipping an EKS cluster that is not ACTIVE");
                 continue;
             }
             if tags.iter().all(|(k, v)| cluster.tags.get(k) == Some(v)) {
@@ -288,6 +296,7 @@ impl EksDiscovery {
                 .tags()
                 .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                 .unwrap_or_default(),
+            resource_group: None,
         })
     }
 
@@ -371,4 +380,4 @@ impl HasStatus for aws_smithy_runtime_api::http::Response {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failing test panics
-mod tests;
+pub(crate) mod tests;

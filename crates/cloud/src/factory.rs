@@ -86,7 +86,11 @@ impl CloudFactory {
         }
     }
 
-    async fn eks(&self, region: &str, role: Option<&str>) -> Result<EksDiscovery, CloudError> {
+    pub(crate) async fn eks(
+        &self,
+        region: &str,
+        role: Option<&str>,
+    ) -> Result<EksDiscovery, CloudError> {
         let key = (region.to_string(), role.map(str::to_string));
         let mut cache = self.eks.lock().await;
         if let Some(eks) = cache.get(&key) {
@@ -112,7 +116,21 @@ impl CloudFactory {
         self.gke.lock().await.insert(project.to_string(), discovery);
     }
 
-    async fn gke(&self, project: &str) -> Result<GkeDiscovery, CloudError> {
+    /// Uses `discovery` (its ARM endpoint and credential) for the clusters of
+    /// `subscription` reached with `credential` instead of building one.
+    pub async fn use_aks(
+        &self,
+        subscription: &str,
+        credential: AzureCredential,
+        discovery: AksDiscovery,
+    ) {
+        self.aks
+            .lock()
+            .await
+            .insert(aks_key(subscription, credential), discovery);
+    }
+
+    pub(crate) async fn gke(&self, project: &str) -> Result<GkeDiscovery, CloudError> {
         let mut cache = self.gke.lock().await;
         if let Some(gke) = cache.get(project) {
             return Ok(gke.clone());
@@ -122,9 +140,7 @@ impl CloudFactory {
                 cluster: format!("gke project {project}"),
                 cloud: "google",
                 message,
-                help: Some(
-                    "set GOOGLE_APPLICATION_CREDENTIALS or run with Workload Identity".into(),
-                ),
+                help: Some(crate::gke::ADC_HELP.into()),
             })?;
         let gke =
             GkeDiscovery::new(project, credentials, self.options.gke_endpoint.as_deref()).await?;
@@ -132,12 +148,12 @@ impl CloudFactory {
         Ok(gke)
     }
 
-    async fn aks(
+    pub(crate) async fn aks(
         &self,
         subscription: &str,
         kind: AzureCredential,
     ) -> Result<AksDiscovery, CloudError> {
-        let key = (subscription.to_string(), format!("{kind:?}"));
+        let key = aks_key(subscription, kind);
         let mut cache = self.aks.lock().await;
         if let Some(aks) = cache.get(&key) {
             return Ok(aks.clone());
@@ -226,6 +242,26 @@ impl CloudFactory {
         Ok(access)
     }
 
+    /// Remembers what discovery found about `cluster` so the first client
+    /// does not describe it again.
+    pub(crate) fn remember(
+        &self,
+        cluster: &str,
+        described: DiscoveredCluster,
+        source: Arc<dyn TokenSource>,
+    ) {
+        if let Ok(mut cache) = self.access.lock() {
+            cache.insert(
+                cluster.to_string(),
+                Access {
+                    described,
+                    token: CachedToken::new(source),
+                    at: Instant::now(),
+                },
+            );
+        }
+    }
+
     /// True when every cluster is reached through its kubeconfig context.
     pub fn kubeconfig_only(&self) -> bool {
         self.kubeconfig.force
@@ -247,6 +283,11 @@ impl CloudFactory {
             cache.remove(cluster);
         }
     }
+}
+
+/// The AKS discovery cache key: subscription and credential kind.
+fn aks_key(subscription: &str, credential: AzureCredential) -> (String, String) {
+    (subscription.to_string(), format!("{credential:?}"))
 }
 
 impl ClientFactory for CloudFactory {

@@ -14,6 +14,7 @@ use google_cloud_auth::credentials::{
     AccessTokenCredentials, Builder as AdcBuilder, Credentials, service_account,
 };
 use google_cloud_container_v1::client::ClusterManager;
+use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt as _};
 use std::{
     collections::BTreeMap,
     fmt,
@@ -221,6 +222,14 @@ impl TokenSource for GkeTokenSource {
     }
 }
 
+/// What to do when no Google credentials can be had.
+pub(crate) const ADC_HELP: &str = "no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a key or credentials file, or run with Workload Identity (a metadata server)";
+
+/// Most attempts of one GKE API call (the first and two retries).
+const GKE_ATTEMPTS: u32 = 3;
+/// Longest time one GKE API call is retried.
+const GKE_RETRY_LIMIT: Duration = Duration::from_secs(10);
+
 /// GKE in one project: discovery and token sources.
 #[derive(Clone)]
 pub struct GkeDiscovery {
@@ -251,8 +260,14 @@ impl GkeDiscovery {
             message,
             help: None,
         };
-        let mut builder =
-            ClusterManager::builder().with_credentials(credentials.for_api().map_err(failed)?);
+        // Fail within seconds when credentials cannot be had (the client's
+        // default retries for a minute, e.g. without a metadata server).
+        let retry = Aip194Strict
+            .with_attempt_limit(GKE_ATTEMPTS)
+            .with_time_limit(GKE_RETRY_LIMIT);
+        let mut builder = ClusterManager::builder()
+            .with_credentials(credentials.for_api().map_err(failed)?)
+            .with_retry_policy(retry);
         if let Some(url) = endpoint {
             builder = builder.with_endpoint(url);
         }
@@ -357,6 +372,7 @@ fn describe(
         version: cluster.current_master_version,
         status,
         tags: cluster.resource_labels.into_iter().collect(),
+        resource_group: None,
     })
 }
 
@@ -367,15 +383,20 @@ fn call_error(scope: &str, call: &str, error: google_cloud_container_v1::Error) 
         (Some(code), None) => format!("HTTP {code}: {error}"),
         (None, _) => error.to_string(),
     };
+    let help = if error.is_authentication() {
+        Some(ADC_HELP.to_string())
+    } else {
+        CloudError::advice(status, "roles/container.clusterViewer on the project")
+    };
     CloudError::Call {
         cluster: scope.to_string(),
         call: call.to_string(),
         message,
-        help: CloudError::advice(status, "roles/container.clusterViewer on the project"),
+        help,
         status,
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failing test panics
-mod tests;
+pub(crate) mod tests;

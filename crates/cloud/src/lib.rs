@@ -13,6 +13,7 @@
 mod aks;
 mod ca;
 mod cluster;
+mod discover;
 mod eks;
 mod error;
 mod factory;

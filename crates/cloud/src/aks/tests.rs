@@ -17,8 +17,8 @@ type Seen = Vec<(String, String, Option<String>)>;
 /// ARM and Entra answered in-process (azure_core refuses bearer tokens over
 /// plain http, so a local http server will not do).
 #[derive(Debug, Default)]
-struct FakeAzure {
-    seen: Mutex<Seen>,
+pub(crate) struct FakeAzure {
+    pub(crate) seen: Mutex<Seen>,
 }
 
 fn cluster(name: &str, rg: &str, state: &str, team: &str) -> serde_json::Value {
@@ -121,7 +121,7 @@ impl HttpClient for FakeAzure {
     }
 }
 
-fn setup() -> (Arc<FakeAzure>, AksDiscovery) {
+pub(crate) fn setup() -> (Arc<FakeAzure>, AksDiscovery) {
     let fake = Arc::new(FakeAzure::default());
     let options = AksOptions {
         arm_endpoint: Some(ARM.into()),

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 // 2026-01-02T03:04:05Z
 const TIME: u64 = 1_767_323_045;
 
-fn credentials() -> Credentials {
+pub(crate) fn credentials() -> Credentials {
     Credentials::new(
         "AKIDEXAMPLE",
         "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
@@ -223,7 +223,7 @@ fn describe(name: &str, status: &str, team: &str) -> String {
     .to_string()
 }
 
-fn eks_stub(seen: &crate::stub::Seen) -> Answer {
+pub(crate) fn eks_stub(seen: &crate::stub::Seen) -> Answer {
     let ok = |body: String| (200, Vec::new(), body);
     let path = seen.target.split('?').next().unwrap_or_default();
     match path {

@@ -19,7 +19,7 @@ fn cluster(name: &str, location: &str, status: &str, env: &str) -> serde_json::V
     })
 }
 
-fn google(seen: &Seen) -> Answer {
+pub(crate) fn google(seen: &Seen) -> Answer {
     let path = seen.target.split('?').next().unwrap_or_default();
     match path {
         "/computeMetadata/v1/instance/service-accounts/default/token" => {
@@ -50,7 +50,7 @@ fn google(seen: &Seen) -> Answer {
     }
 }
 
-async fn discovery(url: &str, project: &str) -> GkeDiscovery {
+pub(crate) async fn discovery(url: &str, project: &str) -> GkeDiscovery {
     let credentials = google_cloud_auth::credentials::mds::Builder::default()
         .with_endpoint(url)
         .with_scopes([CLOUD_PLATFORM])
