@@ -60,10 +60,15 @@ impl tidegate_fleet::Approvals for NoApprovals {
 pub struct At(pub std::path::PathBuf, pub String);
 
 impl tidegate_fleet::Revisions for At {
-    fn render(&self, revision: &str) -> Result<(tidegate_core::Environment, Rendered), String> {
-        load_env_at(&self.0, &self.1, revision)
+    fn render<'a>(
+        &'a self,
+        revision: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(tidegate_core::Environment, Rendered), String>>
+    {
+        let result = load_env_at(&self.0, &self.1, revision)
             .map(|(d, r)| (d.environment, r))
-            .map_err(|d| d.to_string())
+            .map_err(|d| d.to_string());
+        Box::pin(std::future::ready(result))
     }
 }
 

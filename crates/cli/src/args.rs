@@ -347,6 +347,10 @@ pub struct ValidateArgs {
     /// Environment(s) to check [default: every file in environments/]
     #[arg(long = "env", value_name = "ENV")]
     pub envs: Vec<String>,
+    /// Do not ask the clouds for `discover:` entries' clusters: render each
+    /// entry once as a stand-in cluster carrying its tags and labels
+    #[arg(long)]
+    pub offline: bool,
 }
 
 /// `tidegate render`.

@@ -12,7 +12,9 @@ pub fn init_logging(global: &Global) {
         "error"
     } else {
         match global.verbose {
-            0 => "warn",
+            // The AWS credential chain warns (with debug dumps) about every
+            // provider it tries; the error Tidegate reports says what failed.
+            0 => "warn,aws_config=error",
             1 => "debug",
             _ => "trace",
         }

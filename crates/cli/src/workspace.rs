@@ -2,6 +2,7 @@
 
 use crate::args::Global;
 use anyhow::{Context, Result};
+use tidegate_cloud::CloudFactory;
 use tidegate_source::{
     CommitInfo, GitSource, LoadError, Overrides, Repo, RepoLocation,
     desired::{self, Desired},
@@ -66,7 +67,28 @@ impl Workspace {
         Ok(desired::environment_names(&self.repo, &self.commit)?)
     }
 
-    /// Loads one environment and its apps' manifests.
+    /// Loads one environment and its apps' manifests, with its `discover:`
+    /// entries replaced by the clusters the clouds report.
+    /// Git is read before the future is returned, so the future holds no
+    /// repository handle and can move between threads.
+    pub fn load_discovered<'f>(
+        &self,
+        name: &str,
+        factory: &'f CloudFactory,
+    ) -> impl Future<Output = Result<Desired, LoadError>> + Send + 'f {
+        let loaded = self.load(name);
+        async move {
+            let mut desired = loaded?;
+            factory
+                .discover(&mut desired.environment, &desired.env_file)
+                .await
+                .map_err(LoadError::Invalid)?;
+            Ok(desired)
+        }
+    }
+
+    /// Loads one environment and its apps' manifests (`discover:` entries
+    /// left as they are).
     pub fn load(&self, name: &str) -> Result<Desired, LoadError> {
         let (env, file) = desired::load_environment(&self.repo, &self.commit, name)?;
         desired::load_desired(

@@ -61,8 +61,12 @@ impl Default for DriverOptions {
 
 /// Renders the environment at another revision (the rollback target).
 pub trait Revisions: Send + Sync {
-    /// The environment file and its rendering at `revision`.
-    fn render(&self, revision: &str) -> Result<(Environment, Rendered), String>;
+    /// The environment file (its `discover:` entries expanded) and its
+    /// rendering at `revision`.
+    fn render<'a>(
+        &'a self,
+        revision: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(Environment, Rendered), String>>;
 }
 
 /// An extra verdict on a changed cluster, combined with its objects' health
@@ -507,7 +511,7 @@ impl<F: ClientFactory> Driver<'_, F> {
     ) -> (String, Event) {
         let result = async {
             let engine = engines.get(&cluster).ok_or("unknown cluster")?;
-            let (environment, rendered) = self.revisions.render(&to)?;
+            let (environment, rendered) = self.revisions.render(&to).await?;
             let definition = environment
                 .cluster(&cluster)
                 .ok_or_else(|| format!("cluster {cluster} is not in the environment at {to}"))?;

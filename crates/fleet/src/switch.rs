@@ -396,7 +396,10 @@ pub async fn switch<F: ClientFactory>(
     }
 
     // 3. Flip cluster by cluster: a rollout of that commit with post-checks.
-    let (new_env, rendered) = revisions.render(&commit).map_err(RolloutError::Machine)?;
+    let (new_env, rendered) = revisions
+        .render(&commit)
+        .await
+        .map_err(RolloutError::Machine)?;
     let check = EndpointCheck {
         namespace: namespace_of(env, request.app),
         services: bg.services.clone(),

@@ -24,15 +24,17 @@ pub struct Loaded {
     factory: CloudFactory,
 }
 
-/// Loads and renders (checking that the selected cluster and app exist);
+/// Loads (expanding `discover:` entries) and renders, checking that the
+/// selected cluster and app exist;
 /// `Ok(None)` after printing the problems of invalid input.
-pub fn load(
+pub async fn load(
     global: &Global,
     selection: &Selection,
     style: &Style,
 ) -> anyhow::Result<Option<Loaded>> {
     let ws = Workspace::open(global)?;
-    let desired = match ws.load(&selection.env) {
+    let factory = client_factory(global, &selection.kubeconfig);
+    let desired = match ws.load_discovered(&selection.env, &factory).await {
         Ok(d) => d,
         Err(LoadError::Invalid(problems)) => {
             style.print_diagnostics(&problems);
@@ -86,10 +88,7 @@ pub fn load(
         .map(|c| c.name.clone())
         .collect();
     Ok(Some(Loaded {
-        // `--access auto`: each cluster through its provider (EKS natively,
-        // kubeconfig clusters through their context); `--access kubeconfig`:
-        // every cluster through its kubeconfig context.
-        factory: client_factory(global, &selection.kubeconfig),
+        factory,
         desired,
         rendered,
         clusters,

@@ -19,8 +19,8 @@ use std::process::ExitCode;
 /// Runs the chosen subcommand; `Ok` carries the exit code.
 pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Validate(args) => validate::run(&cli.global, args, style),
-        Command::Render(args) => render::run(&cli.global, args, style),
+        Command::Validate(args) => block_on(validate::run(&cli.global, args, style)),
+        Command::Render(args) => block_on(render::run(&cli.global, args, style)),
         Command::Diff(args) => block_on(diff::run(&cli.global, args, style)),
         Command::Sync(args) => block_on(sync::run(&cli.global, args, style)),
         Command::Status(args) => block_on(status::run(&cli.global, args, style)),
@@ -35,7 +35,8 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs an async command on a Tokio runtime (only cluster commands need one).
+/// Runs an async command on a Tokio runtime (commands that reach clusters or
+/// clouds).
 fn block_on(
     future: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
 ) -> anyhow::Result<ExitCode> {

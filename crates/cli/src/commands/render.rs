@@ -8,14 +8,14 @@ use std::{io::Write, process::ExitCode};
 use tidegate_source::desired::short;
 
 /// Prints the rendered objects; exit 1 when the input has problems.
-pub fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::Result<ExitCode> {
+pub async fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::Result<ExitCode> {
     let selection = Selection {
         env: args.env.clone(),
         cluster: args.cluster.clone(),
         app: args.app.clone(),
         kubeconfig: None,
     };
-    let Some(loaded) = super::fleet::load(global, &selection, style)? else {
+    let Some(loaded) = super::fleet::load(global, &selection, style).await? else {
         return Ok(ExitCode::from(1));
     };
     let mut rendered = loaded.rendered;

@@ -11,10 +11,12 @@ use crate::{
     workspace::Workspace,
 };
 use anyhow::{Context, bail};
+use futures::future::BoxFuture;
 use std::{path::PathBuf, process::ExitCode, sync::Mutex};
 use tidegate_audit::{
     Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore, Trigger,
 };
+use tidegate_cloud::CloudFactory;
 use tidegate_core::Environment;
 use tidegate_fleet::{Approvals, ClusterLine, Driver, DriverOptions, Journal, Outcome, Revisions};
 use tidegate_render::Rendered;
@@ -38,28 +40,36 @@ fn quarantined(store: &SqliteStore, env: &str, revision: &str) -> anyhow::Result
         .filter(|r| r.entry.action == Action::Quarantine))
 }
 
-/// Renders the environment at another revision, from the same repository.
-struct GitRevisions {
+/// Renders the environment at another revision, from the same repository,
+/// discovering its clusters through `factory`.
+struct GitRevisions<'f> {
     repo: Option<String>,
     env: String,
+    factory: &'f CloudFactory,
 }
 
-impl Revisions for GitRevisions {
-    fn render(&self, revision: &str) -> Result<(Environment, Rendered), String> {
-        let ws = Workspace::open_at(self.repo.as_deref(), Some(revision))
-            .map_err(|e| format!("{e:#}"))?;
-        let desired = ws.load(&self.env).map_err(|e| match e {
-            LoadError::Invalid(d) => d.to_string(),
-            LoadError::Source(e) => e.to_string(),
-        })?;
-        let rendered = tidegate_render::render_environment(
-            &desired.environment,
-            &desired.env_file,
-            &desired.commit.sha,
-            &desired.apps,
-        )
-        .map_err(|d| d.to_string())?;
-        Ok((desired.environment, rendered))
+impl Revisions for GitRevisions<'_> {
+    fn render<'a>(
+        &'a self,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<(Environment, Rendered), String>> {
+        Box::pin(async move {
+            let loading = Workspace::open_at(self.repo.as_deref(), Some(revision))
+                .map_err(|e| format!("{e:#}"))?
+                .load_discovered(&self.env, self.factory);
+            let desired = loading.await.map_err(|e| match e {
+                LoadError::Invalid(d) => d.to_string(),
+                LoadError::Source(e) => e.to_string(),
+            })?;
+            let rendered = tidegate_render::render_environment(
+                &desired.environment,
+                &desired.env_file,
+                &desired.commit.sha,
+                &desired.apps,
+            )
+            .map_err(|d| d.to_string())?;
+            Ok((desired.environment, rendered))
+        })
     }
 }
 
@@ -122,21 +132,22 @@ fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
 
 async fn run_rollout(
     global: &Global,
+    factory: &CloudFactory,
     environment: &Environment,
     rendered: &Rendered,
     revision: &str,
-    flags: (&Option<PathBuf>, &AuditDb, bool, bool),
+    flags: (&AuditDb, bool, bool),
     options: SyncOptions,
 ) -> anyhow::Result<ExitCode> {
-    let (kubeconfig, audit_db, break_lock, resume) = flags;
+    let (audit_db, break_lock, resume) = flags;
     let path = audit_db.path();
     let store = SqliteStore::open(&path)
         .with_context(|| format!("opening the audit trail {}", path.display()))?;
     let env = &environment.metadata.name;
-    let factory = fleet::client_factory(global, kubeconfig);
     let revisions = GitRevisions {
         repo: global.repo.clone(),
         env: env.clone(),
+        factory,
     };
     let approvals = AuditApprovals {
         path: path.clone(),
@@ -145,7 +156,7 @@ async fn run_rollout(
     };
     let identity = actor().identity;
     let driver = Driver {
-        factory: &factory,
+        factory,
         environment,
         rendered,
         revision,
@@ -220,7 +231,7 @@ pub async fn fleet_sync(
             args.selection.env
         );
     }
-    let Some(loaded) = fleet::load(global, &args.selection, style)? else {
+    let Some(loaded) = fleet::load(global, &args.selection, style).await? else {
         return Ok(ExitCode::from(1));
     };
     let revision = loaded.desired.commit.sha.clone();
@@ -250,15 +261,11 @@ pub async fn fleet_sync(
     };
     run_rollout(
         global,
+        loaded.factory(),
         &loaded.desired.environment,
         &loaded.rendered,
         &revision,
-        (
-            &args.selection.kubeconfig,
-            &args.audit,
-            args.break_lock,
-            args.resume,
-        ),
+        (&args.audit, args.break_lock, args.resume),
         options,
     )
     .await
@@ -272,7 +279,7 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
         app: None,
         kubeconfig: args.kubeconfig.clone(),
     };
-    let Some(loaded) = fleet::load(global, &selection, style)? else {
+    let Some(loaded) = fleet::load(global, &selection, style).await? else {
         return Ok(ExitCode::from(1));
     };
     let waves = match tidegate_rollout::plan_waves(&loaded.desired.environment) {
@@ -467,14 +474,15 @@ pub async fn rollback(
     _style: &Style,
 ) -> anyhow::Result<ExitCode> {
     let current = Workspace::open(global)?;
+    let factory = fleet::client_factory(global, &args.rollout.kubeconfig);
     let env_now = current
-        .load(&args.env)
+        .load_discovered(&args.env, &factory)
+        .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let to = match &args.to {
         Some(to) => to.clone(),
         None => {
             // The last healthy revision recorded in the first reachable cluster.
-            let factory = fleet::client_factory(global, &args.rollout.kubeconfig);
             let mut found = None;
             for cluster in &env_now.environment.spec.clusters {
                 if let Ok(engine) = tidegate_sync::Engine::connect(&factory, cluster).await
@@ -491,8 +499,10 @@ pub async fn rollback(
     let (environment, rendered) = GitRevisions {
         repo: global.repo.clone(),
         env: args.env.clone(),
+        factory: &factory,
     }
     .render(&to)
+    .await
     .map_err(|e| anyhow::anyhow!("rendering {to}: {e}"))?;
     let sha = Workspace::open_at(global.repo.as_deref(), Some(&to))?
         .commit_sha()
@@ -501,11 +511,7 @@ pub async fn rollback(
         let Some(definition) = environment.cluster(cluster) else {
             bail!("environment {} has no cluster {cluster} at {to}", args.env);
         };
-        let engine = tidegate_sync::Engine::connect(
-            &fleet::client_factory(global, &args.rollout.kubeconfig),
-            definition,
-        )
-        .await?;
+        let engine = tidegate_sync::Engine::connect(&factory, definition).await?;
         let path = args.rollout.audit.path();
         let engine = engine.with_audit(Audit {
             sink: std::sync::Arc::new(SqliteStore::open(&path)?),
@@ -545,15 +551,11 @@ pub async fn rollback(
     }
     run_rollout(
         global,
+        &factory,
         &environment,
         &rendered,
         &sha,
-        (
-            &args.rollout.kubeconfig,
-            &args.rollout.audit,
-            args.rollout.break_lock,
-            false,
-        ),
+        (&args.rollout.audit, args.rollout.break_lock, false),
         SyncOptions {
             prune: true,
             ..SyncOptions::default()
@@ -571,7 +573,11 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
             "a switch commits to the environment file: run it in a clone with a work tree (not --repo URL)"
         );
     };
-    let desired = ws.load(&args.env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let factory = fleet::client_factory(global, &args.rollout.kubeconfig);
+    let desired = ws
+        .load_discovered(&args.env, &factory)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let text = ws
         .read_file(&desired.env_file)?
         .context("the environment file vanished")?;
@@ -605,6 +611,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
     let revisions = GitRevisions {
         repo: global.repo.clone(),
         env: args.env.clone(),
+        factory: &factory,
     };
     let approvals = AuditApprovals {
         path: path.clone(),
@@ -620,7 +627,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
     let last = Mutex::new(String::new());
     let outcome = tidegate_fleet::switch::switch(
         &request,
-        &fleet::client_factory(global, &args.rollout.kubeconfig),
+        &factory,
         &revisions,
         &approvals,
         Some(Audit {

@@ -10,8 +10,9 @@ use tidegate_core::{Diagnostic, Diagnostics, environment::Provider};
 use tidegate_source::{LoadError, desired::short};
 
 /// Exit 0 when everything is valid, 1 with the list of problems.
-pub fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow::Result<ExitCode> {
+pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(global)?;
+    let factory = super::fleet::client_factory(global, &None);
     let names = if args.envs.is_empty() {
         ws.environment_names()?
     } else {
@@ -22,7 +23,32 @@ pub fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow::Resul
     }
     let mut failed = 0;
     for name in &names {
-        let problems = match ws.load(name) {
+        let mut discovered = None;
+        let loaded = ws.load(name).map(|mut desired| {
+            let entries = desired.environment.spec.clusters.discover().len();
+            if entries > 0 && args.offline {
+                desired.environment = desired.environment.with_placeholders();
+                discovered = Some(format!(
+                    " ({} standing in for discovery)",
+                    plural(entries, "placeholder")
+                ));
+            }
+            desired
+        });
+        let loaded = match loaded {
+            Ok(mut desired) if !args.offline => factory
+                .discover(&mut desired.environment, &desired.env_file)
+                .await
+                .map(|n| {
+                    if n > 0 {
+                        discovered = Some(format!(" ({n} discovered)"));
+                    }
+                    desired
+                })
+                .map_err(LoadError::Invalid),
+            other => other,
+        };
+        let problems = match loaded {
             Ok(desired) => {
                 let mut problems = Diagnostics::default();
                 if global.access == Access::Kubeconfig {
@@ -42,9 +68,10 @@ pub fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow::Resul
                             .map(|a| a.objects.len())
                             .sum();
                         println!(
-                            "{} {name}: {}, {}, {} rendered at {}",
+                            "{} {name}: {}{}, {}, {} rendered at {}",
                             style.ok("ok"),
                             plural(desired.environment.spec.clusters.len(), "cluster"),
+                            discovered.as_deref().unwrap_or_default(),
                             plural(desired.environment.spec.apps.len(), "app"),
                             plural(objects, "object"),
                             short(&desired.commit.sha),
