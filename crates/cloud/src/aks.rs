@@ -23,8 +23,9 @@ use tidegate_core::environment::AzureCredential;
 
 /// The Entra application of AKS API servers (Azure Kubernetes Service AAD Server).
 pub const AKS_SCOPE: &str = "6dae42f8-4368-4678-94ff-3960e28e3630/.default";
-/// The managedClusters API version used.
-pub const AKS_API_VERSION: &str = "2025-07-01";
+/// The managedClusters API version used: the newest stable one in the AKS
+/// REST reference (learn.microsoft.com/rest/api/aks, checked 2026-11-25).
+pub const AKS_API_VERSION: &str = "2025-10-01";
 /// Azure public cloud's Resource Manager.
 pub const AZURE_PUBLIC_ARM: &str = "https://management.azure.com";
 
