@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use crate::{ENV_BIN_DIR, ENV_CACHE_DIR, Error, Result};
+use crate::{ENV_BIN_DIR, ENV_CACHE_DIR, ENV_TESTKIT_BIN, Error, Result};
 
 /// Kubernetes release of the control-plane binaries (tests/cluster/kubernetes/go.mod).
 pub const KUBERNETES_VERSION: &str = "v1.37.2";
@@ -103,6 +103,43 @@ impl Binaries {
         }
         Ok(())
     }
+}
+
+/// The `tidegate-testkit` binary, which serves the clusters' token webhooks
+/// (its hidden `token-webhook` subcommand): `TIDEGATE_TESTKIT_BIN` when set;
+/// else this process when it is `tidegate-testkit`; else the one beside this
+/// executable or in its parent directory (Cargo puts test binaries in
+/// `target/<profile>/deps`, and binaries in `target/<profile>`).
+pub fn testkit_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(ENV_TESTKIT_BIN).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(Error::Other(format!(
+                "{ENV_TESTKIT_BIN}={}: no such file",
+                path.display()
+            )))
+        };
+    }
+    let exe = std::env::current_exe().map_err(Error::io("locating the current executable"))?;
+    if exe.file_name().is_some_and(|n| n == "tidegate-testkit") {
+        return Ok(exe);
+    }
+    let dir = exe.parent().unwrap_or_else(|| Path::new("."));
+    [Some(dir), dir.parent()]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join("tidegate-testkit"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "tidegate-testkit (which serves the clusters' token webhooks) is neither in {} \
+                 nor in its parent: run `cargo build -p tidegate-testkit` (make test does), \
+                 or set {ENV_TESTKIT_BIN}",
+                dir.display()
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::kubeconfig::{self, Entry};
 use crate::process::{self, Proc, ProcessRecord};
+use crate::webhook::TOKEN_WEBHOOK_PATH;
 use crate::{
     Binaries, ENV_STATE_DIR, ENV_TEST_CLUSTERS, ENV_TEST_KEEP_STATE, ENV_TEST_KUBECONFIG,
     ETCD_VERSION, Error, KUBERNETES_VERSION, KWOK_STAGES, KWOK_VERSION, Result, pki,
+    testkit_binary,
 };
 
 /// Label that keeps a pod from ever becoming Ready (value `"true"`): kwok
@@ -21,6 +23,13 @@ pub const FAIL_READINESS_LABEL: &str = "tidegate.dev/test-fail-readiness";
 
 /// Default first port of [`PortPlan::Fixed`].
 pub const DEFAULT_BASE_PORT: u16 = 26400;
+
+/// How long an API server caches a token webhook's answer (success or
+/// failure) for one token. Short, so that the webhook's time checks (a token
+/// is valid for 15 minutes after it was signed) hold to within seconds, as
+/// they do on EKS, and a refused token is asked about again soon; long
+/// enough that a burst of requests with one token makes one review.
+const TOKEN_WEBHOOK_CACHE_TTL: &str = "10s";
 
 /// Controllers that each kube-controller-manager runs.
 const CONTROLLERS: &str = "deployment-controller,replicaset-controller,\
@@ -63,8 +72,9 @@ pub enum EtcdMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortPlan {
     /// Predictable ports: cluster `i` uses `base + 100*i` plus 43 (API
-    /// server), 79/80 (etcd client/peer), 57 (controller manager) and 59
-    /// (scheduler), mirroring the usual 6443, 2379/2380, 10257 and 10259.
+    /// server), 79/80 (etcd client/peer), 57 (controller manager), 59
+    /// (scheduler) and 62 (token webhook), mirroring the usual 6443,
+    /// 2379/2380, 10257, 10259 and aws-iam-authenticator's 21362.
     Fixed {
         /// The base port.
         base: u16,
@@ -87,6 +97,10 @@ pub struct ClusterPorts {
     pub controller_manager: u16,
     /// kube-scheduler (HTTPS, health and metrics).
     pub scheduler: u16,
+    /// The token-review webhook (HTTPS); 0 for a cluster without one (started
+    /// by an older testkit).
+    #[serde(default)]
+    pub token_webhook: u16,
 }
 
 /// One cluster of a fleet.
@@ -102,6 +116,17 @@ pub struct ClusterInfo {
     pub node: String,
 }
 
+impl ClusterInfo {
+    /// The EKS cluster id (`x-k8s-aws-id`) this cluster's API server accepts
+    /// EKS tokens for, through its token webhook: its context name (use it as
+    /// `clusterName` of a `provider: {eks: ...}` cluster). `None` when the
+    /// cluster has no webhook (started by an older testkit, or attached
+    /// through a kubeconfig alone).
+    pub fn eks_cluster_id(&self) -> Option<&str> {
+        (self.ports.token_webhook != 0).then_some(self.context.as_str())
+    }
+}
+
 /// Options of [`Fleet::start`].
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
@@ -115,6 +140,9 @@ pub struct FleetOptions {
     pub etcd: EtcdMode,
     /// Binaries; `None` uses [`Binaries::locate`].
     pub binaries: Option<Binaries>,
+    /// The `tidegate-testkit` binary that serves the token webhooks; `None`
+    /// uses [`testkit_binary`].
+    pub testkit_binary: Option<PathBuf>,
     /// How long to wait for each cluster's `/readyz` and Node.
     pub ready_timeout: Duration,
     /// Delay between the starts of two API servers (startup is CPU-heavy).
@@ -132,6 +160,7 @@ impl Default for FleetOptions {
             ports: PortPlan::Ephemeral,
             etcd: EtcdMode::default(),
             binaries: None,
+            testkit_binary: None,
             ready_timeout: Duration::from_secs(180),
             stagger: Duration::from_secs(2),
             watchdog: true,
@@ -193,6 +222,7 @@ fn pick_ports(plan: PortPlan, clusters: usize) -> Result<Vec<ClusterPorts>> {
                     etcd_peer: at(80)?,
                     controller_manager: at(57)?,
                     scheduler: at(59)?,
+                    token_webhook: at(62)?,
                 });
             }
             for (i, ports) in out.iter().enumerate() {
@@ -202,6 +232,7 @@ fn pick_ports(plan: PortPlan, clusters: usize) -> Result<Vec<ClusterPorts>> {
                     (ports.etcd_peer, "etcd peer"),
                     (ports.controller_manager, "kube-controller-manager"),
                     (ports.scheduler, "kube-scheduler"),
+                    (ports.token_webhook, "token webhook"),
                 ] {
                     if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
                         return Err(Error::PortInUse {
@@ -232,6 +263,7 @@ fn pick_ports(plan: PortPlan, clusters: usize) -> Result<Vec<ClusterPorts>> {
                     etcd_peer: next()?,
                     controller_manager: next()?,
                     scheduler: next()?,
+                    token_webhook: next()?,
                 });
             }
         }
@@ -320,6 +352,10 @@ impl Fleet {
             }
             None => Binaries::locate()?,
         };
+        let testkit = match options.testkit_binary.clone() {
+            Some(path) => path,
+            None => testkit_binary()?,
+        };
         let (state_dir, temp) = match &options.state_dir {
             Some(dir) => {
                 let dir = absolute(dir)?;
@@ -372,7 +408,7 @@ impl Fleet {
             )?);
         }
         // From here on, Drop stops whatever was started if anything fails.
-        fleet.boot(&options, &bins, &ports)?;
+        fleet.boot(&options, &bins, &testkit, &ports)?;
         fleet.startup = began.elapsed();
         fleet.write_state(options.etcd)?;
         tracing::info!(
@@ -387,6 +423,7 @@ impl Fleet {
         &mut self,
         options: &FleetOptions,
         bins: &Binaries,
+        testkit: &Path,
         ports: &[ClusterPorts],
     ) -> Result<()> {
         let state_dir = self.state_dir.clone();
@@ -423,12 +460,23 @@ impl Fleet {
                         context: &name,
                         server: &server,
                         ca: &pki.ca_cert,
-                        cert,
-                        key,
+                        client: Some((cert, key)),
                         user,
                     }],
                 )?;
             }
+            // The API server's way to its token webhook (no client credentials:
+            // the webhook only answers whether a token is valid).
+            kubeconfig::write(
+                &dir.join("token-webhook.kubeconfig"),
+                &[Entry {
+                    context: &name,
+                    server: &format!("https://127.0.0.1:{}{TOKEN_WEBHOOK_PATH}", p.token_webhook),
+                    ca: &pki.ca_cert,
+                    client: None,
+                    user: "kube-apiserver",
+                }],
+            )?;
             let node = format!("kwok-{name}");
             let node_yaml = dir.join("node.yaml");
             std::fs::write(&node_yaml, node_manifest(&node, &name))
@@ -451,8 +499,7 @@ impl Fleet {
                 context: &c.context,
                 server,
                 ca: &pki.ca_cert,
-                cert: &pki.admin_cert,
-                key: &pki.admin_key,
+                client: Some((&pki.admin_cert, &pki.admin_key)),
                 user: "admin",
             })
             .collect();
@@ -480,7 +527,8 @@ impl Fleet {
                 "--log-level=warn".into(),
             ]
         };
-        let mut etcd_ports = Vec::new();
+        // What the API servers call, by name and port: etcd, token webhooks.
+        let mut backends = Vec::new();
         match options.etcd {
             EtcdMode::Shared => {
                 let dir = state_dir.join("etcd");
@@ -493,7 +541,7 @@ impl Fleet {
                     &dir.join("etcd.log"),
                 )?;
                 self.children.push(proc);
-                etcd_ports.push(("etcd".to_string(), p.etcd_client));
+                backends.push(("etcd".to_string(), p.etcd_client));
             }
             EtcdMode::PerCluster => {
                 for c in &self.clusters {
@@ -506,11 +554,29 @@ impl Fleet {
                         &dir.join("logs").join("etcd.log"),
                     )?;
                     self.children.push(proc);
-                    etcd_ports.push((format!("{}/etcd", c.context), c.ports.etcd_client));
+                    backends.push((format!("{}/etcd", c.context), c.ports.etcd_client));
                 }
             }
         }
-        for (name, port) in &etcd_ports {
+        // Token webhooks (ready in milliseconds; waited for with etcd).
+        for (c, pki) in self.clusters.clone().iter().zip(&pkis) {
+            let name = format!("{}/token-webhook", c.context);
+            let args = vec![
+                "token-webhook".to_string(),
+                format!("--listen=127.0.0.1:{}", c.ports.token_webhook),
+                path_arg("cert", &pki.token_webhook_cert),
+                path_arg("key", &pki.token_webhook_key),
+                format!("--cluster-id={}", c.context),
+            ];
+            let log = state_dir
+                .join(&c.context)
+                .join("logs")
+                .join("token-webhook.log");
+            let proc = process::spawn(&state_dir, &name, testkit, &args, &log)?;
+            self.children.push(proc);
+            backends.push((name, c.ports.token_webhook));
+        }
+        for (name, port) in &backends {
             self.wait_until(name, Duration::from_secs(60), || {
                 TcpStream::connect_timeout(
                     &SocketAddr::from((Ipv4Addr::LOCALHOST, *port)),
@@ -567,6 +633,15 @@ impl Fleet {
             std::fs::write(&tokens_file, tokens)
                 .map_err(Error::io(format!("writing {}", tokens_file.display())))?;
             args.push(path_arg("token-auth-file", &tokens_file));
+            // EKS tokens, checked by the cluster's token webhook (crate::webhook).
+            args.extend([
+                path_arg(
+                    "authentication-token-webhook-config-file",
+                    &dir.join("token-webhook.kubeconfig"),
+                ),
+                "--authentication-token-webhook-version=v1".into(),
+                format!("--authentication-token-webhook-cache-ttl={TOKEN_WEBHOOK_CACHE_TTL}"),
+            ]);
             let proc = process::spawn(
                 &state_dir,
                 &format!("{}/kube-apiserver", c.context),
@@ -815,6 +890,7 @@ impl Fleet {
                         etcd_peer: 0,
                         controller_manager: 0,
                         scheduler: 0,
+                        token_webhook: 0,
                     },
                     node: format!("kwok-{context}"),
                 })
@@ -846,6 +922,11 @@ impl Fleet {
     /// The clusters, in order.
     pub fn clusters(&self) -> &[ClusterInfo] {
         &self.clusters
+    }
+
+    /// The cluster whose context is `context`.
+    pub fn cluster(&self, context: &str) -> Option<&ClusterInfo> {
+        self.clusters.iter().find(|c| c.context == context)
     }
 
     /// The kubeconfig contexts, in order.
@@ -976,6 +1057,7 @@ mod tests {
         assert_eq!(ports[0].etcd_client, 36479);
         assert_eq!(ports[1].apiserver, 36543);
         assert_eq!(ports[1].scheduler, 36559);
+        assert_eq!(ports[1].token_webhook, 36562);
     }
 
     #[test]
@@ -990,12 +1072,13 @@ mod tests {
                     p.etcd_peer,
                     p.controller_manager,
                     p.scheduler,
+                    p.token_webhook,
                 ]
             })
             .collect();
         all.sort_unstable();
         all.dedup();
-        assert_eq!(all.len(), 15);
+        assert_eq!(all.len(), 18);
     }
 
     #[test]

@@ -11,8 +11,9 @@ pub(crate) struct Entry<'a> {
     pub context: &'a str,
     pub server: &'a str,
     pub ca: &'a Path,
-    pub cert: &'a Path,
-    pub key: &'a Path,
+    /// Client certificate and key; `None` for a user without credentials
+    /// (the API server's kubeconfig of its token webhook).
+    pub client: Option<(&'a Path, &'a Path)>,
     pub user: &'a str,
 }
 
@@ -39,13 +40,16 @@ pub(crate) fn render(entries: &[Entry<'_>]) -> String {
     }
     out.push_str("users:\n");
     for e in entries {
-        let _ = write!(
-            out,
-            "- name: {}\n  user:\n    client-certificate: {}\n    client-key: {}\n",
-            quote(&format!("{}-{}", e.context, e.user)),
-            path(e.cert),
-            path(e.key)
-        );
+        let user = quote(&format!("{}-{}", e.context, e.user));
+        let _ = match e.client {
+            Some((cert, key)) => write!(
+                out,
+                "- name: {user}\n  user:\n    client-certificate: {}\n    client-key: {}\n",
+                path(cert),
+                path(key)
+            ),
+            None => writeln!(out, "- name: {user}\n  user: {{}}"),
+        };
     }
     out.push_str("contexts:\n");
     for e in entries {
@@ -82,11 +86,24 @@ mod tests {
             context: "eks-us-east-1",
             server: "https://127.0.0.1:26443",
             ca: Path::new("/s/ca.crt"),
-            cert: Path::new("/s/admin.crt"),
-            key: Path::new("/s/admin.key"),
+            client: Some((Path::new("/s/admin.crt"), Path::new("/s/admin.key"))),
             user: "admin",
         }]);
         assert!(text.contains("- name: \"eks-us-east-1\"\n  context:\n    cluster: \"eks-us-east-1\"\n    user: \"eks-us-east-1-admin\"\n"));
         assert!(text.contains("current-context: \"eks-us-east-1\""));
+        assert!(text.contains("    client-key: \"/s/admin.key\"\n"));
+    }
+
+    #[test]
+    fn renders_users_without_credentials() {
+        let text = render(&[Entry {
+            context: "eks-us-east-1",
+            server: "https://127.0.0.1:26462/authenticate",
+            ca: Path::new("/s/ca.crt"),
+            client: None,
+            user: "kube-apiserver",
+        }]);
+        assert!(text.contains("- name: \"eks-us-east-1-kube-apiserver\"\n  user: {}\n"));
+        assert!(text.contains("    server: \"https://127.0.0.1:26462/authenticate\"\n"));
     }
 }

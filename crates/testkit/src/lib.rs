@@ -97,14 +97,23 @@
 //! and `<cache>/kwok/`[`KWOK_VERSION`]`/bin`.
 
 mod bins;
+mod eks_auth;
 mod error;
 mod fleet;
+pub mod http;
 mod kubeconfig;
 mod namespace;
 mod pki;
 mod process;
+mod webhook;
 
-pub use bins::{Binaries, ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION, cache_dir};
+pub use bins::{
+    Binaries, ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION, cache_dir, testkit_binary,
+};
+pub use eks_auth::{
+    AwsIdentity, EksTokenVerifier, TEST_AWS_ACCESS_KEY_ID, TEST_AWS_ACCOUNT_ID,
+    TEST_AWS_SECRET_ACCESS_KEY, TEST_AWS_USER_ARN, TEST_AWS_USER_ID,
+};
 pub use error::Error;
 pub use fleet::{
     ClusterInfo, ClusterPorts, DEFAULT_BASE_PORT, EtcdMode, FAIL_READINESS_LABEL, Fleet,
@@ -112,6 +121,7 @@ pub use fleet::{
 };
 pub use namespace::TestNamespace;
 pub use process::{ProcessRecord, stop_recorded};
+pub use webhook::{TOKEN_WEBHOOK_PATH, TokenWebhookOptions, run_token_webhook, token_review};
 
 /// The kwok stages every cluster runs (node initialize and heartbeat, pod
 /// ready, pod unready for [`FAIL_READINESS_LABEL`], pod complete, pod delete).
@@ -134,6 +144,10 @@ pub const ENV_STATE_DIR: &str = "TIDEGATE_CLUSTERS_STATE_DIR";
 pub const ENV_BIN_DIR: &str = "TIDEGATE_CLUSTER_BIN_DIR";
 /// Environment variable naming the root of the build cache.
 pub const ENV_CACHE_DIR: &str = "TIDEGATE_CACHE_DIR";
+/// Environment variable naming the `tidegate-testkit` binary that serves the
+/// token webhooks (default: found beside the running executable, see
+/// [`testkit_binary`]).
+pub const ENV_TESTKIT_BIN: &str = "TIDEGATE_TESTKIT_BIN";
 /// Environment variable with the number of clusters a test fleet starts.
 pub const ENV_TEST_CLUSTERS: &str = "TIDEGATE_TEST_CLUSTERS";
 /// Environment variable that keeps the temporary state of a test fleet.

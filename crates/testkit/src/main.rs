@@ -2,7 +2,8 @@
 //! for `make clusters-up` / `make clusters-down` (see docs/local-clusters.md).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tidegate_testkit::{
-    DEFAULT_BASE_PORT, EtcdMode, Fleet, FleetOptions, PortPlan, default_state_dir, stop_recorded,
+    DEFAULT_BASE_PORT, EtcdMode, Fleet, FleetOptions, PortPlan, TokenWebhookOptions,
+    default_state_dir, run_token_webhook, stop_recorded,
 };
 
 #[derive(Parser)]
@@ -54,11 +56,29 @@ enum Cmd {
         #[arg(long)]
         purge: bool,
     },
+    /// Serve one cluster's token-review webhook until killed (started by `up`).
+    #[command(hide = true)]
+    TokenWebhook {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Serving certificate (PEM).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long)]
+        key: PathBuf,
+        /// The cluster id (x-k8s-aws-id) EKS tokens must be signed for.
+        #[arg(long)]
+        cluster_id: String,
+    },
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Plain text in log files (the token webhooks log to theirs).
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
@@ -117,6 +137,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Status => status(&state_dir),
+        Cmd::TokenWebhook {
+            listen,
+            cert,
+            key,
+            cluster_id,
+        } => {
+            run_token_webhook(&TokenWebhookOptions {
+                listen,
+                cert,
+                key,
+                cluster_id,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Down { purge } => {
             let stopped = stop_recorded(&state_dir, Duration::from_secs(15));
             eprintln!("stopped {} processes", stopped.len());

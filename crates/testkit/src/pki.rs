@@ -24,6 +24,8 @@ pub(crate) struct Pki {
     pub scheduler_key: PathBuf,
     pub sa_key: PathBuf,
     pub sa_pub: PathBuf,
+    pub token_webhook_cert: PathBuf,
+    pub token_webhook_key: PathBuf,
 }
 
 fn name(cn: &str, org: Option<&str>) -> DistinguishedName {
@@ -45,9 +47,35 @@ fn write(path: &Path, contents: &str, private: bool) -> Result<()> {
     Ok(())
 }
 
+/// A serving certificate signed by `ca` for 127.0.0.1 and `names`.
+fn serving(
+    ca: &CertifiedIssuer<'_, KeyPair>,
+    cn: &str,
+    names: &[&str],
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<()> {
+    let mut params =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    params.distinguished_name = name(cn, None);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, ca)?;
+    write(cert_path, &cert.pem(), false)?;
+    write(key_path, &key.serialize_pem(), true)
+}
+
 /// Generates a CA, the API server's serving certificate (IP SAN 127.0.0.1),
-/// client certificates for the admin (O=system:masters), the controller
-/// manager and the scheduler, and the service-account signing key.
+/// the token webhook's, client certificates for the admin
+/// (O=system:masters), the controller manager and the scheduler, and the
+/// service-account signing key.
 pub(crate) fn generate(dir: &Path, cluster: &str) -> Result<Pki> {
     std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     let pki = Pki {
@@ -62,6 +90,8 @@ pub(crate) fn generate(dir: &Path, cluster: &str) -> Result<Pki> {
         scheduler_key: dir.join("scheduler.key"),
         sa_key: dir.join("sa.key"),
         sa_pub: dir.join("sa.pub"),
+        token_webhook_cert: dir.join("token-webhook.crt"),
+        token_webhook_key: dir.join("token-webhook.key"),
     };
 
     let mut ca_params = CertificateParams::default();
@@ -77,26 +107,26 @@ pub(crate) fn generate(dir: &Path, cluster: &str) -> Result<Pki> {
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
     write(&pki.ca_cert, &ca.pem(), false)?;
 
-    let mut serving = CertificateParams::new(vec![
-        "localhost".to_string(),
-        "kubernetes".to_string(),
-        "kubernetes.default".to_string(),
-        "kubernetes.default.svc".to_string(),
-        "kubernetes.default.svc.cluster.local".to_string(),
-    ])?;
-    serving
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    serving.distinguished_name = name("kube-apiserver", None);
-    serving.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
-    serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate()?;
-    let cert = serving.signed_by(&key, &ca)?;
-    write(&pki.apiserver_cert, &cert.pem(), false)?;
-    write(&pki.apiserver_key, &key.serialize_pem(), true)?;
+    serving(
+        &ca,
+        "kube-apiserver",
+        &[
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ],
+        &pki.apiserver_cert,
+        &pki.apiserver_key,
+    )?;
+    serving(
+        &ca,
+        "tidegate-token-webhook",
+        &["localhost"],
+        &pki.token_webhook_cert,
+        &pki.token_webhook_key,
+    )?;
 
     for (cn, org, cert_path, key_path) in [
         (
@@ -157,6 +187,8 @@ mod tests {
             &pki.scheduler_key,
             &pki.sa_key,
             &pki.sa_pub,
+            &pki.token_webhook_cert,
+            &pki.token_webhook_key,
         ] {
             let text = std::fs::read_to_string(path).expect("test step");
             assert!(text.starts_with("-----BEGIN "), "{}", path.display());

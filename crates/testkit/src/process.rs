@@ -114,9 +114,9 @@ fn signal_group(pid: i32, signal: Signal) {
 
 /// Shutdown order: clients of the API servers first, then the API servers
 /// (which shut down in seconds while etcd is still there, but hang without
-/// it), then etcd.
+/// it), then what they call: etcd and the token webhooks.
 fn tier(name: &str) -> u8 {
-    if name == "etcd" || name.ends_with("/etcd") {
+    if name == "etcd" || name.ends_with("/etcd") || name.ends_with("/token-webhook") {
         2
     } else if name.ends_with("/kube-apiserver") {
         1
@@ -191,7 +191,7 @@ if [ -f "$state/pids" ]; then
   for tier in other apiserver etcd; do
     while read -r pid name; do
       case "$name" in
-        etcd|*/etcd) t=etcd ;;
+        etcd|*/etcd|*/token-webhook) t=etcd ;;
         */kube-apiserver) t=apiserver ;;
         *) t=other ;;
       esac
@@ -260,6 +260,7 @@ mod tests {
         assert_eq!(tier("eks-us-east-1/kube-apiserver"), 1);
         assert_eq!(tier("eks-us-east-1/etcd"), 2);
         assert_eq!(tier("etcd"), 2);
+        assert_eq!(tier("eks-us-east-1/token-webhook"), 2);
     }
 
     /// The watchdog stops recorded processes once their owner is gone.
