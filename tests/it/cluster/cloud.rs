@@ -6,7 +6,7 @@
 //! token is one the API server rejects (401: refreshed once and retried), the
 //! second lives 3 seconds (refreshed before it expires).
 
-use super::fleet;
+use super::{cluster_ca, configmap_field, fleet};
 use crate::pipeline::load_env;
 use base64::Engine as _;
 use std::sync::{Arc, Mutex};
@@ -15,78 +15,18 @@ use tidegate_cloud::{
 };
 use tidegate_cluster::{ClientFactory, KubeconfigFactory, RequestCounter};
 use tidegate_sync::{Engine, SyncOptions, Target};
+use tidegate_testkit::http::{Response, serve_stub};
 use tidegate_testkit::{TEST_BEARER_TOKENS, TestNamespace};
 use tidegate_tests::GitFixture;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const CONTEXT: &str = "eks-us-east-1";
 const TEST_KEY: &str = include_str!("../../../crates/cloud/src/gke/testdata/test-sa-key.pem");
 
-/// Serves `answer(method, target, body)` on 127.0.0.1; returns the base URL.
-async fn serve(answer: impl Fn(&str, &str, &str) -> String + Send + Sync + 'static) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let answer = Arc::new(answer);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let answer = answer.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let (head_end, length) = loop {
-                    let n = socket.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0usize);
-                        break (i + 4, length);
-                    }
-                };
-                while buf.len() < head_end + length {
-                    let n = socket.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                let mut first = head.lines().next().unwrap_or_default().split(' ');
-                let method = first.next().unwrap_or_default().to_string();
-                let target = first.next().unwrap_or_default().to_string();
-                let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
-                let json = answer(&method, &target, &body);
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
-                    json.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
     let fleet = fleet().await;
-    let info = fleet
-        .clusters()
-        .iter()
-        .find(|c| c.context == CONTEXT)
-        .expect("cluster")
-        .clone();
-    let ca_pem = std::fs::read_to_string(fleet.state_dir().join(CONTEXT).join("pki/ca.crt"))
-        .expect("the cluster's CA");
+    let info = fleet.cluster(CONTEXT).expect("cluster").clone();
+    let ca_pem = cluster_ca(fleet, CONTEXT);
     let endpoint = info.server.trim_start_matches("https://").to_string();
 
     // The stub GKE API: the local cluster, as GKE would describe it.
@@ -100,20 +40,24 @@ async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
         "resourceLabels": {},
     })
     .to_string();
-    let gke_url = serve(move |_, target, _| {
+    let gke = serve_stub(move |request| {
         assert!(
-            target.starts_with("/v1/projects/e2e/locations/local/clusters/c0"),
-            "{target}"
+            request
+                .target
+                .starts_with("/v1/projects/e2e/locations/local/clusters/c0"),
+            "{}",
+            request.target
         );
-        described.clone()
+        Response::json(200, described.clone())
     })
-    .await;
+    .expect("stub GKE API");
 
     // The stub OAuth token endpoint: revoked, then short-lived, then long-lived tokens.
     let exchanges = Arc::new(Mutex::new(0u32));
     let counter = exchanges.clone();
-    let token_url = serve(move |method, _, body| {
-        assert_eq!(method, "POST");
+    let token_endpoint = serve_stub(move |request| {
+        assert_eq!(request.method, "POST");
+        let body = request.text();
         assert!(body.contains("jwt-bearer"), "{body}");
         let mut n = counter.lock().expect("lock");
         *n += 1;
@@ -122,16 +66,21 @@ async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
             2 => (TEST_BEARER_TOKENS[0], 3),
             _ => (TEST_BEARER_TOKENS[1], 3600),
         };
-        format!(r#"{{"access_token":"{token}","expires_in":{lifetime},"token_type":"Bearer"}}"#)
+        Response::json(
+            200,
+            format!(
+                r#"{{"access_token":"{token}","expires_in":{lifetime},"token_type":"Bearer"}}"#
+            ),
+        )
     })
-    .await;
+    .expect("stub token endpoint");
     let key = serde_json::json!({
         "type": "service_account",
         "project_id": "e2e",
         "private_key_id": "k1",
         "private_key": TEST_KEY,
         "client_email": "deployer@e2e.iam.gserviceaccount.com",
-        "token_uri": format!("{token_url}/token"),
+        "token_uri": format!("{}/token", token_endpoint.url()),
     });
     let credentials =
         GkeCredentials::ServiceAccountKey(Arc::new(ServiceAccountExchange::new(key).expect("key")));
@@ -139,7 +88,7 @@ async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
     factory
         .use_gke(
             "e2e",
-            GkeDiscovery::new("e2e", credentials, Some(&gke_url))
+            GkeDiscovery::new("e2e", credentials, Some(gke.url()))
                 .await
                 .expect("gke"),
         )
@@ -190,20 +139,7 @@ async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
         .await
         .expect("sync through the cloud path");
     assert!(!report.dry_run);
-    let data = fleet
-        .kubectl(
-            CONTEXT,
-            &[
-                "get",
-                "configmap",
-                "settings",
-                "-n",
-                &env,
-                "-o",
-                "jsonpath={.data.mode}",
-            ],
-        )
-        .expect("the ConfigMap exists");
+    let data = configmap_field(fleet, CONTEXT, &env, "settings", "{.data.mode}");
     assert_eq!(data, "cloud");
 
     // The short-lived token is replaced before it expires.

@@ -49,6 +49,83 @@ pub(crate) async fn client(fleet: &Fleet, context: &str) -> Client {
     Client::try_from(config).expect("kube client")
 }
 
+/// The `tidegate` binary next to this test binary (`make test` builds it).
+pub(crate) fn tidegate_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("tidegate");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p tidegate-cli` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `tidegate` command that gets nothing of this process's environment but
+/// `PATH`: a temporary `home` (with the cache, state and audit trail),
+/// cloud access (`TIDEGATE_ACCESS=auto`), plain output, and `--repo repo`.
+/// Add the cloud's settings with `.env(...)` and the subcommand with `.args(...)`.
+pub(crate) fn tidegate_command(
+    repo: &std::path::Path,
+    home: &std::path::Path,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(tidegate_bin());
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("TIDEGATE_AUDIT_DB", home.join("audit.db"))
+        .env("TIDEGATE_ACCESS", "auto")
+        .arg("--repo")
+        .arg(repo)
+        .args(["--color", "never"]);
+    command
+}
+
+/// The CA certificate (PEM) of one cluster of `fleet`, as a cloud's API
+/// would describe it.
+pub(crate) fn cluster_ca(fleet: &Fleet, context: &str) -> String {
+    std::fs::read_to_string(fleet.state_dir().join(context).join("pki/ca.crt"))
+        .expect("the cluster's CA")
+}
+
+/// A field of a ConfigMap in one cluster (`jsonpath`, e.g. `{.data.mode}`).
+pub(crate) fn configmap_field(
+    fleet: &Fleet,
+    context: &str,
+    namespace: &str,
+    name: &str,
+    jsonpath: &str,
+) -> String {
+    fleet
+        .kubectl(
+            context,
+            &[
+                "get",
+                "configmap",
+                name,
+                "-n",
+                namespace,
+                "-o",
+                &format!("jsonpath={jsonpath}"),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("ConfigMap {namespace}/{name} in {context}: {e}"))
+}
+
+/// What a finished process printed, with its exit status, for assertion messages.
+pub(crate) fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "exit {}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 fn deployment(name: &str, image: &str, replicas: i32, fail_readiness: bool) -> serde_json::Value {
     let mut labels = json!({ "app": name });
     if fail_readiness {
@@ -268,6 +345,7 @@ async fn every_cluster_serves_kubernetes_1_37_with_a_ready_node() {
     }
 }
 mod cloud;
+mod eks;
 mod rollout;
 mod switch;
 mod sync;

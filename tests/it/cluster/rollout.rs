@@ -3,7 +3,7 @@
 //! untouched, an interrupted rollout resumed from its journal, and two
 //! rollouts of one environment at once.
 
-use super::fleet;
+use super::{fleet, tidegate_bin};
 use crate::pipeline::{load_env_at, roll_out};
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
@@ -340,19 +340,6 @@ async fn a_second_rollout_of_the_same_environment_fails_cleanly() {
         "{err}"
     );
     assert!(err.to_string().contains("alice@laptop"), "{err}");
-}
-
-/// The `tidegate` binary next to this test binary (`make test` builds it).
-fn tidegate_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("tidegate");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p tidegate-cli` (make test does)",
-        bin.display()
-    );
-    bin
 }
 
 #[tokio::test(flavor = "multi_thread")]
