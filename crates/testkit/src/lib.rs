@@ -13,7 +13,12 @@
 //! * `kube-scheduler`,
 //! * `kwok`, which simulates the one fake Node of each cluster and moves pods
 //!   through their lifecycle (scheduled pods become Running and Ready, so
-//!   Deployments really roll out without kubelets).
+//!   Deployments really roll out without kubelets),
+//! * a token-review webhook (`tidegate-testkit token-webhook`, see
+//!   [`testkit_binary`]) that accepts EKS bearer tokens the way
+//!   aws-iam-authenticator and STS do, offline: signed with the fake
+//!   [`TEST_AWS_ACCESS_KEY_ID`] / [`TEST_AWS_SECRET_ACCESS_KEY`] for the
+//!   cluster id [`ClusterInfo::eks_cluster_id`] (see [`EksTokenVerifier`]).
 //!
 //! Every process listens on 127.0.0.1 only. The kubeconfig written for a fleet
 //! has one context per cluster, named after the example prod environment:
@@ -71,6 +76,7 @@
 //! | `TIDEGATE_CACHE_DIR` | root of the build cache (default `${XDG_CACHE_HOME:-$HOME/.cache}/tidegate`), as in `build.sh` |
 //! | `TIDEGATE_TEST_CLUSTERS` | number of clusters [`shared_fleet`] starts (default 3) |
 //! | `TIDEGATE_TEST_KEEP_STATE` | `1`: keep the temporary state directory of a test fleet (logs) |
+//! | `TIDEGATE_TESTKIT_BIN` | the `tidegate-testkit` binary that serves the token webhooks (default: see [`testkit_binary`]) |
 //!
 //! # State directory layout
 //!
@@ -82,8 +88,8 @@
 //!   kwok-stages.yaml        the kwok stages (see FAIL_READINESS_LABEL)
 //!   etcd/                   the shared etcd's data and log (EtcdMode::Shared)
 //!   <cluster>/
-//!     pki/                  ca, apiserver, admin, controller-manager, scheduler certs and keys; sa.key/sa.pub
-//!     *.kubeconfig          kubeconfigs of the controller manager, scheduler and kwok
+//!     pki/                  ca, apiserver, token-webhook, admin, controller-manager, scheduler certs and keys; sa.key/sa.pub
+//!     *.kubeconfig          kubeconfigs of the controller manager, scheduler, kwok, and of the token webhook (for the API server)
 //!     node.yaml             the cluster's fake Node
 //!     etcd-data/            etcd data (EtcdMode::PerCluster)
 //!     logs/<component>.log  stdout and stderr of each process
