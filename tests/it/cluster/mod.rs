@@ -345,6 +345,7 @@ async fn every_cluster_serves_kubernetes_1_37_with_a_ready_node() {
     }
 }
 mod cloud;
+mod discover;
 mod eks;
 mod rollout;
 mod switch;
