@@ -6,10 +6,10 @@
 //! validates, plans and rolls the environment out to it. Both endpoint
 //! variables reach only the child processes (`Command::env`).
 
-use super::{cluster_ca, fleet, tidegate_bin};
+use super::{cluster_ca, configmap_field, fleet, output_text as text, tidegate_command};
 use base64::Engine as _;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use tidegate_testkit::http::{Request, Response, StubServer, serve_stub};
 use tidegate_testkit::{TEST_BEARER_TOKENS, TestNamespace};
@@ -74,34 +74,15 @@ fn stub_google(endpoint: &str, ca_pem: &str) -> (StubServer, Arc<Mutex<Vec<Reque
     (stub, seen)
 }
 
-/// Runs `tidegate` with nothing of this process's environment but `PATH`:
-/// the GKE API and metadata server of `google`, a temporary home.
+/// Runs `tidegate` (see [`tidegate_command`]) with the GKE API and metadata
+/// server of `google`.
 fn tidegate(repo: &Path, home: &Path, google: &str, args: &[&str]) -> Output {
-    Command::new(tidegate_bin())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("TIDEGATE_AUDIT_DB", home.join("audit.db"))
-        .env("TIDEGATE_ACCESS", "auto")
+    tidegate_command(repo, home)
         .env("TIDEGATE_GKE_ENDPOINT", google)
         .env("GCE_METADATA_HOST", google.trim_start_matches("http://"))
-        .arg("--repo")
-        .arg(repo)
-        .args(["--color", "never"])
         .args(args)
         .output()
         .expect("running tidegate")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {}\n--- stdout\n{}--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,20 +172,7 @@ spec:
     // sync --env: a rollout to the discovered cluster.
     let sync = run(&["sync", "--env", &env]);
     assert!(sync.status.success(), "{}", text(&sync));
-    let data = fleet
-        .kubectl(
-            CONTEXT,
-            &[
-                "get",
-                "configmap",
-                "settings",
-                "-n",
-                &env,
-                "-o",
-                "jsonpath={.data}",
-            ],
-        )
-        .expect("kubectl get");
+    let data = configmap_field(fleet, CONTEXT, &env, "settings", "{.data}");
     assert!(
         data.contains("discovered") && data.contains("\"selected\":\"yes\""),
         "the overlay selected the cluster by its GKE label and the entry's label: {data}"
