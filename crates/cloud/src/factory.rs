@@ -301,7 +301,7 @@ impl ClientFactory for CloudFactory {
         }
         let failed = |source: kube::Error| ClusterError::Client {
             cluster: cluster.name.clone(),
-            source,
+            error: source,
         };
         let access = self
             .access(cluster)

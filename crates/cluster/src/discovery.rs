@@ -92,7 +92,7 @@ impl Resolver {
             Err(source) => Err(ClusterError::Api {
                 cluster: self.cluster.clone(),
                 what: format!("discovering {api_version}"),
-                source,
+                error: source,
             }),
         }
     }

@@ -58,7 +58,7 @@ impl ClientFactory for KubeconfigFactory {
         let kubeconfig_error = |source| ClusterError::Kubeconfig {
             cluster: cluster.name.clone(),
             context: context.clone(),
-            source,
+            error: source,
         };
         let options = KubeConfigOptions {
             context: Some(context.clone()),
@@ -75,7 +75,7 @@ impl ClientFactory for KubeconfigFactory {
         let counter = counter.clone();
         let builder = ClientBuilder::try_from(config).map_err(|source| ClusterError::Client {
             cluster: cluster.name.clone(),
-            source,
+            error: source,
         })?;
         Ok(builder
             .with_layer(&tower::util::MapRequestLayer::new(

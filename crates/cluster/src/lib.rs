@@ -17,7 +17,7 @@ mod retry;
 
 pub use counter::{RequestCounter, RequestCounts};
 pub use discovery::{Resolved, Resolver};
-pub use error::{ClusterError, is_retryable};
+pub use error::{ClusterError, is_retryable, kube_error_text};
 pub use factory::{ClientFactory, KubeconfigFactory, install_crypto_provider};
 pub use lease::{Holder, LeaseError, acquire_lease, release_lease};
 pub use live::{LiveObjects, dynamic_api, get_object, list_managed};

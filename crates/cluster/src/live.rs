@@ -41,7 +41,7 @@ pub async fn list_managed(
         .map_err(|source| ClusterError::Api {
             cluster: cluster.to_string(),
             what: format!("listing {}", resolved.resource.plural),
-            source,
+            error: source,
         })?;
     let mut out = LiveObjects::new();
     for object in list.items {
@@ -74,7 +74,7 @@ pub async fn get_object(
         .map_err(|source| ClusterError::Api {
             cluster: cluster.to_string(),
             what: format!("reading {key}"),
-            source,
+            error: source,
         })
 }
 

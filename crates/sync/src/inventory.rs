@@ -124,7 +124,7 @@ fn api_error(cluster: &str, what: &str, source: kube::Error) -> ClusterError {
     ClusterError::Api {
         cluster: cluster.to_string(),
         what: what.to_string(),
-        source,
+        error: source,
     }
 }
 

@@ -330,7 +330,7 @@ impl Engine {
                     return Err(SyncError::Cluster(tidegate_cluster::ClusterError::Api {
                         cluster: self.cluster.clone(),
                         what: format!("dry-run apply of {}", o.object.key),
-                        source: clone_error(e),
+                        error: clone_error(e),
                     }));
                 }
             };

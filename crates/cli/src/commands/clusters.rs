@@ -9,7 +9,7 @@ use crate::{
 use serde::Serialize;
 use std::{process::ExitCode, time::Duration};
 use tidegate_cloud::CloudFactory;
-use tidegate_cluster::{ClientFactory, RequestCounter};
+use tidegate_cluster::{ClientFactory, RequestCounter, kube_error_text};
 use tidegate_core::environment::{Cluster, Provider};
 
 /// How long a reachability check may take.
@@ -127,7 +127,7 @@ async fn check(factory: &CloudFactory, cluster: &Cluster) -> Row {
         client
             .apiserver_version()
             .await
-            .map_err(|e| anyhow::Error::new(e).context("GET /version"))
+            .map_err(|e| anyhow::anyhow!("GET /version: {}", kube_error_text(&e)))
     };
     match tokio::time::timeout(REACH_TIMEOUT, attempt).await {
         Ok(Ok(info)) => {
