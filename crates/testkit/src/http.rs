@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 server for loopback test servers: the clusters' token
 //! webhooks (over TLS) and the stub cloud APIs of the integration tests
-//! ([`serve_stub`], plain HTTP).
+//! ([`serve_stub`], plain HTTP; [`serve_stub_tls`], HTTPS for clients that
+//! refuse plain HTTP, such as azure_core's bearer-token policy).
 //!
 //! It reads a request line, headers and a `Content-Length` body (a chunked
 //! body is refused), answers with a `Content-Length` body, and keeps the
@@ -8,8 +9,12 @@
 //! One thread per connection. Enough for the Go and hyper clients that talk
 //! to it; not a general-purpose server.
 
+use crate::{Error, Result};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::{BufRead as _, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -287,20 +292,70 @@ impl Drop for StubServer {
 pub fn serve_stub(
     handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
 ) -> std::io::Result<StubServer> {
+    let handler: Arc<dyn Fn(&Request) -> Response + Send + Sync> = Arc::new(handler);
+    start_stub("http", move |stream: TcpStream| {
+        let _ = serve_connection(stream, &*handler);
+    })
+}
+
+/// Like [`serve_stub`], over HTTPS with the certificate `cert` and key `key`
+/// (PEM; e.g. a cluster's token-webhook certificate, valid for 127.0.0.1 and
+/// signed by that cluster's CA): the URL is `https://127.0.0.1:<port>`.
+pub fn serve_stub_tls(
+    cert: &Path,
+    key: &Path,
+    handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+) -> Result<StubServer> {
+    let config = tls_config(cert, key)?;
+    let handler: Arc<dyn Fn(&Request) -> Response + Send + Sync> = Arc::new(handler);
+    start_stub("https", move |tcp: TcpStream| {
+        if let Ok(connection) = rustls::ServerConnection::new(config.clone()) {
+            let _ = serve_connection(rustls::StreamOwned::new(connection, tcp), &*handler);
+        }
+    })
+    .map_err(Error::io("starting a TLS stub server".to_string()))
+}
+
+/// Listens on an ephemeral loopback port and serves each connection with
+/// `serve` on its own thread until the returned server is dropped.
+fn start_stub(
+    scheme: &str,
+    serve: impl Fn(TcpStream) + Send + Sync + 'static,
+) -> std::io::Result<StubServer> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let addr = listener.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let handler: Arc<dyn Fn(&Request) -> Response + Send + Sync> = Arc::new(handler);
-    let serve = Arc::new(move |stream: TcpStream| {
-        let _ = serve_connection(stream, &*handler);
-    });
     let flag = stop.clone();
+    let serve: Arc<dyn Fn(TcpStream) + Send + Sync> = Arc::new(serve);
     std::thread::spawn(move || accept_loop(&listener, &flag, serve));
     Ok(StubServer {
-        url: format!("http://{addr}"),
+        url: format!("{scheme}://{addr}"),
         addr,
         stop,
     })
+}
+
+/// A TLS server configuration (HTTP/1.1) from a PEM certificate chain and key.
+pub(crate) fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    let tls = |what: String| move |e: rustls::Error| Error::Other(format!("{what}: {e}"));
+    let pem = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: rustls::pki_types::pem::Error| Error::Other(format!("reading {path}: {e}"))
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(pem(cert))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(pem(cert))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(pem(key))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(tls("TLS versions".into()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(tls(format!("the certificate {}", cert.display())))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 #[cfg(test)]

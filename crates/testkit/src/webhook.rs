@@ -14,17 +14,15 @@
 //! answers 401).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
 
 use crate::eks_auth::{EksTokenVerifier, TEST_AWS_USER_ARN};
-use crate::http::{Request, Response, accept_loop, serve_connection};
+use crate::http::{Request, Response, accept_loop, serve_connection, tls_config};
 use crate::{Error, Result};
 
 /// The API group and version of the TokenReviews the webhook answers.
@@ -102,28 +100,6 @@ fn handle(request: &Request, verifier: &EksTokenVerifier) -> Response {
         ("GET", "/healthz") => Response::text(200, "ok\n"),
         _ => Response::text(404, "not found\n"),
     }
-}
-
-fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
-    let tls = |what: String| move |e: rustls::Error| Error::Other(format!("{what}: {e}"));
-    let pem = |path: &Path| {
-        let path = path.display().to_string();
-        move |e: rustls::pki_types::pem::Error| Error::Other(format!("reading {path}: {e}"))
-    };
-    let certs = CertificateDer::pem_file_iter(cert)
-        .map_err(pem(cert))?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(pem(cert))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(pem(key))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(tls("TLS versions".into()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(tls(format!("the certificate {}", cert.display())))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }
 
 /// Serves the webhook until the process is killed (`tidegate-testkit
