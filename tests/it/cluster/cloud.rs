@@ -167,3 +167,71 @@ async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
         .expect("plan through the kubeconfig");
     assert!(plan.objects.iter().all(|o| !o.needs_apply()), "in sync");
 }
+
+/// Kubeconfigs whose user runs an exec credential plugin (as `aws eks
+/// get-token`, `gke-gcloud-auth-plugin` or `kubelogin` are) keep working
+/// through kube's own exec support: the plugin here is a script printing an
+/// `ExecCredential` with a token the API server accepts, and it must run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_with_an_exec_credential_plugin_reaches_the_cluster() {
+    let fleet = fleet().await;
+    let info = fleet.cluster(CONTEXT).expect("cluster").clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let marker = dir.path().join("plugin-ran");
+    let plugin = dir.path().join("credential-plugin");
+    std::fs::write(
+        &plugin,
+        format!(
+            "#!/bin/sh\ntouch '{}'\necho '{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":\"{}\"}}}}'\n",
+            marker.display(),
+            TEST_BEARER_TOKENS[0]
+        ),
+    )
+    .expect("plugin");
+    std::fs::set_permissions(
+        &plugin,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .expect("chmod");
+    let ca = fleet.state_dir().join(CONTEXT).join("pki/ca.crt");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: plugin\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\ncontexts:\n- name: with-plugin\n  context:\n    cluster: c\n    user: plugin\ncurrent-context: with-plugin\n",
+            info.server,
+            ca.display(),
+            plugin.display()
+        ),
+    )
+    .expect("kubeconfig");
+    let cluster = tidegate_core::environment::Cluster {
+        name: "with-plugin".into(),
+        provider: tidegate_core::environment::Provider::Kubeconfig(
+            tidegate_core::environment::KubeconfigRef {
+                context: Some("with-plugin".into()),
+                file: Some(kubeconfig.display().to_string()),
+            },
+        ),
+        kubeconfig: None,
+        labels: Default::default(),
+        wave: None,
+    };
+    let factory = CloudFactory::new(KubeconfigFactory::default(), CloudOptions::default());
+    let client = factory
+        .client(&cluster, &RequestCounter::default())
+        .await
+        .expect("client");
+    // Listing namespaces needs an authenticated user (/version would not).
+    let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("namespaces listed with the plugin's token");
+    assert!(
+        namespaces
+            .items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some("kube-system"))
+    );
+    assert!(marker.exists(), "the exec plugin ran");
+}
