@@ -1,10 +1,10 @@
 //! Domain types shared by every Tidegate pipeline stage.
 //!
 //! This crate is the bottom of the dependency graph: it knows what an
-//! [`Environment`](environment::Environment) file says, how Kubernetes objects
-//! are identified ([`ObjectKey`](object::ObjectKey)), where each object came
-//! from ([`Provenance`](object::Provenance)), and how problems are reported to
-//! people ([`Diagnostic`](diagnostic::Diagnostic)).
+//! [`Environment`] file says, how Kubernetes objects
+//! are identified ([`ObjectKey`]), where each object came
+//! from ([`Provenance`]), and how problems are reported to
+//! people ([`Diagnostic`]).
 //!
 //! Architecture invariant: no I/O. Everything here is a pure function of its
 //! input, so every stage can be tested from fixtures.

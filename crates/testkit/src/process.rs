@@ -126,7 +126,8 @@ fn tier(name: &str) -> u8 {
 }
 
 /// Stops the processes recorded in `<state>/pids` that are still ours, tier
-/// by tier (see [`tier`]): SIGTERM to each process group, then SIGKILL to
+/// by tier (clients of the API servers, then the API servers, then etcd and
+/// the token webhooks): SIGTERM to each process group, then SIGKILL to
 /// those still alive after `grace`. Returns the names of the processes that
 /// were signalled.
 pub fn stop_recorded(state_dir: &Path, grace: Duration) -> Vec<String> {
