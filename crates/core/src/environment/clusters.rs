@@ -13,7 +13,11 @@ use super::{
 };
 use crate::{Diagnostic, Diagnostics};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, ser::SerializeSeq};
-use std::{collections::BTreeMap, fmt, ops::Deref};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    ops::Deref,
+};
 
 /// The tag (EKS, AKS) or resource label (GKE) read for a discovered
 /// cluster's wave unless `waveTag` names another. GKE label keys allow
@@ -44,9 +48,16 @@ impl ClusterList {
         &self.discover
     }
 
-    /// Appends a cluster built in code.
-    pub fn push(&mut self, cluster: Located<Cluster>) {
-        self.named.push(cluster);
+    /// The named clusters with `discover` entry `i` replaced by
+    /// `per_entry[i]`, at the entry's place in the file.
+    fn expanded(&self, per_entry: Vec<Vec<Located<Cluster>>>) -> ClusterList {
+        let mut named = self.named.clone();
+        // From the last entry, so that earlier positions stay valid.
+        for (entry, clusters) in self.discover.iter().zip(per_entry).rev() {
+            let at = entry.position.min(named.len());
+            named.splice(at..at, clusters);
+        }
+        ClusterList::new(named)
     }
 
     pub(super) fn malformed(&self) -> &[(u64, String, &'static str)] {
@@ -432,24 +443,22 @@ impl Environment {
     ) -> Result<(), Diagnostics> {
         let entries = &self.spec.clusters.discover;
         let mut problems = Diagnostics::default();
-        let mut named = self.spec.clusters.named.clone();
-        // Insert from the last entry so earlier positions stay valid.
-        for (entry, found) in entries.iter().zip(found).rev() {
+        // Cloud clusters named explicitly: those entries win.
+        let explicit: BTreeSet<String> = self
+            .spec
+            .clusters
+            .named
+            .iter()
+            .filter_map(|n| n.provider.cloud_id())
+            .collect();
+        let mut per_entry = Vec::new();
+        for (entry, found) in entries.iter().zip(found) {
             let mut built: Vec<Located<Cluster>> = Vec::new();
             for cluster in found {
                 match entry.cluster(cluster) {
                     Ok(c) => {
-                        if self
-                            .spec
-                            .clusters
-                            .named
-                            .iter()
-                            .any(|n| {
-                                n.provider.cloud_id().is_some()
-                                    && n.provider.cloud_id() == c.provider.cloud_id()
-                            })
-                        {
-                            continue; // named explicitly: that entry wins
+                        if c.provider.cloud_id().is_some_and(|id| explicit.contains(&id)) {
+                            continue;
                         }
                         built.push(Located {
                             value: c,
@@ -467,11 +476,12 @@ impl Environment {
                 }
             }
             built.sort_by(|a, b| a.name.cmp(&b.name));
-            let at = entry.position.min(named.len());
-            named.splice(at..at, built);
+            per_entry.push(built);
         }
+        let expanded = self.spec.clusters.expanded(per_entry);
+        let named = &expanded.named;
         let mut seen: BTreeMap<&str, &Located<Cluster>> = BTreeMap::new();
-        for cluster in &named {
+        for cluster in named {
             if let Some(first) = seen.insert(&cluster.name, cluster) {
                 let (a, b) = (describe(first), describe(cluster));
                 problems.push(
@@ -495,13 +505,13 @@ impl Environment {
                 .help("check the tags, region, subscription or project, and that the clusters are ACTIVE/Succeeded/RUNNING"),
             );
         }
-        let mut expanded = self.clone();
-        expanded.spec.clusters = ClusterList::new(named);
-        problems.extend(expanded.check_waves(file));
+        let mut env = self.clone();
+        env.spec.clusters = expanded;
+        problems.extend(env.check_waves(file));
         if !problems.is_empty() {
             return Err(problems.sorted());
         }
-        *self = expanded;
+        *self = env;
         Ok(())
     }
 }
@@ -512,31 +522,32 @@ impl Environment {
     /// `discovered-at-line-<N>`, labelled with the entry's tags (every
     /// cluster found carries them) and labels, in the entry's wave.
     pub fn with_placeholders(&self) -> Environment {
+        let stand_ins = self
+            .spec
+            .clusters
+            .discover
+            .iter()
+            .map(|entry| {
+                let d = &entry.discover;
+                let name = format!("discovered-at-line-{}", entry.line);
+                let stand_in = FoundCluster {
+                    name: name.clone(),
+                    location: d.gke_location().to_string(),
+                    resource_group: d.resource_group.clone(),
+                    tags: d.tags.clone(),
+                };
+                entry
+                    .cluster(&stand_in)
+                    .map(|cluster| Located {
+                        value: Cluster { name, ..cluster },
+                        line: entry.line,
+                    })
+                    .into_iter()
+                    .collect()
+            })
+            .collect();
         let mut env = self.clone();
-        let mut named = env.spec.clusters.named.clone();
-        for entry in self.spec.clusters.discover.iter().rev() {
-            let d = &entry.discover;
-            let name = format!("discovered-at-line-{}", entry.line);
-            let stand_in = FoundCluster {
-                name: name.clone(),
-                location: d.gke_location().to_string(),
-                resource_group: d.resource_group.clone(),
-                tags: d.tags.clone(),
-            };
-            let Ok(mut cluster) = entry.cluster(&stand_in) else {
-                continue;
-            };
-            cluster.name = name;
-            let at = entry.position.min(named.len());
-            named.insert(
-                at,
-                Located {
-                    value: cluster,
-                    line: entry.line,
-                },
-            );
-        }
-        env.spec.clusters = ClusterList::new(named);
+        env.spec.clusters = self.spec.clusters.expanded(stand_ins);
         env
     }
 }
