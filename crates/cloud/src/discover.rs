@@ -75,9 +75,9 @@ impl CloudFactory {
 
     /// Every matching cluster of one entry's cloud, with its token source.
     async fn list(&self, d: &Discover) -> Result<Found, CloudError> {
-        let region = d.region.as_deref().unwrap_or_default();
         Ok(match d.provider {
             Cloud::Eks => {
+                let region = d.region.as_deref().unwrap_or_default();
                 let eks = self.eks(region, d.role_arn.as_deref()).await?;
                 eks.list(&d.tags)
                     .await?

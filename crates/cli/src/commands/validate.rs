@@ -23,30 +23,29 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
     }
     let mut failed = 0;
     for name in &names {
+        // What stands for the `discover:` entries, said after the cluster count.
         let mut discovered = None;
-        let loaded = ws.load(name).map(|mut desired| {
-            let entries = desired.environment.spec.clusters.discover().len();
-            if entries > 0 && args.offline {
-                desired.environment = desired.environment.with_placeholders();
-                discovered = Some(format!(
-                    " ({} standing in for discovery)",
-                    plural(entries, "placeholder")
-                ));
+        let loaded = match ws.load(name) {
+            Ok(mut desired) if args.offline => {
+                let entries = desired.environment.spec.clusters.discover().len();
+                if entries > 0 {
+                    desired.environment = desired.environment.with_placeholders();
+                    discovered = Some(format!(
+                        " ({} standing in for discovery)",
+                        plural(entries, "placeholder")
+                    ));
+                }
+                Ok(desired)
             }
-            desired
-        });
-        let loaded = match loaded {
-            Ok(mut desired) if !args.offline => factory
+            Ok(mut desired) => factory
                 .discover(&mut desired.environment, &desired.env_file)
                 .await
                 .map(|n| {
-                    if n > 0 {
-                        discovered = Some(format!(" ({n} discovered)"));
-                    }
+                    discovered = (n > 0).then(|| format!(" ({n} discovered)"));
                     desired
                 })
                 .map_err(LoadError::Invalid),
-            other => other,
+            Err(e) => Err(e),
         };
         let problems = match loaded {
             Ok(desired) => {
