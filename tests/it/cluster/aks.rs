@@ -9,7 +9,9 @@
 //! stub serves TLS with a certificate of the cluster's CA, trusted through
 //! `SSL_CERT_FILE`; every setting goes only to the child processes.
 
-use super::{cluster_ca, configmap_field, fleet, output_text as text, tidegate_command};
+use super::{
+    cluster_ca, cluster_ca_file, configmap_field, fleet, output_text as text, tidegate_command,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use std::path::Path;
@@ -135,15 +137,10 @@ fn tidegate(repo: &Path, home: &Path, azure: &str, ca_file: &Path, args: &[&str]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discovered_aks_cluster_is_reached_with_entra_tokens_through_the_cli() {
     let fleet = fleet().await;
-    let info = fleet
-        .clusters()
-        .iter()
-        .find(|c| c.context == CONTEXT)
-        .expect("cluster")
-        .clone();
+    let info = fleet.cluster(CONTEXT).expect("cluster").clone();
     let ca_pem = cluster_ca(fleet, CONTEXT);
     let (azure, seen) = stub_azure(fleet, &info.server, &ca_pem);
-    let ca_file = fleet.state_dir().join(CONTEXT).join("pki/ca.crt");
+    let ca_file = cluster_ca_file(fleet, CONTEXT);
 
     let ns = TestNamespace::create(fleet, "aks").expect("test namespace");
     let env = ns.name().to_string();

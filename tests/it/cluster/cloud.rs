@@ -6,7 +6,7 @@
 //! token is one the API server rejects (401: refreshed once and retried), the
 //! second lives 3 seconds (refreshed before it expires).
 
-use super::{cluster_ca, configmap_field, fleet};
+use super::{cluster_ca, cluster_ca_file, configmap_field, fleet};
 use crate::pipeline::load_env;
 use base64::Engine as _;
 use std::sync::{Arc, Mutex};
@@ -193,7 +193,7 @@ async fn a_kubeconfig_with_an_exec_credential_plugin_reaches_the_cluster() {
         <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
     )
     .expect("chmod");
-    let ca = fleet.state_dir().join(CONTEXT).join("pki/ca.crt");
+    let ca = cluster_ca_file(fleet, CONTEXT);
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,

@@ -88,12 +88,7 @@ fn tidegate(repo: &Path, home: &Path, google: &str, args: &[&str]) -> Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discovered_gke_cluster_is_validated_planned_and_rolled_out_through_the_cli() {
     let fleet = fleet().await;
-    let info = fleet
-        .clusters()
-        .iter()
-        .find(|c| c.context == CONTEXT)
-        .expect("cluster")
-        .clone();
+    let info = fleet.cluster(CONTEXT).expect("cluster").clone();
     let endpoint = info.server.trim_start_matches("https://").to_string();
     let (google, seen) = stub_google(&endpoint, &cluster_ca(fleet, CONTEXT));
 

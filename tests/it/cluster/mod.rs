@@ -85,11 +85,15 @@ pub(crate) fn tidegate_command(
     command
 }
 
+/// The file of one cluster's CA certificate (PEM).
+pub(crate) fn cluster_ca_file(fleet: &Fleet, context: &str) -> std::path::PathBuf {
+    fleet.state_dir().join(context).join("pki/ca.crt")
+}
+
 /// The CA certificate (PEM) of one cluster of `fleet`, as a cloud's API
 /// would describe it.
 pub(crate) fn cluster_ca(fleet: &Fleet, context: &str) -> String {
-    std::fs::read_to_string(fleet.state_dir().join(context).join("pki/ca.crt"))
-        .expect("the cluster's CA")
+    std::fs::read_to_string(cluster_ca_file(fleet, context)).expect("the cluster's CA")
 }
 
 /// A field of a ConfigMap in one cluster (`jsonpath`, e.g. `{.data.mode}`).
