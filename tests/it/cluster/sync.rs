@@ -96,6 +96,20 @@ impl Fixture {
         self.fleet.kubectl(CONTEXT, args).map_err(|e| e.to_string())
     }
 
+    /// A field of an object in the test namespace (`jsonpath`, e.g. `{.spec.replicas}`).
+    fn field(&self, kind: &str, name: &str, jsonpath: &str) -> String {
+        self.kubectl(&[
+            "get",
+            kind,
+            name,
+            "-n",
+            self.ns.name(),
+            "-o",
+            &format!("jsonpath={jsonpath}"),
+        ])
+        .expect("kubectl get")
+    }
+
     fn exists(&self, kind: &str, name: &str) -> bool {
         self.kubectl(&["get", kind, name, "-n", self.ns.name(), "-o", "name"])
             .is_ok()
@@ -255,18 +269,7 @@ async fn drift_by_another_manager_is_named_and_corrected() {
     assert_eq!(report.count(Action::Configured), 2, "{:?}", report.results);
     let plan = fx.plan().await;
     assert!(drifted(&plan).is_empty(), "{:#?}", drifted(&plan));
-    let replicas = fx
-        .kubectl(&[
-            "get",
-            "deployment",
-            "web",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.spec.replicas}",
-        ])
-        .expect("get");
-    assert_eq!(replicas, "2");
+    assert_eq!(fx.field("deployment", "web", "{.spec.replicas}"), "2");
     let corrected = fx
         .audit
         .records()
@@ -317,16 +320,7 @@ async fn a_conflict_is_reported_with_fields_and_manager_and_force_takes_over() {
     );
     assert!(text.contains("--force-conflicts"), "{text}");
     assert_eq!(
-        fx.kubectl(&[
-            "get",
-            "deployment",
-            "web",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.spec.replicas}"
-        ])
-        .expect("get"),
+        fx.field("deployment", "web", "{.spec.replicas}"),
         "7",
         "nothing was written"
     );
@@ -338,19 +332,7 @@ async fn a_conflict_is_reported_with_fields_and_manager_and_force_takes_over() {
         .await
         .expect("forced");
     assert_eq!(forced.count(Action::Configured), 1);
-    assert_eq!(
-        fx.kubectl(&[
-            "get",
-            "deployment",
-            "web",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.spec.replicas}"
-        ])
-        .expect("get"),
-        "2"
-    );
+    assert_eq!(fx.field("deployment", "web", "{.spec.replicas}"), "2");
 }
 
 #[tokio::test(flavor = "multi_thread")]
