@@ -38,6 +38,13 @@ fn manifests(ns_note: &str) -> String {
     out
 }
 
+/// Each run in seconds, 3 decimals.
+fn seconds(runs: &[Duration]) -> Vec<String> {
+    runs.iter()
+        .map(|d| format!("{:.3}", d.as_secs_f64()))
+        .collect()
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -186,20 +193,8 @@ async fn main() {
         theirs_med.as_secs_f64(),
         theirs_med.as_secs_f64() / ours_med.as_secs_f64()
     );
-    println!(
-        "all diff runs:   tidegate {:?}",
-        ours_diff
-            .iter()
-            .map(|d| format!("{:.3}", d.as_secs_f64()))
-            .collect::<Vec<_>>()
-    );
-    println!(
-        "                 kubectl  {:?}",
-        theirs_diff
-            .iter()
-            .map(|d| format!("{:.3}", d.as_secs_f64()))
-            .collect::<Vec<_>>()
-    );
+    println!("all diff runs:   tidegate {:?}", seconds(&ours_diff));
+    println!("                 kubectl  {:?}", seconds(&theirs_diff));
     println!(
         "no-op sync:      {:.3}s, {} reads, {} dry runs, {} writes",
         noop.as_secs_f64(),
