@@ -10,7 +10,8 @@
 //! `SSL_CERT_FILE`; every setting goes only to the child processes.
 
 use super::{
-    cluster_ca, cluster_ca_file, configmap_field, fleet, output_text as text, tidegate_command,
+    cluster_ca, cluster_ca_file, configmap_field, fleet, one_app_environment, output_text as text,
+    tidegate_command,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -18,8 +19,7 @@ use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use tidegate_testkit::http::{Request, Response, StubServer, serve_stub_tls};
-use tidegate_testkit::{Fleet, TEST_BEARER_TOKENS, TestNamespace};
-use tidegate_tests::GitFixture;
+use tidegate_testkit::{Fleet, TEST_BEARER_TOKENS};
 
 /// The local cluster the stub ARM describes.
 const CONTEXT: &str = "aks-westeurope";
@@ -142,36 +142,21 @@ async fn a_discovered_aks_cluster_is_reached_with_entra_tokens_through_the_cli()
     let (azure, seen) = stub_azure(fleet, &info.server, &ca_pem);
     let ca_file = cluster_ca_file(fleet, CONTEXT);
 
-    let ns = TestNamespace::create(fleet, "aks").expect("test namespace");
-    let env = ns.name().to_string();
-    let mut git = GitFixture::new();
-    git.write(
-        &format!("environments/{env}.yaml"),
-        format!(
-            "apiVersion: tidegate.dev/v1alpha1
-kind: Environment
-metadata:
-  name: {env}
-spec:
-  source:
-    repoURL: .
-  clusters:
-    - discover:
+    let (ns, git) = one_app_environment(
+        fleet,
+        "aks",
+        &format!(
+            "    - discover:
         provider: aks
         subscriptionId: {SUBSCRIPTION}
         credential: clientSecret
         tags: {{fleet: e2e}}
-  apps:
-    - name: app
-      namespace: {env}
 "
         ),
+        "",
+        "aks",
     );
-    git.write(
-        "manifests/app/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: aks\n",
-    );
-    git.commit("an environment of discovered AKS clusters");
+    let env = ns.name().to_string();
     let home = tempfile::tempdir().expect("home");
     let run = |args: &[&str]| tidegate(git.path(), home.path(), azure.url(), &ca_file, args);
 

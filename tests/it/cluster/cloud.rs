@@ -6,7 +6,7 @@
 //! token is one the API server rejects (401: refreshed once and retried), the
 //! second lives 3 seconds (refreshed before it expires).
 
-use super::{cluster_ca, cluster_ca_file, configmap_field, fleet};
+use super::{cluster_ca, cluster_ca_file, configmap_field, fleet, one_app_environment};
 use crate::pipeline::load_env;
 use base64::Engine as _;
 use std::sync::{Arc, Mutex};
@@ -15,9 +15,8 @@ use tidegate_cloud::{
 };
 use tidegate_cluster::{ClientFactory, KubeconfigFactory, RequestCounter};
 use tidegate_sync::{Engine, SyncOptions, Target};
+use tidegate_testkit::TEST_BEARER_TOKENS;
 use tidegate_testkit::http::{Response, serve_stub};
-use tidegate_testkit::{TEST_BEARER_TOKENS, TestNamespace};
-use tidegate_tests::GitFixture;
 
 const CONTEXT: &str = "eks-us-east-1";
 const TEST_KEY: &str = include_str!("../../../crates/cloud/src/gke/testdata/test-sa-key.pem");
@@ -95,21 +94,17 @@ async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
         .await;
 
     // An environment with that cluster as provider gke, and one app.
-    let ns = TestNamespace::create(fleet, "cloud").expect("test namespace");
-    let env = ns.name().to_string();
-    let mut git = GitFixture::new();
-    git.write(
-        &format!("environments/{env}.yaml"),
-        format!(
-            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: gke-e2e\n      provider:\n        gke: {{project: e2e, location: local, clusterName: c0}}\n      kubeconfig:\n        context: {CONTEXT}\n        file: {}\n  apps:\n    - name: app\n      namespace: {env}\n",
+    let (ns, git) = one_app_environment(
+        fleet,
+        "cloud",
+        &format!(
+            "    - name: gke-e2e\n      provider:\n        gke: {{project: e2e, location: local, clusterName: c0}}\n      kubeconfig:\n        context: {CONTEXT}\n        file: {}\n",
             fleet.kubeconfig().display()
         ),
+        "",
+        "cloud",
     );
-    git.write(
-        "manifests/app/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: cloud\n",
-    );
-    git.commit("environment");
+    let env = ns.name().to_string();
     let (desired, rendered) = load_env(git.path(), &env).expect("valid");
     let cluster = desired.environment.cluster("gke-e2e").expect("cluster");
     let target = Target {

@@ -6,14 +6,15 @@
 //! validates, plans and rolls the environment out to it. Both endpoint
 //! variables reach only the child processes (`Command::env`).
 
-use super::{cluster_ca, configmap_field, fleet, output_text as text, tidegate_command};
+use super::{
+    cluster_ca, configmap_field, fleet, one_app_environment, output_text as text, tidegate_command,
+};
 use base64::Engine as _;
 use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
+use tidegate_testkit::TEST_BEARER_TOKENS;
 use tidegate_testkit::http::{Request, Response, StubServer, serve_stub};
-use tidegate_testkit::{TEST_BEARER_TOKENS, TestNamespace};
-use tidegate_tests::GitFixture;
 
 /// The local cluster the stub GKE API reports.
 const CONTEXT: &str = "gke-us-central1";
@@ -92,41 +93,26 @@ async fn a_discovered_gke_cluster_is_validated_planned_and_rolled_out_through_th
     let endpoint = info.server.trim_start_matches("https://").to_string();
     let (google, seen) = stub_google(&endpoint, &cluster_ca(fleet, CONTEXT));
 
-    let ns = TestNamespace::create(fleet, "discover").expect("test namespace");
-    let env = ns.name().to_string();
-    let mut git = GitFixture::new();
-    git.write(
-        &format!("environments/{env}.yaml"),
-        format!(
-            "apiVersion: tidegate.dev/v1alpha1
-kind: Environment
-metadata:
-  name: {env}
-spec:
-  source:
-    repoURL: .
-  clusters:
-    - discover:
+    let (ns, git) = one_app_environment(
+        fleet,
+        "discover",
+        &format!(
+            "    - discover:
         provider: gke
         project: {PROJECT}
         tags: {{fleet: e2e}}
       labels: {{tier: web}}
-  apps:
-    - name: app
-      namespace: {env}
-      overlays:
-        - clusterSelector: {{matchLabels: {{fleet: e2e, tier: web}}}}
-          patches:
-            - target: {{kind: ConfigMap, name: settings}}
-              merge: {{data: {{selected: \"yes\"}}}}
 "
         ),
+        "      overlays:
+        - clusterSelector: {matchLabels: {fleet: e2e, tier: web}}
+          patches:
+            - target: {kind: ConfigMap, name: settings}
+              merge: {data: {selected: \"yes\"}}
+",
+        "discovered",
     );
-    git.write(
-        "manifests/app/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: discovered\n",
-    );
-    git.commit("an environment of discovered clusters");
+    let env = ns.name().to_string();
     let home = tempfile::tempdir().expect("home");
     let run = |args: &[&str]| tidegate(git.path(), home.path(), google.url(), args);
 

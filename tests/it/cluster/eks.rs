@@ -10,14 +10,15 @@
 //! `env_clear`, so neither the developer's AWS configuration nor IMDS is
 //! used.
 
-use super::{cluster_ca, configmap_field, fleet, output_text, tidegate_command};
+use super::{
+    cluster_ca, configmap_field, fleet, one_app_environment, output_text, tidegate_command,
+};
 use base64::Engine as _;
 use std::path::Path;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use tidegate_testkit::http::{Request, Response, StubServer, serve_stub};
-use tidegate_testkit::{TEST_AWS_ACCESS_KEY_ID, TEST_AWS_SECRET_ACCESS_KEY, TestNamespace};
-use tidegate_tests::GitFixture;
+use tidegate_testkit::{TEST_AWS_ACCESS_KEY_ID, TEST_AWS_SECRET_ACCESS_KEY};
 
 /// The local cluster the stub EKS API describes.
 const CONTEXT: &str = "eks-us-east-1";
@@ -139,20 +140,16 @@ async fn the_cli_reaches_an_eks_cluster_with_in_process_tokens() {
     });
     let (stub, seen) = stub_eks(cluster_id, &info.server, &cluster_ca(fleet, CONTEXT));
 
-    let ns = TestNamespace::create(fleet, "eks").expect("test namespace");
-    let env = ns.name().to_string();
-    let mut git = GitFixture::new();
-    git.write(
-        &format!("environments/{env}.yaml"),
-        format!(
-            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: {CLUSTER}\n      provider:\n        eks: {{region: us-east-1, clusterName: {cluster_id}}}\n  apps:\n    - name: app\n      namespace: {env}\n"
+    let (ns, git) = one_app_environment(
+        fleet,
+        "eks",
+        &format!(
+            "    - name: {CLUSTER}\n      provider:\n        eks: {{region: us-east-1, clusterName: {cluster_id}}}\n"
         ),
+        "",
+        "eks",
     );
-    git.write(
-        "manifests/app/config.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: eks\n",
-    );
-    git.commit("environment");
+    let env = ns.name().to_string();
     let home = tempfile::tempdir().expect("home");
     let good = TEST_AWS_SECRET_ACCESS_KEY;
     let sdk_endpoint = ("AWS_ENDPOINT_URL_EKS", stub.url());

@@ -85,6 +85,38 @@ pub(crate) fn tidegate_command(
     command
 }
 
+/// A repository with one environment, named after a fresh test namespace
+/// (`prefix-…`, on every cluster): `spec.clusters` is `clusters` (list items
+/// indented by 4), and its one app `app`, deployed to that namespace with the
+/// app settings `app_extra` (indented by 6, e.g. overlays), is a ConfigMap
+/// `settings` whose `data.mode` is `mode`. Returns the namespace (its name
+/// is the environment's) and the committed repository.
+pub(crate) fn one_app_environment(
+    fleet: &Fleet,
+    prefix: &str,
+    clusters: &str,
+    app_extra: &str,
+    mode: &str,
+) -> (TestNamespace, tidegate_tests::GitFixture) {
+    let ns = TestNamespace::create(fleet, prefix).expect("test namespace");
+    let env = ns.name();
+    let mut git = tidegate_tests::GitFixture::new();
+    git.write(
+        &format!("environments/{env}.yaml"),
+        format!(
+            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n{app_extra}"
+        ),
+    );
+    git.write(
+        "manifests/app/config.yaml",
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: {mode}\n"
+        ),
+    );
+    git.commit("environment");
+    (ns, git)
+}
+
 /// The file of one cluster's CA certificate (PEM).
 pub(crate) fn cluster_ca_file(fleet: &Fleet, context: &str) -> std::path::PathBuf {
     fleet.state_dir().join(context).join("pki/ca.crt")
