@@ -14,11 +14,12 @@
 
 mod driver;
 mod journal;
+pub mod lock;
 pub mod switch;
 
 pub use driver::{
-    Approvals, ClusterCheck, ClusterLine, Driver, DriverOptions, Revisions, RolloutError,
-    RolloutReport,
+    Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions, Preflight,
+    Revisions, RolloutError, RolloutReport,
 };
-pub use journal::Journal;
+pub use journal::{Journal, Journaled};
 pub use tidegate_rollout::machine::{FleetRollout, Outcome};

@@ -77,6 +77,8 @@ fn plan_and_run(fleet: &Fleet, bad_from: usize) -> (Outcome, usize) {
                 current_revision: Some("v1".into()),
                 last_good_revision: Some("v1".into()),
                 health: HealthStatus::Healthy,
+                drifted: false,
+                unknown_state: false,
             },
         )
     });

@@ -83,6 +83,8 @@
 //!     current_revision: Some("v1".into()),
 //!     last_good_revision: Some("v1".into()),
 //!     health: HealthStatus::Healthy,
+//!     drifted: false,
+//!     unknown_state: false,
 //! };
 //! let mut rollout = FleetRollout::new(
 //!     &plan,
@@ -112,6 +114,7 @@
 
 pub mod machine;
 pub mod plan;
+pub mod quarantine;
 
 pub use machine::{
     ClusterProgress, ClusterStart, ClusterView, Command, Event, Failure, FleetRollout, NotRestored,

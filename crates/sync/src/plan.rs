@@ -399,6 +399,7 @@ impl Engine {
                         .iter()
                         .find(|p| p.app == a.app)
                         .and_then(|p| p.healthy_revision.clone()),
+                    applying_from: None,
                 }
             })
             .collect();
