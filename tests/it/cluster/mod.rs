@@ -385,5 +385,6 @@ mod cloud;
 mod discover;
 mod eks;
 mod rollout;
+mod safety;
 mod switch;
 mod sync;
