@@ -317,7 +317,12 @@ impl Engine {
                     refused = format!("the server refused the dry run ({}): {}", s.code, s.message);
                     Prediction::Refused(&refused)
                 }
-                Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
+                // Server-side apply answers 500 when the object does not fit
+                // its type's schema: a rejection of the manifest, not an outage.
+                Err(kube::Error::Api(s))
+                    if (400..500).contains(&s.code)
+                        || s.message.contains("failed to create typed patch object") =>
+                {
                     problems.push(problem(
                         &o.app,
                         &o.object,

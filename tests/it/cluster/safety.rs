@@ -811,3 +811,52 @@ async fn a_resumed_bake_counts_only_watched_time_and_history_links_the_runs() {
         "{rows:?}"
     );
 }
+
+/// Item 4, the inventory: a sync that stops part-way (here a custom
+/// resource its new CRD's schema rejects, applied after the CRD and a
+/// ConfigMap were written) leaves an inventory that names the revision being
+/// applied and says it is incomplete — never the old revision over new
+/// objects — so `status` shows it Incomplete and the next rollout applies it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_that_stops_part_way_leaves_an_inventory_marked_incomplete() {
+    let mut env = Env::new("safe-partial", &[(EKS, 1)], STRICT).await;
+    let config =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: one\n";
+    let v1 = env.commit("v1", &[("manifests/app/config.yaml", config)]);
+    env.sync_fleet(&[], 0);
+    let group = format!("{}.tidegate.test", env.name());
+    let crd = format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: parts.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: parts, singular: part, kind: Part, listKind: PartList}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n                size: {{type: integer}}\n"
+    );
+    // The dry run cannot check the Part (its CRD comes with it); the API
+    // server rejects it once the CRD exists.
+    let part =
+        format!("apiVersion: {group}/v1\nkind: Part\nmetadata:\n  name: p\nspec:\n  size: large\n");
+    let v2 = env.commit(
+        "v2",
+        &[
+            ("manifests/app/config.yaml", &config.replace("one", "two")),
+            ("manifests/app/crd.yaml", &crd),
+            ("manifests/app/part.yaml", &part),
+        ],
+    );
+    let out = env.run(&["sync", "--env", env.name(), "--cluster", EKS]);
+    assert_ne!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert_eq!(
+        configmap_field(env.fleet, EKS, env.name(), "settings", "{.data.mode}"),
+        "two"
+    );
+    assert_eq!(env.inventory(EKS, "revision"), v2, "{}", output_text(&out));
+    assert_eq!(env.inventory(EKS, "applyingFrom"), v1);
+    let status = env.run(&["status", "--env", env.name()]);
+    assert_eq!(status.status.code(), Some(1), "{}", output_text(&status));
+    assert!(
+        stdout(&status).contains("Incomplete"),
+        "{}",
+        output_text(&status)
+    );
+    let _ = env.fleet.kubectl(
+        EKS,
+        &["delete", "crd", &format!("parts.{group}"), "--wait=false"],
+    );
+}
