@@ -215,18 +215,32 @@ fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
     }
 }
 
+/// How a rollout is run, from the command line.
+struct RunFlags<'a> {
+    audit_db: &'a AuditDb,
+    break_lock: bool,
+    resume: bool,
+    options: SyncOptions,
+    /// Revisions quarantined now (never a rollback target).
+    quarantined: std::collections::BTreeSet<String>,
+}
+
 async fn run_rollout(
     global: &Global,
     factory: &CloudFactory,
     environment: &Environment,
     rendered: &Rendered,
     revision: &str,
-    flags: (&AuditDb, bool, bool),
-    options: SyncOptions,
-    quarantined: std::collections::BTreeSet<String>,
+    flags: RunFlags<'_>,
     style: &Style,
 ) -> anyhow::Result<ExitCode> {
-    let (audit_db, break_lock, resume) = flags;
+    let RunFlags {
+        audit_db,
+        break_lock,
+        resume,
+        options,
+        quarantined,
+    } = flags;
     let path = audit_db.path();
     let store = SqliteStore::open(&path)
         .with_context(|| format!("opening the audit trail {}", path.display()))?;
@@ -388,9 +402,13 @@ pub async fn fleet_sync(
         &loaded.desired.environment,
         &loaded.rendered,
         &revision,
-        (&args.audit, args.break_lock, args.resume),
-        options,
-        quarantined,
+        RunFlags {
+            audit_db: &args.audit,
+            break_lock: args.break_lock,
+            resume: args.resume,
+            options,
+            quarantined,
+        },
         style,
     )
     .await
@@ -771,12 +789,16 @@ pub async fn rollback(
         &environment,
         &rendered,
         &sha,
-        (&args.rollout.audit, args.rollout.break_lock, false),
-        SyncOptions {
-            prune: true,
-            ..SyncOptions::default()
+        RunFlags {
+            audit_db: &args.rollout.audit,
+            break_lock: args.rollout.break_lock,
+            resume: false,
+            options: SyncOptions {
+                prune: true,
+                ..SyncOptions::default()
+            },
+            quarantined: quarantine,
         },
-        quarantine,
         style,
     )
     .await

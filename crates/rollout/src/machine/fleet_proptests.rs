@@ -436,9 +436,9 @@ impl World {
                 }
             }
         }
-        for i in 0..self.names.len() {
-            if changed[i] {
-                self.by_hand[i] = false;
+        for (by_hand, changed) in self.by_hand.iter_mut().zip(&changed) {
+            if *changed {
+                *by_hand = false;
             }
         }
     }
