@@ -342,6 +342,9 @@ async fn run_rollout(
             if not_restored.is_empty() {
                 println!("  every rolled-back cluster is Healthy again");
             }
+            println!(
+                "  next: fix it in a newer commit and run `tidegate sync --env {env}` again (if the cause was outside the revision, e.g. a cluster that could not be reached, `tidegate unquarantine --env {env} --revision {revision}` first)"
+            );
             Ok(ExitCode::from(1))
         }
         Outcome::Halted { failure } => {
