@@ -853,15 +853,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 revision: &to,
             };
             // Objects the failed revision added are removed again.
-            let options = SyncOptions {
-                prune: true,
-                ..self.sync_options()
-            };
-            engine
-                .sync(&target, &options, &|_| {})
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            self.sync_pruning(engine, &target, false).await
         }
         .await;
         let event = match result {
@@ -894,13 +886,23 @@ impl<F: ClientFactory> Driver<'_, F> {
             rendered: &nothing,
             revision: self.revision,
         };
+        self.sync_pruning(engine, &target, true).await
+    }
+
+    /// A sync of `target` with prune on (a rollback or a removal).
+    async fn sync_pruning(
+        &self,
+        engine: &Engine,
+        target: &Target<'_>,
+        allow_empty: bool,
+    ) -> Result<(), String> {
         let options = SyncOptions {
             prune: true,
-            allow_empty: true,
+            allow_empty,
             ..self.sync_options()
         };
         engine
-            .sync(&target, &options, &|_| {})
+            .sync(target, &options, &|_| {})
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())

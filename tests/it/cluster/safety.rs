@@ -2,7 +2,7 @@
 //! `tidegate` binary on the three local clusters: a failed release never
 //! ends up on a cluster after all.
 
-use super::{configmap_field, fleet, output_text, tidegate_command};
+use super::{configmap_field, fleet, output_text, rollout::deployment, tidegate_command};
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Output},
@@ -28,17 +28,16 @@ struct Env {
     overlays: String,
 }
 
-/// A Deployment `web` (2 replicas) whose pods never become ready when `fail`.
-fn deployment(image: &str, fail: bool) -> String {
-    let extra = if fail {
-        format!("        {FAIL_READINESS_LABEL}: \"true\"\n")
-    } else {
-        String::new()
-    };
+/// A namespaced CRD `<plural>.<group>` of kind `kind`; `schema` is its
+/// openAPIV3Schema (flow YAML).
+fn crd(group: &str, plural: &str, kind: &str, schema: &str) -> String {
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  progressDeadlineSeconds: 600\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n{extra}    spec:\n      containers:\n        - name: app\n          image: {image}\n"
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: {plural}, singular: {kind_lower}, kind: {kind}, listKind: {kind}List}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema: {schema}\n",
+        kind_lower = kind.to_lowercase()
     )
 }
+
+const ANY_SCHEMA: &str = "{type: object, x-kubernetes-preserve-unknown-fields: true}";
 
 impl Env {
     /// `clusters`: (name, wave); `rollout`: the `spec.rollout` fields
@@ -111,6 +110,22 @@ impl Env {
         out
     }
 
+    /// Commits the Deployment `web` with `image` (never ready when `fail`).
+    fn web(&mut self, message: &str, image: &str, fail: bool) -> String {
+        self.commit(
+            message,
+            &[("manifests/app/web.yaml", &deployment(image, fail))],
+        )
+    }
+
+    /// Starts `tidegate sync --env E` and returns once wave 1 (eks) runs `sha`.
+    async fn spawn_until_canary(&self, sha: &str) -> Child {
+        let child = self.spawn(&["sync", "--env", self.name()]);
+        self.until("wave 1 applied", |e| e.inventory(EKS, "revision") == sha)
+            .await;
+        child
+    }
+
     fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdout(std::process::Stdio::piped())
@@ -137,6 +152,24 @@ impl Env {
                 ],
             )
             .unwrap_or_default()
+    }
+
+    /// The image of the Deployment `web` in one cluster.
+    fn image(&self, cluster: &str) -> String {
+        self.fleet
+            .kubectl(
+                cluster,
+                &[
+                    "get",
+                    "deployment",
+                    "web",
+                    "-n",
+                    self.name(),
+                    "-o",
+                    "jsonpath={.spec.template.spec.containers[0].image}",
+                ],
+            )
+            .expect("deployment web")
     }
 
     fn audit(&self) -> SqliteStore {
@@ -195,10 +228,7 @@ const STRICT: &str =
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rollback_never_returns_a_cluster_to_a_quarantined_revision() {
     let mut env = Env::new("safe-quarantine", &[(EKS, 1), (AKS, 2), (GKE, 3)], STRICT).await;
-    let v1 = env.commit(
-        "v1",
-        &[("manifests/app/web.yaml", &deployment("web:1", false))],
-    );
+    let v1 = env.web("v1", "web:1", false);
     env.sync_fleet(&[], 0);
     assert_eq!(env.inventory(EKS, "healthyRevision"), v1);
 
@@ -206,10 +236,7 @@ async fn a_rollback_never_returns_a_cluster_to_a_quarantined_revision() {
     env.overlays = format!(
         "      overlays:\n        - clusterSelector:\n            matchLabels: {{name: {AKS}}}\n          patches:\n            - target: {{kind: Deployment, name: web}}\n              merge:\n                spec: {{template: {{metadata: {{labels: {{{FAIL_READINESS_LABEL}: \"true\"}}}}}}}}\n"
     );
-    let v2 = env.commit(
-        "v2: never ready in aks",
-        &[("manifests/app/web.yaml", &deployment("web:2", false))],
-    );
+    let v2 = env.web("v2: never ready in aks", "web:2", false);
     let out = env.sync_fleet(&[], 1);
     assert!(
         stdout(&out).contains("quarantined"),
@@ -225,28 +252,10 @@ async fn a_rollback_never_returns_a_cluster_to_a_quarantined_revision() {
 
     // v3 fails in the canary itself: it goes back to v1, not to v2.
     env.overlays.clear();
-    let _v3 = env.commit(
-        "v3: never ready",
-        &[("manifests/app/web.yaml", &deployment("web:3", true))],
-    );
+    let _v3 = env.web("v3: never ready", "web:3", true);
     let out = env.sync_fleet(&[], 1);
     assert_eq!(env.inventory(EKS, "revision"), v1, "{}", output_text(&out));
-    let image = env
-        .fleet
-        .kubectl(
-            EKS,
-            &[
-                "get",
-                "deployment",
-                "web",
-                "-n",
-                env.name(),
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].image}",
-            ],
-        )
-        .expect("web");
-    assert_eq!(image, "web:1");
+    assert_eq!(env.image(EKS), "web:1");
     assert!(
         stdout(&out).contains("every rolled-back cluster is Healthy again"),
         "{}",
@@ -274,18 +283,10 @@ async fn a_single_cluster_sync_takes_the_lock_and_respects_quarantine() {
     let rollout =
         "    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 8s\n    bakeTime: 6s\n";
     let mut env = Env::new("safe-single", &[(EKS, 1), (AKS, 2), (GKE, 3)], rollout).await;
-    env.commit(
-        "v1",
-        &[("manifests/app/web.yaml", &deployment("web:1", false))],
-    );
+    env.web("v1", "web:1", false);
     env.sync_fleet(&[], 0);
-    let v2 = env.commit(
-        "v2",
-        &[("manifests/app/web.yaml", &deployment("web:2", false))],
-    );
-    let mut rollout = env.spawn(&["sync", "--env", env.name()]);
-    env.until("wave 1 applied", |e| e.inventory(EKS, "revision") == v2)
-        .await;
+    let v2 = env.web("v2", "web:2", false);
+    let mut rollout = env.spawn_until_canary(&v2).await;
     // During wave 1's bake.
     let out = env.run(&["sync", "--env", env.name(), "--cluster", AKS]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
@@ -304,10 +305,7 @@ async fn a_single_cluster_sync_takes_the_lock_and_respects_quarantine() {
     assert!(status.success(), "{status}");
 
     // v3 fails in wave 1 and is quarantined.
-    let v3 = env.commit(
-        "v3",
-        &[("manifests/app/web.yaml", &deployment("web:3", true))],
-    );
+    let v3 = env.web("v3", "web:3", true);
     env.sync_fleet(&[], 1);
     let single = |extra: &[&str]| {
         let mut args = vec!["sync", "--env", env.name(), "--cluster", GKE];
@@ -351,15 +349,9 @@ async fn a_fleet_sync_corrects_drift_in_waves_and_says_so() {
     let rollout =
         "    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 30s\n    bakeTime: 1s\n";
     let mut env = Env::new("safe-drift", &[(EKS, 1), (AKS, 2), (GKE, 3)], rollout).await;
-    env.commit(
-        "v1",
-        &[("manifests/app/web.yaml", &deployment("web:1", false))],
-    );
+    env.web("v1", "web:1", false);
     env.sync_fleet(&[], 0);
-    env.commit(
-        "v2",
-        &[("manifests/app/web.yaml", &deployment("web:2", false))],
-    );
+    env.web("v2", "web:2", false);
     env.sync_fleet(&[], 0);
     assert!(
         env.entries(&["drift-corrected"]).is_empty(),
@@ -443,16 +435,11 @@ async fn a_fleet_sync_corrects_drift_in_waves_and_says_so() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revision_one_cluster_rejects_is_refused_before_any_write() {
     let mut env = Env::new("safe-preflight", &[(EKS, 1), (AKS, 2), (GKE, 3)], STRICT).await;
-    let v1 = env.commit(
-        "v1",
-        &[("manifests/app/web.yaml", &deployment("web:1", false))],
-    );
+    let v1 = env.web("v1", "web:1", false);
     env.sync_fleet(&[], 0);
     // The CRD exists in eks and aks only.
     let group = format!("{}.tidegate.test", env.name());
-    let crd = format!(
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: widgets, singular: widget, kind: Widget, listKind: WidgetList}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
-    );
+    let crd = crd(&group, "widgets", "Widget", ANY_SCHEMA);
     let crd_file = env.home.path().join("crd.yaml");
     std::fs::write(&crd_file, &crd).expect("crd file");
     for c in [EKS, AKS] {
@@ -502,22 +489,7 @@ async fn a_revision_one_cluster_rejects_is_refused_before_any_write() {
     for c in [EKS, AKS, GKE] {
         assert_eq!(env.inventory(c, "revision"), v1, "{c} untouched");
     }
-    let image = env
-        .fleet
-        .kubectl(
-            EKS,
-            &[
-                "get",
-                "deployment",
-                "web",
-                "-n",
-                env.name(),
-                "-o",
-                "jsonpath={.spec.template.spec.containers[0].image}",
-            ],
-        )
-        .expect("web");
-    assert_eq!(image, "web:1", "wave 1 was not written");
+    assert_eq!(env.image(EKS), "web:1", "wave 1 was not written");
     assert!(
         env.entries(&["rollout-start"]).len() == 1,
         "the refused rollout never started"
@@ -540,9 +512,7 @@ async fn clusters_being_applied_are_in_flight_and_a_failed_first_deploy_leaves_n
         "    maxSurge: 100%\n    maxUnavailable: 0\n    progressDeadline: 20s\n    bakeTime: 1s\n";
     let mut env = Env::new("safe-surge", &[(EKS, 1), (AKS, 1), (GKE, 1)], rollout).await;
     let group = format!("{}.tidegate.test", env.name());
-    let crd = format!(
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: gadgets, singular: gadget, kind: Gadget, listKind: GadgetList}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
-    );
+    let crd = crd(&group, "gadgets", "Gadget", ANY_SCHEMA);
     let gadget =
         format!("apiVersion: {group}/v1\nkind: Gadget\nmetadata:\n  name: g\nspec:\n  size: 1\n");
     let config =
@@ -695,18 +665,10 @@ async fn an_unreachable_cluster_is_unknown_and_the_failure_policy_runs() {
     let mut cut = Cut::to(real).await;
     let (file, _) = kubeconfig_through(env.fleet, GKE, cut.port, env.home.path());
     env.clusters[2].2 = Some(file);
-    let v1 = env.commit(
-        "v1",
-        &[("manifests/app/web.yaml", &deployment("web:1", false))],
-    );
+    let v1 = env.web("v1", "web:1", false);
     env.sync_fleet(&[], 0);
-    let v2 = env.commit(
-        "v2",
-        &[("manifests/app/web.yaml", &deployment("web:2", false))],
-    );
-    let child = env.spawn(&["sync", "--env", env.name()]);
-    env.until("wave 1 applied", |e| e.inventory(EKS, "revision") == v2)
-        .await;
+    let v2 = env.web("v2", "web:2", false);
+    let child = env.spawn_until_canary(&v2).await;
     cut.cut(); // during wave 1's bake
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
@@ -728,10 +690,7 @@ async fn an_unreachable_cluster_is_unknown_and_the_failure_policy_runs() {
     );
 
     // Still unreachable at the start of the next rollout: refused, nothing written.
-    env.commit(
-        "v3",
-        &[("manifests/app/web.yaml", &deployment("web:3", false))],
-    );
+    env.web("v3", "web:3", false);
     let out = env.sync_fleet(&[], 1);
     assert!(
         stderr(&out).contains("cannot be reached"),
@@ -756,18 +715,10 @@ async fn a_resumed_bake_counts_only_watched_time_and_history_links_the_runs() {
         "    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 30s\n    bakeTime: {bake}s\n"
     );
     let mut env = Env::new("safe-resume", &[(EKS, 1), (AKS, 2)], &rollout).await;
-    env.commit(
-        "v1",
-        &[("manifests/app/web.yaml", &deployment("web:1", false))],
-    );
+    env.web("v1", "web:1", false);
     env.sync_fleet(&[], 0);
-    let v2 = env.commit(
-        "v2",
-        &[("manifests/app/web.yaml", &deployment("web:2", false))],
-    );
-    let mut child = env.spawn(&["sync", "--env", env.name()]);
-    env.until("wave 1 applied", |e| e.inventory(EKS, "revision") == v2)
-        .await;
+    let v2 = env.web("v2", "web:2", false);
+    let mut child = env.spawn_until_canary(&v2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     child.kill().expect("SIGKILL");
     child.wait().expect("reaped");
@@ -825,8 +776,11 @@ async fn a_sync_that_stops_part_way_leaves_an_inventory_marked_incomplete() {
     let v1 = env.commit("v1", &[("manifests/app/config.yaml", config)]);
     env.sync_fleet(&[], 0);
     let group = format!("{}.tidegate.test", env.name());
-    let crd = format!(
-        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: parts.{group}\nspec:\n  group: {group}\n  scope: Namespaced\n  names: {{plural: parts, singular: part, kind: Part, listKind: PartList}}\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n            spec:\n              type: object\n              properties:\n                size: {{type: integer}}\n"
+    let crd = crd(
+        &group,
+        "parts",
+        "Part",
+        "{type: object, properties: {spec: {type: object, properties: {size: {type: integer}}}}}",
     );
     // The dry run cannot check the Part (its CRD comes with it); the API
     // server rejects it once the CRD exists.
