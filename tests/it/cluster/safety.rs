@@ -678,6 +678,11 @@ async fn an_unreachable_cluster_is_unknown_and_the_failure_policy_runs() {
     let text = stdout(&out);
     assert!(text.contains("rollout FAILED"), "{}", output_text(&out));
     assert!(text.contains(GKE), "{}", output_text(&out));
+    assert!(
+        text.contains("next:"),
+        "says what to do next: {}",
+        output_text(&out)
+    );
     assert_eq!(env.inventory(EKS, "revision"), v1, "eks rolled back");
     assert_eq!(env.inventory(AKS, "revision"), v1, "aks never touched");
     let failed = env.entries(&["gate-failed"]);

@@ -437,6 +437,7 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
     };
     let mut changes = serde_json::Map::new();
     let mut problems = 0;
+    let mut unreachable = 0;
     if !args.offline {
         for name in &loaded.clusters {
             let engine = loaded.connect(name).await?;
@@ -446,7 +447,7 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
             {
                 Ok(plan) => plan,
                 Err(e) => {
-                    problems += 1;
+                    unreachable += 1;
                     changes.insert(
                         name.clone(),
                         serde_json::json!({"unreachable": e.to_string(), "problems": [], "toChange": 0, "toPrune": 0, "total": 0}),
@@ -532,6 +533,15 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                 }
             }
         }
+    }
+    // Unreachable clusters follow maxUnavailable, as in the rollout.
+    if unreachable > waves.max_unavailable as usize {
+        problems += unreachable;
+        eprintln!(
+            "{} {unreachable} cluster(s) cannot be reached, more than maxUnavailable {}",
+            style.error("plan has problems:"),
+            waves.max_unavailable
+        );
     }
     if problems > 0 {
         eprintln!(
@@ -864,6 +874,8 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
     let options = DriverOptions {
         break_lock: args.rollout.break_lock,
         identity: actor.identity.clone(),
+        // A flip back never goes to a quarantined revision either.
+        quarantined: quarantine_list(&path, &args.env)?,
         poll: std::time::Duration::from_millis(500),
         ..DriverOptions::default()
     };
