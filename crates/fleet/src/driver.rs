@@ -314,13 +314,13 @@ impl<F: ClientFactory> Driver<'_, F> {
                 }
             }
         }
-        let locked = std::sync::Mutex::new(locked);
-        let renew = self.spawn_renewal(&engines, &holder);
+        let locked = Arc::new(std::sync::Mutex::new(locked));
+        let renew = self.spawn_renewal(&engines, &locked, &holder);
         let result = self
             .run_locked(&plan, &engines, found, &locked, &holder, progress)
             .await;
         renew.abort();
-        let locked = locked.into_inner().unwrap_or_default();
+        let locked = locked.lock().map(|l| l.clone()).unwrap_or_default();
         self.release(&engines, &locked, &holder).await;
         result
     }
@@ -401,7 +401,11 @@ impl<F: ClientFactory> Driver<'_, F> {
         for (name, planned) in plans {
             match planned {
                 Ok(p) => {
-                    drift.insert(name.clone(), p.changes() > 0);
+                    // Objects left to prune count only when this run prunes.
+                    let prune = options.prune || self.environment.spec.sync.prune;
+                    let differs =
+                        p.objects.iter().any(|o| o.needs_apply()) || (prune && !p.prune.is_empty());
+                    drift.insert(name.clone(), differs);
                     problems.extend(p.problems.into_iter().map(|problem| ClusterProblem {
                         cluster: name.clone(),
                         problem,
@@ -586,29 +590,33 @@ impl<F: ClientFactory> Driver<'_, F> {
                 .clusters()
                 .map(|v| (v.name.to_string(), v.progress))
                 .collect();
-            for (name, progress_state) in views {
-                let mut status = match engines.get(&name) {
-                    Some(engine) => {
-                        let keys = match progress_state {
-                            ClusterProgress::Applying
-                            | ClusterProgress::Progressing
-                            | ClusterProgress::Updated
-                            | ClusterProgress::Failed
-                            | ClusterProgress::Skipped => self.target_keys(&name),
-                            _ => current_keys.get(&name).cloned().unwrap_or_default(),
-                        };
-                        worst(engine, &keys).await
-                    }
-                    None => HealthStatus::Unknown,
+            // Read every cluster at once: one that cannot be reached (and
+            // is retried) does not hold up the others.
+            let current_keys = &current_keys;
+            let reads = views.iter().map(|(name, progress_state)| async move {
+                let Some(engine) = engines.get(name) else {
+                    return HealthStatus::Unknown;
                 };
+                let keys = match progress_state {
+                    ClusterProgress::Applying
+                    | ClusterProgress::Progressing
+                    | ClusterProgress::Updated
+                    | ClusterProgress::Failed
+                    | ClusterProgress::Skipped => self.target_keys(name),
+                    _ => current_keys.get(name).cloned().unwrap_or_default(),
+                };
+                let status = worst(engine, &keys).await;
                 let touched = matches!(
                     progress_state,
                     ClusterProgress::Progressing | ClusterProgress::Updated
                 );
-                if let (Some(check), true, Some(engine)) = (self.check, touched, engines.get(&name))
-                {
-                    status = status.max(check.check(&name, engine).await);
+                match (self.check, touched) {
+                    (Some(check), true) => status.max(check.check(name, engine).await),
+                    _ => status,
                 }
+            });
+            let statuses = futures::future::join_all(reads).await;
+            for ((name, progress_state), status) in views.into_iter().zip(statuses) {
                 machine.observe(
                     elapsed(),
                     Event::Health {
@@ -1031,11 +1039,15 @@ impl<F: ClientFactory> Driver<'_, F> {
         Ok(())
     }
 
+    /// Renews the lock in the clusters where this run holds it (also those
+    /// locked late, before their first write).
     fn spawn_renewal(
         &self,
         engines: &BTreeMap<String, Arc<Engine>>,
+        locked: &Arc<std::sync::Mutex<Vec<String>>>,
         holder: &Holder,
     ) -> tokio::task::JoinHandle<()> {
+        let locked = locked.clone();
         let clients: Vec<(String, kube::Client)> = engines
             .iter()
             .map(|(n, e)| (n.clone(), e.client().clone()))
@@ -1048,7 +1060,8 @@ impl<F: ClientFactory> Driver<'_, F> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(ttl / 3).await;
-                for (cluster, client) in &clients {
+                let held = locked.lock().map(|l| l.clone()).unwrap_or_default();
+                for (cluster, client) in clients.iter().filter(|(c, _)| held.contains(c)) {
                     if let Err(e) = acquire_lease(client, cluster, &name, &holder, ttl, false).await
                     {
                         warn!(%cluster, error = %e, "renewing the rollout lock failed");
