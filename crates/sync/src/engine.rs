@@ -186,6 +186,14 @@ impl Engine {
                 .filter(|i| changed_apps.contains(i.app.as_str()))
             {
                 let old = plan.previous.iter().find(|p| p.app == inv.app);
+                // Drift corrected at the revision the inventory already
+                // names, with the same objects: nothing to mark.
+                let same = old.is_some_and(|o| {
+                    o.revision == inv.revision && !o.incomplete() && o.objects == inv.objects
+                });
+                if same {
+                    continue;
+                }
                 inventory::write(&self.client, &self.cluster, &inv.applying(old)).await?;
                 marked.insert(inv.app.clone());
             }
