@@ -1215,15 +1215,17 @@ impl State {
             FailurePolicy::Rollback => {
                 // Plan order is wave order, so reversed plan order is
                 // reverse wave order (and reverse order within a wave).
-                // Clusters that ran the failed revision without a rollout
-                // having passed there (skipped) go back too.
+                // Clusters that already ran the failed revision without a
+                // rollout of it having completed there (moved by hand,
+                // skipped or not reached yet) go back too.
                 let target = self.config.target_revision.clone();
                 let order: Vec<usize> = (0..self.clusters.len())
                     .rev()
                     .filter(|&i| {
                         self.clusters.get(i).is_some_and(|c| {
                             c.touched()
-                                || (c.forward == Forward::Skipped
+                                || (matches!(c.forward, Forward::Skipped | Forward::Pending)
+                                    && c.revision.as_deref() == Some(target.as_str())
                                     && c.last_good.as_deref() != Some(target.as_str()))
                         })
                     })

@@ -889,3 +889,24 @@ fn a_resumed_bake_counts_only_observed_time() {
     assert!(applies(&resumed.step(secs(51))).is_empty());
     assert_eq!(applies(&resumed.step(secs(52))), ["b"]);
 }
+
+#[test]
+fn a_cluster_that_already_ran_the_failed_revision_is_rolled_back_too() {
+    // b was moved to v2 by hand (a single-cluster sync) before the rollout:
+    // skipped, but v2 never completed a rollout there (its last good is v1).
+    let fleet = [("a", Some(1)), ("b", Some(2))];
+    let starts = [("b", start(Some("v2"), Some("v1"), Healthy))];
+    let mut r = rollout(&fleet, &policy(1, 0), &starts);
+    assert_eq!(applies(&r.step(secs(0))), ["a"]);
+    assert!(r.observe(
+        secs(1),
+        Event::ApplyFailed {
+            cluster: "a".into(),
+            message: "boom".into()
+        }
+    ));
+    // v2 is quarantined: neither a (touched) nor b (runs v2) stays on it.
+    assert_eq!(rollbacks(&r.step(secs(1))), [("b", Some("v1"))]);
+    rolled_back(&mut r, secs(2), "b");
+    assert_eq!(rollbacks(&r.step(secs(2))), [("a", Some("v1"))]);
+}
