@@ -4,7 +4,7 @@ use crate::{GitSource, Repo, RepoLocation, SourceError, repo::CommitInfo};
 use std::path::Path;
 use tidegate_core::{
     Diagnostic, Diagnostics, Environment,
-    files::{AppSource, Limits},
+    files::{AppSource, Budget, FileContent, Limits, SourceFile},
     paths,
 };
 
@@ -133,6 +133,8 @@ pub fn load_desired(
     })?;
     let mut problems = Diagnostics::default();
     let mut apps = Vec::new();
+    let budget = Budget::default();
+    let mut environment_bytes = 0u64;
     for app in &environment.spec.apps {
         let dir = match paths::join_within(&root, app.manifests_dir()) {
             Ok(dir) => dir,
@@ -146,10 +148,17 @@ pub fn load_desired(
             }
         };
         match repo.read_manifests(&commit.sha, &dir, Limits::default()) {
-            Ok(files) => apps.push(AppSource {
-                app: app.name.clone(),
-                files,
-            }),
+            Ok(files) => match over_budget(&files, &budget, &mut environment_bytes) {
+                Some(message) => problems.push(
+                    Diagnostic::new(format!("app {}: {message}", app.name))
+                        .at(&env_file, app.line())
+                        .help("split the app or remove files (the limits are in docs/limits.md)"),
+                ),
+                None => apps.push(AppSource {
+                    app: app.name.clone(),
+                    files,
+                }),
+            },
             Err(SourceError::NoSuchPath { .. }) => problems.push(
                 Diagnostic::new(format!(
                     "app {}: directory {dir:?} does not exist at commit {}",
@@ -173,6 +182,45 @@ pub fn load_desired(
         commit,
         apps,
     })
+}
+
+/// Why one app's files break the [`Budget`] (per app, or the environment's
+/// total counted in `environment_bytes`), naming the limit in force.
+fn over_budget(
+    files: &[SourceFile],
+    budget: &Budget,
+    environment_bytes: &mut u64,
+) -> Option<String> {
+    let bytes: u64 = files
+        .iter()
+        .map(|f| match &f.content {
+            FileContent::Bytes(b) => b.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    *environment_bytes = environment_bytes.saturating_add(bytes);
+    if files.len() > budget.app_files {
+        Some(format!(
+            "{} manifest files, over the limit of {} files per app",
+            files.len(),
+            budget.app_files
+        ))
+    } else if bytes > budget.app_bytes {
+        Some(format!(
+            "its manifests are {bytes} bytes, over the limit of {} bytes ({} MiB) per app",
+            budget.app_bytes,
+            budget.app_bytes >> 20
+        ))
+    } else if *environment_bytes > budget.environment_bytes {
+        Some(format!(
+            "the environment's manifests reach {} bytes with this app, over the limit of {} bytes ({} MiB) per environment",
+            environment_bytes,
+            budget.environment_bytes,
+            budget.environment_bytes >> 20
+        ))
+    } else {
+        None
+    }
 }
 
 /// The first 12 characters of a SHA.

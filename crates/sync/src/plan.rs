@@ -204,6 +204,27 @@ impl Engine {
             }
         }
 
+        // The inventory is written after the apply; a name the API server
+        // would refuse must stop the sync before anything is applied, or the
+        // applied objects could never be pruned.
+        for app in target.rendered.apps.iter().filter(|a| wanted(&a.app)) {
+            let name = Inventory::name(env_name, &app.app);
+            if !tidegate_core::names::is_dns_subdomain(&name)
+                || !tidegate_core::names::is_label_value(env_name)
+                || !tidegate_core::names::is_label_value(&app.app)
+            {
+                problems.push(ObjectProblem {
+                    app: app.app.clone(),
+                    key: ObjectKey::new("", "ConfigMap", Some(inventory::INVENTORY_NAMESPACE), &name),
+                    source: None,
+                    message: format!(
+                        "the inventory {name:?} is not a valid ConfigMap name, so this sync could not record what it applies"
+                    ),
+                    help: "rename the environment and app to DNS labels (lower-case letters, digits and '-')".into(),
+                });
+            }
+        }
+
         // 3. Live state: one LIST per kind, GETs for the rest.
         let mut kinds: BTreeMap<(String, String), Resolved> = BTreeMap::new();
         for o in &objects {
@@ -313,16 +334,15 @@ impl Engine {
                     problems.push(conflict(&o.app, &o.object, s));
                     continue;
                 }
-                Err(kube::Error::Api(s)) if is_dry_run_refusal(s) => {
-                    refused = format!("the server refused the dry run ({}): {}", s.code, s.message);
-                    Prediction::Refused(&refused)
-                }
                 Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
                     problems.push(problem(
                         &o.app,
                         &o.object,
-                        format!("the API server rejects this object: {}", s.message),
-                        "fix the manifest (the dry run of server-side apply failed)",
+                        format!(
+                            "the API server rejects this object ({} {}): {}",
+                            s.code, s.reason, s.message
+                        ),
+                        rejection_help(s),
                     ));
                     continue;
                 }
@@ -496,13 +516,20 @@ fn only_imperative(status: &kube::core::Status, live: &Value) -> bool {
         })
 }
 
-/// A dry run that the server does not support for this object (admission
-/// webhooks without `sideEffects: None`, old aggregated APIs, RBAC denying dry runs).
-fn is_dry_run_refusal(status: &kube::core::Status) -> bool {
-    status.code == 403
-        || status.code == 405
-        || status.message.to_lowercase().contains("dry run")
-        || status.message.contains("dryRun")
+/// What to do about a dry run the server rejected. Every 4xx rejection
+/// (other than a conflict) stops the sync: the status code and reason decide
+/// the hint, never the message, which echoes repository content.
+fn rejection_help(status: &kube::core::Status) -> &'static str {
+    match (status.code, status.reason.as_str()) {
+        (400, "BadRequest") => {
+            "fix the manifest; if an admission webhook cannot dry-run, declare it `sideEffects: None` (or NoneOnDryRun)"
+        }
+        (403, _) => {
+            "the request is forbidden (RBAC, an admission policy or a quota): fix the manifest or the policy"
+        }
+        (405, _) => "the server does not accept apply for this kind: remove the object from Git",
+        _ => "fix the manifest (the dry run of server-side apply failed)",
+    }
 }
 
 fn clone_error(e: &kube::Error) -> kube::Error {

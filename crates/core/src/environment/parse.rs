@@ -31,7 +31,9 @@ impl Environment {
         };
         let env: Environment = serde_saphyr::from_str_with_options(text, options)
             .map_err(|e| Diagnostics::from(yaml_diagnostic(&e, file)))?;
-        env.check(file).into_result(env)
+        let mut problems = env.check(file);
+        problems.extend(super::values::check(&env, text, file));
+        problems.into_result(env)
     }
 
     /// Semantic checks that the types alone cannot express.
@@ -304,12 +306,7 @@ fn file_stem(file: &str) -> Option<&str> {
 
 /// RFC 1123 label: lower-case alphanumerics and '-', 1–63 characters.
 pub(crate) fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    crate::names::is_dns_label(s)
 }
 
 #[cfg(test)]
