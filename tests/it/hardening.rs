@@ -46,7 +46,7 @@ fn a_file_name_with_a_newline_is_refused_and_printed_escaped() {
         .to_string();
     assert!(
         all.contains(
-            "manifests/app/evil\\n---\\nkind: ClusterRoleBinding\\n# .yaml: the file name contains a control character"
+            "manifests/app/evil\\n---\\nkind: ClusterRoleBinding\\n# .yaml:1: the file name contains a control character"
         ),
         "{all}"
     );

@@ -109,7 +109,7 @@ pub fn load_app_cached<'a>(
                 Diagnostic::new(
                     "the file name contains a control character (a newline, tab or terminal escape)",
                 )
-                .at(&file.path, None)
+                .at(&file.path, Some(1))
                 .help("rename the file; such names could inject text into Tidegate's output"),
             );
             continue;
@@ -139,17 +139,6 @@ pub fn load_app_cached<'a>(
                 continue;
             }
         };
-        if objects.len() > max_objects {
-            complete = false;
-            problems.push(
-                Diagnostic::new(format!(
-                    "the app has more than {max_objects} objects, the limit per app; files from here on were not read"
-                ))
-                .at(&file.path, None)
-                .help("split the app (the limits are in docs/limits.md)"),
-            );
-            break;
-        }
         let docs = match cache.documents(bytes, &file.path) {
             Ok(docs) => docs,
             Err(d) => {
@@ -158,6 +147,18 @@ pub fn load_app_cached<'a>(
                 continue;
             }
         };
+        if objects.len() + docs.len() > max_objects {
+            complete = false;
+            problems.push(
+                Diagnostic::new(format!(
+                    "the app reaches {} objects with this file, over the limit of {max_objects} objects per app; this file and the ones after it were not read",
+                    objects.len() + docs.len()
+                ))
+                .at(&file.path, Some(1))
+                .help("split the app (the limits are in docs/limits.md)"),
+            );
+            break;
+        }
         for doc in docs {
             let (identified, found) = check_document(&doc.root, &file.path);
             problems.extend(found);
@@ -435,6 +436,33 @@ mod tests {
         );
         assert!(
             all.contains("m/bad.yaml:8: document has no metadata.name"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn the_object_limit_names_the_file_that_crosses_it() {
+        let three = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+        let files = [file("m/one.yaml", three), file("m/two.yaml", three)];
+        let loaded = load_app_cached(&files, "abc", &mut ParseCache::default(), 4);
+        assert!(!loaded.complete);
+        assert_eq!(loaded.objects.len(), 3);
+        let all = loaded.problems.to_string();
+        assert!(
+            all.contains("m/two.yaml:1: the app reaches 6 objects with this file, over the limit of 4 objects per app"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn names_that_would_change_the_request_url_are_refused() {
+        let f = file(
+            "m/x.yaml",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: \"ok?dryRun=All&x=\"\n",
+        );
+        let all = load_app(&[f], "abc").problems.to_string();
+        assert!(
+            all.contains("m/x.yaml:4: metadata.name \"ok?dryRun=All&x=\" is not a name Kubernetes can put in a URL"),
             "{all}"
         );
     }
