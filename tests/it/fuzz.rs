@@ -112,6 +112,8 @@ enum Mutation {
     Splice(u32, usize, u32),
     /// Repeat a run of bytes.
     Repeat(u32, u8, u8),
+    /// Replace the value of a `key: value` line with a token.
+    Value(u32, usize),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -122,6 +124,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (any::<u32>(), any::<usize>(), any::<u32>())
             .prop_map(|(p, f, l)| Mutation::Splice(p, f, l)),
         (any::<u32>(), 1u8..64, 2u8..16).prop_map(|(p, n, k)| Mutation::Repeat(p, n, k)),
+        (any::<u32>(), 0..TOKENS.len()).prop_map(|(l, t)| Mutation::Value(l, t)),
     ]
 }
 
@@ -160,6 +163,21 @@ fn mutate(seed: &[u8], mutations: &[Mutation]) -> Vec<u8> {
                 let end = (i + usize::from(n)).min(bytes.len());
                 let run = bytes[i..end].repeat(usize::from(k));
                 bytes.splice(end..end, run);
+            }
+            Mutation::Value(l, t) => {
+                // The n-th line with ": " gets a new value.
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let lines: Vec<&str> = text.split('\n').collect();
+                let keyed: Vec<usize> = (0..lines.len())
+                    .filter(|i| lines[*i].contains(": "))
+                    .collect();
+                if let Some(&i) = keyed.get((l as usize) % keyed.len().max(1)) {
+                    let (key, _) = lines[i].split_once(": ").unwrap_or((lines[i], ""));
+                    let new = format!("{key}: {}", TOKENS[t].trim_end_matches('\n'));
+                    let mut out: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+                    out[i] = new;
+                    bytes = out.join("\n").into_bytes();
+                }
             }
             Mutation::Byte(..) => {}
         }
@@ -228,8 +246,18 @@ fn pointer() -> impl Strategy<Value = String> {
         Just(String::new()),
         "[a-z]{1,3}",
     ];
-    prop::collection::vec(part, 0..4)
-        .prop_map(|parts| parts.iter().map(|p| format!("/{p}")).collect::<String>())
+    let built = prop::collection::vec(part, 0..4)
+        .prop_map(|parts| parts.iter().map(|p| format!("/{p}")).collect::<String>());
+    // Most pointers come from a small pool, so operations meet each other
+    // (an `add` then a `move` from the same place, as in issue #20).
+    prop_oneof![
+        3 => built,
+        7 => prop_oneof![
+            Just("/metadata/x".to_string()),
+            Just("/nope/x".to_string()),
+            Just("/data/A".to_string()),
+        ],
+    ]
 }
 
 fn small_value() -> impl Strategy<Value = Value> {
@@ -256,7 +284,6 @@ fn patch_op() -> impl Strategy<Value = Value> {
         Just("move"),
         Just("copy"),
         Just("test"),
-        Just("bogus"),
     ];
     (op, pointer(), pointer(), small_value()).prop_map(
         |(op, path, from, value)| json!({"op": op, "path": path, "from": from, "value": value}),
@@ -265,7 +292,7 @@ fn patch_op() -> impl Strategy<Value = Value> {
 
 fn overlay() -> impl Strategy<Value = Value> {
     (
-        prop::collection::vec(patch_op(), 0..6),
+        prop::collection::vec(patch_op(), 0..8),
         small_value(),
         "[a-z:/.@0-9]{0,12}",
         any::<u32>(),

@@ -42,4 +42,33 @@ mod tests {
         assert_eq!(printable("\u{9b}2J"), "\\u{9b}2J");
         assert_eq!(printable("é ü"), "é ü");
     }
+
+    #[test]
+    fn diagnostics_and_provenance_never_print_control_characters() {
+        let d = crate::Diagnostic::new("name \"a\u{1b}]0;pwned\u{7}\"")
+            .at("m/x\n---\nkind: Secret.yaml", Some(3))
+            .for_object("ConfigMap ns/a\rb")
+            .help("rename\u{9b}");
+        let shown = d.to_string();
+        assert!(
+            !shown.chars().any(|c| c.is_control() && c != '\n'),
+            "{shown:?}"
+        );
+        assert_eq!(
+            shown.lines().count(),
+            2,
+            "only the help line breaks: {shown:?}"
+        );
+        assert!(
+            shown.starts_with("m/x\\n---\\nkind: Secret.yaml:3: "),
+            "{shown}"
+        );
+        let p = crate::Provenance {
+            commit: "c".into(),
+            path: "a\nb.yaml".into(),
+            document: 0,
+            line: 1,
+        };
+        assert_eq!(p.to_string(), "a\\nb.yaml:1");
+    }
 }

@@ -811,3 +811,36 @@ async fn yaml11_octal_numbers_are_applied_as_kubectl_applies_them() {
     let plan = fx.plan().await;
     assert!(drifted(&plan).is_empty(), "{:#?}", drifted(&plan));
 }
+
+/// An environment name that cannot name the inventory (validate refuses it;
+/// here it is forced past validation) stops the sync before its first
+/// write: objects applied without an inventory could never be pruned.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inventory_name_the_server_would_refuse_stops_the_sync_before_any_write() {
+    let mut fx = Fixture::new("sync-invname").await;
+    fx.write("config.yaml", CONFIGMAP);
+    fx.commit("app");
+    let (mut desired, _) = load_env(fx.git.path(), &fx.env).expect("valid");
+    desired.environment.metadata.name = "Prod_EU".into();
+    let rendered = tidegate_render::render_environment(
+        &desired.environment,
+        &desired.env_file,
+        &desired.commit.sha,
+        &desired.apps,
+    )
+    .expect("renders");
+    let engine = connect(&desired).await;
+    let before = engine.requests();
+    let err = engine
+        .sync(
+            &target(&desired, &rendered),
+            &SyncOptions::default(),
+            &|_| {},
+        )
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("tidegate.Prod_EU.app"), "{text}");
+    assert_eq!(engine.requests().since(before).writes, 0);
+    assert!(!fx.exists("configmap", "settings"));
+}
