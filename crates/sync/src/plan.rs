@@ -323,7 +323,21 @@ impl Engine {
                             .is_some_and(|ns| new_namespaces.contains(ns)) =>
                 {
                     // Its namespace is created by this sync: the server can only
-                    // validate the object once that exists (it is applied after it).
+                    // dry-run the object once that exists (it is applied after
+                    // it). A dry-run create in `default` still catches an
+                    // invalid object (422) before anything is written.
+                    if let Some(s) = self.invalid_elsewhere(o).await {
+                        problems.push(problem(
+                            &o.app,
+                            &o.object,
+                            format!(
+                                "the API server rejects this object ({} {}, checked by a dry-run create in namespace default, as its own namespace is created by this sync): {}",
+                                s.code, s.reason, s.message
+                            ),
+                            "fix the manifest",
+                        ));
+                        continue;
+                    }
                     refused = format!(
                         "namespace {} is created by this sync, so the server cannot dry-run this object yet",
                         o.object.key.namespace.as_deref().unwrap_or_default()
@@ -440,6 +454,26 @@ impl Engine {
         })
     }
 
+    /// For an object whose namespace does not exist yet: a dry-run create of
+    /// it in `default`. Only a 422 (the object itself is invalid) counts;
+    /// anything else (it exists there, quota, admission that depends on the
+    /// namespace) proves nothing and is ignored.
+    async fn invalid_elsewhere(&self, o: &PlannedObject) -> Option<kube::core::Status> {
+        let resolved = o.resolved.as_ref().filter(|r| r.namespaced)?;
+        let mut manifest = o.object.manifest.clone();
+        manifest["metadata"]["namespace"] = Value::String("default".into());
+        let object: kube::api::DynamicObject = serde_json::from_value(manifest).ok()?;
+        let api = dynamic_api(&self.client, resolved, Some("default"));
+        let params = kube::api::PostParams {
+            dry_run: true,
+            field_manager: Some(FIELD_MANAGER.to_string()),
+        };
+        match with_retries("dry-run create", || api.create(&params, &object)).await {
+            Err(kube::Error::Api(s)) if s.code == 422 => Some(*s),
+            _ => None,
+        }
+    }
+
     async fn dry_run(&self, o: &PlannedObject, force: bool) -> Result<Value, kube::Error> {
         let Some(resolved) = &o.resolved else {
             return Ok(Value::Null);
@@ -456,12 +490,14 @@ impl Engine {
     }
 }
 
+/// A problem with one object. The message may quote the API server, which
+/// echoes repository content: control characters are escaped.
 fn problem(app: &str, object: &RenderedObject, message: String, help: &str) -> ObjectProblem {
     ObjectProblem {
         app: app.to_string(),
         key: object.key.clone(),
         source: Some(object.provenance.to_string()),
-        message,
+        message: tidegate_core::printable::printable(&message).into_owned(),
         help: help.to_string(),
     }
 }

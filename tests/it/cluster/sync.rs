@@ -844,3 +844,47 @@ async fn an_inventory_name_the_server_would_refuse_stops_the_sync_before_any_wri
     assert_eq!(engine.requests().since(before).writes, 0);
     assert!(!fx.exists("configmap", "settings"));
 }
+
+/// An invalid object in a namespace the same sync creates cannot be dry-run
+/// where it goes; a dry-run create in `default` still finds it, so neither
+/// the namespace nor its valid sibling is applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_object_in_a_namespace_the_sync_creates_leaves_the_cluster_untouched() {
+    let mut fx = Fixture::new("sync-newns").await;
+    let new_ns = format!("{}-new", fx.ns.name());
+    fx.write(
+        "namespace.yaml",
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {new_ns}\n"),
+    )
+    .write(
+        "config.yaml",
+        &CONFIGMAP.replace(
+            "name: settings\n",
+            &format!("name: settings\n  namespace: {new_ns}\n"),
+        ),
+    )
+    .write(
+        "service.yaml",
+        &SERVICE
+            .replace(
+                "name: web\n",
+                &format!("name: web\n  namespace: {new_ns}\n"),
+            )
+            .replace("port: 80", "port: 99999"),
+    );
+    fx.commit("a bad Service in a new namespace");
+    let engine = fx.engine().await;
+    let before = engine.requests();
+    let err = fx.sync(SyncOptions::default()).await.expect_err("rejected");
+    let text = err.to_string();
+    assert!(
+        text.contains("99999") && text.contains("service.yaml"),
+        "{text}"
+    );
+    assert_eq!(engine.requests().since(before).writes, 0);
+    assert!(
+        fx.kubectl(&["get", "namespace", &new_ns, "-o", "name"])
+            .is_err(),
+        "the namespace was created"
+    );
+}
