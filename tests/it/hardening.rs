@@ -7,22 +7,33 @@ use tidegate_tests::GitFixture;
 
 const ENV: &str = "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: NAME\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: c1\n      provider:\n        kubeconfig:\n          context: c1\n  apps:\n    - name: app\n      namespace: app\n";
 
+const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n";
+
 fn environment(name: &str) -> String {
     ENV.replace("NAME", name)
 }
 
+/// A committed repository of environment `env` with `files`.
+fn repository(env: &str, files: &[(&str, &str)]) -> GitFixture {
+    let mut fx = GitFixture::new();
+    fx.write(&format!("environments/{env}.yaml"), environment(env));
+    for (path, text) in files {
+        fx.write(path, text);
+    }
+    fx.commit("fixture");
+    fx
+}
+
+/// What rendering `env` from `files` reports; it must be refused.
+fn refusal(env: &str, files: &[(&str, &str)]) -> String {
+    render_env(repository(env, files).path(), env)
+        .expect_err("refused")
+        .to_string()
+}
+
 #[test]
 fn an_environment_name_the_inventory_cannot_carry_is_refused_with_its_line() {
-    let mut fx = GitFixture::new();
-    fx.write("environments/Prod_EU.yaml", environment("Prod_EU"));
-    fx.write(
-        "manifests/app/cm.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
-    );
-    fx.commit("env");
-    let all = render_env(fx.path(), "Prod_EU")
-        .expect_err("refused")
-        .to_string();
+    let all = refusal("Prod_EU", &[("manifests/app/cm.yaml", CONFIGMAP)]);
     assert!(
         all.contains(
             "environments/Prod_EU.yaml:4: environment name \"Prod_EU\" is not a DNS label"
@@ -34,16 +45,13 @@ fn an_environment_name_the_inventory_cannot_carry_is_refused_with_its_line() {
 
 #[test]
 fn a_file_name_with_a_newline_is_refused_and_printed_escaped() {
-    let mut fx = GitFixture::new();
-    fx.write("environments/test.yaml", environment("test"));
-    fx.write(
-        "manifests/app/evil\n---\nkind: ClusterRoleBinding\n# .yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n",
+    let all = refusal(
+        "test",
+        &[(
+            "manifests/app/evil\n---\nkind: ClusterRoleBinding\n# .yaml",
+            CONFIGMAP,
+        )],
     );
-    fx.commit("a file name that is YAML");
-    let all = render_env(fx.path(), "test")
-        .expect_err("refused")
-        .to_string();
     assert!(
         all.contains(
             "manifests/app/evil\\n---\\nkind: ClusterRoleBinding\\n# .yaml:1: the file name contains a control character"
@@ -55,13 +63,13 @@ fn a_file_name_with_a_newline_is_refused_and_printed_escaped() {
 
 #[test]
 fn yaml11_numbers_render_as_kubernetes_reads_them() {
-    let mut fx = GitFixture::new();
-    fx.write("environments/test.yaml", environment("test"));
-    fx.write(
-        "manifests/app/web.yaml",
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 010\n  template:\n    spec:\n      terminationGracePeriodSeconds: 1_000\n      volumes:\n        - name: a\n          configMap:\n            name: a\n            defaultMode: 0400\n        - name: b\n          secret:\n            secretName: b\n            defaultMode: 0644\n        - name: c\n          secret:\n            secretName: c\n            defaultMode: 08\n        - name: d\n          secret:\n            secretName: d\n            defaultMode: \"0400\"\n      containers:\n        - name: app\n          image: x:1\n          ports:\n            - containerPort: 0x1F90\n",
+    let fx = repository(
+        "test",
+        &[(
+            "manifests/app/web.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 010\n  template:\n    spec:\n      terminationGracePeriodSeconds: 1_000\n      volumes:\n        - name: a\n          configMap:\n            name: a\n            defaultMode: 0400\n        - name: b\n          secret:\n            secretName: b\n            defaultMode: 0644\n        - name: c\n          secret:\n            secretName: c\n            defaultMode: 08\n        - name: d\n          secret:\n            secretName: d\n            defaultMode: \"0400\"\n      containers:\n        - name: app\n          image: x:1\n          ports:\n            - containerPort: 0x1F90\n",
+        )],
     );
-    fx.commit("octal");
     let rendered = render_env(fx.path(), "test").expect("valid");
     let m = &rendered.clusters[0].apps[0].objects[0].manifest;
     let spec = &m["spec"]["template"]["spec"];

@@ -199,7 +199,7 @@ fn suggest_label(name: &str) -> String {
     while s.ends_with('-') {
         s.pop();
     }
-    if s.is_empty() { "prod-eu".into() } else { s }
+    if s.is_empty() { "env".into() } else { s }
 }
 
 #[cfg(test)]
@@ -219,15 +219,17 @@ mod tests {
     }
 
     #[test]
-    fn environment_names_must_be_dns_labels() {
-        let all = errors("Prod_EU", "");
-        assert!(
-            all.contains(
-                "environments/Prod_EU.yaml:4: environment name \"Prod_EU\" is not a DNS label"
-            ),
-            "{all}"
-        );
-        assert!(all.contains("environments/prod-eu.yaml"), "{all}");
+    fn the_suggested_environment_name_is_a_dns_label() {
+        for (name, want) in [
+            ("Prod_EU", "prod-eu"),
+            ("__staging__", "staging"),
+            ("a.b c", "a-b-c"),
+            ("ÄÖ", "env"),
+        ] {
+            assert_eq!(super::suggest_label(name), want, "{name}");
+            assert!(crate::names::is_dns_label(want));
+        }
+        assert!(errors("Prod_EU", "").contains("is not a DNS label"));
     }
 
     #[test]
