@@ -67,6 +67,8 @@ pub struct Budget {
     pub app_objects: usize,
     /// Bytes of manifest files per environment (all apps).
     pub environment_bytes: u64,
+    /// Manifest files per environment (all apps).
+    pub environment_files: usize,
     /// Objects per environment and cluster (all apps).
     pub environment_objects: usize,
 }
@@ -78,6 +80,7 @@ impl Default for Budget {
             app_files: 1_000,
             app_objects: 5_000,
             environment_bytes: 64 << 20,
+            environment_files: 5_000,
             environment_objects: 20_000,
         }
     }

@@ -134,7 +134,7 @@ pub fn load_desired(
     let mut problems = Diagnostics::default();
     let mut apps = Vec::new();
     let budget = Budget::default();
-    let mut environment_bytes = 0u64;
+    let mut environment_total = (0u64, 0usize);
     for app in &environment.spec.apps {
         let dir = match paths::join_within(&root, app.manifests_dir()) {
             Ok(dir) => dir,
@@ -148,7 +148,7 @@ pub fn load_desired(
             }
         };
         match repo.read_manifests(&commit.sha, &dir, Limits::default()) {
-            Ok(files) => match over_budget(&files, &budget, &mut environment_bytes) {
+            Ok(files) => match over_budget(&files, &budget, &mut environment_total) {
                 Some(message) => problems.push(
                     Diagnostic::new(format!("app {}: {message}", app.name))
                         .at(&env_file, app.line())
@@ -185,11 +185,12 @@ pub fn load_desired(
 }
 
 /// Why one app's files break the [`Budget`] (per app, or the environment's
-/// total counted in `environment_bytes`), naming the limit in force.
+/// totals of bytes and files counted in `environment`), naming the limit in
+/// force.
 fn over_budget(
     files: &[SourceFile],
     budget: &Budget,
-    environment_bytes: &mut u64,
+    environment: &mut (u64, usize),
 ) -> Option<String> {
     let bytes: u64 = files
         .iter()
@@ -198,7 +199,8 @@ fn over_budget(
             _ => 0,
         })
         .sum();
-    *environment_bytes = environment_bytes.saturating_add(bytes);
+    environment.0 = environment.0.saturating_add(bytes);
+    environment.1 = environment.1.saturating_add(files.len());
     if files.len() > budget.app_files {
         Some(format!(
             "{} manifest files, over the limit of {} files per app",
@@ -211,12 +213,17 @@ fn over_budget(
             budget.app_bytes,
             budget.app_bytes >> 20
         ))
-    } else if *environment_bytes > budget.environment_bytes {
+    } else if environment.0 > budget.environment_bytes {
         Some(format!(
             "the environment's manifests reach {} bytes with this app, over the limit of {} bytes ({} MiB) per environment",
-            environment_bytes,
+            environment.0,
             budget.environment_bytes,
             budget.environment_bytes >> 20
+        ))
+    } else if environment.1 > budget.environment_files {
+        Some(format!(
+            "the environment reaches {} manifest files with this app, over the limit of {} files per environment",
+            environment.1, budget.environment_files
         ))
     } else {
         None
@@ -226,4 +233,46 @@ fn over_budget(
 /// The first 12 characters of a SHA.
 pub fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(n: usize, bytes: usize) -> Vec<SourceFile> {
+        (0..n)
+            .map(|i| SourceFile {
+                path: format!("m/{i}.yaml"),
+                content: FileContent::Bytes(vec![b'#'; bytes]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_budget_names_its_limit() {
+        let budget = Budget {
+            app_bytes: 100,
+            app_files: 3,
+            app_objects: 10,
+            environment_bytes: 150,
+            environment_files: 5,
+            environment_objects: 100,
+        };
+        let mut total = (0, 0);
+        let over = |f: &[SourceFile], total: &mut (u64, usize)| over_budget(f, &budget, total);
+        assert_eq!(over(&files(2, 40), &mut total), None);
+        assert!(
+            over(&files(4, 1), &mut (0, 0)).is_some_and(|m| m.contains("limit of 3 files per app"))
+        );
+        assert!(
+            over(&files(1, 101), &mut (0, 0)).is_some_and(|m| m.contains("limit of 100 bytes"))
+        );
+        assert!(over(&files(2, 40), &mut total).is_some_and(|m| m.contains("reach 160 bytes")));
+        let mut total = (0, 0);
+        assert_eq!(over(&files(3, 1), &mut total), None);
+        assert!(
+            over(&files(3, 1), &mut total)
+                .is_some_and(|m| m.contains("limit of 5 files per environment"))
+        );
+    }
 }
