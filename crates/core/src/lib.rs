@@ -15,6 +15,7 @@ pub mod environment;
 pub mod files;
 pub mod intorpercent;
 pub mod names;
+pub mod numbers;
 pub mod object;
 pub mod paths;
 pub mod printable;

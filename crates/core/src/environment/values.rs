@@ -251,3 +251,27 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod patch_numbers {
+    #[test]
+    fn patch_values_read_numbers_like_kubernetes() {
+        let text = "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: dev\nspec:\n  source:\n    repoURL: .\n  clusters:\n    - name: local\n      provider:\n        kubeconfig: {}\n  apps:\n    - name: web\n      overlays:\n        - patches:\n            - target: {kind: X}\n              json: [{op: add, path: /a, value: 0400}, {op: add, path: /b, value: 08}, {op: add, path: /c, value: 1.0}, {op: add, path: /e, value: 0x1F}]\n            - target: {kind: Y}\n              merge: {spec: {replicas: 010, mode: 0644}}\n";
+        let env = crate::Environment::parse(text, "environments/dev.yaml").expect("valid");
+        let patches = &env.spec.apps[0].overlays[0].patches;
+        assert_eq!(
+            patches[0].json.as_ref().map(ToString::to_string).as_deref(),
+            Some(
+                r#"[{"op":"add","path":"/a","value":256},{"op":"add","path":"/b","value":8},{"op":"add","path":"/c","value":1},{"op":"add","path":"/e","value":31}]"#
+            )
+        );
+        assert_eq!(
+            patches[1]
+                .merge
+                .as_ref()
+                .map(ToString::to_string)
+                .as_deref(),
+            Some(r#"{"spec":{"replicas":8,"mode":420}}"#)
+        );
+    }
+}

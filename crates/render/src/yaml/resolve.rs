@@ -102,20 +102,7 @@ fn float(f: f64) -> Plain {
     Plain::Float(f)
 }
 
-/// A float as JSON carries it to the API server: an integral value is an
-/// integer (Go's encoder prints `8`, not `8.0`, so an `int32` field accepts
-/// it); `None` for NaN and infinity.
-pub fn json_float(f: f64) -> Option<serde_json::Number> {
-    if f.fract() == 0.0 {
-        if f >= -(2f64.powi(63)) && f < 2f64.powi(63) {
-            return Some((f as i64).into());
-        }
-        if f >= 0.0 && f < 2f64.powi(64) {
-            return Some((f as u64).into());
-        }
-    }
-    serde_json::Number::from_f64(f)
-}
+pub use tidegate_core::numbers::json_float;
 
 /// Go's `strconv.ParseFloat` for decimal text: `None` on syntax errors and
 /// on overflow (Go returns ±Inf with `ErrRange`, which go-yaml treats as "not
