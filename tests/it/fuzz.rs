@@ -206,6 +206,7 @@ fn mutated(seeds: Vec<&'static [u8]>) -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn fuzz_environment_files() {
+    assert!(environments().len() >= 20, "{} seeds", environments().len());
     runner()
         .run(&mutated(environments()), |bytes| {
             let text = String::from_utf8_lossy(&bytes);
@@ -218,6 +219,7 @@ fn fuzz_environment_files() {
 #[test]
 fn fuzz_manifest_yaml() {
     let seeds: Vec<&'static [u8]> = corpus().iter().map(Vec::as_slice).collect();
+    assert!(seeds.len() >= 40, "{} seeds", seeds.len());
     runner()
         .run(&mutated(seeds), |bytes| {
             let file = SourceFile {
@@ -356,8 +358,24 @@ const KINDS: &[(&str, &str)] = &[
     ("example.com", "Widget"),
 ];
 
-/// A live object: a corpus object or a generated one, with generated
-/// `status` and `spec` fields (conditions, counts, timestamps).
+/// The objects of tests/data/drift (every built-in workload kind...), as
+/// seeds for live objects.
+fn drift_objects() -> &'static [Value] {
+    static OBJECTS: OnceLock<Vec<Value>> = OnceLock::new();
+    OBJECTS.get_or_init(|| {
+        walk(&workspace_root().join("tests/data/drift"))
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .flat_map(|t| serde_saphyr::from_multiple::<Value>(&t).unwrap_or_default())
+            .filter(Value::is_object)
+            .collect()
+    })
+}
+
+/// A live object: a corpus object of tests/data/drift (with its own kind)
+/// or a generated one, with generated `status` fields (conditions, counts,
+/// timestamps) and, for generated ones, a generated `spec`.
 fn live_object() -> impl Strategy<Value = Value> {
     let condition = (
         prop_oneof![
@@ -378,13 +396,21 @@ fn live_object() -> impl Strategy<Value = Value> {
         prop::collection::vec(condition, 0..4),
         prop::collection::vec(any::<i64>(), 6),
         any::<bool>(),
+        any::<Option<prop::sample::Index>>(),
     )
-        .prop_map(|(spec, status, conditions, n, deleting)| {
-            let mut live = json!({
-                "metadata": {"name": "x", "generation": n[0]},
-                "spec": spec,
-                "status": status,
-            });
+        .prop_map(|(spec, status, conditions, n, deleting, seed)| {
+            let mut live = match seed {
+                Some(i) if !drift_objects().is_empty() => {
+                    let mut o = drift_objects()[i.index(drift_objects().len())].clone();
+                    o["status"] = status;
+                    o
+                }
+                _ => json!({
+                    "metadata": {"name": "x", "generation": n[0]},
+                    "spec": spec,
+                    "status": status,
+                }),
+            };
             if let Some(s) = live["status"].as_object_mut() {
                 s.insert("conditions".into(), Value::Array(conditions));
                 s.insert("observedGeneration".into(), json!(n[1]));
@@ -402,10 +428,22 @@ fn live_object() -> impl Strategy<Value = Value> {
 
 #[test]
 fn fuzz_health_assessment() {
+    assert!(
+        drift_objects().len() >= 20,
+        "{} seeds",
+        drift_objects().len()
+    );
     runner()
         .run(&(0..KINDS.len(), live_object()), |(k, live)| {
+            // A corpus object is assessed as its own kind and as another.
             let (group, kind) = KINDS[k];
             let _ = tidegate_health::assess(group, kind, Some(&live));
+            if let (Some(api_version), Some(own)) =
+                (live["apiVersion"].as_str(), live["kind"].as_str())
+            {
+                let own_group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+                let _ = tidegate_health::assess(own_group, own, Some(&live));
+            }
             Ok(())
         })
         .expect("health assessment never panics");
