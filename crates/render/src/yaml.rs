@@ -403,6 +403,22 @@ mod tests {
     }
 
     #[test]
+    fn numbers_read_the_same_with_a_bom_crlf_and_flow_collections() {
+        for text in [
+            "\u{feff}a: 0400\nb: [0400, {c: 0400}]\n",
+            "a: 0400\r\nb: [0400, {c: 0400}]\r\n",
+            "a:   0400 # octal\nb:\n  - 0400\n  - c: 0400\n",
+            "# ä 😀 ü\na: 0400\nb: [0400, {c: 0400}]\n",
+        ] {
+            assert_eq!(
+                parse(text)[0].root.to_json(),
+                serde_json::json!({"a": 256, "b": [256, {"c": 256}]}),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
     fn nan_infinity_and_null_keys_are_refused() {
         for text in ["a: .nan\n", "a: -.Inf\n", "~: x\n"] {
             let err = parse_documents(text.as_bytes(), "f.yaml").expect_err(text);
