@@ -6,5 +6,7 @@ mod audit;
 mod bad_inputs;
 mod cluster;
 mod examples;
+mod fuzz;
+mod hardening;
 mod pipeline;
 mod source;

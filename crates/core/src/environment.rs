@@ -7,6 +7,7 @@
 mod clusters;
 mod located;
 mod parse;
+mod values;
 
 pub use clusters::{Cloud, ClusterList, DEFAULT_WAVE_TAG, Discover, DiscoverEntry, FoundCluster};
 pub use located::Located;

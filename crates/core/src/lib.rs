@@ -14,8 +14,11 @@ pub mod duration;
 pub mod environment;
 pub mod files;
 pub mod intorpercent;
+pub mod names;
+pub mod numbers;
 pub mod object;
 pub mod paths;
+pub mod printable;
 pub mod selector;
 pub mod tracking;
 
