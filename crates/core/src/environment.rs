@@ -160,9 +160,12 @@ pub struct KubeconfigRef {
     /// Context name; defaults to the cluster's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
-    /// Kubeconfig file; defaults to `$KUBECONFIG` or `~/.kube/config`.
+    /// Never used: kubeconfig files come from the operator (`--kubeconfig`,
+    /// `$KUBECONFIG`, `~/.kube/config`), never from repository content, whose
+    /// `exec` plugins would run anywhere `tidegate` reads the commit. Read
+    /// only so that [`Environment::parse`] refuses it at its line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
+    pub file: Option<Located<String>>,
 }
 
 /// An EKS cluster.

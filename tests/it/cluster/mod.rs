@@ -49,6 +49,15 @@ pub(crate) async fn client(fleet: &Fleet, context: &str) -> Client {
     Client::try_from(config).expect("kube client")
 }
 
+/// Reaches the test clusters through the fleet's kubeconfig, given as the
+/// operator gives it (`--kubeconfig`): environments only name its contexts.
+pub(crate) fn kubeconfig_factory(fleet: &Fleet) -> tidegate_cluster::KubeconfigFactory {
+    tidegate_cluster::KubeconfigFactory {
+        force: false,
+        file: Some(fleet.kubeconfig().to_path_buf()),
+    }
+}
+
 /// The `tidegate` binary next to this test binary (`make test` builds it).
 pub(crate) fn tidegate_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");

@@ -90,6 +90,15 @@ impl Environment {
         for (line, message, help) in self.spec.clusters.malformed() {
             problem(*line, message.clone(), help);
         }
+        for (line, who, path) in self.spec.clusters.kubeconfig_files() {
+            problem(
+                line,
+                format!(
+                    "{who}: kubeconfig file {path:?} is named by the repository; Tidegate reads kubeconfig files only from its operator"
+                ),
+                "remove `file:` (keep `context:` to pick a context); the operator passes the kubeconfig with --kubeconfig PATH or KUBECONFIG (see SECURITY.md)",
+            );
+        }
         for entry in self.spec.clusters.discover() {
             for (message, help) in entry.discover.problems() {
                 problem(entry.line, message, &help);

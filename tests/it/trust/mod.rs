@@ -1,0 +1,43 @@
+//! The trust boundary (SECURITY.md): repository content never chooses
+//! credentials or runs commands, and the operator's secrets never reach a
+//! host, a log or a file they were not meant for. These tests run the
+//! `tidegate` binary; none needs a cluster.
+
+mod git_token;
+mod kubeconfig;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The `tidegate` binary next to this test binary (`make test` builds it).
+pub(crate) fn tidegate_bin() -> std::path::PathBuf {
+    crate::cluster::tidegate_bin()
+}
+
+/// Runs `tidegate` in `cwd` with nothing of this process's environment but
+/// `PATH`, a temporary `home` (cache, state, audit trail), `envs` and `args`.
+pub(crate) fn run(cwd: &Path, home: &Path, envs: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(tidegate_bin())
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("TIDEGATE_AUDIT_DB", home.join("audit.db"))
+        .envs(envs.iter().copied())
+        .args(["--color", "never"])
+        .args(args)
+        .output()
+        .expect("tidegate runs")
+}
+
+/// stdout and stderr of a run, for assertion messages.
+pub(crate) fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
