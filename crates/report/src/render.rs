@@ -310,14 +310,15 @@ fn rollbacks_svg(r: &Report) -> String {
     s
 }
 
-/// A CSV field, quoted when needed (RFC 4180). A field that a spreadsheet
+/// A CSV field, quoted when needed (RFC 4180), control characters escaped
+/// (one record per line, nothing for a terminal to obey). A field that a spreadsheet
 /// would read as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
 /// carriage return) gets a leading `'`, so opening an export runs nothing.
 pub fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
+        format!("'{}", crate::log::escape_control(s))
     } else {
-        s.to_string()
+        crate::log::escape_control(s)
     };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -378,8 +379,9 @@ mod tests {
         assert_eq!(csv_field("+1"), "'+1");
         assert_eq!(csv_field("-2+3"), "'-2+3");
         assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(csv_field("\tcmd"), "'\tcmd");
-        assert_eq!(csv_field("\rcmd"), "\"'\rcmd\"");
+        assert_eq!(csv_field("\tcmd"), "'\\tcmd");
+        assert_eq!(csv_field("\rcmd"), "'\\rcmd");
+        assert_eq!(csv_field("two\nlines"), "two\\nlines");
         assert_eq!(csv_field("ok, fine"), "\"ok, fine\"");
         assert_eq!(csv_field("a=b"), "a=b");
     }

@@ -292,7 +292,9 @@ impl Repo {
             .unwrap_or_default();
         names.sort();
         names.truncate(10);
-        if self.repo.is_empty().unwrap_or(false) {
+        let unborn =
+            matches!(self.repo.head(), Err(e) if e.code() == git2::ErrorCode::UnbornBranch);
+        if unborn && names.is_empty() {
             " (the repository has no commits yet: commit environments/ and the manifests first; Tidegate reads commits, never the work tree)".to_string()
         } else if self.repo.is_shallow() {
             format!(

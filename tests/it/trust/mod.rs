@@ -3,8 +3,10 @@
 //! host, a log or a file they were not meant for. These tests run the
 //! `tidegate` binary; none needs a cluster.
 
+mod audit;
 mod git_token;
 mod kubeconfig;
+mod messages;
 
 use std::path::Path;
 use std::process::{Command, Output};
