@@ -90,8 +90,43 @@ pub(crate) fn tidegate_command(
         .env("TIDEGATE_ACCESS", "auto")
         .arg("--repo")
         .arg(repo)
-        .args(["--color", "never"]);
+        // The most verbose logs, so that every run checks that no
+        // credential reaches them (see `assert_no_credentials`).
+        .args(["--color", "never", "-vvv"]);
     command
+}
+
+/// Markers of credential material in HTTP traffic: signed AWS requests and
+/// presigned URLs, EKS tokens, `Authorization` headers.
+const CREDENTIAL_MARKERS: [&str; 7] = [
+    "x-amz-signature=",
+    "x-amz-security-token=",
+    "x-amz-credential=",
+    "aws4-hmac-sha256 credential",
+    "k8s-aws-v1.",
+    "authorization: bearer",
+    "authorization: basic",
+];
+
+/// Asserts that a `tidegate` run at `-vvv` logged (Tidegate's own debug
+/// events are there) and that neither its output nor its logs hold any of
+/// `secrets` (keys and tokens the test handed out) or credential material.
+pub(crate) fn assert_no_credentials(output: &std::process::Output, secrets: &[&str]) {
+    let all = output_text(output);
+    let lower = all.to_ascii_lowercase();
+    assert!(
+        lower.contains("debug tidegate"),
+        "no debug log: was the run at -vvv?\n{all}"
+    );
+    for marker in CREDENTIAL_MARKERS {
+        assert!(
+            !lower.contains(marker),
+            "credential material {marker:?} in:\n{all}"
+        );
+    }
+    for secret in secrets {
+        assert!(!all.contains(secret), "secret {secret:?} in:\n{all}");
+    }
 }
 
 /// A repository with one environment, named after a fresh test namespace
