@@ -74,17 +74,18 @@ pub struct Source {
     /// Branch, tag or full commit SHA.
     #[serde(rename = "ref", default = "default_ref")]
     pub git_ref: String,
-    /// Directory of the manifests inside the repository.
+    /// Directory of the manifests inside the repository (with its line,
+    /// for messages).
     #[serde(default = "default_manifests_path")]
-    pub path: String,
+    pub path: Located<String>,
 }
 
 fn default_ref() -> String {
     "HEAD".into()
 }
 
-fn default_manifests_path() -> String {
-    "manifests".into()
+fn default_manifests_path() -> Located<String> {
+    Located::new("manifests".into())
 }
 
 /// One cluster of the environment.

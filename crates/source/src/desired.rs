@@ -135,7 +135,7 @@ pub fn load_desired(
     let root = paths::normalize(&source.path).map_err(|e| {
         LoadError::Invalid(
             Diagnostic::new(format!("spec.source.path: {e}"))
-                .at(&env_file, None)
+                .at(&env_file, source.path.line())
                 .into(),
         )
     })?;

@@ -72,7 +72,7 @@ impl Environment {
         }
         if let Err(e) = paths::normalize(&self.spec.source.path) {
             problem(
-                1,
+                self.spec.source.path.line,
                 format!("spec.source.path: {e}"),
                 "keep manifests inside the repository",
             );
