@@ -191,7 +191,9 @@ mod tests {
                 .permits("https://x@github.com:443/acme/apps.git")
                 .is_ok()
         );
-        let other = named.permits("https://evil.example/x.git").unwrap_err();
+        let other = named
+            .permits("https://evil.example/x.git")
+            .expect_err("refused");
         assert!(
             other.contains("not sent to evil.example:443")
                 && other.contains("(github.com:443)")
@@ -199,7 +201,9 @@ mod tests {
             "{other}"
         );
         assert!(named.permits("https://github.com:8443/acme/x.git").is_err());
-        let plain = named.permits("http://github.com/acme/x.git").unwrap_err();
+        let plain = named
+            .permits("http://github.com/acme/x.git")
+            .expect_err("refused");
         assert!(plain.contains("plain HTTP"), "{plain}");
         assert!(named.permits("git@github.com:acme/x.git").is_err());
     }
@@ -214,7 +218,9 @@ mod tests {
         // Plain HTTP is refused even for a host in scope.
         assert!(s.permits("http://gitlab.com/r.git").is_err());
         // Messages never show a password from the URL.
-        let e = s.permits("https://u:hunter2@evil/r.git").unwrap_err();
+        let e = s
+            .permits("https://u:hunter2@evil/r.git")
+            .expect_err("refused");
         assert!(!e.contains("hunter2"), "{e}");
     }
 
@@ -222,7 +228,7 @@ mod tests {
     fn an_empty_scope_says_so() {
         let e = CredentialScope::default()
             .permits("https://github.com/a/b")
-            .unwrap_err();
+            .expect_err("refused");
         assert!(e.contains("the hosts the operator named (none)"), "{e}");
     }
 }

@@ -86,11 +86,10 @@ impl GitSource {
                 path: dir.clone(),
                 cause: source,
             })?;
-            let repo = Repository::init_bare(&dir).map_err(|source| SourceError::Open {
+            Repository::init_bare(&dir).map_err(|source| SourceError::Open {
                 location: dir.display().to_string(),
                 cause: source,
-            })?;
-            repo
+            })?
         };
         // For people looking at the cache: where it came from, without credentials.
         if repo
