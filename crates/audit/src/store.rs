@@ -189,17 +189,7 @@ impl SqliteStore {
                 reason: format!("application_id is {app:#x}, expected {APPLICATION_ID:#x}"),
             });
         }
-        if version >= 1 {
-            check_entries_table(&conn, path)?;
-        }
-        Ok(SqliteStore {
-            conn: Mutex::new(conn),
-            path: path.to_path_buf(),
-            schema: version,
-            signing_key: None,
-            unsynced: std::sync::atomic::AtomicBool::new(false),
-            sync_mode: Mutex::new("NORMAL".to_string()),
-        })
+        Self::checked(conn, path, version)
     }
 
     /// Opens (creating if missing) with the schema brought only up to
@@ -251,10 +241,15 @@ impl SqliteStore {
             tx.commit()?;
             version
         };
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Self::checked(conn, path, version)
+    }
+
+    /// The store on `conn`, once a v1+ file is known to have its log table.
+    fn checked(conn: Connection, path: &Path, version: u32) -> Result<Self, AuditError> {
         if version >= 1 {
             check_entries_table(&conn, path)?;
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),

@@ -71,6 +71,20 @@ pub(crate) fn tidegate_bin() -> std::path::PathBuf {
     bin
 }
 
+/// A `tidegate` command with nothing of this process's environment but
+/// `PATH`, and a temporary `home` holding its cache, state and audit trail.
+pub(crate) fn isolated_command(home: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(tidegate_bin());
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("TIDEGATE_AUDIT_DB", home.join("audit.db"));
+    command
+}
+
 /// A `tidegate` command that gets nothing of this process's environment but
 /// `PATH`: a temporary `home` (with the cache, state and audit trail),
 /// cloud access (`TIDEGATE_ACCESS=auto`), plain output, and `--repo repo`.
@@ -79,14 +93,8 @@ pub(crate) fn tidegate_command(
     repo: &std::path::Path,
     home: &std::path::Path,
 ) -> std::process::Command {
-    let mut command = std::process::Command::new(tidegate_bin());
+    let mut command = isolated_command(home);
     command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("TIDEGATE_AUDIT_DB", home.join("audit.db"))
         .env("TIDEGATE_ACCESS", "auto")
         .arg("--repo")
         .arg(repo)

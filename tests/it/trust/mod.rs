@@ -9,24 +9,13 @@ mod kubeconfig;
 mod messages;
 
 use std::path::Path;
-use std::process::{Command, Output};
-
-/// The `tidegate` binary next to this test binary (`make test` builds it).
-pub(crate) fn tidegate_bin() -> std::path::PathBuf {
-    crate::cluster::tidegate_bin()
-}
+use std::process::Output;
 
 /// Runs `tidegate` in `cwd` with nothing of this process's environment but
 /// `PATH`, a temporary `home` (cache, state, audit trail), `envs` and `args`.
 pub(crate) fn run(cwd: &Path, home: &Path, envs: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new(tidegate_bin())
+    crate::cluster::isolated_command(home)
         .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("TIDEGATE_AUDIT_DB", home.join("audit.db"))
         .envs(envs.iter().copied())
         .args(["--color", "never"])
         .args(args)

@@ -158,18 +158,9 @@ fn report(path: &Path, a: &AuditReportArgs) -> anyhow::Result<ExitCode> {
             AuditReportFormat::Csv => {
                 let mut s = String::from("environment,cluster,app,revision,since,via,seq\n");
                 for r in &rows {
-                    let fields = [
-                        &r.environment,
-                        &r.cluster,
-                        &r.app,
-                        &r.revision,
-                        &r.since,
-                        &r.via,
-                        &r.seq.to_string(),
-                    ]
-                    .map(|f| tidegate_report::csv_field(f));
+                    let fields = text_fields(r).map(tidegate_report::csv_field);
                     s.push_str(&fields.join(","));
-                    s.push('\n');
+                    s.push_str(&format!(",{}\n", r.seq));
                 }
                 s
             }
@@ -182,15 +173,8 @@ fn report(path: &Path, a: &AuditReportArgs) -> anyhow::Result<ExitCode> {
                     tidegate_audit::time::format_ms(at_ms)
                 );
                 for r in &rows {
-                    let [environment, cluster, app, revision, since, via] = [
-                        &r.environment,
-                        &r.cluster,
-                        &r.app,
-                        &r.revision,
-                        &r.since,
-                        &r.via,
-                    ]
-                    .map(|f| tidegate_report::md_cell(f));
+                    let [environment, cluster, app, revision, since, via] =
+                        text_fields(r).map(tidegate_report::md_cell);
                     s.push_str(&format!(
                         "| {environment} | {cluster} | {app} | `{revision}` | {since} | {via} | {} |\n",
                         r.seq
@@ -222,6 +206,18 @@ fn report(path: &Path, a: &AuditReportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {} ({} entries)", file.display(), records.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The text columns of a "what ran where" row, in table order.
+fn text_fields(r: &tidegate_report::RunningAt) -> [&str; 6] {
+    [
+        &r.environment,
+        &r.cluster,
+        &r.app,
+        &r.revision,
+        &r.since,
+        &r.via,
+    ]
 }
 
 fn export(path: &Path, a: &AuditExportArgs) -> anyhow::Result<ExitCode> {
