@@ -157,7 +157,8 @@ pub(crate) fn callbacks<'a>(scope: &'a CredentialScope) -> RemoteCallbacks<'a> {
             tried_token = true;
             return Cred::userpass_plaintext(&user, &token);
         }
-        if allowed.contains(CredentialType::DEFAULT) {
+        // The system's own credentials (Negotiate/NTLM) are scoped like the token.
+        if allowed.contains(CredentialType::DEFAULT) && scope.permits(url).is_ok() {
             return Cred::default();
         }
         Err(git2::Error::from_str(&format!(
