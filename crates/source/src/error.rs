@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The repository could not be opened.
-    #[error("cannot open Git repository {location}: {cause}")]
+    #[error("cannot open Git repository {location}: {}", .cause.message())]
     Open {
         /// Where we looked.
         location: String,
@@ -15,7 +15,8 @@ pub enum SourceError {
     },
     /// Cloning or fetching failed.
     #[error(
-        "cannot fetch {url}: {cause} (check the URL; credentials: TIDEGATE_GIT_TOKEN and TIDEGATE_GIT_TOKEN_HOSTS for https, an SSH agent or TIDEGATE_GIT_SSH_KEY for ssh)"
+        "cannot fetch {url}: {} (check the URL; credentials: TIDEGATE_GIT_TOKEN and TIDEGATE_GIT_TOKEN_HOSTS for https, an SSH agent or TIDEGATE_GIT_SSH_KEY for ssh)",
+        .cause.message()
     )]
     Fetch {
         /// The remote URL (credentials removed).
@@ -67,7 +68,7 @@ pub enum SourceError {
         cause: std::io::Error,
     },
     /// Any other libgit2 failure while reading objects.
-    #[error("reading Git objects in {location}: {cause}")]
+    #[error("reading Git objects in {location}: {}", .cause.message())]
     Git {
         /// The repository.
         location: String,

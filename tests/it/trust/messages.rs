@@ -135,3 +135,19 @@ fn hints_for_an_empty_repository_and_an_uncommitted_environment() {
         text(&output)
     );
 }
+
+#[test]
+fn a_cause_is_said_once_without_debug_text() {
+    let home = tempfile::tempdir().expect("home");
+    // Nothing listens on port 9.
+    let output = run(
+        home.path(),
+        home.path(),
+        &[],
+        &["--repo", "http://127.0.0.1:9/fleet.git", "validate"],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
+    assert!(!stderr.contains("class="), "{stderr}");
+}
