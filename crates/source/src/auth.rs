@@ -40,10 +40,31 @@ impl CredentialScope {
     }
 
     /// Adds the host of `url`, a repository the operator named (`--repo`,
-    /// the `origin` of the operator's checkout). Non-HTTPS URLs add nothing.
+    /// the `origin` of the operator's checkout): `https://` as written, and
+    /// for SSH (`ssh://`, `user@host:path`) the same host's HTTPS port.
+    /// Plain `http://` and local paths add nothing.
     pub fn allow_url(&mut self, url: &str) {
-        if let Some(("https", authority)) = https_authority(url) {
-            self.hosts.insert(authority);
+        match https_authority(url) {
+            Some(("https", authority)) => {
+                self.hosts.insert(authority);
+            }
+            Some(("ssh", authority)) => {
+                let host = authority
+                    .rsplit_once(':')
+                    .map_or(authority.as_str(), |(h, _)| h);
+                self.allow_host(host);
+            }
+            Some(_) => {}
+            None => {
+                // scp-like `user@host:path`.
+                if let Some((user_host, _)) = url.split_once(':')
+                    && let Some((_, host)) = user_host.rsplit_once('@')
+                    && !host.is_empty()
+                    && !host.contains('/')
+                {
+                    self.allow_host(host);
+                }
+            }
         }
     }
 
@@ -92,6 +113,7 @@ fn https_authority(url: &str) -> Option<(&str, String)> {
     let scheme = match scheme.to_ascii_lowercase().as_str() {
         "https" => "https",
         "http" => "http",
+        "ssh" | "git+ssh" | "ssh+git" => "ssh",
         _ => "other",
     };
     Some((scheme, with_port(&host.to_ascii_lowercase())))
@@ -207,6 +229,16 @@ mod tests {
             .expect_err("refused");
         assert!(plain.contains("plain HTTP"), "{plain}");
         assert!(named.permits("git@github.com:acme/x.git").is_err());
+    }
+
+    #[test]
+    fn an_ssh_origin_names_its_host_for_https() {
+        let mut s = CredentialScope::default();
+        s.allow_url("git@github.com:acme/fleet.git");
+        s.allow_url("ssh://git@gitlab.example:2222/acme/fleet.git");
+        s.allow_url("http://plain.example/x.git");
+        s.allow_url("/srv/git/fleet");
+        assert_eq!(s.hosts(), ["github.com:443", "gitlab.example:443"]);
     }
 
     #[test]
