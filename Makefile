@@ -15,7 +15,7 @@ TESTKIT := target/debug/tidegate-testkit
 # The local clusters' state (kubeconfig, certificates, logs); ignored by Git.
 export TIDEGATE_CLUSTERS_STATE_DIR ?= $(CURDIR)/.tidegate/clusters
 
-.PHONY: build test test-unit test-cluster lint fmt demo bench fuzz cluster-bins clusters-up clusters-down clean
+.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench fuzz cluster-bins clusters-up clusters-down clean
 
 ## build: compile every crate and binary
 build:
@@ -26,13 +26,29 @@ test-unit:
 	$(CARGO) test --workspace -- --skip cluster::
 
 ## test: everything; builds (or reuses) the control plane, starts 3 local clusters, stops them after
-test: cluster-bins
+test: cluster-bins test-deps
 	$(CARGO) build --workspace --all-targets
 	@set -euo pipefail; \
 	export TIDEGATE_CLUSTERS_STATE_DIR=$(CURDIR)/.tidegate/test-clusters; \
 	trap '$(TESTKIT) down || true' EXIT; \
 	kubeconfig=$$($(TESTKIT) up --ephemeral-ports); \
 	TIDEGATE_TEST_KUBECONFIG=$$kubeconfig $(CARGO) test --workspace
+
+## test-deps: what the tests run besides Rust and Go: Chromium (the HTML report test), installed
+## with apt-get when this is Debian and we are root; otherwise stop and say how
+test-deps:
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	    || command -v google-chrome >/dev/null || [ "$${TIDEGATE_SKIP_CHROMIUM:-}" = 1 ]; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium for the HTML report test (apt-get)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	else \
+	  echo "make test needs Chromium for the HTML report test: run 'sudo apt-get install chromium'" \
+	       "(Debian/Ubuntu) or install Chromium or Chrome, then run make test again;" \
+	       "or set TIDEGATE_SKIP_CHROMIUM=1 to skip that one test" >&2; \
+	  exit 1; \
+	fi
 
 ## test-cluster: only the tests that need the local clusters (uses running ones if TIDEGATE_TEST_KUBECONFIG is set)
 test-cluster:

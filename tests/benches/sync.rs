@@ -65,6 +65,7 @@ fn kubectl(fleet: &Fleet, args: &[&str]) -> (Duration, i32) {
 }
 
 async fn tidegate_run(
+    fleet: &Fleet,
     git: &GitFixture,
     env: &str,
     dry_run: bool,
@@ -92,9 +93,11 @@ async fn tidegate_run(
     )
     .expect("render");
     let cluster = desired.environment.cluster(CONTEXT).expect("cluster");
-    let engine = Engine::connect(&KubeconfigFactory::default(), cluster)
-        .await
-        .expect("connect");
+    let factory = KubeconfigFactory {
+        force: false,
+        file: Some(fleet.kubeconfig().to_path_buf()),
+    };
+    let engine = Engine::connect(&factory, cluster).await.expect("connect");
     let target = Target {
         environment: &desired.environment,
         cluster,
@@ -122,8 +125,7 @@ async fn main() {
     git.write(
         &format!("environments/{env}.yaml"),
         format!(
-            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: {CONTEXT}\n      provider:\n        kubeconfig:\n          context: {CONTEXT}\n          file: {}\n  apps:\n    - name: bench\n      namespace: {env}\n",
-            fleet.kubeconfig().display()
+            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: {CONTEXT}\n      provider:\n        kubeconfig:\n          context: {CONTEXT}\n  apps:\n    - name: bench\n      namespace: {env}\n"
         ),
     );
     git.write("manifests/bench/objects.yaml", manifests("tidegate"));
@@ -134,7 +136,7 @@ async fn main() {
     std::fs::write(&file, manifests("kubectl")).expect("write");
     let file = file.display().to_string();
 
-    let (t_apply, first) = tidegate_run(&git, &env, false).await;
+    let (t_apply, first) = tidegate_run(fleet, &git, &env, false).await;
     assert_eq!(first.count(Action::Created), OBJECTS);
     let (k_apply, code) = kubectl(
         fleet,
@@ -154,7 +156,7 @@ async fn main() {
     let mut theirs_diff = Vec::new();
     let mut writes = 0;
     for _ in 0..RUNS {
-        let (t, report) = tidegate_run(&git, &env, true).await;
+        let (t, report) = tidegate_run(fleet, &git, &env, true).await;
         assert_eq!(
             report.count(Action::Unchanged),
             OBJECTS,
@@ -176,7 +178,7 @@ async fn main() {
         assert_eq!(code, 0, "kubectl diff finds no drift");
         theirs_diff.push(k);
     }
-    let (noop, report) = tidegate_run(&git, &env, false).await;
+    let (noop, report) = tidegate_run(fleet, &git, &env, false).await;
     writes += report.requests.writes;
 
     let (ours_med, theirs_med) = (median(ours_diff.clone()), median(theirs_diff.clone()));

@@ -10,3 +10,4 @@ mod fuzz;
 mod hardening;
 mod pipeline;
 mod source;
+mod trust;

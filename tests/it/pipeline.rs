@@ -84,7 +84,7 @@ pub async fn roll_out(
     tidegate_cluster::install_crypto_provider();
     let (desired, rendered) = load_env_at(repo_dir, env, "HEAD").expect("valid");
     let driver = tidegate_fleet::Driver {
-        factory: &tidegate_cluster::KubeconfigFactory::default(),
+        factory: &crate::cluster::kubeconfig_factory(crate::cluster::fleet().await),
         environment: &desired.environment,
         rendered: &rendered,
         revision: &desired.commit.sha,

@@ -153,3 +153,67 @@ fn symlinks_are_followed_only_inside_the_directory_and_big_files_are_not_loaded(
         .expect_err("missing dir");
     assert!(matches!(err, SourceError::NoSuchPath { .. }));
 }
+
+/// A branch spelled like the start of another commit's SHA (a pull request
+/// could push one) never silently wins over the commit (issue #20).
+#[test]
+fn a_branch_named_like_a_short_sha_does_not_win_over_the_commit() {
+    let mut fx = GitFixture::new();
+    fx.write("manifests/app/a.yaml", "a: 1\n");
+    let good = fx.commit("good");
+    fx.write("manifests/app/a.yaml", "a: 2\n");
+    let bad = fx.commit("bad");
+    let short = &good[..7];
+    fx.branch(short, &bad);
+    let repo = Repo::open_local(fx.path()).expect("open");
+    let err = repo.resolve(short).expect_err("ambiguous");
+    let text = err.to_string();
+    assert!(
+        matches!(err, SourceError::AmbiguousRef { .. })
+            && text.contains(&format!("commit {good}"))
+            && text.contains(&format!("refs/heads/{short}")),
+        "{text}"
+    );
+    // The full SHA and the full ref name say which.
+    assert_eq!(repo.resolve(&good).expect("full sha").sha, good);
+    assert_eq!(
+        repo.resolve(&format!("refs/heads/{short}"))
+            .expect("full ref")
+            .sha,
+        bad
+    );
+    // Hex input that is only a commit, or only a branch, resolves as before.
+    assert_eq!(repo.resolve(&bad[..8]).expect("short sha").sha, bad);
+    fx.branch("cafe", &good);
+    if !good.starts_with("cafe") && !bad.starts_with("cafe") {
+        assert_eq!(repo.resolve("cafe").expect("hex branch").sha, good);
+    }
+}
+
+/// Credentials in a `repoURL` stay out of the cache clone's configuration
+/// and its directory name (issue #20).
+#[test]
+fn url_credentials_are_not_stored_in_the_cache_clone() {
+    let cache = tempfile::tempdir().expect("cache");
+    let secret = "hunter2-token";
+    // Nothing listens on port 9: the fetch fails after the clone is set up.
+    let url = format!("https://user:{secret}@127.0.0.1:9/fleet.git?private_token={secret}");
+    let err = GitSource::new(cache.path())
+        .open(&RepoLocation::Remote(url))
+        .err()
+        .expect("nothing to fetch from");
+    assert!(!err.to_string().contains(secret), "{err}");
+    let files = tidegate_tests::walk(cache.path());
+    assert!(files.iter().any(|p| p.ends_with("config")), "{files:?}");
+    for path in files {
+        assert!(
+            !path.to_string_lossy().contains(secret),
+            "{}",
+            path.display()
+        );
+        if path.ends_with("config") {
+            let config = std::fs::read_to_string(&path).expect("config");
+            assert!(!config.contains(secret), "{config}");
+        }
+    }
+}

@@ -45,17 +45,16 @@ pub enum AuditError {
         reason: String,
     },
     /// Creating the database's folder or reading a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause (part of the message, so not also a `source`).
+        cause: std::io::Error,
     },
-    /// SQLite failed.
+    /// SQLite failed (the cause is part of the message, so not also a `source`).
     #[error("audit database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// A stored record could not be decoded.
     #[error("audit record {seq} is unreadable: {reason}")]
     Decode {
@@ -64,4 +63,10 @@ pub enum AuditError {
         /// Why.
         reason: String,
     },
+}
+
+impl From<rusqlite::Error> for AuditError {
+    fn from(e: rusqlite::Error) -> Self {
+        AuditError::Sqlite(e)
+    }
 }

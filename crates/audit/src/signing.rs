@@ -24,7 +24,7 @@ pub fn head_message(seq: Seq, hash: &str) -> Vec<u8> {
 fn read_32(path: &Path) -> Result<[u8; 32], AuditError> {
     let text = std::fs::read_to_string(path).map_err(|source| AuditError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let bytes = unhex(text.trim()).ok_or_else(|| AuditError::Key {
         path: path.to_path_buf(),
@@ -54,7 +54,7 @@ pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, AuditError> {
 pub fn generate_key(path: &Path) -> Result<SigningKey, AuditError> {
     let io = |source| AuditError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut seed = [0u8; 32];
     std::fs::File::open("/dev/urandom")

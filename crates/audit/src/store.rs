@@ -156,6 +156,42 @@ impl SqliteStore {
         Self::open_inner(path, false, LATEST)
     }
 
+    /// Opens an existing log for reading only, as auditors do with a copy:
+    /// nothing is written (no migration, no journal-mode change, no `-wal`
+    /// or `-shm` file created when the folder or file is read-only).
+    /// Appending through it fails.
+    pub fn open_read_only(path: &Path) -> Result<Self, AuditError> {
+        check_header(path, false)?;
+        let corrupt = |reason: String| AuditError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        // Without a `-wal` file no writer is active and the main file holds
+        // every entry: open it immutable, so SQLite creates no `-shm` (a
+        // read-only folder could not hold one).
+        let uri = if Path::new(&wal).exists() {
+            format!("file:{}?mode=ro", uri_path(path))
+        } else {
+            format!("file:{}?mode=ro&immutable=1", uri_path(path))
+        };
+        let conn = Connection::open_with_flags(&uri, flags).map_err(|e| corrupt(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let classify = classifier(path);
+        let (app, version, tables) = probe(&conn).map_err(classify)?;
+        if app != APPLICATION_ID && (app != 0 || tables > 0) {
+            return Err(AuditError::Foreign {
+                path: path.to_path_buf(),
+                reason: format!("application_id is {app:#x}, expected {APPLICATION_ID:#x}"),
+            });
+        }
+        Self::checked(conn, path, version)
+    }
+
     /// Opens (creating if missing) with the schema brought only up to
     /// `version`: behaves as the binary of that version did. For migration
     /// tests and fixtures.
@@ -169,56 +205,15 @@ impl SqliteStore {
             path: path.to_path_buf(),
             reason,
         };
-        match std::fs::metadata(path) {
-            Ok(meta) if meta.len() > 0 => {
-                let mut header = [0u8; 16];
-                let read = std::fs::File::open(path)
-                    .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header));
-                if read.is_err() || &header != b"SQLite format 3\0" {
-                    return Err(corrupt("it does not start with the SQLite header".into()));
-                }
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !create {
-                    return Err(AuditError::Missing(path.to_path_buf()));
-                }
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
-                        path: dir.to_path_buf(),
-                        source,
-                    })?;
-                }
-            }
-            Err(source) => {
-                return Err(AuditError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        }
+        check_header(path, create)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn =
             Connection::open_with_flags(path, flags).map_err(|e| corrupt(e.to_string()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        let probe = |conn: &Connection| -> rusqlite::Result<(i32, u32, i64)> {
-            let app: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-            let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-            let tables: i64 =
-                conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-            Ok((app, version, tables))
-        };
-        // Damage shows as NotADatabase/DatabaseCorrupt; anything else (a
-        // lock held too long, I/O) is reported as itself.
-        let classify = |e: rusqlite::Error| match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-                corrupt(e.to_string())
-            }
-            _ => AuditError::Sqlite(e),
-        };
-        let (app, _, tables) = probe(&conn).map_err(classify)?;
+        let classify = classifier(path);
+        let (app, _, tables) = probe(&conn).map_err(&classify)?;
         if app != APPLICATION_ID && (app != 0 || tables > 0) {
             return Err(AuditError::Foreign {
                 path: path.to_path_buf(),
@@ -227,11 +222,11 @@ impl SqliteStore {
         }
         let mut mode: String = conn
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .map_err(classify)?;
+            .map_err(&classify)?;
         if !mode.eq_ignore_ascii_case("wal") {
             mode = conn
                 .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-                .map_err(classify)?;
+                .map_err(&classify)?;
         }
         if !mode.eq_ignore_ascii_case("wal") {
             tracing_free_warn(&format!("journal_mode is {mode}, not WAL"));
@@ -246,18 +241,15 @@ impl SqliteStore {
             tx.commit()?;
             version
         };
-        if version >= 1 {
-            // A v1+ file must have the log table.
-            let has: i64 = conn.query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'entries'",
-                [],
-                |r| r.get(0),
-            )?;
-            if has == 0 {
-                return Err(corrupt("the `entries` table is missing".into()));
-            }
-        }
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Self::checked(conn, path, version)
+    }
+
+    /// The store on `conn`, once a v1+ file is known to have its log table.
+    fn checked(conn: Connection, path: &Path, version: u32) -> Result<Self, AuditError> {
+        if version >= 1 {
+            check_entries_table(&conn, path)?;
+        }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -661,6 +653,94 @@ fn tracing_free_warn(message: &str) {
 }
 
 /// The intent entry and its time, for an operation.
+/// Checks that `path` is missing (creating its folder when `create`), empty,
+/// or starts with the SQLite header.
+fn check_header(path: &Path, create: bool) -> Result<(), AuditError> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > 0 => {
+            let mut header = [0u8; 16];
+            let read = std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header));
+            if read.is_err() || &header != b"SQLite format 3\0" {
+                return Err(AuditError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: "it does not start with the SQLite header".into(),
+                });
+            }
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !create {
+                return Err(AuditError::Missing(path.to_path_buf()));
+            }
+            match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(dir) => std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
+                    path: dir.to_path_buf(),
+                    cause: source,
+                }),
+                None => Ok(()),
+            }
+        }
+        Err(source) => Err(AuditError::Io {
+            path: path.to_path_buf(),
+            cause: source,
+        }),
+    }
+}
+
+/// `application_id`, `user_version` and the number of schema objects.
+fn probe(conn: &Connection) -> rusqlite::Result<(i32, u32, i64)> {
+    let app: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    Ok((app, version, tables))
+}
+
+/// Damage shows as NotADatabase/DatabaseCorrupt; anything else (a lock
+/// held too long, I/O) is reported as itself.
+fn classifier(path: &Path) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
+    move |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            AuditError::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        }
+        _ => AuditError::Sqlite(e),
+    }
+}
+
+/// A v1+ file must have the log table.
+fn check_entries_table(conn: &Connection, path: &Path) -> Result<(), AuditError> {
+    let has: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'entries'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has == 0 {
+        return Err(AuditError::Corrupt {
+            path: path.to_path_buf(),
+            reason: "the `entries` table is missing".into(),
+        });
+    }
+    Ok(())
+}
+
+/// `path` for an SQLite `file:` URI (`?`, `#` and `%` escaped).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn open_intent(tx: &Connection, op: OperationId) -> Result<(Entry, i64), AuditError> {
     let row: Option<(String, String, String)> = tx
         .query_row(

@@ -8,18 +8,8 @@ use tracing_subscriber::EnvFilter;
 /// Sends `tracing` events to stderr as text or JSON, at the level -v/-q ask
 /// for (`RUST_LOG` wins when set).
 pub fn init_logging(global: &Global) {
-    let level = if global.quiet {
-        "error"
-    } else {
-        match global.verbose {
-            // The AWS credential chain warns (with debug dumps) about every
-            // provider it tries; the error Tidegate reports says what failed.
-            0 => "warn,aws_config=error",
-            1 => "debug",
-            _ => "trace",
-        }
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(log_filter(global.quiet, global.verbose)));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -29,6 +19,23 @@ pub fn init_logging(global: &Global) {
             .with_ansi(Style::new(global.color).enabled)
             .without_time()
             .init(),
+    }
+}
+
+/// The log filter for `-q` / `-v`...: verbosity raises Tidegate's own
+/// targets (`tidegate*`) only. Libraries stay at info at most, since their
+/// debug and trace events carry credentials (signed AWS requests, bearer
+/// headers, session tokens); `RUST_LOG` can still ask for them.
+fn log_filter(quiet: bool, verbose: u8) -> &'static str {
+    if quiet {
+        return "error";
+    }
+    match verbose {
+        // The AWS credential chain warns (with debug dumps) about every
+        // provider it tries; the error Tidegate reports says what failed.
+        0 => "warn,aws_config=error",
+        1 => "info,aws_config=error,tidegate=debug",
+        _ => "info,aws_config=error,tidegate=trace",
     }
 }
 
@@ -88,5 +95,58 @@ impl Style {
             }
             eprintln!("{} {text}", self.error("error:"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+    use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _};
+
+    /// Whether an event of `target` at `level` passes the filter for `-v` x `verbose`.
+    fn enabled(verbose: u8, target: &'static str, level: Level) -> bool {
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = seen.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(EnvFilter::new(log_filter(false, verbose)))
+            .with(tracing_subscriber::fmt::layer().with_writer(move || {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                std::io::sink()
+            }));
+        tracing::subscriber::with_default(subscriber, || match (target, level) {
+            ("tidegate_cloud::eks", Level::TRACE) => {
+                tracing::trace!(target: "tidegate_cloud::eks", "x")
+            }
+            ("tidegate", Level::DEBUG) => tracing::debug!(target: "tidegate", "x"),
+            ("aws_smithy_runtime::client", Level::TRACE) => {
+                tracing::trace!(target: "aws_smithy_runtime::client", "x")
+            }
+            ("hyper_util::client", Level::DEBUG) => {
+                tracing::debug!(target: "hyper_util::client", "x")
+            }
+            ("kube_client::client", Level::INFO) => {
+                tracing::info!(target: "kube_client::client", "x")
+            }
+            _ => unreachable!("not a case of this test"),
+        });
+        seen.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn verbosity_raises_only_tidegate_targets() {
+        assert!(enabled(2, "tidegate_cloud::eks", Level::TRACE));
+        assert!(enabled(1, "tidegate", Level::DEBUG));
+        assert!(!enabled(1, "tidegate_cloud::eks", Level::TRACE));
+        for verbose in [1, 2, 3] {
+            assert!(!enabled(
+                verbose,
+                "aws_smithy_runtime::client",
+                Level::TRACE
+            ));
+            assert!(!enabled(verbose, "hyper_util::client", Level::DEBUG));
+            assert!(enabled(verbose, "kube_client::client", Level::INFO));
+        }
+        assert!(!enabled(0, "kube_client::client", Level::INFO));
     }
 }

@@ -4,7 +4,7 @@ use crate::args::Global;
 use anyhow::{Context, Result};
 use tidegate_cloud::CloudFactory;
 use tidegate_source::{
-    CommitInfo, GitSource, LoadError, Overrides, Repo, RepoLocation,
+    CommitInfo, CredentialScope, GitSource, LoadError, Overrides, Repo, RepoLocation,
     desired::{self, Desired},
 };
 
@@ -25,14 +25,30 @@ impl Workspace {
 
     /// Opens `repo` (or the repository containing the current directory) at `git_ref` (or HEAD).
     pub fn open_at(repo: Option<&str>, git_ref: Option<&str>) -> Result<Workspace> {
-        let git = GitSource::new(GitSource::default_cache_dir());
         let cwd = std::env::current_dir().context("reading the current directory")?;
         let repo_arg = repo;
-        let repo = match repo_arg {
+        let location = repo_arg.map(|r| RepoLocation::parse(r, &cwd));
+        // The Git token goes to the host of the repository the operator
+        // named (or of their checkout's origin) and TIDEGATE_GIT_TOKEN_HOSTS,
+        // never to a host only an environment file names.
+        let mut scope = CredentialScope::from_env();
+        if let Some(RepoLocation::Remote(url)) = &location {
+            scope.allow_url(url);
+        }
+        let git =
+            GitSource::new(GitSource::default_cache_dir()).with_credential_scope(scope.clone());
+        let repo = match &location {
             None => Repo::open_local(&cwd).context(
                 "not inside a Git repository: run tidegate from your fleet repository or pass --repo",
             )?,
-            Some(r) => git.open(&RepoLocation::parse(r, &cwd))?,
+            Some(location) => git.open(location)?,
+        };
+        let git = match repo.origin_url() {
+            Some(origin) if !matches!(location, Some(RepoLocation::Remote(_))) => {
+                scope.allow_url(&origin);
+                git.with_credential_scope(scope)
+            }
+            _ => git,
         };
         let commit = repo.resolve(git_ref.unwrap_or("HEAD"))?;
         tracing::debug!(repo = repo.location(), commit = %commit.sha, "configuration repository");
@@ -85,6 +101,11 @@ impl Workspace {
                 .map_err(LoadError::Invalid)?;
             Ok(desired)
         }
+    }
+
+    /// Reads and parses one environment file (no manifests, no discovery).
+    pub fn environment(&self, name: &str) -> Result<tidegate_core::Environment, LoadError> {
+        Ok(desired::load_environment(&self.repo, &self.commit, name)?.0)
     }
 
     /// Loads one environment and its apps' manifests (`discover:` entries

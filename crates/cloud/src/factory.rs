@@ -359,7 +359,7 @@ mod tests {
             provider,
             kubeconfig: Some(KubeconfigRef {
                 context: None,
-                file: Some("/nonexistent/kubeconfig".into()),
+                file: None,
             }),
             labels: Default::default(),
             wave: None,
@@ -376,10 +376,14 @@ mod tests {
 
     #[tokio::test]
     async fn kubeconfig_clusters_and_forced_kubeconfig_access_are_delegated() {
-        let factory = CloudFactory::new(KubeconfigFactory::default(), CloudOptions::default());
+        let missing = KubeconfigFactory {
+            force: false,
+            file: Some("/nonexistent/kubeconfig".into()),
+        };
+        let factory = CloudFactory::new(missing.clone(), CloudOptions::default());
         let kubeconfig = cluster(Provider::Kubeconfig(KubeconfigRef {
             context: None,
-            file: Some("/nonexistent/kubeconfig".into()),
+            file: None,
         }));
         let error = factory
             .client(&kubeconfig, &RequestCounter::default())
@@ -391,7 +395,7 @@ mod tests {
         let forced = CloudFactory::new(
             KubeconfigFactory {
                 force: true,
-                file: None,
+                ..missing
             },
             CloudOptions::default(),
         );

@@ -32,7 +32,8 @@ pub struct KubeconfigFactory {
     /// Use every cluster's kubeconfig context, whatever its provider
     /// (`--access kubeconfig`); otherwise only `provider: kubeconfig` clusters.
     pub force: bool,
-    /// Kubeconfig file overriding `$KUBECONFIG` / `~/.kube/config`.
+    /// The operator's kubeconfig file (`--kubeconfig`), overriding
+    /// `$KUBECONFIG` / `~/.kube/config`. The only kubeconfig files read.
     pub file: Option<PathBuf>,
 }
 
@@ -42,18 +43,15 @@ impl ClientFactory for KubeconfigFactory {
         cluster: &Cluster,
         counter: &RequestCounter,
     ) -> Result<Client, ClusterError> {
-        let file = match &cluster.provider {
-            Provider::Kubeconfig(k) => k.file.clone(),
-            other if !self.force => {
-                return Err(ClusterError::Unsupported {
-                    cluster: cluster.name.clone(),
-                    provider: other.name().to_string(),
-                });
-            }
-            _ => cluster.kubeconfig.as_ref().and_then(|k| k.file.clone()),
+        if !self.force && !matches!(cluster.provider, Provider::Kubeconfig(_)) {
+            return Err(ClusterError::Unsupported {
+                cluster: cluster.name.clone(),
+                provider: cluster.provider.name().to_string(),
+            });
         }
-        .map(PathBuf::from)
-        .or_else(|| self.file.clone());
+        // Only the operator's kubeconfig: an environment names a context of
+        // it, never a file (its `exec` plugins would run repository content).
+        let file = self.file.clone();
         let context = cluster.kubeconfig_context().to_string();
         let kubeconfig_error = |source| ClusterError::Kubeconfig {
             cluster: cluster.name.clone(),

@@ -75,17 +75,18 @@ pub struct Source {
     /// Branch, tag or full commit SHA.
     #[serde(rename = "ref", default = "default_ref")]
     pub git_ref: String,
-    /// Directory of the manifests inside the repository.
+    /// Directory of the manifests inside the repository (with its line,
+    /// for messages).
     #[serde(default = "default_manifests_path")]
-    pub path: String,
+    pub path: Located<String>,
 }
 
 fn default_ref() -> String {
     "HEAD".into()
 }
 
-fn default_manifests_path() -> String {
-    "manifests".into()
+fn default_manifests_path() -> Located<String> {
+    Located::new("manifests".into())
 }
 
 /// One cluster of the environment.
@@ -161,9 +162,12 @@ pub struct KubeconfigRef {
     /// Context name; defaults to the cluster's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
-    /// Kubeconfig file; defaults to `$KUBECONFIG` or `~/.kube/config`.
+    /// Never used: kubeconfig files come from the operator (`--kubeconfig`,
+    /// `$KUBECONFIG`, `~/.kube/config`), never from repository content, whose
+    /// `exec` plugins would run anywhere `tidegate` reads the commit. Read
+    /// only so that [`Environment::parse`] refuses it at its line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
+    pub file: Option<Located<String>>,
 }
 
 /// An EKS cluster.

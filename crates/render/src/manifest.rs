@@ -328,7 +328,12 @@ fn check_string_maps(root: &Node, file: &str, problems: &mut Diagnostics) {
     for (what, map) in maps {
         if let NodeValue::Map(entries) = &map.value {
             for (key, value) in entries {
-                require_string(value, &format!("{what}.{key}"), file, problems);
+                let what = format!("{what}.{key}");
+                if kind == "Secret" {
+                    require_string_masked(value, &what, file, problems);
+                } else {
+                    require_string(value, &what, file, problems);
+                }
             }
         }
     }
@@ -358,6 +363,23 @@ fn check_env_values(node: &Node, file: &str, problems: &mut Diagnostics) {
             .for_each(|i| check_env_values(i, file, problems)),
         _ => {}
     }
+}
+
+/// [`require_string`] for Secret data: the message never shows the value.
+fn require_string_masked(value: &Node, what: &str, file: &str, problems: &mut Diagnostics) {
+    let hint = match &value.value {
+        NodeValue::String(_) | NodeValue::Null => return,
+        NodeValue::Bool(_) => {
+            "it reads as a boolean (value not shown: Secret data; Kubernetes parses YAML 1.1, where unquoted yes/no/on/off/true/false are booleans)"
+        }
+        NodeValue::Number(_) => "it reads as a number (value not shown: Secret data)",
+        NodeValue::Seq(_) | NodeValue::Map(_) => "it is not a scalar",
+    };
+    problems.push(
+        Diagnostic::new(format!("{what} must be a string, but {hint}"))
+            .at(file, Some(value.line))
+            .help("quote the value"),
+    );
 }
 
 fn require_string(value: &Node, what: &str, file: &str, problems: &mut Diagnostics) {

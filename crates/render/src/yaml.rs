@@ -186,6 +186,9 @@ pub fn parse_documents(bytes: &[u8], file: &str) -> Result<Vec<Document>, Diagno
                 Some(i) => &message[..i],
                 None => message,
             };
+            if let Some((message, help)) = limit_message(&e) {
+                return Diagnostic::new(message).at(file, line).help(help);
+            }
             let help = if message.contains("alias") || message.contains("budget") {
                 "this file expands YAML aliases too much (an alias bomb?); write the objects out"
             } else {
@@ -202,6 +205,55 @@ pub fn parse_documents(bytes: &[u8], file: &str) -> Result<Vec<Document>, Diagno
         .enumerate()
         .map(|(index, root)| Document { index, root })
         .collect())
+}
+
+/// A readable message and fitting help when a parse limit of the YAML
+/// reader stopped the file (its own text is Rust debug output).
+fn limit_message(e: &serde_saphyr::Error) -> Option<(String, &'static str)> {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let serde_saphyr::Error::Budget { breach, .. } = e.without_snippet() else {
+        return None;
+    };
+    const ALIASES: &str =
+        "this file expands YAML aliases too much (an alias bomb?); write the objects out";
+    Some(match breach {
+        B::Depth { depth } => (
+            format!("the YAML is nested {depth} levels deep, more than the 64 levels read"),
+            "flatten the YAML: Kubernetes objects are never nested this deep",
+        ),
+        B::Documents { documents } => (
+            format!(
+                "the file holds {documents} YAML documents or more; at most 1024 are read per file"
+            ),
+            "split the objects over several files",
+        ),
+        B::Nodes { nodes } => (
+            format!("the file holds {nodes} YAML nodes or more; at most 250000 are read per file"),
+            "split the objects over several files",
+        ),
+        B::ScalarBytes { total_scalar_bytes } => (
+            format!(
+                "the file holds {total_scalar_bytes} bytes of text or more (after alias expansion)"
+            ),
+            ALIASES,
+        ),
+        B::Events { events } => (
+            format!("the file expands to {events} YAML events or more (after alias expansion)"),
+            ALIASES,
+        ),
+        B::Aliases { aliases } | B::AliasAnchorRatio { aliases, .. } => (
+            format!("the file uses {aliases} YAML aliases or more"),
+            ALIASES,
+        ),
+        B::Anchors { anchors } => (
+            format!("the file defines {anchors} YAML anchors or more"),
+            ALIASES,
+        ),
+        _ => (
+            "the file exceeds a limit of the YAML reader".to_string(),
+            ALIASES,
+        ),
+    })
 }
 
 impl<'de> Deserialize<'de> for Node {

@@ -14,5 +14,6 @@ pub mod log;
 pub mod model;
 pub mod render;
 
+pub use log::escape_control;
 pub use model::{Report, ReportOptions, RunningAt, build, running_at};
-pub use render::{Format, RenderError, render};
+pub use render::{Format, RenderError, csv_field, md_cell, render};

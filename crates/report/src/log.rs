@@ -5,7 +5,33 @@ use std::fmt::Write as _;
 use tidegate_audit::time::{format_duration, format_ms};
 use tidegate_audit::{Action, Outcome, Phase, Record};
 
-/// A fixed-width table, one line per record.
+/// `s` with every control character (C0, DEL, C1) and bidirectional
+/// override shown as an escape (`\n`, `\x1b`, `\u{202e}`), so text from the
+/// log cannot move the cursor, recolour the terminal or forge a row.
+pub fn escape_control(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\x7f' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if ('\u{80}'..='\u{9f}').contains(&c)
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c) =>
+            {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A fixed-width table, one line per record; control characters in
+/// recorded text are escaped ([`escape_control`]).
 pub fn table(records: &[Record]) -> String {
     let rows: Vec<[String; 9]> = records
         .iter()
@@ -38,6 +64,7 @@ pub fn table(records: &[Record]) -> String {
                     tail
                 },
             ]
+            .map(|cell| escape_control(&cell))
         })
         .collect();
     let header = [
@@ -157,4 +184,18 @@ pub fn cdevent(r: &Record, source: &str) -> Option<Value> {
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_control;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(
+            escape_control("ok\r\x1b[2K42  forged row\n\u{202e}x\u{9b}"),
+            "ok\\r\\x1b[2K42  forged row\\n\\u{202e}x\\u{9b}"
+        );
+        assert_eq!(escape_control("plain – text ü"), "plain – text ü");
+    }
 }

@@ -22,12 +22,24 @@ pub enum Format {
 /// A rendering failure (templates are compiled in, so only writing fails).
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    /// The template engine failed.
+    /// The template engine failed (the cause is part of the message).
     #[error("rendering the report failed: {0}")]
-    Template(#[from] askama::Error),
-    /// JSON serialisation failed.
+    Template(askama::Error),
+    /// JSON serialisation failed (the cause is part of the message).
     #[error("rendering the report failed: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
+}
+
+impl From<askama::Error> for RenderError {
+    fn from(e: askama::Error) -> Self {
+        RenderError::Template(e)
+    }
+}
+
+impl From<serde_json::Error> for RenderError {
+    fn from(e: serde_json::Error) -> Self {
+        RenderError::Json(e)
+    }
 }
 
 /// One DORA metric, as shown.
@@ -115,9 +127,24 @@ struct HtmlTemplate<'a> {
     rollbacks_svg: String,
 }
 
-/// A Markdown table cell: no pipes or line breaks.
-fn md_cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+/// A Markdown table cell from text the log holds (written by whoever ran a
+/// command): no pipes or line breaks, no raw HTML, links or code spans, and
+/// control characters escaped.
+pub fn md_cell(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in crate::log::escape_control(&s.replace(['\n', '\r'], " ")).chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' | '[' | ']' | '`' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn md_safe(r: &Report) -> Report {
@@ -283,12 +310,20 @@ fn rollbacks_svg(r: &Report) -> String {
     s
 }
 
-/// A CSV field, quoted when needed (RFC 4180).
-fn csv_field(s: &str) -> String {
+/// A CSV field, quoted when needed (RFC 4180), control characters escaped
+/// (one record per line, nothing for a terminal to obey). A field that a spreadsheet
+/// would read as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return) gets a leading `'`, so opening an export runs nothing.
+pub fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{}", crate::log::escape_control(s))
+    } else {
+        crate::log::escape_control(s)
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -329,4 +364,34 @@ pub fn csv(records: &[Record]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{csv_field, md_cell};
+
+    #[test]
+    fn csv_cells_that_spreadsheets_would_evaluate_are_neutralised() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\tcmd"), "'\\tcmd");
+        assert_eq!(csv_field("\rcmd"), "'\\rcmd");
+        assert_eq!(csv_field("two\nlines"), "two\\nlines");
+        assert_eq!(csv_field("ok, fine"), "\"ok, fine\"");
+        assert_eq!(csv_field("a=b"), "a=b");
+    }
+
+    #[test]
+    fn markdown_cells_carry_no_html_or_markup() {
+        assert_eq!(
+            md_cell("<img src=x onerror=alert(1)> & [a](javascript:x) `c` |"),
+            "&lt;img src=x onerror=alert(1)&gt; &amp; \\[a\\](javascript:x) \\`c\\` \\|"
+        );
+        assert_eq!(md_cell("line\nbreak\x1b[2J"), "line break\\\\x1b\\[2J");
+    }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 fn git(location: &Path) -> impl Fn(git2::Error) -> SourceError + '_ {
     move |source| SourceError::Git {
         location: location.display().to_string(),
-        source,
+        cause: source,
     }
 }
 
@@ -54,7 +54,7 @@ pub fn commit_file(
         if std::fs::read(&path).ok() == old {
             std::fs::write(&path, content).map_err(|source| SourceError::Cache {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             let mut index = repo.index().map_err(&err)?;
             index.add_path(Path::new(file)).map_err(&err)?;
@@ -81,12 +81,15 @@ pub fn push_current_branch(repo_dir: &Path, remote: &str) -> Result<(), SourceEr
         })?;
     let mut remote = repo.find_remote(remote).map_err(&err)?;
     let url = remote.url().ok().unwrap_or("?").to_string();
+    // The remote of the operator's own checkout may receive the token.
+    let mut scope = auth::CredentialScope::from_env();
+    scope.allow_url(&url);
     let mut options = PushOptions::new();
-    options.remote_callbacks(auth::callbacks());
+    options.remote_callbacks(auth::callbacks(&scope));
     remote
         .push(&[format!("{branch}:{branch}")], Some(&mut options))
         .map_err(|source| SourceError::Fetch {
             url: crate::location::redact_url(&url),
-            source,
+            cause: source,
         })
 }

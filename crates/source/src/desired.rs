@@ -84,16 +84,24 @@ pub fn load_environment(
         }
     }
     let names = available.unwrap_or_default();
+    let uncommitted = repo.workdir().and_then(|dir| {
+        ["yaml", "yml"]
+            .map(|ext| format!("{ENVIRONMENTS_DIR}/{name}.{ext}"))
+            .into_iter()
+            .find(|file| dir.join(file).is_file())
+    });
     Err(LoadError::Invalid(
         Diagnostic::new(format!(
             "no environment {name:?} at commit {} in {}",
             short(&commit.sha),
             repo.location()
         ))
-        .help(if names.is_empty() {
-            format!("add {ENVIRONMENTS_DIR}/{name}.yaml and commit it")
-        } else {
-            format!("known environments: {}", names.join(", "))
+        .help(match (uncommitted, names.is_empty()) {
+            (Some(file), _) => format!(
+                "{file} is in the work tree but not in that commit: commit it (Tidegate reads commits, never the work tree)"
+            ),
+            (None, true) => format!("add {ENVIRONMENTS_DIR}/{name}.yaml and commit it"),
+            (None, false) => format!("known environments: {}", names.join(", ")),
         })
         .into(),
     ))
@@ -127,7 +135,7 @@ pub fn load_desired(
     let root = paths::normalize(&source.path).map_err(|e| {
         LoadError::Invalid(
             Diagnostic::new(format!("spec.source.path: {e}"))
-                .at(&env_file, None)
+                .at(&env_file, source.path.line())
                 .into(),
         )
     })?;
@@ -148,17 +156,29 @@ pub fn load_desired(
             }
         };
         match repo.read_manifests(&commit.sha, &dir, Limits::default()) {
-            Ok(files) => match over_budget(&files, &budget, &mut environment_total) {
-                Some(message) => problems.push(
-                    Diagnostic::new(format!("app {}: {message}", app.name))
-                        .at(&env_file, app.line())
-                        .help("split the app or remove files (the limits are in docs/limits.md)"),
-                ),
-                None => apps.push(AppSource {
-                    app: app.name.clone(),
-                    files,
-                }),
-            },
+            Ok(files) => {
+                for file in files.iter().filter(|f| is_lfs_pointer(&f.content)) {
+                    problems.push(
+                        Diagnostic::new(format!(
+                            "app {}: this file is a Git LFS pointer, not a manifest",
+                            app.name
+                        ))
+                        .at(&file.path, Some(1))
+                        .help("Tidegate reads Git objects and does not fetch LFS content: commit manifests to Git itself (remove them from .gitattributes' LFS patterns)"),
+                    );
+                }
+                match over_budget(&files, &budget, &mut environment_total) {
+                    Some(message) => problems.push(
+                        Diagnostic::new(format!("app {}: {message}", app.name))
+                            .at(&env_file, app.line())
+                            .help("split the app or remove files (the limits are in docs/limits.md)"),
+                    ),
+                    None => apps.push(AppSource {
+                        app: app.name.clone(),
+                        files,
+                    }),
+                }
+            }
             Err(SourceError::NoSuchPath { .. }) => problems.push(
                 Diagnostic::new(format!(
                     "app {}: directory {dir:?} does not exist at commit {}",
@@ -169,6 +189,14 @@ pub fn load_desired(
                 .help(
                     "set the app's `path` (relative to spec.source.path) or commit the directory",
                 ),
+            ),
+            Err(SourceError::NonUtf8Path { path }) => problems.push(
+                Diagnostic::new(format!(
+                    "app {}: this name is not valid UTF-8 (bad bytes shown as \\xNN)",
+                    app.name
+                ))
+                .at(&path, None)
+                .help("rename the file or directory in Git: Kubernetes and Tidegate read paths as UTF-8 text"),
             ),
             Err(e) => return Err(e.into()),
         }
@@ -228,6 +256,11 @@ fn over_budget(
     } else {
         None
     }
+}
+
+/// Whether a file holds a Git LFS pointer instead of its content.
+fn is_lfs_pointer(content: &FileContent) -> bool {
+    matches!(content, FileContent::Bytes(b) if b.starts_with(b"version https://git-lfs.github.com/spec/"))
 }
 
 /// The first 12 characters of a SHA.

@@ -11,13 +11,14 @@
 //!
 //! Architecture invariant: this is the only crate that knows Git.
 
-mod auth;
+pub mod auth;
 mod commit;
 pub mod desired;
 mod error;
 mod location;
 mod repo;
 
+pub use auth::CredentialScope;
 pub use commit::{commit_file, push_current_branch};
 pub use desired::{Desired, LoadError, Overrides};
 pub use error::SourceError;

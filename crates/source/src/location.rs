@@ -35,14 +35,51 @@ impl RepoLocation {
     }
 }
 
-/// Removes `user:password@` credentials from a URL.
+/// The URL with `user:password@` credentials shown as `***@` and every
+/// query value as `***` (tokens travel in either), for messages and logs.
 pub(crate) fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
             match authority.rsplit_once('@') {
                 Some((_, host)) => format!("{scheme}://***@{host}/{path}"),
-                None => url.to_string(),
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) => format!("{key}=***"),
+                None => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&redacted.join("&"));
+    }
+    out
+}
+
+/// The URL without `user:password@` credentials or a query (tokens travel
+/// in either), for what is stored on disk (the cache clone's configuration,
+/// its directory name).
+pub(crate) fn strip_credentials(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest
+                .split_once('/')
+                .map_or((rest, None), |(a, p)| (a, Some(p)));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            match path {
+                Some(path) => format!("{scheme}://{host}/{path}"),
+                None => format!("{scheme}://{host}"),
             }
         }
         None => url.to_string(),
@@ -85,5 +122,18 @@ mod tests {
             "https://***@host/o/r.git"
         );
         assert_eq!(redact_url("https://host/o/r.git"), "https://host/o/r.git");
+        assert_eq!(
+            redact_url("https://host/o/r.git?private_token=glpat-abc&ref=x"),
+            "https://host/o/r.git?private_token=***&ref=***"
+        );
+        assert_eq!(
+            strip_credentials("https://user:tok@host:8443/o/r.git?token=t"),
+            "https://host:8443/o/r.git"
+        );
+        assert_eq!(strip_credentials("https://tok@host"), "https://host");
+        assert_eq!(
+            strip_credentials("git@github.com:o/r.git"),
+            "git@github.com:o/r.git"
+        );
     }
 }

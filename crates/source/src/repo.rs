@@ -1,9 +1,11 @@
 //! Opening repositories, resolving refs and reading trees at a commit.
 
 use crate::{
-    FileContent, Limits, RepoLocation, SourceError, SourceFile, auth, location::redact_url,
+    FileContent, Limits, RepoLocation, SourceError, SourceFile,
+    auth::{self, CredentialScope},
+    location::{redact_url, strip_credentials},
 };
-use git2::{FetchOptions, ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+use git2::{FetchOptions, ObjectType, Oid, Repository};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tidegate_core::paths;
@@ -13,6 +15,7 @@ use tracing::{debug, info_span};
 #[derive(Debug, Clone)]
 pub struct GitSource {
     cache_dir: PathBuf,
+    scope: CredentialScope,
 }
 
 /// A resolved commit.
@@ -35,11 +38,19 @@ pub struct Repo {
 }
 
 impl GitSource {
-    /// A source whose remote clones live under `cache_dir/repos`.
+    /// A source whose remote clones live under `cache_dir/repos`, sending
+    /// `TIDEGATE_GIT_TOKEN` only to the hosts in `TIDEGATE_GIT_TOKEN_HOSTS`
+    /// (see [`GitSource::with_credential_scope`]).
     pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
         GitSource {
             cache_dir: cache_dir.into(),
+            scope: CredentialScope::from_env(),
         }
+    }
+
+    /// The same source sending the token only to the hosts of `scope`.
+    pub fn with_credential_scope(self, scope: CredentialScope) -> Self {
+        GitSource { scope, ..self }
     }
 
     /// `$XDG_CACHE_HOME/tidegate`, or `~/.cache/tidegate`.
@@ -63,26 +74,35 @@ impl GitSource {
 
     fn open_remote(&self, url: &str) -> Result<Repo, SourceError> {
         let _span = info_span!("git_fetch", url = %redact_url(url)).entered();
-        let dir = self.cache_dir.join("repos").join(cache_key(url));
+        let stored_url = strip_credentials(url);
+        let dir = self.cache_dir.join("repos").join(cache_key(&stored_url));
         let repo = if dir.join("HEAD").exists() {
             Repository::open_bare(&dir).map_err(|source| SourceError::Open {
                 location: dir.display().to_string(),
-                source,
+                cause: source,
             })?
         } else {
             std::fs::create_dir_all(&dir).map_err(|source| SourceError::Cache {
                 path: dir.clone(),
-                source,
+                cause: source,
             })?;
-            let repo = Repository::init_bare(&dir).map_err(|source| SourceError::Open {
+            Repository::init_bare(&dir).map_err(|source| SourceError::Open {
                 location: dir.display().to_string(),
-                source,
-            })?;
-            repo.remote("origin", url)
-                .map_err(|source| fetch_error(url, source))?;
-            repo
+                cause: source,
+            })?
         };
-        fetch(&repo, url)?;
+        // For people looking at the cache: where it came from, without credentials.
+        if repo
+            .find_remote("origin")
+            .ok()
+            .and_then(|r| r.url().ok().map(str::to_string))
+            != Some(stored_url.clone())
+        {
+            let _ = repo.remote_delete("origin");
+            repo.remote("origin", &stored_url)
+                .map_err(|source| fetch_error(url, source))?;
+        }
+        fetch(&repo, url, &self.scope)?;
         Ok(Repo {
             repo,
             location: redact_url(url),
@@ -90,13 +110,14 @@ impl GitSource {
     }
 }
 
-/// Fetches every branch and tag (force-updating moved tags) and the remote's HEAD.
-fn fetch(repo: &Repository, url: &str) -> Result<(), SourceError> {
+/// Fetches every branch and tag (force-updating moved tags) and the remote's
+/// HEAD, through an in-memory remote (so credentials in `url` stay off disk).
+fn fetch(repo: &Repository, url: &str, scope: &CredentialScope) -> Result<(), SourceError> {
     let mut remote = repo
-        .find_remote("origin")
+        .remote_anonymous(url)
         .map_err(|source| fetch_error(url, source))?;
     let mut options = FetchOptions::new();
-    options.remote_callbacks(auth::callbacks());
+    options.remote_callbacks(auth::callbacks(scope));
     options.prune(git2::FetchPrune::On);
     options.download_tags(git2::AutotagOption::None);
     let refspecs = [
@@ -119,7 +140,7 @@ fn fetch(repo: &Repository, url: &str) -> Result<(), SourceError> {
 fn fetch_error(url: &str, source: git2::Error) -> SourceError {
     SourceError::Fetch {
         url: redact_url(url),
-        source,
+        cause: source,
     }
 }
 
@@ -145,12 +166,19 @@ impl Repo {
     pub fn open_local(path: &Path) -> Result<Repo, SourceError> {
         let repo = Repository::discover(path).map_err(|source| SourceError::Open {
             location: path.display().to_string(),
-            source,
+            cause: source,
         })?;
         Ok(Repo {
             location: path.display().to_string(),
             repo,
         })
+    }
+
+    /// The URL of the `origin` remote of a local repository (the operator's
+    /// checkout), when it has one: its host may receive the Git token.
+    pub fn origin_url(&self) -> Option<String> {
+        let remote = self.repo.find_remote("origin").ok()?;
+        remote.url().ok().map(str::to_string)
     }
 
     /// Where this repository is, for messages.
@@ -180,8 +208,7 @@ impl Repo {
         } else {
             git_ref
         };
-        let object = self.repo.revparse_single(spec).map_err(|_| unknown())?;
-        let commit = object.peel_to_commit().map_err(|_| unknown())?;
+        let commit = self.lookup(spec).map_err(|e| e.unwrap_or_else(unknown))?;
         let author = commit.author();
         Ok(CommitInfo {
             sha: commit.id().to_string(),
@@ -193,6 +220,62 @@ impl Repo {
             ),
             summary: commit.summary().ok().flatten().unwrap_or("").to_string(),
         })
+    }
+
+    /// The commit `spec` names. Hexadecimal input is a commit first: a
+    /// branch or tag spelled like a short SHA never silently wins over the
+    /// commit, and when both exist and differ the name is refused as
+    /// ambiguous. `Err(None)` when nothing matches.
+    fn lookup(&self, spec: &str) -> Result<git2::Commit<'_>, Option<SourceError>> {
+        let is_hex = (4..=40).contains(&spec.len()) && spec.bytes().all(|b| b.is_ascii_hexdigit());
+        let by_sha = if is_hex {
+            match self.repo.find_object_by_prefix(spec, None) {
+                Ok(object) => object.peel_to_commit().ok(),
+                Err(e) if e.code() == git2::ErrorCode::Ambiguous => {
+                    return Err(Some(SourceError::AmbiguousRef {
+                        git_ref: spec.to_string(),
+                        location: self.location.clone(),
+                        reason:
+                            "it is the start of several object ids; give more characters of the SHA"
+                                .into(),
+                    }));
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        let by_name = if is_hex {
+            self.repo
+                .resolve_reference_from_short_name(spec)
+                .ok()
+                .and_then(|r| {
+                    let name = r.name().ok().map(str::to_string);
+                    r.peel_to_commit().ok().zip(name)
+                })
+        } else {
+            None
+        };
+        match (by_sha, by_name) {
+            (Some(commit), Some((named, name))) if commit.id() != named.id() => {
+                Err(Some(SourceError::AmbiguousRef {
+                    git_ref: spec.to_string(),
+                    location: self.location.clone(),
+                    reason: format!(
+                        "it is both commit {} and {name} (at {}); give the full SHA, or {name}",
+                        commit.id(),
+                        named.id()
+                    ),
+                }))
+            }
+            (Some(commit), _) => Ok(commit),
+            (None, Some((named, _))) => Ok(named),
+            (None, None) => self
+                .repo
+                .revparse_single(spec)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(|_| None),
+        }
     }
 
     fn ref_hint(&self) -> String {
@@ -208,7 +291,20 @@ impl Repo {
             .unwrap_or_default();
         names.sort();
         names.truncate(10);
-        if names.is_empty() {
+        let unborn =
+            matches!(self.repo.head(), Err(e) if e.code() == git2::ErrorCode::UnbornBranch);
+        if unborn && names.is_empty() {
+            " (the repository has no commits yet: commit environments/ and the manifests first; Tidegate reads commits, never the work tree)".to_string()
+        } else if self.repo.is_shallow() {
+            format!(
+                " (this is a shallow clone, which may not hold that commit: fetch more history with `git fetch --unshallow`{})",
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!("; some refs that exist: {}", names.join(", "))
+                }
+            )
+        } else if names.is_empty() {
             String::new()
         } else {
             format!(" (some refs that exist: {})", names.join(", "))
@@ -233,11 +329,15 @@ impl Repo {
     /// Names of the files directly under `dir` at a commit (not recursive).
     pub fn list_dir(&self, commit: &str, dir: &str) -> Result<Vec<String>, SourceError> {
         let tree = self.subtree(commit, dir)?;
-        Ok(tree
-            .iter()
+        tree.iter()
             .filter(|e| e.kind() == Some(ObjectType::Blob))
-            .filter_map(|e| e.name().ok().map(str::to_string))
-            .collect())
+            .filter(|e| is_manifest_name_bytes(e.name_bytes()))
+            .map(|e| {
+                std::str::from_utf8(e.name_bytes())
+                    .map(str::to_string)
+                    .map_err(|_| non_utf8(&format!("{dir}/"), e.name_bytes()))
+            })
+            .collect()
     }
 
     /// Every manifest file (`.yaml`, `.yml`, `.json`) below `dir` at a commit,
@@ -257,21 +357,37 @@ impl Repo {
         let tree = self.subtree(commit, &dir)?;
         let odb = self.repo.odb().map_err(|source| self.git_error(source))?;
         let mut entries: Vec<(String, Oid, i32)> = Vec::new();
-        tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
-            if entry.kind() == Some(ObjectType::Blob)
-                && let Ok(name) = entry.name()
-                && is_manifest_name(name)
-            {
-                let path = if dir.is_empty() {
-                    format!("{parent}{name}")
-                } else {
-                    format!("{dir}/{parent}{name}")
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        // Depth first with a stack of its own (a deep tree cannot exhaust
+        // ours); every name must be UTF-8, or the error names the path.
+        let mut pending = vec![(prefix, tree)];
+        while let Some((prefix, tree)) = pending.pop() {
+            for entry in tree.iter() {
+                let bytes = entry.name_bytes();
+                let is_tree = entry.kind() == Some(ObjectType::Tree);
+                let is_manifest =
+                    entry.kind() == Some(ObjectType::Blob) && is_manifest_name_bytes(bytes);
+                if !is_tree && !is_manifest {
+                    continue;
+                }
+                let Ok(name) = std::str::from_utf8(bytes) else {
+                    return Err(non_utf8(&prefix, bytes));
                 };
-                entries.push((path, entry.id(), entry.filemode()));
+                if is_tree {
+                    let subtree = self
+                        .repo
+                        .find_tree(entry.id())
+                        .map_err(|source| self.git_error(source))?;
+                    pending.push((format!("{prefix}{name}/"), subtree));
+                } else {
+                    entries.push((format!("{prefix}{name}"), entry.id(), entry.filemode()));
+                }
             }
-            TreeWalkResult::Ok
-        })
-        .map_err(|source| self.git_error(source))?;
+        }
         let mut files = Vec::with_capacity(entries.len());
         for (path, id, mode) in entries {
             let content = if mode == i32::from(git2::FileMode::Link) {
@@ -369,13 +485,21 @@ impl Repo {
     fn git_error(&self, source: git2::Error) -> SourceError {
         SourceError::Git {
             location: self.location.clone(),
-            source,
+            cause: source,
         }
     }
 }
 
-fn is_manifest_name(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")
+fn is_manifest_name_bytes(name: &[u8]) -> bool {
+    name.ends_with(b".yaml") || name.ends_with(b".yml") || name.ends_with(b".json")
+}
+
+/// The error for a name that is not UTF-8 under `prefix`, the bad bytes
+/// shown as `\xNN`.
+fn non_utf8(prefix: &str, name: &[u8]) -> SourceError {
+    SourceError::NonUtf8Path {
+        path: format!("{prefix}{}", name.escape_ascii()),
+    }
 }
 
 #[cfg(test)]

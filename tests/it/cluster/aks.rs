@@ -10,8 +10,8 @@
 //! `SSL_CERT_FILE`; every setting goes only to the child processes.
 
 use super::{
-    cluster_ca, cluster_ca_file, configmap_field, fleet, one_app_environment, output_text as text,
-    tidegate_command,
+    assert_no_credentials, cluster_ca, cluster_ca_file, configmap_field, fleet,
+    one_app_environment, output_text as text, tidegate_command,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -121,8 +121,9 @@ fn stub_azure(fleet: &Fleet, server: &str, ca_pem: &str) -> (StubServer, Arc<Mut
 
 /// Runs `tidegate` (see [`tidegate_command`]) against the stub Azure with a
 /// client secret credential, trusting the cluster's CA.
+/// Every run is checked for credentials in its output (at `-vvv`).
 fn tidegate(repo: &Path, home: &Path, azure: &str, ca_file: &Path, args: &[&str]) -> Output {
-    tidegate_command(repo, home)
+    let output = tidegate_command(repo, home)
         .env("TIDEGATE_ARM_ENDPOINT", azure)
         .env("AZURE_AUTHORITY_HOST", azure)
         .env("AZURE_TENANT_ID", TENANT)
@@ -131,7 +132,12 @@ fn tidegate(repo: &Path, home: &Path, azure: &str, ca_file: &Path, args: &[&str]
         .env("SSL_CERT_FILE", ca_file)
         .args(args)
         .output()
-        .expect("running tidegate")
+        .expect("running tidegate");
+    assert_no_credentials(
+        &output,
+        &["not-a-real-secret", ARM_TOKEN, TEST_BEARER_TOKENS[1]],
+    );
+    output
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,9 @@
 //! token is one the API server rejects (401: refreshed once and retried), the
 //! second lives 3 seconds (refreshed before it expires).
 
-use super::{cluster_ca, cluster_ca_file, configmap_field, fleet, one_app_environment};
+use super::{
+    cluster_ca, cluster_ca_file, configmap_field, fleet, kubeconfig_factory, one_app_environment,
+};
 use crate::pipeline::load_env;
 use base64::Engine as _;
 use std::sync::{Arc, Mutex};
@@ -98,8 +100,7 @@ async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
         fleet,
         "cloud",
         &format!(
-            "    - name: gke-e2e\n      provider:\n        gke: {{project: e2e, location: local, clusterName: c0}}\n      kubeconfig:\n        context: {CONTEXT}\n        file: {}\n",
-            fleet.kubeconfig().display()
+            "    - name: gke-e2e\n      provider:\n        gke: {{project: e2e, location: local, clusterName: c0}}\n      kubeconfig:\n        context: {CONTEXT}\n"
         ),
         "",
         "cloud",
@@ -153,7 +154,7 @@ async fn a_sync_through_gke_access_works_like_one_through_the_kubeconfig() {
     // The same cluster through its kubeconfig context sees the same state.
     let forced = KubeconfigFactory {
         force: true,
-        file: None,
+        ..kubeconfig_factory(fleet)
     };
     let engine = Engine::connect(&forced, cluster).await.expect("connect");
     let plan = engine
@@ -205,14 +206,19 @@ async fn a_kubeconfig_with_an_exec_credential_plugin_reaches_the_cluster() {
         provider: tidegate_core::environment::Provider::Kubeconfig(
             tidegate_core::environment::KubeconfigRef {
                 context: Some("with-plugin".into()),
-                file: Some(kubeconfig.display().to_string()),
+                file: None,
             },
         ),
         kubeconfig: None,
         labels: Default::default(),
         wave: None,
     };
-    let factory = CloudFactory::new(KubeconfigFactory::default(), CloudOptions::default());
+    // The operator's own kubeconfig (as `--kubeconfig`) may run its plugins.
+    let operator = KubeconfigFactory {
+        force: false,
+        file: Some(kubeconfig.clone()),
+    };
+    let factory = CloudFactory::new(operator, CloudOptions::default());
     let client = factory
         .client(&cluster, &RequestCounter::default())
         .await

@@ -7,7 +7,8 @@
 //! variables reach only the child processes (`Command::env`).
 
 use super::{
-    cluster_ca, configmap_field, fleet, one_app_environment, output_text as text, tidegate_command,
+    assert_no_credentials, cluster_ca, configmap_field, fleet, one_app_environment,
+    output_text as text, tidegate_command,
 };
 use base64::Engine as _;
 use std::path::Path;
@@ -77,13 +78,16 @@ fn stub_google(endpoint: &str, ca_pem: &str) -> (StubServer, Arc<Mutex<Vec<Reque
 
 /// Runs `tidegate` (see [`tidegate_command`]) with the GKE API and metadata
 /// server of `google`.
+/// Every run is checked for credentials in its output (at `-vvv`).
 fn tidegate(repo: &Path, home: &Path, google: &str, args: &[&str]) -> Output {
-    tidegate_command(repo, home)
+    let output = tidegate_command(repo, home)
         .env("TIDEGATE_GKE_ENDPOINT", google)
         .env("GCE_METADATA_HOST", google.trim_start_matches("http://"))
         .args(args)
         .output()
-        .expect("running tidegate")
+        .expect("running tidegate");
+    assert_no_credentials(&output, &[TEST_BEARER_TOKENS[2]]);
+    output
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,8 @@
 //! used.
 
 use super::{
-    cluster_ca, configmap_field, fleet, one_app_environment, output_text, tidegate_command,
+    assert_no_credentials, cluster_ca, configmap_field, fleet, one_app_environment, output_text,
+    tidegate_command,
 };
 use base64::Engine as _;
 use std::path::Path;
@@ -72,6 +73,7 @@ fn stub_eks(name: &str, server: &str, ca_pem: &str) -> (StubServer, Arc<Mutex<Ve
 /// Runs the `tidegate` binary (see [`tidegate_command`]) with AWS
 /// credentials (the test key id and `secret`), the EKS endpoint variable
 /// `endpoint.0 = endpoint.1`, empty AWS config files and no IMDS.
+/// Every run is checked for credentials in its output (at `-vvv`).
 fn tidegate(
     repo: &Path,
     home: &Path,
@@ -79,18 +81,34 @@ fn tidegate(
     secret: &str,
     endpoint: (&str, &str),
 ) -> Output {
+    tidegate_with(repo, home, args, secret, endpoint, None)
+}
+
+/// [`tidegate`], with temporary credentials when `session` is given.
+fn tidegate_with(
+    repo: &Path,
+    home: &Path,
+    args: &[&str],
+    secret: &str,
+    endpoint: (&str, &str),
+    session: Option<&str>,
+) -> Output {
     let empty = home.join("empty");
     std::fs::write(&empty, "").expect("empty AWS config file");
-    tidegate_command(repo, home)
+    let mut command = tidegate_command(repo, home);
+    command
         .env("AWS_ACCESS_KEY_ID", TEST_AWS_ACCESS_KEY_ID)
         .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("AWS_CONFIG_FILE", &empty)
         .env("AWS_SHARED_CREDENTIALS_FILE", &empty)
         .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env(endpoint.0, endpoint.1)
-        .args(args)
-        .output()
-        .expect("running tidegate")
+        .env(endpoint.0, endpoint.1);
+    if let Some(session) = session {
+        command.env("AWS_SESSION_TOKEN", session);
+    }
+    let output = command.args(args).output().expect("running tidegate");
+    assert_no_credentials(&output, &[secret, session.unwrap_or(secret)]);
+    output
 }
 
 /// The row of `tidegate clusters` for [`CLUSTER`].
@@ -225,4 +243,17 @@ async fn the_cli_reaches_an_eks_cluster_with_in_process_tokens() {
         log.contains("token rejected") && log.contains("SignatureDoesNotMatch"),
         "{log}"
     );
+
+    // Temporary credentials: the session token is signed into the token
+    // (which the stand-in STS refuses) and never shown, even at -vvv.
+    let session = "FwoGZXIvYXdzEXAMPLE/session+token/tidegate-e2e";
+    let out = tidegate_with(
+        git.path(),
+        home.path(),
+        &clusters,
+        good,
+        sdk_endpoint,
+        Some(session),
+    );
+    assert!(row(&out).ends_with(" no (auth)"), "{}", output_text(&out));
 }

@@ -49,6 +49,15 @@ pub(crate) async fn client(fleet: &Fleet, context: &str) -> Client {
     Client::try_from(config).expect("kube client")
 }
 
+/// Reaches the test clusters through the fleet's kubeconfig, given as the
+/// operator gives it (`--kubeconfig`): environments only name its contexts.
+pub(crate) fn kubeconfig_factory(fleet: &Fleet) -> tidegate_cluster::KubeconfigFactory {
+    tidegate_cluster::KubeconfigFactory {
+        force: false,
+        file: Some(fleet.kubeconfig().to_path_buf()),
+    }
+}
+
 /// The `tidegate` binary next to this test binary (`make test` builds it).
 pub(crate) fn tidegate_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
@@ -62,6 +71,20 @@ pub(crate) fn tidegate_bin() -> std::path::PathBuf {
     bin
 }
 
+/// A `tidegate` command with nothing of this process's environment but
+/// `PATH`, and a temporary `home` holding its cache, state and audit trail.
+pub(crate) fn isolated_command(home: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(tidegate_bin());
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env("TIDEGATE_AUDIT_DB", home.join("audit.db"));
+    command
+}
+
 /// A `tidegate` command that gets nothing of this process's environment but
 /// `PATH`: a temporary `home` (with the cache, state and audit trail),
 /// cloud access (`TIDEGATE_ACCESS=auto`), plain output, and `--repo repo`.
@@ -70,19 +93,48 @@ pub(crate) fn tidegate_command(
     repo: &std::path::Path,
     home: &std::path::Path,
 ) -> std::process::Command {
-    let mut command = std::process::Command::new(tidegate_bin());
+    let mut command = isolated_command(home);
     command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CACHE_HOME", home.join("cache"))
-        .env("XDG_STATE_HOME", home.join("state"))
-        .env("TIDEGATE_AUDIT_DB", home.join("audit.db"))
         .env("TIDEGATE_ACCESS", "auto")
         .arg("--repo")
         .arg(repo)
-        .args(["--color", "never"]);
+        // The most verbose logs, so that every run checks that no
+        // credential reaches them (see `assert_no_credentials`).
+        .args(["--color", "never", "-vvv"]);
     command
+}
+
+/// Markers of credential material in HTTP traffic: signed AWS requests and
+/// presigned URLs, EKS tokens, `Authorization` headers.
+const CREDENTIAL_MARKERS: [&str; 7] = [
+    "x-amz-signature=",
+    "x-amz-security-token=",
+    "x-amz-credential=",
+    "aws4-hmac-sha256 credential",
+    "k8s-aws-v1.",
+    "authorization: bearer",
+    "authorization: basic",
+];
+
+/// Asserts that a `tidegate` run at `-vvv` logged (Tidegate's own debug
+/// events are there) and that neither its output nor its logs hold any of
+/// `secrets` (keys and tokens the test handed out) or credential material.
+pub(crate) fn assert_no_credentials(output: &std::process::Output, secrets: &[&str]) {
+    let all = output_text(output);
+    let lower = all.to_ascii_lowercase();
+    assert!(
+        lower.contains("debug tidegate"),
+        "no debug log: was the run at -vvv?\n{all}"
+    );
+    for marker in CREDENTIAL_MARKERS {
+        assert!(
+            !lower.contains(marker),
+            "credential material {marker:?} in:\n{all}"
+        );
+    }
+    for secret in secrets {
+        assert!(!all.contains(secret), "secret {secret:?} in:\n{all}");
+    }
 }
 
 /// A repository with one environment, named after a fresh test namespace

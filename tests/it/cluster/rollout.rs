@@ -3,11 +3,11 @@
 //! untouched, an interrupted rollout resumed from its journal, and two
 //! rollouts of one environment at once.
 
-use super::{fleet, tidegate_bin};
+use super::{fleet, kubeconfig_factory, tidegate_bin};
 use crate::pipeline::{load_env_at, roll_out};
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
-use tidegate_cluster::{KubeconfigFactory, LeaseError};
+use tidegate_cluster::LeaseError;
 use tidegate_fleet::{DriverOptions, Journal, Outcome, RolloutError, RolloutReport};
 use tidegate_sync::{Audit, Engine};
 use tidegate_testkit::{FAIL_READINESS_LABEL, Fleet, TestNamespace};
@@ -48,8 +48,7 @@ impl Fixture {
         let mut clusters = String::new();
         for ((name, _), wave) in CLUSTERS.iter().zip(waves) {
             clusters.push_str(&format!(
-                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n          file: {}\n      wave: {wave}\n",
-                fleet.kubeconfig().display()
+                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      wave: {wave}\n"
             ));
         }
         let mut git = GitFixture::new();
@@ -103,7 +102,7 @@ impl Fixture {
         let (desired, _) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
         let mut out = BTreeMap::new();
         for cluster in &desired.environment.spec.clusters {
-            let engine = Engine::connect(&KubeconfigFactory::default(), cluster)
+            let engine = Engine::connect(&kubeconfig_factory(fleet().await), cluster)
                 .await
                 .expect("connect");
             let inv = engine.inventories(&self.env).await.expect("inventories");
@@ -364,6 +363,7 @@ async fn the_cli_killed_mid_rollout_resumes_without_reapplying_a_finished_wave()
         ])
         .args(extra)
         .env("TIDEGATE_ACCESS", "kubeconfig")
+        .env("KUBECONFIG", fx.fleet.kubeconfig())
         .env("TIDEGATE_AUDIT_DB", &audit_db)
         .env("XDG_STATE_HOME", fx.state.path())
         .stdout(std::process::Stdio::null())

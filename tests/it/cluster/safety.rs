@@ -23,7 +23,10 @@ struct Env {
     git: GitFixture,
     ns: TestNamespace,
     home: tempfile::TempDir,
-    clusters: Vec<(&'static str, u32, Option<PathBuf>)>,
+    clusters: Vec<(&'static str, u32)>,
+    /// The operator's kubeconfig given to every run (the fleet's unless a
+    /// test reroutes a cluster).
+    kubeconfig: PathBuf,
     rollout: String,
     overlays: String,
 }
@@ -50,7 +53,8 @@ impl Env {
             git: GitFixture::new(),
             ns,
             home: tempfile::tempdir().expect("home"),
-            clusters: clusters.iter().map(|(c, w)| (*c, *w, None)).collect(),
+            clusters: clusters.to_vec(),
+            kubeconfig: fleet.kubeconfig().to_path_buf(),
             rollout: rollout.to_string(),
             overlays: String::new(),
         }
@@ -64,13 +68,9 @@ impl Env {
     fn write_env(&self) {
         let env = self.name();
         let mut clusters = String::new();
-        for (name, wave, kubeconfig) in &self.clusters {
-            let file = kubeconfig
-                .clone()
-                .unwrap_or_else(|| self.fleet.kubeconfig().to_path_buf());
+        for (name, wave) in &self.clusters {
             clusters.push_str(&format!(
-                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n          file: {}\n      wave: {wave}\n      labels:\n        name: {name}\n",
-                file.display()
+                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      wave: {wave}\n      labels:\n        name: {name}\n"
             ));
         }
         self.git.write(
@@ -93,7 +93,7 @@ impl Env {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = tidegate_command(self.git.path(), self.home.path());
-        c.args(args);
+        c.env("KUBECONFIG", &self.kubeconfig).args(args);
         c
     }
 
@@ -664,7 +664,7 @@ async fn an_unreachable_cluster_is_unknown_and_the_failure_policy_runs() {
     let (_, real) = kubeconfig_through(env.fleet, GKE, 1, env.home.path());
     let mut cut = Cut::to(real).await;
     let (file, _) = kubeconfig_through(env.fleet, GKE, cut.port, env.home.path());
-    env.clusters[2].2 = Some(file);
+    env.kubeconfig = file;
     let v1 = env.web("v1", "web:1", false);
     env.sync_fleet(&[], 0);
     let v2 = env.web("v2", "web:2", false);

@@ -2,11 +2,10 @@
 //! back), a switch refused by pre-checks, and a post-check failure in wave 2
 //! that flips waves 1–2 back and reverts the commit.
 
-use super::fleet;
+use super::{fleet, kubeconfig_factory};
 use crate::pipeline::{At, NoApprovals, load_env_at, roll_out};
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
-use tidegate_cluster::KubeconfigFactory;
 use tidegate_fleet::{
     ClusterCheck, DriverOptions, Outcome,
     switch::{SwitchOutcome, SwitchRequest, switch},
@@ -59,8 +58,7 @@ impl Fixture {
         let mut clusters = String::new();
         for (i, name) in CLUSTERS.iter().enumerate() {
             clusters.push_str(&format!(
-                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n          file: {}\n      wave: {}\n",
-                fleet.kubeconfig().display(),
+                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      wave: {}\n",
                 i + 1
             ));
         }
@@ -115,7 +113,7 @@ impl Fixture {
         tidegate_cluster::install_crypto_provider();
         let (desired, rendered) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
         for c in &desired.environment.spec.clusters {
-            let engine = Engine::connect(&KubeconfigFactory::default(), c)
+            let engine = Engine::connect(&kubeconfig_factory(fleet().await), c)
                 .await
                 .expect("connect");
             let target = Target {
@@ -160,7 +158,7 @@ impl Fixture {
         };
         switch(
             &request,
-            &KubeconfigFactory::default(),
+            &kubeconfig_factory(fleet().await),
             &At(self.git.path().to_path_buf(), self.env.clone()),
             &NoApprovals,
             Some(self.audit()),
@@ -382,7 +380,7 @@ async fn a_switch_that_cannot_take_the_lock_takes_its_commit_back() {
     let lock = format!("tidegate-rollout-{}", fx.env);
     let mut clients = Vec::new();
     for c in &desired.environment.spec.clusters {
-        let engine = Engine::connect(&KubeconfigFactory::default(), c)
+        let engine = Engine::connect(&kubeconfig_factory(fleet().await), c)
             .await
             .expect("connect");
         acquire_lease(

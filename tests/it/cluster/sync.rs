@@ -3,11 +3,10 @@
 //! with their custom resources, Secrets, health, and bad input that leaves
 //! the cluster untouched.
 
-use super::fleet;
+use super::{fleet, kubeconfig_factory};
 use crate::pipeline::load_env;
 use std::time::{Duration, Instant};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Outcome, Trigger};
-use tidegate_cluster::KubeconfigFactory;
 use tidegate_diff::{DiffStatus, unified};
 use tidegate_health::HealthStatus;
 use tidegate_render::Rendered;
@@ -40,8 +39,7 @@ impl Fixture {
         git.write(
             &format!("environments/{env}.yaml"),
             format!(
-                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: {CONTEXT}\n      provider:\n        kubeconfig:\n          context: {CONTEXT}\n          file: {}\n  apps:\n    - name: app\n      namespace: {env}\n",
-                fleet.kubeconfig().display()
+                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: {CONTEXT}\n      provider:\n        kubeconfig:\n          context: {CONTEXT}\n  apps:\n    - name: app\n      namespace: {env}\n",
             ),
         );
         git.write("manifests/app/.keep.yaml", "# placeholder\n");
@@ -120,7 +118,7 @@ impl Fixture {
 async fn connect(desired: &Desired) -> Engine {
     tidegate_cluster::install_crypto_provider();
     let cluster = desired.environment.cluster(CONTEXT).expect("cluster");
-    Engine::connect(&KubeconfigFactory::default(), cluster)
+    Engine::connect(&kubeconfig_factory(fleet().await), cluster)
         .await
         .expect("connect")
 }

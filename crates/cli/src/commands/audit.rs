@@ -42,8 +42,10 @@ fn window_filter(w: &AuditWindow, now: i64, default_since: Option<&str>) -> anyh
     })
 }
 
+/// Opens the log for reading only: auditors verify read-only copies, and
+/// a reader never migrates or otherwise changes the file.
 fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open_existing(path)?)
+    Ok(SqliteStore::open_read_only(path)?)
 }
 
 /// Writes to FILE or stdout.
@@ -77,7 +79,11 @@ fn log_cmd(path: &Path, a: &AuditLogArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn verify(path: &Path, a: &AuditVerifyArgs, style: &Style) -> anyhow::Result<ExitCode> {
-    let store = open(path)?;
+    // Only signing the head (--signing-key) writes.
+    let store = match &a.signing_key {
+        Some(_) => SqliteStore::open_existing(path)?,
+        None => open(path)?,
+    };
     let trusted = a
         .public_key
         .as_deref()
@@ -152,10 +158,9 @@ fn report(path: &Path, a: &AuditReportArgs) -> anyhow::Result<ExitCode> {
             AuditReportFormat::Csv => {
                 let mut s = String::from("environment,cluster,app,revision,since,via,seq\n");
                 for r in &rows {
-                    s.push_str(&format!(
-                        "{},{},{},{},{},{},{}\n",
-                        r.environment, r.cluster, r.app, r.revision, r.since, r.via, r.seq
-                    ));
+                    let fields = text_fields(r).map(tidegate_report::csv_field);
+                    s.push_str(&fields.join(","));
+                    s.push_str(&format!(",{}\n", r.seq));
                 }
                 s
             }
@@ -168,9 +173,11 @@ fn report(path: &Path, a: &AuditReportArgs) -> anyhow::Result<ExitCode> {
                     tidegate_audit::time::format_ms(at_ms)
                 );
                 for r in &rows {
+                    let [environment, cluster, app, revision, since, via] =
+                        text_fields(r).map(tidegate_report::md_cell);
                     s.push_str(&format!(
-                        "| {} | {} | {} | `{}` | {} | {} | {} |\n",
-                        r.environment, r.cluster, r.app, r.revision, r.since, r.via, r.seq
+                        "| {environment} | {cluster} | {app} | `{revision}` | {since} | {via} | {} |\n",
+                        r.seq
                     ));
                 }
                 s
@@ -199,6 +206,18 @@ fn report(path: &Path, a: &AuditReportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {} ({} entries)", file.display(), records.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The text columns of a "what ran where" row, in table order.
+fn text_fields(r: &tidegate_report::RunningAt) -> [&str; 6] {
+    [
+        &r.environment,
+        &r.cluster,
+        &r.app,
+        &r.revision,
+        &r.since,
+        &r.via,
+    ]
 }
 
 fn export(path: &Path, a: &AuditExportArgs) -> anyhow::Result<ExitCode> {

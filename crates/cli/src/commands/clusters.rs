@@ -154,12 +154,7 @@ async fn check(factory: &CloudFactory, cluster: &Cluster) -> Row {
 
 /// The server URL of a cluster's kubeconfig context, when it can be read.
 async fn kubeconfig_server(factory: &CloudFactory, cluster: &Cluster) -> Option<String> {
-    let file = match &cluster.provider {
-        Provider::Kubeconfig(k) => k.file.clone(),
-        _ => cluster.kubeconfig.as_ref().and_then(|k| k.file.clone()),
-    }
-    .map(std::path::PathBuf::from)
-    .or_else(|| factory.kubeconfig_file().map(|p| p.to_path_buf()));
+    let file = factory.kubeconfig_file().map(|p| p.to_path_buf());
     let options = kube::config::KubeConfigOptions {
         context: Some(cluster.kubeconfig_context().to_string()),
         ..Default::default()

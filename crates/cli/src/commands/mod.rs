@@ -25,7 +25,7 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
         Command::Sync(args) => block_on(sync::run(&cli.global, args, style)),
         Command::Status(args) => block_on(status::run(&cli.global, args, style)),
         Command::Plan(args) => block_on(rollout::plan(&cli.global, args, style)),
-        Command::Approve(args) => rollout::approve(&cli.global, args),
+        Command::Approve(args) => rollout::approve(&cli.global, args, style),
         Command::Rollback(args) => block_on(rollout::rollback(&cli.global, args, style)),
         Command::Unquarantine(args) => rollout::unquarantine(args),
         Command::History(args) => rollout::history(args),

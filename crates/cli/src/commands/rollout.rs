@@ -167,7 +167,7 @@ struct AuditApprovals {
 
 impl Approvals for AuditApprovals {
     fn approved(&self, wave: u32) -> bool {
-        let Ok(store) = SqliteStore::open_existing(&self.path) else {
+        let Ok(store) = SqliteStore::open_read_only(&self.path) else {
             return false;
         };
         store
@@ -555,12 +555,43 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
 }
 
 /// `tidegate approve`.
-pub fn approve(global: &Global, args: &ApproveArgs) -> anyhow::Result<ExitCode> {
+pub fn approve(global: &Global, args: &ApproveArgs, style: &Style) -> anyhow::Result<ExitCode> {
     let revision = match &args.revision {
         Some(r) => Workspace::open_at(global.repo.as_deref(), Some(r))?,
         None => Workspace::open(global)?,
     };
     let sha = revision.commit_sha().to_string();
+    // Only a wave that waits for approval, of an environment that exists.
+    let environment = match revision.environment(&args.env) {
+        Ok(environment) => environment,
+        Err(LoadError::Invalid(problems)) => {
+            style.print_diagnostics(&problems);
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let waiting: Vec<u32> = environment
+        .spec
+        .rollout
+        .waves
+        .iter()
+        .filter(|w| w.approval == tidegate_core::environment::Approval::Required)
+        .map(|w| w.wave)
+        .collect();
+    if !waiting.contains(&args.wave) {
+        let list: Vec<String> = waiting.iter().map(u32::to_string).collect();
+        bail!(
+            "wave {} of {} does not wait for approval at {}: the waves that do are {} (spec.rollout.waves with `approval: required`)",
+            args.wave,
+            args.env,
+            &sha[..12],
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        );
+    }
     let path = args.audit.path();
     let store = SqliteStore::open(&path)?;
     let mut entry = Entry::new(actor(), Action::Approve)
@@ -611,7 +642,7 @@ pub fn unquarantine(args: &UnquarantineArgs) -> anyhow::Result<ExitCode> {
 
 /// `tidegate history`.
 pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open_existing(&args.audit.path())?;
+    let store = SqliteStore::open_read_only(&args.audit.path())?;
     let records = store.records(&Filter {
         environment: Some(args.env.clone()),
         actions: vec!["rollout-start".into(), "rollout-end".into()],
@@ -678,8 +709,8 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
                         .map(|s| &s[..s.len().min(12)])
                         .unwrap_or("-"),
                     r["outcome"].as_str().unwrap_or("-"),
-                    r["actor"].as_str().unwrap_or("-"),
-                    r["message"].as_str().unwrap_or("")
+                    tidegate_report::escape_control(r["actor"].as_str().unwrap_or("-")),
+                    tidegate_report::escape_control(r["message"].as_str().unwrap_or(""))
                 );
             }
         }

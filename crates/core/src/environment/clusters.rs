@@ -63,6 +63,35 @@ impl ClusterList {
     pub(super) fn malformed(&self) -> &[(u64, String, &'static str)] {
         &self.malformed
     }
+
+    /// Every kubeconfig `file:` the repository names, as (line, who names it,
+    /// the file): refused, since a kubeconfig chooses credentials and runs
+    /// its `exec` plugins.
+    pub(super) fn kubeconfig_files(&self) -> Vec<(u64, String, &str)> {
+        let named = self.named.iter().flat_map(|c| {
+            let provider = match &c.provider {
+                Provider::Kubeconfig(k) => Some(k),
+                _ => None,
+            };
+            [provider, c.kubeconfig.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(move |k| (c.line, format!("cluster {}", c.name), k))
+        });
+        let discovered = self.discover.iter().filter_map(|d| {
+            d.kubeconfig
+                .as_ref()
+                .map(|k| (d.line, "a discover entry".to_string(), k))
+        });
+        named
+            .chain(discovered)
+            .filter_map(|(line, who, k)| {
+                k.file
+                    .as_ref()
+                    .map(|f| (f.line().unwrap_or(line), who, f.value.as_str()))
+            })
+            .collect()
+    }
 }
 
 impl Deref for ClusterList {

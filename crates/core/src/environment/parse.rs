@@ -98,7 +98,7 @@ impl Environment {
         }
         if let Err(e) = paths::normalize(&self.spec.source.path) {
             problem(
-                1,
+                self.spec.source.path.line,
                 format!("spec.source.path: {e}"),
                 "keep manifests inside the repository",
             );
@@ -115,6 +115,15 @@ impl Environment {
         }
         for (line, message, help) in self.spec.clusters.malformed() {
             problem(*line, message.clone(), help);
+        }
+        for (line, who, path) in self.spec.clusters.kubeconfig_files() {
+            problem(
+                line,
+                format!(
+                    "{who}: kubeconfig file {path:?} is named by the repository; Tidegate reads kubeconfig files only from its operator"
+                ),
+                "remove `file:` (keep `context:` to pick a context); the operator passes the kubeconfig with --kubeconfig PATH or KUBECONFIG (see SECURITY.md)",
+            );
         }
         for entry in self.spec.clusters.discover() {
             for (message, help) in entry.discover.problems() {
