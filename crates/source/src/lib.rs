@@ -19,7 +19,7 @@ mod location;
 mod repo;
 
 pub use commit::{commit_file, push_current_branch};
-pub use desired::{Desired, LoadError, Overrides};
+pub use desired::{Desired, LoadError, Overrides, SourceTree};
 pub use error::SourceError;
 pub use location::RepoLocation;
 pub use repo::{CommitInfo, GitSource, Repo};

@@ -249,6 +249,33 @@ impl Repo {
         dir: &str,
         limits: Limits,
     ) -> Result<Vec<SourceFile>, SourceError> {
+        self.read_files(commit, dir, limits, is_manifest_name)
+    }
+
+    /// Every file below `dir` at a commit, whatever its name (a Helm chart's
+    /// templates, `.tgz` dependencies, `.helmignore`...), sorted by path, with
+    /// the same symlink and size rules as [`Repo::read_manifests`].
+    pub fn read_tree(
+        &self,
+        commit: &str,
+        dir: &str,
+        limits: Limits,
+    ) -> Result<Vec<SourceFile>, SourceError> {
+        self.read_files(commit, dir, limits, |_| true)
+    }
+
+    /// The id of the tree at `dir` in a commit: equal ids, equal contents.
+    pub fn tree_id(&self, commit: &str, dir: &str) -> Result<String, SourceError> {
+        Ok(self.subtree(commit, dir)?.id().to_string())
+    }
+
+    fn read_files(
+        &self,
+        commit: &str,
+        dir: &str,
+        limits: Limits,
+        wanted: fn(&str) -> bool,
+    ) -> Result<Vec<SourceFile>, SourceError> {
         let dir = paths::normalize(dir).map_err(|_| SourceError::NoSuchPath {
             path: dir.to_string(),
             commit: commit.to_string(),
@@ -260,7 +287,7 @@ impl Repo {
         tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
             if entry.kind() == Some(ObjectType::Blob)
                 && let Ok(name) = entry.name()
-                && is_manifest_name(name)
+                && wanted(name)
             {
                 let path = if dir.is_empty() {
                     format!("{parent}{name}")
