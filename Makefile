@@ -15,7 +15,7 @@ TESTKIT := target/debug/tidegate-testkit
 # The local clusters' state (kubeconfig, certificates, logs); ignored by Git.
 export TIDEGATE_CLUSTERS_STATE_DIR ?= $(CURDIR)/.tidegate/clusters
 
-.PHONY: build test test-unit test-cluster lint fmt demo bench cluster-bins clusters-up clusters-down clean
+.PHONY: build test test-unit test-cluster lint fmt demo bench cluster-bins template-tools oci-registry clusters-up clusters-down clean
 
 ## build: compile every crate and binary
 build:
@@ -26,7 +26,7 @@ test-unit:
 	$(CARGO) test --workspace -- --skip cluster::
 
 ## test: everything; builds (or reuses) the control plane, starts 3 local clusters, stops them after
-test: cluster-bins
+test: cluster-bins template-tools oci-registry
 	$(CARGO) build --workspace --all-targets
 	@set -euo pipefail; \
 	export TIDEGATE_CLUSTERS_STATE_DIR=$(CURDIR)/.tidegate/test-clusters; \
@@ -47,7 +47,7 @@ fmt:
 	$(CARGO) fmt --all
 
 ## demo: the main job end to end: 3 local clusters, validate, diff, sync prod, status, drift correction, audit
-demo: build cluster-bins
+demo: build cluster-bins template-tools
 	tests/demo.sh
 
 ## bench: criterion benchmarks (slow: release build)
@@ -57,6 +57,15 @@ bench:
 ## cluster-bins: build or reuse kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok
 cluster-bins:
 	tests/cluster/build.sh
+
+## template-tools: build or reuse helm and kustomize (pinned, from Go modules) for Helm and Kustomize apps
+template-tools:
+	tests/cluster/build-template-tools.sh
+
+## oci-registry: check for Debian's docker-registry (the OCI registry the Helm OCI tests push charts to)
+oci-registry:
+	@command -v docker-registry >/dev/null 2>&1 || [ -x /usr/bin/docker-registry ] || { \
+	  echo "docker-registry is missing: install Debian's package (sudo apt-get install docker-registry), as .ci/run does" >&2; exit 1; }
 
 ## clusters-up: start 3 local clusters (eks-us-east-1, aks-westeurope, gke-us-central1) for people
 clusters-up: cluster-bins

@@ -8,3 +8,4 @@ mod cluster;
 mod examples;
 mod pipeline;
 mod source;
+mod template;

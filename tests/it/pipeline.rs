@@ -32,11 +32,15 @@ pub fn load_env_at(
     let loaded = desired::load_environment(&repo, &commit, env).and_then(|(e, file)| {
         desired::load_desired(&git, &repo, &commit, e, file, &Overrides::default())
     });
-    let desired = match loaded {
+    let mut desired = match loaded {
         Ok(d) => d,
         Err(LoadError::Invalid(problems)) => return Err(problems),
         Err(LoadError::Source(e)) => panic!("git error: {e}"),
     };
+    // Helm and Kustomize apps, with a cache of this run's own.
+    tidegate_template::Templater::from_env()
+        .with_cache_dir(cache.path().join("template"))
+        .expand_blocking(&mut desired);
     let rendered = tidegate_render::render_environment(
         &desired.environment,
         &desired.env_file,

@@ -80,9 +80,24 @@ pub struct ChartFetcher {
 }
 
 impl ChartFetcher {
-    /// A fetcher caching under `cache_dir/charts`, configured from the environment.
+    /// A fetcher caching under `cache_dir/charts`, configured from the
+    /// environment (`TIDEGATE_HELM_CA_FILE`, `TIDEGATE_HELM_USERNAME`,
+    /// `TIDEGATE_HELM_PASSWORD`).
     pub fn from_env(cache_dir: &Path) -> ChartFetcher {
-        let (client, client_error) = match http_client() {
+        let ca = std::env::var_os("TIDEGATE_HELM_CA_FILE").map(|file| {
+            std::fs::read(&file)
+                .map_err(|e| format!("TIDEGATE_HELM_CA_FILE {}: {e}", Path::new(&file).display()))
+        });
+        let mut fetcher = ChartFetcher::new(cache_dir, ca.transpose());
+        fetcher.username = std::env::var("TIDEGATE_HELM_USERNAME").ok();
+        fetcher.password = std::env::var("TIDEGATE_HELM_PASSWORD").ok();
+        fetcher
+    }
+
+    /// A fetcher caching under `cache_dir/charts` that also trusts the CAs
+    /// of `ca_pem` (a PEM bundle), without credentials.
+    pub fn new(cache_dir: &Path, ca_pem: Result<Option<Vec<u8>>, String>) -> ChartFetcher {
+        let (client, client_error) = match ca_pem.and_then(|pem| http_client(pem.as_deref())) {
             Ok(c) => (Some(c), None),
             Err(e) => (None, Some(e)),
         };
@@ -90,9 +105,15 @@ impl ChartFetcher {
             dir: cache_dir.join("charts"),
             client,
             client_error,
-            username: std::env::var("TIDEGATE_HELM_USERNAME").ok(),
-            password: std::env::var("TIDEGATE_HELM_PASSWORD").ok(),
+            username: None,
+            password: None,
         }
+    }
+
+    /// The same fetcher caching under `cache_dir/charts`.
+    pub fn in_dir(mut self, cache_dir: &Path) -> ChartFetcher {
+        self.dir = cache_dir.join("charts");
+        self
     }
 
     /// The path of the chart's verified `.tgz`, fetching it when needed.
@@ -345,15 +366,13 @@ impl ChartFetcher {
     }
 }
 
-fn http_client() -> Result<reqwest::Client, String> {
+fn http_client(ca_pem: Option<&[u8]>) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(60))
         .no_proxy();
-    if let Some(file) = std::env::var_os("TIDEGATE_HELM_CA_FILE") {
-        let pem = std::fs::read(&file)
-            .map_err(|e| format!("TIDEGATE_HELM_CA_FILE {}: {e}", Path::new(&file).display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("TIDEGATE_HELM_CA_FILE {}: {e}", Path::new(&file).display()))?;
+    if let Some(pem) = ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("trusted CAs (TIDEGATE_HELM_CA_FILE): {e}"))?;
         builder = builder.tls_certs_merge(certs);
     }
     builder.build().map_err(|e| format!("HTTP client: {e}"))

@@ -46,7 +46,7 @@ use tidegate_core::{
     paths,
 };
 use tidegate_source::{Desired, SourceTree, desired::short};
-use tracing::debug_span;
+use tracing::{Instrument, debug_span};
 
 /// Default largest output of one `helm template` / `kustomize build`.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 << 20;
@@ -56,6 +56,7 @@ pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 << 20;
 pub struct Templater {
     /// Where `make template-tools` put the tools (`<dir>/helm/<version>/bin`).
     tools_dir: PathBuf,
+    cache_dir: PathBuf,
     max_output: usize,
     parallelism: usize,
     fetcher: ChartFetcher,
@@ -120,7 +121,8 @@ impl Templater {
         Templater {
             fetcher: ChartFetcher::from_env(&cache_dir),
             cache: RenderCache::new(&cache_dir),
-            tools_dir: cache_dir,
+            tools_dir: cache_dir.clone(),
+            cache_dir,
             max_output: DEFAULT_MAX_OUTPUT_BYTES,
             parallelism: std::thread::available_parallelism().map_or(2, usize::from),
         }
@@ -134,8 +136,23 @@ impl Templater {
     /// Keeps fetched charts and rendered output under `dir` instead (the
     /// tools are still looked for where they were).
     pub fn with_cache_dir(mut self, dir: PathBuf) -> Templater {
-        self.fetcher = ChartFetcher::from_env(&dir);
+        self.fetcher = self.fetcher.in_dir(&dir);
         self.cache = RenderCache::new(&dir);
+        self.cache_dir = dir;
+        self
+    }
+
+    /// Looks for the tools under `dir` (`<dir>/helm/<version>/bin/helm`)
+    /// before `PATH`, instead of the cache directory.
+    pub fn with_tools_dir(mut self, dir: PathBuf) -> Templater {
+        self.tools_dir = dir;
+        self
+    }
+
+    /// Fetches charts trusting the CAs of `ca_pem` too, without credentials
+    /// (tests and embedders; the CLI configures this from the environment).
+    pub fn with_trusted_ca(mut self, ca_pem: &[u8]) -> Templater {
+        self.fetcher = ChartFetcher::new(&self.cache_dir, Ok(Some(ca_pem.to_vec())));
         self
     }
 
@@ -171,8 +188,11 @@ impl Templater {
     /// output in its [`tidegate_source::AppSource::templated`]. Problems are
     /// stored there too, so render reports them with everyone else's.
     pub async fn expand(&self, desired: &mut Desired) {
-        let _span =
-            debug_span!("template", environment = %desired.environment.metadata.name).entered();
+        let span = debug_span!("template", environment = %desired.environment.metadata.name);
+        self.expand_in_span(desired).instrument(span).await;
+    }
+
+    async fn expand_in_span(&self, desired: &mut Desired) {
         let Some(tree) = desired.tree.as_ref() else {
             return;
         };
