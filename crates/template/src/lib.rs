@@ -369,7 +369,7 @@ impl Templater {
                 return;
             }
         };
-        let root = workdir.path();
+        let root = &workdir.path().join("tree");
         // Fetch each remote chart once.
         let mut charts: Vec<ChartRef> = Vec::new();
         for o in plans
@@ -418,9 +418,10 @@ impl Templater {
         let results: Vec<(usize, usize, Result<Vec<SourceFile>, Problem>)> = {
             let plans = &*plans;
             let fetched = &fetched;
+            let workdir = &workdir;
             stream::iter(work.into_iter().enumerate().map(|(n, (p, o))| async move {
                 let out = &plans[p].outputs[o];
-                let home = root.join(format!(".home-{n}"));
+                let home = workdir.path().join(format!("home-{n}"));
                 let result = self.run_job(out, root, &home, fetched).await;
                 (p, o, result)
             }))
@@ -428,7 +429,9 @@ impl Templater {
             .collect()
             .await
         };
+        // The tools' messages name repository paths, not our temporary ones.
         let temp = format!("{}/", root.display());
+        let work = format!("{}/", workdir.path().display());
         for (p, o, result) in results {
             let plan = &mut plans[p];
             let clusters: Vec<&str> = plan
@@ -466,7 +469,7 @@ impl Templater {
                     Diagnostic::new(format!(
                         "app {}: {}{which}",
                         plan.name,
-                        message.replace(&temp, "")
+                        message.replace(&temp, "").replace(&work, "")
                     ))
                     .at(env_file, plan.line)
                     .help(format!("{help} (commit {})", short(commit))),
@@ -693,11 +696,14 @@ fn kustomize_job(
     })
 }
 
-/// Writes the tree's files into a private temporary directory (0700).
+/// Writes the tree's files under `tree/` of a private temporary directory
+/// (0700); the tools' homes go beside it, out of every chart's way.
 fn materialise(tree: &SourceTree) -> std::io::Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new()
         .prefix("tidegate-template-")
         .tempdir()?;
+    let root = dir.path().join("tree");
+    std::fs::create_dir_all(&root)?;
     for file in &tree.files {
         let FileContent::Bytes(bytes) = &file.content else {
             continue;
@@ -705,7 +711,7 @@ fn materialise(tree: &SourceTree) -> std::io::Result<tempfile::TempDir> {
         if paths::normalize(&file.path).as_deref() != Ok(file.path.as_str()) {
             continue;
         }
-        let path = dir.path().join(&file.path);
+        let path = root.join(&file.path);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
