@@ -130,9 +130,19 @@ pub async fn run(
     } else {
         Err(RunError::Failed {
             status,
-            message: String::from_utf8_lossy(&err).trim().to_string(),
+            message: tidy(&String::from_utf8_lossy(&err)),
         })
     }
+}
+
+/// The tool's message without blank lines and without Helm's advice about
+/// its own `--debug` flag (Tidegate users do not run helm themselves).
+fn tidy(stderr: &str) -> String {
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Use --debug flag"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Reads at most `max + 1` bytes (one more tells "too large").
