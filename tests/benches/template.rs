@@ -41,8 +41,11 @@ fn generate() -> GitFixture {
         ));
     }
     let mut fx = GitFixture::new();
-    fx.copy_dir(&workspace_root().join("tests/data/charts/web"), "manifests/web")
-        .write("environments/bench.yaml", env);
+    fx.copy_dir(
+        &workspace_root().join("tests/data/charts/web"),
+        "manifests/web",
+    )
+    .write("environments/bench.yaml", env);
     fx.commit("a 200-object chart for 10 clusters");
     fx
 }
@@ -52,12 +55,25 @@ fn render(fx: &GitFixture, templater: &Templater, git_cache: &Path) -> usize {
     let repo = Repo::open_local(fx.path()).expect("open");
     let commit = repo.resolve("HEAD").expect("HEAD");
     let (env, file) = desired::load_environment(&repo, &commit, "bench").expect("env");
-    let mut d = desired::load_desired(&GitSource::new(git_cache), &repo, &commit, env, file, &Overrides::default())
-        .expect("desired");
+    let mut d = desired::load_desired(
+        &GitSource::new(git_cache),
+        &repo,
+        &commit,
+        env,
+        file,
+        &Overrides::default(),
+    )
+    .expect("desired");
     templater.expand_blocking(&mut d);
-    let rendered = tidegate_render::render_environment(&d.environment, &d.env_file, &d.commit.sha, &d.apps)
-        .unwrap_or_else(|e| panic!("{e}"));
-    rendered.clusters.iter().flat_map(|c| &c.apps).map(|a| a.objects.len()).sum()
+    let rendered =
+        tidegate_render::render_environment(&d.environment, &d.env_file, &d.commit.sha, &d.apps)
+            .unwrap_or_else(|e| panic!("{e}"));
+    rendered
+        .clusters
+        .iter()
+        .flat_map(|c| &c.apps)
+        .map(|a| a.objects.len())
+        .sum()
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -83,12 +99,29 @@ fn main() {
         let start = Instant::now();
         for c in 0..CLUSTERS {
             let out = Command::new(&helm)
-                .args(["template", "web", chart.to_str().expect("path"), "--namespace", "web", "--include-crds", "--skip-tests"])
-                .args(["--set", &format!("extraConfigMaps={EXTRA_CONFIGMAPS}"), "--set", &format!("region=r{c}")])
+                .args([
+                    "template",
+                    "web",
+                    chart.to_str().expect("path"),
+                    "--namespace",
+                    "web",
+                    "--include-crds",
+                    "--skip-tests",
+                ])
+                .args([
+                    "--set",
+                    &format!("extraConfigMaps={EXTRA_CONFIGMAPS}"),
+                    "--set",
+                    &format!("region=r{c}"),
+                ])
                 .env("HOME", home.path())
                 .output()
                 .expect("helm");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         baseline.push(start.elapsed());
 
@@ -103,12 +136,18 @@ fn main() {
         warm.push(start.elapsed());
     }
     let (baseline, cold, warm) = (median(baseline), median(cold), median(warm));
-    println!("{objects} objects ({} per cluster) for {CLUSTERS} clusters, median of {RUNS} runs:", objects / CLUSTERS);
+    println!(
+        "{objects} objects ({} per cluster) for {CLUSTERS} clusters, median of {RUNS} runs:",
+        objects / CLUSTERS
+    );
     println!("  helm template x{CLUSTERS} (baseline)   {}", ms(baseline));
     println!(
         "  tidegate cold render            {}  = {:.2}x the baseline (target <= 1.5x)",
         ms(cold),
         cold.as_secs_f64() / baseline.as_secs_f64()
     );
-    println!("  tidegate warm render (cached)   {}  (target < 20 ms)", ms(warm));
+    println!(
+        "  tidegate warm render (cached)   {}  (target < 20 ms)",
+        ms(warm)
+    );
 }

@@ -432,49 +432,58 @@ impl Templater {
         // The tools' messages name repository paths, not our temporary ones.
         let temp = format!("{}/", root.display());
         let work = format!("{}/", workdir.path().display());
+        // The same problem from several outputs of an app (a template error
+        // in every cluster's values) is reported once, naming the clusters.
+        let mut found: BTreeMap<(usize, Option<String>, String, String), Vec<String>> =
+            BTreeMap::new();
         for (p, o, result) in results {
             let plan = &mut plans[p];
-            let clusters: Vec<&str> = plan
+            let clusters = plan
                 .clusters
                 .iter()
                 .filter(|(_, slot)| **slot == o)
-                .map(|(c, _)| c.as_str())
-                .collect();
-            let which = if plan.outputs.len() > 1 {
-                format!(" (clusters {})", clusters.join(", "))
-            } else {
-                String::new()
-            };
-            match result {
+                .map(|(c, _)| c.clone());
+            let problems: Vec<(Option<String>, String, String)> = match result {
                 Ok(files) => {
                     let hooks = helm::check_hooks(&files);
                     if hooks.is_empty() {
                         self.cache.put(&plan.outputs[o].key, &files);
                         plan.outputs[o].files = Some(files);
-                    } else {
-                        for h in hooks {
-                            plan.problems.push(
-                                Diagnostic::new(format!(
-                                    "app {}: {}: {}{which}",
-                                    plan.name, h.file, h.message
-                                ))
-                                .at(env_file, plan.line)
-                                .for_object(h.object)
-                                .help(h.help),
-                            );
-                        }
                     }
+                    hooks
+                        .into_iter()
+                        .map(|h| (Some(h.object), format!("{}: {}", h.file, h.message), h.help))
+                        .collect()
                 }
-                Err((message, help)) => plan.problems.push(
-                    Diagnostic::new(format!(
-                        "app {}: {}{which}",
-                        plan.name,
-                        message.replace(&temp, "").replace(&work, "")
-                    ))
-                    .at(env_file, plan.line)
-                    .help(format!("{help} (commit {})", short(commit))),
-                ),
+                Err((message, help)) => vec![(
+                    None,
+                    message.replace(&temp, "").replace(&work, ""),
+                    format!("{help} (commit {})", short(commit)),
+                )],
+            };
+            for (object, message, help) in problems {
+                found
+                    .entry((p, object, message, help))
+                    .or_default()
+                    .extend(clusters.clone());
             }
+        }
+        for ((p, object, message, help), mut clusters) in found {
+            let plan = &mut plans[p];
+            clusters.sort();
+            clusters.dedup();
+            let which = if clusters.len() < plan.clusters.len() {
+                format!(" (clusters {})", clusters.join(", "))
+            } else {
+                String::new()
+            };
+            let mut d = Diagnostic::new(format!("app {}: {message}{which}", plan.name))
+                .at(env_file, plan.line)
+                .help(help);
+            if let Some(object) = object {
+                d = d.for_object(object);
+            }
+            plan.problems.push(d);
         }
     }
 

@@ -53,7 +53,9 @@ spec:
           helm: {{values: {{region: us-central1}}}}
   rollout:
     maxSurge: 1
-    maxUnavailable: 0
+    # 1, not 0: the fleet driver may poll a cluster of a fresh install
+    # before its apply returns and count it unavailable (seen once here).
+    maxUnavailable: 1
     progressDeadline: 60s
     bakeTime: 1s
 "#
@@ -151,4 +153,40 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
         );
     }
     assert_no_drift(&git, &env);
+
+    // A template error: `tidegate sync` names the app's line and helm's
+    // message, and applies nothing, not even to the clusters it could render.
+    git.write(
+        &format!("environments/{env}.yaml"),
+        environment(&env, fleet.kubeconfig(), "trace"),
+    );
+    git.write(
+        "manifests/web/templates/broken.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: broken\ndata:\n  X: {{ .Values.nothing.here }}\n",
+    );
+    git.commit("a broken template");
+    let home = tempfile::tempdir().expect("home");
+    let out = tidegate_command(git.path(), home.path())
+        .env("TIDEGATE_HELM", tool(Tool::Helm))
+        .args(["sync", "--env", &env])
+        .output()
+        .expect("tidegate sync");
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("environments/{env}.yaml:32: app web: helm template of manifests/web failed: Error: template: web/templates/broken.yaml:6")),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("nil pointer").count(),
+        1,
+        "one problem, reported once: {text}"
+    );
+    for (cluster, _, _) in CLUSTERS {
+        assert_eq!(
+            configmap_field(fleet, cluster, &env, "web-config", "{.data.LOG_LEVEL}"),
+            "debug",
+            "{cluster}: nothing applied"
+        );
+    }
 }
