@@ -313,22 +313,7 @@ fn runs(count: &Path) -> usize {
 
 /// Loads the environment and expands it with `templater`.
 fn expand(fx: &GitFixture, templater: &Templater) -> Result<Rendered, tidegate_core::Diagnostics> {
-    use tidegate_source::{GitSource, Overrides, Repo, desired};
-    let cache = tempfile::tempdir().expect("cache");
-    let repo = Repo::open_local(fx.path()).expect("open");
-    let commit = repo.resolve("HEAD").expect("HEAD");
-    let (env, file) = desired::load_environment(&repo, &commit, "test").expect("environment");
-    let mut d = desired::load_desired(
-        &GitSource::new(cache.path()),
-        &repo,
-        &commit,
-        env,
-        file,
-        &Overrides::default(),
-    )
-    .expect("desired");
-    templater.expand_blocking(&mut d);
-    tidegate_render::render_environment(&d.environment, &d.env_file, &d.commit.sha, &d.apps)
+    crate::pipeline::load_with(fx.path(), "test", "HEAD", templater).map(|(_, r)| r)
 }
 
 #[test]
@@ -467,6 +452,21 @@ fn packaged_chart(dir: &Path) -> (PathBuf, Vec<u8>) {
     (tgz, bytes)
 }
 
+/// What `helm template` prints for the packaged chart in `namespace`.
+fn packaged_objects(tgz: &Path, namespace: &str) -> BTreeMap<(String, String), Value> {
+    let dir = tgz.parent().expect("packages dir");
+    let tgz = tgz.to_str().expect("path");
+    let args = [
+        "template",
+        "web",
+        tgz,
+        "--namespace",
+        namespace,
+        "--skip-tests",
+    ];
+    objects(&run(&tool(Tool::Helm), &args, dir))
+}
+
 /// Renders the repository's `test` environment trusting the test CA, with a
 /// fresh chart and output cache.
 fn expand_trusting(fx: &GitFixture, pki: &TestPki, cache: &Path) -> Result<Rendered, String> {
@@ -529,18 +529,7 @@ fn charts_from_a_helm_repository_over_https_are_fetched_and_verified_by_digest()
     fx.commit("charts from a Helm repository");
     let cache = tempfile::tempdir().expect("cache");
     let rendered = expand_trusting(&fx, &pki, cache.path()).unwrap_or_else(|e| panic!("{e}"));
-    let expected = objects(&run(
-        &tool(Tool::Helm),
-        &[
-            "template",
-            "web",
-            tgz.to_str().expect("path"),
-            "--namespace",
-            "a",
-            "--skip-tests",
-        ],
-        packages.path(),
-    ));
+    let expected = packaged_objects(&tgz, "a");
     assert_eq!(tidegate_objects(&rendered, "eks", "a"), expected);
     assert_eq!(tidegate_objects(&rendered, "gke", "b"), expected);
     let deployment = rendered.clusters[0].apps[0]
@@ -694,18 +683,7 @@ fn charts_from_an_oci_registry_are_fetched_and_verified_by_manifest_digest() {
     fx.commit("a chart from an OCI registry");
     let cache = tempfile::tempdir().expect("cache");
     let rendered = expand_trusting(&fx, &pki, cache.path()).unwrap_or_else(|e| panic!("{e}"));
-    let expected = objects(&run(
-        &tool(Tool::Helm),
-        &[
-            "template",
-            "web",
-            tgz.to_str().expect("path"),
-            "--namespace",
-            "a",
-            "--skip-tests",
-        ],
-        packages.path(),
-    ));
+    let expected = packaged_objects(&tgz, "a");
     for cluster in ["eks", "aks", "gke"] {
         assert_eq!(
             tidegate_objects(&rendered, cluster, "a"),

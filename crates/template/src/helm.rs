@@ -128,6 +128,10 @@ pub struct HookProblem {
     pub help: String,
 }
 
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Every hook in the rendered files that has no sync phase.
 pub fn check_hooks(files: &[SourceFile]) -> Vec<HookProblem> {
     let mut out = Vec::new();
@@ -135,6 +139,9 @@ pub fn check_hooks(files: &[SourceFile]) -> Vec<HookProblem> {
         let FileContent::Bytes(bytes) = &file.content else {
             continue;
         };
+        if !contains(bytes, HELM_HOOK_ANNOTATION.as_bytes()) {
+            continue; // most templates: no need to parse them here
+        }
         let Ok(docs) = tidegate_render::yaml::parse_documents(bytes, &file.path) else {
             continue; // render reports unreadable YAML with its line
         };
