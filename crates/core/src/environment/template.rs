@@ -281,6 +281,44 @@ mod tests {
     }
 
     #[test]
+    fn helm_and_kustomize_settings_are_checked_with_their_lines() {
+        let env = |apps: &str| {
+            format!(
+                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nspec:\n  source: {{repoURL: .}}\n  clusters:\n    - name: c1\n      provider: {{kubeconfig: {{}}}}\n  apps:\n{apps}"
+            )
+        };
+        let ok = env(
+            "    - name: a\n      helm:\n        repoURL: oci://r.example/charts\n        chart: a\n        version: 1.2.3\n      overlays:\n        - helm: {values: {x: 1}, kubeVersion: 1.37.0}\n    - name: b\n      kustomize: {allowRemoteBases: true, timeout: 5s}\n",
+        );
+        let parsed = crate::Environment::parse(&ok, "environments/t.yaml").unwrap();
+        assert_eq!(
+            parsed.spec.apps[1].kustomize.as_ref().unwrap().time_limit(),
+            Duration::from_secs(5)
+        );
+        let bad = env(concat!(
+            "    - name: a\n      helm: {chart: x}\n      kustomize: {}\n",
+            "    - name: b\n      helm: {repoURL: http://insecure.example, version: ^1.0}\n",
+            "    - name: c\n      overlays:\n        - helm: {values: [1]}\n",
+            "    - name: d\n      helm: {repoURL: https://c.example, chart: d, version: 1.0.0, digest: md5:abc}\n",
+        ));
+        let problems = crate::Environment::parse(&bad, "environments/t.yaml")
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "environments/t.yaml:13: app a: both `helm` and `kustomize` are set",
+            "environments/t.yaml:12: app a: helm.chart needs helm.repoURL",
+            "environments/t.yaml:15: app b: helm.repoURL \"http://insecure.example\" is neither https:// nor oci://",
+            "environments/t.yaml:15: app b: helm.chart is required with helm.repoURL",
+            "environments/t.yaml:15: app b: helm.version \"^1.0\" is not an exact version",
+            "environments/t.yaml:18: app c: overlay sets `helm` but the app is not a Helm chart",
+            "environments/t.yaml:18: app c: overlay's helm.values must be a mapping",
+            "environments/t.yaml:20: app d: helm.digest \"md5:abc\" is not a sha256 digest",
+        ] {
+            assert!(problems.contains(want), "missing {want:?} in\n{problems}");
+        }
+    }
+
+    #[test]
     fn origins() {
         let mut h = HelmSource::default();
         assert_eq!(h.origin(), ChartOrigin::Directory);
