@@ -711,3 +711,76 @@ fn charts_from_an_oci_registry_are_fetched_and_verified_by_manifest_digest() {
         );
     }
 }
+
+#[test]
+fn repository_credentials_come_from_the_environment_and_are_never_printed() {
+    use base64::Engine as _;
+    use tidegate_testkit::http::{Response, serve_stub_tls};
+    let pki = TestPki::new();
+    let packages = tempfile::tempdir().expect("packages");
+    let (_, bytes) = packaged_chart(packages.path());
+    let hex = tidegate_template::sha256_digest(&bytes)
+        .trim_start_matches("sha256:")
+        .to_string();
+    let index = format!(
+        "apiVersion: v1\nentries:\n  web:\n    - name: web\n      version: 0.1.0\n      digest: {hex}\n      urls: [web-0.1.0.tgz]\n"
+    );
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("fleet:s3cret-pass")
+    );
+    let server = serve_stub_tls(&pki.path("tls.crt"), &pki.path("tls.key"), move |request| {
+        if request.header("authorization") != Some(expected.as_str()) {
+            return Response::text(401, "unauthorized");
+        }
+        let body = match request.path() {
+            "/index.yaml" => index.clone().into_bytes(),
+            "/web-0.1.0.tgz" => bytes.clone(),
+            _ => return Response::text(404, "not found"),
+        };
+        Response {
+            status: 200,
+            content_type: "application/octet-stream".into(),
+            body,
+        }
+    })
+    .expect("stub Helm repository");
+    let mut fx = GitFixture::new();
+    fx.write(
+        "environments/test.yaml",
+        environment(&remote_app("a", server.url(), "web", "")),
+    );
+    fx.commit("a chart from a private Helm repository");
+    // `tidegate render` with the credentials in its environment (each run
+    // with an empty cache, so each one asks the repository).
+    let render = |password: &str| {
+        let home = tempfile::tempdir().expect("home");
+        let out = crate::cluster::tidegate_command(fx.path(), home.path())
+            .env("TIDEGATE_HELM", tool(Tool::Helm))
+            .env("TIDEGATE_HELM_CA_FILE", pki.path("ca.pem"))
+            .env("TIDEGATE_HELM_USERNAME", "fleet")
+            .env("TIDEGATE_HELM_PASSWORD", password)
+            .env("RUST_LOG", "trace")
+            .args(["render", "--env", "test"])
+            .output()
+            .expect("tidegate render");
+        (out.status.code(), crate::cluster::output_text(&out))
+    };
+    let (code, text) = render("s3cret-pass");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("kind: Deployment"), "{text}");
+    assert!(
+        !text.contains("s3cret-pass"),
+        "the password was printed:\n{text}"
+    );
+    let (code, text) = render("wrong-pass-42");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("401 Unauthorized (set TIDEGATE_HELM_USERNAME and TIDEGATE_HELM_PASSWORD)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wrong-pass-42"),
+        "the password was printed:\n{text}"
+    );
+}
