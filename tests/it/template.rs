@@ -784,3 +784,72 @@ fn repository_credentials_come_from_the_environment_and_are_never_printed() {
         "the password was printed:\n{text}"
     );
 }
+
+#[test]
+fn an_oci_registry_with_token_authentication_is_read_with_a_bearer_token() {
+    use std::sync::{Arc, Mutex};
+    use tidegate_testkit::http::{Response, serve_stub_tls};
+    let pki = TestPki::new();
+    let packages = tempfile::tempdir().expect("packages");
+    let (tgz, bytes) = packaged_chart(packages.path());
+    let layer = tidegate_template::sha256_digest(&bytes);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.cncf.helm.config.v1+json", "digest": layer, "size": 2},
+        "layers": [{"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": layer, "size": bytes.len()}],
+    })
+    .to_string();
+    let digest = tidegate_template::sha256_digest(manifest.as_bytes());
+    // As ghcr.io does for anonymous pulls: 401 with a token realm, then the token.
+    let realm: Arc<Mutex<String>> = Arc::default();
+    let seen = realm.clone();
+    let server = serve_stub_tls(&pki.path("tls.crt"), &pki.path("tls.key"), move |request| {
+        let path = request.path().to_string();
+        if path.starts_with("/token") {
+            return Response::json(200, r#"{"token":"pull-token"}"#);
+        }
+        if request.header("authorization") != Some("Bearer pull-token") {
+            let mut denied = Response::text(401, "unauthorized");
+            // The stub has no header list: the challenge rides on Content-Type.
+            denied.content_type = format!(
+                "text/plain\r\nWWW-Authenticate: Bearer realm=\"{}/token\",service=\"stub\",scope=\"repository:charts/web:pull\"",
+                seen.lock().expect("lock")
+            );
+            return denied;
+        }
+        match path.as_str() {
+            "/v2/charts/web/manifests/0.1.0" => Response {
+                status: 200,
+                content_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                body: manifest.clone().into_bytes(),
+            },
+            p if p == format!("/v2/charts/web/blobs/{layer}") => Response {
+                status: 200,
+                content_type: "application/octet-stream".into(),
+                body: bytes.clone(),
+            },
+            _ => Response::text(404, "not found"),
+        }
+    })
+    .expect("stub registry");
+    *realm.lock().expect("lock") = server.url().to_string();
+    let host = server.url().trim_start_matches("https://").to_string();
+    let mut fx = GitFixture::new();
+    fx.write(
+        "environments/test.yaml",
+        environment(&remote_app(
+            "a",
+            &format!("oci://{host}/charts"),
+            "web",
+            &format!("        digest: {digest}\n"),
+        )),
+    );
+    fx.commit("a chart from a registry with token authentication");
+    let cache = tempfile::tempdir().expect("cache");
+    let rendered = expand_trusting(&fx, &pki, cache.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        tidegate_objects(&rendered, "aks", "a"),
+        packaged_objects(&tgz, "a")
+    );
+}

@@ -11,8 +11,9 @@
 //! Cached charts are keyed by repository, chart and version and checked
 //! against their recorded digest before use; with a pin and a cached chart
 //! of that digest, nothing is fetched. Credentials come from the
-//! environment only (`TIDEGATE_HELM_USERNAME`, `TIDEGATE_HELM_PASSWORD`)
-//! and are never logged; `TIDEGATE_HELM_CA_FILE` adds trusted CAs.
+//! environment only (`TIDEGATE_HELM_USERNAME`, `TIDEGATE_HELM_PASSWORD`:
+//! basic authentication, or exchanged for a registry's bearer token when it
+//! challenges) and are never logged; `TIDEGATE_HELM_CA_FILE` adds trusted CAs.
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -153,17 +154,80 @@ impl ChartFetcher {
     }
 
     async fn get(&self, url: &str, accept: Option<&str>) -> Result<reqwest::Response, FetchError> {
-        let mut request = self.client()?.get(url);
-        if let Some(a) = accept {
-            request = request.header(reqwest::header::ACCEPT, a);
+        let send = |bearer: Option<&str>| {
+            let mut request = self.client()?.get(url);
+            if let Some(a) = accept {
+                request = request.header(reqwest::header::ACCEPT, a);
+            }
+            request = match (bearer, &self.username) {
+                (Some(token), _) => request.bearer_auth(token),
+                (None, Some(user)) => request.basic_auth(user, self.password.as_ref()),
+                (None, None) => request,
+            };
+            Ok::<_, FetchError>(request.send())
+        };
+        let http = |e: reqwest::Error| {
+            FetchError::Http(format!("GET {}: {}", redact(url), error_chain(&e)))
+        };
+        let response = send(None)?.await.map_err(http)?;
+        // OCI registries (ghcr.io, Docker Hub...) answer 401 with a token
+        // endpoint: exchange the credentials (or nothing) for a bearer token.
+        let challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        match challenge {
+            Some(challenge) if response.status() == reqwest::StatusCode::UNAUTHORIZED => {
+                let token = self.bearer_token(&challenge).await?;
+                send(Some(&token))?.await.map_err(http)
+            }
+            _ => Ok(response),
         }
+    }
+
+    /// The token of a `WWW-Authenticate: Bearer realm=…,service=…,scope=…`
+    /// challenge (Docker registry token authentication).
+    async fn bearer_token(&self, challenge: &str) -> Result<String, FetchError> {
+        let mut params: Vec<(String, String)> = Vec::new();
+        let mut realm = None;
+        for part in challenge.split(',') {
+            let Some((key, value)) = part.trim().split_once('=') else {
+                continue;
+            };
+            let value = value.trim_matches('"').to_string();
+            match key {
+                "realm" => realm = Some(value),
+                "service" | "scope" => params.push((key.to_string(), value)),
+                _ => {}
+            }
+        }
+        let realm = realm.ok_or_else(|| {
+            FetchError::Http("the registry asked for a token without a realm".into())
+        })?;
+        let url = reqwest::Url::parse_with_params(&realm, &params)
+            .map_err(|e| FetchError::Http(format!("token realm {}: {e}", redact(&realm))))?;
+        let mut request = self.client()?.get(url);
         if let Some(user) = &self.username {
             request = request.basic_auth(user, self.password.as_ref());
         }
-        request
-            .send()
-            .await
-            .map_err(|e| FetchError::Http(format!("GET {}: {}", redact(url), error_chain(&e))))
+        let failed = |why: String| {
+            FetchError::Http(format!(
+                "token from {}: {why} (set TIDEGATE_HELM_USERNAME and TIDEGATE_HELM_PASSWORD)",
+                redact(&realm)
+            ))
+        };
+        let response = request.send().await.map_err(|e| failed(error_chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(failed(response.status().to_string()));
+        }
+        let body: serde_json::Value = response.json().await.map_err(|e| failed(error_chain(&e)))?;
+        body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| failed("no token in the answer".into()))
     }
 
     async fn get_bytes(
