@@ -15,7 +15,7 @@ TESTKIT := target/debug/tidegate-testkit
 # The local clusters' state (kubeconfig, certificates, logs); ignored by Git.
 export TIDEGATE_CLUSTERS_STATE_DIR ?= $(CURDIR)/.tidegate/clusters
 
-.PHONY: build test test-unit test-cluster lint fmt demo bench cluster-bins template-tools oci-registry clusters-up clusters-down clean
+.PHONY: build test test-unit test-cluster lint fmt demo bench fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
 
 ## build: compile every crate and binary
 build:
@@ -53,6 +53,11 @@ demo: build cluster-bins template-tools
 ## bench: criterion benchmarks (slow: release build)
 bench:
 	$(CARGO) bench --workspace
+
+## fuzz: the parser fuzz targets (tests/it/fuzz.rs) with 20,000 cases each instead of make test's 256;
+## property-based mutation fuzzing on stable Rust, not coverage-guided (see docs/limits.md)
+fuzz:
+	TIDEGATE_FUZZ_CASES=$${TIDEGATE_FUZZ_CASES:-20000} $(CARGO) test --release -p tidegate-tests --test it -- fuzz::
 
 ## cluster-bins: build or reuse kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok
 cluster-bins:

@@ -6,6 +6,8 @@ mod audit;
 mod bad_inputs;
 mod cluster;
 mod examples;
+mod fuzz;
+mod hardening;
 mod pipeline;
 mod source;
 mod template;

@@ -287,9 +287,12 @@ pub struct SyncArgs {
     /// Take the environment's lock even if someone holds it (a crashed run)
     #[arg(long)]
     pub break_lock: bool,
-    /// Roll out a revision that a failed rollout quarantined
+    /// Apply a revision that a failed rollout quarantined (needs --reason; audited)
     #[arg(long)]
     pub allow_quarantined: bool,
+    /// Why a quarantined revision is applied anyway (recorded in the audit trail)
+    #[arg(long, requires = "allow_quarantined")]
+    pub reason: Option<String>,
     /// Plan and show what would change; write nothing
     #[arg(long)]
     pub dry_run: bool,

@@ -5,6 +5,7 @@
 //! first problem: they collect [`Diagnostics`] so a user sees everything that
 //! is wrong in one run.
 
+use crate::printable::printable;
 use std::fmt;
 
 /// One problem in user input. API boundary: the CLI prints these as they are.
@@ -63,22 +64,27 @@ impl Diagnostic {
     }
 }
 
+/// Every part is shown through [`printable`]: file names, object names and
+/// messages quote repository content, which must not reach a terminal raw.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.file, self.line) {
+        let file = self.file.as_deref().map(printable);
+        let cluster = self.cluster.as_deref().map(printable);
+        let object = self.object.as_deref().map(printable);
+        match (file, self.line) {
             (Some(file), Some(line)) => write!(f, "{file}:{line}: ")?,
             (Some(file), None) => write!(f, "{file}: ")?,
             _ => {}
         }
-        if let Some(cluster) = &self.cluster {
+        if let Some(cluster) = cluster {
             write!(f, "[cluster {cluster}] ")?;
         }
-        if let Some(object) = &self.object {
+        if let Some(object) = object {
             write!(f, "{object}: ")?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&printable(&self.message))?;
         if let Some(help) = &self.help {
-            write!(f, "\n  help: {help}")?;
+            write!(f, "\n  help: {}", printable(help))?;
         }
         Ok(())
     }

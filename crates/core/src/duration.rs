@@ -7,6 +7,10 @@ use std::{fmt, str::FromStr, time::Duration};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct GoDuration(pub Duration);
 
+/// The longest duration Go can represent (`math.MaxInt64` nanoseconds, about
+/// 292 years); longer ones are refused as Go's `time.ParseDuration` does.
+const MAX: Duration = Duration::from_nanos(i64::MAX as u64);
+
 /// Why a duration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid duration {input:?}: {reason} (write it like 30s, 10m, 1h30m or 500ms)")]
@@ -53,7 +57,12 @@ impl FromStr for GoDuration {
                 "h" => 3600.0,
                 _ => return Err(err("unknown unit (use ms, s, m or h)")),
             };
-            total += Duration::from_secs_f64(number * seconds_per_unit);
+            let part = Duration::try_from_secs_f64(number * seconds_per_unit)
+                .map_err(|_| err("too long (at most 2562047h, as in Go)"))?;
+            total = total
+                .checked_add(part)
+                .filter(|t| *t <= MAX)
+                .ok_or_else(|| err("too long (at most 2562047h, as in Go)"))?;
             rest = &rest[unit_len..];
         }
         Ok(GoDuration(total))
@@ -117,6 +126,26 @@ mod tests {
         assert!(p("10 minutes").is_err());
         assert!(p("").is_err());
         assert!(p("m").is_err());
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        let p = |s: &str| s.parse::<GoDuration>();
+        for huge in [
+            "99999999999999999999999h",
+            "5000000000000000h5000000000000000h",
+            "2562048h",
+            "9".repeat(400).as_str(),
+        ] {
+            let input = if huge.ends_with('h') {
+                huge.to_string()
+            } else {
+                format!("{huge}s")
+            };
+            let err = p(&input).expect_err(&input);
+            assert!(err.to_string().contains("too long"), "{err}");
+        }
+        assert_eq!(p("2562047h").map(|d| d.0.as_secs()), Ok(2_562_047 * 3600));
     }
 
     #[test]

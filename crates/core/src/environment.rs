@@ -8,6 +8,7 @@ mod clusters;
 mod located;
 mod parse;
 mod template;
+mod values;
 
 pub use clusters::{Cloud, ClusterList, DEFAULT_WAVE_TAG, Discover, DiscoverEntry, FoundCluster};
 pub use located::Located;

@@ -78,3 +78,36 @@ impl Templated {
             .map(Vec::as_slice)
     }
 }
+
+/// Totals that one app and one environment may read and render, so a small
+/// repository cannot make Tidegate parse gigabytes (one blob can be
+/// referenced by many files). The limit in force is named in every error;
+/// see `docs/limits.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Bytes of manifest files per app.
+    pub app_bytes: u64,
+    /// Manifest files per app.
+    pub app_files: usize,
+    /// Objects per app.
+    pub app_objects: usize,
+    /// Bytes of manifest files per environment (all apps).
+    pub environment_bytes: u64,
+    /// Manifest files per environment (all apps).
+    pub environment_files: usize,
+    /// Objects per environment and cluster (all apps).
+    pub environment_objects: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            app_bytes: 16 << 20,
+            app_files: 1_000,
+            app_objects: 5_000,
+            environment_bytes: 64 << 20,
+            environment_files: 5_000,
+            environment_objects: 20_000,
+        }
+    }
+}

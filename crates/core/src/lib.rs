@@ -15,8 +15,11 @@ pub mod environment;
 pub mod files;
 pub mod hooks;
 pub mod intorpercent;
+pub mod names;
+pub mod numbers;
 pub mod object;
 pub mod paths;
+pub mod printable;
 pub mod selector;
 pub mod tracking;
 

@@ -77,7 +77,8 @@ pub struct Provenance {
 
 impl fmt::Display for Provenance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.path, self.line)
+        let path = crate::printable::printable(&self.path);
+        write!(f, "{path}:{}", self.line)
     }
 }
 

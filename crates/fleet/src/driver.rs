@@ -1,6 +1,9 @@
 //! Executing a fleet rollout.
 
-use crate::Journal;
+use crate::{
+    Journal,
+    lock::{self, LockPolicy},
+};
 use futures::{StreamExt, stream::FuturesUnordered};
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -12,7 +15,7 @@ use std::{
 use tidegate_audit::{
     Action as AuditAction, Entry, OperationId, Outcome as AuditOutcome, Revision,
 };
-use tidegate_cluster::{ClientFactory, Holder, LeaseError, acquire_lease, release_lease};
+use tidegate_cluster::{ClientFactory, Holder, LeaseError, acquire_lease};
 use tidegate_core::{Diagnostics, Environment, ObjectKey};
 use tidegate_health::HealthStatus;
 use tidegate_render::Rendered;
@@ -43,6 +46,8 @@ pub struct DriverOptions {
     pub lock_ttl: Duration,
     /// Who runs the rollout (lock holder and audit actor identity).
     pub identity: String,
+    /// Revisions a failed rollout quarantined (never a rollback target).
+    pub quarantined: BTreeSet<String>,
 }
 
 impl Default for DriverOptions {
@@ -55,6 +60,7 @@ impl Default for DriverOptions {
             poll: Duration::from_secs(1),
             lock_ttl: Duration::from_secs(60),
             identity: "tidegate".into(),
+            quarantined: BTreeSet::new(),
         }
     }
 }
@@ -113,6 +119,64 @@ pub struct RolloutReport {
     /// `(cluster, "apply" | "applied" | "apply-failed" | "healthy" |
     /// "rollback" | "rolled-back" | "rollback-failed", at)`.
     pub timeline: Vec<(String, String, Duration)>,
+    /// Clusters that already ran the target revision but differed from Git
+    /// (drift, or a sync that stopped part-way), and were applied.
+    pub drift_corrected: Vec<String>,
+    /// The audit operation of the interrupted run this one resumed.
+    pub resumed_from: Option<u64>,
+}
+
+/// One cluster's problem found by the pre-flight dry run.
+#[derive(Debug, Clone)]
+pub struct ClusterProblem {
+    /// The cluster.
+    pub cluster: String,
+    /// What its dry run rejected (file:line, object, message, fix).
+    pub problem: tidegate_sync::ObjectProblem,
+}
+
+/// Why a rollout was refused before anything was written anywhere.
+#[derive(Debug, Clone)]
+pub struct Preflight {
+    /// Objects some cluster rejects.
+    pub problems: Vec<ClusterProblem>,
+    /// Clusters that could not be reached, with why.
+    pub unreachable: Vec<(String, String)>,
+    /// The resolved `maxUnavailable`.
+    pub max_unavailable: u32,
+}
+
+impl std::fmt::Display for Preflight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.problems.is_empty() {
+            let clusters: BTreeSet<&str> =
+                self.problems.iter().map(|p| p.cluster.as_str()).collect();
+            write!(
+                f,
+                "the revision is rejected by the dry run in {} cluster(s) ({}); nothing was written to any cluster:",
+                clusters.len(),
+                clusters.into_iter().collect::<Vec<_>>().join(", ")
+            )?;
+            for p in &self.problems {
+                write!(f, "\n  [cluster {}] {}", p.cluster, p.problem)?;
+            }
+        }
+        if self.unreachable.len() > self.max_unavailable as usize {
+            if !self.problems.is_empty() {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "{} cluster(s) cannot be reached, more than maxUnavailable {}; nothing was written to any cluster:",
+                self.unreachable.len(),
+                self.max_unavailable
+            )?;
+            for (c, why) in &self.unreachable {
+                write!(f, "\n  [cluster {c}] {why}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Why a rollout could not run.
@@ -124,6 +188,10 @@ pub enum RolloutError {
     /// Someone else is rolling out this environment.
     #[error(transparent)]
     Locked(#[from] LeaseError),
+    /// The pre-flight dry run on every cluster refused the revision before
+    /// anything was written.
+    #[error("{0}")]
+    Refused(Preflight),
     /// A cluster could not be reached or read.
     #[error(transparent)]
     Sync(#[from] SyncError),
@@ -173,9 +241,20 @@ pub struct Driver<'a, F: ClientFactory> {
 
 type Pending<'f> = FuturesUnordered<Pin<Box<dyn Future<Output = (String, Event)> + 'f>>>;
 
+/// What is known about a cluster before the first write.
+struct Found {
+    /// Objects of what it runs now (its inventories).
+    keys: Vec<(ObjectKey, String)>,
+    start: ClusterStart,
+}
+
 impl<F: ClientFactory> Driver<'_, F> {
-    fn lock_name(&self) -> String {
-        format!("tidegate-rollout-{}", self.environment.metadata.name)
+    fn lock_policy(&self) -> LockPolicy {
+        LockPolicy {
+            break_lock: self.options.break_lock,
+            take_over_dead: self.options.resume,
+            ttl: self.options.lock_ttl,
+        }
     }
 
     /// Runs the rollout to its end; `progress` gets one line per cluster after every poll.
@@ -188,46 +267,177 @@ impl<F: ClientFactory> Driver<'_, F> {
         let _entered = span.enter();
         let plan = plan_waves(self.environment).map_err(RolloutError::Invalid)?;
 
-        // Connect every cluster, then lock them all (in name order).
+        // Connect every cluster (a cluster that cannot be reached is Unknown).
         let mut engines: BTreeMap<String, Arc<Engine>> = BTreeMap::new();
+        let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
         for cluster in &self.environment.spec.clusters {
-            let mut engine = Engine::connect(self.factory, cluster).await?;
-            if let Some(audit) = &self.audit {
-                engine = engine.with_audit(audit.clone());
+            match Engine::connect(self.factory, cluster).await {
+                Ok(mut engine) => {
+                    if let Some(audit) = &self.audit {
+                        engine = engine.with_audit(audit.clone());
+                    }
+                    engines.insert(cluster.name.clone(), Arc::new(engine));
+                }
+                Err(e) => {
+                    unreachable.insert(cluster.name.clone(), e.to_string());
+                }
             }
-            engines.insert(cluster.name.clone(), Arc::new(engine));
         }
+
+        // Before any write anywhere: what every cluster runs, and (for a new
+        // rollout) the dry run of the target revision on every cluster.
+        let mut found = self.read_clusters(&engines, &mut unreachable).await;
+        if !self.options.resume {
+            let drift = self.preflight(&plan, &engines, &mut unreachable).await?;
+            for (name, drifted) in drift {
+                if let Some(f) = found.get_mut(&name) {
+                    f.start.drifted |= drifted;
+                }
+            }
+        }
+        for name in unreachable.keys() {
+            found.insert(name.clone(), Found::unreachable());
+        }
+
+        // Lock every reachable cluster (in name order).
         let holder = Holder::this_process(&self.options.identity);
         let mut locked = Vec::new();
         for (name, engine) in &engines {
-            match acquire_lease(
-                engine.client(),
-                name,
-                &self.lock_name(),
-                &holder,
-                self.options.lock_ttl,
-                self.options.break_lock,
-            )
-            .await
-            {
+            match lock::take(engine, env, &holder, self.lock_policy()).await {
                 Ok(()) => locked.push(name.clone()),
+                Err(LeaseError::Cluster(e)) if unreachable.contains_key(name) => {
+                    warn!(cluster = %name, error = %e, "not locked: unreachable");
+                }
                 Err(e) => {
                     self.release(&engines, &locked, &holder).await;
                     return Err(e.into());
                 }
             }
         }
-        let renew = self.spawn_renewal(&engines, &holder);
-        let result = self.run_locked(&plan, &engines, progress).await;
+        let locked = Arc::new(std::sync::Mutex::new(locked));
+        let renew = self.spawn_renewal(&engines, &locked, &holder);
+        let result = self
+            .run_locked(&plan, &engines, found, &locked, &holder, progress)
+            .await;
         renew.abort();
+        let locked = locked.lock().map(|l| l.clone()).unwrap_or_default();
         self.release(&engines, &locked, &holder).await;
         result
+    }
+
+    /// What each cluster runs now, its last good revision and health. A
+    /// cluster whose inventories cannot be read is added to `unreachable`.
+    async fn read_clusters(
+        &self,
+        engines: &BTreeMap<String, Arc<Engine>>,
+        unreachable: &mut BTreeMap<String, String>,
+    ) -> BTreeMap<String, Found> {
+        let env = &self.environment.metadata.name;
+        let mut found = BTreeMap::new();
+        for (name, engine) in engines {
+            let inventories = match engine.inventories(env).await {
+                Ok(i) => i,
+                Err(e) => {
+                    unreachable.insert(name.clone(), e.to_string());
+                    continue;
+                }
+            };
+            let keys: Vec<(ObjectKey, String)> = inventories
+                .iter()
+                .flat_map(|i| i.objects.iter().map(|r| (r.key(), r.api_version.clone())))
+                .collect();
+            let health = worst(engine, &keys).await;
+            found.insert(
+                name.clone(),
+                Found {
+                    keys,
+                    start: ClusterStart {
+                        current_revision: inventories.first().map(|i| i.revision.clone()),
+                        last_good_revision: inventories
+                            .first()
+                            .and_then(|i| i.healthy_revision.clone()),
+                        health,
+                        // A sync that stopped part-way is not "at" its revision.
+                        drifted: inventories.iter().any(|i| i.incomplete()),
+                        unknown_state: false,
+                    },
+                },
+            );
+        }
+        found
+    }
+
+    /// Plans the target revision on every reachable cluster (dry runs, no
+    /// writes). Refuses when any cluster rejects it, or when more clusters
+    /// than `maxUnavailable` cannot be reached. Returns which clusters
+    /// differ from Git (drift, when they already run the target).
+    async fn preflight(
+        &self,
+        plan: &tidegate_rollout::WavePlan,
+        engines: &BTreeMap<String, Arc<Engine>>,
+        unreachable: &mut BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, bool>, RolloutError> {
+        let options = self.sync_options();
+        let plans = futures::future::join_all(engines.iter().filter_map(|(name, engine)| {
+            if unreachable.contains_key(name) {
+                return None;
+            }
+            let definition = self.environment.cluster(name)?;
+            let rendered = self.rendered.clusters.iter().find(|c| c.cluster == *name)?;
+            let options = &options;
+            Some(async move {
+                let target = Target {
+                    environment: self.environment,
+                    cluster: definition,
+                    rendered,
+                    revision: self.revision,
+                };
+                (name.clone(), engine.plan(&target, options).await)
+            })
+        }))
+        .await;
+        let mut problems = Vec::new();
+        let mut drift = BTreeMap::new();
+        for (name, planned) in plans {
+            match planned {
+                Ok(p) => {
+                    // Objects left to prune count only when this run prunes.
+                    let prune = options.prune || self.environment.spec.sync.prune;
+                    let differs =
+                        p.objects.iter().any(|o| o.needs_apply()) || (prune && !p.prune.is_empty());
+                    drift.insert(name.clone(), differs);
+                    problems.extend(p.problems.into_iter().map(|problem| ClusterProblem {
+                        cluster: name.clone(),
+                        problem,
+                    }));
+                }
+                Err(e) => {
+                    unreachable.insert(name, e.to_string());
+                }
+            }
+        }
+        let refusal = Preflight {
+            problems,
+            unreachable: unreachable
+                .iter()
+                .map(|(c, w)| (c.clone(), w.clone()))
+                .collect(),
+            max_unavailable: plan.max_unavailable,
+        };
+        if !refusal.problems.is_empty() || refusal.unreachable.len() > plan.max_unavailable as usize
+        {
+            return Err(RolloutError::Refused(refusal));
+        }
+        Ok(drift)
     }
 
     async fn run_locked(
         &self,
         plan: &tidegate_rollout::WavePlan,
         engines: &BTreeMap<String, Arc<Engine>>,
+        found: BTreeMap<String, Found>,
+        locked: &std::sync::Mutex<Vec<String>>,
+        holder: &Holder,
         progress: &(dyn Fn(&[ClusterLine]) + Sync),
     ) -> Result<RolloutReport, RolloutError> {
         let env = &self.environment.metadata.name;
@@ -238,35 +448,28 @@ impl<F: ClientFactory> Driver<'_, F> {
             .iter()
             .map(|a| a.name.clone())
             .collect();
-        // What each cluster runs now, and its last good revision.
-        let mut current_keys: BTreeMap<String, Vec<(ObjectKey, String)>> = BTreeMap::new();
-        let mut starts = Vec::new();
-        for (name, engine) in engines {
-            let inventories = engine.inventories(env).await?;
-            let keys: Vec<(ObjectKey, String)> = inventories
-                .iter()
-                .flat_map(|i| i.objects.iter().map(|r| (r.key(), r.api_version.clone())))
-                .collect();
-            let health = worst(engine, &keys).await?;
-            starts.push((
-                name.clone(),
-                ClusterStart {
-                    current_revision: inventories.first().map(|i| i.revision.clone()),
-                    last_good_revision: inventories
-                        .first()
-                        .and_then(|i| i.healthy_revision.clone()),
-                    health,
-                },
-            ));
-            current_keys.insert(name.clone(), keys);
-        }
+        let current_keys: BTreeMap<String, Vec<(ObjectKey, String)>> = found
+            .iter()
+            .map(|(n, f)| (n.clone(), f.keys.clone()))
+            .collect();
+        let starts: Vec<(String, ClusterStart)> =
+            found.into_iter().map(|(n, f)| (n, f.start)).collect();
+        let drifted: Vec<String> = starts
+            .iter()
+            .filter(|(_, s)| s.drifted && s.current_revision.as_deref() == Some(self.revision))
+            .map(|(n, _)| n.clone())
+            .collect();
         let journal_error = |path: &std::path::Path, source| RolloutError::Journal {
             path: path.display().to_string(),
             source,
         };
-        let (started_ms, mut machine, resumed) = match (&self.journal, self.options.resume) {
+        let (started_ms, mut machine, resumed_from) = match (&self.journal, self.options.resume) {
             (Some(j), true) => match j.load().map_err(|e| journal_error(j.path(), e))? {
-                Some((started, m)) => (started, m, true),
+                Some(journaled) => (
+                    journaled.started_ms,
+                    journaled.machine,
+                    Some(journaled.operation),
+                ),
                 None => {
                     return Err(RolloutError::NothingToResume(
                         j.path().display().to_string(),
@@ -280,30 +483,34 @@ impl<F: ClientFactory> Driver<'_, F> {
             }
             _ => {
                 let config = RolloutConfig {
-                    target_revision: self.revision.to_string(),
-                    failure_policy: plan.failure_policy,
-                    progress_deadline: plan.progress_deadline.0,
-                    bake_time: plan.bake_time.0,
+                    quarantined: self.options.quarantined.clone(),
+                    ..RolloutConfig::from_plan(plan, self.revision)
                 };
-                let m = FleetRollout::new(plan, config, starts)
+                let m = FleetRollout::new(plan, config, starts.clone())
                     .map_err(|e| RolloutError::Machine(e.to_string()))?;
-                (tidegate_audit::now_ms(), m, false)
+                (tidegate_audit::now_ms(), m, None)
             }
         };
         let clock = Instant::now();
         let offset = Duration::from_millis((tidegate_audit::now_ms() - started_ms).max(0) as u64);
         let elapsed = || offset + clock.elapsed();
-        let operation = self.audit_begin()?;
+        if resumed_from.is_some() {
+            // Time nobody watched does not count towards a bake or deadline.
+            machine.resume(elapsed());
+        }
+        let operation = self.audit_begin(resumed_from.flatten())?;
 
         let mut pending: Pending<'_> = FuturesUnordered::new();
+        // Commands of one cluster run one after the other, in order.
+        let mut busy: BTreeSet<String> = BTreeSet::new();
+        let mut queued: BTreeMap<String, std::collections::VecDeque<Command>> = BTreeMap::new();
         let mut transitions = Vec::new();
         let mut timeline = Vec::new();
         let mut waiting_for: Option<u32> = None;
         let mut outcome = None;
-        let mut marked: BTreeSet<String> = BTreeSet::new();
         let mut first = true;
         loop {
-            let commands = if first && resumed {
+            let commands = if first && resumed_from.is_some() {
                 machine.outstanding()
             } else {
                 machine.step(elapsed())
@@ -311,19 +518,29 @@ impl<F: ClientFactory> Driver<'_, F> {
             first = false;
             for command in commands {
                 match command {
-                    Command::Apply { cluster, revision } => {
-                        timeline.push((cluster.clone(), "apply".to_string(), elapsed()));
-                        pending.push(Box::pin(self.apply(engines, cluster, revision)));
+                    Command::Apply { ref cluster, .. }
+                    | Command::Rollback {
+                        ref cluster,
+                        to: Some(_),
                     }
-                    Command::Rollback {
-                        cluster,
-                        to: Some(to),
-                    } => {
-                        timeline.push((cluster.clone(), "rollback".to_string(), elapsed()));
-                        pending.push(Box::pin(self.rollback(engines, cluster, to)));
+                    | Command::Remove { ref cluster } => {
+                        let cluster = cluster.clone();
+                        if busy.contains(&cluster) {
+                            queued.entry(cluster).or_default().push_back(command);
+                        } else {
+                            busy.insert(cluster);
+                            pending.push(self.start(
+                                engines,
+                                locked,
+                                holder,
+                                command,
+                                &mut timeline,
+                                elapsed(),
+                            ));
+                        }
                     }
                     Command::Rollback { cluster, to: None } => {
-                        warn!(%cluster, "no known good revision: left as it is");
+                        warn!(%cluster, "no rollback target: left as it is");
                     }
                     Command::AwaitApproval { wave } => {
                         info!(
@@ -337,7 +554,7 @@ impl<F: ClientFactory> Driver<'_, F> {
             }
             self.forward(&mut machine, operation, &mut transitions)?;
             if let Some(j) = &self.journal {
-                j.save(started_ms, &machine)
+                j.save(started_ms, operation.map(|o| o.0), &machine)
                     .map_err(|e| journal_error(j.path(), e))?;
             }
             if outcome.is_some() && pending.is_empty() {
@@ -349,8 +566,13 @@ impl<F: ClientFactory> Driver<'_, F> {
             loop {
                 tokio::select! {
                     Some((cluster, event)) = pending.next(), if !pending.is_empty() => {
-                        timeline.push((cluster, event_name(&event).to_string(), elapsed()));
+                        timeline.push((cluster.clone(), event_name(&event).to_string(), elapsed()));
                         machine.observe(elapsed(), event);
+                        busy.remove(&cluster);
+                        if let Some(next) = queued.get_mut(&cluster).and_then(|q| q.pop_front()) {
+                            busy.insert(cluster.clone());
+                            pending.push(self.start(engines, locked, holder, next, &mut timeline, elapsed()));
+                        }
                     }
                     () = &mut tick => break,
                 }
@@ -362,31 +584,39 @@ impl<F: ClientFactory> Driver<'_, F> {
                 waiting_for = None;
             }
             // Health of every cluster: the target's objects once touched,
-            // otherwise what it runs now.
+            // otherwise what it runs now. A cluster that cannot be read is
+            // Unknown (counted against maxUnavailable).
             let views: Vec<(String, ClusterProgress)> = machine
                 .clusters()
                 .map(|v| (v.name.to_string(), v.progress))
                 .collect();
-            for (name, progress_state) in views {
-                let Some(engine) = engines.get(&name) else {
-                    continue;
+            // Read every cluster at once: one that cannot be reached (and
+            // is retried) does not hold up the others.
+            let current_keys = &current_keys;
+            let reads = views.iter().map(|(name, progress_state)| async move {
+                let Some(engine) = engines.get(name) else {
+                    return HealthStatus::Unknown;
                 };
                 let keys = match progress_state {
                     ClusterProgress::Applying
                     | ClusterProgress::Progressing
                     | ClusterProgress::Updated
                     | ClusterProgress::Failed
-                    | ClusterProgress::Skipped => self.target_keys(&name),
-                    _ => current_keys.get(&name).cloned().unwrap_or_default(),
+                    | ClusterProgress::Skipped => self.target_keys(name),
+                    _ => current_keys.get(name).cloned().unwrap_or_default(),
                 };
-                let mut status = worst(engine, &keys).await?;
+                let status = worst(engine, &keys).await;
                 let touched = matches!(
                     progress_state,
                     ClusterProgress::Progressing | ClusterProgress::Updated
                 );
-                if let (Some(check), true) = (self.check, touched) {
-                    status = status.max(check.check(&name, engine).await);
+                match (self.check, touched) {
+                    (Some(check), true) => status.max(check.check(name, engine).await),
+                    _ => status,
                 }
+            });
+            let statuses = futures::future::join_all(reads).await;
+            for ((name, progress_state), status) in views.into_iter().zip(statuses) {
                 machine.observe(
                     elapsed(),
                     Event::Health {
@@ -399,12 +629,6 @@ impl<F: ClientFactory> Driver<'_, F> {
                     .any(|v| v.name == name && v.progress == ClusterProgress::Updated);
                 if now_updated && progress_state != ClusterProgress::Updated {
                     timeline.push((name.clone(), "healthy".to_string(), elapsed()));
-                }
-                if progress_state == ClusterProgress::Updated
-                    && status == HealthStatus::Healthy
-                    && marked.insert(name.clone())
-                {
-                    engine.mark_healthy(env, &apps, self.revision).await?;
                 }
             }
             let lines: Vec<ClusterLine> = machine
@@ -420,15 +644,118 @@ impl<F: ClientFactory> Driver<'_, F> {
             progress(&lines);
         }
         let outcome = outcome.unwrap_or(Outcome::Succeeded);
+        // Only a revision that completed its rollout becomes a cluster's
+        // last good revision (the rollback target).
+        if let Some(goods) = machine.last_good_after() {
+            for (name, good) in goods {
+                let before = starts
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, s)| s.last_good_revision.clone());
+                if let (Some(good), Some(engine)) = (good, engines.get(&name))
+                    && Some(&good) != before.as_ref()
+                    && let Err(e) = engine.mark_healthy(env, &apps, &good).await
+                {
+                    warn!(cluster = %name, error = %e, "recording the last good revision failed");
+                }
+            }
+        }
         self.audit_finish(operation, &outcome, elapsed())?;
         if let Some(j) = &self.journal {
             j.remove().map_err(|e| journal_error(j.path(), e))?;
         }
+        let applied: BTreeSet<&str> = timeline
+            .iter()
+            .filter(|(_, w, _)| w == "applied")
+            .map(|(c, _, _)| c.as_str())
+            .collect();
         Ok(RolloutReport {
             outcome,
+            drift_corrected: drifted
+                .into_iter()
+                .filter(|c| applied.contains(c.as_str()))
+                .collect(),
+            resumed_from: resumed_from.flatten(),
             transitions,
             timeline,
         })
+    }
+
+    /// Starts one command of a cluster (the previous one of that cluster has ended).
+    fn start<'s>(
+        &'s self,
+        engines: &'s BTreeMap<String, Arc<Engine>>,
+        locked: &'s std::sync::Mutex<Vec<String>>,
+        holder: &'s Holder,
+        command: Command,
+        timeline: &mut Vec<(String, String, Duration)>,
+        now: Duration,
+    ) -> Pin<Box<dyn Future<Output = (String, Event)> + 's>> {
+        match command {
+            Command::Apply { cluster, revision } => {
+                timeline.push((cluster.clone(), "apply".to_string(), now));
+                Box::pin(async move {
+                    if let Err(message) = self.lock_late(engines, locked, holder, &cluster).await {
+                        return (cluster.clone(), Event::ApplyFailed { cluster, message });
+                    }
+                    self.apply(engines, cluster, revision).await
+                })
+            }
+            Command::Rollback {
+                cluster,
+                to: Some(to),
+            } => {
+                timeline.push((cluster.clone(), "rollback".to_string(), now));
+                Box::pin(self.rollback(engines, cluster, Some(to)))
+            }
+            Command::Remove { cluster } => {
+                timeline.push((cluster.clone(), "rollback".to_string(), now));
+                Box::pin(self.rollback(engines, cluster, None))
+            }
+            Command::Rollback { cluster, to: None } => Box::pin(std::future::ready((
+                cluster.clone(),
+                Event::RollbackFailed {
+                    cluster,
+                    message: "no rollback target".into(),
+                },
+            ))),
+            Command::AwaitApproval { .. } | Command::Finished(_) => {
+                Box::pin(std::future::pending())
+            }
+        }
+    }
+
+    /// Takes the lock of a cluster that could not be locked at the start
+    /// (unreachable then) before the first write to it.
+    async fn lock_late(
+        &self,
+        engines: &BTreeMap<String, Arc<Engine>>,
+        locked: &std::sync::Mutex<Vec<String>>,
+        holder: &Holder,
+        cluster: &str,
+    ) -> Result<(), String> {
+        let already = locked
+            .lock()
+            .map(|l| l.iter().any(|c| c == cluster))
+            .unwrap_or(false);
+        if already {
+            return Ok(());
+        }
+        let engine = engines
+            .get(cluster)
+            .ok_or_else(|| format!("cluster {cluster} could not be reached at the start"))?;
+        lock::take(
+            engine,
+            &self.environment.metadata.name,
+            holder,
+            self.lock_policy(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        if let Ok(mut l) = locked.lock() {
+            l.push(cluster.to_string());
+        }
+        Ok(())
     }
 
     fn target_keys(&self, cluster: &str) -> Vec<(ObjectKey, String)> {
@@ -503,14 +830,21 @@ impl<F: ClientFactory> Driver<'_, F> {
         (cluster, event)
     }
 
+    /// Rolls a cluster back to `to`, or (`None`, a first deploy) removes
+    /// everything this environment has there.
     async fn rollback(
         &self,
         engines: &BTreeMap<String, Arc<Engine>>,
         cluster: String,
-        to: String,
+        to: Option<String>,
     ) -> (String, Event) {
         let result = async {
-            let engine = engines.get(&cluster).ok_or("unknown cluster")?;
+            let engine = engines
+                .get(&cluster)
+                .ok_or("cluster could not be reached")?;
+            let Some(to) = to else {
+                return self.remove(engine, &cluster).await;
+            };
             let (environment, rendered) = self.revisions.render(&to).await?;
             let definition = environment
                 .cluster(&cluster)
@@ -527,15 +861,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 revision: &to,
             };
             // Objects the failed revision added are removed again.
-            let options = SyncOptions {
-                prune: true,
-                ..self.sync_options()
-            };
-            engine
-                .sync(&target, &options, &|_| {})
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            self.sync_pruning(engine, &target, false).await
         }
         .await;
         let event = match result {
@@ -550,13 +876,57 @@ impl<F: ClientFactory> Driver<'_, F> {
         (cluster, event)
     }
 
-    fn audit_begin(&self) -> Result<Option<OperationId>, RolloutError> {
+    /// Removes what a first deploy created: a sync of no apps, pruning
+    /// every object of this environment's inventories and the inventories.
+    async fn remove(&self, engine: &Engine, cluster: &str) -> Result<(), String> {
+        let mut environment = self.environment.clone();
+        environment.spec.apps.clear();
+        let definition = environment
+            .cluster(cluster)
+            .ok_or("cluster not in the environment")?;
+        let nothing = tidegate_render::RenderedCluster {
+            cluster: cluster.to_string(),
+            apps: Vec::new(),
+        };
+        let target = Target {
+            environment: &environment,
+            cluster: definition,
+            rendered: &nothing,
+            revision: self.revision,
+        };
+        self.sync_pruning(engine, &target, true).await
+    }
+
+    /// A sync of `target` with prune on (a rollback or a removal).
+    async fn sync_pruning(
+        &self,
+        engine: &Engine,
+        target: &Target<'_>,
+        allow_empty: bool,
+    ) -> Result<(), String> {
+        let options = SyncOptions {
+            prune: true,
+            allow_empty,
+            ..self.sync_options()
+        };
+        engine
+            .sync(target, &options, &|_| {})
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn audit_begin(&self, resumes: Option<u64>) -> Result<Option<OperationId>, RolloutError> {
         let Some(audit) = &self.audit else {
             return Ok(None);
         };
-        let intent = Entry::new(audit.actor.clone(), AuditAction::RolloutStart)
+        let mut intent = Entry::new(audit.actor.clone(), AuditAction::RolloutStart)
             .env(&self.environment.metadata.name)
             .revisions(None, Some(Revision::sha(self.revision)));
+        if let Some(op) = resumes {
+            intent.details.insert("resumes".into(), op.to_string());
+            intent = intent.message(format!("resumes the interrupted rollout #{op}"));
+        }
         Ok(Some(audit.sink.begin_operation(intent)?))
     }
 
@@ -611,13 +981,15 @@ impl<F: ClientFactory> Driver<'_, F> {
                 .message(if to.is_some() {
                     "back to the last healthy revision"
                 } else {
-                    "no known good revision: left as it is"
+                    "no rollback target: left as it is"
                 }),
+            TransitionKind::Remove { cluster } => e(AuditAction::Rollback)
+                .cluster(cluster)
+                .revisions(Some(Revision::sha(self.revision)), None)
+                .message("first deploy: removing what the rollout created"),
             TransitionKind::Quarantine { revision, failure } => e(AuditAction::Quarantine)
                 .revisions(None, Some(Revision::sha(revision)))
                 .message(failure.to_string()),
-            #[allow(unreachable_patterns)]
-            _ => return None,
         })
     }
 
@@ -667,20 +1039,29 @@ impl<F: ClientFactory> Driver<'_, F> {
         Ok(())
     }
 
+    /// Renews the lock in the clusters where this run holds it (also those
+    /// locked late, before their first write).
     fn spawn_renewal(
         &self,
         engines: &BTreeMap<String, Arc<Engine>>,
+        locked: &Arc<std::sync::Mutex<Vec<String>>>,
         holder: &Holder,
     ) -> tokio::task::JoinHandle<()> {
+        let locked = locked.clone();
         let clients: Vec<(String, kube::Client)> = engines
             .iter()
             .map(|(n, e)| (n.clone(), e.client().clone()))
             .collect();
-        let (name, holder, ttl) = (self.lock_name(), holder.clone(), self.options.lock_ttl);
+        let (name, holder, ttl) = (
+            lock::lock_name(&self.environment.metadata.name),
+            holder.clone(),
+            self.options.lock_ttl,
+        );
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(ttl / 3).await;
-                for (cluster, client) in &clients {
+                let held = locked.lock().map(|l| l.clone()).unwrap_or_default();
+                for (cluster, client) in clients.iter().filter(|(c, _)| held.contains(c)) {
                     if let Err(e) = acquire_lease(client, cluster, &name, &holder, ttl, false).await
                     {
                         warn!(%cluster, error = %e, "renewing the rollout lock failed");
@@ -697,28 +1078,50 @@ impl<F: ClientFactory> Driver<'_, F> {
         holder: &Holder,
     ) {
         for name in locked {
-            if let Some(engine) = engines.get(name)
-                && let Err(e) =
-                    release_lease(engine.client(), name, &self.lock_name(), holder).await
-            {
-                warn!(cluster = %name, error = %e, "releasing the rollout lock failed; it expires by itself");
+            if let Some(engine) = engines.get(name) {
+                lock::release(engine, &self.environment.metadata.name, holder).await;
             }
         }
     }
 }
 
-/// The worst health of some objects (Healthy when there are none).
-async fn worst(engine: &Engine, keys: &[(ObjectKey, String)]) -> Result<HealthStatus, SyncError> {
+/// The worst health of some objects (Healthy when there are none); Unknown
+/// when the cluster cannot be read.
+async fn worst(engine: &Engine, keys: &[(ObjectKey, String)]) -> HealthStatus {
     if keys.is_empty() {
-        return Ok(HealthStatus::Healthy);
+        return HealthStatus::Healthy;
     }
-    let resolved = engine.resolve_all(keys).await?;
-    let health = engine.health(&resolved).await?;
-    Ok(health
-        .iter()
-        .map(|h| h.health.status)
-        .max()
-        .unwrap_or(HealthStatus::Healthy))
+    let read = async {
+        let resolved = engine.resolve_all(keys).await?;
+        engine.health(&resolved).await
+    };
+    match read.await {
+        Ok(health) => health
+            .iter()
+            .map(|h| h.health.status)
+            .max()
+            .unwrap_or(HealthStatus::Healthy),
+        Err(e) => {
+            warn!(cluster = %engine.cluster(), error = %e, "health unknown: the cluster cannot be read");
+            HealthStatus::Unknown
+        }
+    }
+}
+
+impl Found {
+    /// A cluster that could not be reached before the rollout.
+    fn unreachable() -> Found {
+        Found {
+            keys: Vec::new(),
+            start: ClusterStart {
+                current_revision: None,
+                last_good_revision: None,
+                health: HealthStatus::Unknown,
+                drifted: true,
+                unknown_state: true,
+            },
+        }
+    }
 }
 
 fn event_name(event: &Event) -> &'static str {

@@ -7,6 +7,17 @@ use std::{
 };
 use tidegate_rollout::machine::FleetRollout;
 
+/// What a journal holds.
+#[derive(Debug, Clone)]
+pub struct Journaled {
+    /// When the rollout started (Unix ms).
+    pub started_ms: i64,
+    /// The audit operation of the run that wrote it (the one a resume links to).
+    pub operation: Option<u64>,
+    /// The machine.
+    pub machine: FleetRollout,
+}
+
 /// A journal file for one environment.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -36,15 +47,20 @@ impl Journal {
         &self.path
     }
 
-    /// Writes the machine and the rollout's start time (Unix ms) atomically
-    /// (temporary file, fsync, rename).
-    pub fn save(&self, started_ms: i64, machine: &FleetRollout) -> std::io::Result<()> {
+    /// Writes the machine, the rollout's start time (Unix ms) and the audit
+    /// operation of this run atomically (temporary file, fsync, rename).
+    pub fn save(
+        &self,
+        started_ms: i64,
+        operation: Option<u64>,
+        machine: &FleetRollout,
+    ) -> std::io::Result<()> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = self.path.with_extension("json.tmp");
         let mut file = std::fs::File::create(&tmp)?;
-        let record = serde_json::json!({"startedMs": started_ms, "machine": machine});
+        let record = serde_json::json!({"startedMs": started_ms, "operation": operation, "machine": machine});
         file.write_all(&serde_json::to_vec(&record).map_err(std::io::Error::other)?)?;
         file.sync_all()?;
         std::fs::rename(&tmp, &self.path)?;
@@ -54,16 +70,19 @@ impl Journal {
         Ok(())
     }
 
-    /// The journaled start time (Unix ms) and machine, if there is one.
-    pub fn load(&self) -> std::io::Result<Option<(i64, FleetRollout)>> {
+    /// The journaled rollout, if there is one.
+    pub fn load(&self) -> std::io::Result<Option<Journaled>> {
         match std::fs::read(&self.path) {
             Ok(bytes) => {
                 let record: serde_json::Value =
                     serde_json::from_slice(&bytes).map_err(std::io::Error::other)?;
-                let started = record["startedMs"].as_i64().unwrap_or(0);
                 let machine = serde_json::from_value(record["machine"].clone())
                     .map_err(std::io::Error::other)?;
-                Ok(Some((started, machine)))
+                Ok(Some(Journaled {
+                    started_ms: record["startedMs"].as_i64().unwrap_or(0),
+                    operation: record["operation"].as_u64(),
+                    machine,
+                }))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),

@@ -1,7 +1,7 @@
 //! Fleet rollouts against real clusters.
 //!
 //! [`Driver`] executes the pure state machine of `tidegate-rollout`
-//! ([`FleetRollout`]): it connects one sync [`Engine`] per cluster, takes the
+//! ([`FleetRollout`]): it connects one sync [`Engine`](tidegate_sync::Engine) per cluster, takes the
 //! environment's lock (a Lease in every cluster, so a CLI run and the
 //! controller never interleave), turns `Apply`/`Rollback` commands into syncs
 //! of the target (or last good) revision, polls each cluster's health and
@@ -14,11 +14,12 @@
 
 mod driver;
 mod journal;
+pub mod lock;
 pub mod switch;
 
 pub use driver::{
-    Approvals, ClusterCheck, ClusterLine, Driver, DriverOptions, Revisions, RolloutError,
-    RolloutReport,
+    Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions, Preflight,
+    Revisions, RolloutError, RolloutReport,
 };
-pub use journal::Journal;
+pub use journal::{Journal, Journaled};
 pub use tidegate_rollout::machine::{FleetRollout, Outcome};

@@ -421,7 +421,9 @@ pub async fn switch<F: ClientFactory>(
     };
     let report = match driver.run(progress).await {
         Ok(report) => report,
-        Err(e @ (RolloutError::Locked(_) | RolloutError::Invalid(_))) => {
+        Err(
+            e @ (RolloutError::Locked(_) | RolloutError::Invalid(_) | RolloutError::Refused(_)),
+        ) => {
             // The rollout never started, so nothing was flipped: take the
             // commit back so Git keeps saying what the fleet runs. (Other
             // errors can come after some clusters were flipped: the commit

@@ -1,7 +1,7 @@
 //! Rendering a whole environment, cluster by cluster.
 
 use crate::{
-    manifest::{BaseObject, load_app},
+    manifest::{BaseObject, ParseCache, load_app_cached},
     overlay,
 };
 use serde::Serialize;
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use tidegate_core::{
     Diagnostic, Diagnostics, Environment, ObjectKey, RenderedObject,
     environment::{App, Cluster, Located, Overlay},
-    files::AppSource,
+    files::{AppSource, Budget},
     object::apply_phase,
     tracking::{
         MANAGED_BY_LABEL, MANAGED_BY_VALUE, SYNC_WAVE_ANNOTATION, TRACKING_ANNOTATION, tracking_id,
@@ -61,6 +61,8 @@ pub fn render_environment(
     // Apps with documents whose identity is unreadable: an overlay aimed at
     // such an object would only repeat the real problem as "matches nothing".
     let mut incomplete: Vec<&str> = Vec::new();
+    let budget = Budget::default();
+    let mut cache = ParseCache::default();
     for app in &env.spec.apps {
         let Some(source) = sources.iter().find(|s| s.app == app.name) else {
             problems.push(
@@ -71,8 +73,8 @@ pub fn render_environment(
         };
         let namespace = app.namespace.as_deref().unwrap_or("default");
         let mut complete = true;
-        let mut load = |files: &[tidegate_core::files::SourceFile]| {
-            let loaded = load_app(files, commit);
+        let mut load = |files| {
+            let loaded = load_app_cached(files, commit, &mut cache, budget.app_objects);
             complete &= loaded.complete;
             problems.extend(loaded.problems);
             problems.extend(duplicates(
@@ -87,7 +89,11 @@ pub fn render_environment(
         let app_bases = match &source.templated {
             // Helm and Kustomize apps: what the tool rendered, per cluster.
             Some(t) => {
-                let outputs = t.outputs.iter().map(|files| load(files)).collect();
+                let outputs = t
+                    .outputs
+                    .iter()
+                    .map(|files| load(files.as_slice()))
+                    .collect();
                 complete &= t.problems.is_empty();
                 problems.extend(t.problems.clone());
                 Bases::PerCluster {
@@ -107,7 +113,7 @@ pub fn render_environment(
                 );
                 Bases::Shared(Vec::new())
             }
-            None => Bases::Shared(load(&source.files)),
+            None => Bases::Shared(load(source.files.as_slice())),
         };
         if !complete {
             incomplete.push(&app.name);
@@ -133,6 +139,18 @@ pub fn render_environment(
                 app: app.name.clone(),
                 objects,
             });
+        }
+        let count: usize = apps.iter().map(|a| a.objects.len()).sum();
+        if count > budget.environment_objects {
+            problems.push(
+                Diagnostic::new(format!(
+                    "{count} objects for one cluster, over the limit of {} per environment",
+                    budget.environment_objects
+                ))
+                .at(env_file, None)
+                .in_cluster(&cluster.name)
+                .help("split the environment (the limits are in docs/limits.md)"),
+            );
         }
         let all = apps
             .iter()
@@ -295,16 +313,15 @@ fn apply_overlay(
         let mut matched = 0;
         for o in objects.iter_mut().filter(|o| patch.target.matches(&o.key)) {
             matched += 1;
-            let mut patched = o.manifest.clone();
-            let outcome = overlay::apply_patch(&mut patched, patch).and_then(|()| {
+            let outcome = overlay::apply_patch(&o.manifest, patch).and_then(|patched| {
                 if identity(&patched) == identity(&o.manifest) {
-                    Ok(())
+                    Ok(patched)
                 } else {
                     Err("the patch changes the object's apiVersion, kind, name or namespace".into())
                 }
             });
             match outcome {
-                Ok(()) => o.manifest = patched,
+                Ok(patched) => o.manifest = patched,
                 Err(message) => problems.push(
                     Diagnostic::new(format!("app {}: {message}", app.name))
                         .at(env_file, patch.line())

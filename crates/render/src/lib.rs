@@ -16,6 +16,6 @@ mod overlay;
 pub mod yaml;
 
 pub use environment::{Rendered, RenderedApp, RenderedCluster, render_environment};
-pub use manifest::{BaseObject, LoadedApp, load_app};
+pub use manifest::{BaseObject, LoadedApp, ParseCache, load_app, load_app_cached};
 pub use overlay::split_image;
 pub use tidegate_core::files::AppSource;

@@ -1,10 +1,13 @@
 //! Manifest files → base objects, with every problem found reported.
 
 use crate::yaml::{self, Node, NodeValue};
+use std::collections::HashMap;
 use tidegate_core::{
     Diagnostic, Diagnostics, ObjectKey, Provenance,
-    files::{FileContent, SourceFile},
+    files::{Budget, FileContent, SourceFile},
+    names,
     object::{is_cluster_scoped, split_api_version},
+    printable::is_unprintable,
 };
 
 /// An object as written in Git, before overlays. Cluster-independent.
@@ -53,13 +56,64 @@ pub struct LoadedApp {
     pub complete: bool,
 }
 
+/// Parsed documents by file content, so a blob that many files (or
+/// symlinks) share is parsed once per environment.
+#[derive(Debug, Default)]
+pub struct ParseCache<'a> {
+    parsed: HashMap<&'a [u8], Vec<yaml::Document>>,
+}
+
+impl<'a> ParseCache<'a> {
+    /// The documents of `bytes`, parsed on first use; errors are not cached
+    /// (they name the file).
+    fn documents(
+        &mut self,
+        bytes: &'a [u8],
+        file: &str,
+    ) -> Result<Vec<yaml::Document>, Diagnostic> {
+        if let Some(docs) = self.parsed.get(bytes) {
+            return Ok(docs.clone());
+        }
+        let docs = yaml::parse_documents(bytes, file)?;
+        self.parsed.insert(bytes, docs.clone());
+        Ok(docs)
+    }
+}
+
 /// Reads every file of one app into base objects; problems in one document
 /// never hide problems in another.
 pub fn load_app(files: &[SourceFile], commit: &str) -> LoadedApp {
+    load_app_cached(
+        files,
+        commit,
+        &mut ParseCache::default(),
+        Budget::default().app_objects,
+    )
+}
+
+/// [`load_app`] with a cache shared by the apps of an environment; stops
+/// reading once `max_objects` objects were read (and says so).
+pub fn load_app_cached<'a>(
+    files: &'a [SourceFile],
+    commit: &str,
+    cache: &mut ParseCache<'a>,
+    max_objects: usize,
+) -> LoadedApp {
     let mut objects = Vec::new();
     let mut problems = Diagnostics::default();
     let mut complete = true;
     for file in files {
+        if file.path.chars().any(is_unprintable) {
+            complete = false;
+            problems.push(
+                Diagnostic::new(
+                    "the file name contains a control character (a newline, tab or terminal escape)",
+                )
+                .at(&file.path, Some(1))
+                .help("rename the file; such names could inject text into Tidegate's output"),
+            );
+            continue;
+        }
         let bytes = match &file.content {
             FileContent::Bytes(b) => b,
             FileContent::TooLarge { size } => {
@@ -85,7 +139,7 @@ pub fn load_app(files: &[SourceFile], commit: &str) -> LoadedApp {
                 continue;
             }
         };
-        let docs = match yaml::parse_documents(bytes, &file.path) {
+        let docs = match cache.documents(bytes, &file.path) {
             Ok(docs) => docs,
             Err(d) => {
                 complete = false;
@@ -93,6 +147,18 @@ pub fn load_app(files: &[SourceFile], commit: &str) -> LoadedApp {
                 continue;
             }
         };
+        if objects.len() + docs.len() > max_objects {
+            complete = false;
+            problems.push(
+                Diagnostic::new(format!(
+                    "the app reaches {} objects with this file, over the limit of {max_objects} objects per app; this file and the ones after it were not read",
+                    objects.len() + docs.len()
+                ))
+                .at(&file.path, Some(1))
+                .help("split the app (the limits are in docs/limits.md)"),
+            );
+            break;
+        }
         for doc in docs {
             let (identified, found) = check_document(&doc.root, &file.path);
             problems.extend(found);
@@ -177,8 +243,67 @@ fn check_document(root: &Node, file: &str) -> (bool, Diagnostics) {
         );
     }
     let identified = problems.is_empty();
+    check_identity_values(root, file, &mut problems);
     check_string_maps(root, file, &mut problems);
     (identified, problems)
+}
+
+/// `kind: List`, names and namespaces the API server would refuse (or that
+/// would change the request URL), and `spec.replicas` outside int32.
+fn check_identity_values(root: &Node, file: &str, problems: &mut Diagnostics) {
+    let kind = root.at(&["kind"]).and_then(Node::as_str).unwrap_or("");
+    if kind == "List" {
+        problems.push(
+            Diagnostic::new(
+                "kind: List is a kubectl client-side wrapper, not an object the API server stores",
+            )
+            .at(file, Some(root.line.max(1)))
+            .help("write each item as its own YAML document, separated by ---"),
+        );
+    }
+    if let Some(node) = root.at(&["metadata", "name"])
+        && let Some(name) = node.as_str()
+        && !name.is_empty()
+        && let Some(rule) = names::object_name_problem(kind, name)
+    {
+        problems.push(
+            Diagnostic::new(format!("metadata.name {name:?} is not {rule}"))
+                .at(file, Some(node.line.max(1)))
+                .help("rename the object"),
+        );
+    }
+    if let Some(node) = root.at(&["metadata", "namespace"])
+        && let Some(ns) = node.as_str()
+        && !names::is_dns_label(ns)
+    {
+        problems.push(
+            Diagnostic::new(format!("metadata.namespace {ns:?} is not a DNS label"))
+                .at(file, Some(node.line.max(1)))
+                .help("use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"),
+        );
+    }
+    if let Some(node) = root.at(&["spec", "replicas"]) {
+        let in_range = match &node.value {
+            NodeValue::Null => true,
+            NodeValue::Number(n) => n
+                .as_i64()
+                .is_some_and(|v| (0..=i64::from(i32::MAX)).contains(&v)),
+            _ => false,
+        };
+        if !in_range {
+            problems.push(
+                Diagnostic::new(format!(
+                    "spec.replicas must be a whole number from 0 to 2147483647 (int32), found {}",
+                    match &node.value {
+                        NodeValue::Number(n) => n.to_string(),
+                        _ => node.type_name().to_string(),
+                    }
+                ))
+                .at(file, Some(node.line.max(1)))
+                .help("write a plain count such as 3"),
+            );
+        }
+    }
 }
 
 /// Labels, annotations, ConfigMap/Secret data and container env values must
@@ -311,6 +436,33 @@ mod tests {
         );
         assert!(
             all.contains("m/bad.yaml:8: document has no metadata.name"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn the_object_limit_names_the_file_that_crosses_it() {
+        let three = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+        let files = [file("m/one.yaml", three), file("m/two.yaml", three)];
+        let loaded = load_app_cached(&files, "abc", &mut ParseCache::default(), 4);
+        assert!(!loaded.complete);
+        assert_eq!(loaded.objects.len(), 3);
+        let all = loaded.problems.to_string();
+        assert!(
+            all.contains("m/two.yaml:1: the app reaches 6 objects with this file, over the limit of 4 objects per app"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn names_that_would_change_the_request_url_are_refused() {
+        let f = file(
+            "m/x.yaml",
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: \"ok?dryRun=All&x=\"\n",
+        );
+        let all = load_app(&[f], "abc").problems.to_string();
+        assert!(
+            all.contains("m/x.yaml:4: metadata.name \"ok?dryRun=All&x=\" is not a name Kubernetes can put in a URL"),
             "{all}"
         );
     }

@@ -103,17 +103,24 @@ pub fn apply_replicas(key: &ObjectKey, manifest: &mut Value, r: &ReplicaOverride
     true
 }
 
-/// Applies a merge or JSON patch.
-pub fn apply_patch(manifest: &mut Value, patch: &Patch) -> Result<(), String> {
+/// Applies a merge or JSON patch to a copy of `manifest` and returns the
+/// patched copy; the original is never left half-patched.
+///
+/// JSON patches go through `json_patch::patch_unsafe` on that copy: the
+/// undoing `json_patch::patch` panics (`unreachable!`) when a `move` removes
+/// its source and then fails to add it, and an undo is not needed on a copy.
+pub fn apply_patch(manifest: &Value, patch: &Patch) -> Result<Value, String> {
+    let mut patched = manifest.clone();
     if let Some(merge) = &patch.merge {
-        json_patch::merge(manifest, merge);
+        json_patch::merge(&mut patched, merge);
     }
     if let Some(ops) = &patch.json {
         let ops: json_patch::Patch = serde_json::from_value(ops.clone())
             .map_err(|e| format!("not a valid JSON patch (RFC 6902): {e}"))?;
-        json_patch::patch(manifest, &ops).map_err(|e| format!("JSON patch failed: {e}"))?;
+        json_patch::patch_unsafe(&mut patched, &ops)
+            .map_err(|e| format!("JSON patch failed: {e}"))?;
     }
-    Ok(())
+    Ok(patched)
 }
 
 /// Writes the environment's strategy into a Deployment that sets none.
@@ -179,6 +186,22 @@ mod tests {
         assert_eq!(spec["containers"][0]["image"], "ghcr.io/x/app:2");
         assert_eq!(spec["initContainers"][0]["image"], "ghcr.io/x/app:2");
         assert_eq!(spec["containers"][1]["image"], "other:2");
+    }
+
+    #[test]
+    fn a_failing_move_is_an_error_and_leaves_the_object_alone() {
+        let manifest = json!({"metadata": {"name": "a"}});
+        let patch = Patch {
+            target: Default::default(),
+            merge: None,
+            json: Some(json!([
+                {"op": "add", "path": "/metadata/x", "value": 1},
+                {"op": "move", "from": "/metadata/x", "path": "/nope/x"}
+            ])),
+        };
+        let err = apply_patch(&manifest, &patch).expect_err("the move cannot succeed");
+        assert!(err.starts_with("JSON patch failed"), "{err}");
+        assert_eq!(manifest, json!({"metadata": {"name": "a"}}));
     }
 
     #[test]

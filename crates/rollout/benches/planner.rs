@@ -77,6 +77,8 @@ fn plan_and_run(fleet: &Fleet, bad_from: usize) -> (Outcome, usize) {
                 current_revision: Some("v1".into()),
                 last_good_revision: Some("v1".into()),
                 health: HealthStatus::Healthy,
+                drifted: false,
+                unknown_state: false,
             },
         )
     });
@@ -85,6 +87,7 @@ fn plan_and_run(fleet: &Fleet, bad_from: usize) -> (Outcome, usize) {
     let index = |name: &str| name[8..].parse::<usize>().expect("cluster-NNNN");
     let mut now = Duration::ZERO;
     let mut healthy_at: VecDeque<(Duration, String)> = VecDeque::new();
+    let mut restored_at: VecDeque<(Duration, String)> = VecDeque::new();
     let mut objects_applied = 0;
     loop {
         for command in rollout.step(now) {
@@ -102,9 +105,16 @@ fn plan_and_run(fleet: &Fleet, bad_from: usize) -> (Outcome, usize) {
                     );
                     healthy_at.push_back((now + Duration::from_secs(5), cluster));
                 }
-                Command::Rollback { cluster, .. } => {
+                Command::Rollback { cluster, .. } | Command::Remove { cluster } => {
                     objects_applied += fleet.objects[index(&cluster)].len();
-                    rollout.observe(now, Event::RolledBack { cluster });
+                    rollout.observe(
+                        now,
+                        Event::RolledBack {
+                            cluster: cluster.clone(),
+                        },
+                    );
+                    // Back at the good revision: Healthy again a moment later.
+                    restored_at.push_back((now + Duration::from_secs(5), cluster));
                 }
                 Command::AwaitApproval { wave } => {
                     rollout.observe(now, Event::Approved { wave });
@@ -121,6 +131,13 @@ fn plan_and_run(fleet: &Fleet, bad_from: usize) -> (Outcome, usize) {
             } else {
                 HealthStatus::Healthy
             };
+            rollout.observe(now, Event::Health { cluster, status });
+        }
+        while restored_at.front().is_some_and(|(t, _)| *t <= now) {
+            let Some((_, cluster)) = restored_at.pop_front() else {
+                break;
+            };
+            let status = HealthStatus::Healthy;
             rollout.observe(now, Event::Health { cluster, status });
         }
         black_box(rollout.drain_transitions());

@@ -36,11 +36,14 @@
 //! - **Unavailable**: a cluster whose last reported health is Degraded,
 //!   Missing or Unknown, whether or not this rollout touched it (clusters
 //!   unhealthy before the rollout count, from the first step on). Healthy,
-//!   Suspended and Progressing are available. As soon as more than
-//!   `maxUnavailable` clusters are unavailable, the failure policy runs.
-//! - **Skipped**: a cluster already at the target revision and Healthy when
-//!   its wave starts gets no apply; it still has to stay Healthy for the
-//!   wave's gate.
+//!   Suspended and Progressing are available, and so is a cluster in flight
+//!   that reads Missing (its new objects are not created yet). As soon as
+//!   more than `maxUnavailable` clusters are unavailable, the failure policy
+//!   runs.
+//! - **Skipped**: a cluster already at the target revision, Healthy and not
+//!   drifted ([`ClusterStart::drifted`]) when its wave starts gets no apply;
+//!   it still has to stay Healthy for the wave's gate. A wave in which
+//!   nothing was applied passes its gate without baking.
 //! - **Progress deadline**: a cluster still in flight more than
 //!   `progressDeadline` after its apply was issued fails the gate. An apply
 //!   failure ([`Event::ApplyFailed`]) fails it at once (the engine retries
@@ -55,22 +58,33 @@
 //!   early). After the last wave, the rollout finishes with
 //!   [`Outcome::Succeeded`].
 //! - **Failure policy `rollback`** (default): every cluster this rollout
-//!   touched (an apply was issued, even one that failed) is rolled back to its
-//!   last known good revision, in reverse wave order (reverse plan order
-//!   within a wave), with at most `max_in_flight` rollbacks outstanding. A
-//!   cluster with no known good revision gets `Rollback { to: None }` (left as
-//!   it is and reported). A rollback with no outcome within the progress
-//!   deadline is given up. Then [`Outcome::RolledBack`], listing clusters
-//!   not restored.
+//!   touched (an apply was issued, even one that failed), and every cluster
+//!   that already ran the failed revision without it being its last good
+//!   one, is rolled back to its last known good revision, in reverse wave
+//!   order (reverse plan order within a wave), with at most `max_in_flight`
+//!   rollbacks outstanding. Never to a quarantined revision
+//!   ([`RolloutConfig::quarantined`], which includes the failed target): such
+//!   a cluster gets `Rollback { to: None }` (left as it is and reported). A
+//!   first deploy (nothing ran before) gets [`Command::Remove`]. A cluster
+//!   with no known good revision gets `Rollback { to: None }`. A rollback
+//!   is done once the cluster reports Healthy again; one with no outcome, or
+//!   not Healthy, within the progress deadline is given up. Then
+//!   [`Outcome::RolledBack`], listing clusters not restored.
 //! - **Failure policy `halt`**: no further command; [`Outcome::Halted`].
 //! - Both policies emit `gate-failed` and `quarantine` (the target revision
 //!   must not be re-applied by continuous sync) at the moment of failure.
 //! - Never: a second apply to the same cluster in one rollout, a rollback of
-//!   a cluster this rollout did not touch, an apply in a wave before the
-//!   previous wave passed its gate.
-//! - **Resume**: deserialize the journaled machine, re-execute
-//!   [`FleetRollout::outstanding`] commands (their results may have been
-//!   lost), and keep stepping. Completed waves are never re-applied.
+//!   a cluster this rollout neither touched nor found on the failed
+//!   revision, an apply in a wave before the previous wave passed its gate.
+//! - **Last good revisions**: [`FleetRollout::last_good_after`] says what
+//!   each cluster records once the rollout ended: the target only after
+//!   success (never a quarantined revision).
+//! - **Resume**: deserialize the journaled machine, call
+//!   [`FleetRollout::resume`] (bakes restart: only watched time counts),
+//!   re-execute [`FleetRollout::outstanding`] commands (their results may
+//!   have been lost), and keep stepping. Completed waves are never
+//!   re-applied.
+//! - [`quarantine`]: the rules every command that moves a cluster follows.
 //!
 //! ```
 //! use std::time::Duration;
@@ -83,6 +97,8 @@
 //!     current_revision: Some("v1".into()),
 //!     last_good_revision: Some("v1".into()),
 //!     health: HealthStatus::Healthy,
+//!     drifted: false,
+//!     unknown_state: false,
 //! };
 //! let mut rollout = FleetRollout::new(
 //!     &plan,
@@ -112,6 +128,7 @@
 
 pub mod machine;
 pub mod plan;
+pub mod quarantine;
 
 pub use machine::{
     ClusterProgress, ClusterStart, ClusterView, Command, Event, Failure, FleetRollout, NotRestored,

@@ -21,6 +21,10 @@ pub struct RolloutConfig {
     pub progress_deadline: Duration,
     /// How long a completed wave must stay Healthy before the next starts.
     pub bake_time: Duration,
+    /// Revisions a failed rollout quarantined: never a rollback target. The
+    /// machine adds its own target when a gate fails.
+    #[serde(default)]
+    pub quarantined: BTreeSet<String>,
 }
 
 /// What is known about a cluster before the rollout starts.
@@ -34,6 +38,15 @@ pub struct ClusterStart {
     pub last_good_revision: Option<String>,
     /// The cluster's health now.
     pub health: HealthStatus,
+    /// True when the live objects differ from Git at `current_revision`
+    /// (drift, or an apply that did not finish): such a cluster is applied
+    /// even when it already runs the target revision.
+    #[serde(default)]
+    pub drifted: bool,
+    /// True when what the cluster ran could not be read (unreachable at the
+    /// start): a rollback never removes anything there.
+    #[serde(default)]
+    pub unknown_state: bool,
 }
 
 /// What the engine must do now. Commands for one cluster must be executed in
@@ -57,6 +70,13 @@ pub enum Command {
         cluster: String,
         /// Its last known good revision.
         to: Option<String>,
+    },
+    /// The cluster ran nothing of this environment before the rollout (a
+    /// first deploy): delete what the rollout created there. Answer with
+    /// [`Event::RolledBack`] or [`Event::RollbackFailed`].
+    Remove {
+        /// The cluster.
+        cluster: String,
     },
     /// Ask for `tidegate approve --wave N`; answer with [`Event::Approved`].
     AwaitApproval {
@@ -96,7 +116,8 @@ pub enum Event {
         /// The wave number.
         wave: u32,
     },
-    /// A [`Command::Rollback`] succeeded.
+    /// A [`Command::Rollback`] or [`Command::Remove`] succeeded (the
+    /// cluster must then report Healthy to count as restored).
     RolledBack {
         /// The cluster.
         cluster: String,
@@ -229,6 +250,11 @@ pub enum TransitionKind {
         /// Its last known good revision (None: left as it is).
         to: Option<String>,
     },
+    /// What a first deploy created in a cluster is being removed.
+    Remove {
+        /// The cluster.
+        cluster: String,
+    },
     /// The target revision must not be re-applied by continuous sync.
     Quarantine {
         /// The quarantined revision.
@@ -349,6 +375,13 @@ struct ClusterState {
     health: HealthStatus,
     forward: Forward,
     back: Back,
+    /// The revision it ran when the rollout started.
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    drifted: bool,
+    #[serde(default)]
+    unknown_state: bool,
 }
 
 /// Progress towards the target revision.
@@ -369,9 +402,19 @@ enum Forward {
 enum Back {
     NotNeeded,
     Queued,
-    InFlight { since: Duration },
-    Done { since: Duration },
-    NotRestored { reason: String },
+    InFlight {
+        since: Duration,
+    },
+    /// Rolled back; waiting for it to report Healthy.
+    Restoring {
+        since: Duration,
+    },
+    Done {
+        since: Duration,
+    },
+    NotRestored {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -399,6 +442,33 @@ enum Stage {
     AwaitingApproval { requested: bool },
     Active,
     Baking { since: Duration },
+}
+
+/// Where a rollback takes one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BackTarget {
+    To(String),
+    Remove,
+    Leave(String),
+}
+
+impl BackTarget {
+    fn command(&self, cluster: &str) -> Option<Command> {
+        let cluster = cluster.to_string();
+        match self {
+            BackTarget::To(to) => Some(Command::Rollback {
+                cluster,
+                to: Some(to.clone()),
+            }),
+            BackTarget::Remove => Some(Command::Remove { cluster }),
+            BackTarget::Leave(_) => Some(Command::Rollback { cluster, to: None }),
+        }
+    }
+}
+
+/// The first 12 characters of a revision.
+fn short(revision: &str) -> &str {
+    revision.get(..12).unwrap_or(revision)
 }
 
 // === impl FleetRollout ===
@@ -432,11 +502,14 @@ impl FleetRollout {
                 clusters.push(ClusterState {
                     name: name.clone(),
                     wave: wave_index,
+                    before: start.current_revision.clone(),
                     revision: start.current_revision,
                     last_good: start.last_good_revision,
                     health: start.health,
                     forward: Forward::Pending,
                     back: Back::NotNeeded,
+                    drifted: start.drifted,
+                    unknown_state: start.unknown_state,
                 });
             }
             waves.push(WaveState {
@@ -500,10 +573,7 @@ impl FleetRollout {
                 });
             }
             if matches!(c.back, Back::InFlight { .. }) {
-                out.push(Command::Rollback {
-                    cluster: c.name.clone(),
-                    to: c.last_good.clone(),
-                });
+                out.extend(s.back_target(c).command(&c.name));
             }
         }
         if let Phase::Wave {
@@ -518,6 +588,63 @@ impl FleetRollout {
             out.push(Command::Finished(outcome.clone()));
         }
         out
+    }
+
+    /// Call once after loading the machine from a journal, before the
+    /// first `step`: time nobody watched does not count. A bake restarts
+    /// from `now` (only observed time counts towards `bakeTime`), and the
+    /// progress deadlines of outstanding applies and rollbacks (which are
+    /// re-executed) count from `now`.
+    pub fn resume(&mut self, now: Duration) {
+        let s = &mut self.state;
+        if let Phase::Wave {
+            stage: Stage::Baking { since },
+            ..
+        } = &mut s.phase
+        {
+            *since = now;
+        }
+        for c in &mut s.clusters {
+            match &mut c.forward {
+                Forward::Applying { since } | Forward::Applied { since } => *since = now,
+                _ => {}
+            }
+            match &mut c.back {
+                Back::InFlight { since } | Back::Restoring { since } => *since = now,
+                _ => {}
+            }
+        }
+    }
+
+    /// Each cluster's last good revision once the rollout has ended (what
+    /// the engine records as the rollback target): the target revision for
+    /// every cluster when the rollout succeeded — only a revision that
+    /// completed its rollout becomes a last good revision, and never one
+    /// that is quarantined — and the revision known before the rollout
+    /// otherwise. `None` before the end.
+    pub fn last_good_after(&self) -> Option<Vec<(String, Option<String>)>> {
+        let s = &self.state;
+        let Phase::Done { outcome, .. } = &s.phase else {
+            return None;
+        };
+        Some(
+            s.clusters
+                .iter()
+                .map(|c| {
+                    let good = match outcome {
+                        // A quarantined revision rolled out on purpose
+                        // (`--allow-quarantined`) stays no rollback target.
+                        Outcome::Succeeded
+                            if !s.config.quarantined.contains(&s.config.target_revision) =>
+                        {
+                            Some(s.config.target_revision.clone())
+                        }
+                        _ => c.last_good.clone(),
+                    };
+                    (c.name.clone(), good)
+                })
+                .collect(),
+        )
     }
 
     /// The configuration.
@@ -589,7 +716,9 @@ impl FleetRollout {
         self.state.clusters.iter().map(|c| {
             let (progress, since) = match (&c.back, c.forward) {
                 (Back::Queued, _) => (ClusterProgress::RollbackQueued, None),
-                (Back::InFlight { since }, _) => (ClusterProgress::RollingBack, Some(*since)),
+                (Back::InFlight { since } | Back::Restoring { since }, _) => {
+                    (ClusterProgress::RollingBack, Some(*since))
+                }
                 (Back::Done { since }, _) => (ClusterProgress::RolledBack, Some(*since)),
                 (Back::NotRestored { .. }, _) => (ClusterProgress::NotRestored, None),
                 (Back::NotNeeded, Forward::Pending) => (ClusterProgress::Pending, None),
@@ -690,12 +819,50 @@ impl State {
     fn rollbacks_in_flight(&self) -> usize {
         self.clusters
             .iter()
-            .filter(|c| matches!(c.back, Back::InFlight { .. }))
+            .filter(|c| matches!(c.back, Back::InFlight { .. } | Back::Restoring { .. }))
             .count()
     }
 
+    /// Clusters counted against `maxUnavailable`. A cluster being applied
+    /// (in flight, within its deadline) whose new objects are not created
+    /// yet reads Missing: that is progress, counted by `maxSurge`, not
+    /// unavailability. Degraded and Unknown (unreachable) always count.
     fn unavailable(&self) -> impl Iterator<Item = &ClusterState> {
-        self.clusters.iter().filter(|c| is_unavailable(c.health))
+        let forward = matches!(self.phase, Phase::Wave { .. } | Phase::NotStarted);
+        self.clusters.iter().filter(move |c| {
+            is_unavailable(c.health)
+                && !(forward && c.in_flight() && c.health == HealthStatus::Missing)
+        })
+    }
+
+    /// Where a rollback takes a cluster: its last good revision unless that
+    /// is quarantined (or is the failed target), nothing of the environment
+    /// for a first deploy, otherwise nowhere (left and reported).
+    fn back_target(&self, c: &ClusterState) -> BackTarget {
+        let target = &self.config.target_revision;
+        match &c.last_good {
+            Some(good) if good != target && !self.config.quarantined.contains(good) => {
+                BackTarget::To(good.clone())
+            }
+            _ if c.before.is_none() && !c.unknown_state => BackTarget::Remove,
+            Some(good) => BackTarget::Leave(format!(
+                "its last good revision {} is quarantined (or is the failed revision), so it was not rolled back to it; it is left at {}: choose a good revision and run `tidegate rollback --cluster {} --to REV`",
+                short(good),
+                short(target),
+                c.name
+            )),
+            None if c.unknown_state => BackTarget::Leave(format!(
+                "what it ran before the rollout could not be read (it was unreachable), so nothing is removed; it is left at {}: run `tidegate rollback --cluster {} --to REV` once it is reachable",
+                short(target),
+                c.name
+            )),
+            None => BackTarget::Leave(format!(
+                "no known good revision: left at the failed revision {} (it ran {} before, never recorded Healthy); run `tidegate rollback --cluster {} --to REV`",
+                short(target),
+                c.before.as_deref().map_or("nothing", short),
+                c.name
+            )),
+        }
     }
 
     fn index_of(&self, cluster: &str) -> Option<usize> {
@@ -727,14 +894,23 @@ impl State {
             }
             Phase::RollingBack { .. } => {
                 for c in &mut self.clusters {
-                    if let Back::InFlight { since } = c.back
-                        && now.saturating_sub(since) > deadline
-                    {
-                        c.back = Back::NotRestored {
-                            reason: format!(
-                                "no rollback outcome within the progress deadline ({deadline:?})"
-                            ),
-                        };
+                    match c.back {
+                        Back::InFlight { since } if now.saturating_sub(since) > deadline => {
+                            c.back = Back::NotRestored {
+                                reason: format!(
+                                    "no rollback outcome within the progress deadline ({deadline:?})"
+                                ),
+                            };
+                        }
+                        Back::Restoring { since } if now.saturating_sub(since) > deadline => {
+                            c.back = Back::NotRestored {
+                                reason: format!(
+                                    "rolled back, but not Healthy within the progress deadline ({deadline:?}); last health {}",
+                                    c.health
+                                ),
+                            };
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -781,13 +957,19 @@ impl State {
                 } => {
                     let index = *index;
                     self.issue_applies(index, now, &mut out);
-                    if self.wave_healthy(index) {
+                    if !self.wave_healthy(index) {
+                        break;
+                    }
+                    if self.wave_changed(index) {
                         self.phase = Phase::Wave {
                             index,
                             stage: Stage::Baking { since: now },
                         };
                     } else {
-                        break;
+                        // Nothing was applied in this wave: nothing to bake.
+                        let number = self.waves.get(index).map_or(0, |w| w.number);
+                        self.record(now, TransitionKind::GatePassed { wave: number });
+                        self.enter_wave(index + 1, now);
                     }
                 }
                 Phase::Wave {
@@ -847,6 +1029,7 @@ impl State {
             names.push(c.name.clone());
             if c.forward == Forward::Pending
                 && c.health == HealthStatus::Healthy
+                && !c.drifted
                 && c.revision.as_deref() == Some(self.config.target_revision.as_str())
             {
                 c.forward = Forward::Skipped;
@@ -892,6 +1075,15 @@ impl State {
         }
     }
 
+    /// True when this rollout applied to some cluster of wave `index`.
+    fn wave_changed(&self, index: usize) -> bool {
+        self.waves.get(index).is_some_and(|w| {
+            w.members
+                .iter()
+                .any(|&m| self.clusters.get(m).is_some_and(ClusterState::touched))
+        })
+    }
+
     fn wave_healthy(&self, index: usize) -> bool {
         self.waves.get(index).is_some_and(|w| {
             w.members.iter().all(|&m| {
@@ -911,35 +1103,51 @@ impl State {
         let Phase::RollingBack { order, next, .. } = &mut self.phase else {
             return false;
         };
+        let (order, mut next) = (order.clone(), *next);
         let mut issued = Vec::new();
-        while *next < order.len() && in_flight < limit {
-            let Some(&m) = order.get(*next) else { break };
-            *next += 1;
-            let Some(c) = self.clusters.get_mut(m) else {
+        while next < order.len() && in_flight < limit {
+            let Some(&m) = order.get(next) else { break };
+            next += 1;
+            let Some(c) = self.clusters.get(m) else {
                 continue;
             };
-            let to = c.last_good.clone();
-            match &to {
-                Some(_) => {
-                    c.back = Back::InFlight { since: now };
-                    in_flight += 1;
-                }
-                None => {
-                    c.back = Back::NotRestored {
-                        reason: "no known good revision; left as it is".into(),
-                    };
-                }
+            let back = self.back_target(c);
+            // A cluster left as it is takes no rollback slot.
+            if !matches!(back, BackTarget::Leave(_)) {
+                in_flight += 1;
             }
-            out.push(Command::Rollback {
-                cluster: c.name.clone(),
-                to: to.clone(),
-            });
-            issued.push((c.name.clone(), to));
+            let name = c.name.clone();
+            out.extend(back.command(&name));
+            issued.push((m, name, back));
         }
-        let done = *next >= order.len() && in_flight == 0;
-        for (cluster, to) in issued {
-            self.record(now, TransitionKind::Rollback { cluster, to });
+        if let Phase::RollingBack { next: n, .. } = &mut self.phase {
+            *n = next;
         }
+        let done = next >= order.len();
+        for (m, cluster, back) in issued {
+            let (state, transition) = match back {
+                BackTarget::To(to) => (
+                    Back::InFlight { since: now },
+                    TransitionKind::Rollback {
+                        cluster,
+                        to: Some(to),
+                    },
+                ),
+                BackTarget::Remove => (
+                    Back::InFlight { since: now },
+                    TransitionKind::Remove { cluster },
+                ),
+                BackTarget::Leave(reason) => (
+                    Back::NotRestored { reason },
+                    TransitionKind::Rollback { cluster, to: None },
+                ),
+            };
+            if let Some(c) = self.clusters.get_mut(m) {
+                c.back = state;
+            }
+            self.record(now, transition);
+        }
+        let done = done && self.rollbacks_in_flight() == 0;
         if !done {
             return false;
         }
@@ -999,14 +1207,28 @@ impl State {
                 failure: failure.clone(),
             },
         );
+        self.config
+            .quarantined
+            .insert(self.config.target_revision.clone());
         match self.config.failure_policy {
             FailurePolicy::Halt => self.finish(now, Outcome::Halted { failure }),
             FailurePolicy::Rollback => {
                 // Plan order is wave order, so reversed plan order is
                 // reverse wave order (and reverse order within a wave).
+                // Clusters that already ran the failed revision without a
+                // rollout of it having completed there (moved by hand,
+                // skipped or not reached yet) go back too.
+                let target = self.config.target_revision.clone();
                 let order: Vec<usize> = (0..self.clusters.len())
                     .rev()
-                    .filter(|&i| self.clusters.get(i).is_some_and(|c| c.touched()))
+                    .filter(|&i| {
+                        self.clusters.get(i).is_some_and(|c| {
+                            c.touched()
+                                || (matches!(c.forward, Forward::Skipped | Forward::Pending)
+                                    && c.revision.as_deref() == Some(target.as_str())
+                                    && c.last_good.as_deref() != Some(target.as_str()))
+                        })
+                    })
                     .collect();
                 for &i in &order {
                     if let Some(c) = self.clusters.get_mut(i) {
@@ -1083,6 +1305,11 @@ impl State {
             },
             Event::Health { cluster, status } => {
                 c.health = status;
+                if let Back::Restoring { since } = c.back
+                    && status == HealthStatus::Healthy
+                {
+                    c.back = Back::Done { since };
+                }
                 let in_current_wave = current_wave == Some(c.wave);
                 match c.forward {
                     Forward::Applied { .. } if status == HealthStatus::Healthy => {
@@ -1100,8 +1327,14 @@ impl State {
             }
             Event::RolledBack { .. } => match c.back {
                 Back::InFlight { since } => {
-                    c.back = Back::Done { since };
-                    c.revision = c.last_good.clone();
+                    c.back = Back::Restoring { since };
+                    let back = self.clusters.get(i).map(|c| self.back_target(c));
+                    if let (Some(back), Some(c)) = (back, self.clusters.get_mut(i)) {
+                        c.revision = match back {
+                            BackTarget::To(to) => Some(to),
+                            _ => None,
+                        };
+                    }
                     true
                 }
                 _ => false,
@@ -1122,6 +1355,14 @@ impl State {
 // === impl ClusterState ===
 
 impl ClusterState {
+    /// Applying, or applied and not yet Healthy at the target.
+    fn in_flight(&self) -> bool {
+        matches!(
+            self.forward,
+            Forward::Applying { .. } | Forward::Applied { .. }
+        )
+    }
+
     /// True once this rollout issued an apply to the cluster.
     fn touched(&self) -> bool {
         matches!(
@@ -1154,7 +1395,7 @@ impl TransitionKind {
             TransitionKind::WaveStart { .. } => "wave-start",
             TransitionKind::GatePassed { .. } => "gate-passed",
             TransitionKind::GateFailed { .. } => "gate-failed",
-            TransitionKind::Rollback { .. } => "rollback",
+            TransitionKind::Rollback { .. } | TransitionKind::Remove { .. } => "rollback",
             TransitionKind::Quarantine { .. } => "quarantine",
             TransitionKind::RolloutEnd { .. } => "rollout-end",
         }
@@ -1203,6 +1444,7 @@ impl RolloutConfig {
             failure_policy: plan.failure_policy,
             progress_deadline: plan.progress_deadline.0,
             bake_time: plan.bake_time.0,
+            quarantined: BTreeSet::new(),
         }
     }
 }
@@ -1212,3 +1454,6 @@ mod tests;
 
 #[cfg(test)]
 mod proptests;
+
+#[cfg(test)]
+mod fleet_proptests;

@@ -4,7 +4,7 @@ use crate::{GitSource, Repo, RepoLocation, SourceError, repo::CommitInfo};
 use std::path::Path;
 use tidegate_core::{
     Diagnostic, Diagnostics, Environment,
-    files::{AppSource, Limits, SourceFile},
+    files::{AppSource, Budget, FileContent, Limits, SourceFile},
     paths,
 };
 
@@ -150,6 +150,8 @@ pub fn load_desired(
     })?;
     let mut problems = Diagnostics::default();
     let mut apps = Vec::new();
+    let budget = Budget::default();
+    let mut environment_total = (0u64, 0usize);
     for app in &environment.spec.apps {
         if app.helm.is_some() || app.kustomize.is_some() {
             // Rendered by `tidegate-template` once the clusters are known.
@@ -172,11 +174,18 @@ pub fn load_desired(
             }
         };
         match repo.read_manifests(&commit.sha, &dir, Limits::default()) {
-            Ok(files) => apps.push(AppSource {
-                app: app.name.clone(),
-                files,
-                templated: None,
-            }),
+            Ok(files) => match over_budget(&files, &budget, &mut environment_total) {
+                Some(message) => problems.push(
+                    Diagnostic::new(format!("app {}: {message}", app.name))
+                        .at(&env_file, app.line())
+                        .help("split the app or remove files (the limits are in docs/limits.md)"),
+                ),
+                None => apps.push(AppSource {
+                    app: app.name.clone(),
+                    files,
+                    templated: None,
+                }),
+            },
             Err(SourceError::NoSuchPath { .. }) => problems.push(
                 Diagnostic::new(format!(
                     "app {}: directory {dir:?} does not exist at commit {}",
@@ -220,6 +229,20 @@ pub fn load_desired(
     } else {
         None
     };
+    // The inputs of Helm and Kustomize apps count like one more app.
+    if let Some(t) = &tree
+        && let Some(message) = over_budget(&t.files, &budget, &mut environment_total)
+    {
+        return Err(LoadError::Invalid(
+            Diagnostic::new(format!(
+                "{}: {message} (read for the Helm and Kustomize apps)",
+                t.root
+            ))
+            .at(&env_file, None)
+            .help("keep charts and kustomizations in a smaller spec.source.path (the limits are in docs/limits.md)")
+            .into(),
+        ));
+    }
     Ok(Desired {
         environment,
         env_file,
@@ -229,7 +252,95 @@ pub fn load_desired(
     })
 }
 
+/// Why one app's files break the [`Budget`] (per app, or the environment's
+/// totals of bytes and files counted in `environment`), naming the limit in
+/// force.
+fn over_budget(
+    files: &[SourceFile],
+    budget: &Budget,
+    environment: &mut (u64, usize),
+) -> Option<String> {
+    let bytes: u64 = files
+        .iter()
+        .map(|f| match &f.content {
+            FileContent::Bytes(b) => b.len() as u64,
+            _ => 0,
+        })
+        .sum();
+    environment.0 = environment.0.saturating_add(bytes);
+    environment.1 = environment.1.saturating_add(files.len());
+    if files.len() > budget.app_files {
+        Some(format!(
+            "{} manifest files, over the limit of {} files per app",
+            files.len(),
+            budget.app_files
+        ))
+    } else if bytes > budget.app_bytes {
+        Some(format!(
+            "its manifests are {bytes} bytes, over the limit of {} bytes ({} MiB) per app",
+            budget.app_bytes,
+            budget.app_bytes >> 20
+        ))
+    } else if environment.0 > budget.environment_bytes {
+        Some(format!(
+            "the environment's manifests reach {} bytes with this app, over the limit of {} bytes ({} MiB) per environment",
+            environment.0,
+            budget.environment_bytes,
+            budget.environment_bytes >> 20
+        ))
+    } else if environment.1 > budget.environment_files {
+        Some(format!(
+            "the environment reaches {} manifest files with this app, over the limit of {} files per environment",
+            environment.1, budget.environment_files
+        ))
+    } else {
+        None
+    }
+}
+
 /// The first 12 characters of a SHA.
 pub fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(n: usize, bytes: usize) -> Vec<SourceFile> {
+        (0..n)
+            .map(|i| SourceFile {
+                path: format!("m/{i}.yaml"),
+                content: FileContent::Bytes(vec![b'#'; bytes]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_budget_names_its_limit() {
+        let budget = Budget {
+            app_bytes: 100,
+            app_files: 3,
+            app_objects: 10,
+            environment_bytes: 150,
+            environment_files: 5,
+            environment_objects: 100,
+        };
+        let mut total = (0, 0);
+        let over = |f: &[SourceFile], total: &mut (u64, usize)| over_budget(f, &budget, total);
+        assert_eq!(over(&files(2, 40), &mut total), None);
+        assert!(
+            over(&files(4, 1), &mut (0, 0)).is_some_and(|m| m.contains("limit of 3 files per app"))
+        );
+        assert!(
+            over(&files(1, 101), &mut (0, 0)).is_some_and(|m| m.contains("limit of 100 bytes"))
+        );
+        assert!(over(&files(2, 40), &mut total).is_some_and(|m| m.contains("reach 160 bytes")));
+        let mut total = (0, 0);
+        assert_eq!(over(&files(3, 1), &mut total), None);
+        assert!(
+            over(&files(3, 1), &mut total)
+                .is_some_and(|m| m.contains("limit of 5 files per environment"))
+        );
+    }
 }

@@ -7,6 +7,7 @@ use tidegate_audit::{
     Action as AuditAction, Actor, AuditSink, Entry, OperationId, Outcome, Revision,
     entry::{Change, ObjectRef, ObjectsChanged},
 };
+use tidegate_core::tracking::FIELD_MANAGER;
 use tidegate_diff::DiffStatus;
 
 /// An audit trail and who is acting.
@@ -55,11 +56,24 @@ impl Audit {
             apps.sort();
             apps.dedup();
             for app in apps {
+                // At the revision the cluster already ran (and fully
+                // applied), every change undoes someone else's; across a
+                // revision change, only fields another manager owns are.
+                let same_revision = plan_summary.previous.iter().any(|p| {
+                    p.app == app && p.revision == plan_summary.revision && !p.incomplete()
+                });
+                let drifted = |r: &crate::ObjectResult| {
+                    matches!(r.action, Action::Created | Action::Configured)
+                        && (same_revision
+                            || r.changes
+                                .iter()
+                                .any(|c| c.owners.iter().any(|o| o != FIELD_MANAGER)))
+                };
                 let of = |actions: &[Action]| -> Vec<ObjectRef> {
                     report
                         .results
                         .iter()
-                        .filter(|r| r.app == app && actions.contains(&r.action))
+                        .filter(|r| r.app == app && actions.contains(&r.action) && !drifted(r))
                         .map(|r| {
                             let change = match r.action {
                                 Action::Created => Change::Created,
@@ -80,17 +94,15 @@ impl Audit {
                 let corrected: Vec<_> = report
                     .results
                     .iter()
-                    .filter(|r| {
-                        r.app == app
-                            && r.status == DiffStatus::OutOfSync
-                            && r.action == Action::Configured
-                    })
+                    .filter(|r| r.app == app && drifted(r))
                     .collect();
                 if !corrected.is_empty() {
                     let fields: Vec<String> = corrected
                         .iter()
                         .flat_map(|r| {
-                            r.changes.iter().map(move |c| {
+                            let deleted = (r.status == DiffStatus::Missing)
+                                .then(|| format!("{} (deleted; recreated)", r.key));
+                            deleted.into_iter().chain(r.changes.iter().map(move |c| {
                                 let owners = c
                                     .owners
                                     .iter()
@@ -107,7 +119,7 @@ impl Audit {
                                         owners.join(", ")
                                     )
                                 }
-                            })
+                            }))
                         })
                         .take(50)
                         .collect();
@@ -123,7 +135,12 @@ impl Audit {
                     ));
                     entries.push(e);
                 }
-                let pruned = of(&[Action::Pruned]);
+                let pruned: Vec<ObjectRef> = report
+                    .results
+                    .iter()
+                    .filter(|r| r.app == app && r.action == Action::Pruned)
+                    .map(|r| ObjectRef::new(&r.key, Change::Deleted))
+                    .collect();
                 if !pruned.is_empty() {
                     let mut e = self.entry(plan_summary, AuditAction::Prune).app(app);
                     e.objects = Some(ObjectsChanged::from_refs(pruned));

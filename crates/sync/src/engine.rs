@@ -167,6 +167,37 @@ impl Engine {
             p.force = options.force_conflicts;
             p
         };
+        // Before the first write: the inventory says which revision is being
+        // applied, so a sync that stops part-way (a cluster gone, a killed
+        // process) never leaves an inventory naming the old revision over
+        // new objects.
+        let mut marked = std::collections::BTreeSet::new();
+        if !options.dry_run && plan.changes() > 0 {
+            let changed_apps: std::collections::BTreeSet<&str> = plan
+                .objects
+                .iter()
+                .filter(|o| o.needs_apply())
+                .map(|o| o.app.as_str())
+                .chain(plan.prune.iter().map(|p| p.app.as_str()))
+                .collect();
+            for inv in plan
+                .inventories
+                .iter()
+                .filter(|i| changed_apps.contains(i.app.as_str()))
+            {
+                let old = plan.previous.iter().find(|p| p.app == inv.app);
+                // Drift corrected at the revision the inventory already
+                // names, with the same objects: nothing to mark.
+                let same = old.is_some_and(|o| {
+                    o.revision == inv.revision && !o.incomplete() && o.objects == inv.objects
+                });
+                if same {
+                    continue;
+                }
+                inventory::write(&self.client, &self.cluster, &inv.applying(old)).await?;
+                marked.insert(inv.app.clone());
+            }
+        }
         // Apply group by group: (hook phase, kind phase, sync-wave); objects inside a group in parallel.
         let mut groups: Vec<Vec<crate::PlannedObject>> = Vec::new();
         let mut last = None;
@@ -327,8 +358,14 @@ impl Engine {
             );
         }
         if !options.dry_run {
-            self.record_inventories(&plan.inventories, &plan.departed, &plan.previous, prune)
-                .await?;
+            self.record_inventories(
+                &plan.inventories,
+                &plan.departed,
+                &plan.previous,
+                prune,
+                &marked,
+            )
+            .await?;
         }
         Ok(report)
     }
@@ -340,6 +377,7 @@ impl Engine {
         departed: &[Inventory],
         previous: &[Inventory],
         pruned: bool,
+        marked: &std::collections::BTreeSet<String>,
     ) -> Result<(), SyncError> {
         for inv in plan_inventories {
             let old = previous.iter().find(|p| p.app == inv.app);
@@ -353,7 +391,7 @@ impl Engine {
                 }
                 next.objects.sort();
             }
-            if old != Some(&next) {
+            if old != Some(&next) || marked.contains(&inv.app) {
                 inventory::write(&self.client, &self.cluster, &next).await?;
             }
         }

@@ -57,6 +57,12 @@ pub struct Inventory {
     pub objects: Vec<InventoryRef>,
     /// The last revision seen Healthy in this cluster (the rollback target).
     pub healthy_revision: Option<String>,
+    /// Set while a sync is writing: the revision the cluster ran before
+    /// (empty when none). `revision` is then the one being applied and
+    /// `objects` holds the objects of both, so an interrupted or failed
+    /// sync leaves an inventory that says "partly applied" rather than a
+    /// revision the live objects do not match.
+    pub applying_from: Option<String>,
 }
 
 fn configmaps() -> ApiResource {
@@ -86,7 +92,7 @@ impl Inventory {
     }
 
     fn to_configmap(&self) -> Value {
-        json!({
+        let mut cm = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
@@ -99,7 +105,36 @@ impl Inventory {
                 "objects": serde_json::to_string(&self.objects).unwrap_or_else(|_| "[]".into()),
                 "healthyRevision": self.healthy_revision.clone().unwrap_or_default(),
             }
-        })
+        });
+        if let Some(from) = &self.applying_from {
+            cm["data"]["applyingFrom"] = Value::String(from.clone());
+        }
+        cm
+    }
+
+    /// The inventory written before the first write of a sync to
+    /// `revision`: that revision, marked as being applied, with the objects
+    /// of both (what a prune must consider if the sync stops part-way).
+    pub fn applying(&self, previous: Option<&Inventory>) -> Inventory {
+        let mut marker = self.clone();
+        if let Some(old) = previous {
+            for r in &old.objects {
+                if !marker.objects.contains(r) {
+                    marker.objects.push(r.clone());
+                }
+            }
+            marker.objects.sort();
+        }
+        marker.applying_from = Some(
+            previous
+                .map(|p| {
+                    p.applying_from
+                        .clone()
+                        .unwrap_or_else(|| p.revision.clone())
+                })
+                .unwrap_or_default(),
+        );
+        marker
     }
 
     fn from_configmap(cm: &Value) -> Option<Inventory> {
@@ -116,7 +151,13 @@ impl Inventory {
                 .as_str()
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
+            applying_from: cm["data"]["applyingFrom"].as_str().map(str::to_string),
         })
+    }
+
+    /// True while (or when) a sync did not finish writing this inventory's revision.
+    pub fn incomplete(&self) -> bool {
+        self.applying_from.is_some()
     }
 }
 

@@ -204,6 +204,27 @@ impl Engine {
             }
         }
 
+        // The inventory is written after the apply; a name the API server
+        // would refuse must stop the sync before anything is applied, or the
+        // applied objects could never be pruned.
+        for app in target.rendered.apps.iter().filter(|a| wanted(&a.app)) {
+            let name = Inventory::name(env_name, &app.app);
+            if !tidegate_core::names::is_dns_subdomain(&name)
+                || !tidegate_core::names::is_label_value(env_name)
+                || !tidegate_core::names::is_label_value(&app.app)
+            {
+                problems.push(ObjectProblem {
+                    app: app.app.clone(),
+                    key: ObjectKey::new("", "ConfigMap", Some(inventory::INVENTORY_NAMESPACE), &name),
+                    source: None,
+                    message: format!(
+                        "the inventory {name:?} is not a valid ConfigMap name, so this sync could not record what it applies"
+                    ),
+                    help: "rename the environment and app to DNS labels (lower-case letters, digits and '-')".into(),
+                });
+            }
+        }
+
         // 3. Live state: one LIST per kind, GETs for the rest.
         let mut kinds: BTreeMap<(String, String), Resolved> = BTreeMap::new();
         for o in &objects {
@@ -302,7 +323,21 @@ impl Engine {
                             .is_some_and(|ns| new_namespaces.contains(ns)) =>
                 {
                     // Its namespace is created by this sync: the server can only
-                    // validate the object once that exists (it is applied after it).
+                    // dry-run the object once that exists (it is applied after
+                    // it). A dry-run create in `default` still catches an
+                    // invalid object (422) before anything is written.
+                    if let Some(s) = self.invalid_elsewhere(o).await {
+                        problems.push(problem(
+                            &o.app,
+                            &o.object,
+                            format!(
+                                "the API server rejects this object ({} {}, checked by a dry-run create in namespace default, as its own namespace is created by this sync): {}",
+                                s.code, s.reason, s.message
+                            ),
+                            "fix the manifest",
+                        ));
+                        continue;
+                    }
                     refused = format!(
                         "namespace {} is created by this sync, so the server cannot dry-run this object yet",
                         o.object.key.namespace.as_deref().unwrap_or_default()
@@ -313,16 +348,23 @@ impl Engine {
                     problems.push(conflict(&o.app, &o.object, s));
                     continue;
                 }
-                Err(kube::Error::Api(s)) if is_dry_run_refusal(s) => {
-                    refused = format!("the server refused the dry run ({}): {}", s.code, s.message);
-                    Prediction::Refused(&refused)
-                }
-                Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
+                // Server-side apply answers 500 when the object does not fit
+                // its type's schema: a rejection of the manifest, not an
+                // outage. Matching the text here can only make the plan
+                // stricter (a problem), never fall back to a weaker check.
+                Err(kube::Error::Api(s))
+                    if (400..500).contains(&s.code)
+                        || (s.code == 500
+                            && s.message.contains("failed to create typed patch object")) =>
+                {
                     problems.push(problem(
                         &o.app,
                         &o.object,
-                        format!("the API server rejects this object: {}", s.message),
-                        "fix the manifest (the dry run of server-side apply failed)",
+                        format!(
+                            "the API server rejects this object ({} {}): {}",
+                            s.code, s.reason, s.message
+                        ),
+                        rejection_help(s),
                     ));
                     continue;
                 }
@@ -399,6 +441,7 @@ impl Engine {
                         .iter()
                         .find(|p| p.app == a.app)
                         .and_then(|p| p.healthy_revision.clone()),
+                    applying_from: None,
                 }
             })
             .collect();
@@ -420,6 +463,26 @@ impl Engine {
         })
     }
 
+    /// For an object whose namespace does not exist yet: a dry-run create of
+    /// it in `default`. Only a 422 (the object itself is invalid) counts;
+    /// anything else (it exists there, quota, admission that depends on the
+    /// namespace) proves nothing and is ignored.
+    async fn invalid_elsewhere(&self, o: &PlannedObject) -> Option<kube::core::Status> {
+        let resolved = o.resolved.as_ref().filter(|r| r.namespaced)?;
+        let mut manifest = o.object.manifest.clone();
+        manifest["metadata"]["namespace"] = Value::String("default".into());
+        let object: kube::api::DynamicObject = serde_json::from_value(manifest).ok()?;
+        let api = dynamic_api(&self.client, resolved, Some("default"));
+        let params = kube::api::PostParams {
+            dry_run: true,
+            field_manager: Some(FIELD_MANAGER.to_string()),
+        };
+        match with_retries("dry-run create", || api.create(&params, &object)).await {
+            Err(kube::Error::Api(s)) if s.code == 422 => Some(*s),
+            _ => None,
+        }
+    }
+
     async fn dry_run(&self, o: &PlannedObject, force: bool) -> Result<Value, kube::Error> {
         let Some(resolved) = &o.resolved else {
             return Ok(Value::Null);
@@ -436,12 +499,14 @@ impl Engine {
     }
 }
 
+/// A problem with one object. The message may quote the API server, which
+/// echoes repository content: control characters are escaped.
 fn problem(app: &str, object: &RenderedObject, message: String, help: &str) -> ObjectProblem {
     ObjectProblem {
         app: app.to_string(),
         key: object.key.clone(),
         source: Some(object.provenance.to_string()),
-        message,
+        message: tidegate_core::printable::printable(&message).into_owned(),
         help: help.to_string(),
     }
 }
@@ -496,13 +561,20 @@ fn only_imperative(status: &kube::core::Status, live: &Value) -> bool {
         })
 }
 
-/// A dry run that the server does not support for this object (admission
-/// webhooks without `sideEffects: None`, old aggregated APIs, RBAC denying dry runs).
-fn is_dry_run_refusal(status: &kube::core::Status) -> bool {
-    status.code == 403
-        || status.code == 405
-        || status.message.to_lowercase().contains("dry run")
-        || status.message.contains("dryRun")
+/// What to do about a dry run the server rejected. Every 4xx rejection
+/// (other than a conflict) stops the sync: the status code and reason decide
+/// the hint, never the message, which echoes repository content.
+fn rejection_help(status: &kube::core::Status) -> &'static str {
+    match (status.code, status.reason.as_str()) {
+        (400, "BadRequest") => {
+            "fix the manifest; if an admission webhook cannot dry-run, declare it `sideEffects: None` (or NoneOnDryRun)"
+        }
+        (403, _) => {
+            "the request is forbidden (RBAC, an admission policy or a quota): fix the manifest or the policy"
+        }
+        (405, _) => "the server does not accept apply for this kind: remove the object from Git",
+        _ => "fix the manifest (the dry run of server-side apply failed)",
+    }
 }
 
 fn clone_error(e: &kube::Error) -> kube::Error {

@@ -386,5 +386,6 @@ mod discover;
 mod eks;
 mod helm;
 mod rollout;
+mod safety;
 mod switch;
 mod sync;

@@ -28,7 +28,8 @@ struct Fixture {
     state: tempfile::TempDir,
 }
 
-fn deployment(image: &str, fail: bool) -> String {
+/// A Deployment `web` (2 replicas) whose pods never become ready when `fail`.
+pub(crate) fn deployment(image: &str, fail: bool) -> String {
     let extra = if fail {
         format!("        {FAIL_READINESS_LABEL}: \"true\"\n")
     } else {

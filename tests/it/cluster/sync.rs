@@ -725,3 +725,166 @@ async fn an_app_deleted_from_git_is_pruned_with_its_inventory() {
     );
     assert!(!inventory(&fx), "the departed app's inventory is deleted");
 }
+
+/// The server's message echoes repository content: a label value "dry run"
+/// makes the 422 message say "dry run", which must not be taken for a
+/// server that cannot dry-run (that fell back to a client-side diff and
+/// applied the valid ConfigMap before the Service failed).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_object_whose_error_says_dry_run_leaves_every_sibling_unapplied() {
+    let mut fx = Fixture::new("sync-dryrun-text").await;
+    fx.write("config.yaml", CONFIGMAP).write(
+        "service.yaml",
+        &SERVICE.replace(
+            "name: web\n",
+            "name: web\n  labels:\n    note: \"dry run\"\n",
+        ),
+    );
+    fx.commit("a label value the server refuses, quoting it");
+    let engine = fx.engine().await;
+    let before = engine.requests();
+    let err = fx.sync(SyncOptions::default()).await.expect_err("rejected");
+    let text = err.to_string();
+    assert!(text.contains("dry run") && text.contains("422"), "{text}");
+    assert!(text.contains("nothing was changed"), "{text}");
+    assert_eq!(engine.requests().since(before).writes, 0);
+    assert!(
+        !fx.exists("configmap", "settings"),
+        "the ConfigMap was applied"
+    );
+    assert!(!fx.exists("service", "web"));
+}
+
+/// YAML 1.1 numbers reach the cluster as `kubectl apply` sends them:
+/// `defaultMode: 0400` is 256 (octal) and `replicas: 010` is 8, for Tidegate
+/// and for kubectl alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn yaml11_octal_numbers_are_applied_as_kubectl_applies_them() {
+    let mut fx = Fixture::new("sync-octal").await;
+    let manifest = |name: &str| {
+        deployment(name, "registry.example/web:1", 1, "")
+            .replace("  replicas: 1\n", "  replicas: 010\n")
+            .replace(
+                "      containers:\n",
+                "      volumes:\n        - name: config\n          configMap:\n            name: settings\n            defaultMode: 0400\n        - name: secret\n          secret:\n            secretName: creds\n            defaultMode: 0644\n      containers:\n",
+            )
+    };
+    fx.write("web.yaml", &manifest("web"));
+    fx.commit("octal modes");
+    fx.sync(SyncOptions::default()).await.expect("sync");
+    let by_kubectl = std::env::temp_dir().join(format!("{}-kubectl.yaml", fx.ns.name()));
+    std::fs::write(&by_kubectl, manifest("web-kubectl")).expect("write");
+    fx.kubectl(&[
+        "apply",
+        "-n",
+        fx.ns.name(),
+        "-f",
+        &by_kubectl.display().to_string(),
+    ])
+    .expect("kubectl apply");
+    let _ = std::fs::remove_file(&by_kubectl);
+    for name in ["web", "web-kubectl"] {
+        assert_eq!(
+            fx.field("deployment", name, "{.spec.replicas}"),
+            "8",
+            "{name}"
+        );
+        assert_eq!(
+            fx.field(
+                "deployment",
+                name,
+                "{.spec.template.spec.volumes[0].configMap.defaultMode}"
+            ),
+            "256",
+            "{name}"
+        );
+        assert_eq!(
+            fx.field(
+                "deployment",
+                name,
+                "{.spec.template.spec.volumes[1].secret.defaultMode}"
+            ),
+            "420",
+            "{name}"
+        );
+    }
+    let plan = fx.plan().await;
+    assert!(drifted(&plan).is_empty(), "{:#?}", drifted(&plan));
+}
+
+/// An environment name that cannot name the inventory (validate refuses it;
+/// here it is forced past validation) stops the sync before its first
+/// write: objects applied without an inventory could never be pruned.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inventory_name_the_server_would_refuse_stops_the_sync_before_any_write() {
+    let mut fx = Fixture::new("sync-invname").await;
+    fx.write("config.yaml", CONFIGMAP);
+    fx.commit("app");
+    let (mut desired, _) = load_env(fx.git.path(), &fx.env).expect("valid");
+    desired.environment.metadata.name = "Prod_EU".into();
+    let rendered = tidegate_render::render_environment(
+        &desired.environment,
+        &desired.env_file,
+        &desired.commit.sha,
+        &desired.apps,
+    )
+    .expect("renders");
+    let engine = connect(&desired).await;
+    let before = engine.requests();
+    let err = engine
+        .sync(
+            &target(&desired, &rendered),
+            &SyncOptions::default(),
+            &|_| {},
+        )
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("tidegate.Prod_EU.app"), "{text}");
+    assert_eq!(engine.requests().since(before).writes, 0);
+    assert!(!fx.exists("configmap", "settings"));
+}
+
+/// An invalid object in a namespace the same sync creates cannot be dry-run
+/// where it goes; a dry-run create in `default` still finds it, so neither
+/// the namespace nor its valid sibling is applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_object_in_a_namespace_the_sync_creates_leaves_the_cluster_untouched() {
+    let mut fx = Fixture::new("sync-newns").await;
+    let new_ns = format!("{}-new", fx.ns.name());
+    fx.write(
+        "namespace.yaml",
+        &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {new_ns}\n"),
+    )
+    .write(
+        "config.yaml",
+        &CONFIGMAP.replace(
+            "name: settings\n",
+            &format!("name: settings\n  namespace: {new_ns}\n"),
+        ),
+    )
+    .write(
+        "service.yaml",
+        &SERVICE
+            .replace(
+                "name: web\n",
+                &format!("name: web\n  namespace: {new_ns}\n"),
+            )
+            .replace("port: 80", "port: 99999"),
+    );
+    fx.commit("a bad Service in a new namespace");
+    let engine = fx.engine().await;
+    let before = engine.requests();
+    let err = fx.sync(SyncOptions::default()).await.expect_err("rejected");
+    let text = err.to_string();
+    assert!(
+        text.contains("99999") && text.contains("service.yaml"),
+        "{text}"
+    );
+    assert_eq!(engine.requests().since(before).writes, 0);
+    assert!(
+        fx.kubectl(&["get", "namespace", &new_ns, "-o", "name"])
+            .is_err(),
+        "the namespace was created"
+    );
+}

@@ -5,6 +5,7 @@ use crate::{
     output::Style,
 };
 use std::{io::Write, process::ExitCode};
+use tidegate_core::printable::printable;
 use tidegate_source::desired::short;
 
 /// Prints the rendered objects; exit 1 when the input has problems.
@@ -37,7 +38,7 @@ pub async fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::R
             writeln!(
                 out,
                 "# Environment: {} at {}",
-                rendered.environment,
+                printable(&rendered.environment),
                 short(&rendered.commit)
             )?;
             for cluster in &rendered.clusters {
@@ -47,7 +48,9 @@ pub async fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::R
                         writeln!(
                             out,
                             "# Cluster: {}, app: {}, source: {}",
-                            cluster.cluster, app.app, object.provenance
+                            printable(&cluster.cluster),
+                            printable(&app.app),
+                            object.provenance
                         )?;
                         out.write_all(serde_saphyr::to_string(&object.manifest)?.as_bytes())?;
                     }

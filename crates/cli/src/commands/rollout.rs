@@ -40,6 +40,91 @@ fn quarantined(store: &SqliteStore, env: &str, revision: &str) -> anyhow::Result
         .filter(|r| r.entry.action == Action::Quarantine))
 }
 
+/// Every revision of `env` quarantined now (quarantines not lifted by an
+/// unquarantine), from the audit trail at `path` (none when it does not exist).
+pub(crate) fn quarantine_list(
+    path: &std::path::Path,
+    env: &str,
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let mut list = std::collections::BTreeSet::new();
+    if !path.exists() {
+        return Ok(list);
+    }
+    let store = SqliteStore::open_existing(path)?;
+    for r in store.records(&Filter {
+        environment: Some(env.to_string()),
+        actions: vec!["quarantine".into(), "unquarantine".into()],
+        ..Filter::default()
+    })? {
+        if let Some(to) = &r.entry.to {
+            if r.entry.action == Action::Quarantine {
+                list.insert(to.sha.clone());
+            } else {
+                list.remove(&to.sha);
+            }
+        }
+    }
+    Ok(list)
+}
+
+/// Decides whether `revision` may be applied to `env` (one `cluster`, or the
+/// fleet): a quarantined revision is refused (the message says why and what
+/// to do) unless `--allow-quarantined --reason` was given, which is recorded
+/// in the audit trail. Returns the quarantine list, or `None` when refused
+/// (the message was printed).
+pub(crate) fn admit_revision(
+    audit: &AuditDb,
+    env: &str,
+    cluster: Option<&str>,
+    revision: &str,
+    allow: Option<&str>,
+    style: &Style,
+) -> anyhow::Result<Option<std::collections::BTreeSet<String>>> {
+    use tidegate_rollout::quarantine::{Admission, Refusal, admit};
+    let path = audit.path();
+    let list = quarantine_list(&path, env)?;
+    let short = &revision[..revision.len().min(12)];
+    match admit(revision, &list, allow) {
+        Ok(Admission::Clear) => Ok(Some(list)),
+        Ok(Admission::Allowed { reason }) => {
+            let store = SqliteStore::open(&path)?;
+            let mut entry = Entry::new(actor(), Action::Other("allow-quarantined".into()))
+                .env(env)
+                .revisions(None, Some(Revision::sha(revision)))
+                .message(reason);
+            if let Some(c) = cluster {
+                entry = entry.cluster(c);
+            }
+            let seq = store.append(entry)?;
+            eprintln!(
+                "warning: {short} is quarantined for {env}; applying it anyway as asked (audit entry #{seq})"
+            );
+            Ok(Some(list))
+        }
+        Err(Refusal::NoReason) => {
+            eprintln!(
+                "{} --allow-quarantined needs --reason \"...\" (it is recorded in the audit trail)",
+                style.error("refused:")
+            );
+            Ok(None)
+        }
+        Err(Refusal::Quarantined { .. }) => {
+            let q = quarantined(&SqliteStore::open_existing(&path)?, env, revision)?;
+            eprintln!(
+                "{} revision {short} is quarantined for {env}{}; nothing was changed. Fix it in a newer commit, run `tidegate unquarantine --env {env} --revision {revision}`, or pass --allow-quarantined --reason \"...\" (audited)",
+                style.error("refused:"),
+                q.map(|q| format!(
+                    " since audit entry #{} ({})",
+                    q.seq,
+                    q.entry.message.unwrap_or_default()
+                ))
+                .unwrap_or_default(),
+            );
+            Ok(None)
+        }
+    }
+}
+
 /// Renders the environment at another revision, from the same repository,
 /// discovering its clusters through `factory`.
 struct GitRevisions<'f> {
@@ -130,16 +215,32 @@ fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
     }
 }
 
+/// How a rollout is run, from the command line.
+struct RunFlags<'a> {
+    audit_db: &'a AuditDb,
+    break_lock: bool,
+    resume: bool,
+    options: SyncOptions,
+    /// Revisions quarantined now (never a rollback target).
+    quarantined: std::collections::BTreeSet<String>,
+}
+
 async fn run_rollout(
     global: &Global,
     factory: &CloudFactory,
     environment: &Environment,
     rendered: &Rendered,
     revision: &str,
-    flags: (&AuditDb, bool, bool),
-    options: SyncOptions,
+    flags: RunFlags<'_>,
+    style: &Style,
 ) -> anyhow::Result<ExitCode> {
-    let (audit_db, break_lock, resume) = flags;
+    let RunFlags {
+        audit_db,
+        break_lock,
+        resume,
+        options,
+        quarantined,
+    } = flags;
     let path = audit_db.path();
     let store = SqliteStore::open(&path)
         .with_context(|| format!("opening the audit trail {}", path.display()))?;
@@ -174,23 +275,57 @@ async fn run_rollout(
             break_lock,
             resume,
             identity,
+            quarantined,
             poll: std::time::Duration::from_millis(500),
             ..DriverOptions::default()
         },
     };
+    let journal = driver.journal.clone();
     println!(
         "rolling out {} to {env} ({} clusters)",
         &revision[..revision.len().min(12)],
         environment.spec.clusters.len()
     );
     let last = Mutex::new(String::new());
-    let report = driver.run(&|lines| print_lines(lines, &last)).await?;
+    let short = &revision[..revision.len().min(12)];
+    let report = match driver.run(&|lines| print_lines(lines, &last)).await {
+        Ok(report) => report,
+        Err(tidegate_fleet::RolloutError::Refused(refusal)) => {
+            eprintln!("{} {refusal}", style.error("rollout refused:"));
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => {
+            let left = journal
+                .as_ref()
+                .and_then(|j| j.load().ok().flatten())
+                .is_some();
+            if left {
+                eprintln!(
+                    "the rollout stopped part-way; when the cause is fixed, continue it with `tidegate sync --env {env} --resume`"
+                );
+            }
+            return Err(e.into());
+        }
+    };
+    if let Some(op) = report.resumed_from {
+        println!("resumed the interrupted rollout #{op}");
+    }
+    let applied = report.timeline.iter().any(|(_, w, _)| w == "applied");
     match &report.outcome {
-        Outcome::Succeeded => {
+        Outcome::Succeeded if !applied => {
             println!(
-                "rollout succeeded: every cluster is Healthy at {}",
-                &revision[..revision.len().min(12)]
+                "nothing to do: every cluster runs {short}, matches Git and is Healthy (no bake needed)"
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Succeeded => {
+            if !report.drift_corrected.is_empty() {
+                println!(
+                    "drift corrected in {} (they already ran {short})",
+                    report.drift_corrected.join(", ")
+                );
+            }
+            println!("rollout succeeded: every cluster is Healthy at {short}");
             Ok(ExitCode::SUCCESS)
         }
         Outcome::RolledBack {
@@ -202,8 +337,14 @@ async fn run_rollout(
                 &revision[..revision.len().min(12)]
             );
             for n in not_restored {
-                println!("  not restored: {} ({})", n.cluster, n.reason);
+                println!("  NOT restored: {} ({})", n.cluster, n.reason);
             }
+            if not_restored.is_empty() {
+                println!("  every rolled-back cluster is Healthy again");
+            }
+            println!(
+                "  next: fix it in a newer commit and run `tidegate sync --env {env}` again (if the cause was outside the revision, e.g. a cluster that could not be reached, `tidegate unquarantine --env {env} --revision {revision}` first)"
+            );
             Ok(ExitCode::from(1))
         }
         Outcome::Halted { failure } => {
@@ -235,25 +376,24 @@ pub async fn fleet_sync(
         return Ok(ExitCode::from(1));
     };
     let revision = loaded.desired.commit.sha.clone();
-    let path = args.audit.path();
-    if !args.allow_quarantined
-        && path.exists()
-        && let Some(q) = quarantined(
-            &SqliteStore::open_existing(&path)?,
+    // A resumed rollout continues its journal (whose machine knows what it
+    // quarantined); a new one must be admitted.
+    let admitted = if args.resume {
+        Some(quarantine_list(&args.audit.path(), &args.selection.env)?)
+    } else {
+        admit_revision(
+            &args.audit,
             &args.selection.env,
+            None,
             &revision,
+            args.allow_quarantined
+                .then(|| args.reason.as_deref().unwrap_or("")),
+            style,
         )?
-    {
-        bail!(
-            "revision {} is quarantined for {} since entry #{} ({}); fix it in a newer commit, or run `tidegate unquarantine --env {} --revision {}` (or pass --allow-quarantined)",
-            &revision[..12],
-            args.selection.env,
-            q.seq,
-            q.entry.message.unwrap_or_default(),
-            args.selection.env,
-            revision
-        );
-    }
+    };
+    let Some(quarantined) = admitted else {
+        return Ok(ExitCode::from(1));
+    };
     let options = SyncOptions {
         prune: args.prune,
         force_conflicts: args.force_conflicts,
@@ -265,8 +405,14 @@ pub async fn fleet_sync(
         &loaded.desired.environment,
         &loaded.rendered,
         &revision,
-        (&args.audit, args.break_lock, args.resume),
-        options,
+        RunFlags {
+            audit_db: &args.audit,
+            break_lock: args.break_lock,
+            resume: args.resume,
+            options,
+            quarantined,
+        },
+        style,
     )
     .await
 }
@@ -290,15 +436,34 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
         }
     };
     let mut changes = serde_json::Map::new();
+    let mut problems = 0;
+    let mut unreachable = 0;
     if !args.offline {
         for name in &loaded.clusters {
             let engine = loaded.connect(name).await?;
-            let plan = engine
+            let plan = match engine
                 .plan(&loaded.target(name)?, &SyncOptions::default())
-                .await?;
+                .await
+            {
+                Ok(plan) => plan,
+                Err(e) => {
+                    unreachable += 1;
+                    changes.insert(
+                        name.clone(),
+                        serde_json::json!({"unreachable": e.to_string(), "problems": [], "toChange": 0, "toPrune": 0, "total": 0}),
+                    );
+                    continue;
+                }
+            };
+            problems += plan.problems.len();
+            let at = plan.previous.first().map(|i| i.revision.clone());
+            let at_target = at.as_deref() == Some(loaded.desired.commit.sha.as_str())
+                && plan.previous.iter().all(|i| !i.incomplete());
             changes.insert(
                 name.clone(),
                 serde_json::json!({
+                    "revision": at,
+                    "drift": at_target && plan.changes() > 0,
                     "toChange": plan.objects.iter().filter(|o| o.needs_apply()).count(),
                     "toPrune": plan.prune.len(),
                     "total": plan.objects.len(),
@@ -339,22 +504,52 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                 );
                 for c in &wave.clusters {
                     match changes.get(c) {
-                        Some(v) => println!(
-                            "  {c:<20} {} of {} objects to change, {} to prune{}",
-                            v["toChange"],
-                            v["total"],
-                            v["toPrune"],
-                            if v["problems"].as_array().is_some_and(|p| !p.is_empty()) {
-                                format!(", PROBLEMS: {}", v["problems"])
-                            } else {
-                                String::new()
-                            }
+                        Some(v) if v.get("unreachable").is_some() => println!(
+                            "  {c:<20} UNREACHABLE: {}",
+                            v["unreachable"].as_str().unwrap_or_default()
                         ),
+                        Some(v) => {
+                            println!(
+                                "  {c:<20} {} of {} objects to change, {} to prune{}",
+                                v["toChange"],
+                                v["total"],
+                                v["toPrune"],
+                                if v["drift"] == true {
+                                    " (DRIFT: it runs this revision, live objects differ; a rollout corrects it)"
+                                } else {
+                                    ""
+                                }
+                            );
+                            for p in v["problems"].as_array().into_iter().flatten() {
+                                println!(
+                                    "    {} {}",
+                                    style.error("problem:"),
+                                    p.as_str().unwrap_or_default().replace('\n', "\n    ")
+                                );
+                            }
+                        }
                         None => println!("  {c}"),
                     }
                 }
             }
         }
+    }
+    // Unreachable clusters follow maxUnavailable, as in the rollout.
+    if unreachable > waves.max_unavailable as usize {
+        problems += unreachable;
+        eprintln!(
+            "{} {unreachable} cluster(s) cannot be reached, more than maxUnavailable {}",
+            style.error("plan has problems:"),
+            waves.max_unavailable
+        );
+    }
+    if problems > 0 {
+        eprintln!(
+            "{} {problems} problem(s): `tidegate sync --env {}` would refuse this revision and write nothing",
+            style.error("plan has problems:"),
+            args.env
+        );
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -426,19 +621,44 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|r| r.entry.action == Action::RolloutEnd)
         .collect();
-    let rows: Vec<serde_json::Value> = records
+    let starts: Vec<&Record> = records
         .iter()
         .filter(|r| r.entry.action == Action::RolloutStart)
+        .collect();
+    let rows: Vec<serde_json::Value> = starts
+        .iter()
         .map(|start| {
             let end = ends.iter().find(|e| e.operation == Some(start.seq));
+            let resumes: Option<u64> = start
+                .entry
+                .details
+                .get("resumes")
+                .and_then(|s| s.parse().ok());
+            let resumed_by = starts
+                .iter()
+                .find(|s| s.entry.details.get("resumes") == Some(&start.seq.to_string()))
+                .map(|s| s.seq);
+            let outcome = end
+                .and_then(|e| e.entry.outcome)
+                .map(|o| o.as_str())
+                .unwrap_or("interrupted");
+            let message = match (resumed_by, end.and_then(|e| e.entry.message.clone())) {
+                (Some(by), _) if end.is_none() => Some(format!("interrupted → resumed by #{by}")),
+                (_, m) => match resumes {
+                    Some(from) => Some(format!("resumes #{from}: {}", m.unwrap_or_default())),
+                    None => m,
+                },
+            };
             serde_json::json!({
                 "operation": start.seq,
                 "started": start.time_ms,
                 "revision": start.entry.to.as_ref().map(|r| r.sha.clone()),
                 "actor": start.entry.actor.identity,
-                "outcome": end.and_then(|e| e.entry.outcome).map(|o| o.as_str()).unwrap_or("interrupted"),
+                "outcome": outcome,
+                "resumes": resumes,
+                "resumedBy": resumed_by,
                 "durationMs": end.and_then(|e| e.entry.duration_ms),
-                "message": end.and_then(|e| e.entry.message.clone()),
+                "message": message,
             })
         })
         .collect();
@@ -471,7 +691,7 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
 pub async fn rollback(
     global: &Global,
     args: &RollbackArgs,
-    _style: &Style,
+    style: &Style,
 ) -> anyhow::Result<ExitCode> {
     let current = Workspace::open(global)?;
     let factory = fleet::client_factory(global, &args.rollout.kubeconfig);
@@ -496,6 +716,21 @@ pub async fn rollback(
             found.context("no cluster records a last healthy revision: pass --to REV")?
         }
     };
+    let quarantine = quarantine_list(&args.rollout.audit.path(), &args.env)?;
+    let resolved = Workspace::open_at(global.repo.as_deref(), Some(&to))?
+        .commit_sha()
+        .to_string();
+    if quarantine.contains(&resolved) {
+        eprintln!(
+            "{} {} is quarantined for {}: a failed rollout rejected it, so it is not a rollback target. Choose a revision that completed its rollout (`tidegate history --env {}` lists them) and pass --to REV, or lift the quarantine first with `tidegate unquarantine --env {} --revision {resolved}`",
+            style.error("rollback refused:"),
+            &resolved[..resolved.len().min(12)],
+            args.env,
+            args.env,
+            args.env
+        );
+        return Ok(ExitCode::from(1));
+    }
     let (environment, rendered) = GitRevisions {
         repo: global.repo.clone(),
         env: args.env.clone(),
@@ -512,6 +747,16 @@ pub async fn rollback(
             bail!("environment {} has no cluster {cluster} at {to}", args.env);
         };
         let engine = tidegate_sync::Engine::connect(&factory, definition).await?;
+        let holder = tidegate_cluster::Holder::this_process(&actor().identity);
+        let policy = tidegate_fleet::lock::LockPolicy {
+            break_lock: args.rollout.break_lock,
+            take_over_dead: false,
+            ttl: std::time::Duration::from_secs(60),
+        };
+        if let Err(e) = tidegate_fleet::lock::take(&engine, &args.env, &holder, policy).await {
+            eprintln!("{} {e}", style.error("rollback refused:"));
+            return Ok(ExitCode::from(1));
+        }
         let path = args.rollout.audit.path();
         let engine = engine.with_audit(Audit {
             sink: std::sync::Arc::new(SqliteStore::open(&path)?),
@@ -537,7 +782,9 @@ pub async fn rollback(
                 },
                 &|_| {},
             )
-            .await?;
+            .await;
+        tidegate_fleet::lock::release(&engine, &args.env, &holder).await;
+        let report = report?;
         println!(
             "{cluster} rolled back to {}: {} objects changed",
             &sha[..12],
@@ -555,11 +802,17 @@ pub async fn rollback(
         &environment,
         &rendered,
         &sha,
-        (&args.rollout.audit, args.rollout.break_lock, false),
-        SyncOptions {
-            prune: true,
-            ..SyncOptions::default()
+        RunFlags {
+            audit_db: &args.rollout.audit,
+            break_lock: args.rollout.break_lock,
+            resume: false,
+            options: SyncOptions {
+                prune: true,
+                ..SyncOptions::default()
+            },
+            quarantined: quarantine,
         },
+        style,
     )
     .await
 }
@@ -621,6 +874,8 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
     let options = DriverOptions {
         break_lock: args.rollout.break_lock,
         identity: actor.identity.clone(),
+        // A flip back never goes to a quarantined revision either.
+        quarantined: quarantine_list(&path, &args.env)?,
         poll: std::time::Duration::from_millis(500),
         ..DriverOptions::default()
     };

@@ -77,7 +77,18 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
                         .iter()
                         .find(|i| i.app == *app)
                         .map(|i| i.revision.clone()),
-                    sync: if drifted == 0 { "Synced" } else { "OutOfSync" },
+                    // A sync that stopped part-way is never "Synced".
+                    sync: if plan
+                        .previous
+                        .iter()
+                        .any(|i| i.app == *app && i.incomplete())
+                    {
+                        "Incomplete"
+                    } else if drifted == 0 {
+                        "Synced"
+                    } else {
+                        "OutOfSync"
+                    },
                     health: health
                         .iter()
                         .map(|h| h.health.status)

@@ -19,6 +19,42 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
         return Ok(ExitCode::from(1));
     };
     let mut engine = loaded.connect(&cluster).await?;
+    let env = args.selection.env.clone();
+    // Like a rollout: a quarantined revision only with --allow-quarantined
+    // --reason (audited), and never while someone holds the environment's lock.
+    let mut quarantine = std::collections::BTreeSet::new();
+    if !args.dry_run {
+        let Some(list) = super::rollout::admit_revision(
+            &args.audit,
+            &env,
+            Some(&cluster),
+            &loaded.desired.commit.sha,
+            args.allow_quarantined
+                .then(|| args.reason.as_deref().unwrap_or("")),
+            style,
+        )?
+        else {
+            return Ok(ExitCode::from(1));
+        };
+        quarantine = list;
+    }
+    let holder = tidegate_cluster::Holder::this_process(
+        &tidegate_audit::Actor::local_user(tidegate_audit::Trigger::Cli).identity,
+    );
+    if !args.dry_run {
+        let policy = tidegate_fleet::lock::LockPolicy {
+            break_lock: args.break_lock,
+            take_over_dead: false,
+            ttl: Duration::from_secs(60),
+        };
+        if let Err(e) = tidegate_fleet::lock::take(&engine, &env, &holder, policy).await {
+            eprintln!(
+                "{} {e}; nothing was changed in cluster {cluster}",
+                style.error("sync refused:")
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
     if !args.dry_run {
         let path = args.audit.path();
         let store = tidegate_audit::SqliteStore::open(&path)
@@ -28,6 +64,24 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
             actor: tidegate_audit::Actor::local_user(tidegate_audit::Trigger::Cli),
         });
     }
+    let result = run_locked(global, args, style, &loaded, &engine, &cluster, &quarantine).await;
+    if !args.dry_run {
+        tidegate_fleet::lock::release(&engine, &env, &holder).await;
+    }
+    result
+}
+
+/// The sync of one cluster once its lock is held.
+async fn run_locked(
+    global: &Global,
+    args: &SyncArgs,
+    style: &Style,
+    loaded: &fleet::Loaded,
+    engine: &tidegate_sync::Engine,
+    cluster: &str,
+    quarantine: &std::collections::BTreeSet<String>,
+) -> anyhow::Result<ExitCode> {
+    let cluster = cluster.to_string();
     let target = loaded.target(&cluster)?;
     let options = SyncOptions {
         dry_run: args.dry_run,
@@ -121,7 +175,9 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
         let deadline = target.environment.spec.rollout.progress_deadline.0;
         let health = engine.wait_healthy(&resolved, deadline, &progress).await?;
         healthy = health.healthy;
-        if healthy {
+        // Only a revision that was never quarantined becomes the cluster's
+        // last good revision (the rollback target).
+        if healthy && tidegate_rollout::quarantine::records_healthy(target.revision, quarantine) {
             let apps: Vec<String> = target.rendered.apps.iter().map(|a| a.app.clone()).collect();
             engine
                 .mark_healthy(&target.environment.metadata.name, &apps, target.revision)

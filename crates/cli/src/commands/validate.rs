@@ -6,7 +6,7 @@ use crate::{
     workspace::Workspace,
 };
 use std::process::ExitCode;
-use tidegate_core::{Diagnostic, Diagnostics, environment::Provider};
+use tidegate_core::{Diagnostic, Diagnostics, environment::Provider, printable::printable};
 use tidegate_source::{LoadError, desired::short};
 
 /// Exit 0 when everything is valid, 1 with the list of problems.
@@ -22,6 +22,7 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
         anyhow::bail!("no environments found: add environments/<name>.yaml and commit it");
     }
     let mut failed = 0;
+    let mut unreadable = 0;
     for name in &names {
         // What stands for the `discover:` entries, said after the cluster count.
         let mut discovered = None;
@@ -56,12 +57,25 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
                 if global.access == Access::Kubeconfig {
                     problems.extend(check_kubeconfig_access(&desired));
                 }
-                match tidegate_render::render_environment(
-                    &desired.environment,
-                    &desired.env_file,
-                    &desired.commit.sha,
-                    &desired.apps,
-                ) {
+                // Last resort: a panic while rendering one environment (a
+                // bug) is reported for it, and the others are still checked.
+                let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tidegate_render::render_environment(
+                        &desired.environment,
+                        &desired.env_file,
+                        &desired.commit.sha,
+                        &desired.apps,
+                    )
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Diagnostic::new(
+                        "internal error while rendering this environment (a bug in Tidegate)",
+                    )
+                    .at(&desired.env_file, None)
+                    .help("please report it with the environment file; the other environments were still checked")
+                    .into())
+                });
+                match rendered {
                     Ok(rendered) if problems.is_empty() => {
                         let objects: usize = rendered
                             .clusters
@@ -70,8 +84,9 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
                             .map(|a| a.objects.len())
                             .sum();
                         println!(
-                            "{} {name}: {}{}, {}, {} rendered at {}",
+                            "{} {}: {}{}, {}, {} rendered at {}",
                             style.ok("ok"),
+                            printable(name),
                             plural(desired.environment.spec.clusters.len(), "cluster"),
                             discovered.as_deref().unwrap_or_default(),
                             plural(desired.environment.spec.apps.len(), "app"),
@@ -88,17 +103,31 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
                 }
             }
             Err(LoadError::Invalid(problems)) => problems,
-            Err(LoadError::Source(e)) => return Err(e.into()),
+            Err(LoadError::Source(e)) => {
+                // Git could not be read for this environment (e.g. its
+                // repoURL): say so and check the others.
+                unreadable += 1;
+                eprintln!("{} {}: {e:#}", style.error("error:"), printable(name));
+                println!(
+                    "{} {}: could not be read",
+                    style.error("invalid"),
+                    printable(name)
+                );
+                continue;
+            }
         };
         failed += 1;
         style.print_diagnostics(&problems);
         println!(
-            "{} {name}: {} problem(s)",
+            "{} {}: {} problem(s)",
             style.error("invalid"),
+            printable(name),
             problems.len()
         );
     }
-    Ok(if failed == 0 {
+    Ok(if unreadable > 0 {
+        ExitCode::from(2)
+    } else if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

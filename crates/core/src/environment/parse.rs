@@ -26,12 +26,38 @@ impl Environment {
             .help("split the environment or move data into manifests")
             .into());
         }
+        // Numbers as Kubernetes reads them (YAML 1.1: `0400` is octal), so a
+        // patch value means what it means in a manifest; booleans strictly.
         let options = serde_saphyr::options! {
             strict_booleans: true,
+            legacy_octal_numbers: true,
         };
-        let env: Environment = serde_saphyr::from_str_with_options(text, options)
+        let mut env: Environment = serde_saphyr::from_str_with_options(text, options)
             .map_err(|e| Diagnostics::from(yaml_diagnostic(&e, file)))?;
-        env.check(file).into_result(env)
+        env.integral_patch_values();
+        let mut problems = env.check(file);
+        problems.extend(super::values::check(&env, text, file));
+        problems.into_result(env)
+    }
+
+    /// Patch values reach the API server as integers where they are
+    /// integral (`08` and `1.0` are 8 and 1, never `8.0`), as `kubectl` sends
+    /// them.
+    fn integral_patch_values(&mut self) {
+        let patches = self
+            .spec
+            .apps
+            .iter_mut()
+            .flat_map(|a| a.value.overlays.iter_mut())
+            .flat_map(|o| o.value.patches.iter_mut());
+        for patch in patches {
+            for value in [&mut patch.value.merge, &mut patch.value.json]
+                .into_iter()
+                .flatten()
+            {
+                crate::numbers::integral_floats_as_integers(value);
+            }
+        }
     }
 
     /// Semantic checks that the types alone cannot express.
@@ -307,12 +333,7 @@ fn file_stem(file: &str) -> Option<&str> {
 
 /// RFC 1123 label: lower-case alphanumerics and '-', 1–63 characters.
 pub(crate) fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    crate::names::is_dns_label(s)
 }
 
 #[cfg(test)]

@@ -222,6 +222,8 @@ impl Sim {
                     current_revision: i.revision.clone(),
                     last_good_revision: i.last_good.clone(),
                     health: i.health,
+                    drifted: false,
+                    unknown_state: false,
                 },
             )
         });
@@ -304,16 +306,27 @@ impl Sim {
                 }
                 Command::Rollback { cluster, to } => {
                     let i = self.index[cluster];
-                    assert_eq!(
-                        self.applies[i], 1,
-                        "{cluster} rolled back but never touched"
+                    self.check_rollback(i);
+                    // Never back to the failed (quarantined) revision.
+                    let good = self.initial[i].last_good.clone().filter(|g| g != TARGET);
+                    assert!(
+                        to.is_none() || *to == good,
+                        "{cluster} rolled back to {to:?}"
                     );
-                    assert_eq!(self.rollbacks[i], 0, "{cluster} rolled back twice");
-                    assert_eq!(to, &self.initial[i].last_good);
                     self.rollbacks[i] += 1;
                     if to.is_some() {
                         self.pending.push(cmd);
                     }
+                }
+                Command::Remove { cluster } => {
+                    let i = self.index[cluster];
+                    self.check_rollback(i);
+                    assert!(
+                        self.initial[i].revision.is_none(),
+                        "{cluster} ran something before: never removed"
+                    );
+                    self.rollbacks[i] += 1;
+                    self.pending.push(cmd);
                 }
                 Command::AwaitApproval { .. } => {}
                 Command::Finished(outcome) => {
@@ -323,6 +336,30 @@ impl Sim {
             }
         }
         self.check_limits();
+    }
+
+    /// A rollback goes only to a cluster this rollout touched, or one that
+    /// already ran the failed revision without it being its last good one.
+    fn check_rollback(&self, i: usize) {
+        let ran_target = self.initial[i].revision.as_deref() == Some(TARGET)
+            && self.initial[i].last_good.as_deref() != Some(TARGET);
+        assert!(
+            self.applies[i] == 1 || (self.applies[i] == 0 && ran_target),
+            "{} rolled back but never touched",
+            self.names[i]
+        );
+        assert_eq!(self.rollbacks[i], 0, "{} rolled back twice", self.names[i]);
+    }
+
+    /// Clusters counted against maxUnavailable: an in-flight cluster whose
+    /// objects are not created yet (Missing) is progress, not unavailability.
+    fn unavailable_count(&self) -> usize {
+        (0..self.names.len())
+            .filter(|&i| {
+                is_unavailable(self.health[i])
+                    && !(self.applies[i] > 0 && !self.reached[i] && self.health[i] == Missing)
+            })
+            .count()
     }
 
     fn drain(&mut self) -> Vec<Transition> {
@@ -349,7 +386,7 @@ impl Sim {
             if self.applied[i] && *status == Healthy {
                 self.reached[i] = true;
             }
-            let unavailable = self.health.iter().filter(|h| is_unavailable(**h)).count();
+            let unavailable = self.unavailable_count();
             if forward_before && unavailable > self.max_unavailable {
                 assert!(
                     self.machine.failure().is_some(),
@@ -364,7 +401,7 @@ impl Sim {
     fn check_limits(&self) {
         if self.forward() {
             // Exceeding maxUnavailable always triggers the policy, at once.
-            let unavailable = self.health.iter().filter(|h| is_unavailable(**h)).count();
+            let unavailable = self.unavailable_count();
             assert!(
                 unavailable <= self.max_unavailable,
                 "{unavailable} unavailable > {} and the rollout goes on",
@@ -392,13 +429,15 @@ impl Sim {
             return;
         }
         let name = match &self.pending[pick as usize % self.pending.len()] {
-            Command::Apply { cluster, .. } | Command::Rollback { cluster, .. } => cluster.clone(),
+            Command::Apply { cluster, .. }
+            | Command::Rollback { cluster, .. }
+            | Command::Remove { cluster } => cluster.clone(),
             _ => return,
         };
         let at = self
             .pending
             .iter()
-            .position(|c| matches!(c, Command::Apply { cluster, .. } | Command::Rollback { cluster, .. } if *cluster == name))
+            .position(|c| matches!(c, Command::Apply { cluster, .. } | Command::Rollback { cluster, .. } | Command::Remove { cluster } if *cluster == name))
             .expect("present");
         let cmd = self.pending.remove(at);
         let i = self.index[&name];
@@ -417,10 +456,17 @@ impl Sim {
                 self.applied[i] = false;
                 Event::RolledBack { cluster }
             }
-            (Command::Rollback { cluster, .. }, false) => Event::RollbackFailed {
-                cluster,
-                message: "simulated".into(),
-            },
+            (Command::Remove { cluster }, true) => {
+                self.world[i] = None;
+                self.applied[i] = false;
+                Event::RolledBack { cluster }
+            }
+            (Command::Rollback { cluster, .. } | Command::Remove { cluster }, false) => {
+                Event::RollbackFailed {
+                    cluster,
+                    message: "simulated".into(),
+                }
+            }
             _ => return,
         };
         self.observe(event);
@@ -471,7 +517,7 @@ impl Sim {
                 self.answer(0, true);
             }
             for i in 0..self.names.len() {
-                if self.health[i] != Healthy {
+                if self.health[i] != Healthy || self.rollbacks[i] > 0 {
                     let cluster = self.names[i].clone();
                     self.observe(Event::Health {
                         cluster,
@@ -501,7 +547,7 @@ impl Sim {
         let outcome = self.outcome.as_ref().expect("finished");
         assert_eq!(self.machine.outcome(), Some(outcome));
         for i in 0..self.names.len() {
-            let untouched = self.applies[i] == 0;
+            let untouched = self.applies[i] == 0 && self.rollbacks[i] == 0;
             match outcome {
                 Outcome::Succeeded => {
                     assert_eq!(self.world[i].as_deref(), Some(TARGET), "{}", self.names[i]);
@@ -510,14 +556,16 @@ impl Sim {
                 Outcome::RolledBack { not_restored, .. } => {
                     if untouched {
                         assert_eq!(self.world[i], self.initial[i].revision);
-                    } else if self.world[i] != self.initial[i].last_good {
+                    } else if self.world[i] != self.initial[i].last_good
+                        && !(self.world[i].is_none() && self.initial[i].revision.is_none())
+                    {
                         assert!(
                             not_restored.iter().any(|n| n.cluster == self.names[i]),
                             "{} neither restored nor reported",
                             self.names[i]
                         );
                     }
-                    assert_eq!(self.rollbacks[i], self.applies[i], "{}", self.names[i]);
+                    assert!(self.rollbacks[i] >= self.applies[i], "{}", self.names[i]);
                 }
                 Outcome::Halted { .. } => {
                     if untouched {

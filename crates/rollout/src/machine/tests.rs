@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::plan::plan_fleet;
-use HealthStatus::{Degraded, Healthy, Progressing};
+use HealthStatus::{Degraded, Healthy, Missing, Progressing};
 use tidegate_core::environment::{Located, Rollout, WavePolicy};
 use tidegate_core::intorpercent::IntOrPercent;
 
@@ -23,6 +23,8 @@ fn start(rev: Option<&str>, good: Option<&str>, health: HealthStatus) -> Cluster
         current_revision: rev.map(str::to_string),
         last_good_revision: good.map(str::to_string),
         health,
+        drifted: false,
+        unknown_state: false,
     }
 }
 
@@ -101,6 +103,8 @@ fn converge(r: &mut FleetRollout, now: Duration, cluster: &str) {
     health(r, now, cluster, Healthy);
 }
 
+/// The rollback succeeded and the cluster is Healthy again (a rollback
+/// counts as done only then).
 fn rolled_back(r: &mut FleetRollout, now: Duration, cluster: &str) {
     assert!(r.observe(
         now,
@@ -108,6 +112,7 @@ fn rolled_back(r: &mut FleetRollout, now: Duration, cluster: &str) {
             cluster: cluster.into()
         }
     ));
+    health(r, now, cluster, Healthy);
 }
 
 /// The worked examples of docs/rollouts.md: 10 clusters, maxSurge 25%
@@ -540,7 +545,8 @@ fn rollbacks_respect_the_surge_limit_and_report_clusters_without_a_good_revision
         ("c", Some(1)),
         ("d", Some(2)),
     ];
-    let starts = [("b", start(None, None, Healthy))];
+    // b ran v0 but never recorded a healthy revision.
+    let starts = [("b", start(Some("v0"), None, Healthy))];
     let mut r = rollout(&fleet, &policy(2, 0), &starts);
     assert_eq!(applies(&r.step(secs(0))), ["a", "b"]);
     converge(&mut r, secs(1), "a");
@@ -682,4 +688,225 @@ fn an_empty_fleet_succeeds_at_once() {
     let plan = plan_fleet([], &policy(1, 0)).expect("plans");
     let mut r = FleetRollout::new(&plan, RolloutConfig::from_plan(&plan, "v2"), []).expect("valid");
     assert_eq!(finished(&r.step(secs(0))), Some(&Outcome::Succeeded));
+}
+
+#[test]
+fn a_rollback_never_goes_to_a_quarantined_revision() {
+    let fleet = [("a", Some(1)), ("b", Some(1))];
+    let plan = plan_fleet(fleet.iter().copied(), &policy(2, 0)).expect("plans");
+    let mut config = RolloutConfig::from_plan(&plan, "v2");
+    // a's last good revision v1.5 was quarantined after it was recorded.
+    config.quarantined.insert("v1.5".into());
+    let starts = [
+        ("a".to_string(), start(Some("v1"), Some("v1.5"), Healthy)),
+        ("b".to_string(), start(Some("v1"), Some("v1"), Healthy)),
+    ];
+    let mut r = FleetRollout::new(&plan, config, starts).expect("valid");
+    assert_eq!(applies(&r.step(secs(0))), ["a", "b"]);
+    assert!(r.observe(
+        secs(1),
+        Event::ApplyFailed {
+            cluster: "b".into(),
+            message: "boom".into()
+        }
+    ));
+    let cmds = r.step(secs(1));
+    assert_eq!(rollbacks(&cmds), [("b", Some("v1")), ("a", None)]);
+    rolled_back(&mut r, secs(2), "b");
+    let Some(Outcome::RolledBack { not_restored, .. }) = finished(&r.step(secs(2))).cloned() else {
+        panic!("finished");
+    };
+    assert_eq!(not_restored.len(), 1);
+    assert_eq!(not_restored[0].cluster, "a");
+    assert!(
+        not_restored[0].reason.contains("quarantined"),
+        "{}",
+        not_restored[0].reason
+    );
+    // Only a revision that completed its rollout becomes a last good one.
+    assert_eq!(
+        r.last_good_after(),
+        Some(vec![
+            ("a".to_string(), Some("v1.5".to_string())),
+            ("b".to_string(), Some("v1".to_string()))
+        ])
+    );
+}
+
+#[test]
+fn a_first_deploy_is_removed_again_when_it_fails() {
+    let fleet = [("a", Some(1)), ("b", Some(2))];
+    let starts = [
+        ("a", start(None, None, Healthy)),
+        ("b", start(None, None, Healthy)),
+    ];
+    let mut slow = policy(1, 0);
+    slow.bake_time = tidegate_core::duration::GoDuration(secs(600));
+    let mut r = rollout(&fleet, &slow, &starts);
+    assert_eq!(applies(&r.step(secs(0))), ["a"]);
+    converge(&mut r, secs(1), "a");
+    r.step(secs(1));
+    health(&mut r, secs(2), "a", Degraded);
+    let cmds = r.step(secs(2));
+    assert_eq!(
+        cmds,
+        [Command::Remove {
+            cluster: "a".into()
+        }]
+    );
+    assert!(r.observe(
+        secs(3),
+        Event::RolledBack {
+            cluster: "a".into()
+        }
+    ));
+    // Reported done only once it is Healthy again (nothing left: Healthy).
+    assert!(finished(&r.step(secs(3))).is_none());
+    health(&mut r, secs(4), "a", Healthy);
+    assert!(matches!(
+        finished(&r.step(secs(4))),
+        Some(Outcome::RolledBack { not_restored, .. }) if not_restored.is_empty()
+    ));
+}
+
+#[test]
+fn a_rolled_back_cluster_that_stays_unhealthy_is_reported_not_restored() {
+    let fleet = [("a", Some(1))];
+    let mut r = rollout(&fleet, &policy(1, 1), &[]);
+    r.step(secs(0));
+    assert!(r.observe(
+        secs(1),
+        Event::ApplyFailed {
+            cluster: "a".into(),
+            message: "boom".into()
+        }
+    ));
+    r.step(secs(1));
+    assert!(r.observe(
+        secs(2),
+        Event::RolledBack {
+            cluster: "a".into()
+        }
+    ));
+    health(&mut r, secs(3), "a", Degraded);
+    assert!(r.step(secs(300)).is_empty());
+    let cmds = r.step(secs(603));
+    let Some(Outcome::RolledBack { not_restored, .. }) = finished(&cmds) else {
+        panic!("{cmds:?}");
+    };
+    assert!(
+        not_restored[0].reason.contains("not Healthy"),
+        "{}",
+        not_restored[0].reason
+    );
+}
+
+#[test]
+fn clusters_being_applied_read_missing_without_counting_as_unavailable() {
+    // docs/rollouts.md's 10-cluster fleet: maxSurge 25% (3), maxUnavailable
+    // 10% (1); a first deploy's objects read Missing until created.
+    let fleet: Vec<(String, Option<u32>)> = (0..10)
+        .map(|i| (format!("c{i}"), Some(if i == 0 { 1 } else { 2 })))
+        .collect();
+    let rollout_policy = Rollout {
+        max_surge: IntOrPercent::Percent(25),
+        max_unavailable: IntOrPercent::Percent(10),
+        ..Rollout::default()
+    };
+    let plan =
+        plan_fleet(fleet.iter().map(|(n, w)| (n.as_str(), *w)), &rollout_policy).expect("plans");
+    let starts = fleet
+        .iter()
+        .map(|(n, _)| (n.clone(), start(None, None, Healthy)));
+    let mut r =
+        FleetRollout::new(&plan, RolloutConfig::from_plan(&plan, "v2"), starts).expect("valid");
+    let mut now = secs(0);
+    let mut done = None;
+    while done.is_none() && now < secs(3600) {
+        let cmds = r.step(now);
+        done = finished(&cmds).cloned();
+        for c in applies(&cmds) {
+            health(&mut r, now, c, Missing);
+            assert!(r.observe(now, Event::Applied { cluster: c.into() }));
+            health(&mut r, now, c, Progressing);
+        }
+        for v in r
+            .clusters()
+            .map(|v| (v.name.to_string(), v.progress))
+            .collect::<Vec<_>>()
+        {
+            if v.1 == ClusterProgress::Progressing {
+                health(&mut r, now, &v.0, Healthy);
+            }
+        }
+        now += secs(1);
+    }
+    assert_eq!(done, Some(Outcome::Succeeded));
+}
+
+#[test]
+fn drifted_clusters_at_the_target_are_applied_and_a_wave_without_changes_has_no_bake() {
+    let fleet = [("a", Some(1)), ("b", Some(2))];
+    let mut drifted = start(Some("v2"), Some("v2"), Healthy);
+    drifted.drifted = true;
+    let starts = [
+        ("a", start(Some("v2"), Some("v2"), Healthy)),
+        ("b", drifted),
+    ];
+    let mut slow = policy(1, 0);
+    slow.bake_time = tidegate_core::duration::GoDuration(secs(600));
+    let mut r = rollout(&fleet, &slow, &starts);
+    // Wave 1 (a) changes nothing: no bake; wave 2 applies the drifted b at once.
+    assert_eq!(applies(&r.step(secs(0))), ["b"]);
+    converge(&mut r, secs(1), "b");
+    assert!(finished(&r.step(secs(2))).is_none(), "b's wave bakes");
+    assert!(finished(&r.step(secs(601))).is_none());
+    assert_eq!(finished(&r.step(secs(602))), Some(&Outcome::Succeeded));
+
+    // Nothing drifted, nothing new: done in the first step, no bake at all.
+    let starts = [
+        ("a", start(Some("v2"), Some("v2"), Healthy)),
+        ("b", start(Some("v2"), Some("v2"), Healthy)),
+    ];
+    let mut r = rollout(&fleet, &slow, &starts);
+    assert_eq!(finished(&r.step(secs(0))), Some(&Outcome::Succeeded));
+}
+
+#[test]
+fn a_resumed_bake_counts_only_observed_time() {
+    let fleet = [("a", Some(1)), ("b", Some(2))];
+    let mut slow = policy(1, 0);
+    slow.bake_time = tidegate_core::duration::GoDuration(secs(20));
+    let mut r = rollout(&fleet, &slow, &[]);
+    r.step(secs(0));
+    converge(&mut r, secs(1), "a");
+    r.step(secs(1)); // bake starts at 1 s
+    // Killed at 2 s, resumed at 32 s: the bake restarts from 32 s.
+    let journal = serde_json::to_string(&r).expect("journal");
+    let mut resumed: FleetRollout = serde_json::from_str(&journal).expect("load");
+    resumed.resume(secs(32));
+    assert!(applies(&resumed.step(secs(33))).is_empty(), "not baked yet");
+    assert!(applies(&resumed.step(secs(51))).is_empty());
+    assert_eq!(applies(&resumed.step(secs(52))), ["b"]);
+}
+
+#[test]
+fn a_cluster_that_already_ran_the_failed_revision_is_rolled_back_too() {
+    // b was moved to v2 by hand (a single-cluster sync) before the rollout:
+    // skipped, but v2 never completed a rollout there (its last good is v1).
+    let fleet = [("a", Some(1)), ("b", Some(2))];
+    let starts = [("b", start(Some("v2"), Some("v1"), Healthy))];
+    let mut r = rollout(&fleet, &policy(1, 0), &starts);
+    assert_eq!(applies(&r.step(secs(0))), ["a"]);
+    assert!(r.observe(
+        secs(1),
+        Event::ApplyFailed {
+            cluster: "a".into(),
+            message: "boom".into()
+        }
+    ));
+    // v2 is quarantined: neither a (touched) nor b (runs v2) stays on it.
+    assert_eq!(rollbacks(&r.step(secs(1))), [("b", Some("v1"))]);
+    rolled_back(&mut r, secs(2), "b");
+    assert_eq!(rollbacks(&r.step(secs(2))), [("a", Some("v1"))]);
 }
