@@ -15,7 +15,7 @@ TESTKIT := target/debug/tidegate-testkit
 # The local clusters' state (kubeconfig, certificates, logs); ignored by Git.
 export TIDEGATE_CLUSTERS_STATE_DIR ?= $(CURDIR)/.tidegate/clusters
 
-.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench fuzz cluster-bins clusters-up clusters-down clean
+.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
 
 ## build: compile every crate and binary
 build:
@@ -26,7 +26,7 @@ test-unit:
 	$(CARGO) test --workspace -- --skip cluster::
 
 ## test: everything; builds (or reuses) the control plane, starts 3 local clusters, stops them after
-test: cluster-bins test-deps
+test: cluster-bins template-tools test-deps
 	$(CARGO) build --workspace --all-targets
 	@set -euo pipefail; \
 	export TIDEGATE_CLUSTERS_STATE_DIR=$(CURDIR)/.tidegate/test-clusters; \
@@ -34,19 +34,24 @@ test: cluster-bins test-deps
 	kubeconfig=$$($(TESTKIT) up --ephemeral-ports); \
 	TIDEGATE_TEST_KUBECONFIG=$$kubeconfig $(CARGO) test --workspace
 
-## test-deps: what the tests run besides Rust and Go: Chromium (the HTML report test), installed
-## with apt-get when this is Debian and we are root; otherwise stop and say how
+## test-deps: the Debian packages the tests run besides Rust and Go: Chromium (the HTML report
+## test) and docker-registry (the Helm OCI tests), installed with apt-get when this is Debian
+## and we are root; otherwise stop and say how
 test-deps:
-	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
-	    || command -v google-chrome >/dev/null || [ "$${TIDEGATE_SKIP_CHROMIUM:-}" = 1 ]; then :; \
+	@missing=""; \
+	if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null \
+	    && ! command -v google-chrome >/dev/null && [ "$${TIDEGATE_SKIP_CHROMIUM:-}" != 1 ]; then \
+	  missing="chromium"; fi; \
+	if ! command -v docker-registry >/dev/null && [ ! -x /usr/bin/docker-registry ]; then \
+	  missing="$$missing docker-registry"; fi; \
+	if [ -z "$$missing" ]; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	  echo "installing Debian's chromium for the HTML report test (apt-get)"; \
+	  echo "installing Debian packages the tests need:$$missing (apt-get)"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	else \
-	  echo "make test needs Chromium for the HTML report test: run 'sudo apt-get install chromium'" \
-	       "(Debian/Ubuntu) or install Chromium or Chrome, then run make test again;" \
-	       "or set TIDEGATE_SKIP_CHROMIUM=1 to skip that one test" >&2; \
+	  echo "make test needs:$$missing. On Debian/Ubuntu run 'sudo apt-get install$$missing'," \
+	       "then run make test again (TIDEGATE_SKIP_CHROMIUM=1 skips the one Chromium test)" >&2; \
 	  exit 1; \
 	fi
 
@@ -63,7 +68,7 @@ fmt:
 	$(CARGO) fmt --all
 
 ## demo: the main job end to end: 3 local clusters, validate, diff, sync prod, status, drift correction, audit
-demo: build cluster-bins
+demo: build cluster-bins template-tools
 	tests/demo.sh
 
 ## bench: criterion benchmarks (slow: release build)
@@ -78,6 +83,14 @@ fuzz:
 ## cluster-bins: build or reuse kube-apiserver, controller-manager, scheduler, kubectl, etcd, kwok
 cluster-bins:
 	tests/cluster/build.sh
+
+## template-tools: build or reuse helm and kustomize (pinned, from Go modules) for Helm and Kustomize apps
+template-tools:
+	tests/cluster/build-template-tools.sh
+
+## oci-registry: Debian's docker-registry (the OCI registry the Helm OCI tests push charts to),
+## installed by test-deps
+oci-registry: test-deps
 
 ## clusters-up: start 3 local clusters (eks-us-east-1, aks-westeurope, gke-us-central1) for people
 clusters-up: cluster-bins

@@ -3,7 +3,8 @@
 # prod environment's (eks-us-east-1 in wave 1, aks-westeurope and
 # gke-us-central1 in wave 2):
 #
-#   validate → plan → roll prod out in waves → status → drift by kubectl,
+#   validate → plan → roll prod out in waves (gin-app from YAML, status-page
+#   from a Helm chart) → status → drift by kubectl,
 #   named and corrected → blue-green switch to green in waves → a bad
 #   release fails in wave 1 and is rolled back
 #   automatically (waves 2 untouched, revision quarantined) → history and the
@@ -54,6 +55,13 @@ step "tidegate sync --env prod (the whole fleet, wave by wave)"
 
 step "tidegate status --env prod"
 "$tidegate" status --env prod
+
+step "a Helm app: manifests/status-page rendered by helm with each cloud's values, Tidegate's image override on top"
+for c in eks-us-east-1 aks-westeurope gke-us-central1; do
+  printf '%-16s region=%-12s image=%s\n' "$c" \
+    "$("$kubectl" --context "$c" -n status-page get configmap status-page -o jsonpath='{.data.REGION}')" \
+    "$("$kubectl" --context "$c" -n status-page get deployment status-page -o jsonpath='{.spec.template.spec.containers[0].image}')"
+done
 
 step "someone scales a Deployment by hand on aks-westeurope"
 "$kubectl" --context aks-westeurope -n gin-app scale deployment gin-app-blue --replicas=1

@@ -321,6 +321,7 @@ fn fuzz_overlays() {
             path: "manifests/app/all.yaml".into(),
             content: FileContent::Bytes(MANIFESTS.as_bytes().to_vec()),
         }],
+        templated: None,
     }];
     runner()
         .run(&prop::collection::vec(overlay(), 1..3), |overlays| {

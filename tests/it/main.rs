@@ -10,4 +10,5 @@ mod fuzz;
 mod hardening;
 mod pipeline;
 mod source;
+mod template;
 mod trust;

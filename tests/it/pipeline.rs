@@ -26,17 +26,32 @@ pub fn load_env_at(
     revision: &str,
 ) -> Result<(tidegate_source::Desired, Rendered), Diagnostics> {
     let cache = tempfile::tempdir().expect("cache");
+    // Helm and Kustomize apps, with a cache of this run's own.
+    let templater =
+        tidegate_template::Templater::from_env().with_cache_dir(cache.path().join("template"));
+    load_with(repo_dir, env, revision, &templater)
+}
+
+/// Like [`load_env_at`], with Helm and Kustomize apps rendered by `templater`.
+pub fn load_with(
+    repo_dir: &Path,
+    env: &str,
+    revision: &str,
+    templater: &tidegate_template::Templater,
+) -> Result<(tidegate_source::Desired, Rendered), Diagnostics> {
+    let cache = tempfile::tempdir().expect("cache");
     let git = GitSource::new(cache.path());
     let repo = Repo::open_local(repo_dir).expect("open");
     let commit = repo.resolve(revision).expect("revision");
     let loaded = desired::load_environment(&repo, &commit, env).and_then(|(e, file)| {
         desired::load_desired(&git, &repo, &commit, e, file, &Overrides::default())
     });
-    let desired = match loaded {
+    let mut desired = match loaded {
         Ok(d) => d,
         Err(LoadError::Invalid(problems)) => return Err(problems),
         Err(LoadError::Source(e)) => panic!("git error: {e}"),
     };
+    templater.expand_blocking(&mut desired);
     let rendered = tidegate_render::render_environment(
         &desired.environment,
         &desired.env_file,

@@ -7,6 +7,7 @@ use tidegate_source::{
     CommitInfo, CredentialScope, GitSource, LoadError, Overrides, Repo, RepoLocation,
     desired::{self, Desired},
 };
+use tidegate_template::Templater;
 
 /// The repository holding `environments/`, at the commit being read.
 pub struct Workspace {
@@ -84,7 +85,8 @@ impl Workspace {
     }
 
     /// Loads one environment and its apps' manifests, with its `discover:`
-    /// entries replaced by the clusters the clouds report.
+    /// entries replaced by the clusters the clouds report and its Helm and
+    /// Kustomize apps rendered for those clusters.
     /// Git is read before the future is returned, so the future holds no
     /// repository handle and can move between threads.
     pub fn load_discovered<'f>(
@@ -99,6 +101,7 @@ impl Workspace {
                 .discover(&mut desired.environment, &desired.env_file)
                 .await
                 .map_err(LoadError::Invalid)?;
+            Templater::from_env().expand(&mut desired).await;
             Ok(desired)
         }
     }

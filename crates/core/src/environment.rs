@@ -7,11 +7,16 @@
 mod clusters;
 mod located;
 mod parse;
+mod template;
 mod values;
 
 pub use clusters::{Cloud, ClusterList, DEFAULT_WAVE_TAG, Discover, DiscoverEntry, FoundCluster};
 pub use located::Located;
 pub use parse::{API_VERSION, KIND};
+pub use template::{
+    ChartOrigin, DEFAULT_TEMPLATE_TIMEOUT, HelmOverlay, HelmSource, KustomizeSource,
+    is_sha256_digest,
+};
 
 use crate::{duration::GoDuration, intorpercent::IntOrPercent, selector::LabelSelector};
 use serde::{Deserialize, Serialize};
@@ -262,6 +267,12 @@ pub struct App {
     /// Overlays, applied in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overlays: Vec<Located<Overlay>>,
+    /// The source is a Helm chart (rendered with `helm template`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<Located<HelmSource>>,
+    /// The source is a Kustomize directory (rendered with `kustomize build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kustomize: Option<Located<KustomizeSource>>,
 }
 
 impl App {
@@ -288,6 +299,9 @@ pub struct Overlay {
     /// Patches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<Located<Patch>>,
+    /// Helm values and cluster facts (Helm apps only), used by `helm template`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmOverlay>,
 }
 
 /// Replaces the tag, digest or name of every container image named `name`.

@@ -45,12 +45,38 @@ pub enum FileContent {
 }
 
 /// The manifest files of one app, as read from a commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppSource {
     /// The app's name (from `spec.apps`).
     pub app: String,
-    /// Its manifest files, sorted by path.
+    /// Its manifest files, sorted by path (empty for Helm and Kustomize apps).
     pub files: Vec<SourceFile>,
+    /// For Helm and Kustomize apps: what the tool rendered, per cluster.
+    /// Render uses it instead of `files`.
+    pub templated: Option<Templated>,
+}
+
+/// The output of `helm template` or `kustomize build` for every cluster of
+/// an environment. Clusters whose inputs are equal share one output.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Templated {
+    /// The distinct outputs, each split into files (one per chart template).
+    pub outputs: Vec<Vec<SourceFile>>,
+    /// Cluster name → index into `outputs`.
+    pub clusters: std::collections::BTreeMap<String, usize>,
+    /// What went wrong (the tool's message at the app's line); render
+    /// reports these with every other problem.
+    pub problems: crate::Diagnostics,
+}
+
+impl Templated {
+    /// The files rendered for `cluster`, if it was rendered.
+    pub fn for_cluster(&self, cluster: &str) -> Option<&[SourceFile]> {
+        self.clusters
+            .get(cluster)
+            .and_then(|i| self.outputs.get(*i))
+            .map(Vec::as_slice)
+    }
 }
 
 /// Totals that one app and one environment may read and render, so a small

@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod duration;
 pub mod environment;
 pub mod files;
+pub mod hooks;
 pub mod intorpercent;
 pub mod names;
 pub mod numbers;

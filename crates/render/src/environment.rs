@@ -57,7 +57,7 @@ pub fn render_environment(
 ) -> Result<Rendered, Diagnostics> {
     let _span = debug_span!("render", environment = %env.metadata.name).entered();
     let mut problems = Diagnostics::default();
-    let mut bases: BTreeMap<&str, Vec<BaseObject>> = BTreeMap::new();
+    let mut bases: BTreeMap<&str, Bases> = BTreeMap::new();
     // Apps with documents whose identity is unreadable: an overlay aimed at
     // such an object would only repeat the real problem as "matches nothing".
     let mut incomplete: Vec<&str> = Vec::new();
@@ -71,18 +71,54 @@ pub fn render_environment(
             );
             continue;
         };
-        let loaded = load_app_cached(&source.files, commit, &mut cache, budget.app_objects);
-        if !loaded.complete {
+        let namespace = app.namespace.as_deref().unwrap_or("default");
+        let mut complete = true;
+        let mut load = |files| {
+            let loaded = load_app_cached(files, commit, &mut cache, budget.app_objects);
+            complete &= loaded.complete;
+            problems.extend(loaded.problems);
+            problems.extend(duplicates(
+                loaded
+                    .objects
+                    .iter()
+                    .map(|o| (o.key(namespace), &o.provenance)),
+                None,
+            ));
+            loaded.objects
+        };
+        let app_bases = match &source.templated {
+            // Helm and Kustomize apps: what the tool rendered, per cluster.
+            Some(t) => {
+                let outputs = t
+                    .outputs
+                    .iter()
+                    .map(|files| load(files.as_slice()))
+                    .collect();
+                complete &= t.problems.is_empty();
+                problems.extend(t.problems.clone());
+                Bases::PerCluster {
+                    outputs,
+                    clusters: &t.clusters,
+                }
+            }
+            None if app.helm.is_some() || app.kustomize.is_some() => {
+                complete = false;
+                problems.push(
+                    Diagnostic::new(format!(
+                        "app {}: the chart or kustomization was not rendered",
+                        app.name
+                    ))
+                    .at(env_file, app.line())
+                    .help("Helm and Kustomize apps are rendered by tidegate-template before render_environment"),
+                );
+                Bases::Shared(Vec::new())
+            }
+            None => Bases::Shared(load(source.files.as_slice())),
+        };
+        if !complete {
             incomplete.push(&app.name);
         }
-        problems.extend(loaded.problems);
-        let objects = loaded.objects;
-        let namespace = app.namespace.as_deref().unwrap_or("default");
-        problems.extend(duplicates(
-            objects.iter().map(|o| (o.key(namespace), &o.provenance)),
-            None,
-        ));
-        bases.insert(&app.name, objects);
+        bases.insert(&app.name, app_bases);
         check_selectors(env, env_file, app, &mut problems);
     }
     let mut clusters = Vec::new();
@@ -90,7 +126,9 @@ pub fn render_environment(
         let labels = cluster.selector_labels();
         let mut apps = Vec::new();
         for app in &env.spec.apps {
-            let base = bases.get(app.name.as_str()).map_or(&[][..], Vec::as_slice);
+            let base = bases
+                .get(app.name.as_str())
+                .map_or(&[][..], |b| b.for_cluster(&cluster.name));
             let mut found = Diagnostics::default();
             let objects = render_app(env, env_file, app, cluster, &labels, base, &mut found);
             if incomplete.contains(&app.name.as_str()) {
@@ -128,6 +166,28 @@ pub fn render_environment(
         commit: commit.to_string(),
         clusters,
     })
+}
+
+/// An app's objects before overlays: the same for every cluster (plain
+/// YAML), or one set per distinct Helm/Kustomize output.
+enum Bases<'a> {
+    Shared(Vec<BaseObject>),
+    PerCluster {
+        outputs: Vec<Vec<BaseObject>>,
+        clusters: &'a BTreeMap<String, usize>,
+    },
+}
+
+impl Bases<'_> {
+    fn for_cluster(&self, cluster: &str) -> &[BaseObject] {
+        match self {
+            Bases::Shared(objects) => objects,
+            Bases::PerCluster { outputs, clusters } => clusters
+                .get(cluster)
+                .and_then(|i| outputs.get(*i))
+                .map_or(&[][..], Vec::as_slice),
+        }
+    }
 }
 
 /// An overlay whose cluster selector matches no cluster of the environment.
@@ -199,6 +259,7 @@ fn render_app(
     }
     objects.sort_by_cached_key(|o| {
         (
+            tidegate_core::hooks::sync_phase(&o.manifest),
             apply_phase(&o.key.group, &o.key.kind),
             sync_wave(&o.manifest),
             o.key.clone(),

@@ -31,7 +31,24 @@ pub struct Desired {
     pub commit: CommitInfo,
     /// Each app's files, in environment order.
     pub apps: Vec<AppSource>,
+    /// Every file below `spec.source.path`, read when an app is a Helm chart
+    /// or a Kustomize directory (their inputs: charts, values files, bases).
+    pub tree: Option<SourceTree>,
 }
+
+/// Every file below a directory of a commit.
+#[derive(Debug, Clone)]
+pub struct SourceTree {
+    /// The directory (`spec.source.path`), relative to the repository root.
+    pub root: String,
+    /// Git's id of that directory's tree: equal ids, equal contents.
+    pub id: String,
+    /// Its files, with repository-relative paths, sorted.
+    pub files: Vec<SourceFile>,
+}
+
+/// Largest file of a [`SourceTree`] (a chart's packaged dependencies can be big).
+const MAX_TREE_FILE_BYTES: u64 = 16 << 20;
 
 /// Why an environment could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +161,15 @@ pub fn load_desired(
     let budget = Budget::default();
     let mut environment_total = (0u64, 0usize);
     for app in &environment.spec.apps {
+        if app.helm.is_some() || app.kustomize.is_some() {
+            // Rendered by `tidegate-template` once the clusters are known.
+            apps.push(AppSource {
+                app: app.name.clone(),
+                files: Vec::new(),
+                templated: None,
+            });
+            continue;
+        }
         let dir = match paths::join_within(&root, app.manifests_dir()) {
             Ok(dir) => dir,
             Err(e) => {
@@ -176,6 +202,7 @@ pub fn load_desired(
                     None => apps.push(AppSource {
                         app: app.name.clone(),
                         files,
+                        templated: None,
                     }),
                 }
             }
@@ -204,11 +231,52 @@ pub fn load_desired(
     if !problems.is_empty() {
         return Err(LoadError::Invalid(problems.sorted()));
     }
+    let templated = environment
+        .spec
+        .apps
+        .iter()
+        .any(|a| a.helm.is_some() || a.kustomize.is_some());
+    let tree = if templated {
+        let limits = Limits {
+            max_file_bytes: MAX_TREE_FILE_BYTES,
+        };
+        match repo.tree_id(&commit.sha, &root) {
+            Ok(id) => Some(SourceTree {
+                id,
+                files: repo.read_tree(&commit.sha, &root, limits)?,
+                root,
+            }),
+            // The template stage reports each app's missing directory.
+            Err(SourceError::NoSuchPath { .. }) => Some(SourceTree {
+                id: String::new(),
+                files: Vec::new(),
+                root,
+            }),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    // The inputs of Helm and Kustomize apps count like one more app.
+    if let Some(t) = &tree
+        && let Some(message) = over_budget(&t.files, &budget, &mut environment_total)
+    {
+        return Err(LoadError::Invalid(
+            Diagnostic::new(format!(
+                "{}: {message} (read for the Helm and Kustomize apps)",
+                t.root
+            ))
+            .at(&env_file, None)
+            .help("keep charts and kustomizations in a smaller spec.source.path (the limits are in docs/limits.md)")
+            .into(),
+        ));
+    }
     Ok(Desired {
         environment,
         env_file,
         commit,
         apps,
+        tree,
     })
 }
 

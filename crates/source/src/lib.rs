@@ -20,7 +20,7 @@ mod repo;
 
 pub use auth::CredentialScope;
 pub use commit::{commit_file, push_current_branch};
-pub use desired::{Desired, LoadError, Overrides};
+pub use desired::{Desired, LoadError, Overrides, SourceTree};
 pub use error::SourceError;
 pub use location::RepoLocation;
 pub use repo::{CommitInfo, GitSource, Repo};

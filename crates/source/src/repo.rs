@@ -349,6 +349,33 @@ impl Repo {
         dir: &str,
         limits: Limits,
     ) -> Result<Vec<SourceFile>, SourceError> {
+        self.read_files(commit, dir, limits, is_manifest_name_bytes)
+    }
+
+    /// Every file below `dir` at a commit, whatever its name (a Helm chart's
+    /// templates, `.tgz` dependencies, `.helmignore`...), sorted by path, with
+    /// the same symlink and size rules as [`Repo::read_manifests`].
+    pub fn read_tree(
+        &self,
+        commit: &str,
+        dir: &str,
+        limits: Limits,
+    ) -> Result<Vec<SourceFile>, SourceError> {
+        self.read_files(commit, dir, limits, |_| true)
+    }
+
+    /// The id of the tree at `dir` in a commit: equal ids, equal contents.
+    pub fn tree_id(&self, commit: &str, dir: &str) -> Result<String, SourceError> {
+        Ok(self.subtree(commit, dir)?.id().to_string())
+    }
+
+    fn read_files(
+        &self,
+        commit: &str,
+        dir: &str,
+        limits: Limits,
+        wanted: fn(&[u8]) -> bool,
+    ) -> Result<Vec<SourceFile>, SourceError> {
         let dir = paths::normalize(dir).map_err(|_| SourceError::NoSuchPath {
             path: dir.to_string(),
             commit: commit.to_string(),
@@ -369,9 +396,8 @@ impl Repo {
             for entry in tree.iter() {
                 let bytes = entry.name_bytes();
                 let is_tree = entry.kind() == Some(ObjectType::Tree);
-                let is_manifest =
-                    entry.kind() == Some(ObjectType::Blob) && is_manifest_name_bytes(bytes);
-                if !is_tree && !is_manifest {
+                let is_wanted = entry.kind() == Some(ObjectType::Blob) && wanted(bytes);
+                if !is_tree && !is_wanted {
                     continue;
                 }
                 let Ok(name) = std::str::from_utf8(bytes) else {

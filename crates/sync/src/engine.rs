@@ -198,7 +198,7 @@ impl Engine {
                 marked.insert(inv.app.clone());
             }
         }
-        // Apply group by group: (phase, sync-wave); objects inside a group in parallel.
+        // Apply group by group: (hook phase, kind phase, sync-wave); objects inside a group in parallel.
         let mut groups: Vec<Vec<crate::PlannedObject>> = Vec::new();
         let mut last = None;
         for o in plan.objects {
@@ -207,7 +207,11 @@ impl Engine {
                 .as_str()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(0);
-            let group = (apply_phase(&k.group, &k.kind), wave);
+            let group = (
+                tidegate_core::hooks::sync_phase(&o.object.manifest),
+                apply_phase(&k.group, &k.kind),
+                wave,
+            );
             if last != Some(group) {
                 groups.push(Vec::new());
                 last = Some(group);

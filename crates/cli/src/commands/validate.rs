@@ -49,7 +49,10 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
             Err(e) => Err(e),
         };
         let problems = match loaded {
-            Ok(desired) => {
+            Ok(mut desired) => {
+                tidegate_template::Templater::from_env()
+                    .expand(&mut desired)
+                    .await;
                 let mut problems = Diagnostics::default();
                 if global.access == Access::Kubeconfig {
                     problems.extend(check_kubeconfig_access(&desired));

@@ -164,6 +164,9 @@ impl Environment {
                     "keep the app inside spec.source.path",
                 );
             }
+            for (line, message, help) in super::template::check_app(app) {
+                problem(line, message, &help);
+            }
             for overlay in &app.overlays {
                 for patch in &overlay.patches {
                     match (&patch.merge, &patch.json) {
