@@ -39,6 +39,24 @@ pub fn load_with(
     revision: &str,
     templater: &tidegate_template::Templater,
 ) -> Result<(tidegate_source::Desired, Rendered), Diagnostics> {
+    load_with_facts(
+        repo_dir,
+        env,
+        revision,
+        templater,
+        &tidegate_template::ClusterFacts::new(),
+    )
+}
+
+/// Like [`load_with`], with Helm apps seeing what the clusters reported
+/// (`facts`), as the commands that talk to clusters do.
+pub fn load_with_facts(
+    repo_dir: &Path,
+    env: &str,
+    revision: &str,
+    templater: &tidegate_template::Templater,
+    facts: &tidegate_template::ClusterFacts,
+) -> Result<(tidegate_source::Desired, Rendered), Diagnostics> {
     let cache = tempfile::tempdir().expect("cache");
     let git = GitSource::new(cache.path());
     let repo = Repo::open_local(repo_dir).expect("open");
@@ -51,7 +69,7 @@ pub fn load_with(
         Err(LoadError::Invalid(problems)) => return Err(problems),
         Err(LoadError::Source(e)) => panic!("git error: {e}"),
     };
-    templater.expand_blocking(&mut desired);
+    templater.expand_blocking_with_facts(&mut desired, facts);
     let rendered = tidegate_render::render_environment(
         &desired.environment,
         &desired.env_file,
@@ -97,9 +115,20 @@ pub async fn roll_out(
     journal: Option<tidegate_fleet::Journal>,
 ) -> Result<tidegate_fleet::RolloutReport, tidegate_fleet::RolloutError> {
     tidegate_cluster::install_crypto_provider();
-    let (desired, rendered) = load_env_at(repo_dir, env, "HEAD").expect("valid");
+    let factory = crate::cluster::kubeconfig_factory(crate::cluster::fleet().await);
+    // Helm apps see the clusters' own version and API versions, as with
+    // the CLI (no requests at all for an environment without Helm apps).
+    let (loaded, _) = load_env_at(repo_dir, env, "HEAD").expect("valid");
+    let facts = tidegate_cluster::FactsCache::default()
+        .gather(&factory, &loaded.environment)
+        .await;
+    let cache = tempfile::tempdir().expect("cache");
+    let templater =
+        tidegate_template::Templater::from_env().with_cache_dir(cache.path().join("template"));
+    let (desired, rendered) =
+        load_with_facts(repo_dir, env, "HEAD", &templater, &facts).expect("valid");
     let driver = tidegate_fleet::Driver {
-        factory: &crate::cluster::kubeconfig_factory(crate::cluster::fleet().await),
+        factory: &factory,
         environment: &desired.environment,
         rendered: &rendered,
         revision: &desired.commit.sha,

@@ -3,11 +3,12 @@
 use crate::args::Global;
 use anyhow::{Context, Result};
 use tidegate_cloud::CloudFactory;
+use tidegate_cluster::FactsCache;
 use tidegate_source::{
     CommitInfo, CredentialScope, GitSource, LoadError, Overrides, Repo, RepoLocation,
     desired::{self, Desired},
 };
-use tidegate_template::Templater;
+use tidegate_template::{ClusterFacts, Templater};
 
 /// The repository holding `environments/`, at the commit being read.
 pub struct Workspace {
@@ -87,12 +88,17 @@ impl Workspace {
     /// Loads one environment and its apps' manifests, with its `discover:`
     /// entries replaced by the clusters the clouds report and its Helm and
     /// Kustomize apps rendered for those clusters.
+    ///
+    /// With `facts`, Helm apps see each cluster's own version and API
+    /// versions where the environment declares none (asked of the clusters
+    /// once per cache); without, only the declared values (offline).
     /// Git is read before the future is returned, so the future holds no
     /// repository handle and can move between threads.
     pub fn load_discovered<'f>(
         &self,
         name: &str,
         factory: &'f CloudFactory,
+        facts: Option<&'f FactsCache>,
     ) -> impl Future<Output = Result<Desired, LoadError>> + Send + 'f {
         let loaded = self.load(name);
         async move {
@@ -101,7 +107,13 @@ impl Workspace {
                 .discover(&mut desired.environment, &desired.env_file)
                 .await
                 .map_err(LoadError::Invalid)?;
-            Templater::from_env().expand(&mut desired).await;
+            let facts = match facts {
+                Some(cache) => cache.gather(factory, &desired.environment).await,
+                None => ClusterFacts::new(),
+            };
+            Templater::from_env()
+                .expand_with_facts(&mut desired, &facts)
+                .await;
             Ok(desired)
         }
     }

@@ -14,8 +14,8 @@ pub use clusters::{Cloud, ClusterList, DEFAULT_WAVE_TAG, Discover, DiscoverEntry
 pub use located::Located;
 pub use parse::{API_VERSION, KIND};
 pub use template::{
-    ChartOrigin, DEFAULT_TEMPLATE_TIMEOUT, HelmOverlay, HelmSource, KustomizeSource,
-    is_sha256_digest,
+    ChartOrigin, DEFAULT_TEMPLATE_TIMEOUT, FactsNeeded, HelmCapabilities, HelmOverlay, HelmSource,
+    KustomizeSource, is_sha256_digest,
 };
 
 use crate::{duration::GoDuration, intorpercent::IntOrPercent, selector::LabelSelector};

@@ -41,12 +41,16 @@ use std::{
 };
 use tidegate_core::{
     Diagnostic, Diagnostics,
-    environment::{App, ChartOrigin, Located},
+    environment::{App, ChartOrigin, HelmCapabilities, Located},
     files::{FileContent, SourceFile, Templated},
     paths,
 };
 use tidegate_source::{Desired, SourceTree, desired::short};
 use tracing::{Instrument, debug_span};
+
+/// What clusters reported about themselves for Helm's `.Capabilities`, by
+/// cluster name (see [`Templater::expand_with_facts`]).
+pub type ClusterFacts = BTreeMap<String, HelmCapabilities>;
 
 /// Default largest output of one `helm template` / `kustomize build`.
 pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 64 << 20;
@@ -159,6 +163,11 @@ impl Templater {
     /// [`Templater::expand`] for callers without a Tokio runtime (or inside
     /// one that must not block): runs on its own thread and runtime.
     pub fn expand_blocking(&self, desired: &mut Desired) {
+        self.expand_blocking_with_facts(desired, &ClusterFacts::new());
+    }
+
+    /// [`Templater::expand_with_facts`] for callers without a Tokio runtime.
+    pub fn expand_blocking_with_facts(&self, desired: &mut Desired, facts: &ClusterFacts) {
         if desired.tree.is_none() {
             return;
         }
@@ -168,7 +177,7 @@ impl Templater {
                     .enable_all()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(self.expand(desired)),
+                    Ok(rt) => rt.block_on(self.expand_with_facts(desired, facts)),
                     Err(e) => {
                         tracing::error!(error = %e, "cannot start a runtime for helm/kustomize")
                     }
@@ -187,16 +196,31 @@ impl Templater {
     /// of its environment (expand `discover:` entries first) and stores the
     /// output in its [`tidegate_source::AppSource::templated`]. Problems are
     /// stored there too, so render reports them with everyone else's.
+    ///
+    /// Helm's `.Capabilities` are what the environment declares
+    /// (`kubeVersion`, `apiVersions`), else Helm's built-in defaults: the
+    /// offline render. [`Templater::expand_with_facts`] adds what the
+    /// clusters report.
     pub async fn expand(&self, desired: &mut Desired) {
-        let span = debug_span!("template", environment = %desired.environment.metadata.name);
-        self.expand_in_span(desired).instrument(span).await;
+        self.expand_with_facts(desired, &ClusterFacts::new()).await;
     }
 
-    async fn expand_in_span(&self, desired: &mut Desired) {
+    /// [`Templater::expand`] with what each cluster reported about itself
+    /// (its version and served API versions, by cluster name), used where
+    /// the environment declares nothing: declared values win
+    /// ([`HelmCapabilities::or_discovered`]). A cluster missing from `facts`
+    /// (unreachable, or not asked) renders with the declared values or
+    /// Helm's defaults. The facts are part of the render cache key.
+    pub async fn expand_with_facts(&self, desired: &mut Desired, facts: &ClusterFacts) {
+        let span = debug_span!("template", environment = %desired.environment.metadata.name);
+        self.expand_in_span(desired, facts).instrument(span).await;
+    }
+
+    async fn expand_in_span(&self, desired: &mut Desired, facts: &ClusterFacts) {
         let Some(tree) = desired.tree.as_ref() else {
             return;
         };
-        let mut plans = self.plan(desired, tree);
+        let mut plans = self.plan(desired, tree, facts);
         let pending = plans
             .iter()
             .flat_map(|p| &p.outputs)
@@ -222,7 +246,7 @@ impl Templater {
     }
 
     /// Jobs per app and cluster, with their cache keys; cached outputs filled in.
-    fn plan(&self, desired: &Desired, tree: &SourceTree) -> Vec<AppPlan> {
+    fn plan(&self, desired: &Desired, tree: &SourceTree, facts: &ClusterFacts) -> Vec<AppPlan> {
         let env = &desired.environment;
         let files: HashSet<&str> = tree.files.iter().map(|f| f.path.as_str()).collect();
         let read = |path: &str| -> Option<Vec<u8>> {
@@ -286,10 +310,16 @@ impl Templater {
                 .iter()
                 .map(|cluster| {
                     let job = match (&app.helm, &app.kustomize) {
-                        (Some(helm), _) => {
-                            helm_job(app, helm, cluster, &dir, &files, &desired.commit.sha)
-                                .map(|j| (j, helm.time_limit()))
-                        }
+                        (Some(helm), _) => helm_job(
+                            app,
+                            helm,
+                            cluster,
+                            facts.get(&cluster.name),
+                            &dir,
+                            &files,
+                            &desired.commit.sha,
+                        )
+                        .map(|j| (j, helm.time_limit())),
                         (None, Some(k)) => {
                             kustomize_job(k, &dir, &tree.root, &files, &read, &desired.commit.sha)
                                 .map(|j| (j, k.time_limit()))
@@ -584,6 +614,7 @@ fn helm_job(
     app: &Located<App>,
     helm: &tidegate_core::environment::HelmSource,
     cluster: &tidegate_core::environment::Cluster,
+    discovered: Option<&HelmCapabilities>,
     dir: &str,
     files: &HashSet<&str>,
     commit: &str,
@@ -637,8 +668,6 @@ fn helm_job(
     }
     let labels = cluster.selector_labels();
     let mut values: Vec<serde_json::Value> = helm.values.iter().cloned().collect();
-    let mut kube_version = helm.kube_version.clone();
-    let mut api_versions = helm.api_versions.clone();
     for overlay in app.overlays.iter().filter(|o| {
         o.cluster_selector
             .as_ref()
@@ -646,11 +675,14 @@ fn helm_job(
     }) {
         let Some(h) = &overlay.helm else { continue };
         values.extend(h.values.iter().cloned());
-        if h.kube_version.is_some() {
-            kube_version = h.kube_version.clone();
-        }
-        api_versions.extend(h.api_versions.iter().cloned());
     }
+    let HelmCapabilities {
+        kube_version,
+        api_versions,
+    } = app
+        .helm_capabilities(cluster)
+        .unwrap_or_default()
+        .or_discovered(discovered);
     Ok(Job::Helm {
         chart,
         prefix,

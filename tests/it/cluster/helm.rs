@@ -2,7 +2,7 @@
 //! diff` clean right after (no false drift from Helm's output), and a value
 //! change rolled out in waves again.
 
-use super::{configmap_field, fleet, output_text, tidegate_command};
+use super::{configmap_field, fleet, kubeconfig_factory, output_text, tidegate_command};
 use crate::pipeline::roll_out;
 use crate::template::tool;
 use std::time::Duration;
@@ -17,14 +17,20 @@ const CLUSTERS: [(&str, &str, u32); 3] = [
     ("gke-us-central1", "gcp", 2),
 ];
 
-fn environment(env: &str, kubeconfig: &std::path::Path, log_level: &str) -> String {
+/// `spec.clusters` of the three local clusters (list items indented by 4),
+/// by context: the operator gives the kubeconfig (`KUBECONFIG`).
+fn clusters_yaml() -> String {
     let mut clusters = String::new();
     for (name, cloud, wave) in CLUSTERS {
         clusters.push_str(&format!(
-            "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n          file: {}\n      labels: {{cloud: {cloud}}}\n      wave: {wave}\n",
-            kubeconfig.display()
+            "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      labels: {{cloud: {cloud}}}\n      wave: {wave}\n"
         ));
     }
+    clusters
+}
+
+fn environment(env: &str, log_level: &str) -> String {
+    let clusters = clusters_yaml();
     format!(
         r#"apiVersion: tidegate.dev/v1alpha1
 kind: Environment
@@ -85,9 +91,10 @@ fn assert_in_waves(report: &RolloutReport) {
 }
 
 /// `tidegate diff --env` through the real binary: exit 0, no drift.
-fn assert_no_drift(git: &GitFixture, env: &str) {
+fn assert_no_drift(git: &GitFixture, env: &str, kubeconfig: &std::path::Path) {
     let home = tempfile::tempdir().expect("home");
     let out = tidegate_command(git.path(), home.path())
+        .env("KUBECONFIG", kubeconfig)
         .env("TIDEGATE_HELM", tool(Tool::Helm))
         .args(["diff", "--env", env])
         .output()
@@ -111,7 +118,7 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
     )
     .write(
         &format!("environments/{env}.yaml"),
-        environment(&env, fleet.kubeconfig(), "info"),
+        environment(&env, "info"),
     );
     git.commit("the web chart");
     let options = || DriverOptions {
@@ -133,12 +140,12 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
             "v1"
         );
     }
-    assert_no_drift(&git, &env);
+    assert_no_drift(&git, &env, fleet.kubeconfig());
 
     // A value change: every cluster gets it, wave by wave.
     git.write(
         &format!("environments/{env}.yaml"),
-        environment(&env, fleet.kubeconfig(), "debug"),
+        environment(&env, "debug"),
     );
     git.commit("debug logs");
     let report = roll_out(git.path(), &env, options(), None, None)
@@ -152,13 +159,13 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
             "{cluster}"
         );
     }
-    assert_no_drift(&git, &env);
+    assert_no_drift(&git, &env, fleet.kubeconfig());
 
     // A template error: `tidegate sync` names the app's line and helm's
     // message, and applies nothing, not even to the clusters it could render.
     git.write(
         &format!("environments/{env}.yaml"),
-        environment(&env, fleet.kubeconfig(), "trace"),
+        environment(&env, "trace"),
     );
     git.write(
         "manifests/web/templates/broken.yaml",
@@ -167,6 +174,7 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
     git.commit("a broken template");
     let home = tempfile::tempdir().expect("home");
     let out = tidegate_command(git.path(), home.path())
+        .env("KUBECONFIG", fleet.kubeconfig())
         .env("TIDEGATE_HELM", tool(Tool::Helm))
         .args(["sync", "--env", &env])
         .output()
@@ -174,7 +182,7 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        text.contains(&format!("environments/{env}.yaml:32: app web: helm template of manifests/web failed: Error: template: web/templates/broken.yaml:6")),
+        text.contains(&format!("environments/{env}.yaml:29: app web: helm template of manifests/web failed: Error: template: web/templates/broken.yaml:6")),
         "{text}"
     );
     assert_eq!(
@@ -189,4 +197,337 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
             "{cluster}: nothing applied"
         );
     }
+}
+
+/// An environment whose one app is the `capabilities` chart: the aws
+/// cluster declares its `kubeVersion` and `apiVersions` through an overlay,
+/// the others declare nothing.
+fn capabilities_environment(env: &str, group: &str) -> String {
+    let clusters = clusters_yaml();
+    format!(
+        r#"apiVersion: tidegate.dev/v1alpha1
+kind: Environment
+metadata:
+  name: {env}
+spec:
+  source:
+    repoURL: .
+    path: manifests
+  clusters:
+{clusters}  apps:
+    - name: caps
+      namespace: {env}
+      path: capabilities
+      helm:
+        values: {{servedGroup: {group}}}
+      overlays:
+        - clusterSelector: {{matchLabels: {{cloud: aws}}}}
+          helm: {{kubeVersion: 1.31.5, apiVersions: [declared.example.com/v1]}}
+  rollout:
+    maxSurge: 1
+    maxUnavailable: 1
+    progressDeadline: 60s
+    bakeTime: 1s
+"#
+    )
+}
+
+/// A CRD of API group `group` (kind `Gadget`, version v1) on every
+/// cluster, served once this returns; deleted when dropped.
+struct ServedGroup<'f> {
+    fleet: &'f tidegate_testkit::Fleet,
+    group: String,
+    _file: tempfile::NamedTempFile,
+}
+
+impl<'f> ServedGroup<'f> {
+    fn install(fleet: &'f tidegate_testkit::Fleet, group: &str) -> ServedGroup<'f> {
+        let file = tempfile::NamedTempFile::new().expect("crd file");
+        std::fs::write(
+            file.path(),
+            format!(
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: gadgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Gadget, plural: gadgets, singular: gadget, listKind: GadgetList}}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+            ),
+        )
+        .expect("write crd");
+        let path = file.path().to_string_lossy().to_string();
+        for (cluster, _, _) in CLUSTERS {
+            fleet
+                .kubectl(cluster, &["apply", "-f", &path])
+                .expect("apply the CRD");
+            fleet
+                .kubectl(
+                    cluster,
+                    &[
+                        "wait",
+                        "--for=condition=Established",
+                        "--timeout=120s",
+                        &format!("crd/gadgets.{group}"),
+                    ],
+                )
+                .expect("CRD established");
+        }
+        ServedGroup {
+            fleet,
+            group: group.to_string(),
+            _file: file,
+        }
+    }
+}
+
+impl Drop for ServedGroup<'_> {
+    fn drop(&mut self) {
+        for (cluster, _, _) in CLUSTERS {
+            let _ = self.fleet.kubectl(
+                cluster,
+                &[
+                    "delete",
+                    "crd",
+                    &format!("gadgets.{}", self.group),
+                    "--wait=false",
+                ],
+            );
+        }
+    }
+}
+
+/// The `gitVersion` a cluster's API server reports.
+async fn server_version(fleet: &tidegate_testkit::Fleet, context: &str) -> String {
+    super::client(fleet, context)
+        .await
+        .apiserver_version()
+        .await
+        .expect("/version")
+        .git_version
+}
+
+/// The data of the `caps-capabilities` ConfigMap `tidegate render -o json`
+/// prints for `cluster`.
+fn rendered_capabilities(rendered: &serde_json::Value, cluster: &str) -> serde_json::Value {
+    rendered["clusters"]
+        .as_array()
+        .expect("clusters")
+        .iter()
+        .find(|c| c["cluster"] == cluster)
+        .and_then(|c| {
+            c["apps"][0]["objects"]
+                .as_array()?
+                .iter()
+                .find(|o| o["manifest"]["metadata"]["name"] == "caps-capabilities")
+                .map(|o| o["manifest"]["data"].clone())
+        })
+        .unwrap_or_else(|| panic!("{cluster}: no caps-capabilities in {rendered}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_sees_each_clusters_own_version_and_api_versions_unless_declared() {
+    let fleet = fleet().await;
+    let ns = TestNamespace::create(fleet, "caps").expect("namespace");
+    let env = ns.name().to_string();
+    // An API group only the clusters serve: Helm's built-in set lacks it.
+    let group = format!("{env}.tidegate.test");
+    let _served = ServedGroup::install(fleet, &group);
+    let mut git = GitFixture::new();
+    git.copy_dir(
+        &workspace_root().join("tests/data/charts/capabilities"),
+        "manifests/capabilities",
+    )
+    .write(
+        &format!("environments/{env}.yaml"),
+        capabilities_environment(&env, &group),
+    );
+    git.commit("the capabilities chart");
+
+    // Offline: `tidegate render` uses the declared values, else Helm's defaults.
+    let home = tempfile::tempdir().expect("home");
+    let out = tidegate_command(git.path(), home.path())
+        .env("KUBECONFIG", fleet.kubeconfig())
+        .env("TIDEGATE_HELM", tool(Tool::Helm))
+        .args(["render", "--env", &env, "-o", "json"])
+        .output()
+        .expect("tidegate render");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let rendered: serde_json::Value = serde_json::from_slice(&out.stdout).expect("render json");
+    let offline = rendered_capabilities(&rendered, "gke-us-central1");
+    let helm_default = offline["kubeVersion"]
+        .as_str()
+        .expect("kubeVersion")
+        .to_string();
+    assert_eq!(offline["apps"], "true", "{offline}");
+    assert_eq!(
+        offline["served"], "false",
+        "render asks no cluster: {offline}"
+    );
+    let declared = rendered_capabilities(&rendered, "eks-us-east-1");
+    assert_eq!(declared["kubeVersion"], "v1.31.5", "{declared}");
+    assert_eq!(declared["declared"], "true", "{declared}");
+
+    // `tidegate sync`: each cluster's own version and served groups.
+    let out = tidegate_command(git.path(), home.path())
+        .env("KUBECONFIG", fleet.kubeconfig())
+        .env("TIDEGATE_HELM", tool(Tool::Helm))
+        .args(["sync", "--env", &env])
+        .output()
+        .expect("tidegate sync");
+    assert!(out.status.success(), "{}", output_text(&out));
+    for cluster in ["aks-westeurope", "gke-us-central1"] {
+        let version = server_version(fleet, cluster).await;
+        assert!(version.starts_with("v1.37."), "{cluster}: {version}");
+        assert_ne!(
+            version, helm_default,
+            "the local clusters must not run Helm's default version, or this test proves nothing"
+        );
+        let field = |f: &str| {
+            configmap_field(
+                fleet,
+                cluster,
+                &env,
+                "caps-capabilities",
+                &format!("{{.data.{f}}}"),
+            )
+        };
+        assert_eq!(
+            field("kubeVersion"),
+            version,
+            "{cluster}: the cluster's own version"
+        );
+        assert_eq!(field("apps"), "true", "{cluster}");
+        assert_eq!(field("served"), "true", "{cluster}: a group only it serves");
+        assert_eq!(field("servedKind"), "true", "{cluster}: group/version/Kind");
+        assert_eq!(field("declared"), "false", "{cluster}");
+    }
+    // Declared values win over what the cluster reports.
+    let field = |f: &str| {
+        configmap_field(
+            fleet,
+            "eks-us-east-1",
+            &env,
+            "caps-capabilities",
+            &format!("{{.data.{f}}}"),
+        )
+    };
+    assert_eq!(field("kubeVersion"), "v1.31.5");
+    assert_eq!(field("declared"), "true");
+    assert_eq!(
+        field("served"),
+        "false",
+        "declared apiVersions replace discovery"
+    );
+    // `tidegate diff` renders with the same facts: no false drift.
+    assert_no_drift(&git, &env, fleet.kubeconfig());
+}
+
+/// A fresh copy of the fleet's kubeconfig with one more context, `dead`,
+/// whose server refuses connections.
+fn kubeconfig_with_a_dead_cluster(fleet: &tidegate_testkit::Fleet) -> tempfile::NamedTempFile {
+    let mut config =
+        kube::config::Kubeconfig::read_from(fleet.kubeconfig()).expect("fleet kubeconfig");
+    let mut cluster = config.clusters[0].clone();
+    cluster.name = "dead".into();
+    if let Some(c) = cluster.cluster.as_mut() {
+        // Port 9 (discard) is closed on the test machine.
+        c.server = Some("https://127.0.0.1:9".into());
+    }
+    let mut context = config.contexts[0].clone();
+    context.name = "dead".into();
+    if let Some(c) = context.context.as_mut() {
+        c.cluster = "dead".into();
+    }
+    config.clusters.push(cluster);
+    config.contexts.push(context);
+    let file = tempfile::NamedTempFile::new().expect("kubeconfig");
+    // JSON is YAML.
+    std::fs::write(file.path(), serde_json::to_vec(&config).expect("json")).expect("write");
+    file
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_facts_are_asked_once_only_for_helm_apps_and_a_dead_cluster_is_skipped() {
+    use tidegate_cluster::{FactsCache, KubeconfigFactory, RequestCounter};
+    let fleet = fleet().await;
+    let kubeconfig = kubeconfig_with_a_dead_cluster(fleet);
+    let factory = KubeconfigFactory {
+        file: Some(kubeconfig.path().to_path_buf()),
+        ..kubeconfig_factory(fleet)
+    };
+    let parse = |apps: &str| {
+        let mut clusters = String::new();
+        for name in ["eks-us-east-1", "gke-us-central1", "dead"] {
+            clusters.push_str(&format!(
+                "    - name: {name}\n      provider: {{kubeconfig: {{context: {name}}}}}\n"
+            ));
+        }
+        tidegate_core::Environment::parse(
+            &format!("apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: facts\nspec:\n  source: {{repoURL: .}}\n  clusters:\n{clusters}  apps:\n{apps}"),
+            "environments/facts.yaml",
+        )
+        .expect("environment")
+    };
+
+    // Plain YAML and Kustomize apps: no request at all.
+    let counter = RequestCounter::default();
+    let facts = FactsCache::new(counter.clone())
+        .gather(
+            &factory,
+            &parse("    - name: plain\n    - name: k\n      kustomize: {}\n"),
+        )
+        .await;
+    assert!(facts.is_empty(), "{facts:?}");
+    assert_eq!(counter.get().reads, 0);
+
+    // Helm apps that declare everything: no request either.
+    let declared =
+        parse("    - name: web\n      helm: {kubeVersion: 1.30.0, apiVersions: [x.example/v1]}\n");
+    let facts = FactsCache::new(counter.clone())
+        .gather(&factory, &declared)
+        .await;
+    assert!(facts.is_empty(), "{facts:?}");
+    assert_eq!(counter.get().reads, 0);
+
+    // A Helm app declaring nothing: one `/version` and one (aggregated)
+    // discovery, `/api` + `/apis`, per reachable cluster; the dead one is
+    // tried once (its `/version`, refused), not retried, and left out: its
+    // apps render with Helm's defaults, nothing is blocked.
+    let undeclared = parse("    - name: web\n      helm: {}\n    - name: plain\n");
+    let cache = FactsCache::new(counter.clone());
+    let facts = cache.gather(&factory, &undeclared).await;
+    assert_eq!(
+        facts.keys().collect::<Vec<_>>(),
+        ["eks-us-east-1", "gke-us-central1"],
+        "{facts:?}"
+    );
+    assert_eq!(counter.get().reads, 2 * 3 + 1, "{:?}", counter.get());
+    assert_eq!(counter.get().writes + counter.get().dry_runs, 0);
+    let eks = &facts["eks-us-east-1"];
+    assert_eq!(
+        eks.kube_version.as_deref(),
+        Some(server_version(fleet, "eks-us-east-1").await.as_str())
+    );
+    for want in ["v1", "v1/ConfigMap", "apps/v1", "apps/v1/Deployment"] {
+        assert!(
+            eks.api_versions.iter().any(|a| a == want),
+            "{want} in {:?}",
+            eks.api_versions
+        );
+    }
+    // Asked once per command: a second render (another revision) reuses them.
+    let again = cache.gather(&factory, &undeclared).await;
+    assert_eq!(again, facts);
+    assert_eq!(
+        counter.get().reads,
+        2 * 3 + 1,
+        "asked again: {:?}",
+        counter.get()
+    );
+
+    // Only the version undeclared: `/version` alone.
+    let counter = RequestCounter::default();
+    FactsCache::new(counter.clone())
+        .only_cluster(Some("gke-us-central1".into()))
+        .gather(
+            &factory,
+            &parse("    - name: web\n      helm: {apiVersions: [x.example/v1]}\n"),
+        )
+        .await;
+    assert_eq!(counter.get().reads, 1, "{:?}", counter.get());
 }

@@ -41,7 +41,14 @@ pub async fn run(global: &Global, args: &ClustersArgs, style: &Style) -> anyhow:
         app: None,
         kubeconfig: args.kubeconfig.clone(),
     };
-    let Some(loaded) = fleet::load(global, &selection, style).await? else {
+    let Some(loaded) = fleet::load(
+        global,
+        &selection,
+        super::fleet::Capabilities::Declared,
+        style,
+    )
+    .await?
+    else {
         return Ok(ExitCode::from(1));
     };
     let mut rows = Vec::new();

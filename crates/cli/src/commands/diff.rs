@@ -11,7 +11,14 @@ use tidegate_sync::SyncOptions;
 
 /// Exit 0 when every selected cluster is in sync, 1 on drift, 2 on errors.
 pub async fn run(global: &Global, args: &DiffArgs, style: &Style) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = fleet::load(global, &args.selection, style).await? else {
+    let Some(loaded) = fleet::load(
+        global,
+        &args.selection,
+        super::fleet::Capabilities::FromClusters,
+        style,
+    )
+    .await?
+    else {
         return Ok(ExitCode::from(2));
     };
     let options = SyncOptions {

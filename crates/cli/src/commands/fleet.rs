@@ -7,7 +7,7 @@ use crate::{
 };
 use anyhow::{Context, bail};
 use tidegate_cloud::{CloudFactory, CloudOptions};
-use tidegate_cluster::KubeconfigFactory;
+use tidegate_cluster::{FactsCache, KubeconfigFactory};
 use tidegate_core::environment::Cluster;
 use tidegate_render::{Rendered, RenderedCluster};
 use tidegate_source::{Desired, LoadError};
@@ -22,6 +22,19 @@ pub struct Loaded {
     /// Names of the selected clusters, in environment order.
     pub clusters: Vec<String>,
     factory: CloudFactory,
+    facts: FactsCache,
+}
+
+/// Where Helm apps' `.Capabilities` (Kubernetes version, API versions) come
+/// from when the environment does not declare them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capabilities {
+    /// Only what the environment declares, else Helm's defaults: commands
+    /// that do not talk to clusters (`render`, `validate`, `clusters`).
+    Declared,
+    /// Also what each cluster reports (`/version` and discovery), for the
+    /// commands that talk to clusters anyway; declared values still win.
+    FromClusters,
 }
 
 /// Loads (expanding `discover:` entries) and renders, checking that the
@@ -30,11 +43,14 @@ pub struct Loaded {
 pub async fn load(
     global: &Global,
     selection: &Selection,
+    capabilities: Capabilities,
     style: &Style,
 ) -> anyhow::Result<Option<Loaded>> {
     let ws = Workspace::open(global)?;
     let factory = client_factory(global, &selection.kubeconfig);
-    let desired = match ws.load_discovered(&selection.env, &factory).await {
+    let facts = FactsCache::default().only_cluster(selection.cluster.clone());
+    let asked = (capabilities == Capabilities::FromClusters).then_some(&facts);
+    let desired = match ws.load_discovered(&selection.env, &factory, asked).await {
         Ok(d) => d,
         Err(LoadError::Invalid(problems)) => {
             style.print_diagnostics(&problems);
@@ -89,6 +105,7 @@ pub async fn load(
         .collect();
     Ok(Some(Loaded {
         factory,
+        facts,
         desired,
         rendered,
         clusters,
@@ -129,6 +146,11 @@ impl Loaded {
     /// The factory that makes clients.
     pub fn factory(&self) -> &CloudFactory {
         &self.factory
+    }
+
+    /// The cluster facts asked so far (reused when another revision is rendered).
+    pub fn facts(&self) -> &FactsCache {
+        &self.facts
     }
 
     /// Connects to a cluster.

@@ -16,7 +16,14 @@ pub async fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::R
         app: args.app.clone(),
         kubeconfig: None,
     };
-    let Some(loaded) = super::fleet::load(global, &selection, style).await? else {
+    let Some(loaded) = super::fleet::load(
+        global,
+        &selection,
+        super::fleet::Capabilities::Declared,
+        style,
+    )
+    .await?
+    else {
         return Ok(ExitCode::from(1));
     };
     let mut rendered = loaded.rendered;

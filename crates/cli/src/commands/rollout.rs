@@ -17,6 +17,7 @@ use tidegate_audit::{
     Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore, Trigger,
 };
 use tidegate_cloud::CloudFactory;
+use tidegate_cluster::FactsCache;
 use tidegate_core::Environment;
 use tidegate_fleet::{Approvals, ClusterLine, Driver, DriverOptions, Journal, Outcome, Revisions};
 use tidegate_render::Rendered;
@@ -131,6 +132,8 @@ struct GitRevisions<'f> {
     repo: Option<String>,
     env: String,
     factory: &'f CloudFactory,
+    /// The clusters' facts for Helm apps, asked once for every revision.
+    facts: &'f FactsCache,
 }
 
 impl Revisions for GitRevisions<'_> {
@@ -141,7 +144,7 @@ impl Revisions for GitRevisions<'_> {
         Box::pin(async move {
             let loading = Workspace::open_at(self.repo.as_deref(), Some(revision))
                 .map_err(|e| format!("{e:#}"))?
-                .load_discovered(&self.env, self.factory);
+                .load_discovered(&self.env, self.factory, Some(self.facts));
             let desired = loading.await.map_err(|e| match e {
                 LoadError::Invalid(d) => d.to_string(),
                 LoadError::Source(e) => e.to_string(),
@@ -223,6 +226,8 @@ struct RunFlags<'a> {
     options: SyncOptions,
     /// Revisions quarantined now (never a rollback target).
     quarantined: std::collections::BTreeSet<String>,
+    /// The clusters' facts for Helm apps, when other revisions are rendered.
+    facts: &'a FactsCache,
 }
 
 async fn run_rollout(
@@ -240,6 +245,7 @@ async fn run_rollout(
         resume,
         options,
         quarantined,
+        facts,
     } = flags;
     let path = audit_db.path();
     let store = SqliteStore::open(&path)
@@ -249,6 +255,7 @@ async fn run_rollout(
         repo: global.repo.clone(),
         env: env.clone(),
         factory,
+        facts,
     };
     let approvals = AuditApprovals {
         path: path.clone(),
@@ -372,7 +379,14 @@ pub async fn fleet_sync(
             args.selection.env
         );
     }
-    let Some(loaded) = fleet::load(global, &args.selection, style).await? else {
+    let Some(loaded) = fleet::load(
+        global,
+        &args.selection,
+        fleet::Capabilities::FromClusters,
+        style,
+    )
+    .await?
+    else {
         return Ok(ExitCode::from(1));
     };
     let revision = loaded.desired.commit.sha.clone();
@@ -411,6 +425,7 @@ pub async fn fleet_sync(
             resume: args.resume,
             options,
             quarantined,
+            facts: loaded.facts(),
         },
         style,
     )
@@ -425,7 +440,9 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
         app: None,
         kubeconfig: args.kubeconfig.clone(),
     };
-    let Some(loaded) = fleet::load(global, &selection, style).await? else {
+    let Some(loaded) =
+        fleet::load(global, &selection, fleet::Capabilities::FromClusters, style).await?
+    else {
         return Ok(ExitCode::from(1));
     };
     let waves = match tidegate_rollout::plan_waves(&loaded.desired.environment) {
@@ -726,8 +743,10 @@ pub async fn rollback(
 ) -> anyhow::Result<ExitCode> {
     let current = Workspace::open(global)?;
     let factory = fleet::client_factory(global, &args.rollout.kubeconfig);
+    let facts = FactsCache::default().only_cluster(args.cluster.clone());
+    // Only the clusters are needed from the current revision: rendered offline.
     let env_now = current
-        .load_discovered(&args.env, &factory)
+        .load_discovered(&args.env, &factory, None)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let to = match &args.to {
@@ -766,6 +785,7 @@ pub async fn rollback(
         repo: global.repo.clone(),
         env: args.env.clone(),
         factory: &factory,
+        facts: &facts,
     }
     .render(&to)
     .await
@@ -842,6 +862,7 @@ pub async fn rollback(
                 ..SyncOptions::default()
             },
             quarantined: quarantine,
+            facts: &facts,
         },
         style,
     )
@@ -858,8 +879,9 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         );
     };
     let factory = fleet::client_factory(global, &args.rollout.kubeconfig);
+    let facts = FactsCache::default();
     let desired = ws
-        .load_discovered(&args.env, &factory)
+        .load_discovered(&args.env, &factory, Some(&facts))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let text = ws
@@ -896,6 +918,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         repo: global.repo.clone(),
         env: args.env.clone(),
         factory: &factory,
+        facts: &facts,
     };
     let approvals = AuditApprovals {
         path: path.clone(),

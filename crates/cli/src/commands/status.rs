@@ -33,7 +33,14 @@ struct Row {
 
 /// Exit 0 when everything is Synced and Healthy, 1 otherwise.
 pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = fleet::load(global, &args.selection, style).await? else {
+    let Some(loaded) = fleet::load(
+        global,
+        &args.selection,
+        super::fleet::Capabilities::FromClusters,
+        style,
+    )
+    .await?
+    else {
         return Ok(ExitCode::from(1));
     };
     let options = SyncOptions {

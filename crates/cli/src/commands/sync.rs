@@ -15,7 +15,14 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
     let Some(cluster) = args.selection.cluster.clone() else {
         return super::rollout::fleet_sync(global, args, style).await;
     };
-    let Some(loaded) = fleet::load(global, &args.selection, style).await? else {
+    let Some(loaded) = fleet::load(
+        global,
+        &args.selection,
+        super::fleet::Capabilities::FromClusters,
+        style,
+    )
+    .await?
+    else {
         return Ok(ExitCode::from(1));
     };
     let mut engine = loaded.connect(&cluster).await?;

@@ -8,7 +8,7 @@
 use super::{App, Located};
 use crate::duration::GoDuration;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 /// Default time one `helm template` or `kustomize build` may take.
 pub const DEFAULT_TEMPLATE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -129,6 +129,117 @@ pub struct HelmOverlay {
     /// Extra `.Capabilities.APIVersions` for these clusters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub api_versions: Vec<String>,
+}
+
+/// Helm's `.Capabilities` for one cluster: the Kubernetes version and the
+/// API versions charts see (`--kube-version`, `--api-versions`), declared in
+/// the environment or reported by the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HelmCapabilities {
+    /// `.Capabilities.KubeVersion`; `None` leaves Helm's built-in default.
+    pub kube_version: Option<String>,
+    /// Added to Helm's built-in `.Capabilities.APIVersions`; empty adds none.
+    pub api_versions: Vec<String>,
+}
+
+impl HelmCapabilities {
+    /// These, with what they leave unset taken from `discovered` (what the
+    /// cluster reported): a declared `kubeVersion` wins over the cluster's,
+    /// and a declared `apiVersions` list replaces the cluster's whole list.
+    pub fn or_discovered(self, discovered: Option<&HelmCapabilities>) -> HelmCapabilities {
+        let Some(found) = discovered else {
+            return self;
+        };
+        HelmCapabilities {
+            kube_version: self.kube_version.or_else(|| found.kube_version.clone()),
+            api_versions: if self.api_versions.is_empty() {
+                found.api_versions.clone()
+            } else {
+                self.api_versions
+            },
+        }
+    }
+
+    /// What the environment leaves for the cluster to report.
+    pub fn undeclared(&self) -> FactsNeeded {
+        FactsNeeded {
+            kube_version: self.kube_version.is_none(),
+            api_versions: self.api_versions.is_empty(),
+        }
+    }
+}
+
+/// Which of its facts a cluster is asked for before rendering Helm apps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FactsNeeded {
+    /// Its server version (`GET /version`).
+    pub kube_version: bool,
+    /// The API versions it serves (discovery).
+    pub api_versions: bool,
+}
+
+impl FactsNeeded {
+    /// True when anything is needed.
+    pub fn any(self) -> bool {
+        self.kube_version || self.api_versions
+    }
+
+    /// Both sets of needs together.
+    pub fn union(self, other: FactsNeeded) -> FactsNeeded {
+        FactsNeeded {
+            kube_version: self.kube_version || other.kube_version,
+            api_versions: self.api_versions || other.api_versions,
+        }
+    }
+}
+
+impl App {
+    /// The capabilities the environment declares for this Helm app on
+    /// `cluster`: the app's `helm.kubeVersion`/`apiVersions`, then those of
+    /// the overlays selecting the cluster, in order (a later `kubeVersion`
+    /// replaces an earlier one; `apiVersions` add up). `None` when the app is
+    /// not a Helm chart.
+    pub fn helm_capabilities(&self, cluster: &super::Cluster) -> Option<HelmCapabilities> {
+        let helm = self.helm.as_ref()?;
+        let labels = cluster.selector_labels();
+        let mut declared = HelmCapabilities {
+            kube_version: helm.kube_version.clone(),
+            api_versions: helm.api_versions.clone(),
+        };
+        for overlay in self.overlays.iter().filter(|o| {
+            o.cluster_selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&labels))
+        }) {
+            let Some(h) = &overlay.helm else { continue };
+            if h.kube_version.is_some() {
+                declared.kube_version = h.kube_version.clone();
+            }
+            declared.api_versions.extend(h.api_versions.iter().cloned());
+        }
+        Some(declared)
+    }
+}
+
+impl super::Environment {
+    /// The clusters whose facts some Helm app needs because the environment
+    /// does not declare them, and which facts; empty when no Helm app lacks
+    /// a declaration (plain YAML and Kustomize apps need none).
+    pub fn helm_facts_needed(&self) -> BTreeMap<String, FactsNeeded> {
+        let mut out = BTreeMap::new();
+        for cluster in self.spec.clusters.iter() {
+            let needed = self
+                .spec
+                .apps
+                .iter()
+                .filter_map(|app| app.helm_capabilities(cluster))
+                .fold(FactsNeeded::default(), |n, c| n.union(c.undeclared()));
+            if needed.any() {
+                out.insert(cluster.name.clone(), needed);
+            }
+        }
+        out
+    }
 }
 
 /// Problems of an app's `helm`/`kustomize` settings: `(line, message, help)`.
@@ -316,6 +427,63 @@ mod tests {
         ] {
             assert!(problems.contains(want), "missing {want:?} in\n{problems}");
         }
+    }
+
+    #[test]
+    fn declared_capabilities_win_and_only_undeclared_facts_are_needed() {
+        let text = "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nspec:\n  source: {repoURL: .}\n  clusters:\n    - name: old\n      provider: {kubeconfig: {}}\n      labels: {gen: old}\n    - name: new\n      provider: {kubeconfig: {}}\n  apps:\n    - name: web\n      helm: {apiVersions: [a.example/v1]}\n      overlays:\n        - clusterSelector: {matchLabels: {gen: old}}\n          helm: {kubeVersion: 1.30.0, apiVersions: [b.example/v1]}\n    - name: plain\n    - name: kust\n      kustomize: {}\n";
+        let env = crate::Environment::parse(text, "environments/t.yaml").unwrap();
+        let web = &env.spec.apps[0];
+        let old = web.helm_capabilities(&env.spec.clusters[0]).unwrap();
+        assert_eq!(
+            old,
+            HelmCapabilities {
+                kube_version: Some("1.30.0".into()),
+                api_versions: vec!["a.example/v1".into(), "b.example/v1".into()],
+            }
+        );
+        let new = web.helm_capabilities(&env.spec.clusters[1]).unwrap();
+        assert_eq!(new.kube_version, None);
+        assert!(
+            env.spec.apps[1]
+                .helm_capabilities(&env.spec.clusters[0])
+                .is_none()
+        );
+        // Only the cluster without a declared kubeVersion is asked, and only for it.
+        let needed = env.helm_facts_needed();
+        assert_eq!(needed.len(), 1, "{needed:?}");
+        assert_eq!(
+            needed["new"],
+            FactsNeeded {
+                kube_version: true,
+                api_versions: false
+            }
+        );
+        // Declared values win; what is left comes from the cluster.
+        let discovered = HelmCapabilities {
+            kube_version: Some("v1.37.1".into()),
+            api_versions: vec!["apps/v1".into(), "c.example/v1".into()],
+        };
+        assert_eq!(old.clone().or_discovered(Some(&discovered)), old);
+        assert_eq!(
+            HelmCapabilities::default().or_discovered(Some(&discovered)),
+            discovered
+        );
+        assert_eq!(
+            new.clone().or_discovered(Some(&discovered)),
+            HelmCapabilities {
+                kube_version: Some("v1.37.1".into()),
+                api_versions: vec!["a.example/v1".into()],
+            }
+        );
+        assert_eq!(new.clone().or_discovered(None), new);
+        // Plain YAML and Kustomize apps need nothing.
+        let plain = text.replace(
+            "      helm: {apiVersions: [a.example/v1]}\n      overlays:\n        - clusterSelector: {matchLabels: {gen: old}}\n          helm: {kubeVersion: 1.30.0, apiVersions: [b.example/v1]}\n",
+            "",
+        );
+        let env = crate::Environment::parse(&plain, "environments/t.yaml").unwrap();
+        assert!(env.helm_facts_needed().is_empty());
     }
 
     #[test]
