@@ -760,3 +760,54 @@ fn materialise(tree: &SourceTree) -> std::io::Result<tempfile::TempDir> {
     }
     Ok(dir)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failing test panics
+mod tests {
+    use super::*;
+    use tidegate_core::Environment;
+
+    #[test]
+    fn discovered_facts_fill_only_what_is_not_declared_and_change_the_job() {
+        let text = "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: t\nspec:\n  source: {repoURL: .}\n  clusters:\n    - name: pinned\n      provider: {kubeconfig: {}}\n      labels: {pin: 'yes'}\n    - name: free\n      provider: {kubeconfig: {}}\n  apps:\n    - name: web\n      helm: {}\n      overlays:\n        - clusterSelector: {matchLabels: {pin: 'yes'}}\n          helm: {kubeVersion: 1.31.5}\n";
+        let env = Environment::parse(text, "environments/t.yaml").unwrap();
+        let app = &env.spec.apps[0];
+        let helm = app.helm.as_ref().unwrap();
+        let files: HashSet<&str> = ["m/web/Chart.yaml"].into_iter().collect();
+        let discovered = HelmCapabilities {
+            kube_version: Some("v1.37.2".into()),
+            api_versions: vec!["apps/v1".into(), "x.example/v1".into()],
+        };
+        let inputs = |cluster: usize, facts: Option<&HelmCapabilities>| {
+            let job = helm_job(
+                app,
+                helm,
+                &env.spec.clusters[cluster],
+                facts,
+                "m/web",
+                &files,
+                "c",
+            )
+            .unwrap();
+            let described = serde_json::to_string(&job).unwrap();
+            let Job::Helm { inputs, .. } = job else {
+                panic!("not a helm job")
+            };
+            (inputs, described)
+        };
+        let (pinned, _) = inputs(0, Some(&discovered));
+        assert_eq!(
+            pinned.kube_version.as_deref(),
+            Some("1.31.5"),
+            "declared wins"
+        );
+        assert_eq!(pinned.api_versions, discovered.api_versions);
+        let (free, with_facts) = inputs(1, Some(&discovered));
+        assert_eq!(free.kube_version.as_deref(), Some("v1.37.2"));
+        let (offline, without) = inputs(1, None);
+        assert_eq!(offline.kube_version, None, "helm's default");
+        assert!(offline.api_versions.is_empty());
+        // The facts are part of what the render cache key is made of.
+        assert_ne!(with_facts, without);
+    }
+}
