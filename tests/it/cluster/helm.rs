@@ -17,20 +17,16 @@ const CLUSTERS: [(&str, &str, u32); 3] = [
     ("gke-us-central1", "gcp", 2),
 ];
 
-/// `spec.clusters` of the three local clusters (list items indented by 4),
-/// by context: the operator gives the kubeconfig (`KUBECONFIG`).
-fn clusters_yaml() -> String {
+/// An environment file on the three local clusters (by kubeconfig context:
+/// the operator gives the kubeconfig, `KUBECONFIG`), rolled out in waves,
+/// with `apps` (list items indented by 4) in namespace `env`.
+fn environment_file(env: &str, apps: &str) -> String {
     let mut clusters = String::new();
     for (name, cloud, wave) in CLUSTERS {
         clusters.push_str(&format!(
             "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      labels: {{cloud: {cloud}}}\n      wave: {wave}\n"
         ));
     }
-    clusters
-}
-
-fn environment(env: &str, log_level: &str) -> String {
-    let clusters = clusters_yaml();
     format!(
         r#"apiVersion: tidegate.dev/v1alpha1
 kind: Environment
@@ -42,7 +38,22 @@ spec:
     path: manifests
   clusters:
 {clusters}  apps:
-    - name: web
+{apps}  rollout:
+    maxSurge: 1
+    # 1, not 0: the fleet driver may poll a cluster of a fresh install
+    # before its apply returns and count it unavailable (seen once here).
+    maxUnavailable: 1
+    progressDeadline: 60s
+    bakeTime: 1s
+"#
+    )
+}
+
+fn environment(env: &str, log_level: &str) -> String {
+    environment_file(
+        env,
+        &format!(
+            r#"    - name: web
       namespace: {env}
       helm:
         skipTests: true
@@ -57,15 +68,22 @@ spec:
           helm: {{values: {{region: westeurope}}}}
         - clusterSelector: {{matchLabels: {{cloud: gcp}}}}
           helm: {{values: {{region: us-central1}}}}
-  rollout:
-    maxSurge: 1
-    # 1, not 0: the fleet driver may poll a cluster of a fresh install
-    # before its apply returns and count it unavailable (seen once here).
-    maxUnavailable: 1
-    progressDeadline: 60s
-    bakeTime: 1s
 "#
+        ),
     )
+}
+
+/// A repository holding the fixture chart `tests/data/charts/<chart>` as
+/// `manifests/<chart>` and `environments/<env>.yaml`, committed.
+fn chart_repository(chart: &str, env: &str, environment: String) -> GitFixture {
+    let mut git = GitFixture::new();
+    git.copy_dir(
+        &workspace_root().join(format!("tests/data/charts/{chart}")),
+        &format!("manifests/{chart}"),
+    )
+    .write(&format!("environments/{env}.yaml"), environment);
+    git.commit(&format!("the {chart} chart"));
+    git
 }
 
 fn at(report: &RolloutReport, cluster: &str, what: &str) -> Duration {
@@ -90,15 +108,26 @@ fn assert_in_waves(report: &RolloutReport) {
     }
 }
 
+/// `tidegate <args>` on `git` through the real binary, reaching the
+/// clusters through the operator's `kubeconfig`, with the built helm.
+fn tidegate(
+    git: &GitFixture,
+    home: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    tidegate_command(git.path(), home)
+        .env("KUBECONFIG", kubeconfig)
+        .env("TIDEGATE_HELM", tool(Tool::Helm))
+        .args(args)
+        .output()
+        .expect("tidegate")
+}
+
 /// `tidegate diff --env` through the real binary: exit 0, no drift.
 fn assert_no_drift(git: &GitFixture, env: &str, kubeconfig: &std::path::Path) {
     let home = tempfile::tempdir().expect("home");
-    let out = tidegate_command(git.path(), home.path())
-        .env("KUBECONFIG", kubeconfig)
-        .env("TIDEGATE_HELM", tool(Tool::Helm))
-        .args(["diff", "--env", env])
-        .output()
-        .expect("tidegate diff");
+    let out = tidegate(&git, home.path(), kubeconfig, &["diff", "--env", env]);
     assert!(
         out.status.success(),
         "drift right after the sync:\n{}",
@@ -111,16 +140,7 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
     let fleet = fleet().await;
     let ns = TestNamespace::create(fleet, "helm").expect("namespace");
     let env = ns.name().to_string();
-    let mut git = GitFixture::new();
-    git.copy_dir(
-        &workspace_root().join("tests/data/charts/web"),
-        "manifests/web",
-    )
-    .write(
-        &format!("environments/{env}.yaml"),
-        environment(&env, "info"),
-    );
-    git.commit("the web chart");
+    let mut git = chart_repository("web", &env, environment(&env, "info"));
     let options = || DriverOptions {
         poll: Duration::from_millis(300),
         identity: "tests".into(),
@@ -173,12 +193,12 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
     );
     git.commit("a broken template");
     let home = tempfile::tempdir().expect("home");
-    let out = tidegate_command(git.path(), home.path())
-        .env("KUBECONFIG", fleet.kubeconfig())
-        .env("TIDEGATE_HELM", tool(Tool::Helm))
-        .args(["sync", "--env", &env])
-        .output()
-        .expect("tidegate sync");
+    let out = tidegate(
+        &git,
+        home.path(),
+        fleet.kubeconfig(),
+        &["sync", "--env", &env],
+    );
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -203,19 +223,10 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
 /// cluster declares its `kubeVersion` and `apiVersions` through an overlay,
 /// the others declare nothing.
 fn capabilities_environment(env: &str, group: &str) -> String {
-    let clusters = clusters_yaml();
-    format!(
-        r#"apiVersion: tidegate.dev/v1alpha1
-kind: Environment
-metadata:
-  name: {env}
-spec:
-  source:
-    repoURL: .
-    path: manifests
-  clusters:
-{clusters}  apps:
-    - name: caps
+    environment_file(
+        env,
+        &format!(
+            r#"    - name: caps
       namespace: {env}
       path: capabilities
       helm:
@@ -223,12 +234,8 @@ spec:
       overlays:
         - clusterSelector: {{matchLabels: {{cloud: aws}}}}
           helm: {{kubeVersion: 1.31.5, apiVersions: [declared.example.com/v1]}}
-  rollout:
-    maxSurge: 1
-    maxUnavailable: 1
-    progressDeadline: 60s
-    bakeTime: 1s
 "#
+        ),
     )
 }
 
@@ -327,25 +334,16 @@ async fn helm_sees_each_clusters_own_version_and_api_versions_unless_declared() 
     // An API group only the clusters serve: Helm's built-in set lacks it.
     let group = format!("{env}.tidegate.test");
     let _served = ServedGroup::install(fleet, &group);
-    let mut git = GitFixture::new();
-    git.copy_dir(
-        &workspace_root().join("tests/data/charts/capabilities"),
-        "manifests/capabilities",
-    )
-    .write(
-        &format!("environments/{env}.yaml"),
-        capabilities_environment(&env, &group),
-    );
-    git.commit("the capabilities chart");
+    let git = chart_repository("capabilities", &env, capabilities_environment(&env, &group));
 
     // Offline: `tidegate render` uses the declared values, else Helm's defaults.
     let home = tempfile::tempdir().expect("home");
-    let out = tidegate_command(git.path(), home.path())
-        .env("KUBECONFIG", fleet.kubeconfig())
-        .env("TIDEGATE_HELM", tool(Tool::Helm))
-        .args(["render", "--env", &env, "-o", "json"])
-        .output()
-        .expect("tidegate render");
+    let out = tidegate(
+        &git,
+        home.path(),
+        fleet.kubeconfig(),
+        &["render", "--env", &env, "-o", "json"],
+    );
     assert!(out.status.success(), "{}", output_text(&out));
     let rendered: serde_json::Value = serde_json::from_slice(&out.stdout).expect("render json");
     let offline = rendered_capabilities(&rendered, "gke-us-central1");
@@ -363,12 +361,12 @@ async fn helm_sees_each_clusters_own_version_and_api_versions_unless_declared() 
     assert_eq!(declared["declared"], "true", "{declared}");
 
     // `tidegate sync`: each cluster's own version and served groups.
-    let out = tidegate_command(git.path(), home.path())
-        .env("KUBECONFIG", fleet.kubeconfig())
-        .env("TIDEGATE_HELM", tool(Tool::Helm))
-        .args(["sync", "--env", &env])
-        .output()
-        .expect("tidegate sync");
+    let out = tidegate(
+        &git,
+        home.path(),
+        fleet.kubeconfig(),
+        &["sync", "--env", &env],
+    );
     assert!(out.status.success(), "{}", output_text(&out));
     for cluster in ["aks-westeurope", "gke-us-central1"] {
         let version = server_version(fleet, cluster).await;

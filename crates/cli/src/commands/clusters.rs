@@ -1,7 +1,7 @@
 //! `tidegate clusters`: every cluster of an environment, where it is, and
 //! whether Tidegate can reach it (and why not).
 
-use super::fleet;
+use super::fleet::{self, Capabilities};
 use crate::{
     args::{ClustersArgs, Global, Selection, TextOrJson},
     output::Style,
@@ -41,14 +41,7 @@ pub async fn run(global: &Global, args: &ClustersArgs, style: &Style) -> anyhow:
         app: None,
         kubeconfig: args.kubeconfig.clone(),
     };
-    let Some(loaded) = fleet::load(
-        global,
-        &selection,
-        super::fleet::Capabilities::Declared,
-        style,
-    )
-    .await?
-    else {
+    let Some(loaded) = fleet::load(global, &selection, Capabilities::Declared, style).await? else {
         return Ok(ExitCode::from(1));
     };
     let mut rows = Vec::new();

@@ -1,6 +1,6 @@
 //! `tidegate diff`: how clusters differ from Git, like `kubectl diff`.
 
-use super::fleet;
+use super::fleet::{self, Capabilities};
 use crate::{
     args::{DiffArgs, Global, TextOrJson},
     output::Style,
@@ -11,13 +11,8 @@ use tidegate_sync::SyncOptions;
 
 /// Exit 0 when every selected cluster is in sync, 1 on drift, 2 on errors.
 pub async fn run(global: &Global, args: &DiffArgs, style: &Style) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = fleet::load(
-        global,
-        &args.selection,
-        super::fleet::Capabilities::FromClusters,
-        style,
-    )
-    .await?
+    let Some(loaded) =
+        fleet::load(global, &args.selection, Capabilities::FromClusters, style).await?
     else {
         return Ok(ExitCode::from(2));
     };

@@ -1,5 +1,6 @@
 //! `tidegate render`: print what an environment renders to.
 
+use super::fleet::Capabilities;
 use crate::{
     args::{Global, Output, RenderArgs, Selection},
     output::Style,
@@ -16,13 +17,8 @@ pub async fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::R
         app: args.app.clone(),
         kubeconfig: None,
     };
-    let Some(loaded) = super::fleet::load(
-        global,
-        &selection,
-        super::fleet::Capabilities::Declared,
-        style,
-    )
-    .await?
+    let Some(loaded) =
+        super::fleet::load(global, &selection, Capabilities::Declared, style).await?
     else {
         return Ok(ExitCode::from(1));
     };

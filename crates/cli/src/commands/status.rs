@@ -1,6 +1,6 @@
 //! `tidegate status`: per cluster and app, what runs and how it is.
 
-use super::fleet;
+use super::fleet::{self, Capabilities};
 use crate::{
     args::{Global, StatusArgs, TextOrJson},
     output::Style,
@@ -33,13 +33,8 @@ struct Row {
 
 /// Exit 0 when everything is Synced and Healthy, 1 otherwise.
 pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::Result<ExitCode> {
-    let Some(loaded) = fleet::load(
-        global,
-        &args.selection,
-        super::fleet::Capabilities::FromClusters,
-        style,
-    )
-    .await?
+    let Some(loaded) =
+        fleet::load(global, &args.selection, Capabilities::FromClusters, style).await?
     else {
         return Ok(ExitCode::from(1));
     };

@@ -1,6 +1,6 @@
 //! `tidegate sync`: make one cluster match Git.
 
-use super::fleet;
+use super::fleet::{self, Capabilities};
 use crate::{
     args::{Global, SyncArgs, TextOrJson},
     output::Style,
@@ -15,13 +15,8 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
     let Some(cluster) = args.selection.cluster.clone() else {
         return super::rollout::fleet_sync(global, args, style).await;
     };
-    let Some(loaded) = fleet::load(
-        global,
-        &args.selection,
-        super::fleet::Capabilities::FromClusters,
-        style,
-    )
-    .await?
+    let Some(loaded) =
+        fleet::load(global, &args.selection, Capabilities::FromClusters, style).await?
     else {
         return Ok(ExitCode::from(1));
     };
