@@ -127,7 +127,7 @@ fn tidegate(
 /// `tidegate diff --env` through the real binary: exit 0, no drift.
 fn assert_no_drift(git: &GitFixture, env: &str, kubeconfig: &std::path::Path) {
     let home = tempfile::tempdir().expect("home");
-    let out = tidegate(&git, home.path(), kubeconfig, &["diff", "--env", env]);
+    let out = tidegate(git, home.path(), kubeconfig, &["diff", "--env", env]);
     assert!(
         out.status.success(),
         "drift right after the sync:\n{}",
@@ -516,6 +516,35 @@ async fn cluster_facts_are_asked_once_only_for_helm_apps_and_a_dead_cluster_is_s
         2 * 3 + 1,
         "asked again: {:?}",
         counter.get()
+    );
+
+    // Through the CLI: `tidegate diff` warns, naming the dead cluster, and
+    // still renders and diffs the others with their own facts.
+    let ns = TestNamespace::create(fleet, "facts").expect("namespace");
+    let env = ns.name();
+    let git = chart_repository(
+        "capabilities",
+        env,
+        format!(
+            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source: {{repoURL: ., path: manifests}}\n  clusters:\n    - name: eks-us-east-1\n      provider: {{kubeconfig: {{context: eks-us-east-1}}}}\n    - name: dead\n      provider: {{kubeconfig: {{context: dead}}}}\n  apps:\n    - name: caps\n      namespace: {env}\n      path: capabilities\n      helm: {{}}\n"
+        ),
+    );
+    let home = tempfile::tempdir().expect("home");
+    let out = tidegate(
+        &git,
+        home.path(),
+        kubeconfig.path(),
+        &["diff", "--env", env],
+    );
+    let text = output_text(&out);
+    assert!(
+        text.contains("cannot read the version and API versions of cluster dead"),
+        "{text}"
+    );
+    let version = server_version(fleet, "eks-us-east-1").await;
+    assert!(
+        text.contains(&format!("kubeVersion: {version}")),
+        "eks-us-east-1 rendered with its own version: {text}"
     );
 
     // Only the version undeclared: `/version` alone.
