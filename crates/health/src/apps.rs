@@ -46,7 +46,7 @@ pub(crate) fn deployment(obj: &Value) -> Health {
     if replicas > updated {
         return Health::progressing(format!(
             "Waiting for rollout to finish: {} old replicas are pending termination",
-            replicas - updated
+            replicas.saturating_sub(updated)
         ));
     }
     if available < updated {
@@ -70,7 +70,7 @@ pub(crate) fn stateful_set(obj: &Value) -> Health {
     if ready < wanted {
         return Health::progressing(format!(
             "Waiting for {} pods to be ready: {ready} of {wanted} are ready",
-            wanted - ready
+            wanted.saturating_sub(ready)
         ));
     }
     let strategy = match str_at(obj, &["spec", "updateStrategy", "type"]) {
@@ -88,7 +88,7 @@ pub(crate) fn stateful_set(obj: &Value) -> Health {
     )
     .unwrap_or(0);
     if partition > 0 {
-        let target = (wanted - partition).max(0);
+        let target = wanted.saturating_sub(partition).max(0);
         if updated < target {
             return Health::progressing(format!(
                 "Waiting for partitioned roll out to finish: {updated} of {target} new pods have been updated"

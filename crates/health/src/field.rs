@@ -55,6 +55,8 @@ pub(crate) struct Condition<'a> {
     pub message: &'a str,
     /// The generation the condition was computed for, when the writer sets it.
     pub observed_generation: Option<i64>,
+    /// Cluster API's `severity` (`Error`, `Warning`, `Info`), or `""`.
+    pub severity: &'a str,
 }
 
 impl<'a> Condition<'a> {
@@ -66,6 +68,7 @@ impl<'a> Condition<'a> {
             reason: str_at(v, &["reason"]),
             message: str_at(v, &["message"]),
             observed_generation: int(v, &["observedGeneration"]),
+            severity: str_at(v, &["severity"]),
         }
     }
 

@@ -33,48 +33,93 @@
 //! | `batch` Job | condition `Failed=True` → Degraded; `Complete=True` → Healthy; `Suspended=True` or `spec.suspend` → Suspended; else (including the interim `FailureTarget` / `SuccessCriteriaMet`) Progressing. |
 //! | `batch` CronJob | `spec.suspend` → Suspended; else Healthy (a failed last Job is that Job's health). |
 //! | Service | `type: LoadBalancer` without `status.loadBalancer.ingress` → Progressing; else Healthy. |
-//! | `networking.k8s.io` Ingress | `status.loadBalancer.ingress` non-empty → Healthy; else Progressing (as Argo CD) — unless the Ingress has no class (`spec.ingressClassName` or the legacy annotation), which the API server fills in from the cluster's default IngressClass: then no controller will ever assign an address, and it is Healthy. |
+//! | `networking.k8s.io` Ingress | `status.loadBalancer.ingress` non-empty → Healthy; else Progressing (as Argo CD) — unless the Ingress has no class (`spec.ingressClassName` or the legacy annotation), which the API server fills in from the cluster's default IngressClass: then no controller will ever assign an address, and it is Healthy; except where [`Context::ingress_without_class`] is `Wait` (GKE clusters, whose built-in controller serves class-less Ingresses), where it is Progressing. |
 //! | PersistentVolumeClaim | phase `Bound` → Healthy; `Pending` → Progressing (also while a `WaitForFirstConsumer` class waits for a pod); `Lost` → Degraded; else Unknown. |
 //! | Namespace | phase `Active` → Healthy; `Terminating` → Progressing (with what remains); else Unknown. |
 //! | `autoscaling` HorizontalPodAutoscaler | `AbleToScale=False` with a `Failed*` reason → Degraded (other reasons Progressing); `ScalingActive=False` → Degraded, except reason `ScalingDisabled` (target at 0 replicas) → Healthy; no conditions yet → Progressing; else Healthy. autoscaling/v1 objects are read from their conditions annotation. |
 //! | `apiextensions.k8s.io` CustomResourceDefinition | `Terminating=True` or being deleted → Progressing; `NamesAccepted=False` → Degraded; `NonStructuralSchema=True` → Degraded; `Established=True` → Healthy; else Progressing. |
-//! | anything else | no `status` (or an empty one) → Healthy; `status.observedGeneration` < `metadata.generation` → Progressing; kstatus `Stalled=True` → Degraded, `Reconciling=True` → Progressing; condition `Ready` (else `Available`): computed for an older generation → Progressing, `True` → Healthy, `False` → Degraded, `Unknown` → Progressing; no such condition → Healthy. |
+//! | `apiregistration.k8s.io` APIService | `Available=True` → Healthy; `Available=False` or absent → Progressing (an aggregated API is unavailable while its Service starts; the rollout's progress deadline turns a lasting one into a failure). |
+//! | other built-in kinds (ConfigMap, Secret, RBAC, ...) | no status → Healthy; otherwise the custom-resource rules below. |
+//! | custom resources | see [Custom resources](#custom-resources). |
+//!
+//! # Custom resources
+//!
+//! Kinds of API groups other than the Kubernetes API server's follow the
+//! conventions of kstatus and of Argo CD's health scripts, first match wins:
+//!
+//! | # | Object | Health |
+//! |---|--------|--------|
+//! | 1 | `spec.suspend: true` or `spec.paused: true` | Suspended |
+//! | 2 | no `status` (or an empty one), kind without a status subresource ([`Context::status_subresource`] `Some(false)`) | Healthy: a configuration object |
+//! | 3 | no `status`, created less than [`Context::status_grace`] ago (or the time is unknown) | Progressing: waiting for the controller |
+//! | 4 | no `status`, older than that | Unknown: is the controller running? |
+//! | 5 | `status.observedGeneration` < `metadata.generation` | Progressing |
+//! | 6 | a condition `Stalled`, `Failed`, `Failure`, `Error` or `Degraded` is `True`; `Synced` or `LastAsyncOperation` is `False` (Crossplane) | Degraded |
+//! | 7 | a condition's `observedGeneration` < `metadata.generation` | Progressing |
+//! | 8 | `Reconciling`, `Progressing` or `Issuing` is `True` (unless its reason is a failure, or says done: `NewReplicaSetAvailable`, `*Complete*`) | Progressing |
+//! | 9 | the first of `Ready`, `Available`, `Succeeded`, `Healthy`, `Complete`, `Completed`: `True` | Healthy |
+//! | 10 | that condition `False` with an in-progress reason (`Progressing`, `Pending`, `Reconciling`, `Creating`, `Provisioning`, `InProgress`, `Initializing`, `Deploying`, `Updating`, `Upgrading`, `Scaling`, `Starting`, `Waiting*`, `Installing`, `Issuing`, `DependencyNotReady`, ...) or Cluster API `severity: Info` | Progressing |
+//! | 11 | that condition `False` otherwise (a failure reason such as `*Failed`, `*Error`, `Invalid*`, or any other) | Degraded |
+//! | 12 | that condition `Unknown` | Progressing |
+//! | 13 | `status.phase` (else `status.state`, else a string `status.status`): `Running`, `Succeeded`, `Ready`, `Active`, `Bound`, `Available`, `Healthy`, `Complete(d)`, `Deployed`, `Provisioned`, ... | Healthy |
+//! | 14 | that phase: `Pending`, `Progressing`, `Creating`, `Provisioning`, `Deploying`, `Updating`, ... | Progressing |
+//! | 15 | that phase: `Failed`, `Error`, `Degraded`, `Unhealthy`, `CrashLoopBackOff`, ... | Degraded |
+//! | 16 | that phase: `Paused`, `Suspended`, `Stopped`, `Hibernated` | Suspended |
+//! | 17 | `status.health.status` holding a health name (Argo CD Applications) | that health |
+//! | 18 | anything else (a status without conditions or a known phase) | Healthy |
+//!
+//! Reasons and phases are read case-insensitively by word stem, failure
+//! words first (`ProvisioningFailed` is a failure).
+//!
+//! # Custom checks
+//!
+//! [`HealthChecks`] holds Lua scripts (Argo CD's contract) and CEL
+//! expressions (Flux's) per group/kind, which replace the built-in rules of
+//! the kinds they match. Evaluating them is pure computation over the
+//! object: the scripts' text is passed in, never read here.
 
 mod apps;
 mod autoscaling;
 mod batch;
+mod cel;
+mod checks;
+mod configure;
+mod context;
 mod core;
 mod crd;
 mod field;
 mod generic;
+mod lua;
 mod network;
 mod pod;
+mod reasons;
 mod status;
 
+pub use cel::{CelCheck, CelCompileError, CelExprs};
+pub use checks::{CheckError, CheckSource, HealthChecks, LUA_FILE_NAME, Verdict};
+pub use context::{Context, DEFAULT_STATUS_GRACE, IngressWithoutClass};
+pub use lua::{INSTRUCTION_LIMIT, LuaScript, LuaSyntaxError, MEMORY_LIMIT, TIME_LIMIT};
 pub use status::{Health, HealthStatus, worst};
 
 use serde_json::Value;
 
 /// The health of the live object of `group` / `kind` (`""` for the core
-/// group), or [`HealthStatus::Missing`] when it does not exist.
+/// group) by the built-in rules, or [`HealthStatus::Missing`] when it does
+/// not exist; with a default [`Context`] (time unknown).
 ///
 /// `live` is the object as the API server returns it. Never fails: fields it
 /// cannot read count as absent.
 pub fn assess(group: &str, kind: &str, live: Option<&Value>) -> Health {
+    assess_with(&Context::default(), group, kind, live)
+}
+
+/// [`assess`] with what the caller knows beyond the object.
+pub fn assess_with(ctx: &Context, group: &str, kind: &str, live: Option<&Value>) -> Health {
     let Some(obj) = live else {
         return Health::missing();
     };
-    let own_deletion_rule = matches!(
-        (group, kind),
-        ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition")
-    );
-    if !own_deletion_rule
-        && let Some(when) = obj
-            .get("metadata")
-            .and_then(|m| m.get("deletionTimestamp"))
-            .and_then(Value::as_str)
-    {
-        return Health::progressing(format!("Pending deletion (since {when})"));
+    if let Some(h) = being_deleted(group, kind, obj) {
+        return h;
     }
     match (group, kind) {
         ("apps", "Deployment") => apps::deployment(obj),
@@ -85,15 +130,36 @@ pub fn assess(group: &str, kind: &str, live: Option<&Value>) -> Health {
         ("batch", "Job") => batch::job(obj),
         ("batch", "CronJob") => batch::cron_job(obj),
         ("", "Service") => network::service(obj),
-        ("networking.k8s.io", "Ingress") => network::ingress(obj),
+        ("networking.k8s.io", "Ingress") => network::ingress(obj, ctx),
+        ("apiregistration.k8s.io", "APIService") => network::api_service(obj),
         ("", "PersistentVolumeClaim") => core::persistent_volume_claim(obj),
         ("", "Namespace") => core::namespace(obj),
         ("autoscaling", "HorizontalPodAutoscaler") => autoscaling::horizontal_pod_autoscaler(obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             crd::custom_resource_definition(obj)
         }
-        _ => generic::standard(obj),
+        _ => generic::standard(group, obj, ctx),
     }
+}
+
+/// Progressing "Pending deletion" for an object with a
+/// `metadata.deletionTimestamp`, as Argo CD, except for the kinds whose own
+/// rules say what blocks the deletion (Namespace, CRD).
+pub(crate) fn being_deleted(group: &str, kind: &str, obj: &Value) -> Option<Health> {
+    let own_deletion_rule = matches!(
+        (group, kind),
+        ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition")
+    );
+    if own_deletion_rule {
+        return None;
+    }
+    let when = obj
+        .get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
+        .and_then(Value::as_str)?;
+    Some(Health::progressing(format!(
+        "Pending deletion (since {when})"
+    )))
 }
 
 #[cfg(test)]
@@ -128,6 +194,7 @@ mod tests {
             "kind": "Deployment",
             "metadata": {"name": "x", "generation": 1},
             "spec": {"replicas": 3},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
         });
         assert_eq!(
             assess("example.com", "Deployment", Some(&widget)).status,

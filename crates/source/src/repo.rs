@@ -249,6 +249,29 @@ impl Repo {
         dir: &str,
         limits: Limits,
     ) -> Result<Vec<SourceFile>, SourceError> {
+        self.read_matching(commit, dir, limits, is_manifest_name)
+    }
+
+    /// Every file named `name` below `dir` at `commit` (e.g. the
+    /// `health.lua` scripts of a checks directory), with the same symlink
+    /// and size rules as [`Repo::read_manifests`].
+    pub fn read_named(
+        &self,
+        commit: &str,
+        dir: &str,
+        name: &str,
+        limits: Limits,
+    ) -> Result<Vec<SourceFile>, SourceError> {
+        self.read_matching(commit, dir, limits, |n| n == name)
+    }
+
+    fn read_matching(
+        &self,
+        commit: &str,
+        dir: &str,
+        limits: Limits,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<SourceFile>, SourceError> {
         let dir = paths::normalize(dir).map_err(|_| SourceError::NoSuchPath {
             path: dir.to_string(),
             commit: commit.to_string(),
@@ -260,7 +283,7 @@ impl Repo {
         tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
             if entry.kind() == Some(ObjectType::Blob)
                 && let Ok(name) = entry.name()
-                && is_manifest_name(name)
+                && keep(name)
             {
                 let path = if dir.is_empty() {
                     format!("{parent}{name}")

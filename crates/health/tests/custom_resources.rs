@@ -1,0 +1,340 @@
+//! The generic rules for custom resources, one case (or more) per row of
+//! the table in the crate documentation, on objects of a test kind
+//! `widgets.example.com/v1 Widget`.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use tidegate_health::{Context, HealthStatus, IngressWithoutClass, assess, assess_with};
+
+const GROUP: &str = "example.com";
+
+/// A Widget at generation 2 with `status` (none when null).
+fn widget(status: Value) -> Value {
+    let mut obj = json!({
+        "apiVersion": "example.com/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w", "namespace": "shop", "generation": 2,
+                     "creationTimestamp": "2026-12-01T10:00:00Z"},
+        "spec": {"size": 3},
+    });
+    if !status.is_null() {
+        obj["status"] = status;
+    }
+    obj
+}
+
+fn ready(status: &str, reason: &str) -> Value {
+    json!({"observedGeneration": 2, "conditions": [
+        {"type": "Ready", "status": status, "reason": reason, "message": "m"}
+    ]})
+}
+
+#[track_caller]
+fn expect(obj: &Value, status: HealthStatus, reason_part: &str) {
+    let h = assess(GROUP, "Widget", Some(obj));
+    assert_eq!(h.status, status, "{h} for {obj}");
+    assert!(
+        h.reason.contains(reason_part),
+        "{h} should mention {reason_part:?}"
+    );
+}
+
+#[test]
+fn rule_1_suspend_and_paused_are_suspended() {
+    let mut w = widget(ready("True", "Ready"));
+    w["spec"]["suspend"] = json!(true);
+    expect(&w, HealthStatus::Suspended, "spec.suspend");
+    let mut w = widget(ready("True", "Ready"));
+    w["spec"]["paused"] = json!(true);
+    expect(&w, HealthStatus::Suspended, "spec.paused");
+}
+
+#[test]
+fn rule_2_a_kind_without_status_subresource_is_a_configuration_object() {
+    let ctx = Context {
+        status_subresource: Some(false),
+        ..Context::default()
+    };
+    let h = assess_with(&ctx, GROUP, "Widget", Some(&widget(Value::Null)));
+    assert_eq!(h.status, HealthStatus::Healthy, "{h}");
+    // Built-in kinds without status (ConfigMap) are Healthy without being told.
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+    assert_eq!(
+        assess("", "ConfigMap", Some(&cm)).status,
+        HealthStatus::Healthy
+    );
+}
+
+#[test]
+fn rule_3_no_status_yet_is_progressing_not_healthy() {
+    expect(
+        &widget(Value::Null),
+        HealthStatus::Progressing,
+        "Waiting for the controller",
+    );
+    expect(
+        &widget(json!({})),
+        HealthStatus::Progressing,
+        "Waiting for the controller",
+    );
+    let ctx = Context {
+        now: Some("2026-12-01T10:00:30Z".parse().expect("time")),
+        status_subresource: Some(true),
+        ..Context::default()
+    };
+    let h = assess_with(&ctx, GROUP, "Widget", Some(&widget(Value::Null)));
+    assert_eq!(h.status, HealthStatus::Progressing, "{h}");
+}
+
+#[test]
+fn rule_4_no_status_after_the_grace_period_is_unknown() {
+    let ctx = Context {
+        now: Some("2026-12-01T10:20:00Z".parse().expect("time")),
+        status_grace: Duration::from_secs(600),
+        ..Context::default()
+    };
+    let h = assess_with(&ctx, GROUP, "Widget", Some(&widget(Value::Null)));
+    assert_eq!(h.status, HealthStatus::Unknown, "{h}");
+    assert!(h.reason.contains("1200s after creation"), "{h}");
+}
+
+#[test]
+fn rule_5_observed_generation_lag_is_progressing() {
+    let mut status = ready("True", "Ready");
+    status["observedGeneration"] = json!(1);
+    expect(
+        &widget(status),
+        HealthStatus::Progressing,
+        "observe generation 2 (observed 1)",
+    );
+}
+
+#[test]
+fn rule_6_failure_conditions_are_degraded() {
+    for (type_, status) in [
+        ("Stalled", "True"),
+        ("Failed", "True"),
+        ("Degraded", "True"),
+        ("InstallPlanFailed", "True"),
+    ] {
+        let w = widget(json!({"conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": type_, "status": status, "reason": "Boom"},
+        ]}));
+        expect(&w, HealthStatus::Degraded, type_);
+    }
+    let crossplane = widget(json!({"conditions": [
+        {"type": "Synced", "status": "False", "reason": "ReconcileError", "message": "cannot connect"},
+        {"type": "Ready", "status": "True"},
+    ]}));
+    expect(&crossplane, HealthStatus::Degraded, "Synced=False");
+}
+
+#[test]
+fn rule_6_stalled_wins_over_reconciling() {
+    let w = widget(json!({"conditions": [
+        {"type": "Reconciling", "status": "True", "reason": "Progressing"},
+        {"type": "Stalled", "status": "True", "reason": "InvalidSpec"},
+    ]}));
+    expect(&w, HealthStatus::Degraded, "Stalled=True");
+}
+
+#[test]
+fn rule_7_a_condition_for_an_older_generation_is_progressing() {
+    let w = widget(json!({"conditions": [
+        {"type": "Ready", "status": "True", "observedGeneration": 1}
+    ]}));
+    expect(
+        &w,
+        HealthStatus::Progressing,
+        "Ready condition is for generation 1",
+    );
+}
+
+#[test]
+fn rule_8_reconciling_progressing_issuing_true_are_progressing() {
+    for type_ in ["Reconciling", "Progressing", "Issuing"] {
+        let w = widget(json!({"conditions": [
+            {"type": "Ready", "status": "Unknown"},
+            {"type": type_, "status": "True", "reason": "Working"},
+        ]}));
+        expect(&w, HealthStatus::Progressing, type_);
+    }
+    // A Deployment-style Progressing=True that says it is done is not work.
+    let done = widget(json!({"conditions": [
+        {"type": "Available", "status": "True"},
+        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+    ]}));
+    expect(&done, HealthStatus::Healthy, "Available=True");
+}
+
+#[test]
+fn rule_9_ready_available_succeeded_true_are_healthy() {
+    for type_ in ["Ready", "Available", "Succeeded"] {
+        let w =
+            widget(json!({"conditions": [{"type": type_, "status": "True", "reason": "Done"}]}));
+        expect(&w, HealthStatus::Healthy, type_);
+    }
+}
+
+#[test]
+fn rule_10_every_in_progress_reason_is_progressing() {
+    for reason in [
+        "Progressing",
+        "Pending",
+        "Reconciling",
+        "Creating",
+        "Provisioning",
+        "InProgress",
+        "ReconciliationInProgress",
+        "Initializing",
+        "Deploying",
+        "Updating",
+        "Upgrading",
+        "Scaling",
+        "Starting",
+        "WaitingForDependencies",
+        "Installing",
+        "Issuing",
+    ] {
+        expect(
+            &widget(ready("False", reason)),
+            HealthStatus::Progressing,
+            reason,
+        );
+    }
+    // Cluster API: an Info-severity False is information, not failure.
+    let w = widget(json!({"conditions": [
+        {"type": "Ready", "status": "False", "severity": "Info", "reason": "WaitingForInfrastructure"}
+    ]}));
+    expect(&w, HealthStatus::Progressing, "Ready=False");
+}
+
+#[test]
+fn rule_10_an_in_progress_reason_with_an_error_message_is_degraded() {
+    let w = widget(json!({"conditions": [
+        {"type": "Ready", "status": "False", "reason": "Applying", "message": "Error: checksum mismatch"}
+    ]}));
+    expect(&w, HealthStatus::Degraded, "checksum mismatch");
+}
+
+#[test]
+fn rule_11_failure_and_other_reasons_are_degraded() {
+    for reason in [
+        "ReconciliationFailed",
+        "ProvisioningFailed",
+        "InvalidSpec",
+        "ImagePullBackOff",
+        "NotReady",
+    ] {
+        expect(
+            &widget(ready("False", reason)),
+            HealthStatus::Degraded,
+            reason,
+        );
+    }
+    // Failure beats a Reconciling=True that retries (Flux).
+    let flux = widget(json!({"conditions": [
+        {"type": "Ready", "status": "False", "reason": "GitOperationFailed"},
+        {"type": "Reconciling", "status": "True", "reason": "ProgressingWithRetry"},
+    ]}));
+    expect(&flux, HealthStatus::Degraded, "GitOperationFailed");
+}
+
+#[test]
+fn rule_12_ready_unknown_is_progressing() {
+    expect(
+        &widget(ready("Unknown", "RevisionMissing")),
+        HealthStatus::Progressing,
+        "Ready=Unknown",
+    );
+}
+
+#[test]
+fn rules_13_to_16_phases_are_mapped() {
+    for (phase, status) in [
+        ("Running", HealthStatus::Healthy),
+        ("Succeeded", HealthStatus::Healthy),
+        ("Bound", HealthStatus::Healthy),
+        ("Pending", HealthStatus::Progressing),
+        ("Provisioning", HealthStatus::Progressing),
+        ("Failed", HealthStatus::Degraded),
+        ("Error", HealthStatus::Degraded),
+        ("Paused", HealthStatus::Suspended),
+    ] {
+        expect(&widget(json!({"phase": phase})), status, phase);
+    }
+    // Run-to-completion kinds are still at work while Running.
+    let run = json!({"apiVersion": "example.com/v1", "kind": "AnalysisRun",
+                     "metadata": {"name": "r"}, "status": {"phase": "Running"}});
+    assert_eq!(
+        assess(GROUP, "AnalysisRun", Some(&run)).status,
+        HealthStatus::Progressing
+    );
+    expect(
+        &widget(json!({"state": "Failed"})),
+        HealthStatus::Degraded,
+        "status.state",
+    );
+}
+
+#[test]
+fn rule_17_nested_argo_cd_health_is_used() {
+    let app = widget(json!({"health": {"status": "Degraded", "message": "pods crash"}}));
+    expect(&app, HealthStatus::Degraded, "pods crash");
+}
+
+#[test]
+fn rule_18_a_status_that_says_nothing_is_not_an_early_pass() {
+    let w = widget(json!({"observedGeneration": 2, "lastSync": "2026-12-01T10:00:00Z"}));
+    expect(&w, HealthStatus::Progressing, "does not say it is ready");
+}
+
+#[test]
+fn api_services_wait_until_available() {
+    let svc = |status: &str| {
+        json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+               "metadata": {"name": "v1beta1.metrics.k8s.io"},
+               "status": {"conditions": [{"type": "Available", "status": status, "reason": "MissingEndpoints"}]}})
+    };
+    let h = assess("apiregistration.k8s.io", "APIService", Some(&svc("False")));
+    assert_eq!(h.status, HealthStatus::Progressing, "{h}");
+    let h = assess("apiregistration.k8s.io", "APIService", Some(&svc("True")));
+    assert_eq!(h.status, HealthStatus::Healthy, "{h}");
+}
+
+#[test]
+fn class_less_ingress_waits_where_the_provider_serves_it() {
+    let ing = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                     "metadata": {"name": "i"}, "spec": {"rules": []}, "status": {"loadBalancer": {}}});
+    let elsewhere = assess_with(
+        &Context::default(),
+        "networking.k8s.io",
+        "Ingress",
+        Some(&ing),
+    );
+    assert_eq!(elsewhere.status, HealthStatus::Healthy, "{elsewhere}");
+    let gke = Context {
+        ingress_without_class: IngressWithoutClass::for_provider("gke"),
+        ..Context::default()
+    };
+    let h = assess_with(&gke, "networking.k8s.io", "Ingress", Some(&ing));
+    assert_eq!(h.status, HealthStatus::Progressing, "{h}");
+}
+
+#[test]
+fn extreme_integers_do_not_overflow() {
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "generation": 1},
+        "spec": {"replicas": i64::MIN},
+        "status": {"observedGeneration": 1, "replicas": i64::MAX, "updatedReplicas": i64::MIN, "readyReplicas": i64::MIN}});
+    for kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"] {
+        let _ = assess("apps", kind, Some(&d));
+    }
+    let s = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "s", "generation": 1},
+        "spec": {"replicas": i64::MAX, "updateStrategy": {"rollingUpdate": {"partition": i64::MIN}}},
+        "status": {"observedGeneration": 1, "readyReplicas": i64::MIN, "updatedReplicas": 0}});
+    let h = assess("apps", "StatefulSet", Some(&s));
+    assert_eq!(h.status, HealthStatus::Progressing, "{h}");
+}
