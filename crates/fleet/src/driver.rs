@@ -43,6 +43,8 @@ pub struct DriverOptions {
     pub lock_ttl: Duration,
     /// Who runs the rollout (lock holder and audit actor identity).
     pub identity: String,
+    /// The environment's custom health checks (built-in rules only by default).
+    pub health_checks: Arc<tidegate_health::HealthChecks>,
 }
 
 impl Default for DriverOptions {
@@ -55,6 +57,7 @@ impl Default for DriverOptions {
             poll: Duration::from_secs(1),
             lock_ttl: Duration::from_secs(60),
             identity: "tidegate".into(),
+            health_checks: Arc::default(),
         }
     }
 }
@@ -191,7 +194,9 @@ impl<F: ClientFactory> Driver<'_, F> {
         // Connect every cluster, then lock them all (in name order).
         let mut engines: BTreeMap<String, Arc<Engine>> = BTreeMap::new();
         for cluster in &self.environment.spec.clusters {
-            let mut engine = Engine::connect(self.factory, cluster).await?;
+            let mut engine = Engine::connect(self.factory, cluster)
+                .await?
+                .with_health_checks(self.options.health_checks.clone());
             if let Some(audit) = &self.audit {
                 engine = engine.with_audit(audit.clone());
             }

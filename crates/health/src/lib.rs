@@ -98,6 +98,7 @@ mod status;
 pub use cel::{CelCheck, CelCompileError, CelExprs};
 pub use checks::{CheckError, CheckSource, HealthChecks, LUA_FILE_NAME, Verdict};
 pub use context::{Context, DEFAULT_STATUS_GRACE, IngressWithoutClass};
+pub use jiff::Timestamp;
 pub use lua::{INSTRUCTION_LIMIT, LuaScript, LuaSyntaxError, MEMORY_LIMIT, TIME_LIMIT};
 pub use status::{Health, HealthStatus, worst};
 

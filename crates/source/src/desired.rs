@@ -4,7 +4,7 @@ use crate::{GitSource, Repo, RepoLocation, SourceError, repo::CommitInfo};
 use std::path::Path;
 use tidegate_core::{
     Diagnostic, Diagnostics, Environment,
-    files::{AppSource, Limits},
+    files::{AppSource, Limits, SourceFile},
     paths,
 };
 
@@ -31,6 +31,9 @@ pub struct Desired {
     pub commit: CommitInfo,
     /// Each app's files, in environment order.
     pub apps: Vec<AppSource>,
+    /// The `health.lua` files of `spec.health.checksPath`, read from the
+    /// configuration repository at the environment file's commit.
+    pub health_scripts: Vec<SourceFile>,
 }
 
 /// Why an environment could not be loaded.
@@ -164,6 +167,22 @@ pub fn load_desired(
             Err(e) => return Err(e.into()),
         }
     }
+    let mut health_scripts = Vec::new();
+    if let Some(dir) = &environment.spec.health.checks_path {
+        match config.read_named(&config_commit.sha, dir, "health.lua", Limits::default()) {
+            Ok(files) => health_scripts = files,
+            Err(SourceError::NoSuchPath { .. }) => problems.push(
+                Diagnostic::new(format!(
+                    "spec.health.checksPath: directory {:?} does not exist at commit {}",
+                    dir.value,
+                    short(&config_commit.sha)
+                ))
+                .at(&env_file, dir.line())
+                .help("commit the checks directory (<dir>/<group>/<kind>/health.lua) or remove checksPath"),
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
     if !problems.is_empty() {
         return Err(LoadError::Invalid(problems.sorted()));
     }
@@ -172,6 +191,7 @@ pub fn load_desired(
         env_file,
         commit,
         apps,
+        health_scripts,
     })
 }
 

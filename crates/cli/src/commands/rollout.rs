@@ -138,6 +138,7 @@ async fn run_rollout(
     revision: &str,
     flags: (&AuditDb, bool, bool),
     options: SyncOptions,
+    health_checks: std::sync::Arc<tidegate_health::HealthChecks>,
 ) -> anyhow::Result<ExitCode> {
     let (audit_db, break_lock, resume) = flags;
     let path = audit_db.path();
@@ -175,6 +176,7 @@ async fn run_rollout(
             resume,
             identity,
             poll: std::time::Duration::from_millis(500),
+            health_checks,
             ..DriverOptions::default()
         },
     };
@@ -267,6 +269,7 @@ pub async fn fleet_sync(
         &revision,
         (&args.audit, args.break_lock, args.resume),
         options,
+        loaded.health_checks.clone(),
     )
     .await
 }
@@ -307,11 +310,12 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
             );
         }
     }
+    let health_checks = custom_health_checks(&loaded);
     match args.output {
         TextOrJson::Json => println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes})
+                &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes, "healthChecks": health_checks})
             )?
         ),
         TextOrJson::Text => {
@@ -354,9 +358,31 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                     }
                 }
             }
+            for (kind, check) in &health_checks {
+                println!("health of {kind}: {check}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The kinds of the rendered objects whose health a custom check decides,
+/// with the check (`Lua health/...`, `CEL environments/prod.yaml:12`).
+fn custom_health_checks(loaded: &fleet::Loaded) -> std::collections::BTreeMap<String, String> {
+    loaded
+        .rendered
+        .clusters
+        .iter()
+        .flat_map(|c| &c.apps)
+        .flat_map(|a| &a.objects)
+        .filter_map(|o| {
+            let (group, kind) = (&o.key.group, &o.key.kind);
+            match loaded.health_checks.source_for(group, kind) {
+                tidegate_health::CheckSource::BuiltIn => None,
+                check => Some((format!("{group}/{kind}"), check.to_string())),
+            }
+        })
+        .collect()
 }
 
 /// `tidegate approve`.
@@ -504,14 +530,20 @@ pub async fn rollback(
     .render(&to)
     .await
     .map_err(|e| anyhow::anyhow!("rendering {to}: {e}"))?;
-    let sha = Workspace::open_at(global.repo.as_deref(), Some(&to))?
-        .commit_sha()
-        .to_string();
+    let at_target = Workspace::open_at(global.repo.as_deref(), Some(&to))?;
+    let sha = at_target.commit_sha().to_string();
+    let health_checks = match at_target.load(&args.env) {
+        Ok(desired) => super::fleet::health_checks(&desired)
+            .map_err(|problems| anyhow::anyhow!("health checks at {to}: {problems}"))?,
+        Err(e) => anyhow::bail!("loading {} at {to}: {e}", args.env),
+    };
     if let Some(cluster) = &args.cluster {
         let Some(definition) = environment.cluster(cluster) else {
             bail!("environment {} has no cluster {cluster} at {to}", args.env);
         };
-        let engine = tidegate_sync::Engine::connect(&factory, definition).await?;
+        let engine = tidegate_sync::Engine::connect(&factory, definition)
+            .await?
+            .with_health_checks(health_checks);
         let path = args.rollout.audit.path();
         let engine = engine.with_audit(Audit {
             sink: std::sync::Arc::new(SqliteStore::open(&path)?),
@@ -560,6 +592,7 @@ pub async fn rollback(
             prune: true,
             ..SyncOptions::default()
         },
+        health_checks,
     )
     .await
 }

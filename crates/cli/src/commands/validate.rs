@@ -53,6 +53,9 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
                 if global.access == Access::Kubeconfig {
                     problems.extend(check_kubeconfig_access(&desired));
                 }
+                if let Err(found) = super::fleet::health_checks(&desired) {
+                    problems.extend(found);
+                }
                 match tidegate_render::render_environment(
                     &desired.environment,
                     &desired.env_file,
