@@ -376,9 +376,10 @@ impl<F: ClientFactory> Driver<'_, F> {
                 let Some(engine) = engines.get(&name) else {
                     continue;
                 };
+                // While applying, the new revision's objects may not exist
+                // yet (a custom resource waits for its CRD): judge what runs.
                 let keys = match progress_state {
-                    ClusterProgress::Applying
-                    | ClusterProgress::Progressing
+                    ClusterProgress::Progressing
                     | ClusterProgress::Updated
                     | ClusterProgress::Failed
                     | ClusterProgress::Skipped => self.target_keys(&name),

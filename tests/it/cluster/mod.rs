@@ -384,6 +384,7 @@ mod aks;
 mod cloud;
 mod discover;
 mod eks;
+mod health;
 mod rollout;
 mod switch;
 mod sync;

@@ -1,0 +1,290 @@
+//! Health gates on custom resources, on a real cluster: a CRD with a status
+//! subresource and a custom resource whose status the test writes (as its
+//! controller would), rolled out by the fleet driver.
+//!
+//! - no status → `Ready=False` (`Reconciling`) → `Ready=True`: the wave
+//!   waits through the first two and passes after the third;
+//! - a new revision whose resource goes `Stalled=True`: the wave fails and
+//!   is rolled back.
+
+use super::fleet;
+use crate::pipeline::{load_env_at, roll_out};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tidegate_cluster::KubeconfigFactory;
+use tidegate_fleet::{DriverOptions, Outcome, RolloutReport};
+use tidegate_health::{CheckSource, HealthStatus};
+use tidegate_sync::Engine;
+use tidegate_testkit::{Fleet, TestNamespace};
+use tidegate_tests::GitFixture;
+
+const CLUSTER: &str = "eks-us-east-1";
+
+struct Fixture {
+    fleet: &'static Fleet,
+    git: GitFixture,
+    ns: TestNamespace,
+    env: String,
+    group: String,
+}
+
+impl Fixture {
+    async fn new(prefix: &str) -> Fixture {
+        let fleet = fleet().await;
+        let ns = TestNamespace::create(fleet, prefix).expect("namespace");
+        let env = ns.name().to_string();
+        // CRDs are cluster-wide: one group per test.
+        let group = format!("{env}.tidegate.test");
+        let git = GitFixture::new();
+        git.write(
+            &format!("environments/{env}.yaml"),
+            format!(
+                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: {CLUSTER}\n      provider:\n        kubeconfig:\n          context: {CLUSTER}\n          file: {}\n      wave: 1\n  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 90s\n    bakeTime: 1s\n    failurePolicy: rollback\n",
+                fleet.kubeconfig().display()
+            ),
+        );
+        git.write(
+            "manifests/app/crd.yaml",
+            format!(
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      subresources: {{status: {{}}}}\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n"
+            ),
+        );
+        let mut fx = Fixture {
+            fleet,
+            git,
+            ns,
+            env,
+            group,
+        };
+        fx.widget(1);
+        fx.git.commit("v1");
+        fx
+    }
+
+    /// Writes the Widget manifest with `spec.size`.
+    fn widget(&mut self, size: u32) {
+        self.git.write(
+            "manifests/app/widget.yaml",
+            format!(
+                "apiVersion: {}/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n  size: {size}\n",
+                self.group
+            ),
+        );
+    }
+
+    async fn rollout(&self) -> RolloutReport {
+        let options = DriverOptions {
+            poll: Duration::from_millis(300),
+            identity: "tests".into(),
+            ..DriverOptions::default()
+        };
+        roll_out(self.git.path(), &self.env, options, None, None)
+            .await
+            .expect("rollout runs")
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Result<String, String> {
+        self.fleet
+            .kubectl(CLUSTER, args)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// Waits until the Widget exists (the rollout applied it); its generation.
+    async fn wait_for_widget(&self) -> i64 {
+        for _ in 0..600 {
+            if let Ok(out) = self.kubectl(&[
+                "get",
+                &format!("widgets.{}", self.group),
+                "w",
+                "-n",
+                self.ns.name(),
+                "-o",
+                "jsonpath={.metadata.generation}",
+            ]) && let Ok(generation) = out.trim().parse()
+            {
+                return generation;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the rollout never applied the Widget");
+    }
+
+    /// Writes the Widget's status through the status subresource, as its
+    /// controller would.
+    fn set_status(&self, status: serde_json::Value) {
+        let patch = json!({ "status": status }).to_string();
+        self.kubectl(&[
+            "patch",
+            &format!("widgets.{}", self.group),
+            "w",
+            "-n",
+            self.ns.name(),
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ])
+        .expect("status patch");
+    }
+
+    /// The Widget's health as the sync engine assesses it.
+    async fn widget_health(&self) -> (HealthStatus, String, CheckSource) {
+        let (desired, _) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
+        let cluster = desired.environment.cluster(CLUSTER).expect("cluster");
+        let engine = Engine::connect(&KubeconfigFactory::default(), cluster)
+            .await
+            .expect("connect");
+        let key = tidegate_core::ObjectKey::new(&self.group, "Widget", Some(self.ns.name()), "w");
+        let resolved = engine
+            .resolve_all(&[(key, format!("{}/v1", self.group))])
+            .await
+            .expect("resolve");
+        let health = engine.health(&resolved).await.expect("health");
+        let h = &health[0];
+        (h.health.status, h.health.reason.clone(), h.check.clone())
+    }
+
+    /// Waits until the engine sees the Widget as `status`.
+    async fn wait_for_health(&self, status: HealthStatus) -> String {
+        let mut last = None;
+        for _ in 0..100 {
+            let (s, reason, check) = self.widget_health().await;
+            assert_eq!(check, CheckSource::BuiltIn);
+            if s == status {
+                return reason;
+            }
+            last = Some((s, reason));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("Widget never became {status}: last {last:?}");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.kubectl(&[
+            "delete",
+            "crd",
+            &format!("widgets.{}", self.group),
+            "--wait=false",
+        ]);
+    }
+}
+
+fn ready(status: &str, reason: &str, generation: i64) -> serde_json::Value {
+    json!({
+        "observedGeneration": generation,
+        "conditions": [{
+            "type": "Ready", "status": status, "reason": reason, "message": "test controller",
+            "lastTransitionTime": "2026-12-01T10:00:00Z", "observedGeneration": generation,
+        }]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wave_waits_for_a_custom_resource_until_it_is_ready() {
+    let fx = Fixture::new("health-wait").await;
+    let ready_written = Arc::new(AtomicBool::new(false));
+    let controller = async {
+        let generation = fx.wait_for_widget().await;
+        // No status yet: waiting, not a pass.
+        let reason = fx.wait_for_health(HealthStatus::Progressing).await;
+        assert!(reason.contains("Waiting for the controller"), "{reason}");
+        fx.set_status(json!({
+            "observedGeneration": generation,
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "Reconciling", "message": "creating widgets",
+                 "lastTransitionTime": "2026-12-01T10:00:00Z"},
+                {"type": "Reconciling", "status": "True", "reason": "Progressing", "message": "creating widgets",
+                 "lastTransitionTime": "2026-12-01T10:00:00Z"},
+            ]
+        }));
+        let reason = fx.wait_for_health(HealthStatus::Progressing).await;
+        assert!(reason.contains("Reconciling"), "{reason}");
+        // Several polls of the driver see it in progress before it is ready.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        ready_written.store(true, Ordering::SeqCst);
+        fx.set_status(ready("True", "Succeeded", generation));
+    };
+    let (report, ()) = tokio::join!(fx.rollout(), controller);
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    assert!(
+        ready_written.load(Ordering::SeqCst),
+        "the wave passed before the Widget was Ready"
+    );
+    assert_eq!(fx.widget_health().await.0, HealthStatus::Healthy);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_resource_that_stalls_fails_the_wave_and_is_rolled_back() {
+    let mut fx = Fixture::new("health-stall").await;
+    let first = async {
+        let generation = fx.wait_for_widget().await;
+        fx.set_status(ready("True", "Succeeded", generation));
+    };
+    let (report, ()) = tokio::join!(fx.rollout(), first);
+    assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
+    let good = fx.git.head();
+
+    fx.widget(5);
+    fx.git.write(
+        "manifests/app/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: added-by-bad\ndata:\n  A: b\n",
+    );
+    fx.git.commit("v2: the controller gives up on it");
+    let stall = async {
+        // Generation 2 is the new spec; the controller reports it stalled.
+        for _ in 0..600 {
+            if fx.wait_for_widget().await >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        fx.set_status(json!({
+            "observedGeneration": 2,
+            "conditions": [
+                {"type": "Ready", "status": "False", "reason": "InvalidSize", "message": "size 5 is not allowed",
+                 "lastTransitionTime": "2026-12-01T10:00:00Z", "observedGeneration": 2},
+                {"type": "Stalled", "status": "True", "reason": "InvalidSize", "message": "size 5 is not allowed",
+                 "lastTransitionTime": "2026-12-01T10:00:00Z", "observedGeneration": 2},
+            ]
+        }));
+    };
+    let (report, ()) = tokio::join!(fx.rollout(), stall);
+    assert!(
+        matches!(report.outcome, Outcome::RolledBack { .. }),
+        "{:?} {:?}",
+        report.outcome,
+        report.timeline
+    );
+    assert!(
+        report
+            .timeline
+            .iter()
+            .any(|(c, what, _)| c == CLUSTER && what == "rolled-back"),
+        "{:?} {:?}",
+        report.outcome,
+        report.timeline
+    );
+    // Back at the good revision: the Widget's spec and no extra ConfigMap.
+    let size = fx
+        .kubectl(&[
+            "get",
+            &format!("widgets.{}", fx.group),
+            "w",
+            "-n",
+            fx.ns.name(),
+            "-o",
+            "jsonpath={.spec.size}",
+        ])
+        .expect("widget");
+    assert_eq!(size.trim(), "1");
+    assert!(
+        fx.kubectl(&["get", "configmap", "added-by-bad", "-n", fx.ns.name()])
+            .is_err(),
+        "the rollback pruned what the bad revision added"
+    );
+    let _ = good;
+}
