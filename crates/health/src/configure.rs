@@ -61,12 +61,17 @@ impl HealthChecks {
                 }
             }
             for e in checks.add_lua_directory(dir, texts) {
-                let (file, line) = match &e {
-                    CheckError::Lua(l) => (l.file.clone(), l.line),
-                    CheckError::Layout { file } => (file.clone(), None),
-                    CheckError::Cel(_) => (env_file.to_string(), dir.line()),
+                let (file, line, message) = match &e {
+                    CheckError::Lua(l) => {
+                        // The diagnostic names the file and line already.
+                        let prefix = format!("{}:{}: ", l.file, l.line.unwrap_or(0));
+                        let message = l.message.strip_prefix(&prefix).unwrap_or(&l.message);
+                        (l.file.clone(), l.line, message.to_string())
+                    }
+                    CheckError::Layout { file } => (file.clone(), None, e.to_string()),
+                    CheckError::Cel(_) => (env_file.to_string(), dir.line(), e.to_string()),
                 };
-                problems.push(Diagnostic::new(e.to_string()).at(file, line).help(format!(
+                problems.push(Diagnostic::new(message).at(file, line).help(format!(
                     "health checks live at {}/<group>/<kind>/health.lua and must be valid Lua 5.1",
                     dir.value
                 )));

@@ -288,3 +288,97 @@ async fn a_custom_resource_that_stalls_fails_the_wave_and_is_rolled_back() {
     );
     let _ = good;
 }
+
+/// A repository with environment `dev` whose health checks are the Lua
+/// scripts of `crates/health/tests/checks` (Argo CD's layout, committed
+/// under `health/`) and the CEL check `cel` (YAML lines, indented by 8).
+fn checks_repo(cel: &str) -> GitFixture {
+    let mut git = GitFixture::new();
+    git.copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/health/tests/checks"),
+        "health",
+    );
+    git.write(
+        "manifests/app/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n",
+    );
+    git.write(
+        "environments/dev.yaml",
+        format!(
+            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: dev\nspec:\n  source:\n    repoURL: .\n  clusters:\n    - name: dev\n      provider: {{kubeconfig: {{}}}}\n  apps:\n    - name: app\n  health:\n    checksPath: health\n    checks:\n      - group: parts.tidegate.dev\n        kind: Gadget\n        cel:\n{cel}"
+        ),
+    );
+    git.commit("checks");
+    git
+}
+
+const GOOD_CEL: &str = "          current: \"status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')\"\n          failed: \"status.conditions.exists(c, c.type == 'Broken' && c.status == 'True')\"\n";
+
+#[test]
+fn tidegate_health_runs_the_environments_checks_on_a_file() {
+    let git = checks_repo(GOOD_CEL);
+    let home = tempfile::tempdir().expect("home");
+    let objects = home.path().join("objects.yaml");
+    std::fs::write(
+        &objects,
+        "apiVersion: example.tidegate.dev/v1\nkind: Widget\nmetadata: {name: w, namespace: shop}\nspec: {widgets: 3}\nstatus: {widgetsReady: 1}\n---\napiVersion: parts.tidegate.dev/v1\nkind: Gadget\nmetadata: {name: g, namespace: shop}\nstatus:\n  conditions: [{type: Broken, status: \"True\"}]\n---\napiVersion: other.tidegate.dev/v1\nkind: Gizmo\nmetadata: {name: z}\nstatus:\n  conditions: [{type: Ready, status: \"True\", message: fine}]\n---\napiVersion: example.com/v1\nkind: Thing\nmetadata: {name: t}\n",
+    )
+    .expect("objects");
+    let out = super::tidegate_command(git.path(), home.path())
+        .args(["health", "-f"])
+        .arg(&objects)
+        .args(["--env", "dev"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "Widget shop/w: Progressing: 1 of 3 widgets ready  [Lua health/example.tidegate.dev/Widget/health.lua]",
+            "Gadget shop/g: Degraded: failed is true: status.conditions.exists(c, c.type == 'Broken' && c.status == 'True')  [CEL environments/dev.yaml:16]",
+            "Gizmo z: Healthy: fine  [Lua health/_.tidegate.dev/_/health.lua]",
+            "Thing t: Progressing: Waiting for the controller to report a status  [built-in]",
+        ],
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_refuses_invalid_cel_and_lua_at_their_lines() {
+    let mut git = checks_repo(
+        "          current: \"status.ready ==\"\n          inProgress: \"has(status.x)\"\n",
+    );
+    git.write(
+        "health/example.tidegate.dev/Broken/health.lua",
+        "local hs = {}\nif obj.status then\nreturn hs\n",
+    );
+    git.commit("broken checks");
+    let home = tempfile::tempdir().expect("home");
+    let out = super::tidegate_command(git.path(), home.path())
+        .args(["validate", "--env", "dev", "--offline"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let all = format!("{stdout}{stderr}");
+    assert!(
+        all.contains("environments/dev.yaml:19: spec.health.checks: CEL for parts.tidegate.dev/Gadget: current:"),
+        "{all}"
+    );
+    assert!(
+        all.contains("error: health/example.tidegate.dev/Broken/health.lua:4: 'end' expected (to close 'if' at line 2)"),
+        "{all}"
+    );
+    assert!(
+        !all.contains("inProgress:"),
+        "the valid expression is not reported: {all}"
+    );
+}
