@@ -77,15 +77,20 @@ impl HealthChecks {
                 )));
             }
         }
-        (checks.with_settings(options), problems)
+        (checks.with_settings(env), problems)
     }
 
-    fn with_settings(mut self, options: &environment::HealthOptions) -> Self {
+    fn with_settings(mut self, env: &Environment) -> Self {
+        let options = &env.spec.health;
         self.ingress_without_class = options.ingress_without_class.map(|i| match i {
             environment::IngressWithoutClass::Healthy => IngressWithoutClass::Healthy,
             environment::IngressWithoutClass::Wait => IngressWithoutClass::Wait,
         });
-        self.status_grace = options.status_grace_period.map(|d| d.0);
+        self.status_grace = Some(
+            options
+                .status_grace_period
+                .map_or(env.spec.rollout.progress_deadline.0, |d| d.0),
+        );
         self
     }
 
