@@ -64,7 +64,12 @@ impl<'a> Condition<'a> {
     pub(crate) fn from_value(v: &'a Value) -> Self {
         Condition {
             type_: str_at(v, &["type"]),
-            status: str_at(v, &["status"]),
+            // A YAML `status: True` left unquoted reads as a boolean.
+            status: match v.get("status") {
+                Some(Value::Bool(true)) => "True",
+                Some(Value::Bool(false)) => "False",
+                _ => str_at(v, &["status"]),
+            },
             reason: str_at(v, &["reason"]),
             message: str_at(v, &["message"]),
             observed_generation: int(v, &["observedGeneration"]),

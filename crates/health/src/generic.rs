@@ -194,6 +194,12 @@ impl Signals {
                         .collect::<Vec<_>>()
                         .join("; "),
                 ));
+            } else if let Some(c) = positive
+                .iter()
+                .find(|c| c.is_false() && reasons::reason(c.reason) == Reading::InProgress)
+            {
+                s.in_progress
+                    .get_or_insert_with(|| Health::progressing(c.describe()));
             } else if let Some(c) = positive.iter().find(|c| c.is_false()) {
                 s.not_ready
                     .get_or_insert_with(|| Health::degraded(c.describe()));
@@ -353,8 +359,34 @@ impl Signals {
 
     /// `status.phase` and the like.
     fn read_phase(&mut self, obj: &Value, status: &Value) {
-        for field in PHASE_FIELDS {
-            let value = str_at(status, &[field]);
+        // The known fields first, then any `*Status` / `*State` / `*Phase`
+        // string, or the `state` / `status` / `phase` of such an object
+        // (`applicationState.state`, `ansibleJobResult.status`).
+        let mut fields: Vec<(String, &str)> = PHASE_FIELDS
+            .iter()
+            .map(|f| (format!("status.{f}"), str_at(status, &[f])))
+            .collect();
+        if let Value::Object(map) = status {
+            for (key, value) in map {
+                let lower = key.to_ascii_lowercase();
+                let named = ["status", "state", "phase", "result"]
+                    .iter()
+                    .any(|end| lower.ends_with(end));
+                if !named || PHASE_FIELDS.contains(&key.as_str()) {
+                    continue;
+                }
+                match value {
+                    Value::String(v) => fields.push((format!("status.{key}"), v)),
+                    Value::Object(_) => {
+                        for inner in ["state", "status", "phase"] {
+                            fields.push((format!("status.{key}.{inner}"), str_at(value, &[inner])));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (field, value) in fields {
             let Some(mut health) = reasons::phase(value) else {
                 continue;
             };
@@ -365,8 +397,8 @@ impl Signals {
                 health = HealthStatus::Progressing;
             }
             let message = match str_at(status, &["message"]) {
-                "" => format!("status.{field} is {value}"),
-                m => format!("status.{field} is {value}: {m}"),
+                "" => format!("{field} is {value}"),
+                m => format!("{field} is {value}: {m}"),
             };
             let slot = match health {
                 HealthStatus::Degraded | HealthStatus::Missing => &mut self.failed,
