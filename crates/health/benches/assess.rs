@@ -71,7 +71,7 @@ fn object(i: usize) -> (&'static str, &'static str, Value) {
             json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": metadata(&name),
                    "spec": {"secretName": name, "dnsNames": ["shop.example.com"], "issuerRef": {"name": "le", "kind": "ClusterIssuer"}},
                    "status": {"notAfter": "2027-03-01T10:00:00Z", "revision": 2, "conditions": [
-                       {"type": "Ready", "status": if i % 12 == 0 { "False" } else { "True" }, "reason": "Ready",
+                       {"type": "Ready", "status": if i.is_multiple_of(12) { "False" } else { "True" }, "reason": "Ready",
                         "message": "Certificate is up to date and has not expired", "observedGeneration": 3,
                         "lastTransitionTime": "2026-12-01T10:00:00Z"}]}}),
         ),

@@ -130,15 +130,20 @@ fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
     }
 }
 
+/// What is rolled out: the environment, its rendering and its health checks.
+type RolloutTarget<'a> = (
+    &'a Environment,
+    &'a Rendered,
+    std::sync::Arc<tidegate_health::HealthChecks>,
+);
+
 async fn run_rollout(
     global: &Global,
     factory: &CloudFactory,
-    environment: &Environment,
-    rendered: &Rendered,
+    (environment, rendered, health_checks): RolloutTarget<'_>,
     revision: &str,
     flags: (&AuditDb, bool, bool),
     options: SyncOptions,
-    health_checks: std::sync::Arc<tidegate_health::HealthChecks>,
 ) -> anyhow::Result<ExitCode> {
     let (audit_db, break_lock, resume) = flags;
     let path = audit_db.path();
@@ -264,12 +269,14 @@ pub async fn fleet_sync(
     run_rollout(
         global,
         loaded.factory(),
-        &loaded.desired.environment,
-        &loaded.rendered,
+        (
+            &loaded.desired.environment,
+            &loaded.rendered,
+            loaded.health_checks.clone(),
+        ),
         &revision,
         (&args.audit, args.break_lock, args.resume),
         options,
-        loaded.health_checks.clone(),
     )
     .await
 }
@@ -584,15 +591,13 @@ pub async fn rollback(
     run_rollout(
         global,
         &factory,
-        &environment,
-        &rendered,
+        (&environment, &rendered, health_checks),
         &sha,
         (&args.rollout.audit, args.rollout.break_lock, false),
         SyncOptions {
             prune: true,
             ..SyncOptions::default()
         },
-        health_checks,
     )
     .await
 }
