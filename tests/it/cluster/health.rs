@@ -58,13 +58,13 @@ impl Fixture {
             env,
             group,
         };
-        fx.widget(1);
+        fx.write_widget(1);
         fx.git.commit("v1");
         fx
     }
 
     /// Writes the Widget manifest with `spec.size`.
-    fn widget(&mut self, size: u32) {
+    fn write_widget(&mut self, size: u32) {
         self.git.write(
             "manifests/app/widget.yaml",
             format!(
@@ -91,18 +91,19 @@ impl Fixture {
             .map_err(|e| format!("{e:#}"))
     }
 
+    /// `kubectl <verb> widgets.<group> w -n <ns> <args>`.
+    fn widget(&self, verb: &str, args: &[&str]) -> Result<String, String> {
+        let resource = format!("widgets.{}", self.group);
+        let mut all = vec![verb, resource.as_str(), "w", "-n", self.ns.name()];
+        all.extend_from_slice(args);
+        self.kubectl(&all)
+    }
+
     /// Waits until the Widget exists (the rollout applied it); its generation.
     async fn wait_for_widget(&self) -> i64 {
         for _ in 0..600 {
-            if let Ok(out) = self.kubectl(&[
-                "get",
-                &format!("widgets.{}", self.group),
-                "w",
-                "-n",
-                self.ns.name(),
-                "-o",
-                "jsonpath={.metadata.generation}",
-            ]) && let Ok(generation) = out.trim().parse()
+            if let Ok(out) = self.widget("get", &["-o", "jsonpath={.metadata.generation}"])
+                && let Ok(generation) = out.trim().parse()
             {
                 return generation;
             }
@@ -115,17 +116,10 @@ impl Fixture {
     /// controller would.
     fn set_status(&self, status: serde_json::Value) {
         let patch = json!({ "status": status }).to_string();
-        self.kubectl(&[
+        self.widget(
             "patch",
-            &format!("widgets.{}", self.group),
-            "w",
-            "-n",
-            self.ns.name(),
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &patch,
-        ])
+            &["--subresource=status", "--type=merge", "-p", &patch],
+        )
         .expect("status patch");
     }
 
@@ -228,7 +222,7 @@ async fn a_custom_resource_that_stalls_fails_the_wave_and_is_rolled_back() {
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
     let good = fx.git.head();
 
-    fx.widget(5);
+    fx.write_widget(5);
     fx.git.write(
         "manifests/app/extra.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: added-by-bad\ndata:\n  A: b\n",
@@ -270,15 +264,7 @@ async fn a_custom_resource_that_stalls_fails_the_wave_and_is_rolled_back() {
     );
     // Back at the good revision: the Widget's spec and no extra ConfigMap.
     let size = fx
-        .kubectl(&[
-            "get",
-            &format!("widgets.{}", fx.group),
-            "w",
-            "-n",
-            fx.ns.name(),
-            "-o",
-            "jsonpath={.spec.size}",
-        ])
+        .widget("get", &["-o", "jsonpath={.spec.size}"])
         .expect("widget");
     assert_eq!(size.trim(), "1");
     assert!(
