@@ -362,9 +362,10 @@ impl Signals {
         // The known fields first, then any `*Status` / `*State` / `*Phase`
         // string, or the `state` / `status` / `phase` of such an object
         // (`applicationState.state`, `ansibleJobResult.status`).
-        let mut fields: Vec<(String, &str)> = PHASE_FIELDS
+        // (field, inner field, value): formatted into a message on a match only.
+        let mut fields: Vec<(&str, &str, &str)> = PHASE_FIELDS
             .iter()
-            .map(|f| (format!("status.{f}"), str_at(status, &[f])))
+            .map(|f| (*f, "", str_at(status, &[f])))
             .collect();
         if let Value::Object(map) = status {
             for (key, value) in map {
@@ -376,17 +377,17 @@ impl Signals {
                     continue;
                 }
                 match value {
-                    Value::String(v) => fields.push((format!("status.{key}"), v)),
+                    Value::String(v) => fields.push((key, "", v)),
                     Value::Object(_) => {
                         for inner in ["state", "status", "phase"] {
-                            fields.push((format!("status.{key}.{inner}"), str_at(value, &[inner])));
+                            fields.push((key, inner, str_at(value, &[inner])));
                         }
                     }
                     _ => {}
                 }
             }
         }
-        for (field, value) in fields {
+        for (key, inner, value) in fields {
             let Some(mut health) = reasons::phase(value) else {
                 continue;
             };
@@ -396,6 +397,11 @@ impl Signals {
             {
                 health = HealthStatus::Progressing;
             }
+            let field = if inner.is_empty() {
+                format!("status.{key}")
+            } else {
+                format!("status.{key}.{inner}")
+            };
             let message = match str_at(status, &["message"]) {
                 "" => format!("{field} is {value}"),
                 m => format!("{field} is {value}: {m}"),
