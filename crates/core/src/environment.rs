@@ -62,7 +62,7 @@ pub struct EnvironmentSpec {
     #[serde(default)]
     pub sync: SyncOptions,
     /// Custom health checks and health settings.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "HealthOptions::is_unset")]
     pub health: HealthOptions,
 }
 
@@ -570,6 +570,13 @@ pub struct HealthOptions {
     /// by default `spec.rollout.progressDeadline`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_grace_period: Option<GoDuration>,
+}
+
+impl HealthOptions {
+    /// True when nothing is set (built-in rules, provider defaults).
+    pub fn is_unset(&self) -> bool {
+        *self == HealthOptions::default()
+    }
 }
 
 /// A custom health check for a group and kind: exactly one of `cel` and `lua`.
