@@ -31,7 +31,8 @@ impl HealthChecks {
                 let name = format!("{env_file} (check at line {})", check.line);
                 if let Err(e) = checks.add_inline_lua(&check.group, &check.kind, &name, lua) {
                     let line = match &e {
-                        CheckError::Lua(l) => l.line.map(|n| lua.line + n),
+                        // The value of a block scalar starts on the line after `lua: |`.
+                        CheckError::Lua(l) => l.line.map(|n| lua.line + n.saturating_sub(1)),
                         _ => None,
                     };
                     problems.push(

@@ -432,3 +432,66 @@ fn invalid_cel_is_refused_with_the_field_that_is_wrong() {
     assert_eq!(fields, ["inProgress", "current"]);
     assert!(checks.is_empty());
 }
+
+/// An environment file with `health` (YAML lines indented by 2 under `spec`).
+fn environment(health: &str) -> tidegate_core::Environment {
+    let text = format!(
+        "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: dev\nspec:\n  source:\n    repoURL: .\n  clusters:\n    - name: dev\n      provider: {{gke: {{project: p, location: l, clusterName: c}}}}\n  apps:\n    - name: app\n  rollout:\n    progressDeadline: 7m\n{health}"
+    );
+    tidegate_core::Environment::parse(&text, "environments/dev.yaml").expect("valid environment")
+}
+
+#[test]
+fn an_environment_builds_its_checks_and_settings() {
+    let env = environment(
+        "  health:\n    checks:\n      - group: \"*.tidegate.dev\"\n        kind: \"*\"\n        lua: |\n          return {status = \"Suspended\", message = obj.kind}\n",
+    );
+    let (checks, problems) = HealthChecks::for_environment(&env, "environments/dev.yaml", &[]);
+    assert!(problems.is_empty(), "{problems}");
+    let v = checks.assess(
+        &Context::default(),
+        "parts.tidegate.dev",
+        "Gadget",
+        Some(&json!({"kind": "Gadget"})),
+    );
+    assert_eq!(
+        (v.health.status, v.health.reason.as_str()),
+        (HealthStatus::Suspended, "Gadget")
+    );
+    assert_eq!(
+        v.check.to_string(),
+        "Lua environments/dev.yaml (check at line 17)"
+    );
+    // Settings: the provider's Ingress convention, the rollout's deadline as grace.
+    let ctx = checks.context("gke", None);
+    assert_eq!(
+        ctx.ingress_without_class,
+        tidegate_health::IngressWithoutClass::Wait
+    );
+    assert_eq!(ctx.status_grace, std::time::Duration::from_secs(420));
+    assert_eq!(
+        checks.context("eks", None).ingress_without_class,
+        tidegate_health::IngressWithoutClass::Healthy
+    );
+}
+
+#[test]
+fn an_inline_lua_syntax_error_is_reported_at_its_line_in_the_environment_file() {
+    let env = environment(
+        "  health:\n    ingressWithoutClass: healthy\n    checks:\n      - group: example.com\n        kind: Widget\n        lua: |\n          local hs = {}\n          hs.status = = \"Healthy\"\n          return hs\n",
+    );
+    let (checks, problems) = HealthChecks::for_environment(&env, "environments/dev.yaml", &[]);
+    let text = problems.to_string();
+    assert_eq!(problems.len(), 1, "{text}");
+    let p = problems.iter().next().expect("one problem");
+    assert_eq!(
+        (p.file.as_deref(), p.line),
+        (Some("environments/dev.yaml"), Some(22)),
+        "{text}"
+    );
+    assert!(checks.is_empty());
+    assert_eq!(
+        checks.context("gke", None).ingress_without_class,
+        tidegate_health::IngressWithoutClass::Healthy
+    );
+}
