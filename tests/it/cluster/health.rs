@@ -5,7 +5,11 @@
 //! - no status → `Ready=False` (`Reconciling`) → `Ready=True`: the wave
 //!   waits through the first two and passes after the third;
 //! - a new revision whose resource goes `Stalled=True`: the wave fails and
-//!   is rolled back.
+//!   is rolled back;
+//! - a custom resource of a kind without status subresource (configuration)
+//!   is Healthy without any status, read from discovery;
+//! - `tidegate health -f` and `tidegate validate` with Lua and CEL checks
+//!   committed to the repository (no cluster needed, but the binary).
 
 use super::fleet;
 use crate::pipeline::{load_env_at, roll_out};
@@ -49,6 +53,20 @@ impl Fixture {
             "manifests/app/crd.yaml",
             format!(
                 "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.{group}\nspec:\n  group: {group}\n  names: {{kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      subresources: {{status: {{}}}}\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n"
+            ),
+        );
+        // A plain configuration kind: no status subresource, so no status
+        // to wait for.
+        git.write(
+            "manifests/app/settings-crd.yaml",
+            format!(
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: settings.{group}\nspec:\n  group: {group}\n  names: {{kind: Setting, plural: settings, singular: setting, listKind: SettingList}}\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n"
+            ),
+        );
+        git.write(
+            "manifests/app/setting.yaml",
+            format!(
+                "apiVersion: {group}/v1\nkind: Setting\nmetadata:\n  name: s\nspec:\n  level: 3\n"
             ),
         );
         let mut fx = Fixture {
@@ -125,12 +143,18 @@ impl Fixture {
 
     /// The Widget's health as the sync engine assesses it.
     async fn widget_health(&self) -> (HealthStatus, String, CheckSource) {
+        self.health_of("Widget", "w").await
+    }
+
+    /// The health of a custom resource of this test's group, as the sync
+    /// engine assesses it.
+    async fn health_of(&self, kind: &str, name: &str) -> (HealthStatus, String, CheckSource) {
         let (desired, _) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
         let cluster = desired.environment.cluster(CLUSTER).expect("cluster");
         let engine = Engine::connect(&KubeconfigFactory::default(), cluster)
             .await
             .expect("connect");
-        let key = tidegate_core::ObjectKey::new(&self.group, "Widget", Some(self.ns.name()), "w");
+        let key = tidegate_core::ObjectKey::new(&self.group, kind, Some(self.ns.name()), name);
         let resolved = engine
             .resolve_all(&[(key, format!("{}/v1", self.group))])
             .await
@@ -162,6 +186,7 @@ impl Drop for Fixture {
             "delete",
             "crd",
             &format!("widgets.{}", self.group),
+            &format!("settings.{}", self.group),
             "--wait=false",
         ]);
     }
@@ -209,6 +234,10 @@ async fn a_wave_waits_for_a_custom_resource_until_it_is_ready() {
         "the wave passed before the Widget was Ready"
     );
     assert_eq!(fx.widget_health().await.0, HealthStatus::Healthy);
+    // The configuration kind never had a status and never held the wave.
+    let (status, reason, _) = fx.health_of("Setting", "s").await;
+    assert_eq!(status, HealthStatus::Healthy, "{reason}");
+    assert!(reason.contains("no status subresource"), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
