@@ -45,7 +45,6 @@ const SAFE_GLOBALS: &[&str] = &[
     "pairs",
     "rawequal",
     "rawget",
-    "rawset",
     "select",
     "setmetatable",
     "getmetatable",
@@ -54,10 +53,11 @@ const SAFE_GLOBALS: &[&str] = &[
     "type",
     "unpack",
     "_VERSION",
-    "string",
-    "table",
-    "math",
 ];
+
+/// Libraries scripts see through read-only proxies, so no script can
+/// change them for the scripts that run after it on the same thread.
+const LIBRARIES: &[&str] = &["string", "table", "math"];
 
 /// Globals that exist only to refuse with a clear message.
 const REFUSED_GLOBALS: &[&str] = &[
@@ -72,6 +72,7 @@ const REFUSED_GLOBALS: &[&str] = &[
     "setfenv",
     "newproxy",
     "print",
+    "rawset",
     "pcall",
     "xpcall",
     "coroutine",
@@ -218,13 +219,18 @@ impl Vm {
         for name in SAFE_GLOBALS {
             safe.raw_set(*name, globals.raw_get::<LuaValue>(*name)?)?;
         }
+        for name in LIBRARIES {
+            let library: Table = globals.raw_get(*name)?;
+            safe.raw_set(*name, read_only(&lua, name, library)?)?;
+        }
         for name in REFUSED_GLOBALS {
             safe.raw_set(*name, refusing_function(&lua, name)?)?;
         }
         for name in REFUSED_LIBRARIES {
             safe.raw_set(*name, refusing_table(&lua, name, lua.create_table()?)?)?;
         }
-        safe.raw_set("os", os_table(&lua, now.clone())?)?;
+        let os = os_table(&lua, now.clone())?;
+        safe.raw_set("os", read_only(&lua, "os", os)?)?;
         let env_meta = lua.create_table()?;
         env_meta.raw_set("__index", safe)?;
         {
@@ -357,6 +363,32 @@ fn refusing_table(lua: &Lua, library: &str, table: Table) -> mlua::Result<Table>
     )?;
     table.set_metatable(Some(meta))?;
     Ok(table)
+}
+
+/// A proxy of `library` whose members read through and cannot be set.
+fn read_only(lua: &Lua, name: &str, library: Table) -> mlua::Result<Table> {
+    let proxy = lua.create_table()?;
+    let meta = lua.create_table()?;
+    meta.raw_set("__index", library)?;
+    let name = name.to_string();
+    meta.raw_set(
+        "__newindex",
+        lua.create_function(
+            move |lua, (_, key): (LuaValue, LuaValue)| -> mlua::Result<()> {
+                let key = match key {
+                    LuaValue::String(s) => s.to_string_lossy(),
+                    _ => "?".into(),
+                };
+                Err(mlua::Error::RuntimeError(format!(
+                    "{}{name}.{key} cannot be changed in health checks",
+                    caller(lua)
+                )))
+            },
+        )?,
+    )?;
+    meta.raw_set("__metatable", false)?;
+    proxy.set_metatable(Some(meta))?;
+    Ok(proxy)
 }
 
 /// `os` with only `time`: `os.time()` is the assessment's time (never the

@@ -285,6 +285,23 @@ fn scripts_do_not_see_each_others_globals() {
 }
 
 #[test]
+fn scripts_cannot_change_the_libraries_for_later_scripts() {
+    let h = run("string.format = nil\nreturn {status='Healthy'}", &json!({}));
+    assert_eq!(h.status, HealthStatus::Unknown);
+    assert!(h.reason.contains("string.format cannot be changed"), "{h}");
+    let h = run(
+        "rawset(string, 'format', nil)\nreturn {status='Healthy'}",
+        &json!({}),
+    );
+    assert_eq!(h.status, HealthStatus::Unknown, "{h}");
+    let ok = run(
+        "return {status='Healthy', message=string.format('%d of %d', 1, 2)}",
+        &json!({}),
+    );
+    assert_eq!(ok.reason, "1 of 2");
+}
+
+#[test]
 fn a_syntax_error_is_reported_at_its_line() {
     let err = LuaScript::compile(
         "health/example.com/Test/health.lua",
