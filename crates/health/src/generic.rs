@@ -299,6 +299,10 @@ impl Signals {
     /// `Ready` (or another summary condition).
     fn read_summary(&mut self, c: &Condition<'_>) {
         match c.status {
+            "True" if reasons::reason(c.reason) == Reading::Failed => {
+                self.failed
+                    .get_or_insert_with(|| Health::degraded(c.describe()));
+            }
             "True" => self.healthy = Some(Health::healthy(c.describe())),
             "False" if c.severity == "Info" => {
                 // Cluster API marks conditions that are only informational.
@@ -414,7 +418,6 @@ impl Signals {
                 HealthStatus::Healthy => &mut self.healthy,
             };
             slot.get_or_insert_with(|| Health::new(health, message));
-            return;
         }
         if let Some(h) = from_nested_health(status) {
             let slot = match h.status {
@@ -466,6 +469,7 @@ fn every_condition(status: &Value) -> Vec<Condition<'_>> {
 fn negative_type(type_: &str) -> bool {
     FAILED_TYPES.contains(&type_)
         || type_.starts_with("Not")
+        || type_.starts_with("Partially")
         || (reasons::reason(type_) == Reading::Failed && !type_.ends_with("Ready"))
 }
 

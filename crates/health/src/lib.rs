@@ -45,31 +45,18 @@
 //! # Custom resources
 //!
 //! Kinds of API groups other than the Kubernetes API server's follow the
-//! conventions of kstatus and of Argo CD's health scripts, first match wins:
-//!
-//! | # | Object | Health |
-//! |---|--------|--------|
-//! | 1 | `spec.suspend: true` or `spec.paused: true` | Suspended |
-//! | 2 | no `status` (or an empty one), kind without a status subresource ([`Context::status_subresource`] `Some(false)`) | Healthy: a configuration object |
-//! | 3 | no `status`, created less than [`Context::status_grace`] ago (or the time is unknown) | Progressing: waiting for the controller |
-//! | 4 | no `status`, older than that | Unknown: is the controller running? |
-//! | 5 | `status.observedGeneration` < `metadata.generation` | Progressing |
-//! | 6 | a condition `Stalled`, `Failed`, `Failure`, `Error` or `Degraded` is `True`; `Synced` or `LastAsyncOperation` is `False` (Crossplane) | Degraded |
-//! | 7 | a condition's `observedGeneration` < `metadata.generation` | Progressing |
-//! | 8 | `Reconciling`, `Progressing` or `Issuing` is `True` (unless its reason is a failure, or says done: `NewReplicaSetAvailable`, `*Complete*`) | Progressing |
-//! | 9 | the first of `Ready`, `Available`, `Succeeded`, `Healthy`, `Complete`, `Completed`: `True` | Healthy |
-//! | 10 | that condition `False` with an in-progress reason (`Progressing`, `Pending`, `Reconciling`, `Creating`, `Provisioning`, `InProgress`, `Initializing`, `Deploying`, `Updating`, `Upgrading`, `Scaling`, `Starting`, `Waiting*`, `Installing`, `Issuing`, `DependencyNotReady`, ...) or Cluster API `severity: Info` | Progressing |
-//! | 11 | that condition `False` otherwise (a failure reason such as `*Failed`, `*Error`, `Invalid*`, or any other) | Degraded |
-//! | 12 | that condition `Unknown` | Progressing |
-//! | 13 | `status.phase` (else `status.state`, else a string `status.status`): `Running`, `Succeeded`, `Ready`, `Active`, `Bound`, `Available`, `Healthy`, `Complete(d)`, `Deployed`, `Provisioned`, ... | Healthy |
-//! | 14 | that phase: `Pending`, `Progressing`, `Creating`, `Provisioning`, `Deploying`, `Updating`, ... | Progressing |
-//! | 15 | that phase: `Failed`, `Error`, `Degraded`, `Unhealthy`, `CrashLoopBackOff`, ... | Degraded |
-//! | 16 | that phase: `Paused`, `Suspended`, `Stopped`, `Hibernated` | Suspended |
-//! | 17 | `status.health.status` holding a health name (Argo CD Applications) | that health |
-//! | 18 | anything else (a status without conditions or a known phase) | Healthy |
-//!
-//! Reasons and phases are read case-insensitively by word stem, failure
-//! words first (`ProvisioningFailed` is a failure).
+//! conventions of kstatus and of Argo CD's health scripts (`generic`):
+//! suspended by spec; no status → Progressing (Healthy for a kind without
+//! status subresource, Unknown after [`Context::status_grace`]); generation
+//! lag → Progressing; then every signal of the status is gathered —
+//! failures (failure conditions, failure reasons, failed phases, error
+//! fields) win over deliberate stops, which win over work in progress
+//! (in-progress reasons and phases, `Reconciling=True`, `Ready=Unknown`),
+//! which wins over a `Ready=False` without a telling reason (Degraded), which
+//! wins over readiness (`Ready=True`, healthy phases); a status that says
+//! none of these is Progressing, never an early pass. The full table, with
+//! every reason and phase word, is in `docs/health.md`; `tests/custom_resources.rs`
+//! has a case per row.
 //!
 //! # Custom checks
 //!
