@@ -338,3 +338,23 @@ fn extreme_integers_do_not_overflow() {
     let h = assess("apps", "StatefulSet", Some(&s));
     assert_eq!(h.status, HealthStatus::Progressing, "{h}");
 }
+
+#[test]
+fn every_phase_field_counts_and_a_failure_wins() {
+    expect(
+        &widget(json!({"phase": "Ready", "health": "red"})),
+        HealthStatus::Degraded,
+        "status.health is red",
+    );
+    expect(
+        &widget(json!({"applicationState": {"state": "FAILED"}})),
+        HealthStatus::Degraded,
+        "status.applicationState.state is FAILED",
+    );
+    let job = widget(json!({"conditions": [
+        {"type": "Complete", "status": "True", "reason": "JobFailed", "message": "Failed"}
+    ]}));
+    expect(&job, HealthStatus::Degraded, "JobFailed");
+    let partial = widget(json!({"conditions": [{"type": "PartiallyReady", "status": "True"}]}));
+    expect(&partial, HealthStatus::Degraded, "PartiallyReady=True");
+}
