@@ -186,7 +186,15 @@ impl Signals {
                 .filter(|c| !negative_type(c.type_) && !IN_PROGRESS_TYPES.contains(&c.type_))
                 .filter(|c| !SUSPENDED_TYPES.contains(&c.type_))
                 .collect();
-            if !positive.is_empty() && positive.iter().all(|c| c.is_true()) {
+            let working = positive
+                .iter()
+                .find(|c| c.is_true() && reasons::reason(c.message) == Reading::InProgress);
+            if let Some(c) = working.filter(|_| positive.iter().all(|c| c.is_true())) {
+                // All True, but a message says the work goes on (KEDA's
+                // `Running=True: Creating HorizontalPodAutoscaler Object`).
+                s.in_progress
+                    .get_or_insert_with(|| Health::progressing(c.describe()));
+            } else if !positive.is_empty() && positive.iter().all(|c| c.is_true()) {
                 s.healthy = Some(Health::healthy(
                     positive
                         .iter()
@@ -479,9 +487,22 @@ fn run_to_completion(kind: &str) -> bool {
 
 /// `spec.suspend` or `spec.paused` set to true: stopped on purpose.
 fn suspended(obj: &Value) -> Option<Health> {
-    for field in ["suspend", "paused"] {
-        if bool_at(obj, &["spec", field]) {
-            return Some(Health::suspended(format!("spec.{field} is true")));
+    for path in [
+        &["spec", "suspend"][..],
+        &["spec", "paused"],
+        &["spec", "updateStrategy", "paused"],
+        &["spec", "updateStrategy", "rollingUpdate", "paused"],
+    ] {
+        if bool_at(obj, path) {
+            return Some(Health::suspended(format!("{} is true", path.join("."))));
+        }
+    }
+    // Controllers paused by annotation (`autoscaling.keda.sh/paused: "true"`).
+    if let Some(Value::Object(annotations)) = get(obj, &["metadata", "annotations"]) {
+        for (key, value) in annotations {
+            if key.ends_with("/paused") && value.as_str() == Some("true") {
+                return Some(Health::suspended(format!("annotation {key} is \"true\"")));
+            }
         }
     }
     None

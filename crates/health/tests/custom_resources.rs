@@ -358,3 +358,29 @@ fn every_phase_field_counts_and_a_failure_wins() {
     let partial = widget(json!({"conditions": [{"type": "PartiallyReady", "status": "True"}]}));
     expect(&partial, HealthStatus::Degraded, "PartiallyReady=True");
 }
+
+#[test]
+fn paused_update_strategies_and_pause_annotations_are_suspended() {
+    let mut w = widget(ready("True", "Ready"));
+    w["spec"]["updateStrategy"] = json!({"rollingUpdate": {"paused": true}});
+    expect(
+        &w,
+        HealthStatus::Suspended,
+        "spec.updateStrategy.rollingUpdate.paused",
+    );
+    let mut w = widget(ready("True", "Ready"));
+    w["metadata"]["annotations"] = json!({"autoscaling.keda.sh/paused": "true"});
+    expect(&w, HealthStatus::Suspended, "autoscaling.keda.sh/paused");
+}
+
+#[test]
+fn all_true_conditions_whose_message_says_work_goes_on_are_progressing() {
+    let w = widget(json!({"conditions": [
+        {"type": "Running", "status": "True", "reason": "Running", "message": "Creating HorizontalPodAutoscaler Object"}
+    ]}));
+    expect(&w, HealthStatus::Progressing, "Creating");
+    let done = widget(json!({"conditions": [
+        {"type": "Running", "status": "True", "reason": "Running", "message": "ScaledObject is ready"}
+    ]}));
+    expect(&done, HealthStatus::Healthy, "Running=True");
+}
