@@ -350,19 +350,32 @@ fn refusing_table(lua: &Lua, library: &str, table: Table) -> mlua::Result<Table>
     let library = library.to_string();
     meta.raw_set(
         "__index",
-        lua.create_function(move |lua, (_, key): (LuaValue, LuaValue)| -> mlua::Result<()> {
+        refusal(lua, move |key| {
+            format!(
+                "{library}.{key} is not available in health checks: they may only compute from `obj` (no files, processes or network)"
+            )
+        })?,
+    )?;
+    table.set_metatable(Some(meta))?;
+    Ok(table)
+}
+
+/// A metamethod (`__index`, `__newindex`) that raises `message(key)` at the
+/// caller's file and line.
+fn refusal(lua: &Lua, message: impl Fn(&str) -> String + 'static) -> mlua::Result<Function> {
+    lua.create_function(
+        move |lua, (_, key, _): (LuaValue, LuaValue, LuaValue)| -> mlua::Result<()> {
             let key = match key {
                 LuaValue::String(s) => s.to_string_lossy(),
                 _ => "?".into(),
             };
             Err(mlua::Error::RuntimeError(format!(
-                "{}{library}.{key} is not available in health checks: they may only compute from `obj` (no files, processes or network)",
-                caller(lua)
+                "{}{}",
+                caller(lua),
+                message(&key)
             )))
-        })?,
-    )?;
-    table.set_metatable(Some(meta))?;
-    Ok(table)
+        },
+    )
 }
 
 /// A proxy of `library` whose members read through and cannot be set.
@@ -373,18 +386,9 @@ fn read_only(lua: &Lua, name: &str, library: Table) -> mlua::Result<Table> {
     let name = name.to_string();
     meta.raw_set(
         "__newindex",
-        lua.create_function(
-            move |lua, (_, key): (LuaValue, LuaValue)| -> mlua::Result<()> {
-                let key = match key {
-                    LuaValue::String(s) => s.to_string_lossy(),
-                    _ => "?".into(),
-                };
-                Err(mlua::Error::RuntimeError(format!(
-                    "{}{name}.{key} cannot be changed in health checks",
-                    caller(lua)
-                )))
-            },
-        )?,
+        refusal(lua, move |key| {
+            format!("{name}.{key} cannot be changed in health checks")
+        })?,
     )?;
     meta.raw_set("__metatable", false)?;
     proxy.set_metatable(Some(meta))?;
