@@ -183,12 +183,15 @@ impl Signals {
             // progress) must all be True.
             let positive: Vec<&Condition<'_>> = all
                 .iter()
-                .filter(|c| !negative_type(c.type_) && !IN_PROGRESS_TYPES.contains(&c.type_))
+                .filter(|c| !negative_type(c.type_) && !activity_type(c.type_))
                 .filter(|c| !SUSPENDED_TYPES.contains(&c.type_))
                 .collect();
-            let working = positive
-                .iter()
-                .find(|c| c.is_true() && reasons::reason(c.message) == Reading::InProgress);
+            let working = positive.iter().find(|c| {
+                c.is_true()
+                    && reasons::reason(c.message) == Reading::InProgress
+                    && !done_reason(c.reason)
+                    && !reasons::says_done(c.message)
+            });
             if let Some(c) = working.filter(|_| positive.iter().all(|c| c.is_true())) {
                 // All True, but a message says the work goes on (KEDA's
                 // `Running=True: Creating HorizontalPodAutoscaler Object`).
@@ -209,8 +212,7 @@ impl Signals {
                 s.in_progress
                     .get_or_insert_with(|| Health::progressing(c.describe()));
             } else if let Some(c) = positive.iter().find(|c| c.is_false()) {
-                s.not_ready
-                    .get_or_insert_with(|| Health::degraded(c.describe()));
+                s.not_ready.get_or_insert_with(|| not_ready(c));
             } else if let Some(c) = positive.iter().find(|c| !c.is_true()) {
                 s.in_progress
                     .get_or_insert_with(|| Health::progressing(c.describe()));
@@ -334,8 +336,15 @@ impl Signals {
                     self.in_progress
                         .get_or_insert_with(|| Health::progressing(c.describe()));
                 }
-                Reading::Other => self.not_ready = Some(Health::degraded(c.describe())),
+                Reading::Other => self.not_ready = Some(not_ready(c)),
             },
+            // The controller could not tell because something failed
+            // (`Ready=Unknown (PartialTriggerError)`); other Unknown reasons,
+            // like Knative's `RevisionMissing` while it creates one, wait.
+            _ if reasons::message_reports_failure(c.reason) => {
+                self.failed
+                    .get_or_insert_with(|| Health::degraded(c.describe()));
+            }
             _ => {
                 self.in_progress
                     .get_or_insert_with(|| Health::progressing(c.describe()));
@@ -472,6 +481,16 @@ fn every_condition(status: &Value) -> Vec<Condition<'_>> {
     all
 }
 
+/// A type naming an activity (`Reconciling`, `Rolling`,
+/// `platform.confluent.io/garbage-collecting`): `True` while the controller
+/// is at it, `False` when idle — neither is a verdict on readiness.
+fn activity_type(type_: &str) -> bool {
+    let name = type_.rsplit('/').next().unwrap_or(type_);
+    IN_PROGRESS_TYPES.contains(&name)
+        || (name.to_ascii_lowercase().ends_with("ing")
+            && !["Running", "Serving", "Working"].contains(&name))
+}
+
 /// A type whose `True` is bad news: `Stalled`, `Failed`, or named with a
 /// failure word (`InstallPlanFailed`, `CatalogSourcesUnhealthy`).
 fn negative_type(type_: &str) -> bool {
@@ -536,7 +555,10 @@ fn no_status(obj: &Value, built_in: bool, ctx: &Context) -> Health {
 /// `Reconciling=True`, `Progressing=True` (unless its reason says the
 /// work is done, as a Deployment's `NewReplicaSetAvailable`), `Issuing=True`.
 fn in_progress(c: &Condition<'_>) -> bool {
-    IN_PROGRESS_TYPES.contains(&c.type_)
+    let name = c.type_.rsplit('/').next().unwrap_or(c.type_);
+    let working_type = IN_PROGRESS_TYPES.contains(&name)
+        || (activity_type(name) && reasons::reason(name) == Reading::InProgress);
+    working_type
         && c.is_true()
         && reasons::reason(c.reason) != Reading::Failed
         && !done_reason(c.reason)
@@ -548,6 +570,26 @@ fn done_reason(reason: &str) -> bool {
     ["available", "complete", "succeeded", "success", "ready"]
         .iter()
         .any(|w| lower.contains(w))
+}
+
+/// A summary (or good-news) condition `False` whose reason is neither a
+/// failure nor work in progress: Degraded when it reads as a verdict on the
+/// object (`NotReady`, `Error: ...`); Progressing when it says nothing yet
+/// (no reason, no message), when its message says the work goes on
+/// (`Waiting for more replicas`), or when the reason says the pods or
+/// workload it runs are not ready yet (`StatefulSetNotReady`,
+/// `NotAllPodsReady`, `NoEndpointsAvailable`): those come up on their own,
+/// and the progress deadline turns a lasting one into a failure.
+fn not_ready(c: &Condition<'_>) -> Health {
+    let waiting = (c.reason.is_empty() && c.message.is_empty())
+        || (!reasons::message_reports_failure(c.message)
+            && (reasons::reason(c.message) == Reading::InProgress
+                || reasons::waits_for_workload(c.reason)));
+    if waiting {
+        Health::progressing(c.describe())
+    } else {
+        Health::degraded(c.describe())
+    }
 }
 
 /// `status.health.status` holding a health name, as Argo CD Applications do.

@@ -37,7 +37,7 @@
 //! | PersistentVolumeClaim | phase `Bound` → Healthy; `Pending` → Progressing (also while a `WaitForFirstConsumer` class waits for a pod); `Lost` → Degraded; else Unknown. |
 //! | Namespace | phase `Active` → Healthy; `Terminating` → Progressing (with what remains); else Unknown. |
 //! | `autoscaling` HorizontalPodAutoscaler | `AbleToScale=False` with a `Failed*` reason → Degraded (other reasons Progressing); `ScalingActive=False` → Degraded, except reason `ScalingDisabled` (target at 0 replicas) → Healthy; no conditions yet → Progressing; else Healthy. autoscaling/v1 objects are read from their conditions annotation. |
-//! | `apiextensions.k8s.io` CustomResourceDefinition | `Terminating=True` or being deleted → Progressing; `NamesAccepted=False` → Degraded; `NonStructuralSchema=True` → Degraded; `Established=True` → Healthy; else Progressing. |
+//! | `apiextensions.k8s.io` CustomResourceDefinition | `Terminating=True` or being deleted → Progressing; `NamesAccepted=False` → Degraded; `NonStructuralSchema=True` → Degraded; `Established=True` → Healthy; `Established=False` with a reason other than `Installing` → Degraded; else Progressing. |
 //! | `apiregistration.k8s.io` APIService | `Available=True` → Healthy; `Available=False` or absent → Progressing (an aggregated API is unavailable while its Service starts; the rollout's progress deadline turns a lasting one into a failure). |
 //! | other built-in kinds (ConfigMap, Secret, RBAC, ...) | no status → Healthy; otherwise the custom-resource rules below. |
 //! | custom resources | see [Custom resources](#custom-resources). |

@@ -54,6 +54,8 @@ const IN_PROGRESS: &[&str] = &[
     "scaling",
     "starting",
     "restarting",
+    "restoring",
+    "dependenc",
     "wait",
     "install",
     "issuing",
@@ -142,6 +144,50 @@ pub(crate) fn message_reports_failure(message: &str) -> bool {
     ["error", "fail"].iter().any(|w| lower.contains(w))
 }
 
+/// True when a reason says the pods, replicas or endpoints an object runs
+/// are not ready yet (`StatefulSetNotReady`, `NotAllPodsReady`,
+/// `NoEndpointsAvailable`, `DeploymentNotAvailable`): a workload coming up.
+pub(crate) fn waits_for_workload(r: &str) -> bool {
+    let lower = r.to_ascii_lowercase();
+    let child = [
+        "pod",
+        "replica",
+        "statefulset",
+        "deployment",
+        "daemonset",
+        "endpoint",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    let not_yet = [
+        "notready",
+        "notavailable",
+        "noendpoints",
+        "notallpods",
+        "unavailable",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    child && not_yet && reason(r) != Reading::Failed
+}
+
+/// True when a message reports work finished (`Application is created`,
+/// `Installation successful.`): its in-progress words are history.
+pub(crate) fn says_done(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    [
+        "success",
+        "succeeded",
+        "created",
+        "completed",
+        "finished",
+        "is ready",
+        "are ready",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+}
+
 /// How a condition reason reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
@@ -183,6 +229,10 @@ pub(crate) fn phase(phase: &str) -> Option<HealthStatus> {
         // Elastic's and others' traffic lights.
         "red" => return Some(HealthStatus::Degraded),
         "yellow" => return Some(HealthStatus::Progressing),
+        // Placed but not started yet (a KubeVirt VMI's pod is scheduled).
+        "scheduled" => return Some(HealthStatus::Progressing),
+        // What the object stands for does not exist (Humio's components).
+        "notfound" | "not found" => return Some(HealthStatus::Missing),
         _ => {}
     }
     match reason(&lower) {

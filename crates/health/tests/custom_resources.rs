@@ -384,3 +384,96 @@ fn all_true_conditions_whose_message_says_work_goes_on_are_progressing() {
     ]}));
     expect(&done, HealthStatus::Healthy, "Running=True");
 }
+
+#[test]
+fn a_not_ready_condition_that_says_nothing_or_waits_for_its_pods_is_progressing() {
+    // No reason and no message: the controller has not got there yet.
+    let bare = widget(json!({"conditions": [{"type": "Available", "status": "False"}]}));
+    expect(&bare, HealthStatus::Progressing, "Available=False");
+    // The message says the work goes on.
+    let waiting = widget(json!({"conditions": [
+        {"type": "Ready", "status": "False", "message": "Scaling up: 2 of 3 members joined, waiting for more"}
+    ]}));
+    expect(&waiting, HealthStatus::Progressing, "waiting for more");
+    // The reason names the pods / workload the object runs.
+    for reason in [
+        "StatefulSetNotReady",
+        "NotAllPodsReady",
+        "NoEndpointsAvailable",
+    ] {
+        let w = widget(json!({"conditions": [
+            {"type": "ClusterReady", "status": "False", "reason": reason, "message": "1/3"}
+        ]}));
+        expect(&w, HealthStatus::Progressing, reason);
+    }
+    // A verdict on the object itself, or an error in the message, stays Degraded.
+    expect(
+        &widget(ready("False", "NotReady")),
+        HealthStatus::Degraded,
+        "NotReady",
+    );
+    let error = widget(json!({"conditions": [
+        {"type": "Ready", "status": "False", "reason": "PodsNotReady", "message": "Error: image pull failed"}
+    ]}));
+    expect(&error, HealthStatus::Degraded, "PodsNotReady");
+}
+
+#[test]
+fn activity_conditions_false_are_idle_not_failures() {
+    // `rolling=False`, `garbage-collecting=False`: idle, not a failed readiness.
+    let idle = widget(json!({"conditions": [
+        {"type": "vendor.example/resources-ready", "status": "True", "reason": "ResourcesReady"},
+        {"type": "vendor.example/garbage-collecting", "status": "False", "reason": "NotShrunk"},
+        {"type": "vendor.example/rolling", "status": "False", "reason": "NotRolling"},
+    ]}));
+    expect(&idle, HealthStatus::Healthy, "resources-ready=True");
+    // `Rolling=True` (an activity named with a progress word) is work under way.
+    let rolling = widget(json!({"conditions": [
+        {"type": "vendor.example/resources-ready", "status": "True"},
+        {"type": "vendor.example/rolling", "status": "True", "reason": "Rolling"},
+    ]}));
+    expect(&rolling, HealthStatus::Progressing, "rolling=True");
+}
+
+#[test]
+fn a_true_condition_whose_message_reports_finished_work_is_done() {
+    for (reason, message) in [
+        ("Initialized", "Installation successful."),
+        ("Created", "Application is created"),
+        ("Success", "Finish reconciling"),
+    ] {
+        let w = widget(json!({"conditions": [
+            {"type": "Promoted", "status": "True", "reason": reason, "message": message}
+        ]}));
+        expect(&w, HealthStatus::Healthy, "Promoted=True");
+    }
+}
+
+#[test]
+fn ready_unknown_because_something_failed_is_degraded() {
+    expect(
+        &widget(ready("Unknown", "PartialTriggerError")),
+        HealthStatus::Degraded,
+        "PartialTriggerError",
+    );
+    // Unknown while a child is created still waits.
+    expect(
+        &widget(ready("Unknown", "RevisionMissing")),
+        HealthStatus::Progressing,
+        "RevisionMissing",
+    );
+}
+
+#[test]
+fn scheduled_phases_wait_and_not_found_states_are_missing() {
+    expect(
+        &widget(json!({"phase": "Scheduled"})),
+        HealthStatus::Progressing,
+        "status.phase is Scheduled",
+    );
+    expect(
+        &widget(json!({"state": "NotFound"})),
+        HealthStatus::Missing,
+        "status.state is NotFound",
+    );
+}
