@@ -66,6 +66,7 @@
 //! object: the scripts' text is passed in, never read here.
 
 mod apps;
+mod argo_rollouts;
 mod autoscaling;
 mod batch;
 mod cel;
@@ -126,6 +127,7 @@ pub fn assess_with(ctx: &Context, group: &str, kind: &str, live: Option<&Value>)
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             crd::custom_resource_definition(obj)
         }
+        ("argoproj.io", "Rollout") => argo_rollouts::rollout(obj),
         _ => generic::standard(group, obj, ctx),
     }
 }
