@@ -8,6 +8,7 @@
 use crate::context::Context;
 use crate::field::{Condition, array, bool_at, conditions_in, get, int, str_at};
 use crate::reasons::{self, Reading};
+use crate::replicas;
 use crate::status::{Health, HealthStatus};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -447,25 +448,17 @@ impl Signals {
         }
     }
 
-    /// `readyReplicas` / `availableReplicas` below the replicas wanted.
+    /// Replica counts, as the `apps` workloads (see `replicas`).
     fn read_replicas(&mut self, obj: &Value, status: &Value) {
-        let Some(wanted) = int(obj, &["spec", "replicas"]).or_else(|| int(status, &["replicas"]))
-        else {
+        let Some(h) = replicas::read(obj, status) else {
             return;
         };
-        for field in ["readyReplicas", "availableReplicas"] {
-            if let Some(have) = int(status, &[field])
-                && have < wanted
-            {
-                self.in_progress.get_or_insert_with(|| {
-                    Health::progressing(format!(
-                        "{have} of {wanted} replicas are {}",
-                        &field[..field.len() - 8]
-                    ))
-                });
-                return;
-            }
-        }
+        let slot = match h.status {
+            HealthStatus::Suspended => &mut self.suspended,
+            HealthStatus::Healthy => &mut self.healthy,
+            _ => &mut self.in_progress,
+        };
+        slot.get_or_insert(h);
     }
 }
 

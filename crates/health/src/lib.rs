@@ -81,6 +81,7 @@ mod lua;
 mod network;
 mod pod;
 mod reasons;
+mod replicas;
 mod status;
 
 pub use cel::{CelCheck, CelCompileError, CelExprs};

@@ -477,3 +477,55 @@ fn scheduled_phases_wait_and_not_found_states_are_missing() {
         "status.state is NotFound",
     );
 }
+
+#[test]
+fn workload_like_replica_counts_are_read_as_the_apps_kinds() {
+    let mut w = widget(
+        json!({"observedGeneration": 2, "replicas": 3, "readyReplicas": 2, "updatedReadyReplicas": 2}),
+    );
+    w["spec"]["replicas"] = json!(3);
+    expect(&w, HealthStatus::Progressing, "2 of 3 replicas are ready");
+    w["status"]["readyReplicas"] = json!(3);
+    w["status"]["updatedReadyReplicas"] = json!(3);
+    expect(&w, HealthStatus::Healthy, "3 of 3 replicas are ready");
+    // A partition holds the update on purpose once the rest is updated.
+    w["spec"]["replicas"] = json!(5);
+    w["spec"]["updateStrategy"] = json!({"rollingUpdate": {"partition": 2}});
+    w["status"] =
+        json!({"observedGeneration": 2, "replicas": 5, "readyReplicas": 5, "updatedReplicas": 2});
+    expect(
+        &w,
+        HealthStatus::Progressing,
+        "2 of 3 replicas are at the new revision",
+    );
+    w["status"]["updatedReplicas"] = json!(3);
+    expect(&w, HealthStatus::Suspended, "held at partition 2");
+    // A condition still wins over the counts.
+    w["status"]["conditions"] =
+        json!([{"type": "Ready", "status": "False", "reason": "InvalidSpec"}]);
+    expect(&w, HealthStatus::Degraded, "InvalidSpec");
+}
+
+#[test]
+fn per_node_counts_and_ready_fractions_are_read() {
+    let nodes = widget(
+        json!({"observedGeneration": 2, "desiredNumberScheduled": 4, "numberReady": 4, "updatedNumberScheduled": 3}),
+    );
+    expect(
+        &nodes,
+        HealthStatus::Progressing,
+        "3 of 4 pods are at the new revision",
+    );
+    let nodes = widget(
+        json!({"observedGeneration": 2, "desiredNumberScheduled": 4, "numberReady": 4, "numberAvailable": 4, "updatedNumberScheduled": 4}),
+    );
+    expect(&nodes, HealthStatus::Healthy, "4 of 4 pods are ready");
+    let short = widget(json!({"scale": {"replicas": 3, "statusReplicas": "1/3"}}));
+    expect(
+        &short,
+        HealthStatus::Progressing,
+        "status.scale.statusReplicas is 1/3",
+    );
+    let all = widget(json!({"tasksReady": "3/3"}));
+    expect(&all, HealthStatus::Healthy, "status.tasksReady is 3/3");
+}
