@@ -40,6 +40,7 @@
 //! | `apiextensions.k8s.io` CustomResourceDefinition | `Terminating=True` or being deleted → Progressing; `NamesAccepted=False` → Degraded; `NonStructuralSchema=True` → Degraded; `Established=True` → Healthy; `Established=False` with a reason other than `Installing` → Degraded; else Progressing. |
 //! | `apiregistration.k8s.io` APIService | `Available=True` → Healthy; `Available=False` or absent → Progressing (an aggregated API is unavailable while its Service starts; the rollout's progress deadline turns a lasting one into a failure). |
 //! | other built-in kinds (ConfigMap, Secret, RBAC, ...) | no status → Healthy; otherwise the custom-resource rules below. |
+//! | `argoproj.io` Rollout, `promoter.argoproj.io` (GitOps Promoter) | their own rules (`argo_rollouts`, `gitops_promoter`): see the table of CRD families in `docs/health.md`. |
 //! | custom resources | see [Custom resources](#custom-resources). |
 //!
 //! # Custom resources
@@ -77,6 +78,7 @@ mod core;
 mod crd;
 mod field;
 mod generic;
+mod gitops_promoter;
 mod lua;
 mod network;
 mod pod;
@@ -129,6 +131,7 @@ pub fn assess_with(ctx: &Context, group: &str, kind: &str, live: Option<&Value>)
             crd::custom_resource_definition(obj)
         }
         ("argoproj.io", "Rollout") => argo_rollouts::rollout(obj),
+        (gitops_promoter::GROUP, kind) => gitops_promoter::assess(kind, obj, ctx),
         _ => generic::standard(group, obj, ctx),
     }
 }
