@@ -7,6 +7,7 @@
 
 use crate::context::Context;
 use crate::field::{Condition, array, bool_at, conditions_in, get, int, str_at};
+use crate::members;
 use crate::reasons::{self, Reading};
 use crate::replicas;
 use crate::status::{Health, HealthStatus};
@@ -44,7 +45,10 @@ const BUILT_IN_GROUPS: &[&str] = &[
 
 /// Condition types whose `True` says the object failed (besides any type
 /// named with a failure word, e.g. `InstallPlanFailed`).
-const FAILED_TYPES: &[&str] = &["Stalled", "Failed", "Failure", "Error", "Degraded"];
+/// (`Fallback`: KEDA scales to fallback replicas because triggers fail.)
+const FAILED_TYPES: &[&str] = &[
+    "Stalled", "Failed", "Failure", "Error", "Degraded", "Fallback",
+];
 
 /// Condition types whose `True` says work is under way.
 const IN_PROGRESS_TYPES: &[&str] = &["Reconciling", "Progressing", "Issuing"];
@@ -224,7 +228,37 @@ impl Signals {
         s.read_phase(obj, status);
         s.read_reported_states(status);
         s.read_replicas(obj, status);
+        if let Some(h) = members::read(status) {
+            s.put(h);
+        }
+        s.read_schedule(status);
         s
+    }
+
+    /// Puts a verdict in the slot of its status, unless one is there.
+    fn put(&mut self, h: Health) {
+        let slot = match h.status {
+            HealthStatus::Degraded | HealthStatus::Missing => &mut self.failed,
+            HealthStatus::Suspended => &mut self.suspended,
+            HealthStatus::Progressing => &mut self.in_progress,
+            HealthStatus::Unknown => &mut self.not_ready,
+            HealthStatus::Healthy => &mut self.healthy,
+        };
+        slot.get_or_insert(h);
+    }
+
+    /// Schedules (CronJob-like kinds): `status.active` jobs running →
+    /// Progressing; a `lastScheduleTime` and nothing running → Healthy.
+    fn read_schedule(&mut self, status: &Value) {
+        let last = str_at(status, &["lastScheduleTime"]);
+        let active = array(status, &["active"]).len();
+        if active > 0 && (!last.is_empty() || status.get("lastScheduleTime").is_some()) {
+            self.put(Health::progressing(format!(
+                "{active} scheduled run(s) active"
+            )));
+        } else if !last.is_empty() {
+            self.put(Health::healthy(format!("Last scheduled at {last}")));
+        }
     }
 
     /// Solo.io's `status.statuses.<namespace>.state` (or a numeric
@@ -395,6 +429,12 @@ impl Signals {
                 let named = ["status", "state", "phase", "result"]
                     .iter()
                     .any(|end| lower.ends_with(end));
+                // The `health` of any object (Rook's `status.ceph.health`).
+                if let Value::Object(_) = value
+                    && key != "health"
+                {
+                    fields.push((key, "health", str_at(value, &["health"])));
+                }
                 if !named || PHASE_FIELDS.contains(&key.as_str()) {
                     continue;
                 }
@@ -463,10 +503,11 @@ impl Signals {
 }
 
 /// `status.conditions` plus the conditions of `status.parents[]`,
-/// `status.ancestors[]` and `status.listeners[]` (Gateway API).
+/// `status.ancestors[]` and `status.listeners[]` (Gateway API) and
+/// `status.ingress[]` (an OpenShift Route's routers: `Admitted`).
 fn every_condition(status: &Value) -> Vec<Condition<'_>> {
     let mut all: Vec<Condition<'_>> = conditions_in(array(status, &["conditions"])).collect();
-    for nested in ["parents", "ancestors", "listeners"] {
+    for nested in ["parents", "ancestors", "listeners", "ingress"] {
         for item in array(status, &[nested]) {
             all.extend(conditions_in(array(item, &["conditions"])));
         }
@@ -512,8 +553,16 @@ fn suspended(obj: &Value) -> Option<Health> {
     // Controllers paused by annotation (`autoscaling.keda.sh/paused: "true"`).
     if let Some(Value::Object(annotations)) = get(obj, &["metadata", "annotations"]) {
         for (key, value) in annotations {
-            if key.ends_with("/paused") && value.as_str() == Some("true") {
-                return Some(Health::suspended(format!("annotation {key} is \"true\"")));
+            let value = value.as_str().unwrap_or("");
+            // `*/paused: "true"` (KEDA, Crossplane), `*/hibernation: "on"`
+            // and `*/reconciliationLoop: "disabled"` (CloudNativePG).
+            let stopped = (key.ends_with("/paused") && value == "true")
+                || (key.ends_with("/hibernation") && matches!(value, "on" | "true"))
+                || (key.ends_with("/reconciliationLoop") && value == "disabled");
+            if stopped {
+                return Some(Health::suspended(format!(
+                    "annotation {key} is \"{value}\""
+                )));
             }
         }
     }

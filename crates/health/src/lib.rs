@@ -40,7 +40,7 @@
 //! | `apiextensions.k8s.io` CustomResourceDefinition | `Terminating=True` or being deleted → Progressing; `NamesAccepted=False` → Degraded; `NonStructuralSchema=True` → Degraded; `Established=True` → Healthy; `Established=False` with a reason other than `Installing` → Degraded; else Progressing. |
 //! | `apiregistration.k8s.io` APIService | `Available=True` → Healthy; `Available=False` or absent → Progressing (an aggregated API is unavailable while its Service starts; the rollout's progress deadline turns a lasting one into a failure). |
 //! | other built-in kinds (ConfigMap, Secret, RBAC, ...) | no status → Healthy; otherwise the custom-resource rules below. |
-//! | `argoproj.io` Rollout, `promoter.argoproj.io` (GitOps Promoter) | their own rules (`argo_rollouts`, `gitops_promoter`): see the table of CRD families in `docs/health.md`. |
+//! | `argoproj.io` Rollout, `promoter.argoproj.io` (GitOps Promoter), `karpenter.sh` NodeClaim, `opentelemetry.io` OpenTelemetryCollector, `source.toolkit.fluxcd.io` HelmRepository | their own rules (`argo_rollouts`, `gitops_promoter`, `crd_kinds`): see the table of CRD families in `docs/health.md`. |
 //! | custom resources | see [Custom resources](#custom-resources). |
 //!
 //! # Custom resources
@@ -76,10 +76,12 @@ mod configure;
 mod context;
 mod core;
 mod crd;
+mod crd_kinds;
 mod field;
 mod generic;
 mod gitops_promoter;
 mod lua;
+mod members;
 mod network;
 mod pod;
 mod reasons;
@@ -132,7 +134,8 @@ pub fn assess_with(ctx: &Context, group: &str, kind: &str, live: Option<&Value>)
         }
         ("argoproj.io", "Rollout") => argo_rollouts::rollout(obj),
         (gitops_promoter::GROUP, kind) => gitops_promoter::assess(kind, obj, ctx),
-        _ => generic::standard(group, obj, ctx),
+        _ => crd_kinds::assess(group, kind, obj)
+            .unwrap_or_else(|| generic::standard(group, obj, ctx)),
     }
 }
 

@@ -36,6 +36,12 @@ const FAILURE: &[&str] = &[
     "lost",
     "retry",
     "noncompliant",
+    "cancel",
+    "already exists",
+    "alreadyexists",
+    "notallowed",
+    "not allowed",
+    "mismatch",
     "health_err",
     "health_warn",
 ];

@@ -529,3 +529,109 @@ fn per_node_counts_and_ready_fractions_are_read() {
     let all = widget(json!({"tasksReady": "3/3"}));
     expect(&all, HealthStatus::Healthy, "status.tasksReady is 3/3");
 }
+
+#[test]
+fn per_cluster_member_lists_are_read() {
+    let applied = |applied: bool, health: &str| {
+        widget(
+            json!({"conditions": [{"type": "Scheduled", "status": "True"}],
+            "aggregatedStatus": [
+                {"clusterName": "eu-1", "applied": true, "health": "Healthy"},
+                {"clusterName": "us-1", "applied": applied, "health": health},
+            ]}),
+        )
+    };
+    expect(
+        &applied(true, "Healthy"),
+        HealthStatus::Healthy,
+        "Scheduled=True",
+    );
+    expect(
+        &applied(false, "Unknown"),
+        HealthStatus::Degraded,
+        "not applied on cluster us-1",
+    );
+    expect(
+        &applied(true, "Unhealthy"),
+        HealthStatus::Degraded,
+        "health is Unhealthy on cluster us-1",
+    );
+    // Unknown: the controller cannot judge the kind, no verdict.
+    expect(
+        &applied(true, "Unknown"),
+        HealthStatus::Healthy,
+        "Scheduled=True",
+    );
+    let policy = widget(json!({"compliant": "Compliant", "status": [
+        {"clustername": "edge-3", "compliant": "NonCompliant"}
+    ]}));
+    expect(
+        &policy,
+        HealthStatus::Degraded,
+        "compliant is NonCompliant on cluster edge-3",
+    );
+}
+
+#[test]
+fn route_admission_ceph_health_and_schedules_are_read() {
+    let route = |status: &str| {
+        widget(
+            json!({"ingress": [{"host": "shop.apps.example.com", "routerName": "default",
+            "conditions": [{"type": "Admitted", "status": status, "reason": "HostAlreadyClaimed"}]}]}),
+        )
+    };
+    expect(&route("True"), HealthStatus::Healthy, "Admitted=True");
+    expect(
+        &route("False"),
+        HealthStatus::Degraded,
+        "HostAlreadyClaimed",
+    );
+    let ceph = widget(json!({"state": "Created", "ceph": {"health": "HEALTH_WARN"}}));
+    expect(
+        &ceph,
+        HealthStatus::Degraded,
+        "status.ceph.health is HEALTH_WARN",
+    );
+    let fired = widget(json!({"lastScheduleTime": "2026-12-01T09:00:00Z"}));
+    expect(&fired, HealthStatus::Healthy, "Last scheduled at");
+    let running = widget(json!({"lastScheduleTime": "2026-12-01T09:00:00Z",
+        "active": [{"kind": "Job", "name": "w-29012345"}]}));
+    expect(
+        &running,
+        HealthStatus::Progressing,
+        "1 scheduled run(s) active",
+    );
+}
+
+#[test]
+fn hibernation_and_disabled_reconciliation_annotations_are_suspended() {
+    for (key, value) in [
+        ("cnpg.io/hibernation", "on"),
+        ("cnpg.io/reconciliationLoop", "disabled"),
+    ] {
+        let mut w = widget(ready("True", "ClusterIsReady"));
+        w["metadata"]["annotations"] = json!({key: value});
+        expect(&w, HealthStatus::Suspended, key);
+    }
+}
+
+#[test]
+fn fallback_cancel_conflict_and_mismatch_words_are_failures() {
+    let fallback = widget(json!({"conditions": [
+        {"type": "Ready", "status": "True", "reason": "ScaledObjectReady"},
+        {"type": "Fallback", "status": "True", "reason": "FallbackExists"},
+    ]}));
+    expect(&fallback, HealthStatus::Degraded, "Fallback=True");
+    for state in [
+        "Canceled",
+        "Another tenant already exists in the namespace",
+        "Different versions across pools: mismatch",
+        "Pool decommissioning not allowed",
+    ] {
+        expect(
+            &widget(json!({"currentState": state})),
+            HealthStatus::Degraded,
+            state,
+        );
+    }
+}
