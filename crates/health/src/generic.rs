@@ -320,6 +320,14 @@ impl Signals {
         } else if in_progress(c) {
             self.in_progress
                 .get_or_insert_with(|| Health::progressing(c.describe()));
+        } else if c.is_false()
+            && activity_type(c.type_)
+            && reasons::reason(c.reason) == Reading::Failed
+        {
+            // The activity stopped because it failed (`Progressing=False
+            // (ProgressDeadlineExceeded)`, as a Deployment's).
+            self.failed
+                .get_or_insert_with(|| Health::degraded(c.describe()));
         } else if c.is_false() && !negative && !IN_PROGRESS_TYPES.contains(&c.type_) {
             if reasons::is_suspension(c.reason) {
                 self.suspended
@@ -440,9 +448,17 @@ impl Signals {
                 }
                 match value {
                     Value::String(v) => fields.push((key, "", v)),
-                    Value::Object(_) => {
-                        for inner in ["state", "status", "phase"] {
-                            fields.push((key, inner, str_at(value, &[inner])));
+                    Value::Object(inner_map) => {
+                        // `state` / `status` / `phase`, or any `*Status` /
+                        // `*State` inside (`modelStatus.transitionStatus`).
+                        for (inner, v) in inner_map {
+                            let lower = inner.to_ascii_lowercase();
+                            let phase_like = ["state", "status", "phase"].contains(&inner.as_str())
+                                || lower.ends_with("status")
+                                || lower.ends_with("state");
+                            if let (true, Some(v)) = (phase_like, v.as_str()) {
+                                fields.push((key, inner, v));
+                            }
                         }
                     }
                     _ => {}

@@ -237,6 +237,8 @@ pub(crate) fn phase(phase: &str) -> Option<HealthStatus> {
         "yellow" => return Some(HealthStatus::Progressing),
         // Placed but not started yet (a KubeVirt VMI's pod is scheduled).
         "scheduled" => return Some(HealthStatus::Progressing),
+        // Neither passed nor failed: a person decides (Argo Rollouts' analyses).
+        "inconclusive" => return Some(HealthStatus::Unknown),
         // What the object stands for does not exist (Humio's components).
         "notfound" | "not found" => return Some(HealthStatus::Missing),
         _ => {}

@@ -635,3 +635,29 @@ fn fallback_cancel_conflict_and_mismatch_words_are_failures() {
         );
     }
 }
+
+#[test]
+fn a_stopped_activity_that_failed_inconclusive_phases_and_nested_states_are_read() {
+    // Progressing=False for a failure reason, beside Available=True.
+    let timed_out = widget(json!({"conditions": [
+        {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+        {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"},
+    ]}));
+    expect(
+        &timed_out,
+        HealthStatus::Degraded,
+        "ProgressDeadlineExceeded",
+    );
+    expect(
+        &widget(json!({"phase": "Inconclusive"})),
+        HealthStatus::Unknown,
+        "status.phase is Inconclusive",
+    );
+    let nested = widget(json!({"conditions": [{"type": "Ready", "status": "True"}],
+        "modelStatus": {"transitionStatus": "BlockedByFailedLoad"}}));
+    expect(
+        &nested,
+        HealthStatus::Degraded,
+        "status.modelStatus.transitionStatus is BlockedByFailedLoad",
+    );
+}
