@@ -8,8 +8,11 @@
 //!   is rolled back;
 //! - a custom resource of a kind without status subresource (configuration)
 //!   is Healthy without any status, read from discovery;
-//! - `tidegate health -f` and `tidegate validate` with Lua and CEL checks
-//!   committed to the repository (no cluster needed, but the binary).
+//! - `tidegate status` names the check that decided a custom resource that
+//!   is not Healthy;
+//! - `tidegate health -f`, `tidegate validate` and `tidegate plan` with Lua
+//!   and CEL checks committed to the repository (no cluster needed, but the
+//!   binary).
 
 use super::fleet;
 use crate::pipeline::{load_env_at, roll_out};
@@ -395,5 +398,131 @@ fn validate_refuses_invalid_cel_and_lua_at_their_lines() {
     assert!(
         !all.contains("inProgress:"),
         "the valid expression is not reported: {all}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_names_the_check_that_decided_an_object_that_is_not_healthy() {
+    let mut fx = Fixture::new("health-status").await;
+    // The environment decides Widgets with a CEL check.
+    let env_file = format!("environments/{}.yaml", fx.env);
+    let text = std::fs::read_to_string(fx.git.path().join(&env_file)).expect("environment");
+    let check_line = text.lines().count() + 3;
+    fx.git.write(
+        &env_file,
+        format!(
+            "{text}  health:\n    checks:\n      - group: {}\n        kind: Widget\n        cel:\n          current: \"status.conditions.exists(c, c.type == 'Ready' && c.status == 'True')\"\n          failed: \"status.conditions.exists(c, c.type == 'Broken' && c.status == 'True')\"\n",
+            fx.group
+        ),
+    );
+    fx.git.commit("a CEL check for Widgets");
+    // What a sync would have applied, applied here directly.
+    let manifests = fx.git.path().join("manifests/app");
+    for crd in ["crd.yaml", "settings-crd.yaml"] {
+        fx.kubectl(&["apply", "-f", &manifests.join(crd).display().to_string()])
+            .expect("CRD applied");
+    }
+    fx.kubectl(&[
+        "wait",
+        "--for=condition=established",
+        &format!("crd/widgets.{}", fx.group),
+        &format!("crd/settings.{}", fx.group),
+    ])
+    .expect("CRDs established");
+    for manifest in ["widget.yaml", "setting.yaml"] {
+        fx.kubectl(&[
+            "apply",
+            "-n",
+            fx.ns.name(),
+            "-f",
+            &manifests.join(manifest).display().to_string(),
+        ])
+        .expect("applied");
+    }
+    fx.set_status(json!({"conditions": [
+        {"type": "Broken", "status": "True", "reason": "OutOfParts", "message": "test controller"}
+    ]}));
+    let home = tempfile::tempdir().expect("home");
+    let status = || {
+        let out = super::tidegate_command(fx.git.path(), home.path())
+            .args(["status", "--env", &fx.env, "--cluster", CLUSTER])
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        (
+            out.status.code(),
+            stdout,
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stdout, stderr) = status();
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let expected = format!(
+        "  {}/Widget {}/w: Degraded: failed is true: status.conditions.exists(c, c.type == 'Broken' && c.status == 'True') [check: CEL {env_file}:{check_line}]",
+        fx.group,
+        fx.ns.name()
+    );
+    assert!(
+        stdout.lines().any(|l| l == expected),
+        "expected the line\n{expected}\nin\n{stdout}{stderr}"
+    );
+    // Healthy by the same check: no worst-object line.
+    fx.set_status(json!({"conditions": [
+        {"type": "Broken", "status": "False", "reason": "Repaired"},
+        {"type": "Ready", "status": "True", "reason": "Ready"}
+    ]}));
+    let (_, stdout, stderr) = status();
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(CLUSTER) && l.contains(" Healthy ")),
+        "{stdout}{stderr}"
+    );
+    assert!(!stdout.contains("[check:"), "{stdout}{stderr}");
+}
+
+#[test]
+fn plan_lists_the_kinds_a_custom_check_decides() {
+    let mut git = checks_repo(GOOD_CEL);
+    git.write(
+        "manifests/app/parts.yaml",
+        "apiVersion: example.tidegate.dev/v1\nkind: Widget\nmetadata: {name: w}\nspec: {widgets: 3}\n---\napiVersion: parts.tidegate.dev/v1\nkind: Gadget\nmetadata: {name: g}\n---\napiVersion: example.com/v1\nkind: Thing\nmetadata: {name: t}\n",
+    );
+    git.commit("objects of checked and unchecked kinds");
+    let home = tempfile::tempdir().expect("home");
+    let run = |output: &str| {
+        let out = super::tidegate_command(git.path(), home.path())
+            .args(["plan", "--env", "dev", "--offline", "-o", output])
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let text = run("text");
+    let listed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("health of "))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "health of example.tidegate.dev/Widget: Lua health/example.tidegate.dev/Widget/health.lua",
+            "health of parts.tidegate.dev/Gadget: CEL environments/dev.yaml:16",
+        ],
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run("json")).expect("JSON plan");
+    assert_eq!(
+        json["healthChecks"],
+        json!({
+            "example.tidegate.dev/Widget": "Lua health/example.tidegate.dev/Widget/health.lua",
+            "parts.tidegate.dev/Gadget": "CEL environments/dev.yaml:16",
+        })
     );
 }
