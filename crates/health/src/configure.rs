@@ -73,7 +73,7 @@ impl HealthChecks {
                     CheckError::Cel(_) => (env_file.to_string(), dir.line(), e.to_string()),
                 };
                 problems.push(Diagnostic::new(message).at(file, line).help(format!(
-                    "health checks live at {}/<group>/<kind>/health.lua and must be valid Lua 5.1",
+                    "health checks live at {}/<group>/<kind>/health.lua and must be valid Lua (5.2, as gopher-lua accepts it)",
                     dir.value
                 )));
             }

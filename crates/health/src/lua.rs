@@ -2,7 +2,9 @@
 //! `obj`, the script returns `{status = "Healthy"|..., message = "..."}`.
 //!
 //! Scripts are repository content, so untrusted. They run in a sandbox:
-//! Lua 5.1 (what Argo CD's gopher-lua speaks) with only the base functions
+//! Lua 5.2 — Argo CD's gopher-lua speaks 5.1 but also accepts `goto`, which
+//! Argo CD's own scripts use, so 5.2 plus the 5.1 functions gopher-lua keeps
+//! (`unpack`, `table.getn`) runs them — with only the base functions
 //! that compute, `string`, `table`, `math` and `os.time`; no `io`, `os`
 //! commands, `require`, `load*`, `dofile`, `pcall` (so a script cannot catch
 //! its own limit errors) or `debug`; text chunks only (no bytecode); a
@@ -216,6 +218,13 @@ impl Vm {
         let now: Rc<Cell<Option<i64>>> = Rc::new(Cell::new(None));
         let safe = lua.create_table()?;
         let globals = lua.globals();
+        // Lua 5.1 functions that gopher-lua keeps and scripts written for
+        // Argo CD call (trusted setup code, run before the sandbox exists).
+        lua.load(
+            "table.getn = table.getn or function(t) return #t end\nunpack = unpack or table.unpack",
+        )
+        .set_name("=compat")
+        .exec()?;
         for name in SAFE_GLOBALS {
             safe.raw_set(*name, globals.raw_get::<LuaValue>(*name)?)?;
         }
@@ -233,6 +242,10 @@ impl Vm {
         safe.raw_set("os", read_only(&lua, "os", os)?)?;
         let env_meta = lua.create_table()?;
         env_meta.raw_set("__index", safe)?;
+        // In Lua 5.2 a script reaches its environment as `_ENV`: hide and
+        // lock the metatable, or `getmetatable(_ENV).__index` would hand it
+        // the table every later script reads its globals from.
+        env_meta.raw_set("__metatable", false)?;
         {
             let executed = executed.clone();
             let started = started.clone();

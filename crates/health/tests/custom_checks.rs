@@ -285,6 +285,32 @@ fn scripts_do_not_see_each_others_globals() {
 }
 
 #[test]
+fn scripts_cannot_reach_the_shared_globals_through_their_environment() {
+    let h = run(
+        "local m = getmetatable(_ENV)\nif m then m.__index.tostring = nil end\nreturn {status='Healthy', message=tostring(m)}",
+        &json!({}),
+    );
+    assert_eq!(h.reason, "false", "{h}");
+    let h = run(
+        "setmetatable(_ENV, nil)\nreturn {status='Healthy'}",
+        &json!({}),
+    );
+    assert_eq!(h.status, HealthStatus::Unknown, "{h}");
+    assert!(h.reason.contains("protected metatable"), "{h}");
+    let ok = run("return {status='Healthy', message=tostring(1)}", &json!({}));
+    assert_eq!(ok.reason, "1");
+}
+
+#[test]
+fn scripts_written_for_gopher_lua_run_goto_unpack_and_getn() {
+    let script = "local n = 0\nfor i, c in ipairs(obj.status.conditions) do\n  if c.status ~= 'True' then goto continue end\n  n = n + 1\n  ::continue::\nend\nlocal a, b = unpack({n, table.getn(obj.status.conditions)})\nreturn {status='Healthy', message=a .. ' of ' .. b}";
+    let obj = json!({"status": {"conditions": [
+        {"type": "A", "status": "True"}, {"type": "B", "status": "False"}, {"type": "C", "status": "True"}
+    ]}});
+    assert_eq!(run(script, &obj).reason, "2 of 3");
+}
+
+#[test]
 fn scripts_cannot_change_the_libraries_for_later_scripts() {
     let h = run("string.format = nil\nreturn {status='Healthy'}", &json!({}));
     assert_eq!(h.status, HealthStatus::Unknown);
