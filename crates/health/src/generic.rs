@@ -520,7 +520,8 @@ impl Signals {
 
 /// `status.conditions` plus the conditions of `status.parents[]`,
 /// `status.ancestors[]` and `status.listeners[]` (Gateway API) and
-/// `status.ingress[]` (an OpenShift Route's routers: `Admitted`).
+/// `status.ingress[]` (an OpenShift Route's routers: `Admitted`), and
+/// `status.conditionedStatus.conditions` (early Crossplane).
 fn every_condition(status: &Value) -> Vec<Condition<'_>> {
     let mut all: Vec<Condition<'_>> = conditions_in(array(status, &["conditions"])).collect();
     for nested in ["parents", "ancestors", "listeners", "ingress"] {
@@ -528,6 +529,11 @@ fn every_condition(status: &Value) -> Vec<Condition<'_>> {
             all.extend(conditions_in(array(item, &["conditions"])));
         }
     }
+    // Crossplane's early (v1alpha) resources: `status.conditionedStatus.conditions`.
+    all.extend(conditions_in(array(
+        status,
+        &["conditionedStatus", "conditions"],
+    )));
     all
 }
 

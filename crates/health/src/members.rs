@@ -1,7 +1,9 @@
-//! Per-cluster status lists of multi-cluster controllers: Karmada's
-//! `status.aggregatedStatus[]` (`applied`, `health`), Open Cluster
-//! Management's `status.status[]` (`compliant`). An item is a member when it
-//! names its cluster (`clusterName`, `clustername`, `cluster`).
+//! Per-member status lists: the per-cluster lists of multi-cluster
+//! controllers — Karmada's `status.aggregatedStatus[]` (`applied`, `health`),
+//! Open Cluster Management's `status.status[]` (`compliant`), items naming
+//! their cluster (`clusterName`, `clustername`, `cluster`) — and lists named
+//! `*Status` / `*Statuses` whose items carry a `status` / `state` / `phase`
+//! (a GKE ManagedCertificate's `domainStatus[]`).
 
 use crate::field::str_at;
 use crate::reasons;
@@ -22,16 +24,27 @@ pub(crate) fn read(status: &Value) -> Option<Health> {
             let cluster = ["clusterName", "clustername", "cluster"]
                 .iter()
                 .map(|k| str_at(item, &[k]))
-                .find(|c| !c.is_empty());
-            let Some(cluster) = cluster else {
+                .find(|c| !c.is_empty())
+                .map(|c| format!("cluster {c}"));
+            let lower = key.to_ascii_lowercase();
+            let listed = (lower.ends_with("status") || lower.ends_with("statuses"))
+                .then(|| {
+                    ["name", "domain", "type", "key"]
+                        .iter()
+                        .map(|k| str_at(item, &[k]))
+                        .find(|c| !c.is_empty())
+                        .map(|c| format!("item {c}"))
+                })
+                .flatten();
+            let Some(cluster) = cluster.or(listed) else {
                 continue;
             };
             let h = if item.get("applied").and_then(Value::as_bool) == Some(false) {
                 Some(Health::degraded(format!(
-                    "status.{key}: not applied on cluster {cluster}"
+                    "status.{key}: not applied on {cluster}"
                 )))
             } else {
-                ["health", "compliant", "phase", "state"]
+                ["health", "compliant", "phase", "state", "status"]
                     .iter()
                     .find_map(|f| {
                         let value = str_at(item, &[f]);
@@ -42,7 +55,7 @@ pub(crate) fn read(status: &Value) -> Option<Health> {
                             .map(|status| {
                                 Health::new(
                                     status,
-                                    format!("status.{key}: {f} is {value} on cluster {cluster}"),
+                                    format!("status.{key}: {f} is {value} on {cluster}"),
                                 )
                             })
                     })

@@ -246,8 +246,34 @@ pub(crate) fn phase(phase: &str) -> Option<HealthStatus> {
     match reason(&lower) {
         Reading::Failed => Some(HealthStatus::Degraded),
         Reading::InProgress => Some(HealthStatus::Progressing),
+        // `StepPaused`, `ReconcileSuspended`.
+        Reading::Other if is_suspension(&lower) => Some(HealthStatus::Suspended),
+        // `ClusterRunning`, `CruiseControlTopicReady`: a healthy word at the
+        // end, unless negated (`NotReady`, `Unavailable`).
+        Reading::Other if healthy_ending(&lower) => Some(HealthStatus::Healthy),
         Reading::Other => None,
     }
+}
+
+/// A phase that ends with a healthy word and is not negated.
+fn healthy_ending(lower: &str) -> bool {
+    let negated = lower.contains("not")
+        || lower.starts_with("un")
+        || lower.starts_with("no")
+        || ["unready", "unavailable", "unhealthy", "inactive"]
+            .iter()
+            .any(|n| lower.contains(n));
+    !negated
+        && [
+            "running",
+            "ready",
+            "healthy",
+            "succeeded",
+            "available",
+            "active",
+        ]
+        .iter()
+        .any(|w| lower.ends_with(w))
 }
 
 #[cfg(test)]

@@ -661,3 +661,42 @@ fn a_stopped_activity_that_failed_inconclusive_phases_and_nested_states_are_read
         "status.modelStatus.transitionStatus is BlockedByFailedLoad",
     );
 }
+
+#[test]
+fn nested_phases_suspended_or_healthy_by_their_ending_and_item_lists_are_read() {
+    // A step paused for a person, inside a status object.
+    let paused = widget(json!({"phase": "Progressing",
+        "conditions": [{"type": "Progressing", "status": "True", "reason": "InRolling"}],
+        "canaryStatus": {"currentStepIndex": 1, "currentStepState": "StepPaused"}}));
+    expect(
+        &paused,
+        HealthStatus::Suspended,
+        "currentStepState is StepPaused",
+    );
+    expect(
+        &widget(json!({"state": "ClusterRunning"})),
+        HealthStatus::Healthy,
+        "status.state is ClusterRunning",
+    );
+    // Negated endings are no pass.
+    expect(
+        &widget(json!({"state": "ClusterNotReady"})),
+        HealthStatus::Progressing,
+        "Waiting",
+    );
+    let domains = widget(
+        json!({"certificateStatus": "Provisioning", "domainStatus": [
+            {"domain": "shop.example.com", "status": "Active"},
+            {"domain": "api.example.com", "status": "FailedNotVisible"},
+        ]}),
+    );
+    expect(
+        &domains,
+        HealthStatus::Degraded,
+        "status is FailedNotVisible on item api.example.com",
+    );
+    let early_crossplane = widget(json!({"conditionedStatus": {"conditions": [
+        {"type": "Ready", "status": "True", "reason": "Resource is available for use"}
+    ]}}));
+    expect(&early_crossplane, HealthStatus::Healthy, "Ready=True");
+}
