@@ -11,6 +11,7 @@ pub(crate) fn assess(group: &str, kind: &str, obj: &Value) -> Option<Health> {
         ("karpenter.sh", "NodeClaim") => node_claim(obj),
         ("opentelemetry.io", "OpenTelemetryCollector") => otel_collector(obj),
         ("source.toolkit.fluxcd.io", "HelmRepository") => flux_oci_helm_repository(obj),
+        ("operators.coreos.com", "Subscription") => olm_subscription(obj),
         _ => None,
     }
 }
@@ -54,4 +55,44 @@ fn flux_oci_helm_repository(obj: &Value) -> Option<Health> {
         get(obj, &["status"]).is_none_or(|s| s.as_object().is_none_or(|m| m.is_empty()));
     (str_at(obj, &["spec", "type"]) == "oci" && no_status)
         .then(|| Health::healthy("OCI Helm repository: Flux keeps no status for it"))
+}
+
+/// An OLM Subscription: failures (`CatalogSourcesUnhealthy`,
+/// `ResolutionFailed`, `InstallPlanFailed`) are left to the generic rules;
+/// `AtLatestKnown` is done (its `InstallPlanMissing` only says the finished
+/// plan was garbage-collected); an upgrade waiting for a person's approval
+/// (`UpgradePending`, `InstallPlanPending=True (RequiresApproval)`) leaves
+/// the installed version running, so it is Healthy once a version is
+/// installed; without a state, OLM has not resolved it yet.
+fn olm_subscription(obj: &Value) -> Option<Health> {
+    let failed = [
+        "CatalogSourcesUnhealthy",
+        "ResolutionFailed",
+        "InstallPlanFailed",
+    ]
+    .iter()
+    .any(|t| condition(obj, t).is_some_and(|c| c.is_true()));
+    if failed {
+        return None;
+    }
+    let installed = str_at(obj, &["status", "installedCSV"]);
+    match str_at(obj, &["status", "state"]) {
+        "" => Some(Health::progressing(
+            "Waiting for OLM to resolve the subscription",
+        )),
+        "AtLatestKnown" => Some(Health::healthy(format!(
+            "{installed} is the latest known version"
+        ))),
+        "UpgradePending"
+            if !installed.is_empty()
+                && condition(obj, "InstallPlanPending")
+                    .is_some_and(|c| c.is_true() && c.reason == "RequiresApproval") =>
+        {
+            Some(Health::healthy(format!(
+                "{installed} runs; the upgrade to {} waits for a person to approve its InstallPlan",
+                str_at(obj, &["status", "currentCSV"])
+            )))
+        }
+        _ => None,
+    }
 }

@@ -623,7 +623,7 @@ fn in_progress(c: &Condition<'_>) -> bool {
     let working_type = IN_PROGRESS_TYPES.contains(&name)
         || (activity_type(name) && reasons::reason(name) == Reading::InProgress);
     working_type
-        && c.is_true()
+        && (c.is_true() || c.status == "Unknown")
         && reasons::reason(c.reason) != Reading::Failed
         && !done_reason(c.reason)
 }

@@ -700,3 +700,12 @@ fn nested_phases_suspended_or_healthy_by_their_ending_and_item_lists_are_read() 
     ]}}));
     expect(&early_crossplane, HealthStatus::Healthy, "Ready=True");
 }
+
+#[test]
+fn a_progressing_condition_that_cannot_tell_is_progressing() {
+    let w = widget(json!({"conditions": [
+        {"type": "Available", "status": "True"},
+        {"type": "Progressing", "status": "Unknown", "message": "waiting for the deployer pod"},
+    ]}));
+    expect(&w, HealthStatus::Progressing, "Progressing=Unknown");
+}
