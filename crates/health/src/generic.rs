@@ -310,7 +310,9 @@ impl Signals {
     }
 
     fn read_condition(&mut self, c: &Condition<'_>, wanted: Option<i64>) {
-        let negative = negative_type(c.type_);
+        // A failure-named type whose reason says all is well
+        // (`FailedScale=True (MinimumReplicasAvailable)`) is judged by the reason.
+        let negative = negative_type(c.type_) && !(c.is_true() && done_reason(c.reason));
         if c.is_true() && negative {
             self.failed
                 .get_or_insert_with(|| Health::degraded(c.describe()));
@@ -395,8 +397,35 @@ impl Signals {
         }
     }
 
-    /// Boolean `status.healthy`, `status.ready`, `status.readyToUse`.
+    /// Boolean `status.healthy`, `status.ready`, `status.readyToUse`,
+    /// `status.pass`/`passed` (an analysis' verdict), and booleans named for a
+    /// failure (`NoMatchingInstances: true`, `invalidSpec: true`).
     fn read_flags(&mut self, status: &Value) {
+        for field in ["pass", "passed"] {
+            match status.get(field).and_then(Value::as_bool) {
+                Some(false) => {
+                    self.failed.get_or_insert_with(|| {
+                        Health::degraded(format!("status.{field} is false"))
+                    });
+                }
+                Some(true) => {
+                    self.healthy
+                        .get_or_insert_with(|| Health::healthy(format!("status.{field} is true")));
+                }
+                None => {}
+            }
+        }
+        if let Value::Object(map) = status {
+            for (key, value) in map {
+                let failure_named = (key.starts_with("No")
+                    && key[2..].starts_with(char::is_uppercase))
+                    || reasons::reason(key) == Reading::Failed;
+                if failure_named && value.as_bool() == Some(true) {
+                    self.failed
+                        .get_or_insert_with(|| Health::degraded(format!("status.{key} is true")));
+                }
+            }
+        }
         match status.get("healthy").and_then(Value::as_bool) {
             Some(true) => self.healthy = Some(Health::healthy("status.healthy is true")),
             Some(false) => {
@@ -629,11 +658,20 @@ fn in_progress(c: &Condition<'_>) -> bool {
 }
 
 /// Reasons of a `Progressing=True` condition that say the work is done.
+/// Never a negated one
+/// (`MinimumReplicasUnavailable`, `NotReady`) nor one naming a failure.
 fn done_reason(reason: &str) -> bool {
     let lower = reason.to_ascii_lowercase();
-    ["available", "complete", "succeeded", "success", "ready"]
-        .iter()
-        .any(|w| lower.contains(w))
+    let negated = lower.contains("not")
+        || lower.starts_with("no")
+        || ["unavailable", "unready", "incomplete", "unsuccess"]
+            .iter()
+            .any(|n| lower.contains(n));
+    !negated
+        && reasons::reason(reason) != Reading::Failed
+        && ["available", "complete", "succeeded", "success", "ready"]
+            .iter()
+            .any(|w| lower.contains(w))
 }
 
 /// A summary (or good-news) condition `False` whose reason is neither a

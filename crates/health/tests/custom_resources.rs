@@ -709,3 +709,32 @@ fn a_progressing_condition_that_cannot_tell_is_progressing() {
     ]}));
     expect(&w, HealthStatus::Progressing, "Progressing=Unknown");
 }
+
+#[test]
+fn failure_named_conditions_and_flags_are_judged_by_their_meaning() {
+    // The reason says all is well: not a failure.
+    let fine = widget(
+        json!({"observedGeneration": 2, "replicas": 2, "readyReplicas": 2,
+        "conditions": [{"type": "FailedScale", "status": "True", "reason": "MinimumReplicasAvailable"}]}),
+    );
+    expect(&fine, HealthStatus::Healthy, "2 of 2 replicas are ready");
+    let failed = widget(json!({"conditions": [
+        {"type": "FailedScale", "status": "True", "reason": "CreatePodsFailed"}
+    ]}));
+    expect(&failed, HealthStatus::Degraded, "FailedScale=True");
+    // A negated done word is no done reason.
+    let starting = widget(json!({"conditions": [
+        {"type": "Progressing", "status": "True", "reason": "MinimumReplicasUnavailable"}
+    ]}));
+    expect(&starting, HealthStatus::Progressing, "Progressing=True");
+    expect(
+        &widget(json!({"state": "Completed", "pass": false})),
+        HealthStatus::Degraded,
+        "status.pass is false",
+    );
+    expect(
+        &widget(json!({"uid": "927b3c23", "NoMatchingInstances": true})),
+        HealthStatus::Degraded,
+        "status.NoMatchingInstances is true",
+    );
+}
