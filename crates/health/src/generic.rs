@@ -417,9 +417,13 @@ impl Signals {
         }
         if let Value::Object(map) = status {
             for (key, value) in map {
-                let failure_named = (key.starts_with("No")
-                    && key[2..].starts_with(char::is_uppercase))
-                    || reasons::reason(key) == Reading::Failed;
+                // `NoMatchingInstances`, `invalidSpec`; not `NoErrors`.
+                let failure_named = match key.strip_prefix("No") {
+                    Some(rest) if rest.starts_with(char::is_uppercase) => {
+                        reasons::reason(rest) != Reading::Failed
+                    }
+                    _ => reasons::reason(key) == Reading::Failed,
+                };
                 if failure_named && value.as_bool() == Some(true) {
                     self.failed
                         .get_or_insert_with(|| Health::degraded(format!("status.{key} is true")));

@@ -737,4 +737,9 @@ fn failure_named_conditions_and_flags_are_judged_by_their_meaning() {
         HealthStatus::Degraded,
         "status.NoMatchingInstances is true",
     );
+    expect(
+        &widget(json!({"NoErrors": true, "phase": "Running"})),
+        HealthStatus::Healthy,
+        "status.phase is Running",
+    );
 }
