@@ -61,6 +61,7 @@ const IN_PROGRESS: &[&str] = &[
     "starting",
     "restarting",
     "restoring",
+    "unavailable",
     "dependenc",
     "wait",
     "install",

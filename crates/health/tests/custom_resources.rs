@@ -406,6 +406,22 @@ fn a_not_ready_condition_that_says_nothing_or_waits_for_its_pods_is_progressing(
         ]}));
         expect(&w, HealthStatus::Progressing, reason);
     }
+    // `Unavailable` (Crossplane: exists, not ready for use yet) waits,
+    // unless its message reports an error.
+    expect(
+        &widget(
+            json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Unavailable"}]}),
+        ),
+        HealthStatus::Progressing,
+        "Unavailable",
+    );
+    expect(
+        &widget(
+            json!({"conditions": [{"type": "Ready", "status": "False", "reason": "Unavailable", "message": "create failed: quota exceeded"}]}),
+        ),
+        HealthStatus::Degraded,
+        "Unavailable",
+    );
     // A verdict on the object itself, or an error in the message, stays Degraded.
     expect(
         &widget(ready("False", "NotReady")),
