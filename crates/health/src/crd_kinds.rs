@@ -1,7 +1,7 @@
 //! Small built-in rules for single CRD kinds whose status the generic rules
 //! misread. Each returns `None` to fall through to the generic rules.
 
-use crate::field::{condition, get, str_at};
+use crate::field::{array, condition, get, int, str_at};
 use crate::status::Health;
 use serde_json::Value;
 
@@ -12,6 +12,7 @@ pub(crate) fn assess(group: &str, kind: &str, obj: &Value) -> Option<Health> {
         ("opentelemetry.io", "OpenTelemetryCollector") => otel_collector(obj),
         ("source.toolkit.fluxcd.io", "HelmRepository") => flux_oci_helm_repository(obj),
         ("operators.coreos.com", "Subscription") => olm_subscription(obj),
+        ("elasticsearch.k8s.elastic.co", "Elasticsearch") => elasticsearch(obj),
         _ => None,
     }
 }
@@ -95,4 +96,20 @@ fn olm_subscription(obj: &Value) -> Option<Health> {
         }
         _ => None,
     }
+}
+
+/// ECK's Elasticsearch: fewer `availableNodes` than the node sets ask for
+/// (`spec.nodeSets[].count`) is a cluster still growing, whatever the
+/// phase and health say; else the generic rules (`phase`, `health`).
+fn elasticsearch(obj: &Value) -> Option<Health> {
+    let wanted: i64 = array(obj, &["spec", "nodeSets"])
+        .iter()
+        .map(|set| int(set, &["count"]).unwrap_or(0))
+        .sum();
+    let available = int(obj, &["status", "availableNodes"])?;
+    (available < wanted).then(|| {
+        Health::progressing(format!(
+            "{available} of {wanted} Elasticsearch nodes are available"
+        ))
+    })
 }

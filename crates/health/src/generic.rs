@@ -386,6 +386,22 @@ impl Signals {
             // The controller could not tell because something failed
             // (`Ready=Unknown (PartialTriggerError)`); other Unknown reasons,
             // like Knative's `RevisionMissing` while it creates one, wait.
+            // Not `True`/`False`/`Unknown`: the Prometheus operator's
+            // `Available=Degraded (SomePodsNotReady)` waits for its pods,
+            // anything else (`Ready=randomstatus`) is a broken status.
+            other
+                if !other.is_empty()
+                    && other != "Unknown"
+                    && reasons::waits_for_workload(c.reason) =>
+            {
+                self.in_progress
+                    .get_or_insert_with(|| Health::progressing(c.describe()));
+            }
+            other if !other.is_empty() && other != "Unknown" => {
+                self.failed.get_or_insert_with(|| {
+                    Health::degraded(format!("{}: not a condition status", c.describe()))
+                });
+            }
             _ if reasons::message_reports_failure(c.reason) => {
                 self.failed
                     .get_or_insert_with(|| Health::degraded(c.describe()));

@@ -759,3 +759,17 @@ fn failure_named_conditions_and_flags_are_judged_by_their_meaning() {
         "status.phase is Running",
     );
 }
+
+#[test]
+fn condition_statuses_other_than_true_false_unknown_are_read() {
+    expect(
+        &widget(ready("randomstatus", "")),
+        HealthStatus::Degraded,
+        "not a condition status",
+    );
+    // The Prometheus operator's `Available=Degraded` while pods come up.
+    let partly = widget(json!({"conditions": [
+        {"type": "Available", "status": "Degraded", "reason": "SomePodsNotReady"}
+    ]}));
+    expect(&partly, HealthStatus::Progressing, "SomePodsNotReady");
+}
