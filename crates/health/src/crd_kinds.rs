@@ -13,6 +13,9 @@ pub(crate) fn assess(group: &str, kind: &str, obj: &Value) -> Option<Health> {
         ("source.toolkit.fluxcd.io", "HelmRepository") => flux_oci_helm_repository(obj),
         ("operators.coreos.com", "Subscription") => olm_subscription(obj),
         ("elasticsearch.k8s.elastic.co", "Elasticsearch") => elasticsearch(obj),
+        ("cluster.x-k8s.io", "MachineHealthCheck") => machine_health_check(obj),
+        ("metrics.keptn.sh", "KeptnMetric") => keptn_metric(obj),
+        ("flink.apache.org", "FlinkDeployment") => flink_deployment(obj),
         _ => None,
     }
 }
@@ -112,4 +115,37 @@ fn elasticsearch(obj: &Value) -> Option<Health> {
             "{available} of {wanted} Elasticsearch nodes are available"
         ))
     })
+}
+
+/// Cluster API's MachineHealthCheck reports the machines it watches: fewer
+/// healthy than expected means machines are failing (and being remediated).
+fn machine_health_check(obj: &Value) -> Option<Health> {
+    let expected = int(obj, &["status", "expectedMachines"])?;
+    let healthy = int(obj, &["status", "currentHealthy"]).unwrap_or(0);
+    (healthy < expected).then(|| {
+        Health::degraded(format!(
+            "{} of {expected} machines are unhealthy",
+            expected - healthy
+        ))
+    })
+}
+
+/// Keptn's KeptnMetric: a fetched `status.value` and no `errMsg` is a
+/// working metric (an error falls through to the generic rules).
+fn keptn_metric(obj: &Value) -> Option<Health> {
+    let value = match get(obj, &["status", "value"])? {
+        Value::String(s) if !s.is_empty() => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    str_at(obj, &["status", "errMsg"])
+        .is_empty()
+        .then(|| Health::healthy(format!("The metric's value is {value}")))
+}
+
+/// Apache Flink's FlinkDeployment with `spec.job.state: suspended` is
+/// stopped on purpose: its job manager is gone (`MISSING`) by design.
+fn flink_deployment(obj: &Value) -> Option<Health> {
+    (str_at(obj, &["spec", "job", "state"]) == "suspended")
+        .then(|| Health::suspended("The Flink job is suspended (spec.job.state)"))
 }

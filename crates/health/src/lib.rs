@@ -40,7 +40,7 @@
 //! | `apiextensions.k8s.io` CustomResourceDefinition | `Terminating=True` or being deleted → Progressing; `NamesAccepted=False` → Degraded; `NonStructuralSchema=True` → Degraded; `Established=True` → Healthy; `Established=False` with a reason other than `Installing` → Degraded; else Progressing. |
 //! | `apiregistration.k8s.io` APIService | `Available=True` → Healthy; `Available=False` or absent → Progressing (an aggregated API is unavailable while its Service starts; the rollout's progress deadline turns a lasting one into a failure). |
 //! | other built-in kinds (ConfigMap, Secret, RBAC, ...) | no status → Healthy; otherwise the custom-resource rules below. |
-//! | `argoproj.io` Rollout, `promoter.argoproj.io` (GitOps Promoter), `karpenter.sh` NodeClaim, `opentelemetry.io` OpenTelemetryCollector, `source.toolkit.fluxcd.io` HelmRepository, `operators.coreos.com` Subscription, `elasticsearch.k8s.elastic.co` Elasticsearch | their own rules (`argo_rollouts`, `gitops_promoter`, `crd_kinds`): see the table of CRD families in `docs/health.md`. |
+//! | `argoproj.io` Rollout, `promoter.argoproj.io` (GitOps Promoter), `karpenter.sh` NodeClaim, `opentelemetry.io` OpenTelemetryCollector, `source.toolkit.fluxcd.io` HelmRepository, `operators.coreos.com` Subscription, `elasticsearch.k8s.elastic.co` Elasticsearch, `cluster.x-k8s.io` MachineHealthCheck, `metrics.keptn.sh` KeptnMetric, `flink.apache.org` FlinkDeployment | their own rules (`argo_rollouts`, `gitops_promoter`, `crd_kinds`): see the table of CRD families in `docs/health.md`. |
 //! | custom resources | see [Custom resources](#custom-resources). |
 //!
 //! # Custom resources
