@@ -621,6 +621,10 @@ fn suspended(obj: &Value) -> Option<Health> {
             return Some(Health::suspended(format!("{} is true", path.join("."))));
         }
     }
+    // `spec.enabled: false`: switched off on purpose.
+    if get(obj, &["spec", "enabled"]).and_then(Value::as_bool) == Some(false) {
+        return Some(Health::suspended("spec.enabled is false"));
+    }
     // Controllers paused by annotation (`autoscaling.keda.sh/paused: "true"`).
     if let Some(Value::Object(annotations)) = get(obj, &["metadata", "annotations"]) {
         for (key, value) in annotations {

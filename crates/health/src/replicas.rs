@@ -7,6 +7,8 @@
 //!   `updatedAvailableReplicas`;
 //! - `desiredNumberScheduled` against `numberReady`, `numberAvailable`,
 //!   `updatedNumberScheduled` (per node);
+//! - `readyMembers` / `readyNodes` against `members` / `nodes`, in `status`
+//!   or in each entry of a map below it (`racks.<rack>`);
 //! - `"ready/wanted"` strings (`statusReplicas: "2/3"`, `tasksReady: "3/3"`)
 //!   in `status` or one object below it.
 //!
@@ -35,6 +37,9 @@ pub(crate) fn read(obj: &Value, status: &Value) -> Option<Health> {
         return Some(h);
     }
     if let Some(h) = fractions(status) {
+        return Some(h);
+    }
+    if let Some(h) = member_counts(status) {
         return Some(h);
     }
     let counted = READY_COUNTS
@@ -132,6 +137,43 @@ fn fractions(status: &Value) -> Option<Health> {
             )));
         }
         found.get_or_insert_with(|| Health::healthy(format!("status.{key} is {have}/{wanted}")));
+    }
+    found
+}
+
+/// `members` / `readyMembers` (or `nodes` / `readyNodes`) in `status` or in
+/// the entries of a map below it (a Cassandra cluster's `racks.<rack>`).
+fn member_counts(status: &Value) -> Option<Health> {
+    let Value::Object(map) = status else {
+        return None;
+    };
+    let top = std::iter::once(("".to_string(), status));
+    let entries = map.iter().flat_map(|(k, v)| match v {
+        Value::Object(inner) => inner
+            .iter()
+            .filter(|(_, e)| e.is_object())
+            .map(|(name, e)| (format!("{k}.{name}"), e))
+            .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    });
+    let mut found = None;
+    for (at, entry) in top.chain(entries) {
+        for (all, ready) in [("members", "readyMembers"), ("nodes", "readyNodes")] {
+            let (Some(want), Some(have)) = (int(entry, &[all]), int(entry, &[ready])) else {
+                continue;
+            };
+            let place = if at.is_empty() {
+                String::new()
+            } else {
+                format!(" in {at}")
+            };
+            if have < want {
+                return Some(Health::progressing(format!(
+                    "{have} of {want} {all} are ready{place}"
+                )));
+            }
+            found.get_or_insert_with(|| Health::healthy(format!("All {all} are ready")));
+        }
     }
     found
 }

@@ -773,3 +773,22 @@ fn condition_statuses_other_than_true_false_unknown_are_read() {
     ]}));
     expect(&partly, HealthStatus::Progressing, "SomePodsNotReady");
 }
+
+#[test]
+fn a_disabled_spec_is_suspended_and_member_counts_are_read() {
+    let mut w = widget(Value::Null);
+    w["spec"]["enabled"] = json!(false);
+    expect(&w, HealthStatus::Suspended, "spec.enabled is false");
+    let racks = |ready_b: i64| {
+        widget(json!({"racks": {
+            "rack-a": {"members": 3, "readyMembers": 3},
+            "rack-b": {"members": 3, "readyMembers": ready_b},
+        }}))
+    };
+    expect(
+        &racks(1),
+        HealthStatus::Progressing,
+        "1 of 3 members are ready in racks.rack-b",
+    );
+    expect(&racks(3), HealthStatus::Healthy, "All members are ready");
+}
