@@ -34,29 +34,39 @@ pub(crate) fn deployment(obj: &Value) -> Health {
     {
         return Health::degraded(format!("Progress deadline exceeded: {}", c.describe()));
     }
+    rolling_replicas(obj).unwrap_or_else(|| {
+        let wanted = int_or(obj, &["spec", "replicas"], 1);
+        let available = int_or(obj, &["status", "availableReplicas"], 0);
+        Health::healthy(format!(
+            "Rollout complete: {available} of {wanted} replicas are available"
+        ))
+    })
+}
+
+/// Progressing while a Deployment-like rollout (a Deployment, an Argo
+/// Rollout) has replicas to update, old replicas to terminate or updated
+/// replicas not yet available; `None` when it is done.
+pub(crate) fn rolling_replicas(obj: &Value) -> Option<Health> {
     let wanted = int_or(obj, &["spec", "replicas"], 1);
     let replicas = int_or(obj, &["status", "replicas"], 0);
     let updated = int_or(obj, &["status", "updatedReplicas"], 0);
     let available = int_or(obj, &["status", "availableReplicas"], 0);
     if updated < wanted {
-        return Health::progressing(format!(
+        return Some(Health::progressing(format!(
             "Waiting for rollout to finish: {updated} of {wanted} new replicas have been updated"
-        ));
+        )));
     }
     if replicas > updated {
-        return Health::progressing(format!(
+        return Some(Health::progressing(format!(
             "Waiting for rollout to finish: {} old replicas are pending termination",
             replicas.saturating_sub(updated)
-        ));
+        )));
     }
-    if available < updated {
-        return Health::progressing(format!(
+    (available < updated).then(|| {
+        Health::progressing(format!(
             "Waiting for rollout to finish: {available} of {updated} updated replicas are available"
-        ));
-    }
-    Health::healthy(format!(
-        "Rollout complete: {available} of {wanted} replicas are available"
-    ))
+        ))
+    })
 }
 
 /// StatefulSet: see the crate documentation's table.

@@ -3,6 +3,7 @@
 //! adds pauses, aborts and which pod template the stable / active service
 //! points at.
 
+use crate::apps;
 use crate::field::{array, bool_at, condition, get, int, int_or, str_at};
 use crate::status::Health;
 use serde_json::Value;
@@ -79,26 +80,11 @@ pub(crate) fn rollout(obj: &Value) -> Health {
             why => format!("Rollout is paused ({why}): promote it to go on"),
         });
     }
+    if let Some(h) = apps::rolling_replicas(obj) {
+        return h;
+    }
     let replicas = int_or(obj, &["spec", "replicas"], 1);
-    let current = int_or(status, &["replicas"], 0);
-    let updated = int_or(status, &["updatedReplicas"], 0);
     let available = int_or(status, &["availableReplicas"], 0);
-    if updated < replicas {
-        return Health::progressing(format!(
-            "Waiting for rollout to finish: {updated} of {replicas} replicas are updated"
-        ));
-    }
-    if current > updated {
-        return Health::progressing(format!(
-            "Waiting for rollout to finish: {} old replicas are pending termination",
-            current - updated
-        ));
-    }
-    if available < updated {
-        return Health::progressing(format!(
-            "Waiting for rollout to finish: {available} of {updated} updated replicas are available"
-        ));
-    }
     let pod_hash = str_at(status, &["currentPodHash"]);
     let spec_strategy = get(obj, &["spec", "strategy"]);
     if spec_strategy.and_then(|s| s.get("blueGreen")).is_some() {
