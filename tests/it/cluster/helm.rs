@@ -17,12 +17,11 @@ const CLUSTERS: [(&str, &str, u32); 3] = [
     ("gke-us-central1", "gcp", 2),
 ];
 
-fn environment(env: &str, kubeconfig: &std::path::Path, log_level: &str) -> String {
+fn environment(env: &str, log_level: &str) -> String {
     let mut clusters = String::new();
     for (name, cloud, wave) in CLUSTERS {
         clusters.push_str(&format!(
-            "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n          file: {}\n      labels: {{cloud: {cloud}}}\n      wave: {wave}\n",
-            kubeconfig.display()
+            "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      labels: {{cloud: {cloud}}}\n      wave: {wave}\n"
         ));
     }
     format!(
@@ -85,9 +84,10 @@ fn assert_in_waves(report: &RolloutReport) {
 }
 
 /// `tidegate diff --env` through the real binary: exit 0, no drift.
-fn assert_no_drift(git: &GitFixture, env: &str) {
+fn assert_no_drift(git: &GitFixture, env: &str, kubeconfig: &std::path::Path) {
     let home = tempfile::tempdir().expect("home");
     let out = tidegate_command(git.path(), home.path())
+        .env("KUBECONFIG", kubeconfig)
         .env("TIDEGATE_HELM", tool(Tool::Helm))
         .args(["diff", "--env", env])
         .output()
@@ -111,7 +111,7 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
     )
     .write(
         &format!("environments/{env}.yaml"),
-        environment(&env, fleet.kubeconfig(), "info"),
+        environment(&env, "info"),
     );
     git.commit("the web chart");
     let options = || DriverOptions {
@@ -133,12 +133,12 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
             "v1"
         );
     }
-    assert_no_drift(&git, &env);
+    assert_no_drift(&git, &env, fleet.kubeconfig());
 
     // A value change: every cluster gets it, wave by wave.
     git.write(
         &format!("environments/{env}.yaml"),
-        environment(&env, fleet.kubeconfig(), "debug"),
+        environment(&env, "debug"),
     );
     git.commit("debug logs");
     let report = roll_out(git.path(), &env, options(), None, None)
@@ -152,13 +152,13 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
             "{cluster}"
         );
     }
-    assert_no_drift(&git, &env);
+    assert_no_drift(&git, &env, fleet.kubeconfig());
 
     // A template error: `tidegate sync` names the app's line and helm's
     // message, and applies nothing, not even to the clusters it could render.
     git.write(
         &format!("environments/{env}.yaml"),
-        environment(&env, fleet.kubeconfig(), "trace"),
+        environment(&env, "trace"),
     );
     git.write(
         "manifests/web/templates/broken.yaml",
@@ -167,6 +167,7 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
     git.commit("a broken template");
     let home = tempfile::tempdir().expect("home");
     let out = tidegate_command(git.path(), home.path())
+        .env("KUBECONFIG", fleet.kubeconfig())
         .env("TIDEGATE_HELM", tool(Tool::Helm))
         .args(["sync", "--env", &env])
         .output()
@@ -174,7 +175,7 @@ async fn a_chart_syncs_without_false_drift_and_a_value_change_rolls_out_in_waves
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
-        text.contains(&format!("environments/{env}.yaml:32: app web: helm template of manifests/web failed: Error: template: web/templates/broken.yaml:6")),
+        text.contains(&format!("environments/{env}.yaml:29: app web: helm template of manifests/web failed: Error: template: web/templates/broken.yaml:6")),
         "{text}"
     );
     assert_eq!(
