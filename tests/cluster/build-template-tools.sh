@@ -17,30 +17,10 @@
 # Usage: tests/cluster/build-template-tools.sh [--force] [--print-dirs]
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${TIDEGATE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tidegate}"
-force=0
-print_dirs=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    --print-dirs) print_dirs=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-    *) echo "build-template-tools.sh: unknown argument: $arg" >&2; exit 2 ;;
-  esac
-done
-
-command -v go >/dev/null 2>&1 || PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null 2>&1 || { echo "build-template-tools.sh: go not found (install Go >= 1.26)" >&2; exit 1; }
-
-export CGO_ENABLED=0
-export GOFLAGS="${GOFLAGS:-} -mod=readonly -trimpath -p=${TIDEGATE_BUILD_JOBS:-2}"
-
-log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-
-mod_version() { # dir module
-  (cd "$here/$1" && go list -m -f '{{.Version}}' "$2")
-}
+script=build-template-tools.sh
+help_lines=2,17
+# shellcheck source=tests/cluster/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 helm_version="$(mod_version helm helm.sh/helm/v3)"
 kustomize_version="$(mod_version kustomize sigs.k8s.io/kustomize/kustomize/v5)"

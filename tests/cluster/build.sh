@@ -19,32 +19,10 @@
 # Usage: tests/cluster/build.sh [--force] [--print-dirs]
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-cache="${TIDEGATE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tidegate}"
-force=0
-print_dirs=0
-for arg in "$@"; do
-  case "$arg" in
-    --force) force=1 ;;
-    --print-dirs) print_dirs=1 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-    *) echo "build.sh: unknown argument: $arg" >&2; exit 2 ;;
-  esac
-done
-
-command -v go >/dev/null 2>&1 || PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null 2>&1 || { echo "build.sh: go not found (install Go >= 1.26)" >&2; exit 1; }
-
-# Static, reproducible binaries; never touch go.mod/go.sum while building.
-export CGO_ENABLED=0
-export GOFLAGS="${GOFLAGS:-} -mod=readonly -trimpath -p=${TIDEGATE_BUILD_JOBS:-2}"
-
-log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-
-# The version a wrapper module requires of a module, read from its go.mod.
-mod_version() { # dir module
-  (cd "$here/$1" && go list -m -f '{{.Version}}' "$2")
-}
+script=build.sh
+help_lines=2,19
+# shellcheck source=tests/cluster/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 k8s_version="$(mod_version kubernetes k8s.io/kubernetes)"
 etcd_version="$(mod_version etcd go.etcd.io/etcd/server/v3)"

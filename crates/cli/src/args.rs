@@ -113,6 +113,25 @@ pub enum Command {
     Clusters(ClustersArgs),
     /// Switch a blue-green app to another colour: pre-checks, commit, flip in waves, post-checks, automatic revert
     Switch(SwitchArgs),
+    /// The health of every object in a YAML file, by the built-in rules or an environment's custom checks
+    Health(HealthArgs),
+}
+
+/// `tidegate health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// YAML file of live objects (e.g. `kubectl get -o yaml`; a `List` is not unpacked)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    /// Use this environment's custom checks (`spec.health`) [default: built-in rules only]
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Option<String>,
+    /// Assess as in a cluster of this provider (kubeconfig, eks, aks, gke)
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
 }
 
 /// `tidegate switch`.

@@ -20,6 +20,9 @@ pub struct Resolved {
     pub resource: ApiResource,
     /// Whether objects of this kind live in namespaces.
     pub namespaced: bool,
+    /// Whether the kind has a `status` subresource (a controller reports
+    /// its status); health reads a kind without one as configuration.
+    pub status_subresource: bool,
 }
 
 type Resources = Arc<Vec<(ApiResource, ApiCapabilities)>>;
@@ -77,6 +80,7 @@ impl Resolver {
             .map(|(resource, caps)| Resolved {
                 resource: resource.clone(),
                 namespaced: caps.scope == Scope::Namespaced,
+                status_subresource: caps.subresources.iter().any(|(r, _)| r.plural == "status"),
             }))
     }
 

@@ -67,6 +67,9 @@ pub struct EnvironmentSpec {
     /// Sync options.
     #[serde(default)]
     pub sync: SyncOptions,
+    /// Custom health checks and health settings.
+    #[serde(default, skip_serializing_if = "HealthOptions::is_unset")]
+    pub health: HealthOptions,
 }
 
 /// Where the desired state is read from.
@@ -565,6 +568,74 @@ pub struct IgnoreDifference {
     /// Field managers whose fields are ignored (e.g. an HPA's `spec.replicas`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub managed_fields_managers: Vec<String>,
+}
+
+/// `spec.health`: custom health checks and health settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthOptions {
+    /// Directory in the configuration repository with Lua checks in Argo
+    /// CD's layout (`<group>/<kind>/health.lua`, `_` as a wildcard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_path: Option<Located<String>>,
+    /// Checks written here; they win over the checks directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<Located<HealthCheck>>,
+    /// What an Ingress without class and address is; by default `wait` on
+    /// GKE clusters, `healthy` elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_without_class: Option<IngressWithoutClass>,
+    /// How long a custom resource may have no status before it is Unknown;
+    /// by default `spec.rollout.progressDeadline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_grace_period: Option<GoDuration>,
+}
+
+impl HealthOptions {
+    /// True when nothing is set (built-in rules, provider defaults).
+    pub fn is_unset(&self) -> bool {
+        *self == HealthOptions::default()
+    }
+}
+
+/// A custom health check for a group and kind: exactly one of `cel` and `lua`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    /// API group (`""` for the core group); `*` matches any run of characters.
+    pub group: String,
+    /// Kind; `*` matches any run of characters.
+    pub kind: String,
+    /// CEL expressions, as Flux's `healthCheckExprs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cel: Option<CelHealthCheck>,
+    /// A Lua script with Argo CD's contract (`obj` in, `{status, message}` out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lua: Option<Located<String>>,
+}
+
+/// CEL expressions over the object's fields (`status`, `spec`, `metadata`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CelHealthCheck {
+    /// True when the object is healthy.
+    pub current: Located<String>,
+    /// True while the object is being worked on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<Located<String>>,
+    /// True when the object failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<Located<String>>,
+}
+
+/// What an Ingress with neither a class nor an address is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum IngressWithoutClass {
+    /// Healthy: no controller will serve it.
+    Healthy,
+    /// Progressing until it gets an address (GKE's built-in controller).
+    Wait,
 }
 
 impl Environment {

@@ -48,6 +48,8 @@ pub struct DriverOptions {
     pub identity: String,
     /// Revisions a failed rollout quarantined (never a rollback target).
     pub quarantined: BTreeSet<String>,
+    /// The environment's custom health checks (built-in rules only by default).
+    pub health_checks: Arc<tidegate_health::HealthChecks>,
 }
 
 impl Default for DriverOptions {
@@ -61,6 +63,7 @@ impl Default for DriverOptions {
             lock_ttl: Duration::from_secs(60),
             identity: "tidegate".into(),
             quarantined: BTreeSet::new(),
+            health_checks: Arc::default(),
         }
     }
 }
@@ -272,7 +275,8 @@ impl<F: ClientFactory> Driver<'_, F> {
         let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
         for cluster in &self.environment.spec.clusters {
             match Engine::connect(self.factory, cluster).await {
-                Ok(mut engine) => {
+                Ok(engine) => {
+                    let mut engine = engine.with_health_checks(self.options.health_checks.clone());
                     if let Some(audit) = &self.audit {
                         engine = engine.with_audit(audit.clone());
                     }
@@ -597,9 +601,10 @@ impl<F: ClientFactory> Driver<'_, F> {
                 let Some(engine) = engines.get(name) else {
                     return HealthStatus::Unknown;
                 };
+                // While applying, the new revision's objects may not exist
+                // yet (a custom resource waits for its CRD): judge what runs.
                 let keys = match progress_state {
-                    ClusterProgress::Applying
-                    | ClusterProgress::Progressing
+                    ClusterProgress::Progressing
                     | ClusterProgress::Updated
                     | ClusterProgress::Failed
                     | ClusterProgress::Skipped => self.target_keys(name),

@@ -34,29 +34,39 @@ pub(crate) fn deployment(obj: &Value) -> Health {
     {
         return Health::degraded(format!("Progress deadline exceeded: {}", c.describe()));
     }
+    rolling_replicas(obj).unwrap_or_else(|| {
+        let wanted = int_or(obj, &["spec", "replicas"], 1);
+        let available = int_or(obj, &["status", "availableReplicas"], 0);
+        Health::healthy(format!(
+            "Rollout complete: {available} of {wanted} replicas are available"
+        ))
+    })
+}
+
+/// Progressing while a Deployment-like rollout (a Deployment, an Argo
+/// Rollout) has replicas to update, old replicas to terminate or updated
+/// replicas not yet available; `None` when it is done.
+pub(crate) fn rolling_replicas(obj: &Value) -> Option<Health> {
     let wanted = int_or(obj, &["spec", "replicas"], 1);
     let replicas = int_or(obj, &["status", "replicas"], 0);
     let updated = int_or(obj, &["status", "updatedReplicas"], 0);
     let available = int_or(obj, &["status", "availableReplicas"], 0);
     if updated < wanted {
-        return Health::progressing(format!(
+        return Some(Health::progressing(format!(
             "Waiting for rollout to finish: {updated} of {wanted} new replicas have been updated"
-        ));
+        )));
     }
     if replicas > updated {
-        return Health::progressing(format!(
+        return Some(Health::progressing(format!(
             "Waiting for rollout to finish: {} old replicas are pending termination",
-            replicas - updated
-        ));
+            replicas.saturating_sub(updated)
+        )));
     }
-    if available < updated {
-        return Health::progressing(format!(
+    (available < updated).then(|| {
+        Health::progressing(format!(
             "Waiting for rollout to finish: {available} of {updated} updated replicas are available"
-        ));
-    }
-    Health::healthy(format!(
-        "Rollout complete: {available} of {wanted} replicas are available"
-    ))
+        ))
+    })
 }
 
 /// StatefulSet: see the crate documentation's table.
@@ -70,7 +80,7 @@ pub(crate) fn stateful_set(obj: &Value) -> Health {
     if ready < wanted {
         return Health::progressing(format!(
             "Waiting for {} pods to be ready: {ready} of {wanted} are ready",
-            wanted - ready
+            wanted.saturating_sub(ready)
         ));
     }
     let strategy = match str_at(obj, &["spec", "updateStrategy", "type"]) {
@@ -88,7 +98,7 @@ pub(crate) fn stateful_set(obj: &Value) -> Health {
     )
     .unwrap_or(0);
     if partition > 0 {
-        let target = (wanted - partition).max(0);
+        let target = wanted.saturating_sub(partition).max(0);
         if updated < target {
             return Health::progressing(format!(
                 "Waiting for partitioned roll out to finish: {updated} of {target} new pods have been updated"

@@ -26,6 +26,11 @@ pub(crate) fn custom_resource_definition(obj: &Value) -> Health {
     }
     match condition(obj, "Established") {
         Some(c) if c.is_true() => Health::healthy("CRD is established"),
+        // The API server sets reason `Installing` while it sets the CRD's
+        // API up; any other False reason means it will not serve it.
+        Some(c) if c.is_false() && c.reason != "Installing" => {
+            Health::degraded(format!("CRD is not established: {}", c.describe()))
+        }
         Some(c) => Health::progressing(format!(
             "Waiting for the CRD to be established: {}",
             c.describe()

@@ -55,6 +55,8 @@ pub(crate) struct Condition<'a> {
     pub message: &'a str,
     /// The generation the condition was computed for, when the writer sets it.
     pub observed_generation: Option<i64>,
+    /// Cluster API's `severity` (`Error`, `Warning`, `Info`), or `""`.
+    pub severity: &'a str,
 }
 
 impl<'a> Condition<'a> {
@@ -62,10 +64,16 @@ impl<'a> Condition<'a> {
     pub(crate) fn from_value(v: &'a Value) -> Self {
         Condition {
             type_: str_at(v, &["type"]),
-            status: str_at(v, &["status"]),
+            // A YAML `status: True` left unquoted reads as a boolean.
+            status: match v.get("status") {
+                Some(Value::Bool(true)) => "True",
+                Some(Value::Bool(false)) => "False",
+                _ => str_at(v, &["status"]),
+            },
             reason: str_at(v, &["reason"]),
             message: str_at(v, &["message"]),
             observed_generation: int(v, &["observedGeneration"]),
+            severity: str_at(v, &["severity"]),
         }
     }
 

@@ -33,48 +33,87 @@
 //! | `batch` Job | condition `Failed=True` → Degraded; `Complete=True` → Healthy; `Suspended=True` or `spec.suspend` → Suspended; else (including the interim `FailureTarget` / `SuccessCriteriaMet`) Progressing. |
 //! | `batch` CronJob | `spec.suspend` → Suspended; else Healthy (a failed last Job is that Job's health). |
 //! | Service | `type: LoadBalancer` without `status.loadBalancer.ingress` → Progressing; else Healthy. |
-//! | `networking.k8s.io` Ingress | `status.loadBalancer.ingress` non-empty → Healthy; else Progressing (as Argo CD) — unless the Ingress has no class (`spec.ingressClassName` or the legacy annotation), which the API server fills in from the cluster's default IngressClass: then no controller will ever assign an address, and it is Healthy. |
+//! | `networking.k8s.io` Ingress | `status.loadBalancer.ingress` non-empty → Healthy; else Progressing (as Argo CD) — unless the Ingress has no class (`spec.ingressClassName` or the legacy annotation), which the API server fills in from the cluster's default IngressClass: then no controller will ever assign an address, and it is Healthy; except where [`Context::ingress_without_class`] is `Wait` (GKE clusters, whose built-in controller serves class-less Ingresses), where it is Progressing. |
 //! | PersistentVolumeClaim | phase `Bound` → Healthy; `Pending` → Progressing (also while a `WaitForFirstConsumer` class waits for a pod); `Lost` → Degraded; else Unknown. |
 //! | Namespace | phase `Active` → Healthy; `Terminating` → Progressing (with what remains); else Unknown. |
 //! | `autoscaling` HorizontalPodAutoscaler | `AbleToScale=False` with a `Failed*` reason → Degraded (other reasons Progressing); `ScalingActive=False` → Degraded, except reason `ScalingDisabled` (target at 0 replicas) → Healthy; no conditions yet → Progressing; else Healthy. autoscaling/v1 objects are read from their conditions annotation. |
-//! | `apiextensions.k8s.io` CustomResourceDefinition | `Terminating=True` or being deleted → Progressing; `NamesAccepted=False` → Degraded; `NonStructuralSchema=True` → Degraded; `Established=True` → Healthy; else Progressing. |
-//! | anything else | no `status` (or an empty one) → Healthy; `status.observedGeneration` < `metadata.generation` → Progressing; kstatus `Stalled=True` → Degraded, `Reconciling=True` → Progressing; condition `Ready` (else `Available`): computed for an older generation → Progressing, `True` → Healthy, `False` → Degraded, `Unknown` → Progressing; no such condition → Healthy. |
+//! | `apiextensions.k8s.io` CustomResourceDefinition | `Terminating=True` or being deleted → Progressing; `NamesAccepted=False` → Degraded; `NonStructuralSchema=True` → Degraded; `Established=True` → Healthy; `Established=False` with a reason other than `Installing` → Degraded; else Progressing. |
+//! | `apiregistration.k8s.io` APIService | `Available=True` → Healthy; `Available=False` or absent → Progressing (an aggregated API is unavailable while its Service starts; the rollout's progress deadline turns a lasting one into a failure). |
+//! | other built-in kinds (ConfigMap, Secret, RBAC, ...) | no status → Healthy; otherwise the custom-resource rules below. |
+//! | `argoproj.io` Rollout, `promoter.argoproj.io` (GitOps Promoter), `karpenter.sh` NodeClaim, `opentelemetry.io` OpenTelemetryCollector, `source.toolkit.fluxcd.io` HelmRepository, `operators.coreos.com` Subscription, `elasticsearch.k8s.elastic.co` Elasticsearch, `cluster.x-k8s.io` MachineHealthCheck, `metrics.keptn.sh` KeptnMetric, `flink.apache.org` FlinkDeployment | their own rules (`argo_rollouts`, `gitops_promoter`, `crd_kinds`): see the table of CRD families in `docs/health.md`. |
+//! | custom resources | see [Custom resources](#custom-resources). |
+//!
+//! # Custom resources
+//!
+//! Kinds of API groups other than the Kubernetes API server's follow the
+//! conventions of kstatus and of Argo CD's health scripts (`generic`):
+//! suspended by spec; no status → Progressing (Healthy for a kind without
+//! status subresource, Unknown after [`Context::status_grace`]); generation
+//! lag → Progressing; then every signal of the status is gathered —
+//! failures (failure conditions, failure reasons, failed phases, error
+//! fields) win over deliberate stops, which win over work in progress
+//! (in-progress reasons and phases, `Reconciling=True`, `Ready=Unknown`),
+//! which wins over a `Ready=False` without a telling reason (Degraded), which
+//! wins over readiness (`Ready=True`, healthy phases); a status that says
+//! none of these is Progressing, never an early pass. The full table, with
+//! every reason and phase word, is in `docs/health.md`; `tests/custom_resources.rs`
+//! has a case per row.
+//!
+//! # Custom checks
+//!
+//! [`HealthChecks`] holds Lua scripts (Argo CD's contract) and CEL
+//! expressions (Flux's) per group/kind, which replace the built-in rules of
+//! the kinds they match. Evaluating them is pure computation over the
+//! object: the scripts' text is passed in, never read here.
 
 mod apps;
+mod argo_rollouts;
 mod autoscaling;
 mod batch;
+mod cel;
+mod checks;
+mod configure;
+mod context;
 mod core;
 mod crd;
+mod crd_kinds;
 mod field;
 mod generic;
+mod gitops_promoter;
+mod lua;
+mod members;
 mod network;
 mod pod;
+mod reasons;
+mod replicas;
 mod status;
 
+pub use cel::{CelCheck, CelCompileError, CelExprs};
+pub use checks::{CheckError, CheckSource, HealthChecks, LUA_FILE_NAME, Verdict};
+pub use context::{Context, DEFAULT_STATUS_GRACE, IngressWithoutClass};
+pub use jiff::Timestamp;
+pub use lua::{INSTRUCTION_LIMIT, LuaScript, LuaSyntaxError, MEMORY_LIMIT, TIME_LIMIT};
 pub use status::{Health, HealthStatus, worst};
 
 use serde_json::Value;
 
 /// The health of the live object of `group` / `kind` (`""` for the core
-/// group), or [`HealthStatus::Missing`] when it does not exist.
+/// group) by the built-in rules, or [`HealthStatus::Missing`] when it does
+/// not exist; with a default [`Context`] (time unknown).
 ///
 /// `live` is the object as the API server returns it. Never fails: fields it
 /// cannot read count as absent.
 pub fn assess(group: &str, kind: &str, live: Option<&Value>) -> Health {
+    assess_with(&Context::default(), group, kind, live)
+}
+
+/// [`assess`] with what the caller knows beyond the object.
+pub fn assess_with(ctx: &Context, group: &str, kind: &str, live: Option<&Value>) -> Health {
     let Some(obj) = live else {
         return Health::missing();
     };
-    let own_deletion_rule = matches!(
-        (group, kind),
-        ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition")
-    );
-    if !own_deletion_rule
-        && let Some(when) = obj
-            .get("metadata")
-            .and_then(|m| m.get("deletionTimestamp"))
-            .and_then(Value::as_str)
-    {
-        return Health::progressing(format!("Pending deletion (since {when})"));
+    if let Some(h) = being_deleted(group, kind, obj) {
+        return h;
     }
     match (group, kind) {
         ("apps", "Deployment") => apps::deployment(obj),
@@ -85,15 +124,39 @@ pub fn assess(group: &str, kind: &str, live: Option<&Value>) -> Health {
         ("batch", "Job") => batch::job(obj),
         ("batch", "CronJob") => batch::cron_job(obj),
         ("", "Service") => network::service(obj),
-        ("networking.k8s.io", "Ingress") => network::ingress(obj),
+        ("networking.k8s.io", "Ingress") => network::ingress(obj, ctx),
+        ("apiregistration.k8s.io", "APIService") => network::api_service(obj),
         ("", "PersistentVolumeClaim") => core::persistent_volume_claim(obj),
         ("", "Namespace") => core::namespace(obj),
         ("autoscaling", "HorizontalPodAutoscaler") => autoscaling::horizontal_pod_autoscaler(obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             crd::custom_resource_definition(obj)
         }
-        _ => generic::standard(obj),
+        ("argoproj.io", "Rollout") => argo_rollouts::rollout(obj),
+        (gitops_promoter::GROUP, kind) => gitops_promoter::assess(kind, obj, ctx),
+        _ => crd_kinds::assess(group, kind, obj)
+            .unwrap_or_else(|| generic::standard(group, obj, ctx)),
     }
+}
+
+/// Progressing "Pending deletion" for an object with a
+/// `metadata.deletionTimestamp`, as Argo CD, except for the kinds whose own
+/// rules say what blocks the deletion (Namespace, CRD).
+pub(crate) fn being_deleted(group: &str, kind: &str, obj: &Value) -> Option<Health> {
+    let own_deletion_rule = matches!(
+        (group, kind),
+        ("", "Namespace") | ("apiextensions.k8s.io", "CustomResourceDefinition")
+    );
+    if own_deletion_rule {
+        return None;
+    }
+    let when = obj
+        .get("metadata")
+        .and_then(|m| m.get("deletionTimestamp"))
+        .and_then(Value::as_str)?;
+    Some(Health::progressing(format!(
+        "Pending deletion (since {when})"
+    )))
 }
 
 #[cfg(test)]
@@ -128,6 +191,7 @@ mod tests {
             "kind": "Deployment",
             "metadata": {"name": "x", "generation": 1},
             "spec": {"replicas": 3},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
         });
         assert_eq!(
             assess("example.com", "Deployment", Some(&widget)).status,

@@ -34,6 +34,9 @@ pub struct Desired {
     /// Every file below `spec.source.path`, read when an app is a Helm chart
     /// or a Kustomize directory (their inputs: charts, values files, bases).
     pub tree: Option<SourceTree>,
+    /// The `health.lua` files of `spec.health.checksPath`, read from the
+    /// configuration repository at the environment file's commit.
+    pub health_scripts: Vec<SourceFile>,
 }
 
 /// Every file below a directory of a commit.
@@ -228,6 +231,22 @@ pub fn load_desired(
             Err(e) => return Err(e.into()),
         }
     }
+    let mut health_scripts = Vec::new();
+    if let Some(dir) = &environment.spec.health.checks_path {
+        match config.read_named(&config_commit.sha, dir, "health.lua", Limits::default()) {
+            Ok(files) => health_scripts = files,
+            Err(SourceError::NoSuchPath { .. }) => problems.push(
+                Diagnostic::new(format!(
+                    "spec.health.checksPath: directory {:?} does not exist at commit {}",
+                    dir.value,
+                    short(&config_commit.sha)
+                ))
+                .at(&env_file, dir.line())
+                .help("commit the checks directory (<dir>/<group>/<kind>/health.lua) or remove checksPath"),
+            ),
+            Err(e) => return Err(e.into()),
+        }
+    }
     if !problems.is_empty() {
         return Err(LoadError::Invalid(problems.sorted()));
     }
@@ -277,6 +296,7 @@ pub fn load_desired(
         commit,
         apps,
         tree,
+        health_scripts,
     })
 }
 

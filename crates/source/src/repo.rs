@@ -352,6 +352,19 @@ impl Repo {
         self.read_files(commit, dir, limits, is_manifest_name_bytes)
     }
 
+    /// Every file named `name` below `dir` at `commit` (e.g. the
+    /// `health.lua` scripts of a checks directory), with the same symlink
+    /// and size rules as [`Repo::read_manifests`].
+    pub fn read_named(
+        &self,
+        commit: &str,
+        dir: &str,
+        name: &str,
+        limits: Limits,
+    ) -> Result<Vec<SourceFile>, SourceError> {
+        self.read_files(commit, dir, limits, |n| n == name.as_bytes())
+    }
+
     /// Every file below `dir` at a commit, whatever its name (a Helm chart's
     /// templates, `.tgz` dependencies, `.helmignore`...), sorted by path, with
     /// the same symlink and size rules as [`Repo::read_manifests`].
@@ -374,7 +387,7 @@ impl Repo {
         commit: &str,
         dir: &str,
         limits: Limits,
-        wanted: fn(&[u8]) -> bool,
+        wanted: impl Fn(&[u8]) -> bool,
     ) -> Result<Vec<SourceFile>, SourceError> {
         let dir = paths::normalize(dir).map_err(|_| SourceError::NoSuchPath {
             path: dir.to_string(),

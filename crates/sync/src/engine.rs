@@ -44,6 +44,8 @@ pub struct Engine {
     pub(crate) concurrency: usize,
     counter: RequestCounter,
     audit: Option<crate::Audit>,
+    pub(crate) health_checks: std::sync::Arc<tidegate_health::HealthChecks>,
+    pub(crate) provider: &'static str,
 }
 
 impl Engine {
@@ -61,7 +63,19 @@ impl Engine {
             concurrency: 16,
             counter,
             audit: None,
+            health_checks: std::sync::Arc::default(),
+            provider: cluster.provider.name(),
         })
+    }
+
+    /// Assesses health with `checks` (the environment's custom checks)
+    /// instead of the built-in rules alone.
+    pub fn with_health_checks(
+        mut self,
+        checks: std::sync::Arc<tidegate_health::HealthChecks>,
+    ) -> Self {
+        self.health_checks = checks;
+        self
     }
 
     /// Records every sync that changes the cluster in `audit`.
@@ -414,6 +428,7 @@ impl Engine {
                 plural: "customresourcedefinitions".into(),
             },
             namespaced: false,
+            status_subresource: true,
         };
         let key = tidegate_core::ObjectKey::new(
             "apiextensions.k8s.io",

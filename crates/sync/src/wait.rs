@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 use tidegate_cluster::{Resolved, get_object};
 use tidegate_core::ObjectKey;
-use tidegate_health::{Health, HealthStatus};
+use tidegate_health::{CheckSource, Health, HealthStatus};
 
 /// The health of one object.
 #[derive(Debug, Clone, Serialize)]
@@ -15,6 +15,8 @@ pub struct ObjectHealth {
     pub key: ObjectKey,
     /// Its health.
     pub health: Health,
+    /// The check that decided it (built-in, a Lua file, a CEL expression).
+    pub check: CheckSource,
 }
 
 /// Health of a set of objects at the end of a wait.
@@ -45,12 +47,23 @@ impl Engine {
         &self,
         objects: &[(ObjectKey, Resolved)],
     ) -> Result<Vec<ObjectHealth>, SyncError> {
+        let now = tidegate_health::Timestamp::now();
+        let context = self.health_checks.context(self.provider, Some(now));
+        let context = &context;
         let found: Vec<ObjectHealth> = stream::iter(objects)
             .map(|(key, resolved)| async move {
                 let live = get_object(&self.client, &self.cluster, resolved, key).await?;
+                let context = tidegate_health::Context {
+                    status_subresource: Some(resolved.status_subresource),
+                    ..context.clone()
+                };
+                let verdict =
+                    self.health_checks
+                        .assess(&context, &key.group, &key.kind, live.as_ref());
                 Ok::<_, SyncError>(ObjectHealth {
                     key: key.clone(),
-                    health: tidegate_health::assess(&key.group, &key.kind, live.as_ref()),
+                    health: verdict.health,
+                    check: verdict.check,
                 })
             })
             .buffered(self.concurrency)

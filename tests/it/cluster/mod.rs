@@ -436,6 +436,7 @@ mod aks;
 mod cloud;
 mod discover;
 mod eks;
+mod health;
 mod helm;
 mod rollout;
 mod safety;

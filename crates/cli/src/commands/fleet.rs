@@ -6,9 +6,12 @@ use crate::{
     workspace::Workspace,
 };
 use anyhow::{Context, bail};
+use std::sync::Arc;
 use tidegate_cloud::{CloudFactory, CloudOptions};
 use tidegate_cluster::{FactsCache, KubeconfigFactory};
+use tidegate_core::Diagnostics;
 use tidegate_core::environment::Cluster;
+use tidegate_health::HealthChecks;
 use tidegate_render::{Rendered, RenderedCluster};
 use tidegate_source::{Desired, LoadError};
 use tidegate_sync::{Engine, Target};
@@ -21,6 +24,8 @@ pub struct Loaded {
     pub rendered: Rendered,
     /// Names of the selected clusters, in environment order.
     pub clusters: Vec<String>,
+    /// The environment's custom health checks.
+    pub health_checks: Arc<HealthChecks>,
     factory: CloudFactory,
     facts: FactsCache,
 }
@@ -91,6 +96,13 @@ pub async fn load(
             return Ok(None);
         }
     };
+    let health_checks = match health_checks(&desired) {
+        Ok(checks) => checks,
+        Err(problems) => {
+            style.print_diagnostics(&problems);
+            return Ok(None);
+        }
+    };
     let clusters = env
         .spec
         .clusters
@@ -109,7 +121,23 @@ pub async fn load(
         desired,
         rendered,
         clusters,
+        health_checks,
     }))
+}
+
+/// The environment's custom health checks (`spec.health`), or every
+/// problem with them at its file and line.
+pub fn health_checks(desired: &Desired) -> Result<Arc<HealthChecks>, Diagnostics> {
+    let (checks, problems) = HealthChecks::for_environment(
+        &desired.environment,
+        &desired.env_file,
+        &desired.health_scripts,
+    );
+    if problems.is_empty() {
+        Ok(Arc::new(checks))
+    } else {
+        Err(problems.sorted())
+    }
 }
 
 /// Clients for every cluster: `--access auto` reaches each through its
@@ -155,7 +183,9 @@ impl Loaded {
 
     /// Connects to a cluster.
     pub async fn connect(&self, name: &str) -> anyhow::Result<Engine> {
-        Ok(Engine::connect(&self.factory, self.cluster(name)?).await?)
+        Ok(Engine::connect(&self.factory, self.cluster(name)?)
+            .await?
+            .with_health_checks(self.health_checks.clone()))
     }
 
     /// The sync target of a cluster.

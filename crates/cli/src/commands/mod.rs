@@ -4,6 +4,7 @@ mod audit;
 mod clusters;
 mod diff;
 mod fleet;
+mod health;
 mod render;
 mod rollout;
 mod status;
@@ -32,6 +33,7 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
         Command::Switch(args) => block_on(rollout::switch(&cli.global, args)),
         Command::Audit(args) => audit::run(args, style),
         Command::Clusters(args) => block_on(clusters::run(&cli.global, args, style)),
+        Command::Health(args) => health::run(&cli.global, args, style),
     }
 }
 

@@ -230,11 +230,17 @@ struct RunFlags<'a> {
     facts: &'a FactsCache,
 }
 
+/// What is rolled out: the environment, its rendering and its health checks.
+type RolloutTarget<'a> = (
+    &'a Environment,
+    &'a Rendered,
+    std::sync::Arc<tidegate_health::HealthChecks>,
+);
+
 async fn run_rollout(
     global: &Global,
     factory: &CloudFactory,
-    environment: &Environment,
-    rendered: &Rendered,
+    (environment, rendered, health_checks): RolloutTarget<'_>,
     revision: &str,
     flags: RunFlags<'_>,
     style: &Style,
@@ -284,6 +290,7 @@ async fn run_rollout(
             identity,
             quarantined,
             poll: std::time::Duration::from_millis(500),
+            health_checks,
             ..DriverOptions::default()
         },
     };
@@ -416,8 +423,11 @@ pub async fn fleet_sync(
     run_rollout(
         global,
         loaded.factory(),
-        &loaded.desired.environment,
-        &loaded.rendered,
+        (
+            &loaded.desired.environment,
+            &loaded.rendered,
+            loaded.health_checks.clone(),
+        ),
         &revision,
         RunFlags {
             audit_db: &args.audit,
@@ -489,11 +499,12 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
             );
         }
     }
+    let health_checks = custom_health_checks(&loaded);
     match args.output {
         TextOrJson::Json => println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes})
+                &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes, "healthChecks": health_checks})
             )?
         ),
         TextOrJson::Text => {
@@ -549,6 +560,9 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                     }
                 }
             }
+            for (kind, check) in &health_checks {
+                println!("health of {kind}: {check}");
+            }
         }
     }
     // Unreachable clusters follow maxUnavailable, as in the rollout.
@@ -569,6 +583,25 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The kinds of the rendered objects whose health a custom check decides,
+/// with the check (`Lua health/...`, `CEL environments/prod.yaml:12`).
+fn custom_health_checks(loaded: &fleet::Loaded) -> std::collections::BTreeMap<String, String> {
+    loaded
+        .rendered
+        .clusters
+        .iter()
+        .flat_map(|c| &c.apps)
+        .flat_map(|a| &a.objects)
+        .filter_map(|o| {
+            let (group, kind) = (&o.key.group, &o.key.kind);
+            match loaded.health_checks.source_for(group, kind) {
+                tidegate_health::CheckSource::BuiltIn => None,
+                check => Some((format!("{group}/{kind}"), check.to_string())),
+            }
+        })
+        .collect()
 }
 
 /// `tidegate approve`.
@@ -790,14 +823,20 @@ pub async fn rollback(
     .render(&to)
     .await
     .map_err(|e| anyhow::anyhow!("rendering {to}: {e}"))?;
-    let sha = Workspace::open_at(global.repo.as_deref(), Some(&to))?
-        .commit_sha()
-        .to_string();
+    let at_target = Workspace::open_at(global.repo.as_deref(), Some(&to))?;
+    let sha = at_target.commit_sha().to_string();
+    let health_checks = match at_target.load(&args.env) {
+        Ok(desired) => super::fleet::health_checks(&desired)
+            .map_err(|problems| anyhow::anyhow!("health checks at {to}: {problems}"))?,
+        Err(e) => anyhow::bail!("loading {} at {to}: {e}", args.env),
+    };
     if let Some(cluster) = &args.cluster {
         let Some(definition) = environment.cluster(cluster) else {
             bail!("environment {} has no cluster {cluster} at {to}", args.env);
         };
-        let engine = tidegate_sync::Engine::connect(&factory, definition).await?;
+        let engine = tidegate_sync::Engine::connect(&factory, definition)
+            .await?
+            .with_health_checks(health_checks);
         let holder = tidegate_cluster::Holder::this_process(&actor().identity);
         let policy = tidegate_fleet::lock::LockPolicy {
             break_lock: args.rollout.break_lock,
@@ -850,8 +889,7 @@ pub async fn rollback(
     run_rollout(
         global,
         &factory,
-        &environment,
-        &rendered,
+        (&environment, &rendered, health_checks),
         &sha,
         RunFlags {
             audit_db: &args.rollout.audit,

@@ -23,6 +23,10 @@ struct Row {
     health: HealthStatus,
     /// Objects that differ from Git (including ones to prune).
     drifted: usize,
+    /// When not Healthy: the worst object, why, and the check that decided
+    /// (`built-in`, `Lua <file>`, `CEL <file>:<line>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worst: Option<String>,
     /// For blue-green apps: the colour the live Service selects.
     #[serde(skip_serializing_if = "Option::is_none")]
     active: Option<String>,
@@ -97,6 +101,7 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
                         .max()
                         .unwrap_or(HealthStatus::Healthy),
                     drifted,
+                    worst: worst_object(&health),
                     active: active_color(&engine, &loaded.desired.environment, app).await,
                     error: None,
                 });
@@ -113,6 +118,7 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
                 sync: "Unknown",
                 health: HealthStatus::Unknown,
                 drifted: 0,
+                worst: None,
                 active: None,
                 error: Some(format!("{e:#}")),
             })),
@@ -140,6 +146,9 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
                     r.drifted,
                     r.active.as_deref().unwrap_or("-")
                 );
+                if let Some(w) = &r.worst {
+                    println!("  {w}");
+                }
                 if let Some(e) = &r.error {
                     println!("  {} {e}", style.error("error:"));
                 }
@@ -154,6 +163,14 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `Widget shop/w: Progressing: reason [check: Lua health/...]` for the
+/// worst object, when it is not Healthy.
+fn worst_object(health: &[tidegate_sync::ObjectHealth]) -> Option<String> {
+    let worst = health.iter().max_by_key(|h| h.health.status)?;
+    (worst.health.status != HealthStatus::Healthy)
+        .then(|| format!("{}: {} [check: {}]", worst.key, worst.health, worst.check))
 }
 
 /// The colour the live Service of a blue-green app selects in this cluster.

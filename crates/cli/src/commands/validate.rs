@@ -57,6 +57,9 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
                 if global.access == Access::Kubeconfig {
                     problems.extend(check_kubeconfig_access(&desired));
                 }
+                if let Err(found) = super::fleet::health_checks(&desired) {
+                    problems.extend(found);
+                }
                 // Last resort: a panic while rendering one environment (a
                 // bug) is reported for it, and the others are still checked.
                 let rendered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

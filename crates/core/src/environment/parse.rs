@@ -223,6 +223,25 @@ impl Environment {
                 }
             }
         }
+        for check in &self.spec.health.checks {
+            if check.cel.is_some() == check.lua.is_some() {
+                problem(
+                    check.line,
+                    format!(
+                        "spec.health.checks: the check for {}/{} needs exactly one of `cel` and `lua`",
+                        check.group, check.kind
+                    ),
+                    "give CEL expressions (cel: {current: ...}) or a Lua script (lua: |), not both",
+                );
+            }
+            if check.kind.is_empty() {
+                problem(
+                    check.line,
+                    "spec.health.checks: kind is empty".into(),
+                    "name a kind, or `*` for every kind of the group",
+                );
+            }
+        }
         // Which waves have clusters is known once discovery has run.
         if self.spec.clusters.discover().is_empty() {
             out.extend(self.check_waves(file));
