@@ -360,7 +360,9 @@ pub async fn switch<F: ClientFactory>(
     // 1. Pre-checks everywhere, before anything changes.
     let mut problems = Vec::new();
     for cluster in &env.spec.clusters {
-        let engine = Engine::connect(factory, cluster).await?;
+        let engine = Engine::connect(factory, cluster)
+            .await?
+            .with_health_checks(options.health_checks.clone());
         problems.extend(precheck_cluster(&engine, env, bg, request.to).await);
     }
     if !problems.is_empty() {

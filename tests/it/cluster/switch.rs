@@ -2,7 +2,7 @@
 //! back), a switch refused by pre-checks, and a post-check failure in wave 2
 //! that flips waves 1–2 back and reverts the commit.
 
-use super::{fleet, kubeconfig_factory};
+use super::{fleet, kubeconfig_factory, output_text, tidegate_command};
 use crate::pipeline::{At, NoApprovals, load_env_at, roll_out};
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
@@ -412,4 +412,70 @@ async fn a_switch_that_cannot_take_the_lock_takes_its_commit_back() {
             .await
             .expect("release");
     }
+}
+
+/// `tidegate switch` judges its waves with the environment's health settings,
+/// as `sync --env` does: here GKE clusters, whose built-in rule waits for a
+/// class-less Ingress to get an address (no local cluster ever gives one), and
+/// `spec.health.ingressWithoutClass: healthy` in the environment. A switch
+/// that ignored the setting would wait out the deadline and flip back.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_switch_judges_health_with_the_environments_settings() {
+    let fleet = fleet().await;
+    let ns = TestNamespace::create(fleet, "switch-health").expect("namespace");
+    let env = ns.name().to_string();
+    let mut clusters = String::new();
+    for (i, name) in CLUSTERS.iter().enumerate() {
+        clusters.push_str(&format!(
+            "    - name: {name}\n      provider:\n        gke: {{project: p, location: l, clusterName: {name}}}\n      kubeconfig:\n        context: {name}\n      wave: {}\n",
+            i + 1
+        ));
+    }
+    let mut git = GitFixture::new();
+    git.write(
+        &format!("environments/{env}.yaml"),
+        format!(
+            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 20s\n    bakeTime: 1s\n  health:\n    ingressWithoutClass: healthy\n  blueGreen:\n    - app: app\n      services: [web]\n      selectorKey: version\n      colors:\n        blue:\n          deployment: web-blue\n        green:\n          deployment: web-green\n      activeColor: blue\n"
+        ),
+    );
+    git.write("manifests/app/blue.yaml", deployment("blue"));
+    git.write("manifests/app/green.yaml", deployment("green"));
+    git.write(
+        "manifests/app/service.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n    version: blue\n  ports:\n    - port: 80\n      targetPort: 8080\n",
+    );
+    git.write(
+        "manifests/app/ingress.yaml",
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service:\n                name: web\n                port:\n                  number: 80\n",
+    );
+    git.commit("blue and green behind a class-less Ingress");
+    let home = tempfile::tempdir().expect("home");
+    let run = |args: &[&str]| {
+        tidegate_command(git.path(), home.path())
+            .env("TIDEGATE_ACCESS", "kubeconfig")
+            .env("KUBECONFIG", fleet.kubeconfig())
+            .args(args)
+            .output()
+            .expect("tidegate runs")
+    };
+    let out = run(&["sync", "--env", &env]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let out = run(&[
+        "switch",
+        "--env",
+        &env,
+        "--app",
+        "app",
+        "--to",
+        "green",
+        "--no-push",
+        "--reason",
+        "health settings",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("now serves green"),
+        "{}",
+        output_text(&out)
+    );
 }

@@ -963,12 +963,16 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         env: args.env.clone(),
         revision: String::new(),
     };
+    let health_checks =
+        super::fleet::health_checks(&desired).map_err(|d| anyhow::anyhow!("{d}"))?;
     let options = DriverOptions {
         break_lock: args.rollout.break_lock,
         identity: actor.identity.clone(),
         // A flip back never goes to a quarantined revision either.
         quarantined: quarantine_list(&path, &args.env)?,
         poll: std::time::Duration::from_millis(500),
+        // The environment's health settings judge the switch's waves too.
+        health_checks,
         ..DriverOptions::default()
     };
     let last = Mutex::new(String::new());
