@@ -52,13 +52,39 @@ fn deployment(colour: &str) -> String {
 impl Fixture {
     /// `overlays` is extra YAML under the app (per-cluster patches).
     async fn new(prefix: &str, overlays: &str) -> Fixture {
+        Fixture::with(
+            prefix,
+            overlays,
+            "kubeconfig:\n          context: {name}",
+            "",
+            &[],
+        )
+        .await
+    }
+
+    /// Like [`Fixture::new`], with each cluster's `provider` (`{name}` is
+    /// the cluster's name; `kubeconfig: {context}` is added when it is not
+    /// a kubeconfig provider), `spec` fields after `rollout` and more files.
+    async fn with(
+        prefix: &str,
+        overlays: &str,
+        provider: &str,
+        spec: &str,
+        files: &[(&str, &str)],
+    ) -> Fixture {
         let fleet = fleet().await;
         let ns = TestNamespace::create(fleet, prefix).expect("namespace");
         let env = ns.name().to_string();
         let mut clusters = String::new();
         for (i, name) in CLUSTERS.iter().enumerate() {
+            let context = if provider.starts_with("kubeconfig:") {
+                String::new()
+            } else {
+                format!("      kubeconfig:\n        context: {name}\n")
+            };
             clusters.push_str(&format!(
-                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      wave: {}\n",
+                "    - name: {name}\n      provider:\n        {}\n{context}      wave: {}\n",
+                provider.replace("{name}", name),
                 i + 1
             ));
         }
@@ -66,7 +92,7 @@ impl Fixture {
         git.write(
             &format!("environments/{env}.yaml"),
             format!(
-                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n{overlays}  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 20s\n    bakeTime: 1s\n  blueGreen:\n    - app: app\n      services: [web]\n      selectorKey: version\n      colors:\n        blue:\n          deployment: web-blue\n        green:\n          deployment: web-green\n      activeColor: blue\n"
+                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n{overlays}  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 20s\n    bakeTime: 1s\n{spec}  blueGreen:\n    - app: app\n      services: [web]\n      selectorKey: version\n      colors:\n        blue:\n          deployment: web-blue\n        green:\n          deployment: web-green\n      activeColor: blue\n"
             ),
         );
         git.write("manifests/app/blue.yaml", deployment("blue"));
@@ -75,6 +101,9 @@ impl Fixture {
             "manifests/app/service.yaml",
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n    version: blue\n  ports:\n    - port: 80\n      targetPort: 8080\n",
         );
+        for (path, content) in files {
+            git.write(path, *content);
+        }
         git.commit("blue and green");
         Fixture {
             fleet,
@@ -421,34 +450,18 @@ async fn a_switch_that_cannot_take_the_lock_takes_its_commit_back() {
 /// that ignored the setting would wait out the deadline and flip back.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_switch_judges_health_with_the_environments_settings() {
-    let fleet = fleet().await;
-    let ns = TestNamespace::create(fleet, "switch-health").expect("namespace");
-    let env = ns.name().to_string();
-    let mut clusters = String::new();
-    for (i, name) in CLUSTERS.iter().enumerate() {
-        clusters.push_str(&format!(
-            "    - name: {name}\n      provider:\n        gke: {{project: p, location: l, clusterName: {name}}}\n      kubeconfig:\n        context: {name}\n      wave: {}\n",
-            i + 1
-        ));
-    }
-    let mut git = GitFixture::new();
-    git.write(
-        &format!("environments/{env}.yaml"),
-        format!(
-            "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 20s\n    bakeTime: 1s\n  health:\n    ingressWithoutClass: healthy\n  blueGreen:\n    - app: app\n      services: [web]\n      selectorKey: version\n      colors:\n        blue:\n          deployment: web-blue\n        green:\n          deployment: web-green\n      activeColor: blue\n"
-        ),
-    );
-    git.write("manifests/app/blue.yaml", deployment("blue"));
-    git.write("manifests/app/green.yaml", deployment("green"));
-    git.write(
-        "manifests/app/service.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n    version: blue\n  ports:\n    - port: 80\n      targetPort: 8080\n",
-    );
-    git.write(
-        "manifests/app/ingress.yaml",
-        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service:\n                name: web\n                port:\n                  number: 80\n",
-    );
-    git.commit("blue and green behind a class-less Ingress");
+    let fx = Fixture::with(
+        "switch-health",
+        "",
+        "gke: {project: p, location: l, clusterName: {name}}",
+        "  health:\n    ingressWithoutClass: healthy\n",
+        &[(
+            "manifests/app/ingress.yaml",
+            "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  rules:\n    - http:\n        paths:\n          - path: /\n            pathType: Prefix\n            backend:\n              service:\n                name: web\n                port:\n                  number: 80\n",
+        )],
+    )
+    .await;
+    let (fleet, git, env) = (fx.fleet, &fx.git, &fx.env);
     let home = tempfile::tempdir().expect("home");
     let run = |args: &[&str]| {
         tidegate_command(git.path(), home.path())
@@ -458,12 +471,12 @@ async fn the_cli_switch_judges_health_with_the_environments_settings() {
             .output()
             .expect("tidegate runs")
     };
-    let out = run(&["sync", "--env", &env]);
+    let out = run(&["sync", "--env", env]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = run(&[
         "switch",
         "--env",
-        &env,
+        env,
         "--app",
         "app",
         "--to",
