@@ -1,22 +1,22 @@
 //! Executing a fleet rollout.
 
 use crate::{
-    Journal,
+    ClusterStep, CommandError, Journal, LockLoss, RolloutError, TimelineEntry,
+    health::{self, Judge},
     lock::{self, LockPolicy},
+    renewal::Renewal,
 };
-use futures::{StreamExt, stream::FuturesUnordered};
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    future::Future,
-    pin::Pin,
-    sync::Arc,
+    collections::{BTreeMap, BTreeSet, VecDeque},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 use tidegate_audit::{
     Action as AuditAction, Entry, OperationId, Outcome as AuditOutcome, Revision,
 };
-use tidegate_cluster::{ClientFactory, Holder, LeaseError, acquire_lease};
-use tidegate_core::{Diagnostics, Environment, ObjectKey};
+use tidegate_cluster::{ClientFactory, Holder, LeaseError, RequestCounts};
+use tidegate_core::{Environment, ObjectKey, environment::Cluster};
 use tidegate_health::HealthStatus;
 use tidegate_render::Rendered;
 use tidegate_rollout::{
@@ -26,8 +26,8 @@ use tidegate_rollout::{
     },
     plan_waves,
 };
-use tidegate_sync::{Audit, Engine, SyncError, SyncOptions, Target};
-use tracing::{info, info_span, warn};
+use tidegate_sync::{Audit, Engine, ObjectProblem, SyncOptions, Target};
+use tracing::{Instrument, info, info_span, warn};
 
 /// How a rollout is run.
 #[derive(Debug, Clone)]
@@ -40,9 +40,9 @@ pub struct DriverOptions {
     pub break_lock: bool,
     /// Continue the journaled rollout instead of starting a new one.
     pub resume: bool,
-    /// How often health is polled.
+    /// How often the health of clusters in flight or baking is read.
     pub poll: Duration,
-    /// How long the lock lasts without renewal.
+    /// How long the lock lasts without renewal (renewed every third of it).
     pub lock_ttl: Duration,
     /// Who runs the rollout (lock holder and audit actor identity).
     pub identity: String,
@@ -50,6 +50,9 @@ pub struct DriverOptions {
     pub quarantined: BTreeSet<String>,
     /// The environment's custom health checks (built-in rules only by default).
     pub health_checks: Arc<tidegate_health::HealthChecks>,
+    /// How many clusters are connected, read, dry-run, locked and released
+    /// at once.
+    pub concurrency: usize,
 }
 
 impl Default for DriverOptions {
@@ -64,6 +67,7 @@ impl Default for DriverOptions {
             identity: "tidegate".into(),
             quarantined: BTreeSet::new(),
             health_checks: Arc::default(),
+            concurrency: 8,
         }
     }
 }
@@ -82,11 +86,7 @@ pub trait Revisions: Send + Sync {
 /// (the worst wins): blue-green post-checks, for example.
 pub trait ClusterCheck: Send + Sync {
     /// The cluster's status by this check.
-    fn check<'a>(
-        &'a self,
-        cluster: &'a str,
-        engine: &'a Engine,
-    ) -> Pin<Box<dyn Future<Output = HealthStatus> + 'a>>;
+    fn check<'a>(&'a self, cluster: &'a str, engine: &'a Engine) -> BoxFuture<'a, HealthStatus>;
 }
 
 /// Tells whether a wave was approved (`tidegate approve`).
@@ -118,15 +118,19 @@ pub struct RolloutReport {
     /// Every transition, in order (also in the audit trail).
     pub transitions: Vec<Transition>,
     /// When each cluster's apply or rollback was issued, answered, and when
-    /// it turned Healthy at the target (since the rollout started):
-    /// `(cluster, "apply" | "applied" | "apply-failed" | "healthy" |
-    /// "rollback" | "rolled-back" | "rollback-failed", at)`.
-    pub timeline: Vec<(String, String, Duration)>,
+    /// it turned Healthy at the target (since the rollout started).
+    pub timeline: Vec<TimelineEntry>,
     /// Clusters that already ran the target revision but differed from Git
     /// (drift, or a sync that stopped part-way), and were applied.
     pub drift_corrected: Vec<String>,
     /// The audit operation of the interrupted run this one resumed.
     pub resumed_from: Option<u64>,
+    /// True when every cluster already ran the revision, matched Git and
+    /// was Healthy: nothing was written (no lock taken), no bake waited,
+    /// nothing recorded in the audit trail.
+    pub nothing_to_do: bool,
+    /// The requests sent to each cluster by this run (its request counter).
+    pub requests: BTreeMap<String, RequestCounts>,
 }
 
 /// One cluster's problem found by the pre-flight dry run.
@@ -135,7 +139,7 @@ pub struct ClusterProblem {
     /// The cluster.
     pub cluster: String,
     /// What its dry run rejected (file:line, object, message, fix).
-    pub problem: tidegate_sync::ObjectProblem,
+    pub problem: ObjectProblem,
 }
 
 /// Why a rollout was refused before anything was written anywhere.
@@ -182,42 +186,6 @@ impl std::fmt::Display for Preflight {
     }
 }
 
-/// Why a rollout could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum RolloutError {
-    /// The environment's waves or limits are invalid.
-    #[error("{0}")]
-    Invalid(Diagnostics),
-    /// Someone else is rolling out this environment.
-    #[error(transparent)]
-    Locked(#[from] LeaseError),
-    /// The pre-flight dry run on every cluster refused the revision before
-    /// anything was written.
-    #[error("{0}")]
-    Refused(Preflight),
-    /// A cluster could not be reached or read.
-    #[error(transparent)]
-    Sync(#[from] SyncError),
-    /// The state machine refused the set-up or the journal.
-    #[error("rollout state: {0}")]
-    Machine(String),
-    /// The journal could not be read or written.
-    #[error("rollout journal {path}: {source}")]
-    Journal {
-        /// The journal file.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// `--resume` without a journal.
-    #[error("nothing to resume: no journal at {0}")]
-    NothingToResume(String),
-    /// The audit trail could not record the rollout.
-    #[error("audit trail: {0}")]
-    Audit(#[from] tidegate_audit::AuditError),
-}
-
 /// Runs one rollout of `rendered` (at `revision`) across the environment.
 pub struct Driver<'a, F: ClientFactory> {
     /// Makes clients.
@@ -242,13 +210,27 @@ pub struct Driver<'a, F: ClientFactory> {
     pub options: DriverOptions,
 }
 
-type Pending<'f> = FuturesUnordered<Pin<Box<dyn Future<Output = (String, Event)> + 'f>>>;
+/// Commands running (at most one per cluster), each answering with an event.
+type Pending<'f> = FuturesUnordered<BoxFuture<'f, (String, Event)>>;
+/// Health reads running (at most one per cluster).
+type Polls<'f> = FuturesUnordered<BoxFuture<'f, (String, HealthStatus)>>;
 
 /// What is known about a cluster before the first write.
 struct Found {
     /// Objects of what it runs now (its inventories).
     keys: Vec<(ObjectKey, String)>,
     start: ClusterStart,
+}
+
+/// One cluster surveyed before the first write: connected, its
+/// inventories read, the target dry-run (unless resuming), its health.
+struct Survey {
+    cluster: String,
+    engine: Option<Arc<Engine>>,
+    /// What it runs, or why it cannot be reached or read.
+    found: Result<Found, String>,
+    /// What its dry run rejected.
+    problems: Vec<ObjectProblem>,
 }
 
 impl<F: ClientFactory> Driver<'_, F> {
@@ -260,198 +242,247 @@ impl<F: ClientFactory> Driver<'_, F> {
         }
     }
 
-    /// Runs the rollout to its end; `progress` gets one line per cluster after every poll.
+    /// Runs the rollout to its end; `progress` gets one line per cluster at
+    /// every poll. The future is `Send`, so it runs on any runtime.
     pub async fn run(
         &self,
         progress: &(dyn Fn(&[ClusterLine]) + Sync),
     ) -> Result<RolloutReport, RolloutError> {
+        let span = info_span!("rollout", environment = %self.environment.metadata.name, revision = %self.revision);
+        self.run_in_span(progress).instrument(span).await
+    }
+
+    async fn run_in_span(
+        &self,
+        progress: &(dyn Fn(&[ClusterLine]) + Sync),
+    ) -> Result<RolloutReport, RolloutError> {
         let env = &self.environment.metadata.name;
-        let span = info_span!("rollout", environment = %env, revision = %self.revision);
-        let _entered = span.enter();
         let plan = plan_waves(self.environment).map_err(RolloutError::Invalid)?;
 
-        // Connect every cluster (a cluster that cannot be reached is Unknown).
+        // Before any write anywhere, every cluster at once (bounded): connect,
+        // what it runs now, and (for a new rollout) the dry run of the
+        // target revision. A cluster that cannot be reached is Unknown.
+        let surveys = self.environment.spec.clusters.iter();
+        let surveys = bounded(
+            surveys.map(|c| self.survey(c).boxed()).collect(),
+            self.options.concurrency,
+        )
+        .await;
         let mut engines: BTreeMap<String, Arc<Engine>> = BTreeMap::new();
         let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
-        for cluster in &self.environment.spec.clusters {
-            match Engine::connect(self.factory, cluster).await {
-                Ok(engine) => {
-                    let mut engine = engine.with_health_checks(self.options.health_checks.clone());
-                    if let Some(audit) = &self.audit {
-                        engine = engine.with_audit(audit.clone());
-                    }
-                    engines.insert(cluster.name.clone(), Arc::new(engine));
-                }
-                Err(e) => {
-                    unreachable.insert(cluster.name.clone(), e.to_string());
-                }
+        let mut found: BTreeMap<String, Found> = BTreeMap::new();
+        let mut problems = Vec::new();
+        for survey in surveys {
+            let name = survey.cluster;
+            if let Some(engine) = survey.engine {
+                engines.insert(name.clone(), engine);
             }
+            let f = survey.found.unwrap_or_else(|why| {
+                unreachable.insert(name.clone(), why);
+                Found::unreachable()
+            });
+            found.insert(name.clone(), f);
+            problems.extend(survey.problems.into_iter().map(|problem| ClusterProblem {
+                cluster: name.clone(),
+                problem,
+            }));
+        }
+        problems.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        if !self.options.resume
+            && (!problems.is_empty() || unreachable.len() > plan.max_unavailable as usize)
+        {
+            return Err(RolloutError::Refused(Preflight {
+                problems,
+                unreachable: unreachable.into_iter().collect(),
+                max_unavailable: plan.max_unavailable,
+            }));
+        }
+        if !self.options.resume && self.nothing_to_do(&found, &unreachable) {
+            info!("nothing to do: every cluster runs the revision, matches Git and is Healthy");
+            return Ok(RolloutReport {
+                outcome: Outcome::Succeeded,
+                transitions: Vec::new(),
+                timeline: Vec::new(),
+                drift_corrected: Vec::new(),
+                resumed_from: None,
+                nothing_to_do: true,
+                requests: requests_of(&engines),
+            });
         }
 
-        // Before any write anywhere: what every cluster runs, and (for a new
-        // rollout) the dry run of the target revision on every cluster.
-        let mut found = self.read_clusters(&engines, &mut unreachable).await;
-        if !self.options.resume {
-            let drift = self.preflight(&plan, &engines, &mut unreachable).await?;
-            for (name, drifted) in drift {
-                if let Some(f) = found.get_mut(&name) {
-                    f.start.drifted |= drifted;
-                }
-            }
-        }
-        for name in unreachable.keys() {
-            found.insert(name.clone(), Found::unreachable());
-        }
-
-        // Lock every reachable cluster (in name order).
+        // Lock every reachable cluster (several at once).
         let holder = Holder::this_process(&self.options.identity);
+        let takes = engines.iter().map(|(name, engine)| {
+            let holder = &holder;
+            async move {
+                let taken = lock::take(engine, env, holder, self.lock_policy()).await;
+                (name.clone(), taken)
+            }
+            .boxed()
+        });
+        let mut taken: Vec<(String, Result<(), LeaseError>)> =
+            bounded(takes.collect(), self.options.concurrency).await;
+        taken.sort_by(|a, b| a.0.cmp(&b.0));
         let mut locked = Vec::new();
-        for (name, engine) in &engines {
-            match lock::take(engine, env, &holder, self.lock_policy()).await {
-                Ok(()) => locked.push(name.clone()),
-                Err(LeaseError::Cluster(e)) if unreachable.contains_key(name) => {
+        let mut refused = None;
+        for (name, result) in taken {
+            match result {
+                Ok(()) => locked.push(name),
+                Err(LeaseError::Cluster(e)) if unreachable.contains_key(&name) => {
                     warn!(cluster = %name, error = %e, "not locked: unreachable");
                 }
                 Err(e) => {
-                    self.release(&engines, &locked, &holder).await;
-                    return Err(e.into());
+                    refused.get_or_insert(e);
                 }
             }
         }
-        let locked = Arc::new(std::sync::Mutex::new(locked));
-        let renew = self.spawn_renewal(&engines, &locked, &holder);
-        let result = self
-            .run_locked(&plan, &engines, found, &locked, &holder, progress)
-            .await;
-        renew.abort();
-        let locked = locked.lock().map(|l| l.clone()).unwrap_or_default();
-        self.release(&engines, &locked, &holder).await;
-        result
-    }
-
-    /// What each cluster runs now, its last good revision and health. A
-    /// cluster whose inventories cannot be read is added to `unreachable`.
-    async fn read_clusters(
-        &self,
-        engines: &BTreeMap<String, Arc<Engine>>,
-        unreachable: &mut BTreeMap<String, String>,
-    ) -> BTreeMap<String, Found> {
-        let env = &self.environment.metadata.name;
-        let mut found = BTreeMap::new();
-        for (name, engine) in engines {
-            let inventories = match engine.inventories(env).await {
-                Ok(i) => i,
-                Err(e) => {
-                    unreachable.insert(name.clone(), e.to_string());
-                    continue;
-                }
-            };
-            let keys: Vec<(ObjectKey, String)> = inventories
+        if let Some(e) = refused {
+            self.release(&engines, &locked, &holder).await;
+            return Err(e.into());
+        }
+        let locked = Arc::new(Mutex::new(locked));
+        let renewal = Renewal::spawn(
+            engines
                 .iter()
-                .flat_map(|i| i.objects.iter().map(|r| (r.key(), r.api_version.clone())))
-                .collect();
-            let health = worst(engine, &keys).await;
-            found.insert(
-                name.clone(),
-                Found {
-                    keys,
-                    start: ClusterStart {
-                        current_revision: inventories.first().map(|i| i.revision.clone()),
-                        last_good_revision: inventories
-                            .first()
-                            .and_then(|i| i.healthy_revision.clone()),
-                        health,
-                        // A sync that stopped part-way is not "at" its revision.
-                        drifted: inventories.iter().any(|i| i.incomplete()),
-                        unknown_state: false,
-                    },
-                },
-            );
-        }
-        found
+                .map(|(n, e)| (n.clone(), e.client().clone()))
+                .collect(),
+            locked.clone(),
+            lock::lock_name(env),
+            holder.clone(),
+            self.options.lock_ttl,
+        );
+        let result = self
+            .run_locked(&plan, &engines, found, &locked, &holder, &renewal, progress)
+            .await;
+        drop(renewal);
+        let locked = locked.lock().map(|l| l.clone()).unwrap_or_default();
+        // Releases only where this run still holds the lock.
+        self.release(&engines, &locked, &holder).await;
+        result.map(|mut report| {
+            report.requests = requests_of(&engines);
+            report
+        })
     }
 
-    /// Plans the target revision on every reachable cluster (dry runs, no
-    /// writes). Refuses when any cluster rejects it, or when more clusters
-    /// than `maxUnavailable` cannot be reached. Returns which clusters
-    /// differ from Git (drift, when they already run the target).
-    async fn preflight(
-        &self,
-        plan: &tidegate_rollout::WavePlan,
-        engines: &BTreeMap<String, Arc<Engine>>,
-        unreachable: &mut BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, bool>, RolloutError> {
-        let options = self.sync_options();
-        let plans = futures::future::join_all(engines.iter().filter_map(|(name, engine)| {
-            if unreachable.contains_key(name) {
-                return None;
+    /// Connects one cluster, reads what it runs, dry-runs the target (a new
+    /// rollout) and reads its health (one LIST per kind).
+    async fn survey(&self, cluster: &Cluster) -> Survey {
+        let name = cluster.name.clone();
+        let engine = match Engine::connect(self.factory, cluster).await {
+            Ok(engine) => {
+                let mut engine = engine.with_health_checks(self.options.health_checks.clone());
+                if let Some(audit) = &self.audit {
+                    engine = engine.with_audit(audit.clone());
+                }
+                Arc::new(engine)
             }
-            let definition = self.environment.cluster(name)?;
-            let rendered = self.rendered.clusters.iter().find(|c| c.cluster == *name)?;
-            let options = &options;
-            Some(async move {
+            Err(e) => {
+                return Survey {
+                    cluster: name,
+                    engine: None,
+                    found: Err(e.to_string()),
+                    problems: Vec::new(),
+                };
+            }
+        };
+        let rendered = self.rendered.clusters.iter().find(|c| c.cluster == name);
+        // The dry run reads the inventories itself: they are read once.
+        let (inventories, differs, problems) = match (self.options.resume, rendered) {
+            (false, Some(rendered)) => {
                 let target = Target {
                     environment: self.environment,
-                    cluster: definition,
+                    cluster,
                     rendered,
                     revision: self.revision,
                 };
-                (name.clone(), engine.plan(&target, options).await)
-            })
-        }))
-        .await;
-        let mut problems = Vec::new();
-        let mut drift = BTreeMap::new();
-        for (name, planned) in plans {
-            match planned {
-                Ok(p) => {
-                    // Objects left to prune count only when this run prunes.
-                    let prune = options.prune || self.environment.spec.sync.prune;
-                    let differs =
-                        p.objects.iter().any(|o| o.needs_apply()) || (prune && !p.prune.is_empty());
-                    drift.insert(name.clone(), differs);
-                    problems.extend(p.problems.into_iter().map(|problem| ClusterProblem {
-                        cluster: name.clone(),
-                        problem,
-                    }));
-                }
-                Err(e) => {
-                    unreachable.insert(name, e.to_string());
+                match engine.plan(&target, &self.sync_options()).await {
+                    Ok(p) => {
+                        // Objects left to prune count only when this run prunes.
+                        let prune = self.options.prune || self.environment.spec.sync.prune;
+                        let differs = p.objects.iter().any(|o| o.needs_apply())
+                            || (prune && !p.prune.is_empty());
+                        (Ok(p.previous), differs, p.problems)
+                    }
+                    Err(e) => (Err(e), false, Vec::new()),
                 }
             }
-        }
-        let refusal = Preflight {
-            problems,
-            unreachable: unreachable
-                .iter()
-                .map(|(c, w)| (c.clone(), w.clone()))
-                .collect(),
-            max_unavailable: plan.max_unavailable,
+            _ => (
+                engine.inventories(&self.environment.metadata.name).await,
+                false,
+                Vec::new(),
+            ),
         };
-        if !refusal.problems.is_empty() || refusal.unreachable.len() > plan.max_unavailable as usize
-        {
-            return Err(RolloutError::Refused(refusal));
+        let inventories = match inventories {
+            Ok(i) => i,
+            Err(e) => {
+                return Survey {
+                    cluster: name,
+                    engine: Some(engine),
+                    found: Err(e.to_string()),
+                    problems,
+                };
+            }
+        };
+        let keys: Vec<(ObjectKey, String)> = inventories
+            .iter()
+            .flat_map(|i| i.objects.iter().map(|r| (r.key(), r.api_version.clone())))
+            .collect();
+        let health = health::worst(
+            &engine,
+            &self.options.health_checks,
+            cluster.provider.name(),
+            &keys,
+        )
+        .await;
+        let start = ClusterStart {
+            current_revision: inventories.first().map(|i| i.revision.clone()),
+            last_good_revision: inventories.first().and_then(|i| i.healthy_revision.clone()),
+            health,
+            // A sync that stopped part-way is not "at" its revision.
+            drifted: differs || inventories.iter().any(|i| i.incomplete()),
+            unknown_state: false,
+        };
+        Survey {
+            cluster: name,
+            engine: Some(engine),
+            found: Ok(Found { keys, start }),
+            problems,
         }
-        Ok(drift)
     }
 
+    /// True when no cluster needs anything: all reachable, at the target
+    /// revision, matching Git, Healthy, and recording the target as last
+    /// healthy (or it is quarantined, so it never will). The machine would
+    /// skip every wave; only the lock and the bookkeeping would be written.
+    fn nothing_to_do(
+        &self,
+        found: &BTreeMap<String, Found>,
+        unreachable: &BTreeMap<String, String>,
+    ) -> bool {
+        let quarantined = self.options.quarantined.contains(self.revision);
+        unreachable.is_empty()
+            && found.values().all(|f| {
+                let s = &f.start;
+                s.current_revision.as_deref() == Some(self.revision)
+                    && !s.drifted
+                    && !s.unknown_state
+                    && s.health == HealthStatus::Healthy
+                    && (quarantined || s.last_good_revision.as_deref() == Some(self.revision))
+            })
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn run_locked(
         &self,
         plan: &tidegate_rollout::WavePlan,
         engines: &BTreeMap<String, Arc<Engine>>,
         found: BTreeMap<String, Found>,
-        locked: &std::sync::Mutex<Vec<String>>,
+        locked: &Mutex<Vec<String>>,
         holder: &Holder,
+        renewal: &Renewal,
         progress: &(dyn Fn(&[ClusterLine]) + Sync),
     ) -> Result<RolloutReport, RolloutError> {
         let env = &self.environment.metadata.name;
-        let apps: Vec<String> = self
-            .environment
-            .spec
-            .apps
-            .iter()
-            .map(|a| a.name.clone())
-            .collect();
         let current_keys: BTreeMap<String, Vec<(ObjectKey, String)>> = found
             .iter()
             .map(|(n, f)| (n.clone(), f.keys.clone()))
@@ -490,8 +521,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                     quarantined: self.options.quarantined.clone(),
                     ..RolloutConfig::from_plan(plan, self.revision)
                 };
-                let m = FleetRollout::new(plan, config, starts.clone())
-                    .map_err(|e| RolloutError::Machine(e.to_string()))?;
+                let m = FleetRollout::new(plan, config, starts.clone())?;
                 (tidegate_audit::now_ms(), m, None)
             }
         };
@@ -503,17 +533,36 @@ impl<F: ClientFactory> Driver<'_, F> {
             machine.resume(elapsed());
         }
         let operation = self.audit_begin(resumed_from.flatten())?;
+        let save = |machine: &FleetRollout| -> Result<(), RolloutError> {
+            match &self.journal {
+                Some(j) => j
+                    .save(started_ms, operation.map(|o| o.0), machine)
+                    .map_err(|e| journal_error(j.path(), e)),
+                None => Ok(()),
+            }
+        };
 
+        // Commands and health reads run side by side: an apply never waits
+        // for a poll. Commands of one cluster run one after the other.
         let mut pending: Pending<'_> = FuturesUnordered::new();
-        // Commands of one cluster run one after the other, in order.
+        let mut polls: Polls<'_> = FuturesUnordered::new();
         let mut busy: BTreeSet<String> = BTreeSet::new();
-        let mut queued: BTreeMap<String, std::collections::VecDeque<Command>> = BTreeMap::new();
+        let mut polling: BTreeSet<String> = BTreeSet::new();
+        let mut queued: BTreeMap<String, VecDeque<Command>> = BTreeMap::new();
         let mut transitions = Vec::new();
         let mut timeline = Vec::new();
         let mut waiting_for: Option<u32> = None;
         let mut outcome = None;
         let mut first = true;
-        loop {
+        let mut saved: Option<FleetRollout> = None;
+        let mut lost = renewal.watch();
+        let mut ticker = tokio::time::interval(self.options.poll);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let current_keys = &current_keys;
+        let loss = loop {
+            if let Some(loss) = renewal.lost() {
+                break Some(loss);
+            }
             let commands = if first && resumed_from.is_some() {
                 machine.outstanding()
             } else {
@@ -557,113 +606,115 @@ impl<F: ClientFactory> Driver<'_, F> {
                 }
             }
             self.forward(&mut machine, operation, &mut transitions)?;
-            if let Some(j) = &self.journal {
-                j.save(started_ms, operation.map(|o| o.0), &machine)
-                    .map_err(|e| journal_error(j.path(), e))?;
+            if saved.as_ref() != Some(&machine) {
+                save(&machine)?;
+                saved = Some(machine.clone());
             }
             if outcome.is_some() && pending.is_empty() {
-                break;
+                break None;
             }
-            // Collect outcomes of syncs until the next poll.
-            let tick = tokio::time::sleep(self.options.poll);
-            tokio::pin!(tick);
-            loop {
-                tokio::select! {
-                    Some((cluster, event)) = pending.next(), if !pending.is_empty() => {
-                        timeline.push((cluster.clone(), event_name(&event).to_string(), elapsed()));
-                        machine.observe(elapsed(), event);
-                        busy.remove(&cluster);
-                        if let Some(next) = queued.get_mut(&cluster).and_then(|q| q.pop_front()) {
-                            busy.insert(cluster.clone());
-                            pending.push(self.start(engines, locked, holder, next, &mut timeline, elapsed()));
+            tokio::select! {
+                biased;
+                Ok(()) = lost.changed() => {}
+                Some((cluster, event)) = pending.next(), if !pending.is_empty() => {
+                    let answered = matches!(event, Event::Applied { .. } | Event::RolledBack { .. });
+                    self.answered(&mut machine, &mut timeline, &cluster, event, elapsed());
+                    busy.remove(&cluster);
+                    if let Some(next) = queued.get_mut(&cluster).and_then(VecDeque::pop_front) {
+                        busy.insert(cluster.clone());
+                        pending.push(self.start(engines, locked, holder, next, &mut timeline, elapsed()));
+                    } else if answered && !polling.contains(&cluster) {
+                        // Its health is read at once, not at the next tick.
+                        let wave = machine.current_wave();
+                        let judge = machine.clusters().find(|v| v.name == cluster).and_then(|v| {
+                            health::needs_health(&v, wave).map(|j| (j, touched(v.progress)))
+                        });
+                        if let Some((judge, touched)) = judge {
+                            polling.insert(cluster.clone());
+                            polls.push(self.poll(engines, current_keys, cluster, judge, touched));
                         }
                     }
-                    () = &mut tick => break,
+                }
+                Some((cluster, status)) = polls.next(), if !polls.is_empty() => {
+                    polling.remove(&cluster);
+                    let before = progress_of(&machine, &cluster);
+                    machine.observe(elapsed(), Event::Health { cluster: cluster.clone(), status });
+                    if before != Some(ClusterProgress::Updated)
+                        && progress_of(&machine, &cluster) == Some(ClusterProgress::Updated)
+                    {
+                        timeline.push((cluster, ClusterStep::Healthy, elapsed()));
+                    }
+                }
+                _ = ticker.tick() => {
+                    if let Some(wave) = waiting_for
+                        && self.approvals.approved(wave)
+                    {
+                        machine.observe(elapsed(), Event::Approved { wave });
+                        waiting_for = None;
+                    }
+                    // Health only of clusters in flight or in the wave being
+                    // gated; one read per kind; at most one read per cluster.
+                    let wave = machine.current_wave();
+                    let wanted: Vec<(String, Judge, bool)> = machine
+                        .clusters()
+                        .filter(|v| !polling.contains(v.name))
+                        .filter_map(|v| {
+                            health::needs_health(&v, wave)
+                                .map(|j| (v.name.to_string(), j, touched(v.progress)))
+                        })
+                        .collect();
+                    for (cluster, judge, touched) in wanted {
+                        polling.insert(cluster.clone());
+                        polls.push(self.poll(engines, current_keys, cluster, judge, touched));
+                    }
+                    progress(&lines(&machine, elapsed()));
                 }
             }
-            if let Some(wave) = waiting_for
-                && self.approvals.approved(wave)
-            {
-                machine.observe(elapsed(), Event::Approved { wave });
-                waiting_for = None;
-            }
-            // Health of every cluster: the target's objects once touched,
-            // otherwise what it runs now. A cluster that cannot be read is
-            // Unknown (counted against maxUnavailable).
-            let views: Vec<(String, ClusterProgress)> = machine
-                .clusters()
-                .map(|v| (v.name.to_string(), v.progress))
-                .collect();
-            // Read every cluster at once: one that cannot be reached (and
-            // is retried) does not hold up the others.
-            let current_keys = &current_keys;
-            let reads = views.iter().map(|(name, progress_state)| async move {
-                let Some(engine) = engines.get(name) else {
-                    return HealthStatus::Unknown;
-                };
-                // While applying, the new revision's objects may not exist
-                // yet (a custom resource waits for its CRD): judge what runs.
-                let keys = match progress_state {
-                    ClusterProgress::Progressing
-                    | ClusterProgress::Updated
-                    | ClusterProgress::Failed
-                    | ClusterProgress::Skipped => self.target_keys(name),
-                    _ => current_keys.get(name).cloned().unwrap_or_default(),
-                };
-                let status = worst(engine, &keys).await;
-                let touched = matches!(
-                    progress_state,
-                    ClusterProgress::Progressing | ClusterProgress::Updated
-                );
-                match (self.check, touched) {
-                    (Some(check), true) => status.max(check.check(name, engine).await),
-                    _ => status,
-                }
-            });
-            let statuses = futures::future::join_all(reads).await;
-            for ((name, progress_state), status) in views.into_iter().zip(statuses) {
-                machine.observe(
-                    elapsed(),
-                    Event::Health {
-                        cluster: name.clone(),
-                        status,
-                    },
-                );
-                let now_updated = machine
-                    .clusters()
-                    .any(|v| v.name == name && v.progress == ClusterProgress::Updated);
-                if now_updated && progress_state != ClusterProgress::Updated {
-                    timeline.push((name.clone(), "healthy".to_string(), elapsed()));
-                }
-            }
-            let lines: Vec<ClusterLine> = machine
-                .clusters()
-                .map(|v| ClusterLine {
-                    cluster: v.name.to_string(),
-                    wave: v.wave,
-                    state: format!("{:?}", v.progress),
-                    health: v.health,
-                    elapsed: v.since.map(|s| elapsed().saturating_sub(s)),
-                })
-                .collect();
-            progress(&lines);
+        };
+        if let Some((cluster, loss)) = loss {
+            return self
+                .stop_after_loss(
+                    &mut machine,
+                    operation,
+                    pending,
+                    &mut timeline,
+                    &mut transitions,
+                    cluster,
+                    loss,
+                    &elapsed,
+                    &save,
+                )
+                .await;
         }
         let outcome = outcome.unwrap_or(Outcome::Succeeded);
         // Only a revision that completed its rollout becomes a cluster's
         // last good revision (the rollback target).
         if let Some(goods) = machine.last_good_after() {
-            for (name, good) in goods {
+            let apps: Vec<String> = self
+                .environment
+                .spec
+                .apps
+                .iter()
+                .map(|a| a.name.clone())
+                .collect();
+            let marks = goods.into_iter().filter_map(|(name, good)| {
                 let before = starts
                     .iter()
                     .find(|(n, _)| *n == name)
                     .and_then(|(_, s)| s.last_good_revision.clone());
-                if let (Some(good), Some(engine)) = (good, engines.get(&name))
-                    && Some(&good) != before.as_ref()
-                    && let Err(e) = engine.mark_healthy(env, &apps, &good).await
-                {
-                    warn!(cluster = %name, error = %e, "recording the last good revision failed");
-                }
-            }
+                let good = good.filter(|g| Some(g) != before.as_ref())?;
+                let engine = engines.get(&name)?;
+                let apps = &apps;
+                Some(
+                    async move {
+                        if let Err(e) = engine.mark_healthy(env, apps, &good).await {
+                            warn!(cluster = %name, error = %e, "recording the last good revision failed");
+                        }
+                    }
+                    .boxed(),
+                )
+            });
+            bounded(marks.collect(), self.options.concurrency).await;
         }
         self.audit_finish(operation, &outcome, elapsed())?;
         if let Some(j) = &self.journal {
@@ -671,7 +722,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         }
         let applied: BTreeSet<&str> = timeline
             .iter()
-            .filter(|(_, w, _)| w == "applied")
+            .filter(|(_, step, _)| *step == ClusterStep::Applied)
             .map(|(c, _, _)| c.as_str())
             .collect();
         Ok(RolloutReport {
@@ -683,6 +734,89 @@ impl<F: ClientFactory> Driver<'_, F> {
             resumed_from: resumed_from.flatten(),
             transitions,
             timeline,
+            nothing_to_do: false,
+            requests: BTreeMap::new(),
+        })
+    }
+
+    /// Records a command's answer in the timeline and the machine.
+    fn answered(
+        &self,
+        machine: &mut FleetRollout,
+        timeline: &mut Vec<TimelineEntry>,
+        cluster: &str,
+        event: Event,
+        now: Duration,
+    ) {
+        if let Some(step) = ClusterStep::of(&event) {
+            timeline.push((cluster.to_string(), step, now));
+        }
+        machine.observe(now, event);
+    }
+
+    /// The lock was lost: no further command. The commands in flight are let
+    /// finish and observed, the machine journaled (for `--resume`), the
+    /// audit operation ended as aborted.
+    #[allow(clippy::too_many_arguments)]
+    async fn stop_after_loss(
+        &self,
+        machine: &mut FleetRollout,
+        operation: Option<OperationId>,
+        mut pending: Pending<'_>,
+        timeline: &mut Vec<TimelineEntry>,
+        transitions: &mut Vec<Transition>,
+        cluster: String,
+        loss: LockLoss,
+        elapsed: &(dyn Fn() -> Duration + Send + Sync),
+        save: &(dyn Fn(&FleetRollout) -> Result<(), RolloutError> + Send + Sync),
+    ) -> Result<RolloutReport, RolloutError> {
+        warn!(%cluster, %loss, in_flight = pending.len(), "the environment lock was lost: stopping the rollout");
+        let mut finished = Vec::new();
+        while let Some((name, event)) = pending.next().await {
+            self.answered(machine, timeline, &name, event, elapsed());
+            finished.push(name);
+        }
+        finished.sort();
+        self.forward(machine, operation, transitions)?;
+        save(machine)?;
+        let error = RolloutError::LockLost {
+            environment: self.environment.metadata.name.clone(),
+            cluster,
+            loss,
+            finished,
+        };
+        self.audit_interrupted(operation, &error, elapsed())?;
+        Err(error)
+    }
+
+    /// Reads one cluster's health: the target's objects once touched,
+    /// otherwise what it ran before. Unknown when it cannot be read.
+    fn poll<'s>(
+        &'s self,
+        engines: &'s BTreeMap<String, Arc<Engine>>,
+        current_keys: &'s BTreeMap<String, Vec<(ObjectKey, String)>>,
+        cluster: String,
+        judge: Judge,
+        touched: bool,
+    ) -> BoxFuture<'s, (String, HealthStatus)> {
+        Box::pin(async move {
+            let Some(engine) = engines.get(&cluster) else {
+                return (cluster, HealthStatus::Unknown);
+            };
+            let keys = match judge {
+                Judge::Target => self.target_keys(&cluster),
+                Judge::Current => current_keys.get(&cluster).cloned().unwrap_or_default(),
+            };
+            let provider = self
+                .environment
+                .cluster(&cluster)
+                .map_or("kubeconfig", |c| c.provider.name());
+            let mut status =
+                health::worst(engine, &self.options.health_checks, provider, &keys).await;
+            if let (Some(check), true) = (self.check, touched) {
+                status = status.max(check.check(&cluster, engine).await);
+            }
+            (cluster, status)
         })
     }
 
@@ -690,17 +824,18 @@ impl<F: ClientFactory> Driver<'_, F> {
     fn start<'s>(
         &'s self,
         engines: &'s BTreeMap<String, Arc<Engine>>,
-        locked: &'s std::sync::Mutex<Vec<String>>,
+        locked: &'s Mutex<Vec<String>>,
         holder: &'s Holder,
         command: Command,
-        timeline: &mut Vec<(String, String, Duration)>,
+        timeline: &mut Vec<TimelineEntry>,
         now: Duration,
-    ) -> Pin<Box<dyn Future<Output = (String, Event)> + 's>> {
+    ) -> BoxFuture<'s, (String, Event)> {
         match command {
             Command::Apply { cluster, revision } => {
-                timeline.push((cluster.clone(), "apply".to_string(), now));
+                timeline.push((cluster.clone(), ClusterStep::Apply, now));
                 Box::pin(async move {
-                    if let Err(message) = self.lock_late(engines, locked, holder, &cluster).await {
+                    if let Err(e) = self.lock_late(engines, locked, holder, &cluster).await {
+                        let message = e.to_string();
                         return (cluster.clone(), Event::ApplyFailed { cluster, message });
                     }
                     self.apply(engines, cluster, revision).await
@@ -710,11 +845,11 @@ impl<F: ClientFactory> Driver<'_, F> {
                 cluster,
                 to: Some(to),
             } => {
-                timeline.push((cluster.clone(), "rollback".to_string(), now));
+                timeline.push((cluster.clone(), ClusterStep::Rollback, now));
                 Box::pin(self.rollback(engines, cluster, Some(to)))
             }
             Command::Remove { cluster } => {
-                timeline.push((cluster.clone(), "rollback".to_string(), now));
+                timeline.push((cluster.clone(), ClusterStep::Rollback, now));
                 Box::pin(self.rollback(engines, cluster, None))
             }
             Command::Rollback { cluster, to: None } => Box::pin(std::future::ready((
@@ -735,10 +870,10 @@ impl<F: ClientFactory> Driver<'_, F> {
     async fn lock_late(
         &self,
         engines: &BTreeMap<String, Arc<Engine>>,
-        locked: &std::sync::Mutex<Vec<String>>,
+        locked: &Mutex<Vec<String>>,
         holder: &Holder,
         cluster: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), CommandError> {
         let already = locked
             .lock()
             .map(|l| l.iter().any(|c| c == cluster))
@@ -748,15 +883,14 @@ impl<F: ClientFactory> Driver<'_, F> {
         }
         let engine = engines
             .get(cluster)
-            .ok_or_else(|| format!("cluster {cluster} could not be reached at the start"))?;
+            .ok_or_else(|| CommandError::Unreachable(cluster.to_string()))?;
         lock::take(
             engine,
             &self.environment.metadata.name,
             holder,
             self.lock_policy(),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         if let Ok(mut l) = locked.lock() {
             l.push(cluster.to_string());
         }
@@ -796,19 +930,26 @@ impl<F: ClientFactory> Driver<'_, F> {
         revision: String,
     ) -> (String, Event) {
         let result = async {
-            let engine = engines.get(&cluster).ok_or("unknown cluster")?;
-            let definition = self
-                .environment
-                .cluster(&cluster)
-                .ok_or("cluster not in the environment")?;
+            let engine = engines
+                .get(&cluster)
+                .ok_or_else(|| CommandError::Unreachable(cluster.clone()))?;
+            let definition = self.environment.cluster(&cluster).ok_or_else(|| {
+                CommandError::NotInEnvironment {
+                    cluster: cluster.clone(),
+                    revision: revision.clone(),
+                }
+            })?;
             let rendered = self
                 .rendered
                 .clusters
                 .iter()
                 .find(|c| c.cluster == cluster)
-                .ok_or("cluster not rendered")?;
+                .ok_or_else(|| CommandError::NotRendered {
+                    cluster: cluster.clone(),
+                    revision: revision.clone(),
+                })?;
             if revision != self.revision {
-                return Err("asked for a revision this run did not render".to_string());
+                return Err(CommandError::OtherRevision(revision.clone()));
             }
             let target = Target {
                 environment: self.environment,
@@ -816,20 +957,17 @@ impl<F: ClientFactory> Driver<'_, F> {
                 rendered,
                 revision: self.revision,
             };
-            engine
-                .sync(&target, &self.sync_options(), &|_| {})
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            engine.sync(&target, &self.sync_options(), &|_| {}).await?;
+            Ok::<(), CommandError>(())
         }
         .await;
         let event = match result {
             Ok(()) => Event::Applied {
                 cluster: cluster.clone(),
             },
-            Err(message) => Event::ApplyFailed {
+            Err(e) => Event::ApplyFailed {
                 cluster: cluster.clone(),
-                message,
+                message: e.to_string(),
             },
         };
         (cluster, event)
@@ -846,19 +984,33 @@ impl<F: ClientFactory> Driver<'_, F> {
         let result = async {
             let engine = engines
                 .get(&cluster)
-                .ok_or("cluster could not be reached")?;
+                .ok_or_else(|| CommandError::Unreachable(cluster.clone()))?;
             let Some(to) = to else {
                 return self.remove(engine, &cluster).await;
             };
-            let (environment, rendered) = self.revisions.render(&to).await?;
-            let definition = environment
-                .cluster(&cluster)
-                .ok_or_else(|| format!("cluster {cluster} is not in the environment at {to}"))?;
+            let (environment, rendered) =
+                self.revisions
+                    .render(&to)
+                    .await
+                    .map_err(|message| CommandError::Render {
+                        revision: to.clone(),
+                        message,
+                    })?;
+            let definition =
+                environment
+                    .cluster(&cluster)
+                    .ok_or_else(|| CommandError::NotInEnvironment {
+                        cluster: cluster.clone(),
+                        revision: to.clone(),
+                    })?;
             let cluster_render = rendered
                 .clusters
                 .iter()
                 .find(|c| c.cluster == cluster)
-                .ok_or("cluster not rendered at the rollback revision")?;
+                .ok_or_else(|| CommandError::NotRendered {
+                    cluster: cluster.clone(),
+                    revision: to.clone(),
+                })?;
             let target = Target {
                 environment: &environment,
                 cluster: definition,
@@ -873,9 +1025,9 @@ impl<F: ClientFactory> Driver<'_, F> {
             Ok(()) => Event::RolledBack {
                 cluster: cluster.clone(),
             },
-            Err(message) => Event::RollbackFailed {
+            Err(e) => Event::RollbackFailed {
                 cluster: cluster.clone(),
-                message,
+                message: e.to_string(),
             },
         };
         (cluster, event)
@@ -883,12 +1035,16 @@ impl<F: ClientFactory> Driver<'_, F> {
 
     /// Removes what a first deploy created: a sync of no apps, pruning
     /// every object of this environment's inventories and the inventories.
-    async fn remove(&self, engine: &Engine, cluster: &str) -> Result<(), String> {
+    async fn remove(&self, engine: &Engine, cluster: &str) -> Result<(), CommandError> {
         let mut environment = self.environment.clone();
         environment.spec.apps.clear();
-        let definition = environment
-            .cluster(cluster)
-            .ok_or("cluster not in the environment")?;
+        let definition =
+            environment
+                .cluster(cluster)
+                .ok_or_else(|| CommandError::NotInEnvironment {
+                    cluster: cluster.to_string(),
+                    revision: self.revision.to_string(),
+                })?;
         let nothing = tidegate_render::RenderedCluster {
             cluster: cluster.to_string(),
             apps: Vec::new(),
@@ -908,17 +1064,14 @@ impl<F: ClientFactory> Driver<'_, F> {
         engine: &Engine,
         target: &Target<'_>,
         allow_empty: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), CommandError> {
         let options = SyncOptions {
             prune: true,
             allow_empty,
             ..self.sync_options()
         };
-        engine
-            .sync(target, &options, &|_| {})
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        engine.sync(target, &options, &|_| {}).await?;
+        Ok(())
     }
 
     fn audit_begin(&self, resumes: Option<u64>) -> Result<Option<OperationId>, RolloutError> {
@@ -1044,73 +1197,87 @@ impl<F: ClientFactory> Driver<'_, F> {
         Ok(())
     }
 
-    /// Renews the lock in the clusters where this run holds it (also those
-    /// locked late, before their first write).
-    fn spawn_renewal(
+    /// Ends the audit operation of a rollout stopped by `error` (aborted).
+    fn audit_interrupted(
         &self,
-        engines: &BTreeMap<String, Arc<Engine>>,
-        locked: &Arc<std::sync::Mutex<Vec<String>>>,
-        holder: &Holder,
-    ) -> tokio::task::JoinHandle<()> {
-        let locked = locked.clone();
-        let clients: Vec<(String, kube::Client)> = engines
-            .iter()
-            .map(|(n, e)| (n.clone(), e.client().clone()))
-            .collect();
-        let (name, holder, ttl) = (
-            lock::lock_name(&self.environment.metadata.name),
-            holder.clone(),
-            self.options.lock_ttl,
-        );
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(ttl / 3).await;
-                let held = locked.lock().map(|l| l.clone()).unwrap_or_default();
-                for (cluster, client) in clients.iter().filter(|(c, _)| held.contains(c)) {
-                    if let Err(e) = acquire_lease(client, cluster, &name, &holder, ttl, false).await
-                    {
-                        warn!(%cluster, error = %e, "renewing the rollout lock failed");
-                    }
-                }
-            }
-        })
+        operation: Option<OperationId>,
+        error: &RolloutError,
+        elapsed: Duration,
+    ) -> Result<(), RolloutError> {
+        let (Some(audit), Some(op)) = (&self.audit, operation) else {
+            return Ok(());
+        };
+        let mut end = Entry::new(audit.actor.clone(), AuditAction::RolloutEnd)
+            .env(&self.environment.metadata.name)
+            .revisions(None, Some(Revision::sha(self.revision)))
+            .outcome(AuditOutcome::Aborted)
+            .message(format!("stopped: {error}"));
+        end.duration_ms = Some(elapsed.as_millis() as u64);
+        audit.sink.finish_operation(op, end)?;
+        Ok(())
     }
 
+    /// Releases the lock in `locked` (several clusters at once); a cluster
+    /// where someone else holds it now is left alone.
     async fn release(
         &self,
         engines: &BTreeMap<String, Arc<Engine>>,
         locked: &[String],
         holder: &Holder,
     ) {
-        for name in locked {
-            if let Some(engine) = engines.get(name) {
-                lock::release(engine, &self.environment.metadata.name, holder).await;
-            }
-        }
+        let env = &self.environment.metadata.name;
+        let releases = locked.iter().filter_map(|name| engines.get(name));
+        let releases = releases.map(|engine| lock::release(engine, env, holder).boxed());
+        bounded(releases.collect(), self.options.concurrency).await;
     }
 }
 
-/// The worst health of some objects (Healthy when there are none); Unknown
-/// when the cluster cannot be read.
-async fn worst(engine: &Engine, keys: &[(ObjectKey, String)]) -> HealthStatus {
-    if keys.is_empty() {
-        return HealthStatus::Healthy;
-    }
-    let read = async {
-        let resolved = engine.resolve_all(keys).await?;
-        engine.health(&resolved).await
-    };
-    match read.await {
-        Ok(health) => health
-            .iter()
-            .map(|h| h.health.status)
-            .max()
-            .unwrap_or(HealthStatus::Healthy),
-        Err(e) => {
-            warn!(cluster = %engine.cluster(), error = %e, "health unknown: the cluster cannot be read");
-            HealthStatus::Unknown
-        }
-    }
+/// Runs `futures`, at most `limit` at a time, in completion order. (They
+/// are boxed by the caller: a closure over references inside the stream
+/// would make the driver's future unprovably `Send`, rust-lang/rust#102211.)
+async fn bounded<'a, T: Send + 'a>(futures: Vec<BoxFuture<'a, T>>, limit: usize) -> Vec<T> {
+    futures::stream::iter(futures)
+        .buffer_unordered(limit.max(1))
+        .collect()
+        .await
+}
+
+/// The requests each engine has sent so far.
+fn requests_of(engines: &BTreeMap<String, Arc<Engine>>) -> BTreeMap<String, RequestCounts> {
+    engines
+        .iter()
+        .map(|(n, e)| (n.clone(), e.requests()))
+        .collect()
+}
+
+/// Where a cluster stands in the machine.
+fn progress_of(machine: &FleetRollout, cluster: &str) -> Option<ClusterProgress> {
+    machine
+        .clusters()
+        .find(|v| v.name == cluster)
+        .map(|v| v.progress)
+}
+
+/// True when the rollout changed the cluster (its extra check applies).
+fn touched(progress: ClusterProgress) -> bool {
+    matches!(
+        progress,
+        ClusterProgress::Progressing | ClusterProgress::Updated
+    )
+}
+
+/// One progress line per cluster.
+fn lines(machine: &FleetRollout, now: Duration) -> Vec<ClusterLine> {
+    machine
+        .clusters()
+        .map(|v| ClusterLine {
+            cluster: v.name.to_string(),
+            wave: v.wave,
+            state: format!("{:?}", v.progress),
+            health: v.health,
+            elapsed: v.since.map(|s| now.saturating_sub(s)),
+        })
+        .collect()
 }
 
 impl Found {
@@ -1129,13 +1296,32 @@ impl Found {
     }
 }
 
-fn event_name(event: &Event) -> &'static str {
-    match event {
-        Event::Applied { .. } => "applied",
-        Event::ApplyFailed { .. } => "apply-failed",
-        Event::Health { .. } => "health",
-        Event::Approved { .. } => "approved",
-        Event::RolledBack { .. } => "rolled-back",
-        Event::RollbackFailed { .. } => "rollback-failed",
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// Compile-time proof: the driver's futures are `Send` for every client
+    /// factory, so a multi-threaded runtime (the controller) can run them.
+    #[allow(dead_code)]
+    fn driver_futures_are_send<F: ClientFactory>(
+        driver: &Driver<'_, F>,
+        check: &dyn ClusterCheck,
+        engine: &Engine,
+        engines: &BTreeMap<String, Arc<Engine>>,
+    ) {
+        assert_send(&driver.run(&|_| {}));
+        assert_send(&check.check("c", engine));
+        let pending: Pending<'_> = FuturesUnordered::new();
+        pending.push(driver.apply(engines, "c".into(), "r".into()).boxed());
+        assert_send(&pending);
+    }
+
+    #[test]
+    fn the_driver_futures_are_send() {
+        // Type-checking `driver_futures_are_send` is the test; naming it
+        // here keeps it from being optimised out of the build.
+        let _ = driver_futures_are_send::<tidegate_cluster::KubeconfigFactory>;
     }
 }

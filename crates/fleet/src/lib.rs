@@ -4,8 +4,8 @@
 //! ([`FleetRollout`]): it connects one sync [`Engine`](tidegate_sync::Engine) per cluster, takes the
 //! environment's lock (a Lease in every cluster, so a CLI run and the
 //! controller never interleave), turns `Apply`/`Rollback` commands into syncs
-//! of the target (or last good) revision, polls each cluster's health and
-//! feeds it back, waits for approvals, journals the machine after every step
+//! of the target (or last good) revision, reads the health of the clusters
+//! in flight or baking (one read per kind) and feeds it back, waits for approvals, journals the machine after every step
 //! (so a killed run can be resumed), and forwards every transition to the
 //! audit trail.
 //!
@@ -13,13 +13,19 @@
 //! are the state machine's; this crate only executes and observes.
 
 mod driver;
+mod error;
+mod health;
 mod journal;
 pub mod lock;
+mod renewal;
 pub mod switch;
+mod timeline;
 
 pub use driver::{
     Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions, Preflight,
-    Revisions, RolloutError, RolloutReport,
+    Revisions, RolloutReport,
 };
+pub use error::{CommandError, LockLoss, RolloutError};
 pub use journal::{Journal, Journaled};
 pub use tidegate_rollout::machine::{FleetRollout, Outcome};
+pub use timeline::{ClusterStep, TimelineEntry};

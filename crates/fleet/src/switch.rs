@@ -11,15 +11,17 @@
 //! reverted. Every cluster switched or reverted is an audit entry.
 
 use crate::{
-    Approvals, ClusterCheck, Driver, DriverOptions, Outcome, Revisions, RolloutError, RolloutReport,
+    Approvals, ClusterCheck, ClusterStep, Driver, DriverOptions, Outcome, Revisions, RolloutError,
+    RolloutReport,
 };
+use futures::future::BoxFuture;
 use kube::{
     Api,
     api::{DynamicObject, ListParams},
     discovery::ApiResource,
 };
 use serde_json::Value;
-use std::{collections::BTreeMap, future::Future, path::Path, pin::Pin};
+use std::{collections::BTreeMap, path::Path};
 use tidegate_audit::{
     Action as AuditAction, Entry, Outcome as AuditOutcome, Revision, SelectorChange,
 };
@@ -261,11 +263,7 @@ impl EndpointCheck {
 }
 
 impl ClusterCheck for EndpointCheck {
-    fn check<'a>(
-        &'a self,
-        cluster: &'a str,
-        engine: &'a Engine,
-    ) -> Pin<Box<dyn Future<Output = HealthStatus> + 'a>> {
+    fn check<'a>(&'a self, cluster: &'a str, engine: &'a Engine) -> BoxFuture<'a, HealthStatus> {
         Box::pin(async move {
             let mut status = self.verdict(engine).await;
             if let Some(extra) = &self.extra {
@@ -381,7 +379,6 @@ pub async fn switch<F: ClientFactory>(
         ))
     })?;
     let reason = request.reason.unwrap_or("no reason given");
-    let source_error = |e: tidegate_source::SourceError| RolloutError::Machine(format!("git: {e}"));
     let commit = tidegate_source::commit_file(
         request.repo_dir,
         request.env_file,
@@ -392,16 +389,21 @@ pub async fn switch<F: ClientFactory>(
         ),
         request.author,
     )
-    .map_err(source_error)?;
+    .map_err(RolloutError::Git)?;
     if request.push {
-        tidegate_source::push_current_branch(request.repo_dir, "origin").map_err(source_error)?;
+        tidegate_source::push_current_branch(request.repo_dir, "origin")
+            .map_err(RolloutError::Git)?;
     }
 
     // 3. Flip cluster by cluster: a rollout of that commit with post-checks.
-    let (new_env, rendered) = revisions
-        .render(&commit)
-        .await
-        .map_err(RolloutError::Machine)?;
+    let (new_env, rendered) =
+        revisions
+            .render(&commit)
+            .await
+            .map_err(|message| RolloutError::Render {
+                revision: commit.clone(),
+                message,
+            })?;
     let check = EndpointCheck {
         namespace: namespace_of(env, request.app),
         services: bg.services.clone(),
@@ -440,10 +442,10 @@ pub async fn switch<F: ClientFactory>(
                 ),
                 request.author,
             )
-            .map_err(source_error)?;
+            .map_err(RolloutError::Git)?;
             if request.push {
                 tidegate_source::push_current_branch(request.repo_dir, "origin")
-                    .map_err(source_error)?;
+                    .map_err(RolloutError::Git)?;
             }
             summary(
                 AuditOutcome::Aborted,
@@ -460,11 +462,15 @@ pub async fn switch<F: ClientFactory>(
         }
     };
     if let Some(audit) = &audit {
-        for (cluster, what, at) in &report.timeline {
-            let action = match what.as_str() {
-                "healthy" => AuditAction::Switch,
-                "rolled-back" => AuditAction::SwitchReverted,
-                _ => continue,
+        for (cluster, step, at) in &report.timeline {
+            let action = match step {
+                ClusterStep::Healthy => AuditAction::Switch,
+                ClusterStep::RolledBack => AuditAction::SwitchReverted,
+                ClusterStep::Apply
+                | ClusterStep::Applied
+                | ClusterStep::ApplyFailed
+                | ClusterStep::Rollback
+                | ClusterStep::RollbackFailed => continue,
             };
             let (before, after) = if action == AuditAction::Switch {
                 (&from, request.to)
@@ -502,9 +508,10 @@ pub async fn switch<F: ClientFactory>(
         &format!("Revert \"Switch {} in {} from {from} to {}\"\n\nThe switch failed its post-checks and was rolled back.", request.app, env.metadata.name, request.to),
         request.author,
     )
-    .map_err(source_error)?;
+    .map_err(RolloutError::Git)?;
     if request.push {
-        tidegate_source::push_current_branch(request.repo_dir, "origin").map_err(source_error)?;
+        tidegate_source::push_current_branch(request.repo_dir, "origin")
+            .map_err(RolloutError::Git)?;
     }
     summary(
         AuditOutcome::Failure,

@@ -248,8 +248,14 @@ impl Engine {
                 None => debug!(kind = %r.kind, "kind of a stale object is gone; nothing to prune"),
             }
         }
-        let lists: Vec<_> = stream::iter(kinds.values())
+        // Futures collected first, not mapped inside the stream: a closure
+        // over references there makes the sync future unprovably `Send`
+        // (rust-lang/rust#102211), and the fleet driver needs it `Send`.
+        let lists: Vec<_> = kinds
+            .values()
             .map(|r| list_managed(&self.client, &self.cluster, r))
+            .collect::<Vec<_>>();
+        let lists: Vec<_> = stream::iter(lists)
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
@@ -284,8 +290,11 @@ impl Engine {
             .iter()
             .map(|i| IgnoreRule(i.value.clone()))
             .collect();
-        let mut dry_runs: Vec<Result<Value, kube::Error>> = stream::iter(objects.iter())
+        let dry_runs: Vec<_> = objects
+            .iter()
             .map(|o| self.dry_run(o, options.force_conflicts))
+            .collect();
+        let mut dry_runs: Vec<Result<Value, kube::Error>> = stream::iter(dry_runs)
             .buffered(self.concurrency)
             .collect()
             .await;

@@ -287,7 +287,7 @@ async fn a_custom_resource_that_stalls_fails_the_wave_and_is_rolled_back() {
         report
             .timeline
             .iter()
-            .any(|(c, what, _)| c == CLUSTER && what == "rolled-back"),
+            .any(|(c, what, _)| c == CLUSTER && *what == tidegate_fleet::ClusterStep::RolledBack),
         "{:?} {:?}",
         report.outcome,
         report.timeline

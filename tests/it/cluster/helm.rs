@@ -6,7 +6,7 @@ use super::{configmap_field, fleet, kubeconfig_factory, output_text, tidegate_co
 use crate::pipeline::roll_out;
 use crate::template::tool;
 use std::time::Duration;
-use tidegate_fleet::{DriverOptions, Outcome, RolloutReport};
+use tidegate_fleet::{ClusterStep, DriverOptions, Outcome, RolloutReport};
 use tidegate_template::Tool;
 use tidegate_testkit::TestNamespace;
 use tidegate_tests::{GitFixture, workspace_root};
@@ -86,11 +86,11 @@ fn chart_repository(chart: &str, env: &str, environment: String) -> GitFixture {
     git
 }
 
-fn at(report: &RolloutReport, cluster: &str, what: &str) -> Duration {
+fn at(report: &RolloutReport, cluster: &str, what: ClusterStep) -> Duration {
     report
         .timeline
         .iter()
-        .find(|(c, w, _)| c == cluster && w == what)
+        .find(|(c, w, _)| c == cluster && *w == what)
         .map(|(_, _, t)| *t)
         .unwrap_or_else(|| panic!("{cluster} {what}: {:?}", report.timeline))
 }
@@ -98,10 +98,10 @@ fn at(report: &RolloutReport, cluster: &str, what: &str) -> Duration {
 /// Wave 2 starts only once wave 1 is healthy.
 fn assert_in_waves(report: &RolloutReport) {
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
-    let wave1 = at(report, "eks-us-east-1", "healthy");
+    let wave1 = at(report, "eks-us-east-1", ClusterStep::Healthy);
     for c in ["aks-westeurope", "gke-us-central1"] {
         assert!(
-            at(report, c, "apply") >= wave1,
+            at(report, c, ClusterStep::Apply) >= wave1,
             "{c} before wave 1: {:?}",
             report.timeline
         );

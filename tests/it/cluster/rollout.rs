@@ -8,7 +8,7 @@ use crate::pipeline::{load_env_at, roll_out};
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
 use tidegate_cluster::LeaseError;
-use tidegate_fleet::{DriverOptions, Journal, Outcome, RolloutError, RolloutReport};
+use tidegate_fleet::{ClusterStep, DriverOptions, Journal, Outcome, RolloutError, RolloutReport};
 use tidegate_sync::{Audit, Engine};
 use tidegate_testkit::{FAIL_READINESS_LABEL, Fleet, TestNamespace};
 use tidegate_tests::GitFixture;
@@ -115,11 +115,11 @@ impl Fixture {
     }
 }
 
-fn at(report: &RolloutReport, cluster: &str, what: &str) -> Option<Duration> {
+fn at(report: &RolloutReport, cluster: &str, what: ClusterStep) -> Option<Duration> {
     report
         .timeline
         .iter()
-        .find(|(c, w, _)| c == cluster && w == what)
+        .find(|(c, w, _)| c == cluster && *w == what)
         .map(|(_, _, t)| *t)
 }
 
@@ -127,7 +127,10 @@ fn at(report: &RolloutReport, cluster: &str, what: &str) -> Option<Duration> {
 fn max_in_flight(report: &RolloutReport) -> usize {
     let mut events: Vec<(Duration, i32)> = Vec::new();
     for (c, _) in CLUSTERS {
-        if let (Some(start), Some(end)) = (at(report, c, "apply"), at(report, c, "healthy")) {
+        if let (Some(start), Some(end)) = (
+            at(report, c, ClusterStep::Apply),
+            at(report, c, ClusterStep::Healthy),
+        ) {
             events.push((start, 1));
             events.push((end, -1));
         }
@@ -149,9 +152,9 @@ async fn a_good_revision_rolls_out_wave_by_wave_within_the_surge_limit() {
         .await
         .expect("rollout");
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
-    let wave1_healthy = at(&report, "eks-us-east-1", "healthy").expect("wave 1 healthy");
+    let wave1_healthy = at(&report, "eks-us-east-1", ClusterStep::Healthy).expect("wave 1 healthy");
     for c in ["aks-westeurope", "gke-us-central1"] {
-        let applied = at(&report, c, "apply").expect("applied");
+        let applied = at(&report, c, ClusterStep::Apply).expect("applied");
         assert!(
             applied >= wave1_healthy,
             "{c} started before wave 1 was healthy: {:?}",
@@ -165,7 +168,7 @@ async fn a_good_revision_rolls_out_wave_by_wave_within_the_surge_limit() {
         report.timeline
     );
     // Wave transition overhead: wave 1 healthy → first apply of wave 2, less the 1 s bake.
-    let wave2 = at(&report, "aks-westeurope", "apply").expect("wave 2");
+    let wave2 = at(&report, "aks-westeurope", ClusterStep::Apply).expect("wave 2");
     eprintln!(
         "wave transition overhead: {} ms (health poll every {} ms)",
         wave2
@@ -174,7 +177,8 @@ async fn a_good_revision_rolls_out_wave_by_wave_within_the_surge_limit() {
             .as_millis(),
         fx.driver_options("tests").poll.as_millis()
     );
-    let wave2_written = at(&report, "aks-westeurope", "applied").expect("wave 2 applied");
+    let wave2_written =
+        at(&report, "aks-westeurope", ClusterStep::Applied).expect("wave 2 applied");
     eprintln!(
         "wave 1 healthy → wave 2 sync finished (plan, dry runs, writes): {} ms less the bake",
         wave2_written
@@ -205,7 +209,7 @@ async fn a_good_revision_rolls_out_wave_by_wave_within_the_surge_limit() {
     let again = fx.rollout(fx.driver_options("tests")).await.expect("again");
     assert_eq!(again.outcome, Outcome::Succeeded);
     assert!(
-        at(&again, "eks-us-east-1", "apply").is_none(),
+        at(&again, "eks-us-east-1", ClusterStep::Apply).is_none(),
         "{:?}",
         again.timeline
     );
@@ -239,19 +243,19 @@ async fn a_bad_revision_fails_in_wave_1_and_is_rolled_back_there_only() {
         "{:?}",
         report.outcome
     );
-    assert!(at(&report, "eks-us-east-1", "apply").is_some());
+    assert!(at(&report, "eks-us-east-1", ClusterStep::Apply).is_some());
     assert!(
-        at(&report, "eks-us-east-1", "rolled-back").is_some(),
+        at(&report, "eks-us-east-1", ClusterStep::RolledBack).is_some(),
         "{:?}",
         report.timeline
     );
     for untouched in ["aks-westeurope", "gke-us-central1"] {
         assert!(
-            at(&report, untouched, "apply").is_none(),
+            at(&report, untouched, ClusterStep::Apply).is_none(),
             "{untouched} touched: {:?}",
             report.timeline
         );
-        assert!(at(&report, untouched, "rollback").is_none());
+        assert!(at(&report, untouched, ClusterStep::Rollback).is_none());
     }
     assert_eq!(
         fx.revisions().await,
@@ -314,7 +318,7 @@ async fn an_interrupted_rollout_resumes_from_its_journal() {
     let report = fx.rollout(options).await.expect("resumed");
     assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
     assert!(
-        at(&report, "eks-us-east-1", "apply").is_none(),
+        at(&report, "eks-us-east-1", ClusterStep::Apply).is_none(),
         "wave 1 was not re-applied: {:?}",
         report.timeline
     );

@@ -4,10 +4,11 @@
 
 use super::{fleet, kubeconfig_factory, output_text, tidegate_command};
 use crate::pipeline::{At, NoApprovals, load_env_at, roll_out};
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use futures::future::BoxFuture;
+use std::{sync::Arc, time::Duration};
 use tidegate_audit::{Action as AuditAction, Actor, MemorySink, Trigger};
 use tidegate_fleet::{
-    ClusterCheck, DriverOptions, Outcome,
+    ClusterCheck, ClusterStep, DriverOptions, Outcome,
     switch::{SwitchOutcome, SwitchRequest, switch},
 };
 use tidegate_health::HealthStatus;
@@ -20,11 +21,7 @@ const CLUSTERS: [&str; 3] = ["eks-us-east-1", "aks-westeurope", "gke-us-central1
 /// Reports `Degraded` for one cluster: a post-check that fails there.
 struct FailIn(&'static str);
 impl ClusterCheck for FailIn {
-    fn check<'a>(
-        &'a self,
-        cluster: &'a str,
-        _engine: &'a Engine,
-    ) -> Pin<Box<dyn Future<Output = HealthStatus> + 'a>> {
+    fn check<'a>(&'a self, cluster: &'a str, _engine: &'a Engine) -> BoxFuture<'a, HealthStatus> {
         Box::pin(async move {
             if cluster == self.0 {
                 HealthStatus::Degraded
@@ -267,7 +264,7 @@ async fn a_switch_flips_every_cluster_in_waves_and_back() {
             report
                 .timeline
                 .iter()
-                .find(|(n, w, _)| n == c && w == "healthy")
+                .find(|(n, w, _)| n == c && *w == ClusterStep::Healthy)
                 .map(|t| t.2)
                 .expect("healthy")
         })
@@ -375,7 +372,7 @@ async fn a_post_check_failure_in_wave_2_flips_back_and_reverts_the_commit() {
         !report
             .timeline
             .iter()
-            .any(|(c, w, _)| c == "gke-us-central1" && w == "apply"),
+            .any(|(c, w, _)| c == "gke-us-central1" && *w == ClusterStep::Apply),
         "wave 3 untouched"
     );
     let head = tidegate_source::Repo::open_local(fx.git.path())

@@ -324,9 +324,8 @@ async fn run_rollout(
     if let Some(op) = report.resumed_from {
         println!("resumed the interrupted rollout #{op}");
     }
-    let applied = report.timeline.iter().any(|(_, w, _)| w == "applied");
     match &report.outcome {
-        Outcome::Succeeded if !applied => {
+        Outcome::Succeeded if report.nothing_to_do => {
             println!(
                 "nothing to do: every cluster runs {short}, matches Git and is Healthy (no bake needed)"
             );
