@@ -3,6 +3,7 @@
 use crate::{
     Action, ObjectResult, Plan, Progress, SyncError, SyncOptions, SyncReport,
     inventory::{self, Inventory},
+    live::{ApiLiveState, LiveState},
 };
 use futures::{StreamExt, stream};
 use kube::{
@@ -46,6 +47,8 @@ pub struct Engine {
     audit: Option<crate::Audit>,
     pub(crate) health_checks: std::sync::Arc<tidegate_health::HealthChecks>,
     pub(crate) provider: &'static str,
+    pub(crate) live: std::sync::Arc<dyn LiveState>,
+    pub(crate) environment: Option<String>,
 }
 
 impl Engine {
@@ -58,6 +61,8 @@ impl Engine {
         let client = factory.client(cluster, &counter).await?;
         Ok(Engine {
             resolver: Resolver::new(client.clone(), &cluster.name),
+            live: std::sync::Arc::new(ApiLiveState::new(client.clone(), &cluster.name)),
+            environment: None,
             client,
             cluster: cluster.name.clone(),
             concurrency: 16,
@@ -75,6 +80,21 @@ impl Engine {
         checks: std::sync::Arc<tidegate_health::HealthChecks>,
     ) -> Self {
         self.health_checks = checks;
+        self
+    }
+
+    /// Reads live state through `live` (a watch cache, say) instead of
+    /// LIST/GET requests to the API server.
+    pub fn with_live_state(mut self, live: std::sync::Arc<dyn LiveState>) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// The environment this engine works for: health reads
+    /// ([`Engine::health_of`]) then list only its objects (by the
+    /// `tidegate.dev/environment` label). Plans always know theirs.
+    pub fn with_environment(mut self, environment: &str) -> Self {
+        self.environment = Some(environment.to_string());
         self
     }
 

@@ -23,7 +23,9 @@ mod audit;
 mod engine;
 mod error;
 mod inventory;
+mod live;
 mod plan;
+mod read;
 mod report;
 mod wait;
 
@@ -31,6 +33,7 @@ pub use audit::Audit;
 pub use engine::{Engine, Target};
 pub use error::{ObjectProblem, SyncError};
 pub use inventory::{INVENTORY_NAMESPACE, Inventory, InventoryRef};
+pub use live::{ApiLiveState, ListScope, LiveMap, LiveObject, LiveState};
 pub use plan::{Plan, PlannedObject, PruneCandidate};
 pub use report::{Action, ObjectResult, Progress, SyncOptions, SyncReport};
 pub use wait::{HealthReport, ObjectHealth};

@@ -4,11 +4,11 @@ use crate::{
     Engine, ObjectProblem, SyncError, SyncOptions, Target,
     inventory::{self, Inventory, InventoryRef},
 };
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use kube::api::{Patch, PatchParams};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
-use tidegate_cluster::{Resolved, dynamic_api, get_object, list_managed, with_retries};
+use std::collections::BTreeSet;
+use tidegate_cluster::{Resolved, dynamic_api, with_retries};
 use tidegate_core::{
     ObjectKey, RenderedObject,
     tracking::{FIELD_MANAGER, TRACKING_ANNOTATION},
@@ -225,36 +225,15 @@ impl Engine {
             }
         }
 
-        // 3. Live state: one LIST per kind, GETs for the rest.
-        let mut kinds: BTreeMap<(String, String), Resolved> = BTreeMap::new();
-        for o in &objects {
-            if let Some(r) = &o.resolved {
-                kinds.insert(
-                    (r.resource.api_version.clone(), r.resource.kind.clone()),
-                    r.clone(),
-                );
-            }
-        }
+        // 3. Live state: one read per kind (this environment's objects), GETs for the rest.
         let mut stale_resolved = Vec::new();
         for (app, r) in stale {
             match self.resolver.resolve(&r.api_version, &r.kind).await? {
-                Some(res) => {
-                    kinds.insert(
-                        (res.resource.api_version.clone(), res.resource.kind.clone()),
-                        res.clone(),
-                    );
-                    stale_resolved.push((app, r, res));
-                }
+                Some(res) => stale_resolved.push((app, r, res)),
                 None => debug!(kind = %r.kind, "kind of a stale object is gone; nothing to prune"),
             }
         }
-        let lists: Vec<_> = stream::iter(kinds.values())
-            .map(|r| list_managed(&self.client, &self.cluster, r))
-            .buffer_unordered(self.concurrency)
-            .try_collect()
-            .await?;
-        let mut live: BTreeMap<ObjectKey, Value> = lists.into_iter().flatten().collect();
-        let unlisted: Vec<(ObjectKey, Resolved)> = objects
+        let to_read: Vec<(ObjectKey, Resolved)> = objects
             .iter()
             .filter_map(|o| Some((o.object.key.clone(), o.resolved.clone()?)))
             .chain(
@@ -262,18 +241,8 @@ impl Engine {
                     .iter()
                     .map(|(_, r, res)| (r.key(), res.clone())),
             )
-            .filter(|(k, _)| !live.contains_key(k))
             .collect();
-        let fetched: Vec<_> = stream::iter(unlisted)
-            .map(|(key, r)| async move {
-                get_object(&self.client, &self.cluster, &r, &key)
-                    .await
-                    .map(|v| (key, v))
-            })
-            .buffer_unordered(self.concurrency)
-            .try_collect()
-            .await?;
-        live.extend(fetched.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        let live = self.read_live(&to_read, Some(env_name)).await?;
 
         // 4. Dry-run apply and diff every resolved object.
         let ignore: Vec<IgnoreRule> = target
@@ -310,7 +279,7 @@ impl Engine {
             if o.resolved.is_none() {
                 continue;
             }
-            let live_object = live.get(&o.object.key);
+            let live_object = live.get(&o.object.key).map(|v| &**v);
             let refused;
             let prediction = match &outcome {
                 Ok(v) => Prediction::DryRun(v),
