@@ -20,6 +20,7 @@
 //! both drive it.
 
 mod audit;
+mod dryrun;
 mod engine;
 mod error;
 mod inventory;
@@ -30,6 +31,7 @@ mod report;
 mod wait;
 
 pub use audit::Audit;
+pub use dryrun::DryRunCache;
 pub use engine::{Engine, Target};
 pub use error::{ObjectProblem, SyncError};
 pub use inventory::{INVENTORY_NAMESPACE, Inventory, InventoryRef};

@@ -2,12 +2,14 @@
 
 use crate::{
     Engine, ObjectProblem, SyncError, SyncOptions, Target,
+    dryrun::{Answer, Inputs},
     inventory::{self, Inventory, InventoryRef},
+    live::LiveObject,
 };
 use futures::{StreamExt, stream};
 use kube::api::{Patch, PatchParams};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, sync::Arc};
 use tidegate_cluster::{Resolved, dynamic_api, with_retries};
 use tidegate_core::{
     ObjectKey, RenderedObject,
@@ -253,9 +255,10 @@ impl Engine {
             .iter()
             .map(|i| IgnoreRule(i.value.clone()))
             .collect();
-        let mut dry_runs: Vec<Result<Value, kube::Error>> = stream::iter(objects.iter())
-            .map(|o| self.dry_run(o, options.force_conflicts))
-            .buffered(self.concurrency)
+        // At most `dry_run_concurrency` in flight; answers in object order.
+        let mut dry_runs: Vec<Result<Arc<Value>, kube::Error>> = stream::iter(objects.iter())
+            .map(|o| self.dry_run(o, options.force_conflicts, live.get(&o.object.key)))
+            .buffered(self.dry_run_concurrency)
             .collect()
             .await;
         // Conflicts only with imperative edits are drift: predict with force.
@@ -266,7 +269,7 @@ impl Engine {
                 && only_imperative(s, live_object)
             {
                 o.force = true;
-                *outcome = self.dry_run(o, true).await;
+                *outcome = self.dry_run(o, true, Some(live_object)).await;
             }
         }
         let new_namespaces: BTreeSet<String> = objects
@@ -452,19 +455,44 @@ impl Engine {
         }
     }
 
-    async fn dry_run(&self, o: &PlannedObject, force: bool) -> Result<Value, kube::Error> {
+    /// The server's answer to a dry-run apply of `o` (with `force`) over
+    /// `live`, from the dry-run cache while neither changed.
+    async fn dry_run(
+        &self,
+        o: &PlannedObject,
+        force: bool,
+        live: Option<&LiveObject>,
+    ) -> Result<Arc<Value>, kube::Error> {
         let Some(resolved) = &o.resolved else {
-            return Ok(Value::Null);
+            return Ok(Arc::new(Value::Null));
         };
-        let api = dynamic_api(&self.client, resolved, o.object.key.namespace.as_deref());
+        let key = &o.object.key;
+        let version = live.and_then(|v| v["metadata"]["resourceVersion"].as_str());
+        let inputs = Inputs::new(&o.object.manifest, force, version);
+        match self.dry_run_cache.get(&self.cluster, key, &inputs) {
+            Some(Answer::Predicted(v)) => return Ok(v),
+            Some(Answer::Conflict(s)) => return Err(kube::Error::Api(s)),
+            None => {}
+        }
+        let api = dynamic_api(&self.client, resolved, key.namespace.as_deref());
         let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
         params.force = force;
         let patch = Patch::Apply(&o.object.manifest);
-        let result = with_retries("dry-run apply", || {
-            api.patch(&o.object.key.name, &params, &patch)
-        })
-        .await?;
-        Ok(serde_json::to_value(result).unwrap_or(Value::Null))
+        let answer = with_retries("dry-run apply", || api.patch(&key.name, &params, &patch))
+            .await
+            .map(|result| Arc::new(serde_json::to_value(result).unwrap_or(Value::Null)));
+        match &answer {
+            Ok(v) => {
+                let answer = Answer::Predicted(v.clone());
+                self.dry_run_cache.put(&self.cluster, key, inputs, answer);
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let answer = Answer::Conflict(s.clone());
+                self.dry_run_cache.put(&self.cluster, key, inputs, answer);
+            }
+            Err(_) => {}
+        }
+        answer
     }
 }
 

@@ -275,3 +275,153 @@ async fn objects_applied_without_the_environment_label_are_still_diffed_and_prun
     ]);
     assert_eq!(left, "keep other", "relabelled, and old pruned");
 }
+
+fn deployment(name: &str) -> String {
+    format!(
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 0\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n        - name: app\n          image: registry.example/{name}:1\n"
+    )
+}
+
+/// Plans with `engine` and returns the plan and the dry runs it sent.
+async fn plan_counting(fx: &Fixture, engine: &Engine) -> (Plan, u64) {
+    let (desired, rendered) = fx.load();
+    let before = engine.requests();
+    let plan = engine
+        .plan(&target(&desired, &rendered), &SyncOptions::default())
+        .await
+        .expect("plan");
+    let spent = engine.requests().since(before);
+    assert_eq!(spent.writes, 0);
+    (plan, spent.dry_runs)
+}
+
+fn statuses(plan: &Plan) -> Vec<(String, DiffStatus)> {
+    plan.objects
+        .iter()
+        .map(|o| {
+            (
+                format!("{}/{}", o.object.key.kind, o.object.key.name),
+                o.diff.as_ref().expect("diffed").status,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_runs_are_reused_until_the_desired_or_the_live_object_changes() {
+    let mut fx = Fixture::new("live-dryrun").await;
+    fx.commit(
+        &[
+            configmap("a", "good"),
+            configmap("b", "good"),
+            deployment("web"),
+            deployment("api"),
+        ]
+        .concat(),
+    );
+    fx.sync(SyncOptions::default()).await;
+    let (desired, _) = fx.load();
+    // The Deployment controller writes their status once: wait until it
+    // has, so the live objects stand still.
+    let probe = fx.engine(&desired).await;
+    let keys = [
+        (
+            ObjectKey::new("apps", "Deployment", Some(fx.ns.name()), "web"),
+            "apps/v1".to_string(),
+        ),
+        (
+            ObjectKey::new("apps", "Deployment", Some(fx.ns.name()), "api"),
+            "apps/v1".to_string(),
+        ),
+    ];
+    let mut healthy = false;
+    for _ in 0..180 {
+        if probe.health_of(&keys).await.expect("health") == HealthStatus::Healthy {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    assert!(healthy, "the Deployments never settled");
+
+    // Two engines sharing one cache (a pre-flight plan, then the apply-time
+    // plan; or a controller that reconnects).
+    let cache = tidegate_sync::DryRunCache::new();
+    let first = fx.engine(&desired).await.with_dry_run_cache(cache.clone());
+    let (plan, sent) = plan_counting(&fx, &first).await;
+    assert_eq!(sent, 4, "one dry run per object");
+    assert_eq!(cache.len(), 4);
+    let in_sync = statuses(&plan);
+    assert!(
+        in_sync.iter().all(|(_, s)| *s == DiffStatus::InSync),
+        "{in_sync:?}"
+    );
+
+    let second = fx.engine(&desired).await.with_dry_run_cache(cache.clone());
+    let (plan, sent) = plan_counting(&fx, &second).await;
+    assert_eq!(sent, 0, "nothing changed: no dry run at all");
+    assert_eq!(statuses(&plan), in_sync, "the same answers from the cache");
+
+    // A new commit changes one desired object: only its dry run is sent.
+    fx.commit(
+        &[
+            configmap("a", "changed"),
+            configmap("b", "good"),
+            deployment("web"),
+            deployment("api"),
+        ]
+        .concat(),
+    );
+    let (plan, sent) = plan_counting(&fx, &second).await;
+    assert_eq!(sent, 1, "a's dry run, nothing else");
+    let changed: Vec<_> = statuses(&plan)
+        .into_iter()
+        .filter(|(_, s)| *s != DiffStatus::InSync)
+        .collect();
+    assert_eq!(
+        changed,
+        [("ConfigMap/a".to_string(), DiffStatus::OutOfSync)]
+    );
+
+    // kubectl scale changes one object's resourceVersion: only its dry run
+    // is sent again (a conflict with kubectl's imperative edit, then the
+    // prediction with force, both for that object).
+    fx.kubectl(&["scale", "deployment", "web", "--replicas=2"]);
+    let (plan, sent) = plan_counting(&fx, &second).await;
+    assert_eq!(
+        sent, 2,
+        "web's dry run (conflict, then forced), nothing else"
+    );
+    let drifted: Vec<_> = statuses(&plan)
+        .into_iter()
+        .filter(|(_, s)| *s != DiffStatus::InSync)
+        .collect();
+    assert_eq!(
+        drifted,
+        [
+            ("ConfigMap/a".to_string(), DiffStatus::OutOfSync),
+            ("Deployment/web".to_string(), DiffStatus::OutOfSync)
+        ]
+    );
+
+    // Answers come in object order whatever the concurrency.
+    let one_at_a_time = fx.engine(&desired).await.with_dry_run_concurrency(1);
+    let (serial, _) = plan_counting(&fx, &one_at_a_time).await;
+    let names = |p: &Plan| -> Vec<String> {
+        p.objects
+            .iter()
+            .map(|o| o.object.key.name.clone())
+            .collect()
+    };
+    assert_eq!(names(&serial), names(&plan));
+    assert_eq!(
+        statuses(&serial)
+            .into_iter()
+            .filter(|(n, _)| !n.contains("web"))
+            .collect::<Vec<_>>(),
+        statuses(&plan)
+            .into_iter()
+            .filter(|(n, _)| !n.contains("web"))
+            .collect::<Vec<_>>()
+    );
+}
