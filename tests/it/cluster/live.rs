@@ -1,7 +1,9 @@
 //! Reading live state on a real cluster, counted at the HTTP layer:
 //! health from one read per kind (`Engine::health_of`), reads scoped to the
-//! environment by its label, and objects applied before that label existed
-//! still found for diff, health and prune.
+//! environment by its label, objects applied before that label existed
+//! still found for diff, health and prune, dry-run answers reused while
+//! nothing changed, and a `LiveState` answered from memory (as the
+//! controller's watch caches answer) replacing every live read.
 
 use super::{fleet, kubeconfig_factory};
 use crate::pipeline::load_env;
@@ -423,5 +425,137 @@ async fn dry_runs_are_reused_until_the_desired_or_the_live_object_changes() {
             .into_iter()
             .filter(|(n, _)| !n.contains("web"))
             .collect::<Vec<_>>()
+    );
+}
+
+/// A live state answered from memory, as a watch cache answers: a snapshot
+/// of the cluster's objects taken once.
+struct Memory(tidegate_sync::LiveMap);
+
+impl tidegate_sync::LiveState for Memory {
+    fn list<'a>(
+        &'a self,
+        resolved: &'a tidegate_cluster::Resolved,
+        scope: tidegate_sync::ListScope<'a>,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<tidegate_sync::LiveMap, tidegate_cluster::ClusterError>,
+    > {
+        let found = self
+            .0
+            .iter()
+            .filter(|(k, v)| {
+                k.kind == resolved.resource.kind
+                    && k.group == resolved.resource.group
+                    && scope
+                        .namespace
+                        .is_none_or(|ns| k.namespace.as_deref() == Some(ns))
+                    && scope.environment.is_none_or(|env| {
+                        v["metadata"]["labels"]["tidegate.dev/environment"] == env
+                    })
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn get<'a>(
+        &'a self,
+        _resolved: &'a tidegate_cluster::Resolved,
+        key: &'a ObjectKey,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<Option<tidegate_sync::LiveObject>, tidegate_cluster::ClusterError>,
+    > {
+        Box::pin(std::future::ready(Ok(self.0.get(key).cloned())))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_state_answered_from_memory_replaces_the_reads_of_plan_and_health() {
+    let mut fx = Fixture::new("live-memory").await;
+    fx.commit(
+        &[
+            configmap("a", "good"),
+            configmap("b", "good"),
+            deployment("web"),
+        ]
+        .concat(),
+    );
+    fx.sync(SyncOptions::default()).await;
+    let (desired, rendered) = fx.load();
+    let web = (
+        ObjectKey::new("apps", "Deployment", Some(fx.ns.name()), "web"),
+        "apps/v1".to_string(),
+    );
+    let keys = vec![
+        fx.key("ConfigMap", "a"),
+        fx.key("ConfigMap", "b"),
+        web.clone(),
+    ];
+    let probe = fx.engine(&desired).await.with_environment(&fx.env);
+    let mut settled = false;
+    for _ in 0..180 {
+        if probe.health_of(&keys).await.expect("health") == HealthStatus::Healthy {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    assert!(settled, "the Deployment never settled");
+
+    // The snapshot a watch cache would hold, read through the default seam.
+    let api = tidegate_sync::ApiLiveState::new(probe.client().clone(), CONTEXT);
+    let mut snapshot = tidegate_sync::LiveMap::new();
+    for (key, resolved) in probe.resolve_all(&keys).await.expect("resolve") {
+        let found = tidegate_sync::LiveState::get(&api, &resolved, &key)
+            .await
+            .expect("get")
+            .expect("exists");
+        snapshot.insert(key, found);
+    }
+    let engine = fx
+        .engine(&desired)
+        .await
+        .with_environment(&fx.env)
+        .with_live_state(Arc::new(Memory(snapshot.clone())));
+    engine.resolve_all(&keys).await.expect("discovery");
+
+    // Health: no request at all.
+    let (health, n) = reads(&engine, engine.health_of(&keys)).await;
+    assert_eq!(health.expect("health"), HealthStatus::Healthy);
+    assert_eq!(n, 0);
+
+    // A plan: the first sends its dry runs; the second, with nothing
+    // changed, only reads the inventories (they are not live state).
+    let (to, options) = (target(&desired, &rendered), SyncOptions::default());
+    let plan = || engine.plan(&to, &options);
+    let first = plan().await.expect("plan");
+    assert_eq!(first.changes(), 0, "in sync");
+    let before = engine.requests();
+    let second = plan().await.expect("plan");
+    assert_eq!(second.changes(), 0);
+    let spent = engine.requests().since(before);
+    assert_eq!(
+        (spent.reads, spent.dry_runs, spent.writes),
+        (1, 0, 0),
+        "one inventory LIST, nothing else"
+    );
+
+    // The verdict is the seam's: a Deployment past its progress deadline in
+    // memory is Degraded, whatever the cluster says.
+    let mut degraded = (*snapshot[&web.0]).clone();
+    degraded["status"]["conditions"] = serde_json::json!([{
+        "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"
+    }]);
+    snapshot.insert(web.0.clone(), Arc::new(degraded));
+    let engine = engine.with_live_state(Arc::new(Memory(snapshot)));
+    let (health, n) = reads(&engine, engine.health_of(&keys)).await;
+    assert_eq!(health.expect("health"), HealthStatus::Degraded);
+    assert_eq!(n, 0);
+    assert_eq!(
+        probe.health_of(&keys).await.expect("health"),
+        HealthStatus::Healthy,
+        "the cluster itself is fine"
     );
 }
