@@ -33,6 +33,9 @@ use tidegate_sync::{
 use tidegate_testkit::{TestNamespace, shared_fleet};
 use tidegate_tests::GitFixture;
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 const OBJECTS: usize = 200;
 const NOISE: usize = 3000;
 const RUNS: usize = 5;
@@ -121,27 +124,7 @@ struct Loaded {
 }
 
 fn load(git: &GitFixture, env: &str) -> Loaded {
-    let repo = tidegate_source::Repo::open_local(git.path()).expect("open");
-    let commit = repo.resolve("HEAD").expect("HEAD");
-    let cache = tempfile::tempdir().expect("cache");
-    let (environment, file) =
-        tidegate_source::desired::load_environment(&repo, &commit, env).expect("env");
-    let desired = tidegate_source::desired::load_desired(
-        &tidegate_source::GitSource::new(cache.path()),
-        &repo,
-        &commit,
-        environment,
-        file,
-        &Default::default(),
-    )
-    .expect("desired");
-    let rendered = tidegate_render::render_environment(
-        &desired.environment,
-        &desired.env_file,
-        &desired.commit.sha,
-        &desired.apps,
-    )
-    .expect("render");
+    let (desired, rendered) = shared::load(git, env);
     Loaded { desired, rendered }
 }
 
@@ -289,25 +272,22 @@ async fn main() {
     let (mut old_health, mut new_health) = (Samples::default(), Samples::default());
     let mut cold16 = Samples::default();
     for _ in 0..RUNS {
-        before.dry_run_cache().clear();
-        let plan = measure(&before, &mut old, before.plan(&target, &options))
-            .await
-            .expect("plan");
-        assert_eq!(plan.changes(), 0, "steady state");
-        after.dry_run_cache().clear();
-        let plan = measure(&after, &mut cold, after.plan(&target, &options))
-            .await
-            .expect("plan");
-        assert_eq!(plan.changes(), 0, "steady state");
-        let plan = measure(&after, &mut warm, after.plan(&target, &options))
-            .await
-            .expect("plan");
-        assert_eq!(plan.changes(), 0, "steady state");
-        sixteen.dry_run_cache().clear();
-        let plan = measure(&sixteen, &mut cold16, sixteen.plan(&target, &options))
-            .await
-            .expect("plan");
-        assert_eq!(plan.changes(), 0, "steady state");
+        // Cold plans start from an empty dry-run cache; the warm one reuses
+        // what the cold one of the same engine left.
+        for (engine, samples, cold_cache) in [
+            (&before, &mut old, true),
+            (&after, &mut cold, true),
+            (&after, &mut warm, false),
+            (&sixteen, &mut cold16, true),
+        ] {
+            if cold_cache {
+                engine.dry_run_cache().clear();
+            }
+            let plan = measure(engine, samples, engine.plan(&target, &options))
+                .await
+                .expect("plan");
+            assert_eq!(plan.changes(), 0, "steady state");
+        }
         let h1 = measure(&get_only, &mut old_health, get_only.health_of(&keys))
             .await
             .expect("health");

@@ -278,6 +278,18 @@ async fn objects_applied_without_the_environment_label_are_still_diffed_and_prun
     assert_eq!(left, "keep other", "relabelled, and old pruned");
 }
 
+/// Waits until `keys` are Healthy: the Deployment controller has written
+/// their status, so the live objects stand still.
+async fn settle(engine: &Engine, keys: &[(ObjectKey, String)]) {
+    for _ in 0..180 {
+        if engine.health_of(keys).await.expect("health") == HealthStatus::Healthy {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    panic!("{keys:?} never became Healthy");
+}
+
 fn deployment(name: &str) -> String {
     format!(
         "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 0\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n        - name: app\n          image: registry.example/{name}:1\n"
@@ -336,15 +348,7 @@ async fn dry_runs_are_reused_until_the_desired_or_the_live_object_changes() {
             "apps/v1".to_string(),
         ),
     ];
-    let mut healthy = false;
-    for _ in 0..180 {
-        if probe.health_of(&keys).await.expect("health") == HealthStatus::Healthy {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-    assert!(healthy, "the Deployments never settled");
+    settle(&probe, &keys).await;
 
     // Two engines sharing one cache (a pre-flight plan, then the apply-time
     // plan; or a controller that reconnects).
@@ -494,15 +498,7 @@ async fn a_live_state_answered_from_memory_replaces_the_reads_of_plan_and_health
         web.clone(),
     ];
     let probe = fx.engine(&desired).await.with_environment(&fx.env);
-    let mut settled = false;
-    for _ in 0..180 {
-        if probe.health_of(&keys).await.expect("health") == HealthStatus::Healthy {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-    assert!(settled, "the Deployment never settled");
+    settle(&probe, &keys).await;
 
     // The snapshot a watch cache would hold, read through the default seam.
     let api = tidegate_sync::ApiLiveState::new(probe.client().clone(), CONTEXT);
