@@ -370,7 +370,10 @@ impl<F: ClientFactory> Driver<'_, F> {
         let name = cluster.name.clone();
         let engine = match Engine::connect(self.factory, cluster).await {
             Ok(engine) => {
-                let mut engine = engine.with_health_checks(self.options.health_checks.clone());
+                // Health reads list only this environment's objects.
+                let mut engine = engine
+                    .with_health_checks(self.options.health_checks.clone())
+                    .with_environment(&self.environment.metadata.name);
                 if let Some(audit) = &self.audit {
                     engine = engine.with_audit(audit.clone());
                 }
@@ -427,13 +430,7 @@ impl<F: ClientFactory> Driver<'_, F> {
             .iter()
             .flat_map(|i| i.objects.iter().map(|r| (r.key(), r.api_version.clone())))
             .collect();
-        let health = health::worst(
-            &engine,
-            &self.options.health_checks,
-            cluster.provider.name(),
-            &keys,
-        )
-        .await;
+        let health = health::worst(&engine, &keys).await;
         let start = ClusterStart {
             current_revision: inventories.first().map(|i| i.revision.clone()),
             last_good_revision: inventories.first().and_then(|i| i.healthy_revision.clone()),
@@ -807,12 +804,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 Judge::Target => self.target_keys(&cluster),
                 Judge::Current => current_keys.get(&cluster).cloned().unwrap_or_default(),
             };
-            let provider = self
-                .environment
-                .cluster(&cluster)
-                .map_or("kubeconfig", |c| c.provider.name());
-            let mut status =
-                health::worst(engine, &self.options.health_checks, provider, &keys).await;
+            let mut status = health::worst(engine, &keys).await;
             if let (Some(check), true) = (self.check, touched) {
                 status = status.max(check.check(&cluster, engine).await);
             }

@@ -4,12 +4,10 @@
 //! in flight or in the wave being gated (baking), never waves not started
 //! or finished.
 
-use std::collections::BTreeMap;
-use tidegate_cluster::{Resolved, list_managed};
 use tidegate_core::ObjectKey;
-use tidegate_health::{HealthChecks, HealthStatus};
+use tidegate_health::HealthStatus;
 use tidegate_rollout::{ClusterProgress, ClusterView};
-use tidegate_sync::{Engine, SyncError};
+use tidegate_sync::Engine;
 use tracing::warn;
 
 /// Which objects of a cluster judge its health now.
@@ -43,62 +41,17 @@ pub(crate) fn needs_health(view: &ClusterView<'_>, wave: Option<u32>) -> Option<
     }
 }
 
-/// The worst health of `keys` (Healthy when there are none), from one LIST
-/// per kind; Unknown when the cluster cannot be read.
-pub(crate) async fn worst(
-    engine: &Engine,
-    checks: &HealthChecks,
-    provider: &str,
-    keys: &[(ObjectKey, String)],
-) -> HealthStatus {
-    if keys.is_empty() {
-        return HealthStatus::Healthy;
-    }
-    match health_of(engine, checks, provider, keys).await {
+/// The worst health of `keys` (Healthy when there are none), from one read
+/// per kind ([`Engine::health_of`], scoped to the engine's environment);
+/// Unknown when the cluster cannot be read.
+pub(crate) async fn worst(engine: &Engine, keys: &[(ObjectKey, String)]) -> HealthStatus {
+    match engine.health_of(keys).await {
         Ok(status) => status,
         Err(e) => {
             warn!(cluster = %engine.cluster(), error = %e, "health unknown: the cluster cannot be read");
             HealthStatus::Unknown
         }
     }
-}
-
-/// The worst health of `keys`: each kind listed once (by the managed-by
-/// label), every object judged from that list; a missing one is Missing.
-async fn health_of(
-    engine: &Engine,
-    checks: &HealthChecks,
-    provider: &str,
-    keys: &[(ObjectKey, String)],
-) -> Result<HealthStatus, SyncError> {
-    let resolved = engine.resolve_all(keys).await?;
-    let mut kinds: BTreeMap<(String, String), (&Resolved, Vec<&ObjectKey>)> = BTreeMap::new();
-    for (key, r) in &resolved {
-        kinds
-            .entry((r.resource.api_version.clone(), r.resource.plural.clone()))
-            .or_insert_with(|| (r, Vec::new()))
-            .1
-            .push(key);
-    }
-    let lists = futures::future::join_all(kinds.values().map(|(r, wanted)| async move {
-        let live = list_managed(engine.client(), engine.cluster(), r).await?;
-        Ok::<_, SyncError>((*r, wanted, live))
-    }))
-    .await;
-    let context = checks.context(provider, Some(tidegate_health::Timestamp::now()));
-    let mut worst = HealthStatus::Healthy;
-    for list in lists {
-        let (r, wanted, live) = list?;
-        let context = tidegate_health::Context {
-            status_subresource: Some(r.status_subresource),
-            ..context.clone()
-        };
-        for key in wanted {
-            let verdict = checks.assess(&context, &key.group, &key.kind, live.get(key));
-            worst = worst.max(verdict.health.status);
-        }
-    }
-    Ok(worst)
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 
 use crate::{
     Action, ObjectResult, Plan, Progress, SyncError, SyncOptions, SyncReport,
+    dryrun::DryRunCache,
     inventory::{self, Inventory},
+    live::{ApiLiveState, LiveState},
 };
 use futures::{StreamExt, stream};
 use kube::{
@@ -46,6 +48,10 @@ pub struct Engine {
     audit: Option<crate::Audit>,
     pub(crate) health_checks: std::sync::Arc<tidegate_health::HealthChecks>,
     pub(crate) provider: &'static str,
+    pub(crate) live: std::sync::Arc<dyn LiveState>,
+    pub(crate) environment: Option<String>,
+    pub(crate) dry_run_cache: DryRunCache,
+    pub(crate) dry_run_concurrency: usize,
 }
 
 impl Engine {
@@ -58,6 +64,10 @@ impl Engine {
         let client = factory.client(cluster, &counter).await?;
         Ok(Engine {
             resolver: Resolver::new(client.clone(), &cluster.name),
+            live: std::sync::Arc::new(ApiLiveState::new(client.clone(), &cluster.name)),
+            environment: None,
+            dry_run_cache: DryRunCache::new(),
+            dry_run_concurrency: 8,
             client,
             cluster: cluster.name.clone(),
             concurrency: 16,
@@ -75,6 +85,42 @@ impl Engine {
         checks: std::sync::Arc<tidegate_health::HealthChecks>,
     ) -> Self {
         self.health_checks = checks;
+        self
+    }
+
+    /// Reads live state through `live` (a watch cache, say) instead of
+    /// LIST/GET requests to the API server.
+    pub fn with_live_state(mut self, live: std::sync::Arc<dyn LiveState>) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// The environment this engine works for: health reads
+    /// ([`Engine::health_of`]) then list only its objects (by the
+    /// `tidegate.dev/environment` label). Plans always know theirs.
+    pub fn with_environment(mut self, environment: &str) -> Self {
+        self.environment = Some(environment.to_string());
+        self
+    }
+
+    /// Reuses dry-run answers from `cache` (shared with other engines, or
+    /// kept across reconnects) instead of this engine's own. A dry run is
+    /// sent again whenever the object sent or the live object's
+    /// `resourceVersion` changed.
+    pub fn with_dry_run_cache(mut self, cache: DryRunCache) -> Self {
+        self.dry_run_cache = cache;
+        self
+    }
+
+    /// The dry-run answers this engine reuses.
+    pub fn dry_run_cache(&self) -> &DryRunCache {
+        &self.dry_run_cache
+    }
+
+    /// Sends at most `n` (at least 1) dry runs at a time while planning (8
+    /// by default); answers are used in object order whatever the limit.
+    pub fn with_dry_run_concurrency(mut self, n: usize) -> Self {
+        self.dry_run_concurrency = n.max(1);
         self
     }
 

@@ -439,6 +439,7 @@ mod eks;
 mod fleetpath;
 mod health;
 mod helm;
+mod live;
 mod rollout;
 mod safety;
 mod switch;

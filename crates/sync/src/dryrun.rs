@@ -1,0 +1,159 @@
+//! Reusing dry-run results while neither side of the comparison changed.
+//!
+//! A dry-run apply's answer depends on the object sent and on the live
+//! object it lands on. [`DryRunCache`] keeps the last answer per cluster and
+//! object, keyed by a SHA-256 of the desired object as sent, whether it was
+//! sent with `force`, and the live object's `resourceVersion` (or its
+//! absence); any change to either side (a new commit, `kubectl scale`, a
+//! controller writing the object) misses, and the dry run is sent again.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
+use tidegate_core::ObjectKey;
+
+/// What a dry run answered: the predicted object, or a field-manager
+/// conflict (409), which depends only on the two objects too. Other
+/// rejections (quota, admission, validation) are never cached: they may
+/// depend on state outside the object.
+#[derive(Debug, Clone)]
+pub(crate) enum Answer {
+    /// The object as the server would store it.
+    Predicted(Arc<Value>),
+    /// The server's conflict status.
+    Conflict(Box<kube::core::Status>),
+}
+
+/// What both sides of one dry run were.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Inputs {
+    desired: [u8; 32],
+    force: bool,
+    live_version: Option<String>,
+}
+
+impl Inputs {
+    /// The inputs of a dry run of `desired` (as sent) with `force` against a
+    /// live object at `live_version` (`None`: absent, or without a version).
+    pub(crate) fn new(desired: &Value, force: bool, live_version: Option<&str>) -> Inputs {
+        let bytes = serde_json::to_vec(desired).unwrap_or_default();
+        Inputs {
+            desired: Sha256::digest(&bytes).into(),
+            force,
+            live_version: live_version.map(str::to_string),
+        }
+    }
+}
+
+type Entries = HashMap<(String, ObjectKey), (Inputs, Answer)>;
+
+/// Dry-run answers by (cluster, object), reused while the desired object
+/// (hash) and the live object (`resourceVersion`) are unchanged. Send +
+/// Sync and cheap to clone (clones share the entries); one entry per object
+/// and cluster, so it never grows beyond the objects managed. Every
+/// [`Engine`](crate::Engine) has one of its own; share one across engines
+/// (or reconnects) with [`Engine::with_dry_run_cache`](crate::Engine::with_dry_run_cache).
+#[derive(Debug, Clone, Default)]
+pub struct DryRunCache(Arc<Mutex<Entries>>);
+
+impl DryRunCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many objects have an answer.
+    pub fn len(&self) -> usize {
+        self.entries(|e| e.len())
+    }
+
+    /// True when no object has an answer.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every answer (e.g. after admission webhooks or CRD schemas
+    /// changed, which the keys do not see).
+    pub fn clear(&self) {
+        self.entries(|e| e.clear());
+    }
+
+    /// The answer for `key` in `cluster` if it was given for `inputs`.
+    pub(crate) fn get(&self, cluster: &str, key: &ObjectKey, inputs: &Inputs) -> Option<Answer> {
+        self.entries(|e| {
+            e.get(&(cluster.to_string(), key.clone()))
+                .filter(|(had, _)| had == inputs)
+                .map(|(_, answer)| answer.clone())
+        })
+    }
+
+    /// Remembers `answer` for `key` in `cluster` (replacing an older one).
+    pub(crate) fn put(&self, cluster: &str, key: &ObjectKey, inputs: Inputs, answer: Answer) {
+        self.entries(|e| e.insert((cluster.to_string(), key.clone()), (inputs, answer)));
+    }
+
+    fn entries<T>(&self, f: impl FnOnce(&mut Entries) -> T) -> T {
+        // A panic while holding the lock cannot leave an entry half-written
+        // (inserts and lookups are single calls): keep using the map.
+        let mut guard = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn answer(v: Value) -> Answer {
+        Answer::Predicted(Arc::new(v))
+    }
+
+    fn predicted(a: Option<Answer>) -> Option<Value> {
+        match a? {
+            Answer::Predicted(v) => Some((*v).clone()),
+            Answer::Conflict(_) => None,
+        }
+    }
+
+    #[test]
+    fn an_answer_is_reused_only_for_the_same_object_version_and_force() {
+        let cache = DryRunCache::new();
+        let clone = cache.clone();
+        let key = ObjectKey::new("", "ConfigMap", Some("ns"), "a");
+        let desired = json!({"kind": "ConfigMap", "data": {"x": "1"}});
+        let at = |v: Option<&str>| Inputs::new(&desired, false, v);
+        cache.put("eks", &key, at(Some("7")), answer(json!({"x": 1})));
+        assert_eq!(
+            predicted(clone.get("eks", &key, &at(Some("7")))),
+            Some(json!({"x": 1}))
+        );
+        // The live object changed, or is gone.
+        assert!(cache.get("eks", &key, &at(Some("8"))).is_none());
+        assert!(cache.get("eks", &key, &at(None)).is_none());
+        // Another desired object, force, cluster or key.
+        let other = json!({"kind": "ConfigMap", "data": {"x": "2"}});
+        assert!(
+            cache
+                .get("eks", &key, &Inputs::new(&other, false, Some("7")))
+                .is_none()
+        );
+        assert!(
+            cache
+                .get("eks", &key, &Inputs::new(&desired, true, Some("7")))
+                .is_none()
+        );
+        assert!(cache.get("aks", &key, &at(Some("7"))).is_none());
+        let b = ObjectKey::new("", "ConfigMap", Some("ns"), "b");
+        assert!(cache.get("eks", &b, &at(Some("7"))).is_none());
+        // One entry per object: a newer answer replaces the older one.
+        cache.put("eks", &key, at(Some("8")), answer(json!({"x": 2})));
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get("eks", &key, &at(Some("7"))).is_none());
+        cache.clear();
+        assert!(clone.is_empty());
+    }
+}

@@ -1,0 +1,96 @@
+//! Reading the live objects of a set of keys: one read per kind.
+
+use crate::{
+    Engine, SyncError,
+    live::{ListScope, LiveMap},
+};
+use futures::{StreamExt, TryStreamExt, stream};
+use std::collections::{BTreeMap, BTreeSet};
+use tidegate_cluster::Resolved;
+use tidegate_core::ObjectKey;
+
+/// The keys of one kind, with how to reach it.
+struct Kind<'a> {
+    resolved: &'a Resolved,
+    keys: Vec<&'a ObjectKey>,
+}
+
+impl Engine {
+    /// The live objects of `wanted` that exist (absent keys are missing from
+    /// the map). One read per kind: a GET when the kind has a single key,
+    /// otherwise a LIST by label — this `environment`'s objects when given,
+    /// in their namespace when they share one. Keys the LIST does not
+    /// return (deleted, or applied by an older Tidegate without the
+    /// environment label) are fetched by GET.
+    pub(crate) async fn read_live(
+        &self,
+        wanted: &[(ObjectKey, Resolved)],
+        environment: Option<&str>,
+    ) -> Result<LiveMap, SyncError> {
+        let mut kinds: BTreeMap<(&str, &str), Kind<'_>> = BTreeMap::new();
+        for (key, resolved) in wanted {
+            kinds
+                .entry((&resolved.resource.api_version, &resolved.resource.kind))
+                .or_insert_with(|| Kind {
+                    resolved,
+                    keys: Vec::new(),
+                })
+                .keys
+                .push(key);
+        }
+        // The futures are made first, not mapped inside the streams: a
+        // closure over references there makes the sync future unprovably
+        // `Send` (rust-lang/rust#102211), and the fleet driver needs it `Send`.
+        let lists: Vec<_> = kinds
+            .values()
+            .filter(|k| k.keys.len() > 1)
+            .map(|kind| {
+                let scope = ListScope {
+                    environment,
+                    namespace: shared_namespace(kind),
+                };
+                self.live.list(kind.resolved, scope)
+            })
+            .collect();
+        let listed: Vec<LiveMap> = stream::iter(lists)
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
+        let mut live: LiveMap = listed.into_iter().flatten().collect();
+        let unlisted: Vec<(&ObjectKey, &Resolved)> = kinds
+            .values()
+            .flat_map(|kind| kind.keys.iter().map(|k| (*k, kind.resolved)))
+            .filter(|(key, _)| !live.contains_key(*key))
+            .collect();
+        let gets: Vec<_> = unlisted
+            .into_iter()
+            .map(|(key, resolved)| async move {
+                self.live
+                    .get(resolved, key)
+                    .await
+                    .map(|found| found.map(|v| (key.clone(), v)))
+            })
+            .collect();
+        let fetched: Vec<_> = stream::iter(gets)
+            .buffer_unordered(self.concurrency)
+            .try_collect()
+            .await?;
+        live.extend(fetched.into_iter().flatten());
+        // A LIST returns every object of the scope; keep only those asked for.
+        let asked: BTreeSet<&ObjectKey> = wanted.iter().map(|(k, _)| k).collect();
+        live.retain(|key, _| asked.contains(key));
+        Ok(live)
+    }
+}
+
+/// The namespace every key of a namespaced kind lives in, if they share one.
+fn shared_namespace<'a>(kind: &Kind<'a>) -> Option<&'a str> {
+    if !kind.resolved.namespaced {
+        return None;
+    }
+    let first = kind.keys.first()?.namespace.as_deref()?;
+    kind.keys
+        .iter()
+        .all(|k| k.namespace.as_deref() == Some(first))
+        .then_some(first)
+}
