@@ -15,7 +15,7 @@ TESTKIT := target/debug/tidegate-testkit
 # The local clusters' state (kubeconfig, certificates, logs); ignored by Git.
 export TIDEGATE_CLUSTERS_STATE_DIR ?= $(CURDIR)/.tidegate/clusters
 
-.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
+.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench bench-fleet-path fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
 
 ## build: compile every crate and binary
 build:
@@ -74,6 +74,12 @@ demo: build cluster-bins template-tools
 ## bench: criterion benchmarks (slow: release build)
 bench:
 	$(CARGO) bench --workspace
+
+## bench-fleet-path: a one-object rollout, a no-op sync and diff across the local clusters × 200 objects
+## (TIDEGATE_BENCH_KUBECONFIG: running clusters, e.g. `tidegate-testkit up --clusters 10`; TIDEGATE_BASELINE_BIN: a
+## tidegate build of main to time in the same run)
+bench-fleet-path: build cluster-bins
+	$(CARGO) bench -p tidegate-tests --bench fleet_path
 
 ## fuzz: the parser fuzz targets (tests/it/fuzz.rs) with 20,000 cases each instead of make test's 256;
 ## property-based mutation fuzzing on stable Rust, not coverage-guided (see docs/limits.md)

@@ -26,7 +26,7 @@ use tidegate_rollout::{
     },
     plan_waves,
 };
-use tidegate_sync::{Audit, Engine, ObjectProblem, SyncOptions, Target};
+use tidegate_sync::{Audit, DryRunCache, Engine, ObjectProblem, SyncOptions, Target};
 use tracing::{Instrument, info, info_span, warn};
 
 /// How a rollout is run.
@@ -53,6 +53,10 @@ pub struct DriverOptions {
     /// How many clusters are connected, read, dry-run, locked and released
     /// at once.
     pub concurrency: usize,
+    /// Dry-run answers kept across rollouts, per cluster (a long-running
+    /// caller such as the controller keeps them; the CLI starts empty). A
+    /// cluster without one uses its engine's own, empty at connect.
+    pub dry_run_caches: BTreeMap<String, DryRunCache>,
 }
 
 impl Default for DriverOptions {
@@ -68,6 +72,7 @@ impl Default for DriverOptions {
             quarantined: BTreeSet::new(),
             health_checks: Arc::default(),
             concurrency: 8,
+            dry_run_caches: BTreeMap::new(),
         }
     }
 }
@@ -376,6 +381,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                     .with_environment(&self.environment.metadata.name);
                 if let Some(audit) = &self.audit {
                     engine = engine.with_audit(audit.clone());
+                }
+                if let Some(cache) = self.options.dry_run_caches.get(&name) {
+                    engine = engine.with_dry_run_cache(cache.clone());
                 }
                 Arc::new(engine)
             }

@@ -178,20 +178,7 @@ impl Fixture {
 
     /// The image of the live `web` Deployment.
     fn image(&self, cluster: &str) -> String {
-        self.fleet
-            .kubectl(
-                cluster,
-                &[
-                    "get",
-                    "deployment",
-                    "web",
-                    "-n",
-                    self.env(),
-                    "-o",
-                    "jsonpath={.spec.template.spec.containers[0].image}",
-                ],
-            )
-            .expect("kubectl get")
+        super::web_image(self.fleet, cluster, self.env())
     }
 
     /// Who holds the environment's lock in `cluster`, if anyone.

@@ -204,6 +204,24 @@ pub(crate) fn configmap_field(
         .unwrap_or_else(|e| panic!("ConfigMap {namespace}/{name} in {context}: {e}"))
 }
 
+/// The image of the Deployment `web` in one cluster.
+pub(crate) fn web_image(fleet: &Fleet, context: &str, namespace: &str) -> String {
+    fleet
+        .kubectl(
+            context,
+            &[
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                namespace,
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image}",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("Deployment {namespace}/web in {context}: {e}"))
+}
+
 /// What a finished process printed, with its exit status, for assertion messages.
 pub(crate) fn output_text(output: &std::process::Output) -> String {
     format!(

@@ -156,20 +156,7 @@ impl Env {
 
     /// The image of the Deployment `web` in one cluster.
     fn image(&self, cluster: &str) -> String {
-        self.fleet
-            .kubectl(
-                cluster,
-                &[
-                    "get",
-                    "deployment",
-                    "web",
-                    "-n",
-                    self.name(),
-                    "-o",
-                    "jsonpath={.spec.template.spec.containers[0].image}",
-                ],
-            )
-            .expect("deployment web")
+        super::web_image(self.fleet, cluster, self.name())
     }
 
     fn audit(&self) -> SqliteStore {
