@@ -26,7 +26,7 @@ use tidegate_rollout::{
     },
     plan_waves,
 };
-use tidegate_sync::{Audit, DryRunCache, Engine, ObjectProblem, SyncOptions, Target};
+use tidegate_sync::{Audit, DryRunCache, Engine, ObjectProblem, SyncError, SyncOptions, Target};
 use tracing::{Instrument, info, info_span, warn};
 
 /// How a rollout is run.
@@ -233,7 +233,7 @@ struct Survey {
     cluster: String,
     engine: Option<Arc<Engine>>,
     /// What it runs, or why it cannot be reached or read.
-    found: Result<Found, String>,
+    found: Result<Found, SyncError>,
     /// What its dry run rejected.
     problems: Vec<ObjectProblem>,
 }
@@ -283,7 +283,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 engines.insert(name.clone(), engine);
             }
             let f = survey.found.unwrap_or_else(|why| {
-                unreachable.insert(name.clone(), why);
+                unreachable.insert(name.clone(), why.to_string());
                 Found::unreachable()
             });
             found.insert(name.clone(), f);
@@ -391,7 +391,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 return Survey {
                     cluster: name,
                     engine: None,
-                    found: Err(e.to_string()),
+                    found: Err(e),
                     problems: Vec::new(),
                 };
             }
@@ -429,7 +429,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 return Survey {
                     cluster: name,
                     engine: Some(engine),
-                    found: Err(e.to_string()),
+                    found: Err(e),
                     problems,
                 };
             }
