@@ -21,7 +21,10 @@
 
 use futures::future::BoxFuture;
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 use tidegate_cluster::{ClusterError, KubeconfigFactory, RequestCounts, Resolved};
@@ -41,38 +44,51 @@ const NOISE: usize = 3000;
 const RUNS: usize = 5;
 const CONTEXT: &str = "eks-us-east-1";
 
-/// Reads as before the live-state changes: LISTs ignore the scope
-/// (managed-by label only, every namespace).
-struct Unscoped(ApiLiveState);
+/// How a [`Reads`] reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// As before the live-state changes: LISTs ignore the scope
+    /// (managed-by label only, every namespace).
+    Unscoped,
+    /// Health as before: no LIST, a GET per object.
+    GetOnly,
+    /// Today's reads.
+    Scoped,
+}
 
-impl LiveState for Unscoped {
-    fn list<'a>(
-        &'a self,
-        resolved: &'a Resolved,
-        _scope: ListScope<'a>,
-    ) -> BoxFuture<'a, Result<LiveMap, ClusterError>> {
-        self.0.list(resolved, ListScope::default())
-    }
+/// The API server's live state, read as `mode` says, counting the objects
+/// LISTs return (what a plan transfers and decodes).
+struct Reads {
+    api: ApiLiveState,
+    mode: Mode,
+    listed: AtomicUsize,
+}
 
-    fn get<'a>(
-        &'a self,
-        resolved: &'a Resolved,
-        key: &'a ObjectKey,
-    ) -> BoxFuture<'a, Result<Option<LiveObject>, ClusterError>> {
-        self.0.get(resolved, key)
+impl Reads {
+    fn new(engine: &Engine, mode: Mode) -> Arc<Reads> {
+        Arc::new(Reads {
+            api: ApiLiveState::new(engine.client().clone(), CONTEXT),
+            mode,
+            listed: AtomicUsize::new(0),
+        })
     }
 }
 
-/// Health reads as before: no LIST, a GET per object.
-struct GetOnly(ApiLiveState);
-
-impl LiveState for GetOnly {
+impl LiveState for Reads {
     fn list<'a>(
         &'a self,
-        _resolved: &'a Resolved,
-        _scope: ListScope<'a>,
+        resolved: &'a Resolved,
+        scope: ListScope<'a>,
     ) -> BoxFuture<'a, Result<LiveMap, ClusterError>> {
-        Box::pin(async { Ok(LiveMap::new()) })
+        Box::pin(async move {
+            let found = match self.mode {
+                Mode::GetOnly => return Ok(LiveMap::new()),
+                Mode::Unscoped => self.api.list(resolved, ListScope::default()).await?,
+                Mode::Scoped => self.api.list(resolved, scope).await?,
+            };
+            self.listed.fetch_add(found.len(), Ordering::Relaxed);
+            Ok(found)
+        })
     }
 
     fn get<'a>(
@@ -80,7 +96,7 @@ impl LiveState for GetOnly {
         resolved: &'a Resolved,
         key: &'a ObjectKey,
     ) -> BoxFuture<'a, Result<Option<LiveObject>, ClusterError>> {
-        self.0.get(resolved, key)
+        self.api.get(resolved, key)
     }
 }
 
@@ -238,18 +254,17 @@ async fn main() {
     }
 
     let before = loaded_engine(&mine, &factory).await;
-    let client = before.client().clone();
+    let before_reads = Reads::new(&before, Mode::Unscoped);
     let before = before
-        .with_live_state(Arc::new(Unscoped(ApiLiveState::new(
-            client.clone(),
-            CONTEXT,
-        ))))
+        .with_live_state(before_reads.clone())
         .with_dry_run_concurrency(16);
     let after = loaded_engine(&mine, &factory).await;
+    let after_reads = Reads::new(&after, Mode::Scoped);
+    let after = after.with_live_state(after_reads.clone());
     let get_only = loaded_engine(&mine, &factory).await;
-    let client = get_only.client().clone();
+    let get_only_reads = Reads::new(&get_only, Mode::GetOnly);
     let get_only = get_only
-        .with_live_state(Arc::new(GetOnly(ApiLiveState::new(client, CONTEXT))))
+        .with_live_state(get_only_reads)
         .with_environment(&env);
     let after_health = loaded_engine(&mine, &factory).await.with_environment(&env);
     let keys = mine.keys();
@@ -310,6 +325,11 @@ async fn main() {
     println!(
         "dry runs of each warm plan: {:?}",
         warm.requests.iter().map(|r| r.dry_runs).collect::<Vec<_>>()
+    );
+    println!(
+        "objects returned by the LISTs of one plan: before {}, after {}",
+        before_reads.listed.load(Ordering::Relaxed) / RUNS,
+        after_reads.listed.load(Ordering::Relaxed) / (2 * RUNS)
     );
     println!("{}", old_health.line("health, before (GET per object)"));
     println!("{}", new_health.line("health_of (one read per kind)"));
