@@ -555,3 +555,47 @@ async fn a_live_state_answered_from_memory_replaces_the_reads_of_plan_and_health
         "the cluster itself is fine"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_after_its_pre_flight_plan_sends_each_dry_run_once() {
+    let mut fx = Fixture::new("live-preflight").await;
+    fx.commit(
+        &[
+            configmap("a", "good"),
+            configmap("b", "good"),
+            service("web"),
+        ]
+        .concat(),
+    );
+    // (round, created, configured)
+    for (round, created, configured) in [(1, 3, 0), (2, 0, 1)] {
+        if round == 2 {
+            fx.commit(
+                &[
+                    configmap("a", "changed"),
+                    configmap("b", "good"),
+                    service("web"),
+                ]
+                .concat(),
+            );
+        }
+        let (desired, rendered) = fx.load();
+        let (to, options) = (target(&desired, &rendered), SyncOptions::default());
+        // The fleet driver's order: a pre-flight plan of every cluster, then
+        // the sync (which plans again) with the same engine.
+        let engine = fx.engine(&desired).await;
+        let before = engine.requests();
+        let preflight = engine.plan(&to, &options).await.expect("pre-flight");
+        assert_eq!(engine.requests().since(before).dry_runs, 3, "round {round}");
+        assert!(preflight.problems.is_empty());
+        let report = engine.sync(&to, &options, &|_| {}).await.expect("sync");
+        assert_eq!(report.requests.dry_runs, 0, "round {round}: answers reused");
+        assert_eq!(report.count(Action::Created), created);
+        assert_eq!(report.count(Action::Configured), configured);
+    }
+    let data = fx.kubectl(&["get", "configmap", "a", "-o", "jsonpath={.data.state}"]);
+    assert_eq!(
+        data, "changed",
+        "the reused answer still applied the change"
+    );
+}
