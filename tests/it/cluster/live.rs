@@ -389,6 +389,31 @@ async fn dry_runs_are_reused_until_the_desired_or_the_live_object_changes() {
         [("ConfigMap/a".to_string(), DiffStatus::OutOfSync)]
     );
 
+    // An imperative edit of b (a conflict with kubectl's field manager):
+    // its dry run is sent both ways (the conflict, then the prediction with
+    // force); planning again with nothing changed reuses both.
+    fx.kubectl(&[
+        "patch",
+        "configmap",
+        "b",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"state":"edited"}}"#,
+    ]);
+    let (_, sent) = plan_counting(&fx, &second).await;
+    assert_eq!(sent, 2, "b's conflict, then b forced");
+    let (plan, sent) = plan_counting(&fx, &second).await;
+    assert_eq!(sent, 0, "the drift is still there, and still known");
+    let b = plan
+        .objects
+        .iter()
+        .find(|o| o.object.key.name == "b")
+        .expect("b");
+    assert!(
+        b.force,
+        "the cached conflict still marks b for a forced apply"
+    );
+
     // kubectl scale changes one object's resourceVersion: only its dry run
     // is sent again (a conflict with kubectl's imperative edit, then the
     // prediction with force, both for that object).
@@ -406,6 +431,7 @@ async fn dry_runs_are_reused_until_the_desired_or_the_live_object_changes() {
         drifted,
         [
             ("ConfigMap/a".to_string(), DiffStatus::OutOfSync),
+            ("ConfigMap/b".to_string(), DiffStatus::OutOfSync),
             ("Deployment/web".to_string(), DiffStatus::OutOfSync)
         ]
     );
