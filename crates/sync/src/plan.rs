@@ -478,9 +478,12 @@ impl Engine {
         let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
         params.force = force;
         let patch = Patch::Apply(&o.object.manifest);
+        // The semaphore is never closed; without a permit, send anyway.
+        let permit = self.dry_run_permits.acquire().await.ok();
         let answer = with_retries("dry-run apply", || api.patch(&key.name, &params, &patch))
             .await
             .map(|result| Arc::new(serde_json::to_value(result).unwrap_or(Value::Null)));
+        drop(permit);
         match &answer {
             Ok(v) => {
                 let answer = Answer::Predicted(v.clone());
