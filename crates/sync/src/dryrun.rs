@@ -76,8 +76,10 @@ impl DryRunCache {
         self.len() == 0
     }
 
-    /// Forgets every answer (e.g. after admission webhooks or CRD schemas
-    /// changed, which the keys do not see).
+    /// Forgets every answer. The keys see only the two objects, not
+    /// admission webhooks, CRD schemas, quotas or the namespace: a
+    /// long-running process clears the cache now and then to bound how
+    /// long a change there can go unseen by plans.
     pub fn clear(&self) {
         self.entries(|e| e.clear());
     }
