@@ -341,6 +341,8 @@ async fn main() {
     );
     if warm.requests.iter().any(|r| r.dry_runs != 0) {
         eprintln!("a warm plan sent dry runs");
+        // exit() runs no destructor: delete the namespaces first.
+        drop((ours, theirs));
         std::process::exit(1);
     }
 }
