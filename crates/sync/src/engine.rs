@@ -26,7 +26,7 @@ use tidegate_render::RenderedCluster;
 use tracing::{Instrument, info, info_span};
 
 /// Dry runs in flight to one cluster, by default.
-const DRY_RUN_CONCURRENCY: usize = 8;
+const DRY_RUN_CONCURRENCY: usize = 16;
 
 /// What to sync: one environment's rendered objects for one cluster.
 #[derive(Debug, Clone, Copy)]
@@ -125,7 +125,7 @@ impl Engine {
     }
 
     /// Sends at most `n` (at least 1) dry runs at a time to this cluster,
-    /// across all of this engine's plans (8 by default); answers are used in
+    /// across all of this engine's plans (16 by default, as applies); answers are used in
     /// object order whatever the limit.
     pub fn with_dry_run_concurrency(mut self, n: usize) -> Self {
         self.dry_run_concurrency = n.max(1);
