@@ -25,6 +25,9 @@ use tidegate_diff::DiffStatus;
 use tidegate_render::RenderedCluster;
 use tracing::{Instrument, info, info_span};
 
+/// Dry runs in flight to one cluster, by default.
+const DRY_RUN_CONCURRENCY: usize = 16;
+
 /// What to sync: one environment's rendered objects for one cluster.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
@@ -52,6 +55,9 @@ pub struct Engine {
     pub(crate) environment: Option<String>,
     pub(crate) dry_run_cache: DryRunCache,
     pub(crate) dry_run_concurrency: usize,
+    /// Bounds the dry runs in flight to this cluster across every plan of
+    /// this engine (concurrent plans of several apps included).
+    pub(crate) dry_run_permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
@@ -67,7 +73,8 @@ impl Engine {
             live: std::sync::Arc::new(ApiLiveState::new(client.clone(), &cluster.name)),
             environment: None,
             dry_run_cache: DryRunCache::new(),
-            dry_run_concurrency: 8,
+            dry_run_concurrency: DRY_RUN_CONCURRENCY,
+            dry_run_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(DRY_RUN_CONCURRENCY)),
             client,
             cluster: cluster.name.clone(),
             concurrency: 16,
@@ -117,10 +124,12 @@ impl Engine {
         &self.dry_run_cache
     }
 
-    /// Sends at most `n` (at least 1) dry runs at a time while planning (8
-    /// by default); answers are used in object order whatever the limit.
+    /// Sends at most `n` (at least 1) dry runs at a time to this cluster,
+    /// across all of this engine's plans (16 by default, as applies); answers are used in
+    /// object order whatever the limit.
     pub fn with_dry_run_concurrency(mut self, n: usize) -> Self {
         self.dry_run_concurrency = n.max(1);
+        self.dry_run_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
         self
     }
 

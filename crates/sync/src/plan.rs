@@ -474,8 +474,8 @@ impl Engine {
         };
         let key = &o.object.key;
         let version = live.and_then(|v| v["metadata"]["resourceVersion"].as_str());
-        let inputs = Inputs::new(&o.object.manifest, force, version);
-        match self.dry_run_cache.get(&self.cluster, key, &inputs) {
+        let inputs = Inputs::new(&o.object.manifest, version);
+        match self.dry_run_cache.get(&self.cluster, key, force, &inputs) {
             Some(Answer::Predicted(v)) => return Ok(v),
             Some(Answer::Conflict(s)) => return Err(kube::Error::Api(s)),
             None => {}
@@ -484,17 +484,22 @@ impl Engine {
         let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
         params.force = force;
         let patch = Patch::Apply(&o.object.manifest);
+        // The semaphore is never closed; without a permit, send anyway.
+        let permit = self.dry_run_permits.acquire().await.ok();
         let answer = with_retries("dry-run apply", || api.patch(&key.name, &params, &patch))
             .await
             .map(|result| Arc::new(serde_json::to_value(result).unwrap_or(Value::Null)));
+        drop(permit);
         match &answer {
             Ok(v) => {
                 let answer = Answer::Predicted(v.clone());
-                self.dry_run_cache.put(&self.cluster, key, inputs, answer);
+                self.dry_run_cache
+                    .put(&self.cluster, key, force, inputs, answer);
             }
             Err(kube::Error::Api(s)) if s.code == 409 => {
                 let answer = Answer::Conflict(s.clone());
-                self.dry_run_cache.put(&self.cluster, key, inputs, answer);
+                self.dry_run_cache
+                    .put(&self.cluster, key, force, inputs, answer);
             }
             Err(_) => {}
         }

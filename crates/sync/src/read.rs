@@ -27,6 +27,9 @@ impl Engine {
         wanted: &[(ObjectKey, Resolved)],
         environment: Option<&str>,
     ) -> Result<LiveMap, SyncError> {
+        // A name no label can carry (refused when the environment is
+        // loaded; checked again so a selector never makes the read fail).
+        let environment = environment.filter(|e| tidegate_core::names::is_label_value(e));
         let mut kinds: BTreeMap<(&str, &str), Kind<'_>> = BTreeMap::new();
         for (key, resolved) in wanted {
             kinds
@@ -93,4 +96,50 @@ fn shared_namespace<'a>(kind: &Kind<'a>) -> Option<&'a str> {
         .iter()
         .all(|k| k.namespace.as_deref() == Some(first))
         .then_some(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::discovery::ApiResource;
+
+    fn configmaps(namespaced: bool) -> Resolved {
+        Resolved {
+            resource: ApiResource {
+                group: String::new(),
+                version: "v1".into(),
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                plural: "configmaps".into(),
+            },
+            namespaced,
+            status_subresource: false,
+        }
+    }
+
+    #[test]
+    fn a_list_is_narrowed_to_a_namespace_only_when_every_key_is_in_it() {
+        let resolved = configmaps(true);
+        let a = ObjectKey::new("", "ConfigMap", Some("web"), "a");
+        let b = ObjectKey::new("", "ConfigMap", Some("web"), "b");
+        let c = ObjectKey::new("", "ConfigMap", Some("api"), "c");
+        let unset = ObjectKey::new("", "ConfigMap", None, "d");
+        for (keys, expected) in [
+            (vec![&a, &b], Some("web")),
+            (vec![&a, &c], None),
+            (vec![&unset, &a], None),
+        ] {
+            let kind = Kind {
+                resolved: &resolved,
+                keys,
+            };
+            assert_eq!(shared_namespace(&kind), expected);
+        }
+        let cluster_scoped = configmaps(false);
+        let kind = Kind {
+            resolved: &cluster_scoped,
+            keys: vec![&a, &b],
+        };
+        assert_eq!(shared_namespace(&kind), None);
+    }
 }

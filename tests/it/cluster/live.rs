@@ -389,6 +389,31 @@ async fn dry_runs_are_reused_until_the_desired_or_the_live_object_changes() {
         [("ConfigMap/a".to_string(), DiffStatus::OutOfSync)]
     );
 
+    // An imperative edit of b (a conflict with kubectl's field manager):
+    // its dry run is sent both ways (the conflict, then the prediction with
+    // force); planning again with nothing changed reuses both.
+    fx.kubectl(&[
+        "patch",
+        "configmap",
+        "b",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"state":"edited"}}"#,
+    ]);
+    let (_, sent) = plan_counting(&fx, &second).await;
+    assert_eq!(sent, 2, "b's conflict, then b forced");
+    let (plan, sent) = plan_counting(&fx, &second).await;
+    assert_eq!(sent, 0, "the drift is still there, and still known");
+    let b = plan
+        .objects
+        .iter()
+        .find(|o| o.object.key.name == "b")
+        .expect("b");
+    assert!(
+        b.force,
+        "the cached conflict still marks b for a forced apply"
+    );
+
     // kubectl scale changes one object's resourceVersion: only its dry run
     // is sent again (a conflict with kubectl's imperative edit, then the
     // prediction with force, both for that object).
@@ -406,6 +431,7 @@ async fn dry_runs_are_reused_until_the_desired_or_the_live_object_changes() {
         drifted,
         [
             ("ConfigMap/a".to_string(), DiffStatus::OutOfSync),
+            ("ConfigMap/b".to_string(), DiffStatus::OutOfSync),
             ("Deployment/web".to_string(), DiffStatus::OutOfSync)
         ]
     );
@@ -553,5 +579,49 @@ async fn a_live_state_answered_from_memory_replaces_the_reads_of_plan_and_health
         probe.health_of(&keys).await.expect("health"),
         HealthStatus::Healthy,
         "the cluster itself is fine"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_after_its_pre_flight_plan_sends_each_dry_run_once() {
+    let mut fx = Fixture::new("live-preflight").await;
+    fx.commit(
+        &[
+            configmap("a", "good"),
+            configmap("b", "good"),
+            service("web"),
+        ]
+        .concat(),
+    );
+    // (round, created, configured)
+    for (round, created, configured) in [(1, 3, 0), (2, 0, 1)] {
+        if round == 2 {
+            fx.commit(
+                &[
+                    configmap("a", "changed"),
+                    configmap("b", "good"),
+                    service("web"),
+                ]
+                .concat(),
+            );
+        }
+        let (desired, rendered) = fx.load();
+        let (to, options) = (target(&desired, &rendered), SyncOptions::default());
+        // The fleet driver's order: a pre-flight plan of every cluster, then
+        // the sync (which plans again) with the same engine.
+        let engine = fx.engine(&desired).await;
+        let before = engine.requests();
+        let preflight = engine.plan(&to, &options).await.expect("pre-flight");
+        assert_eq!(engine.requests().since(before).dry_runs, 3, "round {round}");
+        assert!(preflight.problems.is_empty());
+        let report = engine.sync(&to, &options, &|_| {}).await.expect("sync");
+        assert_eq!(report.requests.dry_runs, 0, "round {round}: answers reused");
+        assert_eq!(report.count(Action::Created), created);
+        assert_eq!(report.count(Action::Configured), configured);
+    }
+    let data = fx.kubectl(&["get", "configmap", "a", "-o", "jsonpath={.data.state}"]);
+    assert_eq!(
+        data, "changed",
+        "the reused answer still applied the change"
     );
 }
