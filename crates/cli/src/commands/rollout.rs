@@ -8,64 +8,20 @@ use crate::{
         SyncArgs, TextOrJson, UnquarantineArgs,
     },
     output::Style,
-    workspace::Workspace,
 };
 use anyhow::{Context, bail};
-use futures::future::BoxFuture;
-use std::{path::PathBuf, process::ExitCode, sync::Mutex};
+use std::{process::ExitCode, sync::Mutex};
+use tidegate_app::{Admission, AppError, AuditApprovals, GitRevisions, RolloutRun, Workspace};
 use tidegate_audit::{
     Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore, Trigger,
 };
-use tidegate_cloud::CloudFactory;
 use tidegate_cluster::FactsCache;
-use tidegate_core::Environment;
-use tidegate_fleet::{Approvals, ClusterLine, Driver, DriverOptions, Journal, Outcome, Revisions};
-use tidegate_render::Rendered;
+use tidegate_fleet::{ClusterLine, DriverOptions, Outcome, RevisionError};
 use tidegate_source::LoadError;
 use tidegate_sync::{Audit, SyncOptions};
 
 fn actor() -> Actor {
     Actor::local_user(Trigger::Cli)
-}
-
-/// The latest quarantine of `revision` in `env` not lifted by an unquarantine.
-fn quarantined(store: &SqliteStore, env: &str, revision: &str) -> anyhow::Result<Option<Record>> {
-    let records = store.records(&Filter {
-        environment: Some(env.to_string()),
-        actions: vec!["quarantine".into(), "unquarantine".into()],
-        ..Filter::default()
-    })?;
-    Ok(records
-        .into_iter()
-        .rfind(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == revision))
-        .filter(|r| r.entry.action == Action::Quarantine))
-}
-
-/// Every revision of `env` quarantined now (quarantines not lifted by an
-/// unquarantine), from the audit trail at `path` (none when it does not exist).
-pub(crate) fn quarantine_list(
-    path: &std::path::Path,
-    env: &str,
-) -> anyhow::Result<std::collections::BTreeSet<String>> {
-    let mut list = std::collections::BTreeSet::new();
-    if !path.exists() {
-        return Ok(list);
-    }
-    let store = SqliteStore::open_existing(path)?;
-    for r in store.records(&Filter {
-        environment: Some(env.to_string()),
-        actions: vec!["quarantine".into(), "unquarantine".into()],
-        ..Filter::default()
-    })? {
-        if let Some(to) = &r.entry.to {
-            if r.entry.action == Action::Quarantine {
-                list.insert(to.sha.clone());
-            } else {
-                list.remove(&to.sha);
-            }
-        }
-    }
-    Ok(list)
 }
 
 /// Decides whether `revision` may be applied to `env` (one `cluster`, or the
@@ -81,110 +37,36 @@ pub(crate) fn admit_revision(
     allow: Option<&str>,
     style: &Style,
 ) -> anyhow::Result<Option<std::collections::BTreeSet<String>>> {
-    use tidegate_rollout::quarantine::{Admission, Refusal, admit};
-    let path = audit.path();
-    let list = quarantine_list(&path, env)?;
     let short = &revision[..revision.len().min(12)];
-    match admit(revision, &list, allow) {
-        Ok(Admission::Clear) => Ok(Some(list)),
-        Ok(Admission::Allowed { reason }) => {
-            let store = SqliteStore::open(&path)?;
-            let mut entry = Entry::new(actor(), Action::Other("allow-quarantined".into()))
-                .env(env)
-                .revisions(None, Some(Revision::sha(revision)))
-                .message(reason);
-            if let Some(c) = cluster {
-                entry = entry.cluster(c);
-            }
-            let seq = store.append(entry)?;
+    match tidegate_app::admit_revision(&audit.path(), env, cluster, revision, allow, &actor())? {
+        Admission::Clear { quarantined } => Ok(Some(quarantined)),
+        Admission::Allowed { quarantined, seq } => {
             eprintln!(
                 "warning: {short} is quarantined for {env}; applying it anyway as asked (audit entry #{seq})"
             );
-            Ok(Some(list))
+            Ok(Some(quarantined))
         }
-        Err(Refusal::NoReason) => {
+        Admission::NeedsReason => {
             eprintln!(
                 "{} --allow-quarantined needs --reason \"...\" (it is recorded in the audit trail)",
                 style.error("refused:")
             );
             Ok(None)
         }
-        Err(Refusal::Quarantined { .. }) => {
-            let q = quarantined(&SqliteStore::open_existing(&path)?, env, revision)?;
+        Admission::Refused { since } => {
             eprintln!(
                 "{} revision {short} is quarantined for {env}{}; nothing was changed. Fix it in a newer commit, run `tidegate unquarantine --env {env} --revision {revision}`, or pass --allow-quarantined --reason \"...\" (audited)",
                 style.error("refused:"),
-                q.map(|q| format!(
-                    " since audit entry #{} ({})",
-                    q.seq,
-                    q.entry.message.unwrap_or_default()
-                ))
-                .unwrap_or_default(),
+                since
+                    .map(|q| format!(
+                        " since audit entry #{} ({})",
+                        q.seq,
+                        q.entry.message.unwrap_or_default()
+                    ))
+                    .unwrap_or_default(),
             );
             Ok(None)
         }
-    }
-}
-
-/// Renders the environment at another revision, from the same repository,
-/// discovering its clusters through `factory`.
-struct GitRevisions<'f> {
-    repo: Option<String>,
-    env: String,
-    factory: &'f CloudFactory,
-    /// The clusters' facts for Helm apps, asked once for every revision.
-    facts: &'f FactsCache,
-}
-
-impl Revisions for GitRevisions<'_> {
-    fn render<'a>(
-        &'a self,
-        revision: &'a str,
-    ) -> BoxFuture<'a, Result<(Environment, Rendered), String>> {
-        Box::pin(async move {
-            let loading = Workspace::open_at(self.repo.as_deref(), Some(revision))
-                .map_err(|e| format!("{e:#}"))?
-                .load_discovered(&self.env, self.factory, Some(self.facts));
-            let desired = loading.await.map_err(|e| match e {
-                LoadError::Invalid(d) => d.to_string(),
-                LoadError::Source(e) => e.to_string(),
-            })?;
-            let rendered = tidegate_render::render_environment(
-                &desired.environment,
-                &desired.env_file,
-                &desired.commit.sha,
-                &desired.apps,
-            )
-            .map_err(|d| d.to_string())?;
-            Ok((desired.environment, rendered))
-        })
-    }
-}
-
-/// Approvals recorded in the audit trail by `tidegate approve`.
-struct AuditApprovals {
-    path: PathBuf,
-    env: String,
-    revision: String,
-}
-
-impl Approvals for AuditApprovals {
-    fn approved(&self, wave: u32) -> bool {
-        let Ok(store) = SqliteStore::open_read_only(&self.path) else {
-            return false;
-        };
-        store
-            .records(&Filter {
-                environment: Some(self.env.clone()),
-                actions: vec!["approve".into()],
-                ..Filter::default()
-            })
-            .unwrap_or_default()
-            .iter()
-            .any(|r| {
-                r.entry.details.get("wave") == Some(&wave.to_string())
-                    && r.entry.to.as_ref().is_some_and(|t| t.sha == self.revision)
-            })
     }
 }
 
@@ -218,102 +100,26 @@ fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
     }
 }
 
-/// How a rollout is run, from the command line.
-struct RunFlags<'a> {
-    audit_db: &'a AuditDb,
-    break_lock: bool,
-    resume: bool,
-    options: SyncOptions,
-    /// Revisions quarantined now (never a rollback target).
-    quarantined: std::collections::BTreeSet<String>,
-    /// The clusters' facts for Helm apps, when other revisions are rendered.
-    facts: &'a FactsCache,
-}
-
-/// What is rolled out: the environment, its rendering and its health checks.
-type RolloutTarget<'a> = (
-    &'a Environment,
-    &'a Rendered,
-    std::sync::Arc<tidegate_health::HealthChecks>,
-);
-
-async fn run_rollout(
-    global: &Global,
-    factory: &CloudFactory,
-    (environment, rendered, health_checks): RolloutTarget<'_>,
-    revision: &str,
-    flags: RunFlags<'_>,
-    style: &Style,
-) -> anyhow::Result<ExitCode> {
-    let RunFlags {
-        audit_db,
-        break_lock,
-        resume,
-        options,
-        quarantined,
-        facts,
-    } = flags;
-    let path = audit_db.path();
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("opening the audit trail {}", path.display()))?;
-    let env = &environment.metadata.name;
-    let revisions = GitRevisions {
-        repo: global.repo.clone(),
-        env: env.clone(),
-        factory,
-        facts,
-    };
-    let approvals = AuditApprovals {
-        path: path.clone(),
-        env: env.clone(),
-        revision: revision.to_string(),
-    };
-    let identity = actor().identity;
-    let driver = Driver {
-        factory,
-        environment,
-        rendered,
-        revision,
-        revisions: &revisions,
-        approvals: &approvals,
-        audit: Some(Audit {
-            sink: std::sync::Arc::new(store),
-            actor: actor(),
-        }),
-        check: None,
-        journal: Some(Journal::new(&Journal::default_dir(), env)),
-        options: DriverOptions {
-            force_conflicts: options.force_conflicts,
-            prune: options.prune || environment.spec.sync.prune,
-            break_lock,
-            resume,
-            identity,
-            quarantined,
-            poll: std::time::Duration::from_millis(500),
-            health_checks,
-            ..DriverOptions::default()
-        },
-    };
-    let journal = driver.journal.clone();
+/// Runs a fleet rollout and prints its progress and outcome.
+async fn run_rollout(run: RolloutRun<'_>, style: &Style) -> anyhow::Result<ExitCode> {
+    let env = run.environment.metadata.name.clone();
+    let revision = run.revision.to_string();
+    let short = &revision[..revision.len().min(12)];
     println!(
-        "rolling out {} to {env} ({} clusters)",
-        &revision[..revision.len().min(12)],
-        environment.spec.clusters.len()
+        "rolling out {short} to {env} ({} clusters)",
+        run.environment.spec.clusters.len()
     );
     let last = Mutex::new(String::new());
-    let short = &revision[..revision.len().min(12)];
-    let report = match driver.run(&|lines| print_lines(lines, &last)).await {
+    let report = match run.run(&|lines| print_lines(lines, &last)).await {
         Ok(report) => report,
-        Err(tidegate_fleet::RolloutError::Refused(refusal)) => {
+        Err(AppError::Rollout(tidegate_fleet::RolloutError::Refused(refusal))) => {
             eprintln!("{} {refusal}", style.error("rollout refused:"));
             return Ok(ExitCode::from(1));
         }
         Err(e) => {
-            let left = journal
-                .as_ref()
-                .and_then(|j| j.load().ok().flatten())
-                .is_some();
-            if left {
+            if matches!(e, AppError::Rollout(_))
+                && tidegate_app::journal(&env).load().ok().flatten().is_some()
+            {
                 eprintln!(
                     "the rollout stopped part-way; when the cause is fixed, continue it with `tidegate sync --env {env} --resume`"
                 );
@@ -347,8 +153,7 @@ async fn run_rollout(
             not_restored,
         } => {
             println!(
-                "rollout FAILED ({failure}); touched clusters were rolled back and {} is quarantined",
-                &revision[..revision.len().min(12)]
+                "rollout FAILED ({failure}); touched clusters were rolled back and {short} is quarantined"
             );
             for n in not_restored {
                 println!("  NOT restored: {} ({})", n.cluster, n.reason);
@@ -400,7 +205,10 @@ pub async fn fleet_sync(
     // A resumed rollout continues its journal (whose machine knows what it
     // quarantined); a new one must be admitted.
     let admitted = if args.resume {
-        Some(quarantine_list(&args.audit.path(), &args.selection.env)?)
+        Some(tidegate_app::quarantine_list(
+            &args.audit.path(),
+            &args.selection.env,
+        )?)
     } else {
         admit_revision(
             &args.audit,
@@ -415,27 +223,23 @@ pub async fn fleet_sync(
     let Some(quarantined) = admitted else {
         return Ok(ExitCode::from(1));
     };
-    let options = SyncOptions {
-        prune: args.prune,
-        force_conflicts: args.force_conflicts,
-        ..SyncOptions::default()
-    };
+    let revisions = loaded.revisions();
     run_rollout(
-        global,
-        loaded.factory(),
-        (
-            &loaded.desired.environment,
-            &loaded.rendered,
-            loaded.health_checks.clone(),
-        ),
-        &revision,
-        RunFlags {
-            audit_db: &args.audit,
+        RolloutRun {
+            factory: loaded.factory(),
+            environment: &loaded.desired.environment,
+            rendered: &loaded.rendered,
+            health_checks: loaded.health_checks.clone(),
+            revision: &revision,
+            revisions: &revisions,
+            approvals: None,
+            audit_path: &args.audit.path(),
+            actor: actor(),
             break_lock: args.break_lock,
             resume: args.resume,
-            options,
+            prune: args.prune,
+            force_conflicts: args.force_conflicts,
             quarantined,
-            facts: loaded.facts(),
         },
         style,
     )
@@ -607,8 +411,8 @@ fn custom_health_checks(loaded: &fleet::Loaded) -> std::collections::BTreeMap<St
 /// `tidegate approve`.
 pub fn approve(global: &Global, args: &ApproveArgs, style: &Style) -> anyhow::Result<ExitCode> {
     let revision = match &args.revision {
-        Some(r) => Workspace::open_at(global.repo.as_deref(), Some(r))?,
-        None => Workspace::open(global)?,
+        Some(r) => Workspace::open(global.repo.as_deref(), Some(r))?,
+        None => fleet::workspace(global)?,
     };
     let sha = revision.commit_sha().to_string();
     // Only a wave that waits for approval, of an environment that exists.
@@ -667,7 +471,7 @@ pub fn approve(global: &Global, args: &ApproveArgs, style: &Style) -> anyhow::Re
 pub fn unquarantine(args: &UnquarantineArgs) -> anyhow::Result<ExitCode> {
     let path = args.audit.path();
     let store = SqliteStore::open_existing(&path)?;
-    if quarantined(&store, &args.env, &args.revision)?.is_none() {
+    if tidegate_app::quarantine_record(&store, &args.env, &args.revision)?.is_none() {
         bail!(
             "revision {} is not quarantined for {}",
             args.revision,
@@ -769,40 +573,34 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `tidegate rollback`: a rollout of an older revision, in waves (or one cluster).
+///
+/// The repository is opened once; the target is loaded, discovered and
+/// rendered once (the rollout's own rollbacks reuse it); the current
+/// revision is read (offline) only to find the last healthy revision when
+/// `--to` is not given.
 pub async fn rollback(
     global: &Global,
     args: &RollbackArgs,
     style: &Style,
 ) -> anyhow::Result<ExitCode> {
-    let current = Workspace::open(global)?;
+    let workspace = fleet::workspace(global)?;
     let factory = fleet::client_factory(global, &args.rollout.kubeconfig);
     let facts = FactsCache::default().only_cluster(args.cluster.clone());
-    // Only the clusters are needed from the current revision: rendered offline.
-    let env_now = current
-        .load_discovered(&args.env, &factory, None)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let to = match &args.to {
         Some(to) => to.clone(),
         None => {
-            // The last healthy revision recorded in the first reachable cluster.
-            let mut found = None;
-            for cluster in &env_now.environment.spec.clusters {
-                if let Ok(engine) = tidegate_sync::Engine::connect(&factory, cluster).await
-                    && let Ok(inv) = engine.inventories(&args.env).await
-                    && let Some(rev) = inv.first().and_then(|i| i.healthy_revision.clone())
-                {
-                    found = Some(rev);
-                    break;
-                }
-            }
-            found.context("no cluster records a last healthy revision: pass --to REV")?
+            // Only the clusters are needed from the current revision.
+            let env_now = workspace
+                .load_discovered(&args.env, &factory, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            tidegate_app::last_healthy_revision(&factory, &env_now.environment)
+                .await
+                .context("no cluster records a last healthy revision: pass --to REV")?
         }
     };
-    let quarantine = quarantine_list(&args.rollout.audit.path(), &args.env)?;
-    let resolved = Workspace::open_at(global.repo.as_deref(), Some(&to))?
-        .commit_sha()
-        .to_string();
+    let quarantine = tidegate_app::quarantine_list(&args.rollout.audit.path(), &args.env)?;
+    let resolved = workspace.at(&to)?.commit().sha.clone();
     if quarantine.contains(&resolved) {
         eprintln!(
             "{} {} is quarantined for {}: a failed rollout rejected it, so it is not a rollback target. Choose a revision that completed its rollout (`tidegate history --env {}` lists them) and pass --to REV, or lift the quarantine first with `tidegate unquarantine --env {} --revision {resolved}`",
@@ -814,22 +612,24 @@ pub async fn rollback(
         );
         return Ok(ExitCode::from(1));
     }
-    let (environment, rendered) = GitRevisions {
-        repo: global.repo.clone(),
-        env: args.env.clone(),
-        factory: &factory,
-        facts: &facts,
-    }
-    .render(&to)
-    .await
-    .map_err(|e| anyhow::anyhow!("rendering {to}: {e}"))?;
-    let at_target = Workspace::open_at(global.repo.as_deref(), Some(&to))?;
-    let sha = at_target.commit_sha().to_string();
-    let health_checks = match at_target.load(&args.env) {
-        Ok(desired) => super::fleet::health_checks(&desired)
-            .map_err(|problems| anyhow::anyhow!("health checks at {to}: {problems}"))?,
-        Err(e) => anyhow::bail!("loading {} at {to}: {e}", args.env),
-    };
+    let revisions = GitRevisions::new(
+        std::sync::Arc::new(Mutex::new(workspace)),
+        &args.env,
+        &factory,
+        &facts,
+    );
+    let entry = revisions.entry(&resolved).await.map_err(|e| match e {
+        RevisionError::Invalid { problems, .. } => {
+            anyhow::anyhow!("rendering {to}: {problems}")
+        }
+        e => anyhow::anyhow!("rendering {to}: {e}"),
+    })?;
+    let (environment, rendered) = (&entry.rendering.environment, &entry.rendering.rendered);
+    let sha = entry.rendering.commit.clone();
+    let health_checks = entry
+        .health_checks
+        .clone()
+        .map_err(|problems| anyhow::anyhow!("health checks at {to}: {problems}"))?;
     if let Some(cluster) = &args.cluster {
         let Some(definition) = environment.cluster(cluster) else {
             bail!("environment {} has no cluster {cluster} at {to}", args.env);
@@ -858,7 +658,7 @@ pub async fn rollback(
             .find(|c| c.cluster == *cluster)
             .context("not rendered")?;
         let target = tidegate_sync::Target {
-            environment: &environment,
+            environment,
             cluster: definition,
             rendered: rendered_cluster,
             revision: &sha,
@@ -887,20 +687,21 @@ pub async fn rollback(
         return Ok(ExitCode::SUCCESS);
     }
     run_rollout(
-        global,
-        &factory,
-        (&environment, &rendered, health_checks),
-        &sha,
-        RunFlags {
-            audit_db: &args.rollout.audit,
+        RolloutRun {
+            factory: &factory,
+            environment,
+            rendered,
+            health_checks,
+            revision: &sha,
+            revisions: &revisions,
+            approvals: None,
+            audit_path: &args.rollout.audit.path(),
+            actor: actor(),
             break_lock: args.rollout.break_lock,
             resume: false,
-            options: SyncOptions {
-                prune: true,
-                ..SyncOptions::default()
-            },
+            prune: true,
+            force_conflicts: false,
             quarantined: quarantine,
-            facts: &facts,
         },
         style,
     )
@@ -910,7 +711,7 @@ pub async fn rollback(
 /// `tidegate switch`.
 pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCode> {
     use tidegate_fleet::switch::{SwitchOutcome, SwitchRequest};
-    let ws = Workspace::open(global)?;
+    let ws = fleet::workspace(global)?;
     let Some(repo_dir) = ws.workdir().map(std::path::Path::to_path_buf) else {
         bail!(
             "a switch commits to the environment file: run it in a clone with a work tree (not --repo URL)"
@@ -952,24 +753,24 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         push: !args.no_push,
         author: (&name, &email),
     };
-    let revisions = GitRevisions {
-        repo: global.repo.clone(),
-        env: args.env.clone(),
-        factory: &factory,
-        facts: &facts,
-    };
+    let revisions = GitRevisions::new(
+        std::sync::Arc::new(Mutex::new(ws)),
+        &args.env,
+        &factory,
+        &facts,
+    );
     let approvals = AuditApprovals {
         path: path.clone(),
         env: args.env.clone(),
         revision: String::new(),
     };
     let health_checks =
-        super::fleet::health_checks(&desired).map_err(|d| anyhow::anyhow!("{d}"))?;
+        tidegate_app::health_checks(&desired).map_err(|d| anyhow::anyhow!("{d}"))?;
     let options = DriverOptions {
         break_lock: args.rollout.break_lock,
         identity: actor.identity.clone(),
         // A flip back never goes to a quarantined revision either.
-        quarantined: quarantine_list(&path, &args.env)?,
+        quarantined: tidegate_app::quarantine_list(&path, &args.env)?,
         poll: std::time::Duration::from_millis(500),
         // The environment's health settings judge the switch's waves too.
         health_checks,
