@@ -12,6 +12,7 @@
 
 mod approvals;
 mod error;
+mod gates;
 mod load;
 mod quarantine;
 mod revisions;
@@ -22,12 +23,15 @@ mod workspace;
 
 pub use approvals::AuditApprovals;
 pub use error::{AppError, error_chain};
+pub use gates::{ClusterApprovals, GatesRead, GatesWritten, quarantined, read_gates, write_gates};
 pub use load::{
     Capabilities, ClusterAccess, LoadRequest, Loaded, client_factory, health_checks, load,
 };
-pub use quarantine::{Admission, admit_revision, quarantine_list, quarantine_record};
+pub use quarantine::{
+    Admission, admit_revision, quarantine_list, quarantine_record, quarantined_everywhere,
+};
 pub use revisions::{GitRevisions, RevisionEntry};
-pub use rollout::{RolloutRun, journal, last_healthy_revision};
+pub use rollout::{RolloutDone, RolloutRun, journal, last_healthy_revision};
 pub use status::{CLUSTER_CONCURRENCY, StatusRow, SyncState, status_rows};
 pub use wait::wait_and_mark_healthy;
 pub use workspace::{Workspace, WorkspaceAt};

@@ -4,6 +4,8 @@
 use crate::AppError;
 use std::{collections::BTreeSet, path::Path};
 use tidegate_audit::{Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore};
+use tidegate_cluster::{ClientFactory, GateRecord};
+use tidegate_core::Environment;
 
 /// The latest quarantine of `revision` in `env` not lifted by an unquarantine.
 pub fn quarantine_record(
@@ -46,6 +48,19 @@ pub fn quarantine_list(path: &Path, env: &str) -> Result<BTreeSet<String>, AppEr
     Ok(list)
 }
 
+/// Every revision of an environment quarantined now: in the local audit
+/// trail at `audit_path` (older records) or in any of its clusters that can
+/// be read. Also returns the clusters that could not be read, with why.
+pub async fn quarantined_everywhere<F: ClientFactory>(
+    factory: &F,
+    environment: &Environment,
+    audit_path: &Path,
+) -> Result<(BTreeSet<String>, crate::GatesRead), AppError> {
+    let audit = quarantine_list(audit_path, &environment.metadata.name)?;
+    let read = crate::read_gates(factory, environment).await;
+    Ok((crate::quarantined(audit, &read.gates), read))
+}
+
 /// Whether a revision may be applied ([`admit_revision`]).
 #[derive(Debug)]
 pub enum Admission {
@@ -67,25 +82,31 @@ pub enum Admission {
     Refused {
         /// The quarantine's audit record, when it is in this audit trail.
         since: Option<Box<Record>>,
+        /// The quarantine as the clusters record it, when they do.
+        in_clusters: Option<GateRecord>,
     },
 }
 
-/// Decides whether `revision` may be applied to `env` (one `cluster`, or the
-/// fleet): a quarantined revision is refused unless `allow` carries a reason
-/// (`--allow-quarantined --reason`), which is recorded in the audit trail
-/// at `audit_path` as `actor`.
-pub fn admit_revision(
+/// Decides whether `revision` may be applied to `environment` (one
+/// `cluster`, or the fleet): a revision quarantined in the audit trail at
+/// `audit_path` or in any of the environment's clusters is refused unless
+/// `allow` carries a reason (`--allow-quarantined --reason`), which is
+/// recorded in the audit trail as `actor`. Also returns the clusters whose
+/// quarantines could not be read.
+pub async fn admit_revision<F: ClientFactory>(
+    factory: &F,
+    environment: &Environment,
     audit_path: &Path,
-    env: &str,
     cluster: Option<&str>,
     revision: &str,
     allow: Option<&str>,
     actor: &Actor,
-) -> Result<Admission, AppError> {
+) -> Result<(Admission, Vec<(String, String)>), AppError> {
     use tidegate_rollout::quarantine::{Admission as Admit, Refusal, admit};
-    let list = quarantine_list(audit_path, env)?;
-    match admit(revision, &list, allow) {
-        Ok(Admit::Clear) => Ok(Admission::Clear { quarantined: list }),
+    let env = &environment.metadata.name;
+    let (list, read) = quarantined_everywhere(factory, environment, audit_path).await?;
+    let admission = match admit(revision, &list, allow) {
+        Ok(Admit::Clear) => Admission::Clear { quarantined: list },
         Ok(Admit::Allowed { reason }) => {
             let store = SqliteStore::open(audit_path)?;
             let mut entry = Entry::new(actor.clone(), Action::Other("allow-quarantined".into()))
@@ -96,15 +117,21 @@ pub fn admit_revision(
                 entry = entry.cluster(c);
             }
             let seq = store.append(entry)?;
-            Ok(Admission::Allowed {
+            Admission::Allowed {
                 quarantined: list,
                 seq,
-            })
+            }
         }
-        Err(Refusal::NoReason) => Ok(Admission::NeedsReason),
-        Err(Refusal::Quarantined { .. }) => Ok(Admission::Refused {
-            since: quarantine_record(&SqliteStore::open_existing(audit_path)?, env, revision)?
-                .map(Box::new),
-        }),
-    }
+        Err(Refusal::NoReason) => Admission::NeedsReason,
+        Err(Refusal::Quarantined { .. }) => Admission::Refused {
+            since: if audit_path.exists() {
+                quarantine_record(&SqliteStore::open_existing(audit_path)?, env, revision)?
+                    .map(Box::new)
+            } else {
+                None
+            },
+            in_clusters: read.gates.quarantined.get(revision).cloned(),
+        },
+    };
+    Ok((admission, read.unreadable))
 }

@@ -1,15 +1,17 @@
 //! Running a fleet rollout: the driver set up from plain parameters.
 
-use crate::{AppError, AuditApprovals};
+use crate::{AppError, AuditApprovals, ClusterApprovals, GatesWritten, write_gates};
 use std::{collections::BTreeSet, path::Path, sync::Arc, time::Duration};
 use tidegate_audit::{Actor, SqliteStore};
 use tidegate_cloud::CloudFactory;
+use tidegate_cluster::{GateChange, GateRecord};
 use tidegate_core::Environment;
 use tidegate_fleet::{
     Approvals, ClusterLine, Driver, DriverOptions, Journal, Revisions, RolloutReport,
 };
 use tidegate_health::HealthChecks;
 use tidegate_render::Rendered;
+use tidegate_rollout::machine::TransitionKind;
 use tidegate_sync::{Audit, Engine};
 
 /// Everything a fleet rollout needs, as plain values.
@@ -26,7 +28,8 @@ pub struct RolloutRun<'a> {
     pub revision: &'a str,
     /// Renders rollback targets.
     pub revisions: &'a dyn Revisions,
-    /// Approvals; `None`: those recorded in the audit trail at `audit_path`.
+    /// Approvals; `None`: those recorded in the environment's clusters or
+    /// in the audit trail at `audit_path`.
     pub approvals: Option<&'a dyn Approvals>,
     /// The audit database.
     pub audit_path: &'a Path,
@@ -44,6 +47,16 @@ pub struct RolloutRun<'a> {
     pub quarantined: BTreeSet<String>,
 }
 
+/// What a rollout did, and where its quarantine was recorded.
+#[derive(Debug)]
+pub struct RolloutDone {
+    /// The driver's report.
+    pub report: RolloutReport,
+    /// The revisions the rollout quarantined, each with the clusters that
+    /// record it now (and those that could not be written).
+    pub quarantined: Vec<(String, GatesWritten)>,
+}
+
 /// The journal of `env`'s rollout on this machine (what `--resume` continues).
 pub fn journal(env: &str) -> Journal {
     Journal::new(&Journal::default_dir(), env)
@@ -56,7 +69,7 @@ impl RolloutRun<'_> {
     pub async fn run(
         self,
         progress: &(dyn Fn(&[ClusterLine]) + Sync),
-    ) -> Result<RolloutReport, AppError> {
+    ) -> Result<RolloutDone, AppError> {
         let store = SqliteStore::open(self.audit_path).map_err(|source| AppError::AuditOpen {
             path: self.audit_path.display().to_string(),
             source,
@@ -67,7 +80,12 @@ impl RolloutRun<'_> {
             env: env.clone(),
             revision: self.revision.to_string(),
         };
-        let approvals = self.approvals.unwrap_or(&audit_approvals);
+        let cluster_approvals = ClusterApprovals {
+            factory: self.factory,
+            environment: self.environment,
+            audit: audit_approvals,
+        };
+        let approvals = self.approvals.unwrap_or(&cluster_approvals);
         let driver = Driver {
             factory: self.factory,
             environment: self.environment,
@@ -93,7 +111,24 @@ impl RolloutRun<'_> {
                 ..DriverOptions::default()
             },
         };
-        Ok(driver.run(progress).await?)
+        let report = driver.run(progress).await?;
+        // A quarantine is kept with the clusters too, so that every CLI and
+        // controller managing the environment sees it.
+        let mut quarantined = Vec::new();
+        for t in &report.transitions {
+            if let TransitionKind::Quarantine { revision, failure } = &t.kind {
+                let change = GateChange::Quarantine {
+                    revision: revision.clone(),
+                    record: GateRecord::now(&self.actor.identity, &failure.to_string()),
+                };
+                let written = write_gates(self.factory, self.environment, &change).await;
+                quarantined.push((revision.clone(), written));
+            }
+        }
+        Ok(RolloutDone {
+            report,
+            quarantined,
+        })
     }
 }
 

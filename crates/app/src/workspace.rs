@@ -126,6 +126,25 @@ impl Workspace {
     pub fn load(&self, name: &str) -> Result<Desired, LoadError> {
         self.here().load(name)
     }
+
+    /// One environment file with its `discover:` entries expanded: its
+    /// clusters, without reading or rendering any manifest (for commands
+    /// that only reach the clusters, e.g. `approve`, `unquarantine`).
+    pub fn environment_discovered<'f>(
+        &self,
+        name: &str,
+        factory: &'f CloudFactory,
+    ) -> impl Future<Output = Result<tidegate_core::Environment, LoadError>> + Send + use<'f> {
+        let read = desired::load_environment(&self.repo, &self.commit, name);
+        async move {
+            let (mut environment, file) = read?;
+            factory
+                .discover(&mut environment, &file)
+                .await
+                .map_err(LoadError::Invalid)?;
+            Ok(environment)
+        }
+    }
 }
 
 /// A [`Workspace`] read at another commit ([`Workspace::at`]).

@@ -130,6 +130,12 @@ pub enum ApprovalError {
     /// The local audit trail could not be read.
     #[error("reading approvals from the audit trail: {0}")]
     Audit(#[from] tidegate_audit::AuditError),
+    /// No cluster of the environment could be read.
+    #[error("reading approvals: no cluster could be read ({})", clusters.join(", "))]
+    Unreadable {
+        /// The clusters tried.
+        clusters: Vec<String>,
+    },
 }
 
 /// Tells whether a wave was approved (`tidegate approve`).

@@ -15,7 +15,9 @@ use tidegate_app::{Admission, AppError, AuditApprovals, GitRevisions, RolloutRun
 use tidegate_audit::{
     Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore, Trigger,
 };
-use tidegate_cluster::FactsCache;
+use tidegate_cloud::CloudFactory;
+use tidegate_cluster::{FactsCache, GateChange, GateRecord};
+use tidegate_core::{Environment, printable::printable};
 use tidegate_fleet::{ClusterLine, DriverOptions, Outcome, RevisionError};
 use tidegate_source::LoadError;
 use tidegate_sync::{Audit, SyncOptions};
@@ -24,21 +26,35 @@ fn actor() -> Actor {
     Actor::local_user(Trigger::Cli)
 }
 
-/// Decides whether `revision` may be applied to `env` (one `cluster`, or the
-/// fleet): a quarantined revision is refused (the message says why and what
-/// to do) unless `--allow-quarantined --reason` was given, which is recorded
-/// in the audit trail. Returns the quarantine list, or `None` when refused
-/// (the message was printed).
-pub(crate) fn admit_revision(
+/// Decides whether `revision` may be applied to `environment` (one
+/// `cluster`, or the fleet): a revision quarantined in the audit trail or in
+/// any of the environment's clusters is refused (the message says why and
+/// what to do) unless `--allow-quarantined --reason` was given, which is
+/// recorded in the audit trail. Returns the quarantine list, or `None` when
+/// refused (the message was printed).
+pub(crate) async fn admit_revision(
+    factory: &CloudFactory,
+    environment: &Environment,
     audit: &AuditDb,
-    env: &str,
     cluster: Option<&str>,
     revision: &str,
     allow: Option<&str>,
     style: &Style,
 ) -> anyhow::Result<Option<std::collections::BTreeSet<String>>> {
+    let env = &environment.metadata.name;
     let short = &revision[..revision.len().min(12)];
-    match tidegate_app::admit_revision(&audit.path(), env, cluster, revision, allow, &actor())? {
+    let (admission, unreadable) = tidegate_app::admit_revision(
+        factory,
+        environment,
+        &audit.path(),
+        cluster,
+        revision,
+        allow,
+        &actor(),
+    )
+    .await?;
+    warn_unreadable(&unreadable);
+    match admission {
         Admission::Clear { quarantined } => Ok(Some(quarantined)),
         Admission::Allowed { quarantined, seq } => {
             eprintln!(
@@ -53,20 +69,43 @@ pub(crate) fn admit_revision(
             );
             Ok(None)
         }
-        Admission::Refused { since } => {
+        Admission::Refused { since, in_clusters } => {
+            let since = match (since, in_clusters) {
+                (Some(q), _) => format!(
+                    " since audit entry #{} ({})",
+                    q.seq,
+                    q.entry.message.unwrap_or_default()
+                ),
+                (None, Some(g)) => format!(
+                    " since {} by {} ({}; recorded in the clusters)",
+                    g.time,
+                    printable(&g.actor),
+                    printable(&g.reason)
+                ),
+                (None, None) => String::new(),
+            };
             eprintln!(
-                "{} revision {short} is quarantined for {env}{}; nothing was changed. Fix it in a newer commit, run `tidegate unquarantine --env {env} --revision {revision}`, or pass --allow-quarantined --reason \"...\" (audited)",
+                "{} revision {short} is quarantined for {env}{since}; nothing was changed. Fix it in a newer commit, run `tidegate unquarantine --env {env} --revision {revision}`, or pass --allow-quarantined --reason \"...\" (audited)",
                 style.error("refused:"),
-                since
-                    .map(|q| format!(
-                        " since audit entry #{} ({})",
-                        q.seq,
-                        q.entry.message.unwrap_or_default()
-                    ))
-                    .unwrap_or_default(),
             );
             Ok(None)
         }
+    }
+}
+
+/// Warns about clusters whose quarantines and approvals could not be read.
+fn warn_unreadable(unreadable: &[(String, String)]) {
+    for (cluster, why) in unreadable {
+        eprintln!(
+            "warning: the quarantines and approvals recorded in cluster {cluster} could not be read: {why}"
+        );
+    }
+}
+
+/// Warns about clusters a gate could not be written to.
+fn warn_unwritten(what: &str, written: &tidegate_app::GatesWritten) {
+    for (cluster, why) in &written.failed {
+        eprintln!("warning: {what} could not be recorded in cluster {cluster}: {why}");
     }
 }
 
@@ -110,8 +149,8 @@ async fn run_rollout(run: RolloutRun<'_>, style: &Style) -> anyhow::Result<ExitC
         run.environment.spec.clusters.len()
     );
     let last = Mutex::new(String::new());
-    let report = match run.run(&|lines| print_lines(lines, &last)).await {
-        Ok(report) => report,
+    let done = match run.run(&|lines| print_lines(lines, &last)).await {
+        Ok(done) => done,
         Err(AppError::Rollout(tidegate_fleet::RolloutError::Refused(refusal))) => {
             eprintln!("{} {refusal}", style.error("rollout refused:"));
             return Ok(ExitCode::from(1));
@@ -127,6 +166,13 @@ async fn run_rollout(run: RolloutRun<'_>, style: &Style) -> anyhow::Result<ExitC
             return Err(e.into());
         }
     };
+    for (revision, written) in &done.quarantined {
+        warn_unwritten(
+            &format!("the quarantine of {}", &revision[..revision.len().min(12)]),
+            written,
+        );
+    }
+    let report = done.report;
     if let Some(op) = report.resumed_from {
         println!("resumed the interrupted rollout #{op}");
     }
@@ -205,20 +251,26 @@ pub async fn fleet_sync(
     // A resumed rollout continues its journal (whose machine knows what it
     // quarantined); a new one must be admitted.
     let admitted = if args.resume {
-        Some(tidegate_app::quarantine_list(
+        let (list, read) = tidegate_app::quarantined_everywhere(
+            loaded.factory(),
+            &loaded.desired.environment,
             &args.audit.path(),
-            &args.selection.env,
-        )?)
+        )
+        .await?;
+        warn_unreadable(&read.unreadable);
+        Some(list)
     } else {
         admit_revision(
+            loaded.factory(),
+            &loaded.desired.environment,
             &args.audit,
-            &args.selection.env,
             None,
             &revision,
             args.allow_quarantined
                 .then(|| args.reason.as_deref().unwrap_or("")),
             style,
-        )?
+        )
+        .await?
     };
     let Some(quarantined) = admitted else {
         return Ok(ExitCode::from(1));
@@ -409,14 +461,19 @@ fn custom_health_checks(loaded: &fleet::Loaded) -> std::collections::BTreeMap<St
 }
 
 /// `tidegate approve`.
-pub fn approve(global: &Global, args: &ApproveArgs, style: &Style) -> anyhow::Result<ExitCode> {
+pub async fn approve(
+    global: &Global,
+    args: &ApproveArgs,
+    style: &Style,
+) -> anyhow::Result<ExitCode> {
     let revision = match &args.revision {
         Some(r) => Workspace::open(global.repo.as_deref(), Some(r))?,
         None => fleet::workspace(global)?,
     };
     let sha = revision.commit_sha().to_string();
+    let factory = fleet::client_factory(global, &args.kubeconfig);
     // Only a wave that waits for approval, of an environment that exists.
-    let environment = match revision.environment(&args.env) {
+    let environment = match revision.environment_discovered(&args.env, &factory).await {
         Ok(environment) => environment,
         Err(LoadError::Invalid(problems)) => {
             style.print_diagnostics(&problems);
@@ -446,46 +503,110 @@ pub fn approve(global: &Global, args: &ApproveArgs, style: &Style) -> anyhow::Re
             }
         );
     }
+    let reason = args
+        .reason
+        .clone()
+        .unwrap_or_else(|| format!("wave {} approved", args.wave));
     let path = args.audit.path();
     let store = SqliteStore::open(&path)?;
     let mut entry = Entry::new(actor(), Action::Approve)
         .env(&args.env)
         .revisions(None, Some(Revision::sha(&sha)))
-        .message(
-            args.reason
-                .clone()
-                .unwrap_or_else(|| format!("wave {} approved", args.wave)),
-        );
+        .message(reason.clone());
     entry.details.insert("wave".into(), args.wave.to_string());
     let seq = store.append(entry)?;
+    // Kept with the clusters too: a rollout run from another machine (or
+    // the controller) sees it.
+    let written = tidegate_app::write_gates(
+        &factory,
+        &environment,
+        &GateChange::Approve {
+            revision: sha.clone(),
+            wave: args.wave,
+            record: GateRecord::now(&actor().identity, &reason),
+        },
+    )
+    .await;
+    warn_unwritten("the approval", &written);
     println!(
-        "approved wave {} of {} for {} (audit entry #{seq})",
+        "approved wave {} of {} for {} (audit entry #{seq}; recorded in {} of {} clusters)",
         args.wave,
         args.env,
-        &sha[..12]
+        &sha[..12],
+        written.written.len(),
+        environment.spec.clusters.len()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// `tidegate unquarantine`.
-pub fn unquarantine(args: &UnquarantineArgs) -> anyhow::Result<ExitCode> {
+/// `tidegate unquarantine`: lifted in the audit trail and in every
+/// cluster of the environment that can be reached.
+pub async fn unquarantine(
+    global: &Global,
+    args: &UnquarantineArgs,
+    style: &Style,
+) -> anyhow::Result<ExitCode> {
     let path = args.audit.path();
-    let store = SqliteStore::open_existing(&path)?;
-    if tidegate_app::quarantine_record(&store, &args.env, &args.revision)?.is_none() {
+    let reason = args
+        .reason
+        .clone()
+        .unwrap_or_else(|| "lifted by hand".into());
+    let in_audit = path.exists()
+        && tidegate_app::quarantine_record(
+            &SqliteStore::open_existing(&path)?,
+            &args.env,
+            &args.revision,
+        )?
+        .is_some();
+    let factory = fleet::client_factory(global, &args.kubeconfig);
+    // The clusters come from the environment file at --ref (or HEAD).
+    let environment = match fleet::workspace(global) {
+        Ok(ws) => match ws.environment_discovered(&args.env, &factory).await {
+            Ok(environment) => Some(environment),
+            Err(LoadError::Invalid(problems)) => {
+                style.print_diagnostics(&problems);
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Err(e) => {
+            eprintln!(
+                "warning: {e}; only the local audit trail's quarantine is lifted, not the clusters'"
+            );
+            None
+        }
+    };
+    let read = match &environment {
+        Some(environment) => tidegate_app::read_gates(&factory, environment).await,
+        None => tidegate_app::GatesRead::default(),
+    };
+    warn_unreadable(&read.unreadable);
+    let in_clusters = read.gates.quarantined.contains_key(&args.revision);
+    let still_in_audit = in_audit && !read.gates.lifted.contains_key(&args.revision);
+    if !still_in_audit && !in_clusters {
         bail!(
             "revision {} is not quarantined for {}",
             args.revision,
             args.env
         );
     }
+    if let Some(environment) = &environment {
+        let written = tidegate_app::write_gates(
+            &factory,
+            environment,
+            &GateChange::Unquarantine {
+                revision: args.revision.clone(),
+                record: GateRecord::now(&actor().identity, &reason),
+            },
+        )
+        .await;
+        warn_unwritten("lifting the quarantine", &written);
+    }
+    let store = SqliteStore::open(&path)?;
     let entry = Entry::new(actor(), Action::Other("unquarantine".into()))
         .env(&args.env)
         .revisions(None, Some(Revision::sha(&args.revision)))
-        .message(
-            args.reason
-                .clone()
-                .unwrap_or_else(|| "lifted by hand".into()),
-        );
+        .message(reason);
     let seq = store.append(entry)?;
     println!(
         "{} may be rolled out to {} again (audit entry #{seq})",
@@ -599,19 +720,7 @@ pub async fn rollback(
                 .context("no cluster records a last healthy revision: pass --to REV")?
         }
     };
-    let quarantine = tidegate_app::quarantine_list(&args.rollout.audit.path(), &args.env)?;
     let resolved = workspace.at(&to)?.commit().sha.clone();
-    if quarantine.contains(&resolved) {
-        eprintln!(
-            "{} {} is quarantined for {}: a failed rollout rejected it, so it is not a rollback target. Choose a revision that completed its rollout (`tidegate history --env {}` lists them) and pass --to REV, or lift the quarantine first with `tidegate unquarantine --env {} --revision {resolved}`",
-            style.error("rollback refused:"),
-            &resolved[..resolved.len().min(12)],
-            args.env,
-            args.env,
-            args.env
-        );
-        return Ok(ExitCode::from(1));
-    }
     let revisions = GitRevisions::new(
         std::sync::Arc::new(Mutex::new(workspace)),
         &args.env,
@@ -625,6 +734,22 @@ pub async fn rollback(
         e => anyhow::anyhow!("rendering {to}: {e}"),
     })?;
     let (environment, rendered) = (&entry.rendering.environment, &entry.rendering.rendered);
+    // Quarantines of the audit trail and of the target's clusters.
+    let (quarantine, read) =
+        tidegate_app::quarantined_everywhere(&factory, environment, &args.rollout.audit.path())
+            .await?;
+    warn_unreadable(&read.unreadable);
+    if quarantine.contains(&resolved) {
+        eprintln!(
+            "{} {} is quarantined for {}: a failed rollout rejected it, so it is not a rollback target. Choose a revision that completed its rollout (`tidegate history --env {}` lists them) and pass --to REV, or lift the quarantine first with `tidegate unquarantine --env {} --revision {resolved}`",
+            style.error("rollback refused:"),
+            &resolved[..resolved.len().min(12)],
+            args.env,
+            args.env,
+            args.env
+        );
+        return Ok(ExitCode::from(1));
+    }
     let sha = entry.rendering.commit.clone();
     let health_checks = entry
         .health_checks
@@ -766,11 +891,14 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
     };
     let health_checks =
         tidegate_app::health_checks(&desired).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let (quarantined, read) =
+        tidegate_app::quarantined_everywhere(&factory, &desired.environment, &path).await?;
+    warn_unreadable(&read.unreadable);
     let options = DriverOptions {
         break_lock: args.rollout.break_lock,
         identity: actor.identity.clone(),
         // A flip back never goes to a quarantined revision either.
-        quarantined: tidegate_app::quarantine_list(&path, &args.env)?,
+        quarantined,
         poll: std::time::Duration::from_millis(500),
         // The environment's health settings judge the switch's waves too.
         health_checks,

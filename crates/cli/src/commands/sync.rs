@@ -27,14 +27,16 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
     let mut quarantine = std::collections::BTreeSet::new();
     if !args.dry_run {
         let Some(list) = super::rollout::admit_revision(
+            loaded.factory(),
+            &loaded.desired.environment,
             &args.audit,
-            &env,
             Some(&cluster),
             &loaded.desired.commit.sha,
             args.allow_quarantined
                 .then(|| args.reason.as_deref().unwrap_or("")),
             style,
-        )?
+        )
+        .await?
         else {
             return Ok(ExitCode::from(1));
         };
