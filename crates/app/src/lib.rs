@@ -14,6 +14,7 @@ mod approvals;
 mod error;
 mod gates;
 mod load;
+mod plans;
 mod quarantine;
 mod revisions;
 mod rollout;
@@ -27,6 +28,7 @@ pub use gates::{ClusterApprovals, GatesRead, GatesWritten, quarantined, read_gat
 pub use load::{
     Capabilities, ClusterAccess, LoadRequest, Loaded, client_factory, health_checks, load,
 };
+pub use plans::{ClusterPlan, PlanError, plan_clusters};
 pub use quarantine::{
     Admission, admit_revision, quarantine_list, quarantine_record, quarantined_everywhere,
 };

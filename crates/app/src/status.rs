@@ -123,15 +123,23 @@ async fn read_cluster(
     };
     let engine = loaded.connect(name).await?;
     let plan = engine.plan(&loaded.target(name)?, &options).await?;
+    // The health of every app's objects in one read of the cluster (not
+    // one per app); each object's verdict then goes to its app.
+    let (owners, objects): (Vec<&str>, Vec<_>) = plan
+        .objects
+        .iter()
+        .filter(|o| apps.contains(&o.app))
+        .filter_map(|o| Some((o.app.as_str(), (o.object.key.clone(), o.resolved.clone()?))))
+        .unzip();
+    let all_health = engine.health(&objects).await?;
     let mut out = Vec::new();
     for app in apps {
-        let objects: Vec<_> = plan
-            .objects
+        let health: Vec<ObjectHealth> = owners
             .iter()
-            .filter(|o| o.app == *app)
-            .filter_map(|o| Some((o.object.key.clone(), o.resolved.clone()?)))
+            .zip(&all_health)
+            .filter(|(owner, _)| **owner == app.as_str())
+            .map(|(_, h)| h.clone())
             .collect();
-        let health = engine.health(&objects).await?;
         let drifted = plan
             .objects
             .iter()

@@ -322,14 +322,12 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
     let mut problems = 0;
     let mut unreachable = 0;
     if !args.offline {
-        for name in &loaded.clusters {
-            let engine = loaded.connect(name).await?;
-            let plan = match engine
-                .plan(&loaded.target(name)?, &SyncOptions::default())
-                .await
-            {
+        for planned in tidegate_app::plan_clusters(&loaded, &SyncOptions::default()).await {
+            let name = &planned.cluster;
+            let plan = match planned.result {
                 Ok(plan) => plan,
-                Err(e) => {
+                Err(tidegate_app::PlanError::Connect(e)) => return Err(e.into()),
+                Err(tidegate_app::PlanError::Plan(e)) => {
                     unreachable += 1;
                     changes.insert(
                         name.clone(),
