@@ -6,9 +6,10 @@
 
 use crate::status::CLUSTER_CONCURRENCY;
 use futures::{StreamExt, future::BoxFuture, stream};
+use kube::Client;
 use std::collections::BTreeSet;
 use tidegate_cluster::{ClientFactory, GateChange, Gates, RequestCounter};
-use tidegate_core::{Environment, environment::Cluster};
+use tidegate_core::Environment;
 use tidegate_fleet::{ApprovalError, Approvals};
 
 /// The gates read from an environment's clusters.
@@ -33,22 +34,14 @@ pub struct GatesWritten {
 /// [`CLUSTER_CONCURRENCY`] at once): a gate recorded in any one counts.
 pub async fn read_gates<F: ClientFactory>(factory: &F, environment: &Environment) -> GatesRead {
     let env = &environment.metadata.name;
-    let results: Vec<(String, Result<Gates, String>)> =
-        // The futures are made first: a stream of them holds no closure, so
-        // the whole future stays `Send` (for the driver's approvals).
-        stream::iter(
-            environment
-                .spec
-                .clusters
-                .iter()
-                .map(|cluster| read_one(factory, cluster, env))
-                .collect::<Vec<_>>(),
-        )
-        .buffered(CLUSTER_CONCURRENCY)
-            .collect()
-            .await;
     let mut out = GatesRead::default();
-    for (cluster, result) in results {
+    for (cluster, result) in on_every_cluster(factory, environment, |client, cluster| async move {
+        tidegate_cluster::read_gates(&client, cluster, env)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    {
         match result {
             Ok(gates) => out.gates.merge(gates),
             Err(why) => out.unreadable.push((cluster, why)),
@@ -64,19 +57,14 @@ pub async fn write_gates<F: ClientFactory>(
     change: &GateChange,
 ) -> GatesWritten {
     let env = &environment.metadata.name;
-    let results: Vec<(String, Result<(), String>)> = stream::iter(
-        environment
-            .spec
-            .clusters
-            .iter()
-            .map(|cluster| write_one(factory, cluster, env, change))
-            .collect::<Vec<_>>(),
-    )
-    .buffered(CLUSTER_CONCURRENCY)
-    .collect()
-    .await;
     let mut out = GatesWritten::default();
-    for (cluster, result) in results {
+    for (cluster, result) in on_every_cluster(factory, environment, |client, cluster| async move {
+        tidegate_cluster::write_gate(&client, cluster, env, change)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+    {
         match result {
             Ok(()) => out.written.push(cluster),
             Err(why) => out.failed.push((cluster, why)),
@@ -85,39 +73,41 @@ pub async fn write_gates<F: ClientFactory>(
     out
 }
 
-async fn read_one<F: ClientFactory>(
-    factory: &F,
-    cluster: &Cluster,
-    env: &str,
-) -> (String, Result<Gates, String>) {
-    let read = async {
-        let client = factory
-            .client(cluster, &RequestCounter::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        tidegate_cluster::read_gates(&client, &cluster.name, env)
-            .await
-            .map_err(|e| e.to_string())
-    };
-    (cluster.name.clone(), read.await)
-}
-
-async fn write_one<F: ClientFactory>(
-    factory: &F,
-    cluster: &Cluster,
-    env: &str,
-    change: &GateChange,
-) -> (String, Result<(), String>) {
-    let write = async {
-        let client = factory
-            .client(cluster, &RequestCounter::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        tidegate_cluster::write_gate(&client, &cluster.name, env, change)
-            .await
-            .map_err(|e| e.to_string())
-    };
-    (cluster.name.clone(), write.await)
+/// Runs `op` with a client of every cluster of `environment` (at most
+/// [`CLUSTER_CONCURRENCY`] at once); results in cluster order, a cluster
+/// that cannot be reached with why.
+async fn on_every_cluster<'a, F, T, Op, Fut>(
+    factory: &'a F,
+    environment: &'a Environment,
+    op: Op,
+) -> Vec<(String, Result<T, String>)>
+where
+    F: ClientFactory,
+    Op: Fn(Client, &'a str) -> Fut,
+    Fut: Future<Output = Result<T, String>> + Send + 'a,
+{
+    // The futures are made first: a stream of them holds no closure, so
+    // the whole future stays `Send` (for the driver's approvals).
+    let calls: Vec<_> = environment
+        .spec
+        .clusters
+        .iter()
+        .map(|cluster| {
+            let op = &op;
+            async move {
+                let counter = RequestCounter::default();
+                let result = match factory.client(cluster, &counter).await {
+                    Ok(client) => op(client, &cluster.name).await,
+                    Err(e) => Err(e.to_string()),
+                };
+                (cluster.name.clone(), result)
+            }
+        })
+        .collect();
+    stream::iter(calls)
+        .buffered(CLUSTER_CONCURRENCY)
+        .collect()
+        .await
 }
 
 /// Revisions quarantined now: those of the local audit trail (older
