@@ -153,3 +153,27 @@ impl<F: ClientFactory> Approvals for ClusterApprovals<'_, F> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidegate_cluster::GateRecord;
+
+    #[test]
+    fn a_lift_in_the_clusters_lifts_an_older_local_quarantine_and_cluster_quarantines_count() {
+        let audit: BTreeSet<String> = ["old".to_string(), "lifted".to_string()].into();
+        let mut clusters = Gates::default();
+        clusters
+            .lifted
+            .insert("lifted".into(), GateRecord::now("b@host", "fixed outside"));
+        clusters
+            .quarantined
+            .insert("new".into(), GateRecord::now("a@host", "wave 1 failed"));
+        let all = quarantined(audit, &clusters);
+        assert_eq!(
+            all,
+            ["new".to_string(), "old".to_string()].into(),
+            "the local quarantine stands unless lifted; the clusters' counts"
+        );
+    }
+}
