@@ -44,17 +44,23 @@ impl Revisions for NoRollback {
     fn render<'a>(
         &'a self,
         revision: &'a str,
-    ) -> BoxFuture<'a, Result<(tidegate_core::Environment, tidegate_render::Rendered), String>>
+    ) -> BoxFuture<'a, Result<std::sync::Arc<tidegate_fleet::RevisionRendering>, tidegate_fleet::RevisionError>>
     {
-        Box::pin(async move { Err(format!("no rollback in the benchmark ({revision})")) })
+        // Never asked: the benchmark's rollouts succeed.
+        Box::pin(async move {
+            Err(tidegate_fleet::RevisionError::Invalid {
+                revision: revision.to_string(),
+                problems: tidegate_core::Diagnostics::default(),
+            })
+        })
     }
 }
 
 struct NoApprovals;
 
 impl Approvals for NoApprovals {
-    fn approved(&self, _wave: u32) -> bool {
-        false
+    fn approved(&self, _wave: u32) -> BoxFuture<'_, Result<bool, tidegate_fleet::ApprovalError>> {
+        Box::pin(async { Ok(false) })
     }
 }
 

@@ -9,7 +9,7 @@
 //! never blocks a render.
 
 use crate::{ClientFactory, ClusterError, RequestCounter};
-use futures::future::join_all;
+use futures::{StreamExt, stream};
 use kube::{Client, discovery::Discovery};
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -17,6 +17,9 @@ use std::{
     time::Duration,
 };
 use tidegate_core::environment::{Cluster, Environment, FactsNeeded, HelmCapabilities};
+
+/// How many clusters are asked for their facts at once.
+const FACTS_CONCURRENCY: usize = 8;
 
 /// Longest time one cluster may take to report its facts (connecting
 /// included) before its Helm apps render without them.
@@ -102,22 +105,29 @@ impl FactsCache {
                 })
                 .collect()
         };
-        let answers = join_all(to_ask.iter().map(|(cluster, ask)| async move {
-            let answer = tokio::time::timeout(
-                self.timeout,
-                ask_cluster(factory, cluster, *ask, &self.counter),
-            )
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "cluster {}: no answer within {}s",
-                    cluster.name,
-                    self.timeout.as_secs()
-                ))
-            });
-            (cluster.name.clone(), *ask, answer)
-        }))
-        .await;
+        // Every cluster asked at once, at most FACTS_CONCURRENCY at a time.
+        let asking: Vec<_> = to_ask
+            .iter()
+            .map(|(cluster, ask)| async move {
+                let answer = tokio::time::timeout(
+                    self.timeout,
+                    ask_cluster(factory, cluster, *ask, &self.counter),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "cluster {}: no answer within {}s",
+                        cluster.name,
+                        self.timeout.as_secs()
+                    ))
+                });
+                (cluster.name.clone(), *ask, answer)
+            })
+            .collect();
+        let answers: Vec<_> = stream::iter(asking)
+            .buffer_unordered(FACTS_CONCURRENCY)
+            .collect()
+            .await;
         let mut known = self.lock();
         for (name, ask, answer) in answers {
             let entry = known.entry(name.clone()).or_default();

@@ -77,14 +77,49 @@ impl Default for DriverOptions {
     }
 }
 
+/// The environment at one commit, rendered: what [`Revisions::render`] returns.
+#[derive(Debug, Clone)]
+pub struct RevisionRendering {
+    /// The commit the revision resolved to (full SHA).
+    pub commit: String,
+    /// The environment file at that commit, its `discover:` entries expanded.
+    pub environment: Environment,
+    /// Its rendering for every cluster.
+    pub rendered: Rendered,
+}
+
+/// Why another revision of the environment could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RevisionError {
+    /// The revision's environment or manifests have problems.
+    #[error("revision {revision} has problems:\n{problems}")]
+    Invalid {
+        /// The revision asked for.
+        revision: String,
+        /// Every problem, at its file and line.
+        problems: tidegate_core::Diagnostics,
+    },
+    /// Git could not be read (an unknown ref, a fetch that failed).
+    #[error("revision {revision}: {source}")]
+    Git {
+        /// The revision asked for.
+        revision: String,
+        /// What Git said.
+        #[source]
+        source: tidegate_source::SourceError,
+    },
+}
+
 /// Renders the environment at another revision (the rollback target).
 pub trait Revisions: Send + Sync {
-    /// The environment file (its `discover:` entries expanded) and its
-    /// rendering at `revision`.
+    /// The commit `revision` (a ref or SHA) resolves to, the environment
+    /// file there (its `discover:` entries expanded) and its rendering.
+    /// Implementations cache by commit: a rollback of N clusters renders
+    /// its target once.
     fn render<'a>(
         &'a self,
         revision: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<(Environment, Rendered), String>>;
+    ) -> futures::future::BoxFuture<'a, Result<Arc<RevisionRendering>, RevisionError>>;
 }
 
 /// An extra verdict on a changed cluster, combined with its objects' health
@@ -94,10 +129,25 @@ pub trait ClusterCheck: Send + Sync {
     fn check<'a>(&'a self, cluster: &'a str, engine: &'a Engine) -> BoxFuture<'a, HealthStatus>;
 }
 
+/// Why approvals could not be read (the driver keeps waiting and asks again).
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// The local audit trail could not be read.
+    #[error("reading approvals from the audit trail: {0}")]
+    Audit(#[from] tidegate_audit::AuditError),
+    /// No cluster of the environment could be read.
+    #[error("reading approvals: no cluster could be read ({})", clusters.join(", "))]
+    Unreadable {
+        /// The clusters tried.
+        clusters: Vec<String>,
+    },
+}
+
 /// Tells whether a wave was approved (`tidegate approve`).
 pub trait Approvals: Send + Sync {
-    /// True when `wave` of this rollout's revision is approved.
-    fn approved(&self, wave: u32) -> bool;
+    /// True when `wave` of this rollout's revision is approved; an error
+    /// when that cannot be known (never turned into `false` here).
+    fn approved(&self, wave: u32) -> futures::future::BoxFuture<'_, Result<bool, ApprovalError>>;
 }
 
 /// One line of live progress: a cluster, its wave, state, health and elapsed time.
@@ -651,11 +701,15 @@ impl<F: ClientFactory> Driver<'_, F> {
                     }
                 }
                 _ = ticker.tick() => {
-                    if let Some(wave) = waiting_for
-                        && self.approvals.approved(wave)
-                    {
-                        machine.observe(elapsed(), Event::Approved { wave });
-                        waiting_for = None;
+                    if let Some(wave) = waiting_for {
+                        match self.approvals.approved(wave).await {
+                            Ok(true) => {
+                                machine.observe(elapsed(), Event::Approved { wave });
+                                waiting_for = None;
+                            }
+                            Ok(false) => {}
+                            Err(e) => warn!(wave, error = %e, "approvals could not be read; still waiting"),
+                        }
                     }
                     // Health only of clusters in flight or in the wave being
                     // gated; one read per kind; at most one read per cluster.
@@ -988,14 +1042,15 @@ impl<F: ClientFactory> Driver<'_, F> {
             let Some(to) = to else {
                 return self.remove(engine, &cluster).await;
             };
-            let (environment, rendered) =
-                self.revisions
-                    .render(&to)
-                    .await
-                    .map_err(|message| CommandError::Render {
-                        revision: to.clone(),
-                        message,
-                    })?;
+            let rendering = self
+                .revisions
+                .render(&to)
+                .await
+                .map_err(|error| CommandError::Render {
+                    revision: to.clone(),
+                    error,
+                })?;
+            let (environment, rendered) = (&rendering.environment, &rendering.rendered);
             let definition =
                 environment
                     .cluster(&cluster)
@@ -1012,7 +1067,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                     revision: to.clone(),
                 })?;
             let target = Target {
-                environment: &environment,
+                environment,
                 cluster: definition,
                 rendered: cluster_render,
                 revision: &to,

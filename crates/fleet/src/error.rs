@@ -64,12 +64,12 @@ pub enum RolloutError {
     #[error("git: {0}")]
     Git(#[from] tidegate_source::SourceError),
     /// An environment revision could not be loaded or rendered.
-    #[error("rendering revision {revision}: {message}")]
+    #[error("rendering revision {revision}: {error}")]
     Render {
         /// The revision.
         revision: String,
-        /// Why.
-        message: String,
+        /// Why (its text is part of this message, so not a `source`).
+        error: crate::RevisionError,
     },
 }
 
@@ -143,12 +143,12 @@ pub enum CommandError {
     #[error("asked to apply {0}, a revision this run did not render")]
     OtherRevision(String),
     /// The rollback target could not be rendered.
-    #[error("rendering the rollback revision {revision}: {message}")]
+    #[error("rendering the rollback revision {revision}: {error}")]
     Render {
         /// The revision.
         revision: String,
-        /// Why.
-        message: String,
+        /// Why (its text is part of this message, so not a `source`).
+        error: crate::RevisionError,
     },
     /// The environment lock could not be taken in the cluster.
     #[error(transparent)]

@@ -22,8 +22,8 @@ pub mod switch;
 mod timeline;
 
 pub use driver::{
-    Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions, Preflight,
-    Revisions, RolloutReport,
+    ApprovalError, Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions,
+    Preflight, RevisionError, RevisionRendering, Revisions, RolloutReport,
 };
 pub use error::{CommandError, LockLoss, RolloutError};
 pub use journal::{Journal, Journaled};

@@ -24,9 +24,11 @@ pub async fn run(global: &Global, args: &DiffArgs, style: &Style) -> anyhow::Res
     let mut drift = false;
     let mut failed = false;
     let mut json = Vec::new();
-    for name in &loaded.clusters {
-        let engine = loaded.connect(name).await?;
-        let plan = engine.plan(&loaded.target(name)?, &options).await?;
+    // Every cluster is planned at once (bounded); printed in cluster order,
+    // stopping at the first cluster that could not be planned.
+    for planned in tidegate_app::plan_clusters(&loaded, &options).await {
+        let name = &planned.cluster;
+        let plan = planned.result?;
         for p in &plan.problems {
             failed = true;
             eprintln!("{} [cluster {name}] {p}", style.error("error:"));
