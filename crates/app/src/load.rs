@@ -214,3 +214,11 @@ impl Loaded {
         })
     }
 }
+
+/// A loaded environment may be shared between the tasks of a
+/// multi-threaded runtime (the controller's).
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Loaded>();
+    shared::<crate::GitRevisions<'static>>();
+};
