@@ -309,8 +309,13 @@ pub struct SyncArgs {
     /// Apply a revision that a failed rollout quarantined (needs --reason; audited)
     #[arg(long)]
     pub allow_quarantined: bool,
-    /// Why a quarantined revision is applied anyway (recorded in the audit trail)
-    #[arg(long, requires = "allow_quarantined")]
+    /// Change clusters outside their maintenance windows and during freezes
+    /// (a fleet rollout; needs --reason; audited)
+    #[arg(long)]
+    pub ignore_windows: bool,
+    /// Why a quarantined revision is applied anyway, or windows are ignored
+    /// (recorded in the audit trail)
+    #[arg(long)]
     pub reason: Option<String>,
     /// Plan and show what would change; write nothing
     #[arg(long)]

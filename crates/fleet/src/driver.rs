@@ -25,6 +25,7 @@ use tidegate_rollout::{
         Transition, TransitionKind,
     },
     plan_waves,
+    windows::Windows,
 };
 use tidegate_sync::{Audit, Engine, SyncError, SyncOptions, Target};
 use tracing::{info, info_span, warn};
@@ -50,6 +51,9 @@ pub struct DriverOptions {
     pub quarantined: BTreeSet<String>,
     /// The environment's custom health checks (built-in rules only by default).
     pub health_checks: Arc<tidegate_health::HealthChecks>,
+    /// `--ignore-windows --reason`: apply outside maintenance windows and
+    /// during freezes, for this reason (audited).
+    pub ignore_windows: Option<String>,
 }
 
 impl Default for DriverOptions {
@@ -64,6 +68,7 @@ impl Default for DriverOptions {
             identity: "tidegate".into(),
             quarantined: BTreeSet::new(),
             health_checks: Arc::default(),
+            ignore_windows: None,
         }
     }
 }
@@ -486,13 +491,15 @@ impl<F: ClientFactory> Driver<'_, F> {
                 ));
             }
             _ => {
+                let started_ms = tidegate_audit::now_ms();
                 let config = RolloutConfig {
                     quarantined: self.options.quarantined.clone(),
+                    windows: self.windows(started_ms)?,
                     ..RolloutConfig::from_plan(plan, self.revision)
                 };
                 let m = FleetRollout::new(plan, config, starts.clone())
                     .map_err(|e| RolloutError::Machine(e.to_string()))?;
-                (tidegate_audit::now_ms(), m, None)
+                (started_ms, m, None)
             }
         };
         let clock = Instant::now();
@@ -950,6 +957,17 @@ impl<F: ClientFactory> Driver<'_, F> {
         Ok(())
     }
 
+    /// The maintenance windows of the rollout, its clock reading zero at
+    /// `started_ms`, overridden when `--ignore-windows` was given.
+    fn windows(&self, started_ms: i64) -> Result<Windows, RolloutError> {
+        let windows = Windows::from_environment(self.environment, started_ms)
+            .map_err(RolloutError::Machine)?;
+        Ok(match &self.options.ignore_windows {
+            Some(reason) => windows.ignoring(reason.clone()),
+            None => windows,
+        })
+    }
+
     fn entry_of(&self, audit: &Audit, t: &Transition) -> Option<Entry> {
         let env = &self.environment.metadata.name;
         let e = |action| {
@@ -995,6 +1013,9 @@ impl<F: ClientFactory> Driver<'_, F> {
             TransitionKind::Quarantine { revision, failure } => e(AuditAction::Quarantine)
                 .revisions(None, Some(Revision::sha(revision)))
                 .message(failure.to_string()),
+            TransitionKind::WindowClosed { .. } | TransitionKind::WindowsIgnored { .. } => {
+                crate::windows::entry(e, &t.kind)?
+            }
         })
     }
 

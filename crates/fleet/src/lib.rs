@@ -16,6 +16,7 @@ mod driver;
 mod journal;
 pub mod lock;
 pub mod switch;
+mod windows;
 
 pub use driver::{
     Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions, Preflight,

@@ -129,9 +129,11 @@
 pub mod machine;
 pub mod plan;
 pub mod quarantine;
+pub mod windows;
 
 pub use machine::{
     ClusterProgress, ClusterStart, ClusterView, Command, Event, Failure, FleetRollout, NotRestored,
     Outcome, RolloutConfig, SetupError, Transition, TransitionKind,
 };
 pub use plan::{Wave, WavePlan, plan_fleet, plan_waves};
+pub use windows::Windows;

@@ -10,6 +10,7 @@ mod rollout;
 mod status;
 mod sync;
 mod validate;
+mod windows;
 
 use crate::{
     args::{Cli, Command},

@@ -228,6 +228,8 @@ struct RunFlags<'a> {
     quarantined: std::collections::BTreeSet<String>,
     /// The clusters' facts for Helm apps, when other revisions are rendered.
     facts: &'a FactsCache,
+    /// `--ignore-windows --reason`: the reason.
+    ignore_windows: Option<String>,
 }
 
 /// What is rolled out: the environment, its rendering and its health checks.
@@ -252,6 +254,7 @@ async fn run_rollout(
         options,
         quarantined,
         facts,
+        ignore_windows,
     } = flags;
     let path = audit_db.path();
     let store = SqliteStore::open(&path)
@@ -291,6 +294,7 @@ async fn run_rollout(
             quarantined,
             poll: std::time::Duration::from_millis(500),
             health_checks,
+            ignore_windows,
             ..DriverOptions::default()
         },
     };
@@ -396,6 +400,9 @@ pub async fn fleet_sync(
     else {
         return Ok(ExitCode::from(1));
     };
+    let Some(ignore_windows) = super::windows::windows_override(args, style)? else {
+        return Ok(ExitCode::from(1));
+    };
     let revision = loaded.desired.commit.sha.clone();
     // A resumed rollout continues its journal (whose machine knows what it
     // quarantined); a new one must be admitted.
@@ -436,6 +443,7 @@ pub async fn fleet_sync(
             options,
             quarantined,
             facts: loaded.facts(),
+            ignore_windows,
         },
         style,
     )
@@ -500,11 +508,12 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
         }
     }
     let health_checks = custom_health_checks(&loaded);
+    let windows = super::windows::plan_notes(&loaded.desired.environment)?;
     match args.output {
         TextOrJson::Json => println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes, "healthChecks": health_checks})
+                &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes, "healthChecks": health_checks, "windows": windows.iter().map(|(c, (_, j))| (c.clone(), j.clone())).collect::<serde_json::Map<_, _>>()})
             )?
         ),
         TextOrJson::Text => {
@@ -557,6 +566,9 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                             }
                         }
                         None => println!("  {c}"),
+                    }
+                    if let Some((note, _)) = windows.get(c) {
+                        println!("    {note}");
                     }
                 }
             }
@@ -901,6 +913,7 @@ pub async fn rollback(
             },
             quarantined: quarantine,
             facts: &facts,
+            ignore_windows: None,
         },
         style,
     )

@@ -65,7 +65,7 @@ pub enum WindowPolicy {
 impl MaintenanceWindow {
     /// True when the window applies to `cluster`.
     pub fn selects(&self, cluster: &Cluster) -> bool {
-        let by_name = self.clusters.iter().any(|c| *c == cluster.name);
+        let by_name = self.clusters.contains(&cluster.name);
         let by_label = self
             .cluster_selector
             .as_ref()
@@ -233,6 +233,18 @@ impl ClusterSchedule {
             windows: Vec::new(),
             freezes: Vec::new(),
         }
+    }
+
+    /// A schedule of these windows and freezes (their selectors are not
+    /// consulted); the error names the one that does not compile.
+    pub fn new(
+        windows: &[MaintenanceWindow],
+        freezes: &[MaintenanceWindow],
+    ) -> Result<ClusterSchedule, String> {
+        ClusterSchedule::try_from(ScheduleSpec {
+            windows: windows.to_vec(),
+            freezes: freezes.to_vec(),
+        })
     }
 
     /// The windows and freezes of `environment` that select `cluster`.
