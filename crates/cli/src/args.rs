@@ -152,6 +152,10 @@ pub struct SwitchArgs {
     /// Commit locally only; do not push to origin
     #[arg(long)]
     pub no_push: bool,
+    /// After a successful switch, wait this long (e.g. 30m), then scale the
+    /// old colour to 0 replicas as a commit rolled out like any other
+    #[arg(long, value_name = "DURATION")]
+    pub scale_down_after: Option<tidegate_core::duration::GoDuration>,
     /// Rollout options.
     #[command(flatten)]
     pub rollout: RolloutFlags,

@@ -532,6 +532,11 @@ fn default_selector_key() -> String {
 pub struct ColorTarget {
     /// The Deployment that runs this colour.
     pub deployment: String,
+    /// When set, the colour's Deployment runs this many replicas whatever
+    /// its manifest says: `0` is an idle colour scaled down
+    /// (`tidegate switch --scale-down-after` writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
 }
 
 /// Sync options.

@@ -15,6 +15,7 @@
 mod driver;
 mod journal;
 pub mod lock;
+pub mod scale_down;
 pub mod switch;
 mod windows;
 

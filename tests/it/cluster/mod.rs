@@ -442,3 +442,4 @@ mod rollout;
 mod safety;
 mod switch;
 mod sync;
+mod windows;

@@ -7,6 +7,7 @@ mod fleet;
 mod health;
 mod render;
 mod rollout;
+mod scale_down;
 mod status;
 mod sync;
 mod validate;

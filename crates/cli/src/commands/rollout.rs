@@ -988,6 +988,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         health_checks,
         ..DriverOptions::default()
     };
+    let options_again = options.clone();
     let last = Mutex::new(String::new());
     let outcome = tidegate_fleet::switch::switch(
         &request,
@@ -1012,7 +1013,41 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
                 args.env,
                 &commit[..12]
             );
-            Ok(ExitCode::SUCCESS)
+            let Some(after) = args.scale_down_after else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let from = desired
+                .environment
+                .spec
+                .blue_green
+                .iter()
+                .find(|b| b.app == args.app)
+                .map(|b| b.active_color.clone())
+                .unwrap_or_default();
+            let request = tidegate_fleet::scale_down::ScaleDownRequest {
+                repo_dir: &repo_dir,
+                env_file: &desired.env_file,
+                env: &args.env,
+                app: &args.app,
+                active: &args.to,
+                idle: &from,
+                reason: args.reason.as_deref().unwrap_or("no reason given"),
+                push: !args.no_push,
+                author: (&name, &email),
+            };
+            let audit = Some(Audit {
+                sink: std::sync::Arc::new(SqliteStore::open(&path)?),
+                actor: Actor::local_user(Trigger::Cli),
+            });
+            super::scale_down::after(
+                after,
+                &request,
+                (&factory, &revisions, &approvals),
+                audit,
+                options_again,
+                &|lines| print_lines(lines, &last),
+            )
+            .await
         }
         SwitchOutcome::Reverted { revert, .. } => {
             println!(
