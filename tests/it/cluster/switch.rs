@@ -215,6 +215,18 @@ impl Fixture {
             .expect("service")
     }
 
+    /// Runs `tidegate` on this environment's repository with the fleet's
+    /// kubeconfig (every cluster reached through its context), `home`
+    /// holding its state and audit trail.
+    fn cli(&self, home: &std::path::Path, args: &[&str]) -> std::process::Output {
+        tidegate_command(self.git.path(), home)
+            .env("TIDEGATE_ACCESS", "kubeconfig")
+            .env("KUBECONFIG", self.fleet.kubeconfig())
+            .args(args)
+            .output()
+            .expect("tidegate runs")
+    }
+
     fn head_env(&self) -> String {
         let (desired, _) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
         desired.environment.spec.blue_green[0].active_color.clone()
@@ -461,16 +473,9 @@ async fn the_cli_switch_judges_health_with_the_environments_settings() {
         )],
     )
     .await;
-    let (fleet, git, env) = (fx.fleet, &fx.git, &fx.env);
+    let env = &fx.env;
     let home = tempfile::tempdir().expect("home");
-    let run = |args: &[&str]| {
-        tidegate_command(git.path(), home.path())
-            .env("TIDEGATE_ACCESS", "kubeconfig")
-            .env("KUBECONFIG", fleet.kubeconfig())
-            .args(args)
-            .output()
-            .expect("tidegate runs")
-    };
+    let run = |args: &[&str]| fx.cli(home.path(), args);
     let out = run(&["sync", "--env", env]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = run(&[
@@ -502,13 +507,7 @@ async fn the_cli_switch_scales_the_old_colour_down_through_a_commit() {
     let fx = Fixture::new("switch-scale", "").await;
     let (fleet, git, env) = (fx.fleet, &fx.git, &fx.env);
     let home = tempfile::tempdir().expect("home");
-    let run = |args: &[&str]| {
-        tidegate_command(git.path(), home.path())
-            .env("KUBECONFIG", fleet.kubeconfig())
-            .args(args)
-            .output()
-            .expect("tidegate runs")
-    };
+    let run = |args: &[&str]| fx.cli(home.path(), args);
     let out = run(&["sync", "--env", env]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let switch_to = |to: &str| {

@@ -73,6 +73,15 @@ fn rollout(fleet: &[(&str, Option<u32>)], surge: u32, windows: Windows) -> Fleet
 /// Runs until the end, one second at a time, and returns when each
 /// cluster was applied.
 fn run_to_end(r: &mut FleetRollout, limit: u64) -> (BTreeMap<String, u64>, Vec<TransitionKind>) {
+    run_to_end_watching(r, limit, |_| {})
+}
+
+/// [`run_to_end`], calling `watch` after every step.
+fn run_to_end_watching(
+    r: &mut FleetRollout,
+    limit: u64,
+    mut watch: impl FnMut(&FleetRollout),
+) -> (BTreeMap<String, u64>, Vec<TransitionKind>) {
     let mut applied = BTreeMap::new();
     let mut transitions = Vec::new();
     for t in 0..limit {
@@ -103,6 +112,7 @@ fn run_to_end(r: &mut FleetRollout, limit: u64) -> (BTreeMap<String, u64>, Vec<T
                 other => panic!("unexpected {other:?}"),
             }
         }
+        watch(r);
         transitions.extend(r.drain_transitions().into_iter().map(|t| t.kind));
     }
     panic!("not finished after {limit}s");
@@ -180,43 +190,12 @@ fn skip_and_return_moves_on_and_comes_back() {
     let mut r = rollout(&fleet, 2, w);
     // Until its window opens, `late` is reported as waiting.
     let mut saw_waiting = false;
-    let mut applied = BTreeMap::new();
-    let mut finished = false;
-    for t in 0..1000u64 {
-        let now = Duration::from_secs(t);
-        for cmd in r.step(now) {
-            match cmd {
-                Command::Apply { cluster, .. } => {
-                    applied.insert(cluster.clone(), t);
-                    r.observe(
-                        now,
-                        Event::Applied {
-                            cluster: cluster.clone(),
-                        },
-                    );
-                    r.observe(
-                        now,
-                        Event::Health {
-                            cluster,
-                            status: Healthy,
-                        },
-                    );
-                }
-                Command::Finished(o) => {
-                    assert_eq!(o, Outcome::Succeeded);
-                    finished = true;
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
+    let (applied, _) = run_to_end_watching(&mut r, 1000, |r| {
         saw_waiting |= r
             .clusters()
             .any(|v| v.name == "late" && v.progress == ClusterProgress::WaitingForWindow);
-        if finished {
-            break;
-        }
-    }
-    assert!(finished && saw_waiting);
+    });
+    assert!(saw_waiting);
     // Wave 3 did not wait for `late`: z went after two bakes of 10 s.
     assert_eq!(applied["z"], 22);
     assert_eq!(applied["late"], 120);
