@@ -45,6 +45,9 @@ pub struct RolloutRun<'a> {
     pub force_conflicts: bool,
     /// Revisions quarantined now (never a rollback target).
     pub quarantined: BTreeSet<String>,
+    /// `--ignore-windows --reason`: apply outside maintenance windows and
+    /// during freezes, for this reason (audited).
+    pub ignore_windows: Option<String>,
 }
 
 /// What a rollout did, and where its quarantine was recorded.
@@ -106,6 +109,7 @@ impl RolloutRun<'_> {
                 resume: self.resume,
                 identity: self.actor.identity.clone(),
                 quarantined: self.quarantined,
+                ignore_windows: self.ignore_windows,
                 poll: Duration::from_millis(500),
                 health_checks: self.health_checks,
                 ..DriverOptions::default()

@@ -152,6 +152,10 @@ pub struct SwitchArgs {
     /// Commit locally only; do not push to origin
     #[arg(long)]
     pub no_push: bool,
+    /// After a successful switch, wait this long (e.g. 30m), then scale the
+    /// old colour to 0 replicas as a commit rolled out like any other
+    #[arg(long, value_name = "DURATION")]
+    pub scale_down_after: Option<tidegate_core::duration::GoDuration>,
     /// Rollout options.
     #[command(flatten)]
     pub rollout: RolloutFlags,
@@ -315,8 +319,13 @@ pub struct SyncArgs {
     /// Apply a revision that a failed rollout quarantined (needs --reason; audited)
     #[arg(long)]
     pub allow_quarantined: bool,
-    /// Why a quarantined revision is applied anyway (recorded in the audit trail)
-    #[arg(long, requires = "allow_quarantined")]
+    /// Change clusters outside their maintenance windows and during freezes
+    /// (a fleet rollout; needs --reason; audited)
+    #[arg(long)]
+    pub ignore_windows: bool,
+    /// Why a quarantined revision is applied anyway, or windows are ignored
+    /// (recorded in the audit trail)
+    #[arg(long)]
     pub reason: Option<String>,
     /// Plan and show what would change; write nothing
     #[arg(long)]

@@ -9,6 +9,7 @@ mod located;
 mod parse;
 mod template;
 mod values;
+mod windows;
 
 pub use clusters::{Cloud, ClusterList, DEFAULT_WAVE_TAG, Discover, DiscoverEntry, FoundCluster};
 pub use located::Located;
@@ -17,6 +18,7 @@ pub use template::{
     ChartOrigin, DEFAULT_TEMPLATE_TIMEOUT, FactsNeeded, HelmCapabilities, HelmOverlay, HelmSource,
     KustomizeSource, is_sha256_digest,
 };
+pub use windows::{Closed, ClusterSchedule, MaintenanceWindow, Period, WindowPolicy};
 
 use crate::{duration::GoDuration, intorpercent::IntOrPercent, selector::LabelSelector};
 use serde::{Deserialize, Serialize};
@@ -411,6 +413,21 @@ pub struct Rollout {
     /// Injected into every Deployment that sets no `spec.strategy` of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_strategy: Option<DeploymentStrategy>,
+    /// Maintenance windows: the clusters they select change only while one
+    /// of their windows is open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Located<MaintenanceWindow>>,
+    /// Freezes (deny windows): the clusters they select never change while
+    /// one is on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freezes: Vec<Located<MaintenanceWindow>>,
+    /// What a wave does with a cluster whose window is closed.
+    #[serde(default, skip_serializing_if = "is_default_window_policy")]
+    pub window_policy: WindowPolicy,
+}
+
+fn is_default_window_policy(p: &WindowPolicy) -> bool {
+    *p == WindowPolicy::default()
 }
 
 impl Default for Rollout {
@@ -423,6 +440,9 @@ impl Default for Rollout {
             failure_policy: FailurePolicy::default(),
             waves: Vec::new(),
             deployment_strategy: None,
+            windows: Vec::new(),
+            freezes: Vec::new(),
+            window_policy: WindowPolicy::default(),
         }
     }
 }
@@ -512,6 +532,11 @@ fn default_selector_key() -> String {
 pub struct ColorTarget {
     /// The Deployment that runs this colour.
     pub deployment: String,
+    /// When set, the colour's Deployment runs this many replicas whatever
+    /// its manifest says: `0` is an idle colour scaled down
+    /// (`tidegate switch --scale-down-after` writes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
 }
 
 /// Sync options.

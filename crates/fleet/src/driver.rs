@@ -25,6 +25,7 @@ use tidegate_rollout::{
         Transition, TransitionKind,
     },
     plan_waves,
+    windows::Windows,
 };
 use tidegate_sync::{Audit, DryRunCache, Engine, ObjectProblem, SyncError, SyncOptions, Target};
 use tracing::{Instrument, info, info_span, warn};
@@ -57,6 +58,9 @@ pub struct DriverOptions {
     /// caller such as the controller keeps them; the CLI starts empty). A
     /// cluster without one uses its engine's own, empty at connect.
     pub dry_run_caches: BTreeMap<String, DryRunCache>,
+    /// `--ignore-windows --reason`: apply outside maintenance windows and
+    /// during freezes, for this reason (audited).
+    pub ignore_windows: Option<String>,
 }
 
 impl Default for DriverOptions {
@@ -73,6 +77,7 @@ impl Default for DriverOptions {
             health_checks: Arc::default(),
             concurrency: 8,
             dry_run_caches: BTreeMap::new(),
+            ignore_windows: None,
         }
     }
 }
@@ -572,12 +577,14 @@ impl<F: ClientFactory> Driver<'_, F> {
                 ));
             }
             _ => {
+                let started_ms = tidegate_audit::now_ms();
                 let config = RolloutConfig {
                     quarantined: self.options.quarantined.clone(),
+                    windows: self.windows(started_ms)?,
                     ..RolloutConfig::from_plan(plan, self.revision)
                 };
                 let m = FleetRollout::new(plan, config, starts.clone())?;
-                (tidegate_audit::now_ms(), m, None)
+                (started_ms, m, None)
             }
         };
         let clock = Instant::now();
@@ -1158,6 +1165,17 @@ impl<F: ClientFactory> Driver<'_, F> {
         Ok(())
     }
 
+    /// The maintenance windows of the rollout, its clock reading zero at
+    /// `started_ms`, overridden when `--ignore-windows` was given.
+    fn windows(&self, started_ms: i64) -> Result<Windows, RolloutError> {
+        let windows =
+            Windows::from_environment(self.environment, started_ms).map_err(RolloutError::Windows)?;
+        Ok(match &self.options.ignore_windows {
+            Some(reason) => windows.ignoring(reason.clone()),
+            None => windows,
+        })
+    }
+
     fn entry_of(&self, audit: &Audit, t: &Transition) -> Option<Entry> {
         let env = &self.environment.metadata.name;
         let e = |action| {
@@ -1203,6 +1221,9 @@ impl<F: ClientFactory> Driver<'_, F> {
             TransitionKind::Quarantine { revision, failure } => e(AuditAction::Quarantine)
                 .revisions(None, Some(Revision::sha(revision)))
                 .message(failure.to_string()),
+            TransitionKind::WindowClosed { .. } | TransitionKind::WindowsIgnored { .. } => {
+                crate::windows::entry(e, &t.kind)?
+            }
         })
     }
 

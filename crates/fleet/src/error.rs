@@ -25,6 +25,13 @@ pub enum RolloutError {
     /// A cluster could not be reached or read.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The environment's maintenance windows could not be compiled (the
+    /// environment file reports the same problem at its line).
+    #[error("maintenance windows: {0}")]
+    Windows(String),
+    /// The environment file is not in the branch's HEAD commit.
+    #[error("the environment file {0} is not in HEAD")]
+    NotInHead(String),
     /// The state machine refused the set-up or the journal.
     #[error("rollout state: {0}")]
     Machine(#[from] SetupError),

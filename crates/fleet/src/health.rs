@@ -33,6 +33,7 @@ pub(crate) fn needs_health(view: &ClusterView<'_>, wave: Option<u32>) -> Option<
         ClusterProgress::Updated
         | ClusterProgress::Skipped
         | ClusterProgress::Pending
+        | ClusterProgress::WaitingForWindow
         | ClusterProgress::Applying
         | ClusterProgress::Failed
         | ClusterProgress::RollbackQueued

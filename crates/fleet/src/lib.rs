@@ -18,8 +18,10 @@ mod health;
 mod journal;
 pub mod lock;
 mod renewal;
+pub mod scale_down;
 pub mod switch;
 mod timeline;
+mod windows;
 
 pub use driver::{
     ApprovalError, Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions,

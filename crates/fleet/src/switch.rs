@@ -165,6 +165,12 @@ async fn precheck_cluster(
     let Some(target) = bg.colors.get(to) else {
         return vec![format!("{to:?} is not a colour of {}", bg.app)];
     };
+    if target.replicas == Some(0) {
+        return vec![format!(
+            "cluster {cluster}: {to} is scaled down (`replicas: 0` under its colour in the environment file, from `switch --scale-down-after`): remove that line, roll it out with `tidegate sync --env {}`, then switch",
+            env.metadata.name
+        )];
+    }
     let deployments: Api<DynamicObject> = Api::namespaced_with(
         engine.client().clone(),
         &namespace,

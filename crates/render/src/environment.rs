@@ -254,6 +254,7 @@ fn render_app(
     }
     for bg in env.spec.blue_green.iter().filter(|bg| bg.app == app.name) {
         apply_active_color(env_file, bg, cluster, &mut objects, problems);
+        apply_color_replicas(env_file, bg, cluster, &mut objects, problems);
     }
     for o in &mut objects {
         inject_tracking(&env.metadata.name, &app.name, o);
@@ -345,6 +346,42 @@ fn apply_overlay(
 /// Git decides which colour gets traffic: every Service of a blue-green entry
 /// selects `activeColor` under `selectorKey`, and the entry's Ingress sends
 /// its `<service>-<colour>` backends to the active colour.
+/// A colour with `replicas:` set (an idle colour scaled down) runs that many.
+fn apply_color_replicas(
+    env_file: &str,
+    bg: &Located<tidegate_core::environment::BlueGreen>,
+    cluster: &Cluster,
+    objects: &mut [RenderedObject],
+    problems: &mut Diagnostics,
+) {
+    for (color, target) in &bg.colors {
+        let Some(count) = target.replicas else {
+            continue;
+        };
+        let replicas = tidegate_core::environment::ReplicaOverride {
+            kind: "Deployment".into(),
+            name: target.deployment.clone(),
+            count,
+        };
+        let matched = objects
+            .iter_mut()
+            .filter(|o| o.key.group == "apps")
+            .map(|o| overlay::apply_replicas(&o.key, &mut o.manifest, &replicas))
+            .fold(false, |a, b| a | b);
+        if !matched {
+            problems.push(
+                Diagnostic::new(format!(
+                    "blueGreen {}: colour {color} sets replicas, but Deployment {:?} is not among the app's objects",
+                    bg.app, target.deployment
+                ))
+                .at(env_file, bg.line())
+                .in_cluster(&cluster.name)
+                .help("name the colour's Deployment as the app's manifests do"),
+            );
+        }
+    }
+}
+
 fn apply_active_color(
     env_file: &str,
     bg: &Located<tidegate_core::environment::BlueGreen>,

@@ -84,6 +84,13 @@
 //!   re-execute [`FleetRollout::outstanding`] commands (their results may
 //!   have been lost), and keep stepping. Completed waves are never
 //!   re-applied.
+//! - **Maintenance windows** ([`Windows`] in [`RolloutConfig`]): no apply
+//!   to a cluster while its window is closed or a freeze is on (unless
+//!   ignored, with a reason). `wait`: the rest of its wave goes ahead, the
+//!   wave's gate waits for it. `skipAndReturn`: the gate passes without it,
+//!   later waves go ahead, and it is applied when its window opens (first,
+//!   within the surge limit); after the last wave the rollout waits for it,
+//!   bakes, then succeeds. Rollbacks are never held by windows.
 //! - [`quarantine`]: the rules every command that moves a cluster follows.
 //!
 //! ```
@@ -129,9 +136,11 @@
 pub mod machine;
 pub mod plan;
 pub mod quarantine;
+pub mod windows;
 
 pub use machine::{
     ClusterProgress, ClusterStart, ClusterView, Command, Event, Failure, FleetRollout, NotRestored,
     Outcome, RolloutConfig, SetupError, Transition, TransitionKind,
 };
 pub use plan::{Wave, WavePlan, plan_fleet, plan_waves};
+pub use windows::Windows;

@@ -2,10 +2,10 @@
 //! up, with clusters in place of pods. See the crate documentation for the
 //! semantics; this module holds the types and the transitions.
 
-use crate::plan::WavePlan;
+use crate::{plan::WavePlan, windows::Windows};
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeSet, fmt, time::Duration};
-use tidegate_core::environment::{Approval, FailurePolicy};
+use tidegate_core::environment::{Approval, FailurePolicy, WindowPolicy};
 use tidegate_health::HealthStatus;
 
 /// What a rollout changes and how it reacts to failure.
@@ -25,6 +25,10 @@ pub struct RolloutConfig {
     /// machine adds its own target when a gate fails.
     #[serde(default)]
     pub quarantined: BTreeSet<String>,
+    /// Maintenance windows and freezes: no apply to a cluster while its
+    /// window is closed (unless they are ignored, with a reason).
+    #[serde(default, skip_serializing_if = "Windows::is_empty")]
+    pub windows: Windows,
 }
 
 /// What is known about a cluster before the rollout starts.
@@ -267,6 +271,24 @@ pub enum TransitionKind {
         /// How.
         outcome: Outcome,
     },
+    /// A cluster was due but its maintenance window was closed (or a
+    /// freeze was on): it waits (`wait`), or its wave went on without it
+    /// and the rollout comes back for it (`skipAndReturn`, `deferred`).
+    WindowClosed {
+        /// The cluster.
+        cluster: String,
+        /// Why it may not change now.
+        reason: String,
+        /// When it opens next (Unix milliseconds), if ever.
+        opens_at_ms: Option<i64>,
+        /// True when its wave went on without it.
+        deferred: bool,
+    },
+    /// Windows and freezes are ignored for this rollout (`--ignore-windows`).
+    WindowsIgnored {
+        /// The reason given.
+        reason: String,
+    },
 }
 
 /// Where one cluster stands, for progress displays.
@@ -275,6 +297,8 @@ pub enum TransitionKind {
 pub enum ClusterProgress {
     /// Not changed yet.
     Pending,
+    /// Due, but its maintenance window is closed (or a freeze is on).
+    WaitingForWindow,
     /// Already Healthy at the target revision when its wave started.
     Skipped,
     /// Apply issued, no outcome yet.
@@ -382,6 +406,12 @@ struct ClusterState {
     drifted: bool,
     #[serde(default)]
     unknown_state: bool,
+    /// Since when it has been due with its window closed (cleared by its apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window_closed_since: Option<Duration>,
+    /// Its wave went on without it (`skipAndReturn`); applied when its window opens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deferred: bool,
 }
 
 /// Progress towards the target revision.
@@ -429,6 +459,11 @@ enum Phase {
         failure: Failure,
         order: Vec<usize>,
         next: usize,
+    },
+    /// Every wave passed its gate; clusters deferred by `skipAndReturn`
+    /// are applied when their windows open, then baked once.
+    Returning {
+        baking_since: Option<Duration>,
     },
     Done {
         outcome: Outcome,
@@ -510,6 +545,8 @@ impl FleetRollout {
                     back: Back::NotNeeded,
                     drifted: start.drifted,
                     unknown_state: start.unknown_state,
+                    window_closed_since: None,
+                    deferred: false,
                 });
             }
             waves.push(WaveState {
@@ -565,7 +602,7 @@ impl FleetRollout {
         let mut out = Vec::new();
         for c in &s.clusters {
             if matches!(c.forward, Forward::Applying { .. })
-                && matches!(s.phase, Phase::Wave { .. })
+                && matches!(s.phase, Phase::Wave { .. } | Phase::Returning { .. })
             {
                 out.push(Command::Apply {
                     cluster: c.name.clone(),
@@ -600,6 +637,9 @@ impl FleetRollout {
         if let Phase::Wave {
             stage: Stage::Baking { since },
             ..
+        }
+        | Phase::Returning {
+            baking_since: Some(since),
         } = &mut s.phase
         {
             *since = now;
@@ -721,6 +761,9 @@ impl FleetRollout {
                 }
                 (Back::Done { since }, _) => (ClusterProgress::RolledBack, Some(*since)),
                 (Back::NotRestored { .. }, _) => (ClusterProgress::NotRestored, None),
+                (Back::NotNeeded, Forward::Pending) if c.window_closed_since.is_some() => {
+                    (ClusterProgress::WaitingForWindow, c.window_closed_since)
+                }
                 (Back::NotNeeded, Forward::Pending) => (ClusterProgress::Pending, None),
                 (Back::NotNeeded, Forward::Skipped) => (ClusterProgress::Skipped, None),
                 (Back::NotNeeded, Forward::Applying { since }) => {
@@ -802,7 +845,7 @@ impl State {
     }
 
     fn in_flight(&self) -> usize {
-        if !matches!(self.phase, Phase::Wave { .. }) {
+        if !self.moving_forward() {
             return 0;
         }
         self.clusters
@@ -828,7 +871,7 @@ impl State {
     /// yet reads Missing: that is progress, counted by `maxSurge`, not
     /// unavailability. Degraded and Unknown (unreachable) always count.
     fn unavailable(&self) -> impl Iterator<Item = &ClusterState> {
-        let forward = matches!(self.phase, Phase::Wave { .. } | Phase::NotStarted);
+        let forward = self.moving_forward() || matches!(self.phase, Phase::NotStarted);
         self.clusters.iter().filter(move |c| {
             is_unavailable(c.health)
                 && !(forward && c.in_flight() && c.health == HealthStatus::Missing)
@@ -888,7 +931,12 @@ impl State {
                         _ => None,
                     }
                 });
-                if let Some(cluster) = late {
+                if let Some(cluster) = late.or_else(|| self.late_deferred(now)) {
+                    self.fail(now, Failure::ProgressDeadlineExceeded { cluster });
+                }
+            }
+            Phase::Returning { .. } => {
+                if let Some(cluster) = self.late_deferred(now) {
                     self.fail(now, Failure::ProgressDeadlineExceeded { cluster });
                 }
             }
@@ -932,6 +980,9 @@ impl State {
                             clusters: self.clusters.len(),
                         },
                     );
+                    if let Some(reason) = self.config.windows.ignored.clone() {
+                        self.record(now, TransitionKind::WindowsIgnored { reason });
+                    }
                     self.enter_wave(0, now);
                     self.check_unavailable(now);
                 }
@@ -989,6 +1040,11 @@ impl State {
                         break;
                     }
                 }
+                Phase::Returning { .. } => {
+                    if !self.step_returning(now, &mut out) {
+                        break;
+                    }
+                }
                 Phase::Done { outcome, reported } => {
                     if !*reported {
                         *reported = true;
@@ -1004,6 +1060,9 @@ impl State {
     /// Moves to wave `index`, or finishes when there is none.
     fn enter_wave(&mut self, index: usize, now: Duration) {
         match self.waves.get(index) {
+            None if self.clusters.iter().any(|c| c.deferred) => {
+                self.phase = Phase::Returning { baking_since: None };
+            }
             None => self.finish(now, Outcome::Succeeded),
             Some(w) if w.approval == Approval::Required => {
                 self.phase = Phase::Wave {
@@ -1051,28 +1110,116 @@ impl State {
         );
     }
 
+    /// Issues applies up to the surge limit: first to clusters of earlier
+    /// waves deferred by their windows, then to wave `index` (none past the
+    /// last wave). A cluster whose window is closed gets none.
     fn issue_applies(&mut self, index: usize, now: Duration, out: &mut Vec<Command>) {
         let limit = usize::try_from(self.max_in_flight).unwrap_or(usize::MAX);
         let mut in_flight = self.in_flight();
-        let Some(wave) = self.waves.get(index) else {
-            return;
-        };
-        for &m in &wave.members {
+        let deferred = (0..self.clusters.len()).filter(|&i| {
+            self.clusters
+                .get(i)
+                .is_some_and(|c| c.deferred && c.wave < index)
+        });
+        let members = self.waves.get(index).map(|w| w.members.clone());
+        let candidates: Vec<usize> = deferred.chain(members.into_iter().flatten()).collect();
+        for m in candidates {
             if in_flight >= limit {
                 break;
+            }
+            if self
+                .clusters
+                .get(m)
+                .is_none_or(|c| c.forward != Forward::Pending)
+            {
+                continue;
+            }
+            if self.window_closed(m, now) {
+                continue;
             }
             let Some(c) = self.clusters.get_mut(m) else {
                 continue;
             };
-            if c.forward == Forward::Pending {
-                c.forward = Forward::Applying { since: now };
-                in_flight += 1;
-                out.push(Command::Apply {
-                    cluster: c.name.clone(),
-                    revision: self.config.target_revision.clone(),
-                });
-            }
+            c.window_closed_since = None;
+            c.forward = Forward::Applying { since: now };
+            in_flight += 1;
+            out.push(Command::Apply {
+                cluster: c.name.clone(),
+                revision: self.config.target_revision.clone(),
+            });
         }
+    }
+
+    /// True when cluster `m`'s window is closed at `now`; the first time it
+    /// is found so, records why and, under `skipAndReturn`, defers it.
+    fn window_closed(&mut self, m: usize, now: Duration) -> bool {
+        let Some(c) = self.clusters.get(m) else {
+            return false;
+        };
+        let Some(closed) = self.config.windows.closed(&c.name, now) else {
+            return false;
+        };
+        if c.window_closed_since.is_none() {
+            let deferred = self.config.windows.policy == WindowPolicy::SkipAndReturn;
+            let transition = TransitionKind::WindowClosed {
+                cluster: c.name.clone(),
+                reason: closed.to_string(),
+                opens_at_ms: self.config.windows.next_open_ms(&c.name, now),
+                deferred,
+            };
+            if let Some(c) = self.clusters.get_mut(m) {
+                c.window_closed_since = Some(now);
+                c.deferred = deferred;
+            }
+            self.record(now, transition);
+        }
+        true
+    }
+
+    /// After the last wave: applies deferred clusters as their windows
+    /// open; once all are Healthy at the target, bakes, then succeeds.
+    /// Returns true when the phase changed.
+    fn step_returning(&mut self, now: Duration, out: &mut Vec<Command>) -> bool {
+        self.issue_applies(self.waves.len(), now, out);
+        let done = self.clusters.iter().filter(|c| c.deferred).all(|c| {
+            matches!(c.forward, Forward::Reached { .. }) && c.health == HealthStatus::Healthy
+        });
+        let Phase::Returning { baking_since } = &mut self.phase else {
+            return false;
+        };
+        match (*baking_since, done) {
+            (_, false) => {
+                *baking_since = None;
+                false
+            }
+            (None, true) => {
+                *baking_since = Some(now);
+                true
+            }
+            (Some(since), true) if now.saturating_sub(since) >= self.config.bake_time => {
+                self.finish(now, Outcome::Succeeded);
+                true
+            }
+            (Some(_), true) => false,
+        }
+    }
+
+    /// A deferred cluster applied late that is past its progress deadline.
+    fn late_deferred(&self, now: Duration) -> Option<String> {
+        let deadline = self.config.progress_deadline;
+        self.clusters.iter().find_map(|c| match c.forward {
+            Forward::Applying { since } | Forward::Applied { since }
+                if c.deferred && now.saturating_sub(since) > deadline =>
+            {
+                Some(c.name.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// Moving towards the target: a wave, or coming back for deferred clusters.
+    fn moving_forward(&self) -> bool {
+        matches!(self.phase, Phase::Wave { .. } | Phase::Returning { .. })
     }
 
     /// True when this rollout applied to some cluster of wave `index`.
@@ -1088,8 +1235,10 @@ impl State {
         self.waves.get(index).is_some_and(|w| {
             w.members.iter().all(|&m| {
                 self.clusters.get(m).is_some_and(|c| {
-                    matches!(c.forward, Forward::Skipped | Forward::Reached { .. })
-                        && c.health == HealthStatus::Healthy
+                    (matches!(c.forward, Forward::Skipped | Forward::Reached { .. })
+                        && c.health == HealthStatus::Healthy)
+                        // Its window was closed: the wave went on without it.
+                        || (c.deferred && c.forward == Forward::Pending)
                 })
             })
         })
@@ -1190,7 +1339,7 @@ impl State {
     fn fail(&mut self, now: Duration, failure: Failure) {
         let wave = match self.phase {
             Phase::Wave { index, .. } => self.waves.get(index).map(|w| w.number),
-            Phase::NotStarted => None,
+            Phase::NotStarted | Phase::Returning { .. } => None,
             Phase::RollingBack { .. } | Phase::Done { .. } => return,
         };
         self.record(
@@ -1245,7 +1394,7 @@ impl State {
     }
 
     fn check_unavailable(&mut self, now: Duration) {
-        if !matches!(self.phase, Phase::Wave { .. }) {
+        if !self.moving_forward() {
             return;
         }
         let max = self.max_unavailable;
@@ -1388,7 +1537,8 @@ pub fn is_unavailable(status: HealthStatus) -> bool {
 
 impl TransitionKind {
     /// The audit action name: `rollout-start`, `wave-start`, `gate-passed`,
-    /// `gate-failed`, `rollback`, `quarantine` or `rollout-end`.
+    /// `gate-failed`, `rollback`, `quarantine`, `rollout-end`,
+    /// `window-closed` or `windows-ignored`.
     pub fn action(&self) -> &'static str {
         match self {
             TransitionKind::RolloutStart { .. } => "rollout-start",
@@ -1398,6 +1548,8 @@ impl TransitionKind {
             TransitionKind::Rollback { .. } | TransitionKind::Remove { .. } => "rollback",
             TransitionKind::Quarantine { .. } => "quarantine",
             TransitionKind::RolloutEnd { .. } => "rollout-end",
+            TransitionKind::WindowClosed { .. } => "window-closed",
+            TransitionKind::WindowsIgnored { .. } => "windows-ignored",
         }
     }
 }
@@ -1445,6 +1597,7 @@ impl RolloutConfig {
             progress_deadline: plan.progress_deadline.0,
             bake_time: plan.bake_time.0,
             quarantined: BTreeSet::new(),
+            windows: Windows::default(),
         }
     }
 }
@@ -1457,3 +1610,6 @@ mod proptests;
 
 #[cfg(test)]
 mod fleet_proptests;
+
+#[cfg(test)]
+mod window_tests;

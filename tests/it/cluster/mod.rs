@@ -462,3 +462,4 @@ mod rollout;
 mod safety;
 mod switch;
 mod sync;
+mod windows;

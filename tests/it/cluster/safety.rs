@@ -12,13 +12,13 @@ use tidegate_audit::{Filter, SqliteStore};
 use tidegate_testkit::{FAIL_READINESS_LABEL, Fleet, TestNamespace};
 use tidegate_tests::GitFixture;
 
-const EKS: &str = "eks-us-east-1";
-const AKS: &str = "aks-westeurope";
-const GKE: &str = "gke-us-central1";
+pub(super) const EKS: &str = "eks-us-east-1";
+pub(super) const AKS: &str = "aks-westeurope";
+pub(super) const GKE: &str = "gke-us-central1";
 
 /// One environment (named after its test namespace) in a fresh repository,
 /// with its own state directory (audit trail, journal, cache).
-struct Env {
+pub(super) struct Env {
     fleet: &'static Fleet,
     git: GitFixture,
     ns: TestNamespace,
@@ -45,7 +45,7 @@ const ANY_SCHEMA: &str = "{type: object, x-kubernetes-preserve-unknown-fields: t
 impl Env {
     /// `clusters`: (name, wave); `rollout`: the `spec.rollout` fields
     /// (indented by 4).
-    async fn new(prefix: &str, clusters: &[(&'static str, u32)], rollout: &str) -> Env {
+    pub(super) async fn new(prefix: &str, clusters: &[(&'static str, u32)], rollout: &str) -> Env {
         let fleet = fleet().await;
         let ns = TestNamespace::create(fleet, prefix).expect("namespace");
         Env {
@@ -60,7 +60,7 @@ impl Env {
         }
     }
 
-    fn name(&self) -> &str {
+    pub(super) fn name(&self) -> &str {
         self.ns.name()
     }
 
@@ -97,12 +97,12 @@ impl Env {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(super) fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("tidegate runs")
     }
 
     /// `tidegate sync --env E` (plus `extra`), which must exit with `code`.
-    fn sync_fleet(&self, extra: &[&str], code: i32) -> Output {
+    pub(super) fn sync_fleet(&self, extra: &[&str], code: i32) -> Output {
         let mut args = vec!["sync", "--env", self.name()];
         args.extend_from_slice(extra);
         let out = self.run(&args);
@@ -111,7 +111,7 @@ impl Env {
     }
 
     /// Commits the Deployment `web` with `image` (never ready when `fail`).
-    fn web(&mut self, message: &str, image: &str, fail: bool) -> String {
+    pub(super) fn web(&mut self, message: &str, image: &str, fail: bool) -> String {
         self.commit(
             message,
             &[("manifests/app/web.yaml", &deployment(image, fail))],
@@ -126,7 +126,7 @@ impl Env {
         child
     }
 
-    fn spawn(&self, args: &[&str]) -> Child {
+    pub(super) fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -135,7 +135,7 @@ impl Env {
     }
 
     /// A field of the app's inventory in one cluster (empty when there is none).
-    fn inventory(&self, cluster: &str, field: &str) -> String {
+    pub(super) fn inventory(&self, cluster: &str, field: &str) -> String {
         let name = format!("tidegate.{}.app", self.name());
         self.fleet
             .kubectl(
@@ -164,7 +164,7 @@ impl Env {
     }
 
     /// Audit entries of these actions, oldest first.
-    fn entries(&self, actions: &[&str]) -> Vec<tidegate_audit::Record> {
+    pub(super) fn entries(&self, actions: &[&str]) -> Vec<tidegate_audit::Record> {
         self.audit()
             .records(&Filter {
                 environment: Some(self.name().to_string()),
@@ -175,7 +175,7 @@ impl Env {
     }
 
     /// Waits until `done` holds (at most 3 minutes).
-    async fn until(&self, what: &str, done: impl Fn(&Env) -> bool) {
+    pub(super) async fn until(&self, what: &str, done: impl Fn(&Env) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(180);
         while !done(self) {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -196,11 +196,11 @@ fn find_key(value: &serde_json::Value, names: &[&str]) -> Option<u64> {
     }
 }
 
-fn stdout(out: &Output) -> String {
+pub(super) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn stderr(out: &Output) -> String {
+pub(super) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 

@@ -212,6 +212,18 @@ impl Fixture {
             .expect("service")
     }
 
+    /// Runs `tidegate` on this environment's repository with the fleet's
+    /// kubeconfig (every cluster reached through its context), `home`
+    /// holding its state and audit trail.
+    fn cli(&self, home: &std::path::Path, args: &[&str]) -> std::process::Output {
+        tidegate_command(self.git.path(), home)
+            .env("TIDEGATE_ACCESS", "kubeconfig")
+            .env("KUBECONFIG", self.fleet.kubeconfig())
+            .args(args)
+            .output()
+            .expect("tidegate runs")
+    }
+
     fn head_env(&self) -> String {
         let (desired, _) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
         desired.environment.spec.blue_green[0].active_color.clone()
@@ -458,16 +470,9 @@ async fn the_cli_switch_judges_health_with_the_environments_settings() {
         )],
     )
     .await;
-    let (fleet, git, env) = (fx.fleet, &fx.git, &fx.env);
+    let env = &fx.env;
     let home = tempfile::tempdir().expect("home");
-    let run = |args: &[&str]| {
-        tidegate_command(git.path(), home.path())
-            .env("TIDEGATE_ACCESS", "kubeconfig")
-            .env("KUBECONFIG", fleet.kubeconfig())
-            .args(args)
-            .output()
-            .expect("tidegate runs")
-    };
+    let run = |args: &[&str]| fx.cli(home.path(), args);
     let out = run(&["sync", "--env", env]);
     assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let out = run(&[
@@ -488,4 +493,111 @@ async fn the_cli_switch_judges_health_with_the_environments_settings() {
         "{}",
         output_text(&out)
     );
+}
+
+/// `tidegate switch --scale-down-after`: after the switch and the wait, the
+/// old colour runs 0 replicas in every cluster through a second commit
+/// (`replicas: 0` under the colour), rolled out and audited as
+/// `scale-down`; switching back to it is then refused by the pre-checks.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_switch_scales_the_old_colour_down_through_a_commit() {
+    let fx = Fixture::new("switch-scale", "").await;
+    let (fleet, git, env) = (fx.fleet, &fx.git, &fx.env);
+    let home = tempfile::tempdir().expect("home");
+    let run = |args: &[&str]| fx.cli(home.path(), args);
+    let out = run(&["sync", "--env", env]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let switch_to = |to: &str| {
+        run(&[
+            "switch",
+            "--env",
+            env,
+            "--app",
+            "app",
+            "--to",
+            to,
+            "--no-push",
+            "--reason",
+            "release 2",
+            "--scale-down-after",
+            "1s",
+        ])
+    };
+    let out = switch_to("green");
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("now serves green")
+            && stdout.contains("app blue scaled down to 0 replicas"),
+        "{}",
+        output_text(&out)
+    );
+    let replicas = |cluster: &str, colour: &str| {
+        fleet
+            .kubectl(
+                cluster,
+                &[
+                    "get",
+                    "deployment",
+                    &format!("web-{colour}"),
+                    "-n",
+                    fx.ns.name(),
+                    "-o",
+                    "jsonpath={.spec.replicas}",
+                ],
+            )
+            .expect("deployment")
+    };
+    for cluster in CLUSTERS {
+        assert_eq!(replicas(cluster, "blue"), "0", "{cluster}");
+        assert_eq!(replicas(cluster, "green"), "2", "{cluster}");
+        assert_eq!(fx.selector(cluster), "green", "{cluster}");
+    }
+    // Git says so: blue has `replicas: 0` at HEAD, in its own commit.
+    let (desired, _) = load_env_at(git.path(), env, "HEAD").expect("valid");
+    let colours = &desired.environment.spec.blue_green[0].colors;
+    assert_eq!(colours["blue"].replicas, Some(0));
+    assert_eq!(colours["green"].replicas, None);
+    let log = std::process::Command::new("git")
+        .args(["log", "--format=%s", "-3"])
+        .current_dir(git.path())
+        .output()
+        .expect("git log");
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(
+        log.starts_with(&format!(
+            "Scale down app blue in {env} (idle since the switch to green)\nSwitch app in {env} from blue to green\n"
+        )),
+        "{log}"
+    );
+    let store = tidegate_audit::SqliteStore::open_existing(&home.path().join("audit.db"))
+        .expect("audit trail");
+    let records = store
+        .records(&tidegate_audit::Filter {
+            environment: Some(env.clone()),
+            actions: vec!["scale-down".into()],
+            ..tidegate_audit::Filter::default()
+        })
+        .expect("records");
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(
+        records[0].entry.outcome,
+        Some(tidegate_audit::Outcome::Success)
+    );
+    assert_eq!(
+        records[0].entry.message.as_deref(),
+        Some("blue → 0 replicas: release 2")
+    );
+
+    // Back to blue: refused before anything changes, saying what to do.
+    let out = switch_to("blue");
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("blue is scaled down (`replicas: 0`"),
+        "{}",
+        output_text(&out)
+    );
+    for cluster in CLUSTERS {
+        assert_eq!(fx.selector(cluster), "green", "{cluster}");
+    }
 }

@@ -7,9 +7,11 @@ mod fleet;
 mod health;
 mod render;
 mod rollout;
+mod scale_down;
 mod status;
 mod sync;
 mod validate;
+mod windows;
 
 use crate::{
     args::{Cli, Command},

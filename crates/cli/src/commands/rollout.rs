@@ -246,6 +246,9 @@ pub async fn fleet_sync(
     else {
         return Ok(ExitCode::from(1));
     };
+    let Some(ignore_windows) = super::windows::windows_override(args, style)? else {
+        return Ok(ExitCode::from(1));
+    };
     let revision = loaded.desired.commit.sha.clone();
     // A resumed rollout continues its journal (whose machine knows what it
     // quarantined); a new one must be admitted.
@@ -291,6 +294,7 @@ pub async fn fleet_sync(
             prune: args.prune,
             force_conflicts: args.force_conflicts,
             quarantined,
+            ignore_windows,
         },
         style,
     )
@@ -353,11 +357,12 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
         }
     }
     let health_checks = custom_health_checks(&loaded);
+    let windows = super::windows::plan_notes(&loaded.desired.environment)?;
     match args.output {
         TextOrJson::Json => println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes, "healthChecks": health_checks})
+                &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes, "healthChecks": health_checks, "windows": windows.iter().map(|(c, (_, j))| (c.clone(), j.clone())).collect::<serde_json::Map<_, _>>()})
             )?
         ),
         TextOrJson::Text => {
@@ -410,6 +415,9 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                             }
                         }
                         None => println!("  {c}"),
+                    }
+                    if let Some((note, _)) = windows.get(c) {
+                        println!("    {note}");
                     }
                 }
             }
@@ -824,6 +832,7 @@ pub async fn rollback(
             prune: true,
             force_conflicts: false,
             quarantined: quarantine,
+            ignore_windows: None,
         },
         style,
     )
@@ -901,6 +910,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         health_checks,
         ..DriverOptions::default()
     };
+    let options_again = options.clone();
     let last = Mutex::new(String::new());
     let outcome = tidegate_fleet::switch::switch(
         &request,
@@ -925,7 +935,41 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
                 args.env,
                 &commit[..12]
             );
-            Ok(ExitCode::SUCCESS)
+            let Some(after) = args.scale_down_after else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let from = desired
+                .environment
+                .spec
+                .blue_green
+                .iter()
+                .find(|b| b.app == args.app)
+                .map(|b| b.active_color.clone())
+                .unwrap_or_default();
+            let request = tidegate_fleet::scale_down::ScaleDownRequest {
+                repo_dir: &repo_dir,
+                env_file: &desired.env_file,
+                env: &args.env,
+                app: &args.app,
+                active: &args.to,
+                idle: &from,
+                reason: args.reason.as_deref().unwrap_or("no reason given"),
+                push: !args.no_push,
+                author: (&name, &email),
+            };
+            let audit = Some(Audit {
+                sink: std::sync::Arc::new(SqliteStore::open(&path)?),
+                actor: Actor::local_user(Trigger::Cli),
+            });
+            super::scale_down::after(
+                after,
+                &request,
+                (&factory, &revisions, &approvals),
+                audit,
+                options_again,
+                &|lines| print_lines(lines, &last),
+            )
+            .await
         }
         SwitchOutcome::Reverted { revert, .. } => {
             println!(

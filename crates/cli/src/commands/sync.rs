@@ -41,6 +41,15 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
             return Ok(ExitCode::from(1));
         };
         quarantine = list;
+        if !super::windows::admit_cluster(
+            args,
+            &loaded.desired.environment,
+            &cluster,
+            &loaded.desired.commit.sha,
+            style,
+        )? {
+            return Ok(ExitCode::from(1));
+        }
     }
     let holder = tidegate_cluster::Holder::this_process(
         &tidegate_audit::Actor::local_user(tidegate_audit::Trigger::Cli).identity,

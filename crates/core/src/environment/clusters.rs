@@ -537,6 +537,7 @@ impl Environment {
         let mut env = self.clone();
         env.spec.clusters = expanded;
         problems.extend(env.check_waves(file));
+        problems.extend(super::windows::check_cluster_names(&env, file));
         if !problems.is_empty() {
             return Err(problems.sorted());
         }

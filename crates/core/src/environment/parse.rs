@@ -212,6 +212,7 @@ impl Environment {
         for bg in &self.spec.blue_green {
             self.check_blue_green(bg, &mut problem);
         }
+        super::windows::check(self, &mut problem);
         for ignore in &self.spec.sync.ignore_differences {
             for pointer in &ignore.json_pointers {
                 if !pointer.starts_with('/') {
@@ -245,6 +246,7 @@ impl Environment {
         // Which waves have clusters is known once discovery has run.
         if self.spec.clusters.discover().is_empty() {
             out.extend(self.check_waves(file));
+            out.extend(super::windows::check_cluster_names(self, file));
         }
         out
     }
