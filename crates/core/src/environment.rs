@@ -4,12 +4,14 @@
 //! documented field by field in `docs/environments.md`; unknown fields are
 //! errors so typos never pass silently.
 
+mod analysis;
 mod clusters;
 mod located;
 mod parse;
 mod template;
 mod values;
 
+pub use analysis::{Analysis, CLUSTER_PLACEHOLDER, PrometheusSource};
 pub use clusters::{Cloud, ClusterList, DEFAULT_WAVE_TAG, Discover, DiscoverEntry, FoundCluster};
 pub use located::Located;
 pub use parse::{API_VERSION, KIND};
@@ -411,6 +413,12 @@ pub struct Rollout {
     /// Injected into every Deployment that sets no `spec.strategy` of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_strategy: Option<DeploymentStrategy>,
+    /// Metric analyses run during each wave's bake time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analyses: Vec<Located<Analysis>>,
+    /// Where the analyses read each cluster's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Located<PrometheusSource>>,
 }
 
 impl Default for Rollout {
@@ -423,6 +431,8 @@ impl Default for Rollout {
             failure_policy: FailurePolicy::default(),
             waves: Vec::new(),
             deployment_strategy: None,
+            analyses: Vec::new(),
+            prometheus: None,
         }
     }
 }

@@ -488,6 +488,7 @@ impl<F: ClientFactory> Driver<'_, F> {
             _ => {
                 let config = RolloutConfig {
                     quarantined: self.options.quarantined.clone(),
+                    analysis: !self.environment.spec.rollout.analyses.is_empty(),
                     ..RolloutConfig::from_plan(plan, self.revision)
                 };
                 let m = FleetRollout::new(plan, config, starts.clone())
@@ -505,6 +506,8 @@ impl<F: ClientFactory> Driver<'_, F> {
         let operation = self.audit_begin(resumed_from.flatten())?;
 
         let mut pending: Pending<'_> = FuturesUnordered::new();
+        let mut analyses: FuturesUnordered<crate::analysis::Analyzing<'_>> =
+            FuturesUnordered::new();
         // Commands of one cluster run one after the other, in order.
         let mut busy: BTreeSet<String> = BTreeSet::new();
         let mut queued: BTreeMap<String, std::collections::VecDeque<Command>> = BTreeMap::new();
@@ -553,6 +556,19 @@ impl<F: ClientFactory> Driver<'_, F> {
                         );
                         waiting_for = Some(wave);
                     }
+                    Command::Analyze {
+                        wave,
+                        clusters,
+                        baseline,
+                    } => {
+                        info!(wave, ?clusters, ?baseline, "metric analysis starts");
+                        analyses.push(crate::analysis::run(
+                            self.environment,
+                            wave,
+                            clusters,
+                            baseline,
+                        ));
+                    }
                     Command::Finished(o) => outcome = Some(o),
                 }
             }
@@ -577,6 +593,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                             busy.insert(cluster.clone());
                             pending.push(self.start(engines, locked, holder, next, &mut timeline, elapsed()));
                         }
+                    }
+                    Some(event) = analyses.next(), if !analyses.is_empty() => {
+                        machine.observe(elapsed(), event);
                     }
                     () = &mut tick => break,
                 }
@@ -724,7 +743,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                     message: "no rollback target".into(),
                 },
             ))),
-            Command::AwaitApproval { .. } | Command::Finished(_) => {
+            Command::AwaitApproval { .. } | Command::Analyze { .. } | Command::Finished(_) => {
                 Box::pin(std::future::pending())
             }
         }
@@ -943,11 +962,26 @@ impl<F: ClientFactory> Driver<'_, F> {
     ) -> Result<(), RolloutError> {
         let new = machine.drain_transitions();
         if let (Some(audit), Some(op)) = (&self.audit, operation) {
-            let entries: Vec<Entry> = new.iter().filter_map(|t| self.entry_of(audit, t)).collect();
+            let entries: Vec<Entry> = new
+                .iter()
+                .flat_map(|t| match &t.kind {
+                    TransitionKind::Analysis { wave, report } => {
+                        crate::analysis::entries(|| self.entry_base(audit), *wave, report)
+                    }
+                    _ => self.entry_of(audit, t).into_iter().collect(),
+                })
+                .collect();
             audit.sink.record_batch(op, entries)?;
         }
         all.extend(new);
         Ok(())
+    }
+
+    /// An entry of this rollout (actor, environment, target revision).
+    fn entry_base(&self, audit: &Audit) -> Entry {
+        Entry::new(audit.actor.clone(), AuditAction::Other(String::new()))
+            .env(&self.environment.metadata.name)
+            .revisions(None, Some(Revision::sha(self.revision)))
     }
 
     fn entry_of(&self, audit: &Audit, t: &Transition) -> Option<Entry> {
@@ -958,7 +992,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                 .revisions(None, Some(Revision::sha(self.revision)))
         };
         Some(match &t.kind {
-            TransitionKind::RolloutStart { .. } | TransitionKind::RolloutEnd { .. } => return None,
+            TransitionKind::RolloutStart { .. }
+            | TransitionKind::RolloutEnd { .. }
+            | TransitionKind::Analysis { .. } => return None,
             TransitionKind::WaveStart {
                 wave,
                 clusters,
@@ -1137,5 +1173,6 @@ fn event_name(event: &Event) -> &'static str {
         Event::Approved { .. } => "approved",
         Event::RolledBack { .. } => "rolled-back",
         Event::RollbackFailed { .. } => "rollback-failed",
+        Event::Analyzed { .. } => "analyzed",
     }
 }

@@ -325,6 +325,7 @@ async fn run_rollout(
         println!("resumed the interrupted rollout #{op}");
     }
     let applied = report.timeline.iter().any(|(_, w, _)| w == "applied");
+    super::analysis::print_results(&report.transitions);
     match &report.outcome {
         Outcome::Succeeded if !applied => {
             println!(
@@ -695,7 +696,11 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open_read_only(&args.audit.path())?;
     let records = store.records(&Filter {
         environment: Some(args.env.clone()),
-        actions: vec!["rollout-start".into(), "rollout-end".into()],
+        actions: vec![
+            "rollout-start".into(),
+            "rollout-end".into(),
+            tidegate_fleet::analysis::ACTION.into(),
+        ],
         ..Filter::default()
     })?;
     let ends: Vec<&Record> = records
@@ -730,7 +735,8 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
                     None => m,
                 },
             };
-            serde_json::json!({
+            let analyses = super::analysis::of_operation(&records, start.seq);
+            let mut row = serde_json::json!({
                 "operation": start.seq,
                 "started": start.time_ms,
                 "revision": start.entry.to.as_ref().map(|r| r.sha.clone()),
@@ -740,7 +746,11 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
                 "resumedBy": resumed_by,
                 "durationMs": end.and_then(|e| e.entry.duration_ms),
                 "message": message,
-            })
+            });
+            if !analyses.is_empty() {
+                row["analyses"] = analyses.into();
+            }
+            row
         })
         .collect();
     match args.output {
@@ -762,6 +772,9 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
                     tidegate_report::escape_control(r["actor"].as_str().unwrap_or("-")),
                     tidegate_report::escape_control(r["message"].as_str().unwrap_or(""))
                 );
+                if let Some(analyses) = r["analyses"].as_array() {
+                    super::analysis::print_history(analyses);
+                }
             }
         }
     }
