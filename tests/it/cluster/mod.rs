@@ -433,6 +433,7 @@ async fn every_cluster_serves_kubernetes_1_37_with_a_ready_node() {
     }
 }
 mod aks;
+mod analysis;
 mod cloud;
 mod discover;
 mod eks;
