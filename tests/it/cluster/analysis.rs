@@ -35,16 +35,12 @@ const REQUESTS_PER_SECOND: f64 = 100.0;
 /// The error ratio of one cluster over the last 5 s.
 const ERROR_RATIO: &str = "sum(rate(http_requests_total{cluster=\\\"{{cluster}}\\\",code=\\\"500\\\"}[5s])) / sum(rate(http_requests_total{cluster=\\\"{{cluster}}\\\"}[5s]))";
 
-/// Skips (with a message) when Debian's prometheus is not installed;
-/// `make test-deps` installs it.
-fn prometheus_installed() -> bool {
-    let there = Path::new(PROMETHEUS).exists();
-    if !there {
-        eprintln!(
-            "SKIPPED: {PROMETHEUS} is missing: run `make test-deps` (as root on Debian it installs the prometheus package)"
-        );
-    }
-    there
+/// Debian's prometheus must be installed (`make test-deps` does it).
+fn assert_prometheus_installed() {
+    assert!(
+        Path::new(PROMETHEUS).exists(),
+        "{PROMETHEUS} is missing: run `make test-deps` (as root on Debian it installs the prometheus package) or `sudo apt-get install prometheus`"
+    );
 }
 
 fn free_port() -> u16 {
@@ -266,6 +262,11 @@ impl Env {
         out
     }
 
+    /// A field of the app's inventory in one cluster.
+    fn inventory(&self, cluster: &str, field: &str) -> String {
+        super::inventory_field(self.fleet, cluster, self.name(), field)
+    }
+
     fn error_rate(&self, cluster: &str) -> String {
         configmap_field(
             self.fleet,
@@ -313,17 +314,24 @@ fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_good_release_passes_the_cross_cluster_analysis() {
-    if !prometheus_installed() {
-        return;
-    }
-    let mut env = Env::new("analysis-good").await;
+/// An environment judged by the cross-cluster analysis, its Prometheus and
+/// exporters running, and v1 (error rate 0.02 everywhere) rolled out.
+/// Returns the environment, what keeps the metrics going, `spec.rollout`
+/// and v1's SHA.
+async fn rolled_out_v1(prefix: &str) -> (Env, (Exporters, Prometheus), String, String) {
+    assert_prometheus_installed();
+    let mut env = Env::new(prefix).await;
     let exporters = Exporters::start(env.fleet, env.name()).await;
     let prometheus = Prometheus::start(&exporters).await;
     let rollout = cross_cluster(&prometheus.url);
-    env.commit(&rollout, "registry.example/web:1", "0.02");
+    let v1 = env.commit(&rollout, "registry.example/web:1", "0.02");
     env.sync(0);
+    (env, (exporters, prometheus), rollout, v1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_good_release_passes_the_cross_cluster_analysis() {
+    let (mut env, _metrics, rollout, _) = rolled_out_v1("analysis-good").await;
     let v2 = env.commit(&rollout, "registry.example/web:2", "0.02");
     let out = env.sync(0);
     let shown = text(&out);
@@ -369,15 +377,7 @@ async fn a_good_release_passes_the_cross_cluster_analysis() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_release_whose_error_rate_rises_only_in_wave_1_is_rolled_back_while_its_pods_are_ready() {
-    if !prometheus_installed() {
-        return;
-    }
-    let mut env = Env::new("analysis-bad").await;
-    let exporters = Exporters::start(env.fleet, env.name()).await;
-    let prometheus = Prometheus::start(&exporters).await;
-    let rollout = cross_cluster(&prometheus.url);
-    let v1 = env.commit(&rollout, "registry.example/web:1", "0.02");
-    env.sync(0);
+    let (mut env, _metrics, rollout, v1) = rolled_out_v1("analysis-bad").await;
     // v2 errs on 20% of requests: its pods are Ready all the same.
     env.commit(&rollout, "registry.example/web:2", "0.2");
     let out = env.sync(1);
@@ -395,25 +395,8 @@ async fn a_release_whose_error_rate_rises_only_in_wave_1_is_rolled_back_while_it
     for (cluster, _) in CLUSTERS {
         assert_eq!(env.error_rate(cluster), "0.02", "{cluster}\n{shown}");
     }
-    let revision = |cluster: &str| {
-        let name = format!("tidegate.{}.app", env.name());
-        env.fleet
-            .kubectl(
-                cluster,
-                &[
-                    "get",
-                    "configmap",
-                    &name,
-                    "-n",
-                    "tidegate-system",
-                    "-o",
-                    "jsonpath={.data.revision}",
-                ],
-            )
-            .unwrap_or_default()
-    };
     for (cluster, _) in CLUSTERS {
-        assert_eq!(revision(cluster), v1, "{cluster}");
+        assert_eq!(env.inventory(cluster, "revision"), v1, "{cluster}");
     }
     // The gate failed on the analysis, not on health: wave 1 was Healthy.
     let records = env.analysis_records();
@@ -463,21 +446,5 @@ async fn an_unreachable_prometheus_is_inconclusive_and_fails_the_wave_after_its_
         shown.contains("inconclusive counts as failure after inconclusiveLimit"),
         "{shown}"
     );
-    let name = format!("tidegate.{}.app", env.name());
-    let revision = env
-        .fleet
-        .kubectl(
-            EKS,
-            &[
-                "get",
-                "configmap",
-                &name,
-                "-n",
-                "tidegate-system",
-                "-o",
-                "jsonpath={.data.revision}",
-            ],
-        )
-        .unwrap_or_default();
-    assert_eq!(revision, v1, "wave 1 rolled back");
+    assert_eq!(env.inventory(EKS, "revision"), v1, "wave 1 rolled back");
 }
