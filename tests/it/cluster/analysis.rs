@@ -332,6 +332,12 @@ async fn rolled_out_v1(prefix: &str) -> (Env, (Exporters, Prometheus), String, S
 #[tokio::test(flavor = "multi_thread")]
 async fn a_good_release_passes_the_cross_cluster_analysis() {
     let (mut env, _metrics, rollout, _) = rolled_out_v1("analysis-good").await;
+    let plan = env.run(&["plan", "--env", env.name()]);
+    assert!(
+        text(&plan).contains("analysis error-rate during each bake: every 2s, 3 measurements per cluster, failureLimit 1, inconclusiveLimit 1; passes when result <= 1.2 * median(baseline)"),
+        "{}",
+        output_text(&plan)
+    );
     let v2 = env.commit(&rollout, "registry.example/web:2", "0.02");
     let out = env.sync(0);
     let shown = text(&out);
@@ -382,6 +388,7 @@ async fn a_release_whose_error_rate_rises_only_in_wave_1_is_rolled_back_while_it
     env.commit(&rollout, "registry.example/web:2", "0.2");
     let out = env.sync(1);
     let shown = text(&out);
+    eprintln!("{shown}");
     assert!(
         shown.contains(&format!(
             "rollout FAILED (analysis error-rate failed in cluster {EKS}: 2 of"

@@ -1,8 +1,24 @@
 //! Metric analysis results in `tidegate sync` and `tidegate history` output.
 
 use tidegate_audit::{Action, Record};
+use tidegate_core::environment::Rollout;
 use tidegate_report::escape_control;
 use tidegate_rollout::{Transition, TransitionKind};
+
+/// Prints the metric analyses every wave's bake will run (`tidegate plan`).
+pub fn print_plan(rollout: &Rollout) {
+    for a in &rollout.analyses {
+        println!(
+            "analysis {} during each bake: every {}, {} measurements per cluster, failureLimit {}, inconclusiveLimit {}; passes when {}",
+            a.name,
+            a.interval,
+            a.count,
+            a.failure_limit,
+            a.inconclusive_limit,
+            escape_control(&a.success_condition)
+        );
+    }
+}
 
 /// Prints each wave's analysis results of a rollout, one line per analysis
 /// and cluster, with every measured value.

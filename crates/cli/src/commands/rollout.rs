@@ -520,6 +520,7 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                 waves.bake_time,
                 waves.failure_policy
             );
+            super::analysis::print_plan(&loaded.desired.environment.spec.rollout);
             for wave in &waves.waves {
                 println!(
                     "wave {}{}{}",
