@@ -306,7 +306,7 @@ impl Env {
 /// `spec.rollout` with the cross-cluster error-rate analysis against `url`.
 fn cross_cluster(url: &str) -> String {
     format!(
-        "    prometheus:\n      url: {url}\n    analyses:\n      - name: error-rate\n        query: \"{ERROR_RATIO}\"\n        successCondition: result <= 1.2 * median(baseline)\n        interval: 2s\n        count: 3\n        failureLimit: 1\n        inconclusiveLimit: 1\n"
+        "    prometheus:\n      url: {url}\n    analyses:\n      - name: error-rate\n        query: \"{ERROR_RATIO}\"\n        successCondition: result <= 1.2 * median(baseline)\n        interval: 2s\n        count: 4\n        failureLimit: 1\n        inconclusiveLimit: 1\n"
     )
 }
 
@@ -334,7 +334,7 @@ async fn a_good_release_passes_the_cross_cluster_analysis() {
     let (mut env, _metrics, rollout, _) = rolled_out_v1("analysis-good").await;
     let plan = env.run(&["plan", "--env", env.name()]);
     assert!(
-        text(&plan).contains("analysis error-rate during each bake: every 2s, 3 measurements per cluster, failureLimit 1, inconclusiveLimit 1; passes when result <= 1.2 * median(baseline)"),
+        text(&plan).contains("analysis error-rate during each bake: every 2s, 4 measurements per cluster, failureLimit 1, inconclusiveLimit 1; passes when result <= 1.2 * median(baseline)"),
         "{}",
         output_text(&plan)
     );
@@ -350,7 +350,7 @@ async fn a_good_release_passes_the_cross_cluster_analysis() {
     );
     assert!(
         shown.contains(&format!(
-            "analysis error-rate in {EKS}: 3 measurements passed [0.02 vs median 0.02 ok"
+            "analysis error-rate in {EKS}: 4 measurements passed [0.02 vs median 0.02 ok"
         )),
         "{}",
         output_text(&out)
@@ -367,7 +367,7 @@ async fn a_good_release_passes_the_cross_cluster_analysis() {
     assert_eq!(eks.len(), 2, "{records:?}");
     assert!(
         eks.iter()
-            .all(|r| r.1 == "success" && r.2.split(' ').count() == 3),
+            .all(|r| r.1 == "success" && r.2.split(' ').count() == 4),
         "{records:?}"
     );
     let history = env.run(&["history", "--env", env.name()]);
@@ -375,7 +375,7 @@ async fn a_good_release_passes_the_cross_cluster_analysis() {
     assert!(history.contains(&v2[..12]), "{history}");
     assert!(
         history.contains(&format!(
-            "wave 1: analysis error-rate in {EKS}: 3 measurements passed"
+            "wave 1: analysis error-rate in {EKS}: 4 measurements passed"
         )),
         "{history}"
     );
