@@ -117,14 +117,13 @@ impl AnalysisReport {
     /// The first failure: `(analysis, cluster, why)`; `None` when every
     /// analysis passed in every cluster.
     pub fn failure(&self) -> Option<(String, String, String)> {
+        // A failed cluster is the cause; one stopped undecided (because
+        // another failed, or cut short) only when none failed.
+        let failed = |r: &&ClusterResult| matches!(r.status, Status::Failed | Status::Inconclusive);
         self.results
             .iter()
-            .find(|r| {
-                matches!(
-                    r.status,
-                    Status::Failed | Status::Inconclusive | Status::Running
-                )
-            })
+            .find(failed)
+            .or_else(|| self.results.iter().find(|r| r.status == Status::Running))
             .map(|r| (r.analysis.clone(), r.cluster.clone(), r.why()))
     }
 
@@ -514,6 +513,28 @@ mod tests {
         let mut guarded = AnalysisRun::new(a, c, &["canary".into()]);
         guarded.record(&values(&[("canary", 0.9)]), &[]);
         assert_eq!(guarded.results()[0].status, Status::Failed);
+    }
+
+    #[test]
+    fn the_cause_is_the_failed_cluster_not_one_stopped_undecided() {
+        let (a, c) = analysis("result < 1", 3, 0, 0);
+        let stopped = AnalysisRun::new(a, c, &["west".into()]);
+        let (b, c) = analysis("result < 1", 3, 0, 0);
+        let mut failed = AnalysisRun::new(
+            Analysis {
+                name: "latency".into(),
+                ..b
+            },
+            c,
+            &["canary".into()],
+        );
+        failed.record(&values(&[("canary", 5.0)]), &[]);
+        let report = AnalysisReport {
+            results: [stopped.results(), failed.results()].concat(),
+            baseline: Vec::new(),
+        };
+        let (analysis, cluster, _) = report.failure().unwrap_or_default();
+        assert_eq!((analysis.as_str(), cluster.as_str()), ("latency", "canary"));
     }
 
     #[test]
