@@ -35,7 +35,8 @@ test: cluster-bins template-tools test-deps
 	TIDEGATE_TEST_KUBECONFIG=$$kubeconfig $(CARGO) test --workspace
 
 ## test-deps: the Debian packages the tests run besides Rust and Go: Chromium (the HTML report
-## test) and docker-registry (the Helm OCI tests), installed with apt-get when this is Debian
+## test), docker-registry (the Helm OCI tests) and prometheus (the metric analysis tests run
+## /usr/bin/prometheus themselves; the package's service plays no part), installed with apt-get when this is Debian
 ## and we are root; otherwise stop and say how
 test-deps:
 	@missing=""; \
@@ -44,6 +45,8 @@ test-deps:
 	  missing="chromium"; fi; \
 	if ! command -v docker-registry >/dev/null && [ ! -x /usr/bin/docker-registry ]; then \
 	  missing="$$missing docker-registry"; fi; \
+	if ! command -v prometheus >/dev/null && [ ! -x /usr/bin/prometheus ]; then \
+	  missing="$$missing prometheus"; fi; \
 	if [ -z "$$missing" ]; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages the tests need:$$missing (apt-get)"; \

@@ -45,7 +45,10 @@ sed -i 's/    progressDeadline: 5m/    progressDeadline: 40s/; s/    bakeTime: 1
 # its address there (docs/health.md); the local clusters have no ingress
 # controller, so the demo says an Ingress without a class is healthy as it is.
 printf '  health:\n    ingressWithoutClass: healthy\n' >> environments/prod.yaml
-git commit -qam "demo: shorter gates; no ingress controller on the local clusters"
+# prod's error-rate analysis reads a Prometheus the local clusters do not have
+# (unreachable means inconclusive, which fails a wave): the demo leaves it out.
+sed -i '/# analysis: begin/,/# analysis: end/d' environments/prod.yaml
+git commit -qam "demo: shorter gates; no ingress controller and no Prometheus on the local clusters"
 git log --oneline -1
 
 step "tidegate validate"

@@ -44,8 +44,10 @@ impl Revisions for NoRollback {
     fn render<'a>(
         &'a self,
         revision: &'a str,
-    ) -> BoxFuture<'a, Result<std::sync::Arc<tidegate_fleet::RevisionRendering>, tidegate_fleet::RevisionError>>
-    {
+    ) -> BoxFuture<
+        'a,
+        Result<std::sync::Arc<tidegate_fleet::RevisionRendering>, tidegate_fleet::RevisionError>,
+    > {
         // Never asked: the benchmark's rollouts succeed.
         Box::pin(async move {
             Err(tidegate_fleet::RevisionError::Invalid {

@@ -1,6 +1,6 @@
 //! Stable-Rust fuzzing of every parser entry point: the environment file,
 //! manifest YAML, overlays (merge and JSON patches, image and replica
-//! overrides) and health assessment.
+//! overrides), health assessment and metric-analysis success conditions.
 //!
 //! This is property-based, mutation-driven fuzzing with `proptest`, not
 //! coverage-guided fuzzing (cargo-fuzz/libFuzzer need nightly Rust). Inputs
@@ -448,4 +448,64 @@ fn fuzz_health_assessment() {
             Ok(())
         })
         .expect("health assessment never panics");
+}
+
+/// Pieces of metric-analysis success conditions, valid and not.
+const CONDITION_TOKENS: &[&str] = &[
+    "result",
+    "baseline",
+    "median(baseline)",
+    "mean(baseline)",
+    "min(baseline)",
+    "max(baseline)",
+    "count(baseline)",
+    "median(",
+    "(",
+    ")",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "==",
+    "!=",
+    "&&",
+    "||",
+    "!",
+    "+",
+    "-",
+    "*",
+    "/",
+    "0",
+    "0.01",
+    "1e400",
+    "1e",
+    ".",
+    "1..2",
+    "-0",
+    "NaN",
+    " ",
+    "\u{0}",
+    "é",
+    "#",
+];
+
+/// Success conditions come from repository content: parsing and evaluating
+/// any text returns (a condition, a verdict, or an error) and never panics.
+#[test]
+fn fuzz_analysis_conditions() {
+    let token = proptest::sample::select(CONDITION_TOKENS);
+    let text = proptest::collection::vec(token, 0..40).prop_map(|t| t.concat());
+    let values = proptest::collection::vec(proptest::num::f64::ANY, 0..5);
+    runner()
+        .run(
+            &(text, proptest::num::f64::ANY, values),
+            |(text, result, baseline)| {
+                if let Ok(condition) = tidegate_core::condition::Condition::parse(&text) {
+                    let _ = condition.eval(result, &baseline);
+                    let _ = condition.to_string();
+                }
+                Ok(())
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
 }

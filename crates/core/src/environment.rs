@@ -4,6 +4,7 @@
 //! documented field by field in `docs/environments.md`; unknown fields are
 //! errors so typos never pass silently.
 
+mod analysis;
 mod clusters;
 mod located;
 mod parse;
@@ -11,6 +12,7 @@ mod template;
 mod values;
 mod windows;
 
+pub use analysis::{Analysis, CLUSTER_PLACEHOLDER, PrometheusSource};
 pub use clusters::{Cloud, ClusterList, DEFAULT_WAVE_TAG, Discover, DiscoverEntry, FoundCluster};
 pub use located::Located;
 pub use parse::{API_VERSION, KIND};
@@ -424,6 +426,12 @@ pub struct Rollout {
     /// What a wave does with a cluster whose window is closed.
     #[serde(default, skip_serializing_if = "is_default_window_policy")]
     pub window_policy: WindowPolicy,
+    /// Metric analyses run during each wave's bake time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub analyses: Vec<Located<Analysis>>,
+    /// Where the analyses read each cluster's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<Located<PrometheusSource>>,
 }
 
 fn is_default_window_policy(p: &WindowPolicy) -> bool {
@@ -443,6 +451,8 @@ impl Default for Rollout {
             windows: Vec::new(),
             freezes: Vec::new(),
             window_policy: WindowPolicy::default(),
+            analyses: Vec::new(),
+            prometheus: None,
         }
     }
 }

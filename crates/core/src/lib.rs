@@ -9,6 +9,7 @@
 //! Architecture invariant: no I/O. Everything here is a pure function of its
 //! input, so every stage can be tested from fixtures.
 
+pub mod condition;
 pub mod cron;
 pub mod diagnostic;
 pub mod duration;

@@ -581,6 +581,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 let config = RolloutConfig {
                     quarantined: self.options.quarantined.clone(),
                     windows: self.windows(started_ms)?,
+                    analysis: !self.environment.spec.rollout.analyses.is_empty(),
                     ..RolloutConfig::from_plan(plan, self.revision)
                 };
                 let m = FleetRollout::new(plan, config, starts.clone())?;
@@ -608,6 +609,9 @@ impl<F: ClientFactory> Driver<'_, F> {
         // for a poll. Commands of one cluster run one after the other.
         let mut pending: Pending<'_> = FuturesUnordered::new();
         let mut polls: Polls<'_> = FuturesUnordered::new();
+        let mut analyses: FuturesUnordered<crate::analysis::Analyzing<'_>> =
+            FuturesUnordered::new();
+        // Commands of one cluster run one after the other, in order.
         let mut busy: BTreeSet<String> = BTreeSet::new();
         let mut polling: BTreeSet<String> = BTreeSet::new();
         let mut queued: BTreeMap<String, VecDeque<Command>> = BTreeMap::new();
@@ -664,6 +668,19 @@ impl<F: ClientFactory> Driver<'_, F> {
                         );
                         waiting_for = Some(wave);
                     }
+                    Command::Analyze {
+                        wave,
+                        clusters,
+                        baseline,
+                    } => {
+                        info!(wave, ?clusters, ?baseline, "metric analysis starts");
+                        analyses.push(crate::analysis::run(
+                            self.environment,
+                            wave,
+                            clusters,
+                            baseline,
+                        ));
+                    }
                     Command::Finished(o) => outcome = Some(o),
                 }
             }
@@ -706,6 +723,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                     {
                         timeline.push((cluster, ClusterStep::Healthy, elapsed()));
                     }
+                }
+                Some(event) = analyses.next(), if !analyses.is_empty() => {
+                    machine.observe(elapsed(), event);
                 }
                 _ = ticker.tick() => {
                     if let Some(wave) = waiting_for {
@@ -920,7 +940,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                     message: "no rollback target".into(),
                 },
             ))),
-            Command::AwaitApproval { .. } | Command::Finished(_) => {
+            Command::AwaitApproval { .. } | Command::Analyze { .. } | Command::Finished(_) => {
                 Box::pin(std::future::pending())
             }
         }
@@ -1049,14 +1069,14 @@ impl<F: ClientFactory> Driver<'_, F> {
             let Some(to) = to else {
                 return self.remove(engine, &cluster).await;
             };
-            let rendering = self
-                .revisions
-                .render(&to)
-                .await
-                .map_err(|error| CommandError::Render {
-                    revision: to.clone(),
-                    error,
-                })?;
+            let rendering =
+                self.revisions
+                    .render(&to)
+                    .await
+                    .map_err(|error| CommandError::Render {
+                        revision: to.clone(),
+                        error,
+                    })?;
             let (environment, rendered) = (&rendering.environment, &rendering.rendered);
             let definition =
                 environment
@@ -1158,7 +1178,15 @@ impl<F: ClientFactory> Driver<'_, F> {
     ) -> Result<(), RolloutError> {
         let new = machine.drain_transitions();
         if let (Some(audit), Some(op)) = (&self.audit, operation) {
-            let entries: Vec<Entry> = new.iter().filter_map(|t| self.entry_of(audit, t)).collect();
+            let entries: Vec<Entry> = new
+                .iter()
+                .flat_map(|t| match &t.kind {
+                    TransitionKind::Analysis { wave, report } => {
+                        crate::analysis::entries(|| self.entry_base(audit), *wave, report)
+                    }
+                    _ => self.entry_of(audit, t).into_iter().collect(),
+                })
+                .collect();
             audit.sink.record_batch(op, entries)?;
         }
         all.extend(new);
@@ -1168,12 +1196,19 @@ impl<F: ClientFactory> Driver<'_, F> {
     /// The maintenance windows of the rollout, its clock reading zero at
     /// `started_ms`, overridden when `--ignore-windows` was given.
     fn windows(&self, started_ms: i64) -> Result<Windows, RolloutError> {
-        let windows =
-            Windows::from_environment(self.environment, started_ms).map_err(RolloutError::Windows)?;
+        let windows = Windows::from_environment(self.environment, started_ms)
+            .map_err(RolloutError::Windows)?;
         Ok(match &self.options.ignore_windows {
             Some(reason) => windows.ignoring(reason.clone()),
             None => windows,
         })
+    }
+
+    /// An entry of this rollout (actor, environment, target revision).
+    fn entry_base(&self, audit: &Audit) -> Entry {
+        Entry::new(audit.actor.clone(), AuditAction::Other(String::new()))
+            .env(&self.environment.metadata.name)
+            .revisions(None, Some(Revision::sha(self.revision)))
     }
 
     fn entry_of(&self, audit: &Audit, t: &Transition) -> Option<Entry> {
@@ -1184,7 +1219,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                 .revisions(None, Some(Revision::sha(self.revision)))
         };
         Some(match &t.kind {
-            TransitionKind::RolloutStart { .. } | TransitionKind::RolloutEnd { .. } => return None,
+            TransitionKind::RolloutStart { .. }
+            | TransitionKind::RolloutEnd { .. }
+            | TransitionKind::Analysis { .. } => return None,
             TransitionKind::WaveStart {
                 wave,
                 clusters,

@@ -12,6 +12,7 @@
 //! Architecture invariant: all decisions (order, limits, gates, rollback)
 //! are the state machine's; this crate only executes and observes.
 
+pub mod analysis;
 mod driver;
 mod error;
 mod health;

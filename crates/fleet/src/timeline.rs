@@ -32,7 +32,7 @@ impl ClusterStep {
             Event::ApplyFailed { .. } => Some(ClusterStep::ApplyFailed),
             Event::RolledBack { .. } => Some(ClusterStep::RolledBack),
             Event::RollbackFailed { .. } => Some(ClusterStep::RollbackFailed),
-            Event::Health { .. } | Event::Approved { .. } => None,
+            Event::Health { .. } | Event::Approved { .. } | Event::Analyzed { .. } => None,
         }
     }
 

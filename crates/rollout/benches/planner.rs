@@ -119,6 +119,8 @@ fn plan_and_run(fleet: &Fleet, bad_from: usize) -> (Outcome, usize) {
                 Command::AwaitApproval { wave } => {
                     rollout.observe(now, Event::Approved { wave });
                 }
+                // The simulated fleet has no metric analyses.
+                Command::Analyze { .. } => {}
                 Command::Finished(outcome) => return (outcome, objects_applied),
             }
         }

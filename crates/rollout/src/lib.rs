@@ -133,6 +133,7 @@
 //! assert_eq!(actions, ["rollout-start", "wave-start", "gate-passed", "wave-start", "gate-passed", "rollout-end"]);
 //! ```
 
+pub mod analysis;
 pub mod machine;
 pub mod plan;
 pub mod quarantine;

@@ -2,7 +2,7 @@
 //! up, with clusters in place of pods. See the crate documentation for the
 //! semantics; this module holds the types and the transitions.
 
-use crate::{plan::WavePlan, windows::Windows};
+use crate::{analysis::AnalysisReport, plan::WavePlan, windows::Windows};
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeSet, fmt, time::Duration};
 use tidegate_core::environment::{Approval, FailurePolicy, WindowPolicy};
@@ -29,6 +29,11 @@ pub struct RolloutConfig {
     /// window is closed (unless they are ignored, with a reason).
     #[serde(default, skip_serializing_if = "Windows::is_empty")]
     pub windows: Windows,
+    /// True when the environment has metric analyses: a wave that baked
+    /// also needs [`Event::Analyzed`] with a passing report (requested
+    /// with [`Command::Analyze`] when the bake starts).
+    #[serde(default)]
+    pub analysis: bool,
 }
 
 /// What is known about a cluster before the rollout starts.
@@ -87,6 +92,17 @@ pub enum Command {
         /// The wave waiting for approval.
         wave: u32,
     },
+    /// Run the metric analyses of `wave` during its bake: judge
+    /// `clusters` (the wave) against `baseline` (clusters still on the old
+    /// revision); answer with [`Event::Analyzed`].
+    Analyze {
+        /// The baking wave.
+        wave: u32,
+        /// Its clusters.
+        clusters: Vec<String>,
+        /// Clusters not updated yet, in plan order.
+        baseline: Vec<String>,
+    },
     /// The rollout is over; returned once.
     Finished(Outcome),
 }
@@ -132,6 +148,13 @@ pub enum Event {
         cluster: String,
         /// Why.
         message: String,
+    },
+    /// The metric analyses of a wave ended (see [`Command::Analyze`]).
+    Analyzed {
+        /// The wave.
+        wave: u32,
+        /// What was measured and the verdict.
+        report: AnalysisReport,
     },
 }
 
@@ -200,6 +223,16 @@ pub enum Failure {
         /// What it reported.
         status: HealthStatus,
     },
+    /// A metric analysis failed in a cluster of the wave (or stayed
+    /// inconclusive beyond its limit).
+    AnalysisFailed {
+        /// The analysis.
+        analysis: String,
+        /// The cluster.
+        cluster: String,
+        /// Why, e.g. "2 of 3 measurements failed the condition".
+        reason: String,
+    },
 }
 
 /// One entry of the audit stream; the engine forwards these to the audit
@@ -265,6 +298,13 @@ pub enum TransitionKind {
         revision: String,
         /// Why.
         failure: Failure,
+    },
+    /// The metric analyses of a wave ended (passed or not).
+    Analysis {
+        /// The wave.
+        wave: u32,
+        /// Every measurement and verdict.
+        report: AnalysisReport,
     },
     /// The rollout ended.
     RolloutEnd {
@@ -379,6 +419,12 @@ struct State {
     phase: Phase,
     approved: BTreeSet<u32>,
     transitions: Vec<Transition>,
+    /// Waves whose analyses were requested.
+    #[serde(default)]
+    analysis_requested: BTreeSet<u32>,
+    /// Waves whose analyses passed.
+    #[serde(default)]
+    analysis_passed: BTreeSet<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -568,6 +614,8 @@ impl FleetRollout {
                 phase: Phase::NotStarted,
                 approved: BTreeSet::new(),
                 transitions: Vec::new(),
+                analysis_requested: BTreeSet::new(),
+                analysis_passed: BTreeSet::new(),
             },
         })
     }
@@ -620,6 +668,16 @@ impl FleetRollout {
             && let Some(w) = s.waves.get(index)
         {
             out.push(Command::AwaitApproval { wave: w.number });
+        }
+        if let Phase::Wave {
+            index,
+            stage: Stage::Baking { .. },
+        } = s.phase
+            && let Some(w) = s.waves.get(index)
+            && s.analysis_requested.contains(&w.number)
+            && !s.analysis_passed.contains(&w.number)
+        {
+            out.push(s.analyze(index));
         }
         if let Phase::Done { outcome, .. } = &s.phase {
             out.push(Command::Finished(outcome.clone()));
@@ -1028,10 +1086,14 @@ impl State {
                     stage: Stage::Baking { since },
                 } => {
                     let (index, since) = (*index, *since);
-                    if now.saturating_sub(since) < self.config.bake_time {
+                    let number = self.waves.get(index).map_or(0, |w| w.number);
+                    if self.config.analysis && self.analysis_requested.insert(number) {
+                        out.push(self.analyze(index));
+                    }
+                    let analyzed = !self.config.analysis || self.analysis_passed.contains(&number);
+                    if now.saturating_sub(since) < self.config.bake_time || !analyzed {
                         break;
                     }
-                    let number = self.waves.get(index).map_or(0, |w| w.number);
                     self.record(now, TransitionKind::GatePassed { wave: number });
                     self.enter_wave(index + 1, now);
                 }
@@ -1411,9 +1473,73 @@ impl State {
         }
     }
 
+    /// The analysis request of wave `index`: its clusters against those
+    /// still on the old revision.
+    fn analyze(&self, index: usize) -> Command {
+        let target = self.config.target_revision.as_str();
+        let clusters = self.waves.get(index).map_or_else(Vec::new, |w| {
+            w.members
+                .iter()
+                .filter_map(|&m| self.clusters.get(m).map(|c| c.name.clone()))
+                .collect()
+        });
+        let baseline = self
+            .clusters
+            .iter()
+            .filter(|c| {
+                c.wave != index
+                    && c.forward == Forward::Pending
+                    && c.revision.as_deref() != Some(target)
+            })
+            .map(|c| c.name.clone())
+            .collect();
+        Command::Analyze {
+            wave: self.waves.get(index).map_or(0, |w| w.number),
+            clusters,
+            baseline,
+        }
+    }
+
+    /// A wave's analyses ended: recorded; a failed report fails the gate.
+    /// Ignored unless that wave is baking and its analyses are outstanding.
+    fn analyzed(&mut self, now: Duration, wave: u32, report: AnalysisReport) -> bool {
+        let baking = match self.phase {
+            Phase::Wave {
+                index,
+                stage: Stage::Baking { .. },
+            } => self.waves.get(index).map(|w| w.number),
+            _ => None,
+        };
+        if baking != Some(wave)
+            || !self.analysis_requested.contains(&wave)
+            || self.analysis_passed.contains(&wave)
+        {
+            return false;
+        }
+        let failure = report.failure();
+        self.record(now, TransitionKind::Analysis { wave, report });
+        match failure {
+            None => {
+                self.analysis_passed.insert(wave);
+            }
+            Some((analysis, cluster, reason)) => self.fail(
+                now,
+                Failure::AnalysisFailed {
+                    analysis,
+                    cluster,
+                    reason,
+                },
+            ),
+        }
+        true
+    }
+
     fn observe(&mut self, now: Duration, event: Event) -> bool {
         if let Event::Approved { wave } = event {
             return self.approved.insert(wave);
+        }
+        if let Event::Analyzed { wave, report } = event {
+            return self.analyzed(now, wave, report);
         }
         let (Event::Applied { cluster }
         | Event::ApplyFailed { cluster, .. }
@@ -1435,7 +1561,7 @@ impl State {
             return false;
         };
         match event {
-            Event::Approved { .. } => false,
+            Event::Approved { .. } | Event::Analyzed { .. } => false,
             Event::Applied { .. } => match c.forward {
                 Forward::Applying { since } => {
                     c.forward = Forward::Applied { since };
@@ -1537,7 +1663,7 @@ pub fn is_unavailable(status: HealthStatus) -> bool {
 
 impl TransitionKind {
     /// The audit action name: `rollout-start`, `wave-start`, `gate-passed`,
-    /// `gate-failed`, `rollback`, `quarantine`, `rollout-end`,
+    /// `gate-failed`, `analysis`, `rollback`, `quarantine`, `rollout-end`,
     /// `window-closed` or `windows-ignored`.
     pub fn action(&self) -> &'static str {
         match self {
@@ -1545,6 +1671,7 @@ impl TransitionKind {
             TransitionKind::WaveStart { .. } => "wave-start",
             TransitionKind::GatePassed { .. } => "gate-passed",
             TransitionKind::GateFailed { .. } => "gate-failed",
+            TransitionKind::Analysis { .. } => "analysis",
             TransitionKind::Rollback { .. } | TransitionKind::Remove { .. } => "rollback",
             TransitionKind::Quarantine { .. } => "quarantine",
             TransitionKind::RolloutEnd { .. } => "rollout-end",
@@ -1581,6 +1708,14 @@ impl fmt::Display for Failure {
                 f,
                 "cluster {cluster} turned {status} after being Healthy at the target revision"
             ),
+            Failure::AnalysisFailed {
+                analysis,
+                cluster,
+                reason,
+            } => write!(
+                f,
+                "analysis {analysis} failed in cluster {cluster}: {reason}"
+            ),
         }
     }
 }
@@ -1598,12 +1733,16 @@ impl RolloutConfig {
             bake_time: plan.bake_time.0,
             quarantined: BTreeSet::new(),
             windows: Windows::default(),
+            analysis: false,
         }
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod analysis_tests;
 
 #[cfg(test)]
 mod proptests;

@@ -169,6 +169,27 @@ pub(crate) fn one_app_environment(
     (ns, git)
 }
 
+/// A field of the inventory of app `app` of environment `env` in one
+/// cluster (empty when there is none).
+pub(crate) fn inventory_field(fleet: &Fleet, cluster: &str, env: &str, field: &str) -> String {
+    let name = format!("tidegate.{env}.app");
+    fleet
+        .kubectl(
+            cluster,
+            &[
+                "get",
+                "configmap",
+                &name,
+                "-n",
+                "tidegate-system",
+                "-o",
+                &format!("jsonpath={{.data.{field}}}"),
+                "--ignore-not-found",
+            ],
+        )
+        .unwrap_or_default()
+}
+
 /// The file of one cluster's CA certificate (PEM).
 pub(crate) fn cluster_ca_file(fleet: &Fleet, context: &str) -> std::path::PathBuf {
     fleet.state_dir().join(context).join("pki/ca.crt")
@@ -451,6 +472,7 @@ async fn every_cluster_serves_kubernetes_1_37_with_a_ready_node() {
     }
 }
 mod aks;
+mod analysis;
 mod cloud;
 mod discover;
 mod eks;

@@ -136,22 +136,7 @@ impl Env {
 
     /// A field of the app's inventory in one cluster (empty when there is none).
     pub(super) fn inventory(&self, cluster: &str, field: &str) -> String {
-        let name = format!("tidegate.{}.app", self.name());
-        self.fleet
-            .kubectl(
-                cluster,
-                &[
-                    "get",
-                    "configmap",
-                    &name,
-                    "-n",
-                    "tidegate-system",
-                    "-o",
-                    &format!("jsonpath={{.data.{field}}}"),
-                    "--ignore-not-found",
-                ],
-            )
-            .unwrap_or_default()
+        super::inventory_field(self.fleet, cluster, self.name(), field)
     }
 
     /// The image of the Deployment `web` in one cluster.

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod analysis;
 mod audit;
 mod clusters;
 mod diff;

@@ -176,6 +176,7 @@ async fn run_rollout(run: RolloutRun<'_>, style: &Style) -> anyhow::Result<ExitC
     if let Some(op) = report.resumed_from {
         println!("resumed the interrupted rollout #{op}");
     }
+    super::analysis::print_results(&report.transitions);
     match &report.outcome {
         Outcome::Succeeded if report.nothing_to_do => {
             println!(
@@ -377,6 +378,7 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                 waves.bake_time,
                 waves.failure_policy
             );
+            super::analysis::print_plan(&loaded.desired.environment.spec.rollout);
             for wave in &waves.waves {
                 println!(
                     "wave {}{}{}",
@@ -625,7 +627,11 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
     let store = SqliteStore::open_read_only(&args.audit.path())?;
     let records = store.records(&Filter {
         environment: Some(args.env.clone()),
-        actions: vec!["rollout-start".into(), "rollout-end".into()],
+        actions: vec![
+            "rollout-start".into(),
+            "rollout-end".into(),
+            tidegate_fleet::analysis::ACTION.into(),
+        ],
         ..Filter::default()
     })?;
     let ends: Vec<&Record> = records
@@ -660,7 +666,8 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
                     None => m,
                 },
             };
-            serde_json::json!({
+            let analyses = super::analysis::of_operation(&records, start.seq);
+            let mut row = serde_json::json!({
                 "operation": start.seq,
                 "started": start.time_ms,
                 "revision": start.entry.to.as_ref().map(|r| r.sha.clone()),
@@ -670,7 +677,11 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
                 "resumedBy": resumed_by,
                 "durationMs": end.and_then(|e| e.entry.duration_ms),
                 "message": message,
-            })
+            });
+            if !analyses.is_empty() {
+                row["analyses"] = analyses.into();
+            }
+            row
         })
         .collect();
     match args.output {
@@ -692,6 +703,9 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
                     tidegate_report::escape_control(r["actor"].as_str().unwrap_or("-")),
                     tidegate_report::escape_control(r["message"].as_str().unwrap_or(""))
                 );
+                if let Some(analyses) = r["analyses"].as_array() {
+                    super::analysis::print_history(analyses);
+                }
             }
         }
     }

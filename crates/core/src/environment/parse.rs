@@ -209,6 +209,9 @@ impl Environment {
                 "set maxSurge to at least 1 (or maxUnavailable above 0)",
             );
         }
+        for (line, message, help) in self.analysis_problems() {
+            problem(line, message, &help);
+        }
         for bg in &self.spec.blue_green {
             self.check_blue_green(bg, &mut problem);
         }

@@ -254,6 +254,7 @@ impl World {
                     }
                     Command::Remove { .. } => pending.push(cmd),
                     Command::Rollback { to: None, .. } | Command::AwaitApproval { .. } => {}
+                    Command::Analyze { .. } => panic!("analysis requested without analyses"),
                     Command::Finished(o) => *outcome = Some(o.clone()),
                 }
             }

@@ -330,6 +330,7 @@ impl Sim {
                     self.pending.push(cmd);
                 }
                 Command::AwaitApproval { .. } => {}
+                Command::Analyze { .. } => panic!("analysis requested without analyses"),
                 Command::Finished(outcome) => {
                     assert!(self.outcome.is_none(), "finished twice");
                     self.outcome = Some(outcome.clone());
