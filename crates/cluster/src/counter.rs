@@ -81,7 +81,7 @@ mod tests {
             .method(method)
             .uri(uri)
             .body(())
-            .unwrap()
+            .expect("a request")
     }
 
     #[test]

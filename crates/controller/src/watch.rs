@@ -372,7 +372,7 @@ mod tests {
     }
 
     fn object(v: Value) -> DynamicObject {
-        serde_json::from_value(v).unwrap()
+        serde_json::from_value(v).expect("a valid object")
     }
 
     #[test]
@@ -388,11 +388,11 @@ mod tests {
         n.observe(watcher::Event::Apply(object(deployment(3, 3, "2"))));
         assert!(rx.try_recv().is_err(), "a status update is not a change");
         n.observe(watcher::Event::Apply(object(deployment(5, 3, "3"))));
-        let c = rx.try_recv().unwrap();
+        let c = rx.try_recv().expect("a notice");
         assert_eq!((c.cluster.as_str(), c.app.as_str()), ("eks", "web"));
         assert_eq!(c.key.name, "web");
         n.observe(watcher::Event::Delete(object(deployment(5, 3, "4"))));
-        assert_eq!(rx.try_recv().unwrap().key.name, "web");
+        assert_eq!(rx.try_recv().expect("a notice").key.name, "web");
     }
 
     #[test]
@@ -409,7 +409,7 @@ mod tests {
         // Relist without the object: it was deleted.
         n.observe(watcher::Event::Init);
         n.observe(watcher::Event::InitDone);
-        assert_eq!(rx.try_recv().unwrap().key.name, "web");
+        assert_eq!(rx.try_recv().expect("a notice").key.name, "web");
     }
 
     #[test]
