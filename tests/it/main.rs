@@ -2,6 +2,7 @@
 //! local Kubernetes clusters (see docs/local-clusters.md); `make test-unit`
 //! skips them.
 
+mod app;
 mod audit;
 mod bad_inputs;
 mod cluster;

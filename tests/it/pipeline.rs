@@ -83,8 +83,11 @@ pub fn load_with_facts(
 pub struct NoApprovals;
 
 impl tidegate_fleet::Approvals for NoApprovals {
-    fn approved(&self, _wave: u32) -> bool {
-        false
+    fn approved(
+        &self,
+        _wave: u32,
+    ) -> futures::future::BoxFuture<'_, Result<bool, tidegate_fleet::ApprovalError>> {
+        Box::pin(std::future::ready(Ok(false)))
     }
 }
 
@@ -96,11 +99,22 @@ impl tidegate_fleet::Revisions for At {
     fn render<'a>(
         &'a self,
         revision: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<(tidegate_core::Environment, Rendered), String>>
-    {
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<std::sync::Arc<tidegate_fleet::RevisionRendering>, tidegate_fleet::RevisionError>,
+    > {
         let result = load_env_at(&self.0, &self.1, revision)
-            .map(|(d, r)| (d.environment, r))
-            .map_err(|d| d.to_string());
+            .map(|(d, r)| {
+                std::sync::Arc::new(tidegate_fleet::RevisionRendering {
+                    commit: d.commit.sha,
+                    environment: d.environment,
+                    rendered: r,
+                })
+            })
+            .map_err(|problems| tidegate_fleet::RevisionError::Invalid {
+                revision: revision.to_string(),
+                problems,
+            });
         Box::pin(std::future::ready(result))
     }
 }

@@ -208,6 +208,9 @@ pub struct ApproveArgs {
     /// Why (recorded in the audit trail)
     #[arg(long)]
     pub reason: Option<String>,
+    /// Kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// Where the audit trail is.
     #[command(flatten)]
     pub audit: AuditDb,
@@ -256,6 +259,9 @@ pub struct UnquarantineArgs {
     /// Why (recorded in the audit trail)
     #[arg(long)]
     pub reason: Option<String>,
+    /// Kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
     /// Where the audit trail is.
     #[command(flatten)]
     pub audit: AuditDb,

@@ -3,7 +3,6 @@
 mod args;
 mod commands;
 mod output;
-mod workspace;
 
 use clap::Parser;
 use std::process::ExitCode;

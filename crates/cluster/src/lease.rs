@@ -248,7 +248,7 @@ pub async fn release_lease(
     Ok(())
 }
 
-async fn ensure_namespace(client: &Client, cluster: &str) -> Result<(), ClusterError> {
+pub(crate) async fn ensure_namespace(client: &Client, cluster: &str) -> Result<(), ClusterError> {
     let api: Api<DynamicObject> = Api::all_with(
         client.clone(),
         &ApiResource {

@@ -16,8 +16,6 @@ pub struct ControllerOptions {
     /// Watch events of one app in one cluster closer together than this
     /// are checked once.
     pub debounce: Duration,
-    /// How often a rollout polls health.
-    pub poll: Duration,
     /// Who the controller is in locks and the audit trail.
     pub identity: String,
 }
@@ -27,7 +25,6 @@ impl Default for ControllerOptions {
         ControllerOptions {
             environments: Vec::new(),
             debounce: Duration::from_millis(200),
-            poll: Duration::from_millis(250),
             identity: "tidegate-controller".into(),
         }
     }

@@ -5,7 +5,7 @@
 pub enum ControllerError {
     /// The environments to follow could not be listed.
     #[error("listing the environments of the repository: {0}")]
-    Environments(#[source] crate::AppError),
+    Environments(#[source] tidegate_app::AppError),
     /// No environment to follow.
     #[error("no environment to follow: the repository has no environments/*.yaml")]
     NoEnvironments,

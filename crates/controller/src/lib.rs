@@ -22,8 +22,9 @@
 //! changing it sends no request but its open watches.
 //!
 //! What the controller needs of the application layer (loading an
-//! environment at the head of its source, rendering other revisions,
-//! approvals, quarantines, the audit trail) comes through [`Application`].
+//! environment at the head of its source, the fleet rollout, quarantines,
+//! the audit trail) comes through [`Application`]; [`GitApplication`]
+//! implements it with `tidegate-app`, as the CLI's commands use it.
 
 mod app;
 mod backoff;
@@ -34,8 +35,9 @@ pub mod reconcile;
 mod trigger;
 pub mod watch;
 
-pub use app::{AppError, Application, LoadFailure, Loaded};
+pub use app::{Application, GitApplication, Loaded};
 pub use backoff::Backoff;
 pub use controller::{Controller, ControllerOptions};
 pub use error::ControllerError;
+pub use tidegate_app::AppError;
 pub use trigger::{Trigger, TriggerReceiver};

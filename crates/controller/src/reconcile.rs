@@ -2,7 +2,7 @@
 //! roll new commits out, check drift that watch events point at.
 
 use crate::{
-    Application, Backoff, ControllerOptions, LoadFailure, Loaded, TriggerReceiver,
+    Application, Backoff, ControllerOptions, Loaded, TriggerReceiver,
     drift::{Drift, DriftKey, Episodes},
     watch::{Changed, ClusterWatch},
 };
@@ -13,10 +13,11 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
+use tidegate_app::AppError;
 use tidegate_audit::{Action as AuditAction, Actor, Entry, Revision, Trigger as AuditTrigger};
 use tidegate_core::ObjectKey;
-use tidegate_fleet::{Driver, DriverOptions, Journal, Outcome, RolloutError};
-use tidegate_sync::{Audit, Engine, SyncOptions, Target};
+use tidegate_fleet::{Outcome, RolloutError};
+use tidegate_sync::{Engine, SyncOptions, Target};
 use tokio::{
     sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel},
     time::Instant,
@@ -182,7 +183,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 self.invalid = None;
                 loaded
             }
-            Err(LoadFailure::Invalid(problems)) => {
+            Err(AppError::Invalid(problems)) => {
                 let text = problems.to_string();
                 if self.invalid.as_deref() != Some(text.as_str()) {
                     error!(
@@ -192,7 +193,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 }
                 return interval;
             }
-            Err(LoadFailure::Unavailable(e)) => {
+            Err(e) => {
                 let wait = self.fetch_backoff.failed().min(interval);
                 warn!(error = %e, retry_in = ?wait, "fetching the source failed");
                 return wait;
@@ -208,7 +209,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
             Some((rev, Skip::UntilNewerCommit)) if *rev == head => return interval,
             _ => {}
         }
-        match self.app.quarantined(&self.name) {
+        match self.app.quarantined(&loaded.environment).await {
             Ok(list) if list.contains(&head) => {
                 if self.skipped.as_ref().is_none_or(|(r, _)| *r != head) {
                     warn!(revision = %short(&head), "the head revision is quarantined: not rolled out until a newer commit or `tidegate unquarantine --env {} --revision {head}`", self.name);
@@ -487,36 +488,12 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
     /// Rolls `loaded` out through the fleet driver: the path of `tidegate
     /// sync --env` (waves, limits, gates, lock, rollback, audit).
     async fn rollout(&mut self, loaded: &Loaded, trigger: AuditTrigger) -> Rolled {
-        let revisions = self.app.revisions(&self.name);
-        let approvals = self.app.approvals(&self.name, &loaded.revision);
-        let quarantined = match self.app.quarantined(&self.name) {
+        let quarantined = match self.app.quarantined(&loaded.environment).await {
             Ok(q) => q,
             Err(e) => {
                 warn!(error = %e, "reading the quarantine list failed");
                 return Rolled::Retry;
             }
-        };
-        let driver = Driver {
-            factory: self.app.factory(),
-            environment: &loaded.environment,
-            rendered: &loaded.rendered,
-            revision: &loaded.revision,
-            revisions: revisions.as_ref(),
-            approvals: approvals.as_ref(),
-            audit: self.app.audit().map(|sink| Audit {
-                sink,
-                actor: Actor::new(&self.options.identity, trigger),
-            }),
-            check: None,
-            journal: Some(Journal::new(&Journal::default_dir(), &self.name)),
-            options: DriverOptions {
-                prune: loaded.environment.spec.sync.prune,
-                identity: self.options.identity.clone(),
-                quarantined,
-                poll: self.options.poll,
-                health_checks: loaded.health_checks.clone(),
-                ..DriverOptions::default()
-            },
         };
         let last = Mutex::new(String::new());
         let progress = |lines: &[tidegate_fleet::ClusterLine]| {
@@ -532,7 +509,12 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
             }
         };
         let short = short(&loaded.revision);
-        match driver.run(&progress).await {
+        let actor = Actor::new(&self.options.identity, trigger);
+        match self
+            .app
+            .roll_out(loaded, actor, quarantined, &progress)
+            .await
+        {
             Ok(report) => match report.outcome {
                 Outcome::Succeeded => {
                     info!(revision = %short, drift_corrected = ?report.drift_corrected, "rollout succeeded: every cluster is Healthy at the revision");
@@ -547,11 +529,13 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                     Rolled::Skipped(Skip::UntilNewerCommit)
                 }
             },
-            Err(RolloutError::Refused(refusal)) if !refusal.problems.is_empty() => {
+            Err(AppError::Rollout(RolloutError::Refused(refusal)))
+                if !refusal.problems.is_empty() =>
+            {
                 error!(revision = %short, "rollout refused before any write: {refusal}");
                 Rolled::Skipped(Skip::UntilNewerCommit)
             }
-            Err(RolloutError::Invalid(problems)) => {
+            Err(AppError::Rollout(RolloutError::Invalid(problems))) => {
                 error!(revision = %short, "rollout refused: {problems}");
                 Rolled::Skipped(Skip::UntilNewerCommit)
             }

@@ -68,14 +68,49 @@ impl Default for DriverOptions {
     }
 }
 
+/// The environment at one commit, rendered: what [`Revisions::render`] returns.
+#[derive(Debug, Clone)]
+pub struct RevisionRendering {
+    /// The commit the revision resolved to (full SHA).
+    pub commit: String,
+    /// The environment file at that commit, its `discover:` entries expanded.
+    pub environment: Environment,
+    /// Its rendering for every cluster.
+    pub rendered: Rendered,
+}
+
+/// Why another revision of the environment could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RevisionError {
+    /// The revision's environment or manifests have problems.
+    #[error("revision {revision} has problems:\n{problems}")]
+    Invalid {
+        /// The revision asked for.
+        revision: String,
+        /// Every problem, at its file and line.
+        problems: Diagnostics,
+    },
+    /// Git could not be read (an unknown ref, a fetch that failed).
+    #[error("revision {revision}: {source}")]
+    Git {
+        /// The revision asked for.
+        revision: String,
+        /// What Git said.
+        #[source]
+        source: tidegate_source::SourceError,
+    },
+}
+
 /// Renders the environment at another revision (the rollback target).
 pub trait Revisions: Send + Sync {
-    /// The environment file (its `discover:` entries expanded) and its
-    /// rendering at `revision`.
+    /// The commit `revision` (a ref or SHA) resolves to, the environment
+    /// file there (its `discover:` entries expanded) and its rendering.
+    /// Implementations cache by commit: a rollback of N clusters renders
+    /// its target once.
     fn render<'a>(
         &'a self,
         revision: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<(Environment, Rendered), String>>;
+    ) -> futures::future::BoxFuture<'a, Result<Arc<RevisionRendering>, RevisionError>>;
 }
 
 /// An extra verdict on a changed cluster, combined with its objects' health
@@ -89,10 +124,25 @@ pub trait ClusterCheck: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = HealthStatus> + 'a>>;
 }
 
+/// Why approvals could not be read (the driver keeps waiting and asks again).
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// The local audit trail could not be read.
+    #[error("reading approvals from the audit trail: {0}")]
+    Audit(#[from] tidegate_audit::AuditError),
+    /// No cluster of the environment could be read.
+    #[error("reading approvals: no cluster could be read ({})", clusters.join(", "))]
+    Unreadable {
+        /// The clusters tried.
+        clusters: Vec<String>,
+    },
+}
+
 /// Tells whether a wave was approved (`tidegate approve`).
 pub trait Approvals: Send + Sync {
-    /// True when `wave` of this rollout's revision is approved.
-    fn approved(&self, wave: u32) -> bool;
+    /// True when `wave` of this rollout's revision is approved; an error
+    /// when that cannot be known (never turned into `false` here).
+    fn approved(&self, wave: u32) -> futures::future::BoxFuture<'_, Result<bool, ApprovalError>>;
 }
 
 /// One line of live progress: a cluster, its wave, state, health and elapsed time.
@@ -198,6 +248,9 @@ pub enum RolloutError {
     /// A cluster could not be reached or read.
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The revision to roll out could not be rendered.
+    #[error(transparent)]
+    Revision(#[from] RevisionError),
     /// The state machine refused the set-up or the journal.
     #[error("rollout state: {0}")]
     Machine(String),
@@ -581,11 +634,15 @@ impl<F: ClientFactory> Driver<'_, F> {
                     () = &mut tick => break,
                 }
             }
-            if let Some(wave) = waiting_for
-                && self.approvals.approved(wave)
-            {
-                machine.observe(elapsed(), Event::Approved { wave });
-                waiting_for = None;
+            if let Some(wave) = waiting_for {
+                match self.approvals.approved(wave).await {
+                    Ok(true) => {
+                        machine.observe(elapsed(), Event::Approved { wave });
+                        waiting_for = None;
+                    }
+                    Ok(false) => {}
+                    Err(e) => warn!(wave, error = %e, "approvals could not be read; still waiting"),
+                }
             }
             // Health of every cluster: the target's objects once touched,
             // otherwise what it runs now. A cluster that cannot be read is
@@ -850,7 +907,12 @@ impl<F: ClientFactory> Driver<'_, F> {
             let Some(to) = to else {
                 return self.remove(engine, &cluster).await;
             };
-            let (environment, rendered) = self.revisions.render(&to).await?;
+            let rendering = self
+                .revisions
+                .render(&to)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (environment, rendered) = (&rendering.environment, &rendering.rendered);
             let definition = environment
                 .cluster(&cluster)
                 .ok_or_else(|| format!("cluster {cluster} is not in the environment at {to}"))?;
@@ -860,7 +922,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 .find(|c| c.cluster == cluster)
                 .ok_or("cluster not rendered at the rollback revision")?;
             let target = Target {
-                environment: &environment,
+                environment,
                 cluster: definition,
                 rendered: cluster_render,
                 revision: &to,

@@ -18,8 +18,8 @@ pub mod lock;
 pub mod switch;
 
 pub use driver::{
-    Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions, Preflight,
-    Revisions, RolloutError, RolloutReport,
+    ApprovalError, Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions,
+    Preflight, RevisionError, RevisionRendering, Revisions, RolloutError, RolloutReport,
 };
 pub use journal::{Journal, Journaled};
 pub use tidegate_rollout::machine::{FleetRollout, Outcome};

@@ -398,10 +398,8 @@ pub async fn switch<F: ClientFactory>(
     }
 
     // 3. Flip cluster by cluster: a rollout of that commit with post-checks.
-    let (new_env, rendered) = revisions
-        .render(&commit)
-        .await
-        .map_err(RolloutError::Machine)?;
+    let rendering = revisions.render(&commit).await?;
+    let (new_env, rendered) = (&rendering.environment, &rendering.rendered);
     let check = EndpointCheck {
         namespace: namespace_of(env, request.app),
         services: bg.services.clone(),
@@ -411,8 +409,8 @@ pub async fn switch<F: ClientFactory>(
     };
     let driver = Driver {
         factory,
-        environment: &new_env,
-        rendered: &rendered,
+        environment: new_env,
+        rendered,
         revision: &commit,
         revisions,
         approvals,

@@ -819,3 +819,123 @@ async fn a_sync_that_stops_part_way_leaves_an_inventory_marked_incomplete() {
         &["delete", "crd", &format!("parts.{group}"), "--wait=false"],
     );
 }
+
+/// The value of a key of the environment's gates ConfigMap in one cluster
+/// (empty when there is none).
+fn gate(env: &Env, cluster: &str, key: &str) -> String {
+    env.fleet
+        .kubectl(
+            cluster,
+            &[
+                "get",
+                "configmap",
+                &format!("tidegate.{}.gates", env.name()),
+                "-n",
+                "tidegate-system",
+                "-o",
+                &format!("jsonpath={{.data.{}}}", key.replace('.', "\\.")),
+                "--ignore-not-found",
+            ],
+        )
+        .unwrap_or_default()
+}
+
+/// Quarantines and approvals live with the clusters: an approval given on
+/// another machine (another audit trail) unblocks a waiting wave; a
+/// quarantine made by one machine's failed rollout refuses the revision on
+/// another; `unquarantine` on that other machine lifts it in every cluster
+/// and for the first machine too.
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantines_and_approvals_are_seen_by_every_machine() {
+    let rollout = "    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 8s\n    bakeTime: 1s\n    waves:\n      - wave: 2\n        approval: required\n";
+    let mut env = Env::new("gates", &[(EKS, 1), (AKS, 2), (GKE, 2)], rollout).await;
+    let other = tempfile::tempdir().expect("home of machine B");
+    let on_b = |env: &Env, args: &[&str]| -> Output {
+        let mut c = tidegate_command(env.git.path(), other.path());
+        c.env("KUBECONFIG", &env.kubeconfig).args(args);
+        c.output().expect("tidegate runs")
+    };
+
+    // Machine A rolls v1 out; wave 2 waits for an approval given on B.
+    let v1 = env.web("v1", "web:1", false);
+    let rollout = env.spawn_until_canary(&v1).await;
+    let out = on_b(
+        &env,
+        &[
+            "approve",
+            "--env",
+            env.name(),
+            "--wave",
+            "2",
+            "--revision",
+            &v1,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    assert!(
+        stdout(&out).contains("recorded in 3 of 3 clusters"),
+        "{}",
+        output_text(&out)
+    );
+    let rollout = std::sync::Mutex::new(rollout);
+    env.until("the rollout to finish", |_| {
+        rollout
+            .lock()
+            .is_ok_and(|mut r| matches!(r.try_wait(), Ok(Some(_))))
+    })
+    .await;
+    let mut rollout = rollout.into_inner().expect("child");
+    let status = rollout.wait().expect("rollout ends");
+    assert!(status.success(), "{status}");
+    for cluster in [EKS, AKS, GKE] {
+        assert_eq!(env.inventory(cluster, "revision"), v1, "{cluster}");
+    }
+    assert!(
+        env.entries(&["approve"]).is_empty(),
+        "the approval reached A through the clusters, not its audit trail"
+    );
+
+    // A's failed rollout of v2 quarantines it in every cluster...
+    let v2 = env.web("v2: never ready", "web:2", true);
+    env.sync_fleet(&[], 1);
+    for cluster in [EKS, AKS, GKE] {
+        assert!(
+            gate(&env, cluster, &format!("quarantine.{v2}")).contains("progress deadline"),
+            "{cluster}: {}",
+            gate(&env, cluster, &format!("quarantine.{v2}"))
+        );
+    }
+    // ...so machine B, whose audit trail knows nothing of it, refuses it.
+    let out = on_b(&env, &["sync", "--env", env.name()]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        stderr(&out).contains("is quarantined")
+            && stderr(&out).contains("recorded in the clusters"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(env.inventory(EKS, "revision"), v1);
+
+    // B lifts it: gone from every cluster, and A (whose own audit trail
+    // still holds the quarantine) may roll it out again.
+    let out = on_b(
+        &env,
+        &["unquarantine", "--env", env.name(), "--revision", &v2],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    for cluster in [EKS, AKS, GKE] {
+        assert_eq!(
+            gate(&env, cluster, &format!("quarantine.{v2}")),
+            "",
+            "{cluster}"
+        );
+    }
+    let out = env.run(&["sync", "--env", env.name(), "--cluster", GKE]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "A sees the lift: {}",
+        output_text(&out)
+    );
+    assert_eq!(env.inventory(GKE, "revision"), v2);
+}

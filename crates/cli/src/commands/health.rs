@@ -5,7 +5,6 @@
 use crate::{
     args::{Global, HealthArgs, TextOrJson},
     output::Style,
-    workspace::Workspace,
 };
 use anyhow::Context as _;
 use serde::Serialize;
@@ -37,7 +36,7 @@ pub fn run(global: &Global, args: &HealthArgs, style: &Style) -> anyhow::Result<
     let checks = match &args.env {
         None => Arc::new(HealthChecks::new()),
         Some(env) => {
-            let desired = match Workspace::open(global)?.load(env) {
+            let desired = match super::fleet::workspace(global)?.load(env) {
                 Ok(d) => d,
                 Err(LoadError::Invalid(problems)) => {
                     style.print_diagnostics(&problems);
@@ -45,7 +44,7 @@ pub fn run(global: &Global, args: &HealthArgs, style: &Style) -> anyhow::Result<
                 }
                 Err(LoadError::Source(e)) => return Err(e.into()),
             };
-            match super::fleet::health_checks(&desired) {
+            match tidegate_app::health_checks(&desired) {
                 Ok(c) => c,
                 Err(problems) => {
                     style.print_diagnostics(&problems);

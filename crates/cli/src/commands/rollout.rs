@@ -8,19 +8,17 @@ use crate::{
         SyncArgs, TextOrJson, UnquarantineArgs,
     },
     output::Style,
-    workspace::Workspace,
 };
 use anyhow::{Context, bail};
-use futures::future::BoxFuture;
-use std::{path::PathBuf, process::ExitCode, sync::Mutex};
+use std::{process::ExitCode, sync::Mutex};
+use tidegate_app::{Admission, AppError, AuditApprovals, GitRevisions, RolloutRun, Workspace};
 use tidegate_audit::{
     Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore, Trigger,
 };
 use tidegate_cloud::CloudFactory;
-use tidegate_cluster::FactsCache;
-use tidegate_core::Environment;
-use tidegate_fleet::{Approvals, ClusterLine, Driver, DriverOptions, Journal, Outcome, Revisions};
-use tidegate_render::Rendered;
+use tidegate_cluster::{FactsCache, GateChange, GateRecord};
+use tidegate_core::{Environment, printable::printable};
+use tidegate_fleet::{ClusterLine, DriverOptions, Outcome, RevisionError};
 use tidegate_source::LoadError;
 use tidegate_sync::{Audit, SyncOptions};
 
@@ -28,163 +26,86 @@ fn actor() -> Actor {
     Actor::local_user(Trigger::Cli)
 }
 
-/// The latest quarantine of `revision` in `env` not lifted by an unquarantine.
-fn quarantined(store: &SqliteStore, env: &str, revision: &str) -> anyhow::Result<Option<Record>> {
-    let records = store.records(&Filter {
-        environment: Some(env.to_string()),
-        actions: vec!["quarantine".into(), "unquarantine".into()],
-        ..Filter::default()
-    })?;
-    Ok(records
-        .into_iter()
-        .rfind(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == revision))
-        .filter(|r| r.entry.action == Action::Quarantine))
-}
-
-/// Every revision of `env` quarantined now (quarantines not lifted by an
-/// unquarantine), from the audit trail at `path` (none when it does not exist).
-pub(crate) fn quarantine_list(
-    path: &std::path::Path,
-    env: &str,
-) -> anyhow::Result<std::collections::BTreeSet<String>> {
-    let mut list = std::collections::BTreeSet::new();
-    if !path.exists() {
-        return Ok(list);
-    }
-    let store = SqliteStore::open_existing(path)?;
-    for r in store.records(&Filter {
-        environment: Some(env.to_string()),
-        actions: vec!["quarantine".into(), "unquarantine".into()],
-        ..Filter::default()
-    })? {
-        if let Some(to) = &r.entry.to {
-            if r.entry.action == Action::Quarantine {
-                list.insert(to.sha.clone());
-            } else {
-                list.remove(&to.sha);
-            }
-        }
-    }
-    Ok(list)
-}
-
-/// Decides whether `revision` may be applied to `env` (one `cluster`, or the
-/// fleet): a quarantined revision is refused (the message says why and what
-/// to do) unless `--allow-quarantined --reason` was given, which is recorded
-/// in the audit trail. Returns the quarantine list, or `None` when refused
-/// (the message was printed).
-pub(crate) fn admit_revision(
+/// Decides whether `revision` may be applied to `environment` (one
+/// `cluster`, or the fleet): a revision quarantined in the audit trail or in
+/// any of the environment's clusters is refused (the message says why and
+/// what to do) unless `--allow-quarantined --reason` was given, which is
+/// recorded in the audit trail. Returns the quarantine list, or `None` when
+/// refused (the message was printed).
+pub(crate) async fn admit_revision(
+    factory: &CloudFactory,
+    environment: &Environment,
     audit: &AuditDb,
-    env: &str,
     cluster: Option<&str>,
     revision: &str,
     allow: Option<&str>,
     style: &Style,
 ) -> anyhow::Result<Option<std::collections::BTreeSet<String>>> {
-    use tidegate_rollout::quarantine::{Admission, Refusal, admit};
-    let path = audit.path();
-    let list = quarantine_list(&path, env)?;
+    let env = &environment.metadata.name;
     let short = &revision[..revision.len().min(12)];
-    match admit(revision, &list, allow) {
-        Ok(Admission::Clear) => Ok(Some(list)),
-        Ok(Admission::Allowed { reason }) => {
-            let store = SqliteStore::open(&path)?;
-            let mut entry = Entry::new(actor(), Action::Other("allow-quarantined".into()))
-                .env(env)
-                .revisions(None, Some(Revision::sha(revision)))
-                .message(reason);
-            if let Some(c) = cluster {
-                entry = entry.cluster(c);
-            }
-            let seq = store.append(entry)?;
+    let (admission, unreadable) = tidegate_app::admit_revision(
+        factory,
+        environment,
+        &audit.path(),
+        cluster,
+        revision,
+        allow,
+        &actor(),
+    )
+    .await?;
+    warn_unreadable(&unreadable);
+    match admission {
+        Admission::Clear { quarantined } => Ok(Some(quarantined)),
+        Admission::Allowed { quarantined, seq } => {
             eprintln!(
                 "warning: {short} is quarantined for {env}; applying it anyway as asked (audit entry #{seq})"
             );
-            Ok(Some(list))
+            Ok(Some(quarantined))
         }
-        Err(Refusal::NoReason) => {
+        Admission::NeedsReason => {
             eprintln!(
                 "{} --allow-quarantined needs --reason \"...\" (it is recorded in the audit trail)",
                 style.error("refused:")
             );
             Ok(None)
         }
-        Err(Refusal::Quarantined { .. }) => {
-            let q = quarantined(&SqliteStore::open_existing(&path)?, env, revision)?;
-            eprintln!(
-                "{} revision {short} is quarantined for {env}{}; nothing was changed. Fix it in a newer commit, run `tidegate unquarantine --env {env} --revision {revision}`, or pass --allow-quarantined --reason \"...\" (audited)",
-                style.error("refused:"),
-                q.map(|q| format!(
+        Admission::Refused { since, in_clusters } => {
+            let since = match (since, in_clusters) {
+                (Some(q), _) => format!(
                     " since audit entry #{} ({})",
                     q.seq,
                     q.entry.message.unwrap_or_default()
-                ))
-                .unwrap_or_default(),
+                ),
+                (None, Some(g)) => format!(
+                    " since {} by {} ({}; recorded in the clusters)",
+                    g.time,
+                    printable(&g.actor),
+                    printable(&g.reason)
+                ),
+                (None, None) => String::new(),
+            };
+            eprintln!(
+                "{} revision {short} is quarantined for {env}{since}; nothing was changed. Fix it in a newer commit, run `tidegate unquarantine --env {env} --revision {revision}`, or pass --allow-quarantined --reason \"...\" (audited)",
+                style.error("refused:"),
             );
             Ok(None)
         }
     }
 }
 
-/// Renders the environment at another revision, from the same repository,
-/// discovering its clusters through `factory`.
-pub(crate) struct GitRevisions<'f> {
-    pub(crate) repo: Option<String>,
-    pub(crate) env: String,
-    pub(crate) factory: &'f CloudFactory,
-    /// The clusters' facts for Helm apps, asked once for every revision.
-    pub(crate) facts: &'f FactsCache,
-}
-
-impl Revisions for GitRevisions<'_> {
-    fn render<'a>(
-        &'a self,
-        revision: &'a str,
-    ) -> BoxFuture<'a, Result<(Environment, Rendered), String>> {
-        Box::pin(async move {
-            let loading = Workspace::open_at(self.repo.as_deref(), Some(revision))
-                .map_err(|e| format!("{e:#}"))?
-                .load_discovered(&self.env, self.factory, Some(self.facts));
-            let desired = loading.await.map_err(|e| match e {
-                LoadError::Invalid(d) => d.to_string(),
-                LoadError::Source(e) => e.to_string(),
-            })?;
-            let rendered = tidegate_render::render_environment(
-                &desired.environment,
-                &desired.env_file,
-                &desired.commit.sha,
-                &desired.apps,
-            )
-            .map_err(|d| d.to_string())?;
-            Ok((desired.environment, rendered))
-        })
+/// Warns about clusters whose quarantines and approvals could not be read.
+fn warn_unreadable(unreadable: &[(String, String)]) {
+    for (cluster, why) in unreadable {
+        eprintln!(
+            "warning: the quarantines and approvals recorded in cluster {cluster} could not be read: {why}"
+        );
     }
 }
 
-/// Approvals recorded in the audit trail by `tidegate approve`.
-pub(crate) struct AuditApprovals {
-    pub(crate) path: PathBuf,
-    pub(crate) env: String,
-    pub(crate) revision: String,
-}
-
-impl Approvals for AuditApprovals {
-    fn approved(&self, wave: u32) -> bool {
-        let Ok(store) = SqliteStore::open_read_only(&self.path) else {
-            return false;
-        };
-        store
-            .records(&Filter {
-                environment: Some(self.env.clone()),
-                actions: vec!["approve".into()],
-                ..Filter::default()
-            })
-            .unwrap_or_default()
-            .iter()
-            .any(|r| {
-                r.entry.details.get("wave") == Some(&wave.to_string())
-                    && r.entry.to.as_ref().is_some_and(|t| t.sha == self.revision)
-            })
+/// Warns about clusters a gate could not be written to.
+fn warn_unwritten(what: &str, written: &tidegate_app::GatesWritten) {
+    for (cluster, why) in &written.failed {
+        eprintln!("warning: {what} could not be recorded in cluster {cluster}: {why}");
     }
 }
 
@@ -218,102 +139,26 @@ fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
     }
 }
 
-/// How a rollout is run, from the command line.
-struct RunFlags<'a> {
-    audit_db: &'a AuditDb,
-    break_lock: bool,
-    resume: bool,
-    options: SyncOptions,
-    /// Revisions quarantined now (never a rollback target).
-    quarantined: std::collections::BTreeSet<String>,
-    /// The clusters' facts for Helm apps, when other revisions are rendered.
-    facts: &'a FactsCache,
-}
-
-/// What is rolled out: the environment, its rendering and its health checks.
-type RolloutTarget<'a> = (
-    &'a Environment,
-    &'a Rendered,
-    std::sync::Arc<tidegate_health::HealthChecks>,
-);
-
-async fn run_rollout(
-    global: &Global,
-    factory: &CloudFactory,
-    (environment, rendered, health_checks): RolloutTarget<'_>,
-    revision: &str,
-    flags: RunFlags<'_>,
-    style: &Style,
-) -> anyhow::Result<ExitCode> {
-    let RunFlags {
-        audit_db,
-        break_lock,
-        resume,
-        options,
-        quarantined,
-        facts,
-    } = flags;
-    let path = audit_db.path();
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("opening the audit trail {}", path.display()))?;
-    let env = &environment.metadata.name;
-    let revisions = GitRevisions {
-        repo: global.repo.clone(),
-        env: env.clone(),
-        factory,
-        facts,
-    };
-    let approvals = AuditApprovals {
-        path: path.clone(),
-        env: env.clone(),
-        revision: revision.to_string(),
-    };
-    let identity = actor().identity;
-    let driver = Driver {
-        factory,
-        environment,
-        rendered,
-        revision,
-        revisions: &revisions,
-        approvals: &approvals,
-        audit: Some(Audit {
-            sink: std::sync::Arc::new(store),
-            actor: actor(),
-        }),
-        check: None,
-        journal: Some(Journal::new(&Journal::default_dir(), env)),
-        options: DriverOptions {
-            force_conflicts: options.force_conflicts,
-            prune: options.prune || environment.spec.sync.prune,
-            break_lock,
-            resume,
-            identity,
-            quarantined,
-            poll: std::time::Duration::from_millis(500),
-            health_checks,
-            ..DriverOptions::default()
-        },
-    };
-    let journal = driver.journal.clone();
+/// Runs a fleet rollout and prints its progress and outcome.
+async fn run_rollout(run: RolloutRun<'_>, style: &Style) -> anyhow::Result<ExitCode> {
+    let env = run.environment.metadata.name.clone();
+    let revision = run.revision.to_string();
+    let short = &revision[..revision.len().min(12)];
     println!(
-        "rolling out {} to {env} ({} clusters)",
-        &revision[..revision.len().min(12)],
-        environment.spec.clusters.len()
+        "rolling out {short} to {env} ({} clusters)",
+        run.environment.spec.clusters.len()
     );
     let last = Mutex::new(String::new());
-    let short = &revision[..revision.len().min(12)];
-    let report = match driver.run(&|lines| print_lines(lines, &last)).await {
-        Ok(report) => report,
-        Err(tidegate_fleet::RolloutError::Refused(refusal)) => {
+    let done = match run.run(&|lines| print_lines(lines, &last)).await {
+        Ok(done) => done,
+        Err(AppError::Rollout(tidegate_fleet::RolloutError::Refused(refusal))) => {
             eprintln!("{} {refusal}", style.error("rollout refused:"));
             return Ok(ExitCode::from(1));
         }
         Err(e) => {
-            let left = journal
-                .as_ref()
-                .and_then(|j| j.load().ok().flatten())
-                .is_some();
-            if left {
+            if matches!(e, AppError::Rollout(_))
+                && tidegate_app::journal(&env).load().ok().flatten().is_some()
+            {
                 eprintln!(
                     "the rollout stopped part-way; when the cause is fixed, continue it with `tidegate sync --env {env} --resume`"
                 );
@@ -321,6 +166,13 @@ async fn run_rollout(
             return Err(e.into());
         }
     };
+    for (revision, written) in &done.quarantined {
+        warn_unwritten(
+            &format!("the quarantine of {}", &revision[..revision.len().min(12)]),
+            written,
+        );
+    }
+    let report = done.report;
     if let Some(op) = report.resumed_from {
         println!("resumed the interrupted rollout #{op}");
     }
@@ -347,8 +199,7 @@ async fn run_rollout(
             not_restored,
         } => {
             println!(
-                "rollout FAILED ({failure}); touched clusters were rolled back and {} is quarantined",
-                &revision[..revision.len().min(12)]
+                "rollout FAILED ({failure}); touched clusters were rolled back and {short} is quarantined"
             );
             for n in not_restored {
                 println!("  NOT restored: {} ({})", n.cluster, n.reason);
@@ -400,42 +251,47 @@ pub async fn fleet_sync(
     // A resumed rollout continues its journal (whose machine knows what it
     // quarantined); a new one must be admitted.
     let admitted = if args.resume {
-        Some(quarantine_list(&args.audit.path(), &args.selection.env)?)
+        let (list, read) = tidegate_app::quarantined_everywhere(
+            loaded.factory(),
+            &loaded.desired.environment,
+            &args.audit.path(),
+        )
+        .await?;
+        warn_unreadable(&read.unreadable);
+        Some(list)
     } else {
         admit_revision(
+            loaded.factory(),
+            &loaded.desired.environment,
             &args.audit,
-            &args.selection.env,
             None,
             &revision,
             args.allow_quarantined
                 .then(|| args.reason.as_deref().unwrap_or("")),
             style,
-        )?
+        )
+        .await?
     };
     let Some(quarantined) = admitted else {
         return Ok(ExitCode::from(1));
     };
-    let options = SyncOptions {
-        prune: args.prune,
-        force_conflicts: args.force_conflicts,
-        ..SyncOptions::default()
-    };
+    let revisions = loaded.revisions();
     run_rollout(
-        global,
-        loaded.factory(),
-        (
-            &loaded.desired.environment,
-            &loaded.rendered,
-            loaded.health_checks.clone(),
-        ),
-        &revision,
-        RunFlags {
-            audit_db: &args.audit,
+        RolloutRun {
+            factory: loaded.factory(),
+            environment: &loaded.desired.environment,
+            rendered: &loaded.rendered,
+            health_checks: loaded.health_checks.clone(),
+            revision: &revision,
+            revisions: &revisions,
+            approvals: None,
+            audit_path: &args.audit.path(),
+            actor: actor(),
             break_lock: args.break_lock,
             resume: args.resume,
-            options,
+            prune: args.prune,
+            force_conflicts: args.force_conflicts,
             quarantined,
-            facts: loaded.facts(),
         },
         style,
     )
@@ -605,14 +461,19 @@ fn custom_health_checks(loaded: &fleet::Loaded) -> std::collections::BTreeMap<St
 }
 
 /// `tidegate approve`.
-pub fn approve(global: &Global, args: &ApproveArgs, style: &Style) -> anyhow::Result<ExitCode> {
+pub async fn approve(
+    global: &Global,
+    args: &ApproveArgs,
+    style: &Style,
+) -> anyhow::Result<ExitCode> {
     let revision = match &args.revision {
-        Some(r) => Workspace::open_at(global.repo.as_deref(), Some(r))?,
-        None => Workspace::open(global)?,
+        Some(r) => Workspace::open(global.repo.as_deref(), Some(r))?,
+        None => fleet::workspace(global)?,
     };
     let sha = revision.commit_sha().to_string();
+    let factory = fleet::client_factory(global, &args.kubeconfig);
     // Only a wave that waits for approval, of an environment that exists.
-    let environment = match revision.environment(&args.env) {
+    let environment = match revision.environment_discovered(&args.env, &factory).await {
         Ok(environment) => environment,
         Err(LoadError::Invalid(problems)) => {
             style.print_diagnostics(&problems);
@@ -642,46 +503,110 @@ pub fn approve(global: &Global, args: &ApproveArgs, style: &Style) -> anyhow::Re
             }
         );
     }
+    let reason = args
+        .reason
+        .clone()
+        .unwrap_or_else(|| format!("wave {} approved", args.wave));
     let path = args.audit.path();
     let store = SqliteStore::open(&path)?;
     let mut entry = Entry::new(actor(), Action::Approve)
         .env(&args.env)
         .revisions(None, Some(Revision::sha(&sha)))
-        .message(
-            args.reason
-                .clone()
-                .unwrap_or_else(|| format!("wave {} approved", args.wave)),
-        );
+        .message(reason.clone());
     entry.details.insert("wave".into(), args.wave.to_string());
     let seq = store.append(entry)?;
+    // Kept with the clusters too: a rollout run from another machine (or
+    // the controller) sees it.
+    let written = tidegate_app::write_gates(
+        &factory,
+        &environment,
+        &GateChange::Approve {
+            revision: sha.clone(),
+            wave: args.wave,
+            record: GateRecord::now(&actor().identity, &reason),
+        },
+    )
+    .await;
+    warn_unwritten("the approval", &written);
     println!(
-        "approved wave {} of {} for {} (audit entry #{seq})",
+        "approved wave {} of {} for {} (audit entry #{seq}; recorded in {} of {} clusters)",
         args.wave,
         args.env,
-        &sha[..12]
+        &sha[..12],
+        written.written.len(),
+        environment.spec.clusters.len()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// `tidegate unquarantine`.
-pub fn unquarantine(args: &UnquarantineArgs) -> anyhow::Result<ExitCode> {
+/// `tidegate unquarantine`: lifted in the audit trail and in every
+/// cluster of the environment that can be reached.
+pub async fn unquarantine(
+    global: &Global,
+    args: &UnquarantineArgs,
+    style: &Style,
+) -> anyhow::Result<ExitCode> {
     let path = args.audit.path();
-    let store = SqliteStore::open_existing(&path)?;
-    if quarantined(&store, &args.env, &args.revision)?.is_none() {
+    let reason = args
+        .reason
+        .clone()
+        .unwrap_or_else(|| "lifted by hand".into());
+    let in_audit = path.exists()
+        && tidegate_app::quarantine_record(
+            &SqliteStore::open_existing(&path)?,
+            &args.env,
+            &args.revision,
+        )?
+        .is_some();
+    let factory = fleet::client_factory(global, &args.kubeconfig);
+    // The clusters come from the environment file at --ref (or HEAD).
+    let environment = match fleet::workspace(global) {
+        Ok(ws) => match ws.environment_discovered(&args.env, &factory).await {
+            Ok(environment) => Some(environment),
+            Err(LoadError::Invalid(problems)) => {
+                style.print_diagnostics(&problems);
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Err(e) => {
+            eprintln!(
+                "warning: {e}; only the local audit trail's quarantine is lifted, not the clusters'"
+            );
+            None
+        }
+    };
+    let read = match &environment {
+        Some(environment) => tidegate_app::read_gates(&factory, environment).await,
+        None => tidegate_app::GatesRead::default(),
+    };
+    warn_unreadable(&read.unreadable);
+    let in_clusters = read.gates.quarantined.contains_key(&args.revision);
+    let still_in_audit = in_audit && !read.gates.lifted.contains_key(&args.revision);
+    if !still_in_audit && !in_clusters {
         bail!(
             "revision {} is not quarantined for {}",
             args.revision,
             args.env
         );
     }
+    if let Some(environment) = &environment {
+        let written = tidegate_app::write_gates(
+            &factory,
+            environment,
+            &GateChange::Unquarantine {
+                revision: args.revision.clone(),
+                record: GateRecord::now(&actor().identity, &reason),
+            },
+        )
+        .await;
+        warn_unwritten("lifting the quarantine", &written);
+    }
+    let store = SqliteStore::open(&path)?;
     let entry = Entry::new(actor(), Action::Other("unquarantine".into()))
         .env(&args.env)
         .revisions(None, Some(Revision::sha(&args.revision)))
-        .message(
-            args.reason
-                .clone()
-                .unwrap_or_else(|| "lifted by hand".into()),
-        );
+        .message(reason);
     let seq = store.append(entry)?;
     println!(
         "{} may be rolled out to {} again (audit entry #{seq})",
@@ -769,40 +694,51 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `tidegate rollback`: a rollout of an older revision, in waves (or one cluster).
+///
+/// The repository is opened once; the target is loaded, discovered and
+/// rendered once (the rollout's own rollbacks reuse it); the current
+/// revision is read (offline) only to find the last healthy revision when
+/// `--to` is not given.
 pub async fn rollback(
     global: &Global,
     args: &RollbackArgs,
     style: &Style,
 ) -> anyhow::Result<ExitCode> {
-    let current = Workspace::open(global)?;
+    let workspace = fleet::workspace(global)?;
     let factory = fleet::client_factory(global, &args.rollout.kubeconfig);
     let facts = FactsCache::default().only_cluster(args.cluster.clone());
-    // Only the clusters are needed from the current revision: rendered offline.
-    let env_now = current
-        .load_discovered(&args.env, &factory, None)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let to = match &args.to {
         Some(to) => to.clone(),
         None => {
-            // The last healthy revision recorded in the first reachable cluster.
-            let mut found = None;
-            for cluster in &env_now.environment.spec.clusters {
-                if let Ok(engine) = tidegate_sync::Engine::connect(&factory, cluster).await
-                    && let Ok(inv) = engine.inventories(&args.env).await
-                    && let Some(rev) = inv.first().and_then(|i| i.healthy_revision.clone())
-                {
-                    found = Some(rev);
-                    break;
-                }
-            }
-            found.context("no cluster records a last healthy revision: pass --to REV")?
+            // Only the clusters are needed from the current revision.
+            let env_now = workspace
+                .load_discovered(&args.env, &factory, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            tidegate_app::last_healthy_revision(&factory, &env_now.environment)
+                .await
+                .context("no cluster records a last healthy revision: pass --to REV")?
         }
     };
-    let quarantine = quarantine_list(&args.rollout.audit.path(), &args.env)?;
-    let resolved = Workspace::open_at(global.repo.as_deref(), Some(&to))?
-        .commit_sha()
-        .to_string();
+    let resolved = workspace.at(&to)?.commit().sha.clone();
+    let revisions = GitRevisions::new(
+        std::sync::Arc::new(Mutex::new(workspace)),
+        &args.env,
+        &factory,
+        &facts,
+    );
+    let entry = revisions.entry(&resolved).await.map_err(|e| match e {
+        RevisionError::Invalid { problems, .. } => {
+            anyhow::anyhow!("rendering {to}: {problems}")
+        }
+        e => anyhow::anyhow!("rendering {to}: {e}"),
+    })?;
+    let (environment, rendered) = (&entry.rendering.environment, &entry.rendering.rendered);
+    // Quarantines of the audit trail and of the target's clusters.
+    let (quarantine, read) =
+        tidegate_app::quarantined_everywhere(&factory, environment, &args.rollout.audit.path())
+            .await?;
+    warn_unreadable(&read.unreadable);
     if quarantine.contains(&resolved) {
         eprintln!(
             "{} {} is quarantined for {}: a failed rollout rejected it, so it is not a rollback target. Choose a revision that completed its rollout (`tidegate history --env {}` lists them) and pass --to REV, or lift the quarantine first with `tidegate unquarantine --env {} --revision {resolved}`",
@@ -814,22 +750,11 @@ pub async fn rollback(
         );
         return Ok(ExitCode::from(1));
     }
-    let (environment, rendered) = GitRevisions {
-        repo: global.repo.clone(),
-        env: args.env.clone(),
-        factory: &factory,
-        facts: &facts,
-    }
-    .render(&to)
-    .await
-    .map_err(|e| anyhow::anyhow!("rendering {to}: {e}"))?;
-    let at_target = Workspace::open_at(global.repo.as_deref(), Some(&to))?;
-    let sha = at_target.commit_sha().to_string();
-    let health_checks = match at_target.load(&args.env) {
-        Ok(desired) => super::fleet::health_checks(&desired)
-            .map_err(|problems| anyhow::anyhow!("health checks at {to}: {problems}"))?,
-        Err(e) => anyhow::bail!("loading {} at {to}: {e}", args.env),
-    };
+    let sha = entry.rendering.commit.clone();
+    let health_checks = entry
+        .health_checks
+        .clone()
+        .map_err(|problems| anyhow::anyhow!("health checks at {to}: {problems}"))?;
     if let Some(cluster) = &args.cluster {
         let Some(definition) = environment.cluster(cluster) else {
             bail!("environment {} has no cluster {cluster} at {to}", args.env);
@@ -858,7 +783,7 @@ pub async fn rollback(
             .find(|c| c.cluster == *cluster)
             .context("not rendered")?;
         let target = tidegate_sync::Target {
-            environment: &environment,
+            environment,
             cluster: definition,
             rendered: rendered_cluster,
             revision: &sha,
@@ -887,20 +812,21 @@ pub async fn rollback(
         return Ok(ExitCode::SUCCESS);
     }
     run_rollout(
-        global,
-        &factory,
-        (&environment, &rendered, health_checks),
-        &sha,
-        RunFlags {
-            audit_db: &args.rollout.audit,
+        RolloutRun {
+            factory: &factory,
+            environment,
+            rendered,
+            health_checks,
+            revision: &sha,
+            revisions: &revisions,
+            approvals: None,
+            audit_path: &args.rollout.audit.path(),
+            actor: actor(),
             break_lock: args.rollout.break_lock,
             resume: false,
-            options: SyncOptions {
-                prune: true,
-                ..SyncOptions::default()
-            },
+            prune: true,
+            force_conflicts: false,
             quarantined: quarantine,
-            facts: &facts,
         },
         style,
     )
@@ -910,7 +836,7 @@ pub async fn rollback(
 /// `tidegate switch`.
 pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCode> {
     use tidegate_fleet::switch::{SwitchOutcome, SwitchRequest};
-    let ws = Workspace::open(global)?;
+    let ws = fleet::workspace(global)?;
     let Some(repo_dir) = ws.workdir().map(std::path::Path::to_path_buf) else {
         bail!(
             "a switch commits to the environment file: run it in a clone with a work tree (not --repo URL)"
@@ -952,24 +878,27 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         push: !args.no_push,
         author: (&name, &email),
     };
-    let revisions = GitRevisions {
-        repo: global.repo.clone(),
-        env: args.env.clone(),
-        factory: &factory,
-        facts: &facts,
-    };
+    let revisions = GitRevisions::new(
+        std::sync::Arc::new(Mutex::new(ws)),
+        &args.env,
+        &factory,
+        &facts,
+    );
     let approvals = AuditApprovals {
         path: path.clone(),
         env: args.env.clone(),
         revision: String::new(),
     };
     let health_checks =
-        super::fleet::health_checks(&desired).map_err(|d| anyhow::anyhow!("{d}"))?;
+        tidegate_app::health_checks(&desired).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let (quarantined, read) =
+        tidegate_app::quarantined_everywhere(&factory, &desired.environment, &path).await?;
+    warn_unreadable(&read.unreadable);
     let options = DriverOptions {
         break_lock: args.rollout.break_lock,
         identity: actor.identity.clone(),
         // A flip back never goes to a quarantined revision either.
-        quarantined: quarantine_list(&path, &args.env)?,
+        quarantined,
         poll: std::time::Duration::from_millis(500),
         // The environment's health settings judge the switch's waves too.
         health_checks,

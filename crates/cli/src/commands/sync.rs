@@ -27,14 +27,16 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
     let mut quarantine = std::collections::BTreeSet::new();
     if !args.dry_run {
         let Some(list) = super::rollout::admit_revision(
+            loaded.factory(),
+            &loaded.desired.environment,
             &args.audit,
-            &env,
             Some(&cluster),
             &loaded.desired.commit.sha,
             args.allow_quarantined
                 .then(|| args.reason.as_deref().unwrap_or("")),
             style,
-        )?
+        )
+        .await?
         else {
             return Ok(ExitCode::from(1));
         };
@@ -156,35 +158,10 @@ async fn run_locked(
     };
     let mut healthy = true;
     if args.wait && !args.dry_run {
-        let objects: Vec<_> = report
-            .results
-            .iter()
-            .filter(|r| r.action != Action::Pruned && r.action != Action::PruneSkipped)
-            .filter_map(|r| {
-                let o = target
-                    .rendered
-                    .apps
-                    .iter()
-                    .flat_map(|a| &a.objects)
-                    .find(|o| o.key == r.key)?;
-                Some((
-                    r.key.clone(),
-                    o.manifest["apiVersion"].as_str()?.to_string(),
-                ))
-            })
-            .collect();
-        let resolved = engine.resolve_all(&objects).await?;
-        let deadline = target.environment.spec.rollout.progress_deadline.0;
-        let health = engine.wait_healthy(&resolved, deadline, &progress).await?;
-        healthy = health.healthy;
-        // Only a revision that was never quarantined becomes the cluster's
-        // last good revision (the rollback target).
-        if healthy && tidegate_rollout::quarantine::records_healthy(target.revision, quarantine) {
-            let apps: Vec<String> = target.rendered.apps.iter().map(|a| a.app.clone()).collect();
-            engine
-                .mark_healthy(&target.environment.metadata.name, &apps, target.revision)
+        let health =
+            tidegate_app::wait_and_mark_healthy(engine, &target, &report, quarantine, &progress)
                 .await?;
-        }
+        healthy = health.healthy;
         if !healthy {
             for o in health
                 .objects

@@ -3,7 +3,6 @@
 use crate::{
     args::{Access, Global, ValidateArgs},
     output::Style,
-    workspace::Workspace,
 };
 use std::process::ExitCode;
 use tidegate_core::{Diagnostic, Diagnostics, environment::Provider, printable::printable};
@@ -11,7 +10,7 @@ use tidegate_source::{LoadError, desired::short};
 
 /// Exit 0 when everything is valid, 1 with the list of problems.
 pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow::Result<ExitCode> {
-    let ws = Workspace::open(global)?;
+    let ws = super::fleet::workspace(global)?;
     let factory = super::fleet::client_factory(global, &None);
     let names = if args.envs.is_empty() {
         ws.environment_names()?
@@ -57,7 +56,7 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
                 if global.access == Access::Kubeconfig {
                     problems.extend(check_kubeconfig_access(&desired));
                 }
-                if let Err(found) = super::fleet::health_checks(&desired) {
+                if let Err(found) = tidegate_app::health_checks(&desired) {
                     problems.extend(found);
                 }
                 // Last resort: a panic while rendering one environment (a
