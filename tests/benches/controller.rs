@@ -91,6 +91,24 @@ impl Run {
             .and_then(|d| d.parent())
             .expect("target dir")
             .join("tidegate");
+        if objects > 100 {
+            // Many objects: put them in place with one sync per cluster first
+            // (the controller then follows what runs and starts watching).
+            for c in CLUSTERS {
+                let status = Command::new(&bin)
+                    .args(["--repo", &git.path().display().to_string()])
+                    .args(["sync", "--env", &env, "--cluster", c])
+                    .env("TIDEGATE_ACCESS", "kubeconfig")
+                    .env("KUBECONFIG", fleet.kubeconfig())
+                    .env("TIDEGATE_AUDIT_DB", state.path().join("audit.db"))
+                    .env("XDG_STATE_HOME", state.path())
+                    .env("XDG_CACHE_HOME", state.path().join("cache"))
+                    .stdout(Stdio::null())
+                    .status()
+                    .expect("tidegate sync");
+                assert!(status.success(), "sync of {c}");
+            }
+        }
         let child = Command::new(&bin)
             .args(["--repo", &git.path().display().to_string()])
             .args(["--log-format", "json", "controller", "--env", &env])

@@ -16,6 +16,9 @@ use tidegate_sync::{Action, Engine, SyncOptions, Target};
 use tidegate_testkit::{Fleet, TestNamespace, shared_fleet};
 use tidegate_tests::GitFixture;
 
+#[path = "shared/mod.rs"]
+mod shared;
+
 const OBJECTS: usize = 1000;
 const RUNS: usize = 5;
 const CONTEXT: &str = "eks-us-east-1";
@@ -71,27 +74,7 @@ async fn tidegate_run(
     dry_run: bool,
 ) -> (Duration, tidegate_sync::SyncReport) {
     let start = Instant::now();
-    let repo = tidegate_source::Repo::open_local(git.path()).expect("open");
-    let commit = repo.resolve("HEAD").expect("HEAD");
-    let cache = tempfile::tempdir().expect("cache");
-    let (environment, file) =
-        tidegate_source::desired::load_environment(&repo, &commit, env).expect("env");
-    let desired = tidegate_source::desired::load_desired(
-        &tidegate_source::GitSource::new(cache.path()),
-        &repo,
-        &commit,
-        environment,
-        file,
-        &Default::default(),
-    )
-    .expect("desired");
-    let rendered = tidegate_render::render_environment(
-        &desired.environment,
-        &desired.env_file,
-        &desired.commit.sha,
-        &desired.apps,
-    )
-    .expect("render");
+    let (desired, rendered) = shared::load(git, env);
     let cluster = desired.environment.cluster(CONTEXT).expect("cluster");
     let factory = KubeconfigFactory {
         force: false,

@@ -69,6 +69,7 @@ fn prod_applies_environment_and_cluster_overlays() {
             d["metadata"]["labels"]["app.kubernetes.io/managed-by"],
             "tidegate"
         );
+        assert_eq!(d["metadata"]["labels"]["tidegate.dev/environment"], "prod");
         assert_eq!(
             d["metadata"]["annotations"]["tidegate.dev/tracking-id"],
             "prod/gin-app/apps/Deployment/gin-app/gin-app-blue"

@@ -63,7 +63,7 @@ pub(crate) fn objects(text: &str) -> BTreeMap<(String, String), Value> {
 }
 
 /// One cluster's objects of one app, with what Tidegate adds taken off: the
-/// tracking label and annotation, and the app's namespace.
+/// tracking labels and annotation, and the app's namespace.
 pub(crate) fn tidegate_objects(
     rendered: &Rendered,
     cluster: &str,
@@ -83,6 +83,7 @@ pub(crate) fn tidegate_objects(
             meta.remove("namespace");
             for (field, key) in [
                 ("labels", "app.kubernetes.io/managed-by"),
+                ("labels", "tidegate.dev/environment"),
                 ("annotations", "tidegate.dev/tracking-id"),
             ] {
                 if let Some(map) = meta.get_mut(field).and_then(Value::as_object_mut) {

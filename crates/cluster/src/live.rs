@@ -1,4 +1,5 @@
-//! Reading managed objects: one LIST per kind by label, GETs only for the rest.
+//! Reading managed objects: one LIST per kind by label (optionally one
+//! environment's, in one namespace), GETs only for the rest.
 
 use crate::{ClusterError, Resolved, with_retries};
 use kube::{
@@ -7,11 +8,7 @@ use kube::{
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
-use tidegate_core::{
-    ObjectKey,
-    object::split_api_version,
-    tracking::{MANAGED_BY_LABEL, MANAGED_BY_VALUE},
-};
+use tidegate_core::{ObjectKey, object::split_api_version, tracking::managed_selector};
 
 /// Live objects by key.
 pub type LiveObjects = BTreeMap<ObjectKey, Value>;
@@ -28,14 +25,18 @@ pub fn dynamic_api(
     }
 }
 
-/// Every object of a kind that carries Tidegate's managed-by label, across namespaces.
+/// Every object of a kind that carries Tidegate's managed-by label — and,
+/// with `environment`, that environment's label — in `namespace` (for a
+/// namespaced kind) or across namespaces.
 pub async fn list_managed(
     client: &Client,
     cluster: &str,
     resolved: &Resolved,
+    environment: Option<&str>,
+    namespace: Option<&str>,
 ) -> Result<LiveObjects, ClusterError> {
-    let api = dynamic_api(client, resolved, None);
-    let params = ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    let api = dynamic_api(client, resolved, namespace);
+    let params = ListParams::default().labels(&managed_selector(environment));
     let list = with_retries("list", || api.list(&params))
         .await
         .map_err(|source| ClusterError::Api {

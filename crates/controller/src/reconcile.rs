@@ -288,7 +288,20 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
         let definition = loaded.environment.cluster(cluster)?;
         match Engine::connect(self.app.factory(), definition).await {
             Ok(engine) => {
-                let engine = Arc::new(engine.with_health_checks(loaded.health_checks.clone()));
+                // Plans and health reads of this engine read the watch caches.
+                let watch = ClusterWatch::new(
+                    cluster,
+                    &self.name,
+                    engine.client().clone(),
+                    self.changes.clone(),
+                );
+                let engine = Arc::new(
+                    engine
+                        .with_health_checks(loaded.health_checks.clone())
+                        .with_environment(&self.name)
+                        .with_live_state(Arc::new(watch.live_state())),
+                );
+                self.watches.insert(cluster.to_string(), watch);
                 if let Ok(mut all) = self.engines.lock() {
                     all.insert(id, engine.clone());
                 }
@@ -335,22 +348,14 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                     continue;
                 }
             };
-            let watch = self
-                .watches
-                .entry(rendered.cluster.clone())
-                .or_insert_with(|| {
-                    ClusterWatch::new(
-                        &rendered.cluster,
-                        &self.name,
-                        engine.client().clone(),
-                        self.changes.clone(),
-                    )
-                });
-            let before = watch.cached();
+            let Some(watch) = self.watches.get_mut(&rendered.cluster) else {
+                continue;
+            };
+            let before = watch.kinds_watched();
             for (_, r) in &resolved {
                 watch.watch(r);
             }
-            started |= before == 0;
+            started |= watch.kinds_watched() > before;
         }
         if started {
             for w in self.watches.values() {

@@ -9,6 +9,7 @@
 //! controller is not drift and costs nothing).
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use kube::{
     Client,
     api::DynamicObject,
@@ -22,13 +23,18 @@ use serde_json::Value;
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
-use tidegate_cluster::{LiveObjects, Resolved, dynamic_api};
+use tidegate_cluster::{ClusterError, Resolved, dynamic_api};
 use tidegate_core::{
     ObjectKey,
     object::split_api_version,
-    tracking::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, TRACKING_ANNOTATION},
+    tracking::{TRACKING_ANNOTATION, managed_selector},
 };
+use tidegate_sync::{ApiLiveState, ListScope, LiveMap, LiveObject, LiveState};
 use tokio::{sync::mpsc::UnboundedSender, task::JoinHandle};
 use tracing::{debug, warn};
 
@@ -50,12 +56,18 @@ pub struct ClusterWatch {
     environment: String,
     client: Client,
     events: UnboundedSender<Changed>,
-    kinds: BTreeMap<String, Watched>,
+    kinds: Kinds,
 }
 
-struct Watched {
-    resolved: Resolved,
+/// The watched kinds of one cluster, shared by the [`ClusterWatch`] that
+/// starts them and the [`CachedLiveState`] that reads them.
+pub type Kinds = Arc<Mutex<BTreeMap<String, Watched>>>;
+
+/// One watched kind.
+pub struct Watched {
     store: Store<DynamicObject>,
+    /// True once the first list completed (the store then answers reads).
+    listed: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -72,21 +84,41 @@ impl ClusterWatch {
             environment: environment.to_string(),
             client,
             events,
-            kinds: BTreeMap::new(),
+            kinds: Kinds::default(),
         }
+    }
+
+    /// A [`LiveState`] that answers from these caches (the API server for
+    /// kinds not watched, or not listed yet).
+    pub fn live_state(&self) -> CachedLiveState {
+        CachedLiveState {
+            kinds: self.kinds.clone(),
+            environment: self.selector_environment().map(str::to_string),
+            api: ApiLiveState::new(self.client.clone(), &self.cluster),
+        }
+    }
+
+    /// The environment the watches select by label, when its name can be a
+    /// label value (otherwise every managed object is watched).
+    fn selector_environment(&self) -> Option<&str> {
+        Some(self.environment.as_str()).filter(|e| tidegate_core::names::is_label_value(e))
     }
 
     /// Starts watching a kind (once; later calls for the same kind do nothing).
     pub fn watch(&mut self, resolved: &Resolved) {
         let id = kind_id(resolved);
-        if self.kinds.contains_key(&id) {
+        let Ok(mut kinds) = self.kinds.lock() else {
+            return;
+        };
+        if kinds.contains_key(&id) {
             return;
         }
         let writer = Writer::new(resolved.resource.clone());
         let store = writer.as_reader();
         let api = dynamic_api(&self.client, resolved, None);
         let config =
-            watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+            watcher::Config::default().labels(&managed_selector(self.selector_environment()));
+        let listed = Arc::new(AtomicBool::new(false));
         let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
         let mut notices = Notices {
             cluster: self.cluster.clone(),
@@ -96,6 +128,7 @@ impl ClusterWatch {
             fingerprints: HashMap::new(),
             listing: None,
             listed_once: false,
+            listed: listed.clone(),
         };
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
@@ -109,11 +142,11 @@ impl ClusterWatch {
                 }
             }
         });
-        self.kinds.insert(
+        kinds.insert(
             id,
             Watched {
-                resolved: resolved.clone(),
                 store,
+                listed,
                 task,
             },
         );
@@ -121,30 +154,28 @@ impl ClusterWatch {
 
     /// Waits until every watched kind has been listed once.
     pub async fn ready(&self) {
-        for w in self.kinds.values() {
+        let stores: Vec<Store<DynamicObject>> = self
+            .kinds
+            .lock()
+            .map(|k| k.values().map(|w| w.store.clone()).collect())
+            .unwrap_or_default();
+        for store in stores {
             // Err: the writer is gone (the task ended), nothing to wait for.
-            let _ = w.store.wait_until_ready().await;
+            let _ = store.wait_until_ready().await;
         }
     }
 
-    /// Objects in the caches (of every environment; the label selects all
-    /// objects Tidegate manages).
+    /// How many kinds are watched.
+    pub fn kinds_watched(&self) -> usize {
+        self.kinds.lock().map(|k| k.len()).unwrap_or(0)
+    }
+
+    /// Objects in the caches.
     pub fn cached(&self) -> usize {
-        self.kinds.values().map(|w| w.store.len()).sum()
-    }
-
-    /// The cached live objects of this environment, by key, as a LIST would return them.
-    pub fn live(&self) -> LiveObjects {
-        let mut out = LiveObjects::new();
-        for w in self.kinds.values() {
-            for object in w.store.state() {
-                let value = serde_json::to_value(object.as_ref()).unwrap_or(Value::Null);
-                if let Some(key) = key_of(&value, &w.resolved) {
-                    out.insert(key, value);
-                }
-            }
-        }
-        out
+        self.kinds
+            .lock()
+            .map(|k| k.values().map(|w| w.store.len()).sum())
+            .unwrap_or(0)
     }
 
     /// The cluster watched.
@@ -155,8 +186,86 @@ impl ClusterWatch {
 
 impl Drop for ClusterWatch {
     fn drop(&mut self) {
-        for w in self.kinds.values() {
-            w.task.abort();
+        if let Ok(kinds) = self.kinds.lock() {
+            for w in kinds.values() {
+                w.task.abort();
+            }
+        }
+    }
+}
+
+/// The live-state seam of the sync engine answered from the watch caches:
+/// a plan or health read of a watched kind sends no request. Kinds not
+/// watched (or not listed yet), other scopes and objects the caches do not
+/// hold (unlabelled ones) are read from the API server.
+pub struct CachedLiveState {
+    kinds: Kinds,
+    environment: Option<String>,
+    api: ApiLiveState,
+}
+
+impl CachedLiveState {
+    /// The cached objects of a kind in `namespace` (or all), when the cache can answer.
+    fn cached(&self, resolved: &Resolved, scope: ListScope<'_>) -> Option<LiveMap> {
+        if scope.environment != self.environment.as_deref() || scope.environment.is_none() {
+            return None;
+        }
+        let kinds = self.kinds.lock().ok()?;
+        let w = kinds.get(&kind_id(resolved))?;
+        if !w.listed.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut out = LiveMap::new();
+        for object in w.store.state() {
+            let value = listed_value(&object, resolved);
+            if let Some(key) = key_of(&value, resolved)
+                && scope
+                    .namespace
+                    .is_none_or(|ns| key.namespace.as_deref() == Some(ns))
+            {
+                out.insert(key, Arc::new(value));
+            }
+        }
+        Some(out)
+    }
+}
+
+/// An object as a GET returns it (a LIST's items lack apiVersion and kind).
+fn listed_value(object: &DynamicObject, resolved: &Resolved) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("apiVersion")
+            .or_insert_with(|| Value::String(resolved.resource.api_version.clone()));
+        obj.entry("kind")
+            .or_insert_with(|| Value::String(resolved.resource.kind.clone()));
+    }
+    value
+}
+
+impl LiveState for CachedLiveState {
+    fn list<'a>(
+        &'a self,
+        resolved: &'a Resolved,
+        scope: ListScope<'a>,
+    ) -> BoxFuture<'a, Result<LiveMap, ClusterError>> {
+        match self.cached(resolved, scope) {
+            Some(found) => Box::pin(std::future::ready(Ok(found))),
+            None => self.api.list(resolved, scope),
+        }
+    }
+
+    fn get<'a>(
+        &'a self,
+        resolved: &'a Resolved,
+        key: &'a ObjectKey,
+    ) -> BoxFuture<'a, Result<Option<LiveObject>, ClusterError>> {
+        let scope = ListScope {
+            environment: self.environment.as_deref(),
+            namespace: key.namespace.as_deref(),
+        };
+        match self.cached(resolved, scope).and_then(|mut m| m.remove(key)) {
+            Some(found) => Box::pin(std::future::ready(Ok(Some(found)))),
+            None => self.api.get(resolved, key),
         }
     }
 }
@@ -182,6 +291,8 @@ struct Notices {
     /// False until the first list completes (what is there at start-up is
     /// the starting point, not a change).
     listed_once: bool,
+    /// Shared with the cache's readers: the store answers once listed.
+    listed: Arc<AtomicBool>,
 }
 
 impl Notices {
@@ -210,6 +321,7 @@ impl Notices {
                     }
                 }
                 self.listed_once = true;
+                self.listed.store(true, Ordering::Release);
             }
             watcher::Event::Apply(object) => {
                 self.seen(&object);
@@ -316,7 +428,7 @@ mod tests {
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "namespace": "shop", "resourceVersion": rv, "generation": replicas,
-                "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+                "labels": {"app.kubernetes.io/managed-by": "tidegate"},
                 "annotations": {TRACKING_ANNOTATION: "prod/web/apps/Deployment/shop/web"},
                 "managedFields": [{"manager": "kube-controller-manager", "operation": "Update", "time": format!("2026-12-01T00:00:{rv:0>2}Z")}]},
             "spec": {"replicas": replicas},
@@ -367,6 +479,7 @@ mod tests {
             fingerprints: HashMap::new(),
             listing: None,
             listed_once: false,
+            listed: Arc::default(),
         };
         (n, rx)
     }

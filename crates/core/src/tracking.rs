@@ -6,6 +6,11 @@ use crate::object::ObjectKey;
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`].
 pub const MANAGED_BY_VALUE: &str = "tidegate";
+/// Label naming the environment that manages an object, beside
+/// [`MANAGED_BY_LABEL`]: live state is listed by both, so one environment's
+/// reads never carry another's objects. Objects applied before this label
+/// existed lack it; readers fetch those by name.
+pub const ENVIRONMENT_LABEL: &str = "tidegate.dev/environment";
 /// Annotation that ties a live object to one environment, app and object;
 /// objects without it are never pruned.
 pub const TRACKING_ANNOTATION: &str = "tidegate.dev/tracking-id";
@@ -13,6 +18,15 @@ pub const TRACKING_ANNOTATION: &str = "tidegate.dev/tracking-id";
 pub const SYNC_WAVE_ANNOTATION: &str = "tidegate.dev/sync-wave";
 /// Field manager name for server-side apply.
 pub const FIELD_MANAGER: &str = "tidegate";
+
+/// The label selector of the objects Tidegate manages: all of them, or
+/// (with `environment`) only one environment's.
+pub fn managed_selector(environment: Option<&str>) -> String {
+    match environment {
+        Some(env) => format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{ENVIRONMENT_LABEL}={env}"),
+        None => format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"),
+    }
+}
 
 /// The tracking id `<env>/<app>/<group>/<kind>/<namespace>/<name>`. The core
 /// group and a cluster-scoped object's namespace are empty, so the id always
@@ -68,5 +82,17 @@ mod tests {
             Some(ns)
         );
         assert_eq!(parse_tracking_id("dev/a/Namespace/web"), None);
+    }
+
+    #[test]
+    fn selectors_name_the_environment_when_given() {
+        assert_eq!(
+            managed_selector(None),
+            "app.kubernetes.io/managed-by=tidegate"
+        );
+        assert_eq!(
+            managed_selector(Some("prod")),
+            "app.kubernetes.io/managed-by=tidegate,tidegate.dev/environment=prod"
+        );
     }
 }

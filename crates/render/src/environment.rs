@@ -13,7 +13,8 @@ use tidegate_core::{
     files::{AppSource, Budget},
     object::apply_phase,
     tracking::{
-        MANAGED_BY_LABEL, MANAGED_BY_VALUE, SYNC_WAVE_ANNOTATION, TRACKING_ANNOTATION, tracking_id,
+        ENVIRONMENT_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SYNC_WAVE_ANNOTATION,
+        TRACKING_ANNOTATION, tracking_id,
     },
 };
 use tracing::debug_span;
@@ -441,6 +442,7 @@ fn inject_tracking(env: &str, app: &str, object: &mut RenderedObject) {
     };
     for (field, key, value) in [
         ("labels", MANAGED_BY_LABEL, MANAGED_BY_VALUE.to_string()),
+        ("labels", ENVIRONMENT_LABEL, env.to_string()),
         ("annotations", TRACKING_ANNOTATION, id),
     ] {
         let map = meta

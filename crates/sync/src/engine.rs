@@ -2,7 +2,9 @@
 
 use crate::{
     Action, ObjectResult, Plan, Progress, SyncError, SyncOptions, SyncReport,
+    dryrun::DryRunCache,
     inventory::{self, Inventory},
+    live::{ApiLiveState, LiveState},
 };
 use futures::{StreamExt, stream};
 use kube::{
@@ -22,6 +24,9 @@ use tidegate_core::{
 use tidegate_diff::DiffStatus;
 use tidegate_render::RenderedCluster;
 use tracing::{Instrument, info, info_span};
+
+/// Dry runs in flight to one cluster, by default.
+const DRY_RUN_CONCURRENCY: usize = 16;
 
 /// What to sync: one environment's rendered objects for one cluster.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +51,13 @@ pub struct Engine {
     audit: Option<crate::Audit>,
     pub(crate) health_checks: std::sync::Arc<tidegate_health::HealthChecks>,
     pub(crate) provider: &'static str,
+    pub(crate) live: std::sync::Arc<dyn LiveState>,
+    pub(crate) environment: Option<String>,
+    pub(crate) dry_run_cache: DryRunCache,
+    pub(crate) dry_run_concurrency: usize,
+    /// Bounds the dry runs in flight to this cluster across every plan of
+    /// this engine (concurrent plans of several apps included).
+    pub(crate) dry_run_permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Engine {
@@ -58,6 +70,11 @@ impl Engine {
         let client = factory.client(cluster, &counter).await?;
         Ok(Engine {
             resolver: Resolver::new(client.clone(), &cluster.name),
+            live: std::sync::Arc::new(ApiLiveState::new(client.clone(), &cluster.name)),
+            environment: None,
+            dry_run_cache: DryRunCache::new(),
+            dry_run_concurrency: DRY_RUN_CONCURRENCY,
+            dry_run_permits: std::sync::Arc::new(tokio::sync::Semaphore::new(DRY_RUN_CONCURRENCY)),
             client,
             cluster: cluster.name.clone(),
             concurrency: 16,
@@ -75,6 +92,44 @@ impl Engine {
         checks: std::sync::Arc<tidegate_health::HealthChecks>,
     ) -> Self {
         self.health_checks = checks;
+        self
+    }
+
+    /// Reads live state through `live` (a watch cache, say) instead of
+    /// LIST/GET requests to the API server.
+    pub fn with_live_state(mut self, live: std::sync::Arc<dyn LiveState>) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// The environment this engine works for: health reads
+    /// ([`Engine::health_of`]) then list only its objects (by the
+    /// `tidegate.dev/environment` label). Plans always know theirs.
+    pub fn with_environment(mut self, environment: &str) -> Self {
+        self.environment = Some(environment.to_string());
+        self
+    }
+
+    /// Reuses dry-run answers from `cache` (shared with other engines, or
+    /// kept across reconnects) instead of this engine's own. A dry run is
+    /// sent again whenever the object sent or the live object's
+    /// `resourceVersion` changed.
+    pub fn with_dry_run_cache(mut self, cache: DryRunCache) -> Self {
+        self.dry_run_cache = cache;
+        self
+    }
+
+    /// The dry-run answers this engine reuses.
+    pub fn dry_run_cache(&self) -> &DryRunCache {
+        &self.dry_run_cache
+    }
+
+    /// Sends at most `n` (at least 1) dry runs at a time to this cluster,
+    /// across all of this engine's plans (16 by default, as applies); answers are used in
+    /// object order whatever the limit.
+    pub fn with_dry_run_concurrency(mut self, n: usize) -> Self {
+        self.dry_run_concurrency = n.max(1);
+        self.dry_run_permits = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
         self
     }
 

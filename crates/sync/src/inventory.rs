@@ -18,7 +18,9 @@ use tidegate_core::{ObjectKey, tracking::FIELD_MANAGER};
 
 /// Namespace of the inventories.
 pub const INVENTORY_NAMESPACE: &str = "tidegate-system";
-const ENV_LABEL: &str = "tidegate.dev/environment";
+/// The same label as on the objects; inventories lack the managed-by
+/// label, so listing live objects never returns them.
+const ENV_LABEL: &str = tidegate_core::tracking::ENVIRONMENT_LABEL;
 const APP_LABEL: &str = "tidegate.dev/app";
 
 /// A reference to an applied object.

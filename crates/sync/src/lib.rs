@@ -20,17 +20,22 @@
 //! both drive it.
 
 mod audit;
+mod dryrun;
 mod engine;
 mod error;
 mod inventory;
+mod live;
 mod plan;
+mod read;
 mod report;
 mod wait;
 
 pub use audit::Audit;
+pub use dryrun::DryRunCache;
 pub use engine::{Engine, Target};
 pub use error::{ObjectProblem, SyncError};
 pub use inventory::{INVENTORY_NAMESPACE, Inventory, InventoryRef};
+pub use live::{ApiLiveState, ListScope, LiveMap, LiveObject, LiveState};
 pub use plan::{Plan, PlannedObject, PruneCandidate};
 pub use report::{Action, ObjectResult, Progress, SyncOptions, SyncReport};
 pub use wait::{HealthReport, ObjectHealth};

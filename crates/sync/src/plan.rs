@@ -2,13 +2,15 @@
 
 use crate::{
     Engine, ObjectProblem, SyncError, SyncOptions, Target,
+    dryrun::{Answer, Inputs},
     inventory::{self, Inventory, InventoryRef},
+    live::LiveObject,
 };
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use kube::api::{Patch, PatchParams};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
-use tidegate_cluster::{Resolved, dynamic_api, get_object, list_managed, with_retries};
+use std::{collections::BTreeSet, sync::Arc};
+use tidegate_cluster::{Resolved, dynamic_api, with_retries};
 use tidegate_core::{
     ObjectKey, RenderedObject,
     tracking::{FIELD_MANAGER, TRACKING_ANNOTATION},
@@ -225,36 +227,15 @@ impl Engine {
             }
         }
 
-        // 3. Live state: one LIST per kind, GETs for the rest.
-        let mut kinds: BTreeMap<(String, String), Resolved> = BTreeMap::new();
-        for o in &objects {
-            if let Some(r) = &o.resolved {
-                kinds.insert(
-                    (r.resource.api_version.clone(), r.resource.kind.clone()),
-                    r.clone(),
-                );
-            }
-        }
+        // 3. Live state: one read per kind (this environment's objects), GETs for the rest.
         let mut stale_resolved = Vec::new();
         for (app, r) in stale {
             match self.resolver.resolve(&r.api_version, &r.kind).await? {
-                Some(res) => {
-                    kinds.insert(
-                        (res.resource.api_version.clone(), res.resource.kind.clone()),
-                        res.clone(),
-                    );
-                    stale_resolved.push((app, r, res));
-                }
+                Some(res) => stale_resolved.push((app, r, res)),
                 None => debug!(kind = %r.kind, "kind of a stale object is gone; nothing to prune"),
             }
         }
-        let lists: Vec<_> = stream::iter(kinds.values())
-            .map(|r| list_managed(&self.client, &self.cluster, r))
-            .buffer_unordered(self.concurrency)
-            .try_collect()
-            .await?;
-        let mut live: BTreeMap<ObjectKey, Value> = lists.into_iter().flatten().collect();
-        let unlisted: Vec<(ObjectKey, Resolved)> = objects
+        let to_read: Vec<(ObjectKey, Resolved)> = objects
             .iter()
             .filter_map(|o| Some((o.object.key.clone(), o.resolved.clone()?)))
             .chain(
@@ -262,18 +243,8 @@ impl Engine {
                     .iter()
                     .map(|(_, r, res)| (r.key(), res.clone())),
             )
-            .filter(|(k, _)| !live.contains_key(k))
             .collect();
-        let fetched: Vec<_> = stream::iter(unlisted)
-            .map(|(key, r)| async move {
-                get_object(&self.client, &self.cluster, &r, &key)
-                    .await
-                    .map(|v| (key, v))
-            })
-            .buffer_unordered(self.concurrency)
-            .try_collect()
-            .await?;
-        live.extend(fetched.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        let live = self.read_live(&to_read, Some(env_name)).await?;
 
         // 4. Dry-run apply and diff every resolved object.
         let ignore: Vec<IgnoreRule> = target
@@ -284,9 +255,10 @@ impl Engine {
             .iter()
             .map(|i| IgnoreRule(i.value.clone()))
             .collect();
-        let mut dry_runs: Vec<Result<Value, kube::Error>> = stream::iter(objects.iter())
-            .map(|o| self.dry_run(o, options.force_conflicts))
-            .buffered(self.concurrency)
+        // At most `dry_run_concurrency` in flight; answers in object order.
+        let mut dry_runs: Vec<Result<Arc<Value>, kube::Error>> = stream::iter(objects.iter())
+            .map(|o| self.dry_run(o, options.force_conflicts, live.get(&o.object.key)))
+            .buffered(self.dry_run_concurrency)
             .collect()
             .await;
         // Conflicts only with imperative edits are drift: predict with force.
@@ -297,7 +269,7 @@ impl Engine {
                 && only_imperative(s, live_object)
             {
                 o.force = true;
-                *outcome = self.dry_run(o, true).await;
+                *outcome = self.dry_run(o, true, Some(live_object)).await;
             }
         }
         let new_namespaces: BTreeSet<String> = objects
@@ -310,7 +282,7 @@ impl Engine {
             if o.resolved.is_none() {
                 continue;
             }
-            let live_object = live.get(&o.object.key);
+            let live_object = live.get(&o.object.key).map(|v| &**v);
             let refused;
             let prediction = match &outcome {
                 Ok(v) => Prediction::DryRun(v),
@@ -483,19 +455,49 @@ impl Engine {
         }
     }
 
-    async fn dry_run(&self, o: &PlannedObject, force: bool) -> Result<Value, kube::Error> {
+    /// The server's answer to a dry-run apply of `o` (with `force`) over
+    /// `live`, from the dry-run cache while neither changed.
+    async fn dry_run(
+        &self,
+        o: &PlannedObject,
+        force: bool,
+        live: Option<&LiveObject>,
+    ) -> Result<Arc<Value>, kube::Error> {
         let Some(resolved) = &o.resolved else {
-            return Ok(Value::Null);
+            return Ok(Arc::new(Value::Null));
         };
-        let api = dynamic_api(&self.client, resolved, o.object.key.namespace.as_deref());
+        let key = &o.object.key;
+        let version = live.and_then(|v| v["metadata"]["resourceVersion"].as_str());
+        let inputs = Inputs::new(&o.object.manifest, version);
+        match self.dry_run_cache.get(&self.cluster, key, force, &inputs) {
+            Some(Answer::Predicted(v)) => return Ok(v),
+            Some(Answer::Conflict(s)) => return Err(kube::Error::Api(s)),
+            None => {}
+        }
+        let api = dynamic_api(&self.client, resolved, key.namespace.as_deref());
         let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
         params.force = force;
         let patch = Patch::Apply(&o.object.manifest);
-        let result = with_retries("dry-run apply", || {
-            api.patch(&o.object.key.name, &params, &patch)
-        })
-        .await?;
-        Ok(serde_json::to_value(result).unwrap_or(Value::Null))
+        // The semaphore is never closed; without a permit, send anyway.
+        let permit = self.dry_run_permits.acquire().await.ok();
+        let answer = with_retries("dry-run apply", || api.patch(&key.name, &params, &patch))
+            .await
+            .map(|result| Arc::new(serde_json::to_value(result).unwrap_or(Value::Null)));
+        drop(permit);
+        match &answer {
+            Ok(v) => {
+                let answer = Answer::Predicted(v.clone());
+                self.dry_run_cache
+                    .put(&self.cluster, key, force, inputs, answer);
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let answer = Answer::Conflict(s.clone());
+                self.dry_run_cache
+                    .put(&self.cluster, key, force, inputs, answer);
+            }
+            Err(_) => {}
+        }
+        answer
     }
 }
 

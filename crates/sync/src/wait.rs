@@ -1,10 +1,9 @@
 //! Waiting for applied objects to become healthy.
 
 use crate::{Engine, Progress, SyncError};
-use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 use std::time::{Duration, Instant};
-use tidegate_cluster::{Resolved, get_object};
+use tidegate_cluster::Resolved;
 use tidegate_core::ObjectKey;
 use tidegate_health::{CheckSource, Health, HealthStatus};
 
@@ -42,34 +41,56 @@ impl HealthReport {
 }
 
 impl Engine {
-    /// Reads every object once and assesses its health.
+    /// Assesses the health of every object from one read per kind (see
+    /// [`Engine::health_of`]); a missing object is Missing.
     pub async fn health(
         &self,
         objects: &[(ObjectKey, Resolved)],
     ) -> Result<Vec<ObjectHealth>, SyncError> {
+        let live = self.read_live(objects, self.environment.as_deref()).await?;
         let now = tidegate_health::Timestamp::now();
         let context = self.health_checks.context(self.provider, Some(now));
-        let context = &context;
-        let found: Vec<ObjectHealth> = stream::iter(objects)
-            .map(|(key, resolved)| async move {
-                let live = get_object(&self.client, &self.cluster, resolved, key).await?;
+        Ok(objects
+            .iter()
+            .map(|(key, resolved)| {
                 let context = tidegate_health::Context {
                     status_subresource: Some(resolved.status_subresource),
                     ..context.clone()
                 };
-                let verdict =
-                    self.health_checks
-                        .assess(&context, &key.group, &key.kind, live.as_ref());
-                Ok::<_, SyncError>(ObjectHealth {
+                let verdict = self.health_checks.assess(
+                    &context,
+                    &key.group,
+                    &key.kind,
+                    live.get(key).map(|v| &**v),
+                );
+                ObjectHealth {
                     key: key.clone(),
                     health: verdict.health,
                     check: verdict.check,
-                })
+                }
             })
-            .buffered(self.concurrency)
-            .try_collect()
-            .await?;
-        Ok(found)
+            .collect())
+    }
+
+    /// The worst health of these objects (key, apiVersion), Healthy when
+    /// there are none, judged by the engine's health checks. One read per
+    /// kind: a LIST by label (this engine's environment's objects, see
+    /// [`Engine::with_environment`]), or a GET when the kind has one object;
+    /// objects the LIST does not return are fetched by GET, and one that
+    /// does not exist is Missing. Kinds the cluster does not serve are
+    /// skipped.
+    pub async fn health_of(&self, keys: &[(ObjectKey, String)]) -> Result<HealthStatus, SyncError> {
+        if keys.is_empty() {
+            return Ok(HealthStatus::Healthy);
+        }
+        let resolved = self.resolve_all(keys).await?;
+        Ok(self
+            .health(&resolved)
+            .await?
+            .iter()
+            .map(|h| h.health.status)
+            .max()
+            .unwrap_or(HealthStatus::Healthy))
     }
 
     /// Polls every second until all `objects` are Healthy or Suspended, or

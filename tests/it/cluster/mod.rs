@@ -439,6 +439,7 @@ mod discover;
 mod eks;
 mod health;
 mod helm;
+mod live;
 mod rollout;
 mod safety;
 mod switch;
