@@ -312,6 +312,8 @@ fn main() {
     let mut large = Run::start(fleet, "bench-ctl-large", 999);
     let watching = large.lines("watching").remove(0);
     let objects = watching["fields"]["objects"].as_u64().unwrap_or(0);
+    // The quiet period starts after the start-up drift check of every app.
+    let watching = large.wait_for("start-up drift check done", 1).remove(0);
     let rss = large.rss_bytes();
     let per_object = (rss.saturating_sub(small_rss)) as f64 / (objects - small_objects) as f64;
     println!(

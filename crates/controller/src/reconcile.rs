@@ -229,6 +229,14 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
             self.adopt(loaded);
             self.ensure_watches().await;
             self.survey().await;
+            let r = self.requests();
+            info!(
+                reads = r.reads,
+                watches = r.watches,
+                dry_runs = r.dry_runs,
+                writes = r.writes,
+                "start-up drift check done"
+            );
             return interval;
         }
         info!(revision = %short(&head), "new revision: rolling it out");

@@ -28,10 +28,9 @@ use std::{
         atomic::{AtomicBool, Ordering},
     },
 };
-use tidegate_cluster::{ClusterError, Resolved, dynamic_api};
+use tidegate_cluster::{ClusterError, Resolved, dynamic_api, key_of, listed_value};
 use tidegate_core::{
     ObjectKey,
-    object::split_api_version,
     tracking::{TRACKING_ANNOTATION, managed_selector},
 };
 use tidegate_sync::{ApiLiveState, ListScope, LiveMap, LiveObject, LiveState};
@@ -230,18 +229,6 @@ impl CachedLiveState {
     }
 }
 
-/// An object as a GET returns it (a LIST's items lack apiVersion and kind).
-fn listed_value(object: &DynamicObject, resolved: &Resolved) -> Value {
-    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
-    if let Some(obj) = value.as_object_mut() {
-        obj.entry("apiVersion")
-            .or_insert_with(|| Value::String(resolved.resource.api_version.clone()));
-        obj.entry("kind")
-            .or_insert_with(|| Value::String(resolved.resource.kind.clone()));
-    }
-    value
-}
-
 impl LiveState for CachedLiveState {
     fn list<'a>(
         &'a self,
@@ -368,21 +355,6 @@ fn app_of(value: &Value, prefix: &str) -> Option<String> {
     let id = value["metadata"]["annotations"][TRACKING_ANNOTATION].as_str()?;
     let rest = id.strip_prefix(prefix)?;
     Some(rest.split('/').next()?.to_string())
-}
-
-fn key_of(value: &Value, resolved: &Resolved) -> Option<ObjectKey> {
-    let api_version = value["apiVersion"]
-        .as_str()
-        .unwrap_or(&resolved.resource.api_version);
-    let (group, _) = split_api_version(api_version);
-    Some(ObjectKey::new(
-        group,
-        &resolved.resource.kind,
-        value["metadata"]["namespace"]
-            .as_str()
-            .filter(|_| resolved.namespaced),
-        value["metadata"]["name"].as_str()?,
-    ))
 }
 
 /// A hash of an object's declared state: everything but `status` and the
