@@ -15,7 +15,7 @@ TESTKIT := target/debug/tidegate-testkit
 # The local clusters' state (kubeconfig, certificates, logs); ignored by Git.
 export TIDEGATE_CLUSTERS_STATE_DIR ?= $(CURDIR)/.tidegate/clusters
 
-.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench bench-fleet-path fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
+.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench bench-fleet-path bench-controller fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
 
 ## build: compile every crate and binary
 build:
@@ -83,6 +83,11 @@ bench:
 ## tidegate build of main to time in the same run)
 bench-fleet-path: build cluster-bins
 	$(CARGO) bench -p tidegate-tests --bench fleet_path
+
+## bench-controller: the controller's targets on the local clusters (drift to correction, new commit to
+## first apply, RSS and bytes per cached object, 5 minutes of steady state); debug build, not in make test
+bench-controller: build cluster-bins
+	$(CARGO) bench --profile dev -p tidegate-tests --bench controller
 
 ## fuzz: the parser fuzz targets (tests/it/fuzz.rs) with 20,000 cases each instead of make test's 256;
 ## property-based mutation fuzzing on stable Rust, not coverage-guided (see docs/limits.md)

@@ -7,8 +7,9 @@
 #   from a Helm chart) → status → drift by kubectl,
 #   named and corrected → blue-green switch to green in waves → a bad
 #   release fails in wave 1 and is rolled back
-#   automatically (waves 2 untouched, revision quarantined) → history and the
-#   verified audit trail.
+#   automatically (waves 2 untouched, revision quarantined) → the controller
+#   in the background: a commit rolled out and kubectl drift corrected with
+#   no one running tidegate → history and the verified audit trail.
 #
 # Works on a throw-away clone of this repository (so the demo can commit a bad
 # release) with shorter gates; starts its own clusters (state in .tidegate/demo)
@@ -109,6 +110,51 @@ step "the failed revision is quarantined: a new sync refuses it"
 set +e
 "$tidegate" sync --env prod
 set -e
+
+step "the controller: tidegate controller --env prod in the background (Git every 5s, selfHeal on)"
+git revert --no-edit HEAD >/dev/null                      # gin-app back to a good release
+sed -i 's/    interval: 3m/    interval: 5s/' environments/prod.yaml
+git commit -qam "gin-app back to 1.4.2; the controller fetches every 5s"
+git log --oneline -1
+"$tidegate" controller --env prod 2>"$state/controller.log" &
+controller=$!
+trap 'kill "$controller" 2>/dev/null || true; "$testkit" --state-dir "$state/clusters" down >/dev/null 2>&1 || true' EXIT
+# Waits (at most 3 minutes) until every prod cluster's inventory records revision $1.
+wait_for_revision() {
+  for _ in $(seq 1 180); do
+    local at=0
+    for c in eks-us-east-1 aks-westeurope gke-us-central1; do
+      [ "$("$kubectl" --context "$c" -n tidegate-system get configmap tidegate.prod.gin-app -o jsonpath='{.data.revision}' 2>/dev/null)" = "$1" ] && at=$((at + 1))
+    done
+    [ "$at" = 3 ] && return 0
+    sleep 1
+  done
+  echo "not rolled out: $1"; cat "$state/controller.log"; return 1
+}
+wait_for_revision "$(git rev-parse HEAD)"
+echo "the controller rolled $(git rev-parse --short HEAD) out to every cluster, wave by wave"
+
+step "a commit, and no one runs tidegate: the controller rolls it out at its next fetch"
+sed -i 's/  LOG_LEVEL: "info"/  LOG_LEVEL: "debug"/' manifests/gin-app/configmap.yaml
+git commit -qam "gin-app logs at debug"
+git log --oneline -1
+wait_for_revision "$(git rev-parse HEAD)"
+grep -E 'new revision|rollout succeeded' "$state/controller.log" | tail -n 2 || true
+
+step "drift by kubectl: scaled on eks-us-east-1, corrected by the controller through the fleet rollout"
+"$kubectl" --context eks-us-east-1 -n gin-app scale deployment gin-app-blue --replicas=1
+for _ in $(seq 1 120); do
+  [ "$("$kubectl" --context eks-us-east-1 -n gin-app get deployment gin-app-blue -o jsonpath='{.spec.replicas}')" != 1 ] && break
+  sleep 0.5
+done
+echo "gin-app-blue on eks-us-east-1 has $("$kubectl" --context eks-us-east-1 -n gin-app get deployment gin-app-blue -o jsonpath='{.spec.replicas}') replicas again"
+sleep 2
+"$tidegate" audit log --env prod | grep drift-corrected | tail -n 1 || echo "(the drift-corrected entry is not in the audit trail yet)"
+
+step "stopping the controller (SIGTERM)"
+kill -TERM "$controller"
+wait "$controller"
+echo "controller exit code: $?"
 
 step "tidegate history --env prod"
 "$tidegate" history --env prod

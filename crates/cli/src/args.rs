@@ -115,6 +115,25 @@ pub enum Command {
     Switch(SwitchArgs),
     /// The health of every object in a YAML file, by the built-in rules or an environment's custom checks
     Health(HealthArgs),
+    /// Keep environments matching Git until stopped: roll new commits out in waves, correct (selfHeal) or report drift
+    Controller(ControllerArgs),
+}
+
+/// `tidegate controller`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Environment to follow (repeat for more) [default: every environment in the repository]
+    #[arg(long = "env", value_name = "ENV")]
+    pub env: Vec<String>,
+    /// Kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Watch events of one app in one cluster closer together than this are checked once (milliseconds)
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub debounce_ms: u64,
+    /// Where the audit trail is.
+    #[command(flatten)]
+    pub audit: AuditDb,
 }
 
 /// `tidegate health`.

@@ -45,20 +45,26 @@ pub async fn list_managed(
             error: source,
         })?;
     let mut out = LiveObjects::new();
-    for object in list.items {
-        let mut value = to_value(object);
-        // Items of a LIST carry no apiVersion/kind; the single GET does.
-        if let Some(obj) = value.as_object_mut() {
-            obj.entry("apiVersion")
-                .or_insert_with(|| Value::String(resolved.resource.api_version.clone()));
-            obj.entry("kind")
-                .or_insert_with(|| Value::String(resolved.resource.kind.clone()));
-        }
+    for object in &list.items {
+        let value = listed_value(object, resolved);
         if let Some(key) = key_of(&value, resolved) {
             out.insert(key, value);
         }
     }
     Ok(out)
+}
+
+/// An object of a LIST (or a watch cache) as a GET returns it: items of a
+/// LIST carry no apiVersion/kind; the single GET does.
+pub fn listed_value(object: &DynamicObject, resolved: &Resolved) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Some(obj) = value.as_object_mut() {
+        obj.entry("apiVersion")
+            .or_insert_with(|| Value::String(resolved.resource.api_version.clone()));
+        obj.entry("kind")
+            .or_insert_with(|| Value::String(resolved.resource.kind.clone()));
+    }
+    value
 }
 
 /// One object, or `None` when it does not exist.
@@ -83,7 +89,8 @@ fn to_value(object: DynamicObject) -> Value {
     serde_json::to_value(object).unwrap_or(Value::Null)
 }
 
-fn key_of(value: &Value, resolved: &Resolved) -> Option<ObjectKey> {
+/// The key of a live object of the kind `resolved`.
+pub fn key_of(value: &Value, resolved: &Resolved) -> Option<ObjectKey> {
     let api_version = value["apiVersion"]
         .as_str()
         .unwrap_or(&resolved.resource.api_version);

@@ -1,0 +1,215 @@
+//! What the controller needs of the application layer, and its
+//! implementation over `tidegate-app` ([`GitApplication`]).
+
+use futures::future::{BoxFuture, LocalBoxFuture};
+use std::{
+    collections::BTreeSet,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+use tidegate_app::{AppError, ClusterApprovals, GitRevisions, RolloutRun, Workspace};
+use tidegate_audit::{Actor, AuditSink, SqliteStore};
+use tidegate_cloud::CloudFactory;
+use tidegate_cluster::{ClientFactory, FactsCache};
+use tidegate_core::Environment;
+use tidegate_fleet::{ClusterLine, RolloutReport};
+use tidegate_health::HealthChecks;
+use tidegate_render::Rendered;
+
+/// An environment at one revision: what Git says, rendered per cluster.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The environment file (its `discover:` entries expanded).
+    pub environment: Environment,
+    /// Its objects per cluster.
+    pub rendered: Rendered,
+    /// The commit SHA they were rendered from.
+    pub revision: String,
+    /// The environment's custom health checks.
+    pub health_checks: Arc<HealthChecks>,
+}
+
+/// The application layer as the controller uses it: the same loading,
+/// rendering, rollouts, quarantines and audit trail as the CLI.
+pub trait Application: Send + Sync {
+    /// How clusters are reached.
+    type Factory: ClientFactory;
+
+    /// Makes clients.
+    fn factory(&self) -> &Self::Factory;
+
+    /// Every environment of the repository.
+    fn environment_names(&self) -> Result<Vec<String>, AppError>;
+
+    /// Fetches the environment's source and loads it at the head of the
+    /// ref it follows, rendered for every cluster. Asks clusters nothing it
+    /// asked before (it runs every interval). Problems with the commit are
+    /// [`AppError::Invalid`].
+    fn load_head<'a>(&'a self, environment: &'a str) -> BoxFuture<'a, Result<Loaded, AppError>>;
+
+    /// Revisions quarantined for the environment now (wherever they are kept).
+    fn quarantined<'a>(
+        &'a self,
+        environment: &'a Environment,
+    ) -> BoxFuture<'a, Result<BTreeSet<String>, AppError>>;
+
+    /// Runs the fleet rollout of `loaded` (the path of `tidegate sync
+    /// --env`) as `actor`, skipping `quarantined` as rollback targets. (Not
+    /// `Send` while the fleet driver's futures are not: the controller runs
+    /// it in its own task.)
+    fn roll_out<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        actor: Actor,
+        quarantined: BTreeSet<String>,
+        progress: &'a (dyn Fn(&[ClusterLine]) + Sync),
+    ) -> LocalBoxFuture<'a, Result<RolloutReport, AppError>>;
+
+    /// The audit trail, if any.
+    fn audit(&self) -> Option<Arc<dyn AuditSink>>;
+}
+
+/// The application layer of `tidegate-app`: a Git repository (local, or
+/// remote and fetched at every load), clusters reached through a
+/// [`CloudFactory`], the local audit trail, quarantines and approvals kept
+/// in the clusters.
+pub struct GitApplication {
+    repo: Option<String>,
+    git_ref: Option<String>,
+    factory: CloudFactory,
+    /// Cluster facts for Helm apps: asked once, not at every fetch.
+    facts: FactsCache,
+    audit_path: PathBuf,
+    audit: Arc<SqliteStore>,
+}
+
+impl GitApplication {
+    /// The repository `repo` (default: the one containing the current
+    /// directory) at `git_ref` (default: HEAD), clusters through `factory`,
+    /// the audit trail at `audit_path`.
+    pub fn new(
+        repo: Option<String>,
+        git_ref: Option<String>,
+        factory: CloudFactory,
+        audit_path: PathBuf,
+    ) -> Result<GitApplication, AppError> {
+        let audit = SqliteStore::open(&audit_path).map_err(|source| AppError::AuditOpen {
+            path: audit_path.display().to_string(),
+            source,
+        })?;
+        Ok(GitApplication {
+            repo,
+            git_ref,
+            factory,
+            facts: FactsCache::default(),
+            audit_path,
+            audit: Arc::new(audit),
+        })
+    }
+
+    fn workspace(&self) -> Result<Workspace, AppError> {
+        Workspace::open(self.repo.as_deref(), self.git_ref.as_deref())
+    }
+}
+
+impl Application for GitApplication {
+    type Factory = CloudFactory;
+
+    fn factory(&self) -> &CloudFactory {
+        &self.factory
+    }
+
+    fn environment_names(&self) -> Result<Vec<String>, AppError> {
+        self.workspace()?.environment_names()
+    }
+
+    fn load_head<'a>(&'a self, env: &'a str) -> BoxFuture<'a, Result<Loaded, AppError>> {
+        Box::pin(async move {
+            // Opening a remote repository fetches it.
+            let loading = self
+                .workspace()?
+                .load_discovered(env, &self.factory, Some(&self.facts));
+            let desired = loading.await?;
+            let rendered = tidegate_render::render_environment(
+                &desired.environment,
+                &desired.env_file,
+                &desired.commit.sha,
+                &desired.apps,
+            )
+            .map_err(AppError::Invalid)?;
+            let health_checks = tidegate_app::health_checks(&desired).map_err(AppError::Invalid)?;
+            Ok(Loaded {
+                revision: desired.commit.sha.clone(),
+                environment: desired.environment,
+                rendered,
+                health_checks,
+            })
+        })
+    }
+
+    fn quarantined<'a>(
+        &'a self,
+        environment: &'a Environment,
+    ) -> BoxFuture<'a, Result<BTreeSet<String>, AppError>> {
+        Box::pin(async move {
+            let (list, read) =
+                tidegate_app::quarantined_everywhere(&self.factory, environment, &self.audit_path)
+                    .await?;
+            for (cluster, why) in &read.unreadable {
+                tracing::warn!(%cluster, %why, "the quarantines kept in this cluster could not be read");
+            }
+            Ok(list)
+        })
+    }
+
+    fn roll_out<'a>(
+        &'a self,
+        loaded: &'a Loaded,
+        actor: Actor,
+        quarantined: BTreeSet<String>,
+        progress: &'a (dyn Fn(&[ClusterLine]) + Sync),
+    ) -> LocalBoxFuture<'a, Result<RolloutReport, AppError>> {
+        Box::pin(async move {
+            let env = &loaded.environment.metadata.name;
+            let revisions = GitRevisions::new(
+                Arc::new(Mutex::new(self.workspace()?)),
+                env,
+                &self.factory,
+                &self.facts,
+            );
+            let approvals = ClusterApprovals {
+                factory: &self.factory,
+                environment: &loaded.environment,
+                audit: tidegate_app::AuditApprovals {
+                    path: self.audit_path.clone(),
+                    env: env.clone(),
+                    revision: loaded.revision.clone(),
+                },
+            };
+            let run = RolloutRun {
+                factory: &self.factory,
+                environment: &loaded.environment,
+                rendered: &loaded.rendered,
+                health_checks: loaded.health_checks.clone(),
+                revision: &loaded.revision,
+                revisions: &revisions,
+                approvals: Some(&approvals),
+                audit_path: &self.audit_path,
+                actor,
+                break_lock: false,
+                resume: false,
+                prune: loaded.environment.spec.sync.prune,
+                force_conflicts: false,
+                quarantined,
+                // The controller never overrides maintenance windows: a
+                // rollout waits for them (an operator overrides from the CLI).
+                ignore_windows: None,
+            };
+            Ok(run.run(progress).await?.report)
+        })
+    }
+
+    fn audit(&self) -> Option<Arc<dyn AuditSink>> {
+        Some(self.audit.clone())
+    }
+}

@@ -1,0 +1,43 @@
+//! The continuous controller behind `tidegate controller`.
+//!
+//! It keeps a fleet matching Git with no one at the keyboard:
+//!
+//! - [`watch`]: per cluster, kube-runtime `watcher` + `reflector` stores of
+//!   the kinds an environment manages (label
+//!   `app.kubernetes.io/managed-by=tidegate`), with bookmarks and relists on
+//!   expiry as kube-runtime does them. Every change of an object's
+//!   declared state (not its `status`) becomes a [`watch::Changed`] event.
+//! - [`drift`]: those events, debounced per (cluster, app) by kube-runtime's
+//!   `debounced_scheduler`, are compared with the desired state (a plan of
+//!   that one app in that one cluster); drift is corrected (`selfHeal: true`)
+//!   or reported once per episode (`selfHeal: false`).
+//! - [`reconcile`]: every `spec.sync.interval`, or when the [`Trigger`] is
+//!   pulled, the source is fetched; a new commit is rolled out wave by wave
+//!   by the fleet driver, unless it is quarantined.
+//!
+//! Architecture invariants: the controller writes to clusters only through
+//! the fleet driver (`tidegate_fleet::Driver`, the path of `tidegate sync
+//! --env`), so waves, surge limits, gates, the environment lock and rollback
+//! apply to drift corrections as they do to new commits. With nothing
+//! changing it sends no request but its open watches.
+//!
+//! What the controller needs of the application layer (loading an
+//! environment at the head of its source, the fleet rollout, quarantines,
+//! the audit trail) comes through [`Application`]; [`GitApplication`]
+//! implements it with `tidegate-app`, as the CLI's commands use it.
+
+mod app;
+mod backoff;
+mod controller;
+pub mod drift;
+mod error;
+pub mod reconcile;
+mod trigger;
+pub mod watch;
+
+pub use app::{Application, GitApplication, Loaded};
+pub use backoff::Backoff;
+pub use controller::{Controller, ControllerOptions};
+pub use error::ControllerError;
+pub use tidegate_app::AppError;
+pub use trigger::{Trigger, TriggerReceiver};

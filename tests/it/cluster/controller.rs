@@ -1,0 +1,482 @@
+//! `tidegate controller` on the three local clusters, driven as a real
+//! process in the background: new commits rolled out wave by wave with no
+//! CLI, drift by `kubectl` corrected (selfHeal) or reported and left, a
+//! never-ready revision rolled back, quarantined and not retried, and a
+//! steady state that sends no request but its watches.
+
+use super::{fleet, rollout::deployment};
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+use tidegate_audit::{Filter, Record, SqliteStore};
+use tidegate_testkit::{Fleet, TestNamespace};
+use tidegate_tests::GitFixture;
+
+const CLUSTERS: [&str; 3] = ["eks-us-east-1", "aks-westeurope", "gke-us-central1"];
+/// Generous bound for anything the clusters and the controller do; never a
+/// performance check.
+const WAIT: Duration = Duration::from_secs(150);
+
+/// An environment over the three clusters (waves 1, 2, 3; one cluster in
+/// flight at a time) and the controller following it.
+struct Followed {
+    fleet: &'static Fleet,
+    git: GitFixture,
+    _ns: TestNamespace,
+    env: String,
+    state: tempfile::TempDir,
+    controller: Option<Child>,
+}
+
+impl Followed {
+    /// Commits the environment (`selfHeal` as given, fetched every 2 s) with
+    /// the Deployment `web` at `image`, plus `extra` files.
+    async fn new(prefix: &str, self_heal: bool, extra: &[(String, String)]) -> Followed {
+        let fleet = fleet().await;
+        let ns = TestNamespace::create(fleet, prefix).expect("namespace");
+        let env = ns.name().to_string();
+        let mut clusters = String::new();
+        for (wave, name) in CLUSTERS.iter().enumerate() {
+            clusters.push_str(&format!(
+                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      wave: {}\n",
+                wave + 1
+            ));
+        }
+        let mut git = GitFixture::new();
+        git.write(
+            &format!("environments/{env}.yaml"),
+            format!(
+                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 12s\n    bakeTime: 1s\n    failurePolicy: rollback\n  sync:\n    selfHeal: {self_heal}\n    interval: 2s\n"
+            ),
+        );
+        git.write(
+            "manifests/app/web.yaml",
+            deployment("registry.example/web:1", false),
+        );
+        for (path, text) in extra {
+            git.write(path, text);
+        }
+        git.commit("v1");
+        Followed {
+            fleet,
+            git,
+            _ns: ns,
+            env,
+            state: tempfile::tempdir().expect("state"),
+            controller: None,
+        }
+    }
+
+    fn audit_db(&self) -> PathBuf {
+        self.state.path().join("audit.db")
+    }
+
+    fn log(&self) -> PathBuf {
+        self.state.path().join("controller.log")
+    }
+
+    /// Starts `tidegate controller --env E` in the background (JSON logs to a file).
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.log()).expect("log file");
+        let child = Command::new(super::tidegate_bin())
+            .args(["--repo", &self.git.path().display().to_string()])
+            .args(["--log-format", "json", "controller", "--env", &self.env])
+            .env("TIDEGATE_ACCESS", "kubeconfig")
+            .env("KUBECONFIG", self.fleet.kubeconfig())
+            .env("TIDEGATE_AUDIT_DB", self.audit_db())
+            .env("XDG_STATE_HOME", self.state.path())
+            .env("XDG_CACHE_HOME", self.state.path().join("cache"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tidegate controller");
+        self.controller = Some(child);
+    }
+
+    /// Stops the controller with SIGTERM; its exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.controller.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the controller did not stop on SIGTERM:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
+    }
+
+    /// The JSON log lines whose message is `message`.
+    fn log_lines(&self, message: &str) -> Vec<serde_json::Value> {
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["fields"]["message"] == message)
+            .collect()
+    }
+
+    /// Audit records of this environment with one of `actions`.
+    fn records(&self, actions: &[&str]) -> Vec<Record> {
+        if !self.audit_db().exists() {
+            return Vec::new();
+        }
+        let Ok(store) = SqliteStore::open_read_only(&self.audit_db()) else {
+            return Vec::new();
+        };
+        store
+            .records(&Filter {
+                environment: Some(self.env.clone()),
+                actions: actions.iter().map(|a| a.to_string()).collect(),
+                ..Filter::default()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `kubectl` in one cluster.
+    fn kubectl(&self, context: &str, args: &[&str]) -> String {
+        self.fleet
+            .kubectl(context, args)
+            .unwrap_or_else(|e| panic!("kubectl {args:?} in {context}: {e}"))
+    }
+
+    /// A field of the Deployment `web` in one cluster.
+    fn web(&self, context: &str, jsonpath: &str) -> String {
+        self.kubectl(
+            context,
+            &[
+                "get",
+                "deployment",
+                "web",
+                "-n",
+                &self.env,
+                "-o",
+                &format!("jsonpath={jsonpath}"),
+            ],
+        )
+    }
+
+    /// The revision each cluster's inventory records as applied.
+    fn revisions(&self) -> BTreeMap<String, String> {
+        CLUSTERS
+            .iter()
+            .map(|c| {
+                let name = format!("tidegate.{}.app", self.env);
+                let text = self
+                    .fleet
+                    .kubectl(
+                        c,
+                        &[
+                            "get",
+                            "configmap",
+                            &name,
+                            "-n",
+                            "tidegate-system",
+                            "-o",
+                            "jsonpath={.data.revision}",
+                        ],
+                    )
+                    .unwrap_or_default();
+                (c.to_string(), text)
+            })
+            .collect()
+    }
+
+    /// Waits until `done` holds, showing the controller's log if it never does.
+    async fn wait(&self, what: &str, mut done: impl FnMut(&Followed) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !done(self) {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {WAIT:?}\n--- controller log\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn wait_all_at(&self, sha: &str) {
+        self.wait(&format!("every cluster at {sha}"), |f| {
+            f.revisions().values().all(|r| r == sha)
+        })
+        .await;
+    }
+}
+
+impl Drop for Followed {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.controller.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The clusters of the `sync` operations (intents) of `revision`, in order.
+fn synced_clusters(records: &[Record], revision: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.entry.action.as_str() == "sync" && r.entry.outcome.is_none())
+        .filter(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == revision))
+        .filter_map(|r| r.entry.cluster.clone())
+        .collect()
+}
+
+fn order() -> Vec<String> {
+    CLUSTERS.iter().map(|c| c.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_commits_roll_out_wave_by_wave_and_kubectl_drift_is_corrected_one_wave_at_a_time() {
+    let mut f = Followed::new("ctl-follow", true, &[]).await;
+    let v1 = f.git.head();
+    f.start();
+    f.wait_all_at(&v1).await;
+
+    // A new commit, no CLI: rolled out wave by wave at the next fetch.
+    f.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:2", false),
+    );
+    let v2 = f.git.commit("v2");
+    f.wait_all_at(&v2).await;
+    let syncs = f.records(&["sync"]);
+    assert_eq!(
+        synced_clusters(&syncs, &v2),
+        order(),
+        "one wave after the other"
+    );
+    let starts = f.records(&["rollout-start"]);
+    let v2_start = starts
+        .iter()
+        .find(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == v2))
+        .expect("a rollout of v2");
+    assert_eq!(v2_start.entry.actor.trigger.as_str(), "controller-poll");
+    assert!(
+        v2_start
+            .entry
+            .actor
+            .identity
+            .starts_with("tidegate-controller/")
+    );
+    f.wait("every cluster Healthy at v2", |f| {
+        f.log_lines("rollout succeeded: every cluster is Healthy at the revision")
+            .len()
+            >= 2
+    })
+    .await;
+
+    // Drift in two clusters by kubectl: scale in wave 1, patch in wave 2.
+    let before = f.records(&["sync"]).len();
+    f.kubectl(
+        CLUSTERS[0],
+        &["scale", "deployment", "web", "-n", &f.env, "--replicas=5"],
+    );
+    f.kubectl(
+        CLUSTERS[1],
+        &[
+            "patch",
+            "deployment",
+            "web",
+            "-n",
+            &f.env,
+            "--type=strategic",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"registry.example/web:hacked"}]}}}}"#,
+        ],
+    );
+    f.wait("the drift corrected in both clusters", |f| {
+        f.web(CLUSTERS[0], "{.spec.replicas}") == "2"
+            && f.web(CLUSTERS[1], "{.spec.template.spec.containers[0].image}")
+                == "registry.example/web:2"
+    })
+    .await;
+    let corrected = f.records(&["drift-corrected"]);
+    let in_cluster = |c: &str| {
+        corrected
+            .iter()
+            .find(|r| r.entry.cluster.as_deref() == Some(c))
+            .unwrap_or_else(|| panic!("no drift-corrected in {c}: {corrected:#?}"))
+    };
+    let eks = in_cluster(CLUSTERS[0]);
+    let aks = in_cluster(CLUSTERS[1]);
+    let eks_message = eks.entry.message.clone().unwrap_or_default();
+    let aks_message = aks.entry.message.clone().unwrap_or_default();
+    assert!(
+        eks_message.contains("/spec/replicas") && eks_message.contains("kubectl"),
+        "{eks_message}"
+    );
+    assert!(
+        aks_message.contains("/spec/template/spec/containers") && aks_message.contains("kubectl"),
+        "{aks_message}"
+    );
+    assert_eq!(eks.entry.actor.trigger.as_str(), "drift");
+    // One wave at a time: the wave-1 cluster before the wave-2 cluster, and
+    // the third cluster (no drift) untouched.
+    assert!(eks.seq < aks.seq, "wave 1 corrected before wave 2");
+    let corrections: Vec<String> = f.records(&["sync"])[before..]
+        .iter()
+        .filter(|r| r.entry.outcome.is_none())
+        .filter_map(|r| r.entry.cluster.clone())
+        .collect();
+    assert!(
+        !corrections.iter().any(|c| c == CLUSTERS[2]),
+        "the cluster without drift was not synced: {corrections:?}"
+    );
+    assert!(f.stop().success(), "SIGTERM stops it cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_self_heal_drift_is_reported_once_per_episode_and_left() {
+    let mut f = Followed::new("ctl-report", false, &[]).await;
+    let v1 = f.git.head();
+    f.start();
+    f.wait_all_at(&v1).await;
+    f.wait("watching", |f| !f.log_lines("watching").is_empty())
+        .await;
+    f.kubectl(
+        CLUSTERS[0],
+        &["scale", "deployment", "web", "-n", &f.env, "--replicas=4"],
+    );
+    f.wait("drift-detected recorded", |f| {
+        !f.records(&["drift-detected"]).is_empty()
+    })
+    .await;
+    // More drift in the same episode is not recorded again.
+    f.kubectl(
+        CLUSTERS[0],
+        &["scale", "deployment", "web", "-n", &f.env, "--replicas=3"],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let detected = f.records(&["drift-detected"]);
+    assert_eq!(detected.len(), 1, "{detected:#?}");
+    let message = detected[0].entry.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("/spec/replicas") && message.contains("kubectl"),
+        "{message}"
+    );
+    assert_eq!(detected[0].entry.cluster.as_deref(), Some(CLUSTERS[0]));
+    assert_eq!(f.web(CLUSTERS[0], "{.spec.replicas}"), "3", "left as it is");
+    assert!(f.records(&["drift-corrected"]).is_empty());
+    assert!(f.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_never_ready_revision_is_rolled_back_quarantined_and_not_retried_then_a_good_one_rolls_out()
+ {
+    let mut f = Followed::new("ctl-bad", true, &[]).await;
+    let v1 = f.git.head();
+    f.start();
+    f.wait_all_at(&v1).await;
+    f.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:bad", true),
+    );
+    let bad = f.git.commit("never ready");
+    f.wait("the bad revision quarantined", |f| {
+        f.records(&["quarantine"])
+            .iter()
+            .any(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == bad))
+    })
+    .await;
+    f.wait("rolled back", |f| {
+        f.log_lines("rollout FAILED: rolled back and quarantined; waiting for a newer commit")
+            .len()
+            == 1
+    })
+    .await;
+    assert_eq!(
+        f.revisions(),
+        order().into_iter().map(|c| (c, v1.clone())).collect()
+    );
+    let syncs = f.records(&["sync"]);
+    assert_eq!(
+        synced_clusters(&syncs, &bad),
+        [CLUSTERS[0]],
+        "only wave 1 ever saw the bad revision"
+    );
+    // Several intervals (2 s) later: not retried.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let attempts = f
+        .records(&["rollout-start"])
+        .iter()
+        .filter(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == bad))
+        .count();
+    assert_eq!(attempts, 1, "the quarantined revision is not retried");
+    // A newer good commit rolls out.
+    f.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:3", false),
+    );
+    let v3 = f.git.commit("fixed");
+    f.wait_all_at(&v3).await;
+    assert!(f.stop().success());
+}
+
+/// `count` ConfigMaps for the steady-state check.
+pub(crate) fn configmaps(count: usize) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\ndata:\n  n: \"{i}\"\n"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// The request counts of a JSON log line.
+fn counts(line: &serde_json::Value) -> [u64; 4] {
+    ["reads", "watches", "dry_runs", "writes"]
+        .map(|k| line["fields"][k].as_u64().unwrap_or(u64::MAX))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_steady_state_sends_no_request_but_watches() {
+    let mut f = Followed::new(
+        "ctl-steady",
+        true,
+        &[("manifests/app/many.yaml".to_string(), configmaps(100))],
+    )
+    .await;
+    let v1 = f.git.head();
+    f.start();
+    f.wait_all_at(&v1).await;
+    f.wait("watching", |f| !f.log_lines("watching").is_empty())
+        .await;
+    let watching = f.log_lines("watching").remove(0);
+    assert!(
+        watching["fields"]["objects"].as_u64().unwrap_or_default() >= 3 * 101,
+        "{watching}"
+    );
+    // A quiet period spanning several fetches of the source (every 2 s).
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(f.stop().success());
+    let stopped = f
+        .log_lines("controller stopped (requests of the watch caches and drift checks)")
+        .pop()
+        .unwrap_or_else(|| panic!("no final counts:\n{}", f.logs()));
+    let [reads, _, dry_runs, writes] = counts(&stopped);
+    let [reads0, _, dry_runs0, writes0] = counts(&watching);
+    assert_eq!(
+        (reads - reads0, dry_runs - dry_runs0, writes - writes0),
+        (0, 0, 0),
+        "requests other than watches in the quiet period: from {watching} to {stopped}"
+    );
+    assert!(
+        counts(&stopped)[1] >= 3,
+        "the watches are open and counted: {stopped}"
+    );
+}
