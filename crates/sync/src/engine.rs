@@ -119,7 +119,24 @@ impl Engine {
                 (Some(audit), true) => Some((audit, audit.begin(&plan)?, summary_of(&plan))),
                 _ => None,
             };
-            let outcome = self.apply(plan, options, prune, progress).await;
+            // PreSync hooks of the apps that change run (and must succeed)
+            // before their first object is applied.
+            let pre = if writes {
+                self.pre_sync(target, &plan, audit.as_ref().map(|(a, op, _)| (*a, *op)))
+                    .await
+            } else {
+                Ok(Vec::new())
+            };
+            let outcome = match pre {
+                Ok(hooks) => self
+                    .apply(plan, options, prune, progress)
+                    .await
+                    .map(|mut report| {
+                        report.hooks = hooks;
+                        report
+                    }),
+                Err(e) => Err(e),
+            };
             if let Some((audit, operation, summary)) = audit {
                 let elapsed = began.elapsed().as_millis() as u64;
                 match &outcome {
@@ -150,6 +167,56 @@ impl Engine {
         .await
     }
 
+    /// Runs the PreSync hooks of the apps a plan changes, recording each run
+    /// in the sync's audit operation. A hook that does not succeed stops
+    /// the sync with [`SyncError::Hook`].
+    async fn pre_sync(
+        &self,
+        target: &Target<'_>,
+        plan: &Plan,
+        audit: Option<(&crate::Audit, tidegate_audit::OperationId)>,
+    ) -> Result<Vec<crate::HookRun>, SyncError> {
+        let apps: std::collections::BTreeSet<String> = plan
+            .objects
+            .iter()
+            .filter(|o| o.needs_apply())
+            .map(|o| o.app.clone())
+            .chain(plan.prune.iter().map(|p| p.app.clone()))
+            .collect();
+        let apps: Vec<String> = apps.into_iter().collect();
+        let deadline = target.environment.spec.rollout.progress_deadline.0;
+        let runs = self
+            .run_hooks(
+                target,
+                tidegate_core::sync_hooks::HookPhase::PreSync,
+                &apps,
+                deadline,
+            )
+            .await?;
+        if let Some((audit, operation)) = audit {
+            let entries = runs
+                .iter()
+                .map(|r| audit.hook_entry(&plan.environment, &self.cluster, &plan.revision, r))
+                .collect();
+            audit.sink.record_batch(operation, entries)?;
+        }
+        if let Some(failed) = runs.iter().find(|r| !r.succeeded()) {
+            return Err(SyncError::Hook {
+                cluster: self.cluster.clone(),
+                run: Box::new(failed.clone()),
+                report: Box::new(SyncReport {
+                    cluster: self.cluster.clone(),
+                    revision: plan.revision.clone(),
+                    dry_run: false,
+                    results: Vec::new(),
+                    requests: RequestCounts::default(),
+                    hooks: runs.clone(),
+                }),
+            });
+        }
+        Ok(runs)
+    }
+
     /// Applies a plan: nothing at all when it has problems; otherwise only
     /// what differs, in order, then prunes (when `prune`) and records the inventory.
     pub async fn apply(
@@ -175,6 +242,7 @@ impl Engine {
             dry_run: options.dry_run,
             results: Vec::new(),
             requests: RequestCounts::default(),
+            hooks: Vec::new(),
         };
         let params = {
             let mut p = PatchParams::apply(FIELD_MANAGER);

@@ -15,6 +15,13 @@
 //! (committed with fsync), what was applied, corrected and pruned, and the
 //! outcome.
 //!
+//! Sync hooks (`tidegate.dev/hook` Jobs, see `tidegate_core::sync_hooks`)
+//! are not objects of the plan: [`Engine::sync`] runs an app's PreSync
+//! hooks after the intent and before its first object is applied, and
+//! stops with [`SyncError::Hook`] when one fails; PostSync and SyncFail
+//! hooks are run by the caller ([`Engine::run_hooks`]) once the objects
+//! are Healthy or the cluster failed.
+//!
 //! The engine never prints: it returns structured results per object and
 //! reports progress through a callback, so the CLI and the controller can
 //! both drive it.
@@ -22,6 +29,7 @@
 mod audit;
 mod engine;
 mod error;
+mod hooks;
 mod inventory;
 mod plan;
 mod report;
@@ -30,6 +38,7 @@ mod wait;
 pub use audit::Audit;
 pub use engine::{Engine, Target};
 pub use error::{ObjectProblem, SyncError};
+pub use hooks::{HOOK_LOG_LINES, HookOutcome, HookRun, hooks_of, last_lines};
 pub use inventory::{INVENTORY_NAMESPACE, Inventory, InventoryRef};
 pub use plan::{Plan, PlannedObject, PruneCandidate};
 pub use report::{Action, ObjectResult, Progress, SyncOptions, SyncReport};
