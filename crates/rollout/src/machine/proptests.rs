@@ -192,6 +192,7 @@ impl Sim {
                 })
                 .collect(),
             deployment_strategy: None,
+            ..Rollout::default()
         };
         let plan = plan_fleet(
             names
