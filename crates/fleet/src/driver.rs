@@ -1137,5 +1137,6 @@ fn event_name(event: &Event) -> &'static str {
         Event::Approved { .. } => "approved",
         Event::RolledBack { .. } => "rolled-back",
         Event::RollbackFailed { .. } => "rollback-failed",
+        Event::GateFailed { .. } => "gate-failed",
     }
 }

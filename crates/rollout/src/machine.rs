@@ -129,6 +129,16 @@ pub enum Event {
         /// Why.
         message: String,
     },
+    /// A changed cluster of the current wave failed a gate outright, before
+    /// its progress deadline: a PostSync hook failed, or its new pods can
+    /// never start (fail fast). Fails the rollout as an unhealthy cluster
+    /// at its deadline would.
+    GateFailed {
+        /// The cluster.
+        cluster: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// How a rollout ended.
@@ -195,6 +205,13 @@ pub enum Failure {
         cluster: String,
         /// What it reported.
         status: HealthStatus,
+    },
+    /// A changed cluster failed a gate outright ([`Event::GateFailed`]).
+    ClusterGate {
+        /// The cluster.
+        cluster: String,
+        /// Why.
+        message: String,
     },
 }
 
@@ -1270,7 +1287,8 @@ impl State {
         | Event::ApplyFailed { cluster, .. }
         | Event::Health { cluster, .. }
         | Event::RolledBack { cluster }
-        | Event::RollbackFailed { cluster, .. }) = &event
+        | Event::RollbackFailed { cluster, .. }
+        | Event::GateFailed { cluster, .. }) = &event
         else {
             return false;
         };
@@ -1348,6 +1366,16 @@ impl State {
                 }
                 _ => false,
             },
+            Event::GateFailed { cluster, message } => {
+                let changed =
+                    matches!(c.forward, Forward::Applied { .. } | Forward::Reached { .. });
+                if changed && current_wave == Some(c.wave) {
+                    self.fail(now, Failure::ClusterGate { cluster, message });
+                    true
+                } else {
+                    false
+                }
+            }
         }
     }
 }
@@ -1429,6 +1457,9 @@ impl fmt::Display for Failure {
                 f,
                 "cluster {cluster} turned {status} after being Healthy at the target revision"
             ),
+            Failure::ClusterGate { cluster, message } => {
+                write!(f, "cluster {cluster} failed its gate: {message}")
+            }
         }
     }
 }
