@@ -503,6 +503,7 @@ impl<F: ClientFactory> Driver<'_, F> {
             machine.resume(elapsed());
         }
         let operation = self.audit_begin(resumed_from.flatten())?;
+        let gates = crate::gates::Gates::new(self.environment, self.rendered, self.revision);
 
         let mut pending: Pending<'_> = FuturesUnordered::new();
         // Commands of one cluster run one after the other, in order.
@@ -571,6 +572,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                 tokio::select! {
                     Some((cluster, event)) = pending.next(), if !pending.is_empty() => {
                         timeline.push((cluster.clone(), event_name(&event).to_string(), elapsed()));
+                        if matches!(event, Event::ApplyFailed { .. }) {
+                            gates.sync_failed(&cluster, engines.get(&cluster));
+                        }
                         machine.observe(elapsed(), event);
                         busy.remove(&cluster);
                         if let Some(next) = queued.get_mut(&cluster).and_then(|q| q.pop_front()) {
@@ -597,9 +601,10 @@ impl<F: ClientFactory> Driver<'_, F> {
             // Read every cluster at once: one that cannot be reached (and
             // is retried) does not hold up the others.
             let current_keys = &current_keys;
+            let (gates, now) = (&gates, elapsed());
             let reads = views.iter().map(|(name, progress_state)| async move {
                 let Some(engine) = engines.get(name) else {
-                    return HealthStatus::Unknown;
+                    return (HealthStatus::Unknown, None);
                 };
                 // While applying, the new revision's objects may not exist
                 // yet (a custom resource waits for its CRD): judge what runs.
@@ -615,13 +620,23 @@ impl<F: ClientFactory> Driver<'_, F> {
                     progress_state,
                     ClusterProgress::Progressing | ClusterProgress::Updated
                 );
-                match (self.check, touched) {
+                let status = match (self.check, touched) {
                     (Some(check), true) => status.max(check.check(name, engine).await),
                     _ => status,
-                }
+                };
+                // Fail fast and PostSync hooks (only clusters in flight).
+                let deployments: Vec<ObjectKey> = keys
+                    .iter()
+                    .map(|(k, _)| k.clone())
+                    .filter(|k| k.group == "apps" && k.kind == "Deployment")
+                    .collect();
+                let judged = gates
+                    .judge(name, engine, *progress_state, status, &deployments, now)
+                    .await;
+                (judged.status, judged.failed)
             });
             let statuses = futures::future::join_all(reads).await;
-            for ((name, progress_state), status) in views.into_iter().zip(statuses) {
+            for ((name, progress_state), (status, failed)) in views.into_iter().zip(statuses) {
                 machine.observe(
                     elapsed(),
                     Event::Health {
@@ -629,6 +644,18 @@ impl<F: ClientFactory> Driver<'_, F> {
                         status,
                     },
                 );
+                if let Some(message) = failed {
+                    warn!(cluster = %name, %message, "gate failed");
+                    timeline.push((name.clone(), "gate-failed".to_string(), elapsed()));
+                    machine.observe(
+                        elapsed(),
+                        Event::GateFailed {
+                            cluster: name.clone(),
+                            message,
+                        },
+                    );
+                    gates.sync_failed(&name, engines.get(&name));
+                }
                 let now_updated = machine
                     .clusters()
                     .any(|v| v.name == name && v.progress == ClusterProgress::Updated);
@@ -647,7 +674,10 @@ impl<F: ClientFactory> Driver<'_, F> {
                 })
                 .collect();
             progress(&lines);
+            self.record_hooks(operation, gates.take_finished().await)?;
         }
+        gates.wait_sync_fail().await;
+        self.record_hooks(operation, gates.take_finished().await)?;
         let outcome = outcome.unwrap_or(Outcome::Succeeded);
         // Only a revision that completed its rollout becomes a cluster's
         // last good revision (the rollback target).
@@ -947,6 +977,23 @@ impl<F: ClientFactory> Driver<'_, F> {
             audit.sink.record_batch(op, entries)?;
         }
         all.extend(new);
+        Ok(())
+    }
+
+    /// Records hook runs (PostSync, SyncFail) in the rollout's operation.
+    fn record_hooks(
+        &self,
+        operation: Option<OperationId>,
+        runs: Vec<(String, tidegate_sync::HookRun)>,
+    ) -> Result<(), RolloutError> {
+        if let (Some(audit), Some(op), false) = (&self.audit, operation, runs.is_empty()) {
+            let env = &self.environment.metadata.name;
+            let entries = runs
+                .iter()
+                .map(|(cluster, run)| audit.hook_entry(env, cluster, self.revision, run))
+                .collect();
+            audit.sink.record_batch(op, entries)?;
+        }
         Ok(())
     }
 

@@ -32,6 +32,10 @@ pub struct FatalState {
     pub message: String,
     /// The container's restart count.
     pub restarts: i64,
+    /// When the pod (or Deployment) first reported it, as the API server
+    /// wrote it: the `Ready=False` condition's transition time of the pod
+    /// (the `Progressing` condition's for the Deployment), if any.
+    pub reported_at: Option<String>,
 }
 
 impl fmt::Display for FatalState {
@@ -78,6 +82,7 @@ pub fn fail_fast(deployment: &Value, pods: &[Value]) -> Option<FatalState> {
             reason: "ProgressDeadlineExceeded".into(),
             message: c["message"].as_str().unwrap_or_default().to_string(),
             restarts: 0,
+            reported_at: c["lastTransitionTime"].as_str().map(str::to_string),
         });
     }
     pods.iter().find_map(fatal_pod)
@@ -90,6 +95,13 @@ pub fn fatal_pod(pod: &Value) -> Option<FatalState> {
         return None;
     }
     let status = &pod["status"];
+    let reported_at = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == "Ready" && c["status"] == "False")
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .map(str::to_string);
     ["initContainerStatuses", "containerStatuses"]
         .iter()
         .flat_map(|field| status[field].as_array().into_iter().flatten())
@@ -102,6 +114,7 @@ pub fn fatal_pod(pod: &Value) -> Option<FatalState> {
                 reason: reason.to_string(),
                 message: waiting["message"].as_str().unwrap_or_default().to_string(),
                 restarts: c["restartCount"].as_i64().unwrap_or(0),
+                reported_at: reported_at.clone(),
             })
         })
 }

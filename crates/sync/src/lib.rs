@@ -29,6 +29,7 @@
 mod audit;
 mod engine;
 mod error;
+mod failfast;
 mod hooks;
 mod inventory;
 mod plan;
