@@ -185,6 +185,7 @@ impl Engine {
             .collect();
         let apps: Vec<String> = apps.into_iter().collect();
         let deadline = target.environment.spec.rollout.progress_deadline.0;
+        self.create_hook_namespaces(target, plan, &apps).await?;
         let runs = self
             .run_hooks(
                 target,
@@ -215,6 +216,51 @@ impl Engine {
             });
         }
         Ok(runs)
+    }
+
+    /// A PreSync hook in a namespace this sync creates (a first deploy)
+    /// needs the Namespace first: it is applied before the hooks run (and
+    /// again, unchanged, with the other objects).
+    async fn create_hook_namespaces(
+        &self,
+        target: &Target<'_>,
+        plan: &Plan,
+        apps: &[String],
+    ) -> Result<(), SyncError> {
+        let hooks = crate::hooks_of(target, tidegate_core::sync_hooks::HookPhase::PreSync, apps);
+        let params = PatchParams::apply(FIELD_MANAGER);
+        for o in plan.objects.iter().filter(|o| {
+            o.object.key.group.is_empty()
+                && o.object.key.kind == "Namespace"
+                && o.needs_apply()
+                && hooks
+                    .iter()
+                    .any(|(_, _, h)| h.key.namespace.as_deref() == Some(&o.object.key.name))
+        }) {
+            let Some(resolved) = &o.resolved else {
+                continue;
+            };
+            let api = dynamic_api(&self.client, resolved, None);
+            let patch = Patch::Apply(&o.object.manifest);
+            with_retries("apply a hook's Namespace", || {
+                api.patch(&o.object.key.name, &params, &patch)
+            })
+            .await
+            .map_err(|e| SyncError::Apply {
+                cluster: self.cluster.clone(),
+                key: o.object.key.clone(),
+                message: e.to_string(),
+                report: Box::new(SyncReport {
+                    cluster: self.cluster.clone(),
+                    revision: plan.revision.clone(),
+                    dry_run: false,
+                    results: Vec::new(),
+                    requests: RequestCounts::default(),
+                    hooks: Vec::new(),
+                }),
+            })?;
+        }
+        Ok(())
     }
 
     /// Applies a plan: nothing at all when it has problems; otherwise only

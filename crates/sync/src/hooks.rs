@@ -154,6 +154,9 @@ impl Engine {
         new_namespaces: &std::collections::BTreeSet<String>,
     ) -> Result<Vec<crate::ObjectProblem>, SyncError> {
         let mut problems = Vec::new();
+        if target.rendered.apps.iter().all(|a| a.hooks.is_empty()) {
+            return Ok(problems); // no request at all for apps without hooks
+        }
         let jobs = self.jobs().await?;
         for phase in [HookPhase::PreSync, HookPhase::PostSync, HookPhase::SyncFail] {
             for (app, _, object) in hooks_of(target, phase, apps) {

@@ -438,6 +438,7 @@ mod discover;
 mod eks;
 mod health;
 mod helm;
+mod hooks;
 mod rollout;
 mod safety;
 mod switch;

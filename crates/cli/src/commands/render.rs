@@ -57,6 +57,17 @@ pub async fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::R
                         )?;
                         out.write_all(serde_saphyr::to_string(&object.manifest)?.as_bytes())?;
                     }
+                    for hook in &app.hooks {
+                        writeln!(out, "---")?;
+                        writeln!(
+                            out,
+                            "# Cluster: {}, app: {}, sync hook (run per revision, not applied with the objects), source: {}",
+                            printable(&cluster.cluster),
+                            printable(&app.app),
+                            hook.provenance
+                        )?;
+                        out.write_all(serde_saphyr::to_string(&hook.manifest)?.as_bytes())?;
+                    }
                 }
             }
         }
