@@ -302,22 +302,7 @@ impl Gates {
 
     /// Hook runs that finished since the last call, per cluster.
     pub(crate) async fn take_finished(&self) -> Vec<(String, HookRun)> {
-        let done: Vec<(String, HookTask)> =
-            self.with_all(|name, g| match std::mem::take(&mut g.sync_fail) {
-                Stage::Running(task) if task.is_finished() => {
-                    g.sync_fail = Stage::Passed;
-                    Some((name.to_string(), task))
-                }
-                other => {
-                    g.sync_fail = other;
-                    None
-                }
-            });
-        for (cluster, task) in done {
-            if let Err(e) = self.collect(&cluster, task).await {
-                warn!(%cluster, error = %e, "a SyncFail hook failed");
-            }
-        }
+        self.collect_sync_fail(false).await;
         self.finished
             .lock()
             .map(|mut f| std::mem::take(&mut *f))
@@ -326,9 +311,15 @@ impl Gates {
 
     /// Waits for SyncFail hooks still running (at the end of the rollout).
     pub(crate) async fn wait_sync_fail(&self) {
-        let running: Vec<(String, HookTask)> =
+        self.collect_sync_fail(true).await;
+    }
+
+    /// Collects the SyncFail runs that finished (all of them, waiting, when
+    /// `wait`); a failed SyncFail hook is only logged and recorded.
+    async fn collect_sync_fail(&self, wait: bool) {
+        let tasks: Vec<(String, HookTask)> =
             self.with_all(|name, g| match std::mem::take(&mut g.sync_fail) {
-                Stage::Running(task) => {
+                Stage::Running(task) if wait || task.is_finished() => {
                     g.sync_fail = Stage::Passed;
                     Some((name.to_string(), task))
                 }
@@ -337,7 +328,7 @@ impl Gates {
                     None
                 }
             });
-        for (cluster, task) in running {
+        for (cluster, task) in tasks {
             if let Err(e) = self.collect(&cluster, task).await {
                 warn!(%cluster, error = %e, "a SyncFail hook failed");
             }

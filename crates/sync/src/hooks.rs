@@ -9,8 +9,8 @@
 //!
 //! What a hook said is read from its pods: the exit code and termination
 //! message of its containers (`terminationMessagePolicy:
-//! FallbackToLogsOnError` puts the log's tail there on failure), and when
-//! there is no message, the last lines of its log.
+//! FallbackToLogsOnError` puts the log's tail there on failure), and when a
+//! failed container left no message, the last lines of its log.
 
 use crate::{Engine, SyncError, Target};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PropagationPolicy};
@@ -350,7 +350,10 @@ impl Engine {
         else {
             return (None, String::new());
         };
-        let text = if message.trim().is_empty() {
+        // The log is read only for a failed container without a message:
+        // what a successful hook said is not worth a request (and clusters
+        // without reachable kubelets, like kwok's, answer it with 500).
+        let text = if message.trim().is_empty() && code != 0 {
             let name = pod["metadata"]["name"].as_str().unwrap_or_default();
             self.log_tail(namespace, name).await.unwrap_or_default()
         } else {

@@ -46,27 +46,22 @@ pub async fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::R
             )?;
             for cluster in &rendered.clusters {
                 for app in &cluster.apps {
-                    for object in &app.objects {
+                    let hooks = app.hooks.iter().map(|h| {
+                        (
+                            h,
+                            "sync hook (run per revision, not applied with the objects), ",
+                        )
+                    });
+                    for (object, what) in app.objects.iter().map(|o| (o, "")).chain(hooks) {
                         writeln!(out, "---")?;
                         writeln!(
                             out,
-                            "# Cluster: {}, app: {}, source: {}",
+                            "# Cluster: {}, app: {}, {what}source: {}",
                             printable(&cluster.cluster),
                             printable(&app.app),
                             object.provenance
                         )?;
                         out.write_all(serde_saphyr::to_string(&object.manifest)?.as_bytes())?;
-                    }
-                    for hook in &app.hooks {
-                        writeln!(out, "---")?;
-                        writeln!(
-                            out,
-                            "# Cluster: {}, app: {}, sync hook (run per revision, not applied with the objects), source: {}",
-                            printable(&cluster.cluster),
-                            printable(&app.app),
-                            hook.provenance
-                        )?;
-                        out.write_all(serde_saphyr::to_string(&hook.manifest)?.as_bytes())?;
                     }
                 }
             }
