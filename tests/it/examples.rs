@@ -208,3 +208,32 @@ fn a_blue_green_entry_naming_a_missing_service_is_an_error() {
     );
     assert!(err.contains("environments/prod.yaml:"), "{err}");
 }
+
+#[test]
+fn prod_runs_a_presync_migration_of_the_released_image() {
+    let fx = examples_repo();
+    let rendered = render_env(fx.path(), "prod").expect("prod renders");
+    for cluster in &rendered.clusters {
+        let app = cluster
+            .apps
+            .iter()
+            .find(|a| a.app == "gin-app")
+            .expect("gin-app");
+        assert!(
+            app.objects.iter().all(|o| o.key.kind != "Job"),
+            "a hook is not one of the app's objects"
+        );
+        let [hook] = app.hooks.as_slice() else {
+            panic!("one hook in {}: {:?}", cluster.cluster, app.hooks);
+        };
+        assert_eq!(hook.key.name, "gin-app-migrate");
+        let meta = &hook.manifest["metadata"];
+        assert_eq!(meta["annotations"]["tidegate.dev/hook"], "PreSync");
+        assert_eq!(meta["labels"]["tidegate.dev/hook"], "PreSync");
+        assert_eq!(
+            hook.manifest["spec"]["template"]["spec"]["containers"][0]["image"],
+            "ghcr.io/example/gin-app:1.4.2",
+            "the environment's image override applies to the migration"
+        );
+    }
+}

@@ -432,6 +432,42 @@ pub struct Rollout {
     /// Where the analyses read each cluster's metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus: Option<Located<PrometheusSource>>,
+    /// Failing a changed cluster as soon as its new pods show the release
+    /// cannot work (crash loops, images that cannot be pulled), instead of
+    /// at `progressDeadline`.
+    #[serde(default)]
+    pub fail_fast: FailFast,
+}
+
+/// `spec.rollout.failFast`: when a changed cluster fails without waiting
+/// for `progressDeadline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FailFast {
+    /// On by default.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How long a fatal pod state (CrashLoopBackOff, ImagePullBackOff, ...)
+    /// or `ProgressDeadlineExceeded` must last before the cluster fails.
+    #[serde(default = "default_fail_fast_grace")]
+    pub grace: GoDuration,
+}
+
+impl Default for FailFast {
+    fn default() -> Self {
+        FailFast {
+            enabled: true,
+            grace: default_fail_fast_grace(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_fail_fast_grace() -> GoDuration {
+    GoDuration(std::time::Duration::from_secs(5))
 }
 
 fn is_default_window_policy(p: &WindowPolicy) -> bool {
@@ -453,6 +489,7 @@ impl Default for Rollout {
             window_policy: WindowPolicy::default(),
             analyses: Vec::new(),
             prometheus: None,
+            fail_fast: FailFast::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod object;
 pub mod paths;
 pub mod printable;
 pub mod selector;
+pub mod sync_hooks;
 pub mod tracking;
 
 pub use diagnostic::{Diagnostic, Diagnostics};

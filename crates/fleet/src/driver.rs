@@ -273,7 +273,11 @@ pub struct Driver<'a, F: ClientFactory> {
 /// Commands running (at most one per cluster), each answering with an event.
 type Pending<'f> = FuturesUnordered<BoxFuture<'f, (String, Event)>>;
 /// Health reads running (at most one per cluster).
-type Polls<'f> = FuturesUnordered<BoxFuture<'f, (String, HealthStatus)>>;
+/// A health read's answer: the cluster, its health and, when a gate failed
+/// outright (fail fast, a PostSync hook), why.
+type Polled = (String, HealthStatus, Option<String>);
+
+type Polls<'f> = FuturesUnordered<BoxFuture<'f, Polled>>;
 
 /// What is known about a cluster before the first write.
 struct Found {
@@ -604,6 +608,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 None => Ok(()),
             }
         };
+        let gates = crate::gates::Gates::new(self.environment, self.rendered, self.revision);
 
         // Commands and health reads run side by side: an apply never waits
         // for a poll. Commands of one cluster run one after the other.
@@ -697,6 +702,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                 Ok(()) = lost.changed() => {}
                 Some((cluster, event)) = pending.next(), if !pending.is_empty() => {
                     let answered = matches!(event, Event::Applied { .. } | Event::RolledBack { .. });
+                    if matches!(event, Event::ApplyFailed { .. }) {
+                        gates.sync_failed(&cluster, engines.get(&cluster));
+                    }
                     self.answered(&mut machine, &mut timeline, &cluster, event, elapsed());
                     busy.remove(&cluster);
                     if let Some(next) = queued.get_mut(&cluster).and_then(VecDeque::pop_front) {
@@ -706,18 +714,25 @@ impl<F: ClientFactory> Driver<'_, F> {
                         // Its health is read at once, not at the next tick.
                         let wave = machine.current_wave();
                         let judge = machine.clusters().find(|v| v.name == cluster).and_then(|v| {
-                            health::needs_health(&v, wave).map(|j| (j, touched(v.progress)))
+                            health::needs_health(&v, wave).map(|j| (j, v.progress))
                         });
-                        if let Some((judge, touched)) = judge {
+                        if let Some((judge, state)) = judge {
                             polling.insert(cluster.clone());
-                            polls.push(self.poll(engines, current_keys, cluster, judge, touched));
+                            polls.push(self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed()));
                         }
                     }
                 }
-                Some((cluster, status)) = polls.next(), if !polls.is_empty() => {
+                Some((cluster, status, failed)) = polls.next(), if !polls.is_empty() => {
                     polling.remove(&cluster);
                     let before = progress_of(&machine, &cluster);
                     machine.observe(elapsed(), Event::Health { cluster: cluster.clone(), status });
+                    if let Some(message) = failed {
+                        // Fail fast or a failed PostSync hook: the wave fails now.
+                        warn!(%cluster, %message, "gate failed");
+                        timeline.push((cluster.clone(), ClusterStep::GateFailed, elapsed()));
+                        machine.observe(elapsed(), Event::GateFailed { cluster: cluster.clone(), message });
+                        gates.sync_failed(&cluster, engines.get(&cluster));
+                    }
                     if before != Some(ClusterProgress::Updated)
                         && progress_of(&machine, &cluster) == Some(ClusterProgress::Updated)
                     {
@@ -741,19 +756,20 @@ impl<F: ClientFactory> Driver<'_, F> {
                     // Health only of clusters in flight or in the wave being
                     // gated; one read per kind; at most one read per cluster.
                     let wave = machine.current_wave();
-                    let wanted: Vec<(String, Judge, bool)> = machine
+                    let wanted: Vec<(String, Judge, ClusterProgress)> = machine
                         .clusters()
                         .filter(|v| !polling.contains(v.name))
                         .filter_map(|v| {
                             health::needs_health(&v, wave)
-                                .map(|j| (v.name.to_string(), j, touched(v.progress)))
+                                .map(|j| (v.name.to_string(), j, v.progress))
                         })
                         .collect();
-                    for (cluster, judge, touched) in wanted {
+                    for (cluster, judge, state) in wanted {
                         polling.insert(cluster.clone());
-                        polls.push(self.poll(engines, current_keys, cluster, judge, touched));
+                        polls.push(self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed()));
                     }
                     progress(&lines(&machine, elapsed()));
+                    self.record_hooks(operation, gates.take_finished().await)?;
                 }
             }
         };
@@ -772,6 +788,10 @@ impl<F: ClientFactory> Driver<'_, F> {
                 )
                 .await;
         }
+        gates.wait_sync_fail().await;
+        self.record_hooks(operation, gates.take_finished().await)?;
+        gates.wait_sync_fail().await;
+        self.record_hooks(operation, gates.take_finished().await)?;
         let outcome = outcome.unwrap_or(Outcome::Succeeded);
         // Only a revision that completed its rollout becomes a cluster's
         // last good revision (the rollback target).
@@ -877,27 +897,39 @@ impl<F: ClientFactory> Driver<'_, F> {
 
     /// Reads one cluster's health: the target's objects once touched,
     /// otherwise what it ran before. Unknown when it cannot be read.
+    #[allow(clippy::too_many_arguments)]
     fn poll<'s>(
         &'s self,
         engines: &'s BTreeMap<String, Arc<Engine>>,
         current_keys: &'s BTreeMap<String, Vec<(ObjectKey, String)>>,
+        gates: &'s crate::gates::Gates,
         cluster: String,
         judge: Judge,
-        touched: bool,
-    ) -> BoxFuture<'s, (String, HealthStatus)> {
+        state: ClusterProgress,
+        now: Duration,
+    ) -> BoxFuture<'s, Polled> {
         Box::pin(async move {
             let Some(engine) = engines.get(&cluster) else {
-                return (cluster, HealthStatus::Unknown);
+                return (cluster, HealthStatus::Unknown, None);
             };
             let keys = match judge {
                 Judge::Target => self.target_keys(&cluster),
                 Judge::Current => current_keys.get(&cluster).cloned().unwrap_or_default(),
             };
             let mut status = health::worst(engine, &keys).await;
-            if let (Some(check), true) = (self.check, touched) {
+            if let (Some(check), true) = (self.check, touched(state)) {
                 status = status.max(check.check(&cluster, engine).await);
             }
-            (cluster, status)
+            // Fail fast and PostSync hooks (only for clusters in flight).
+            let deployments: Vec<ObjectKey> = keys
+                .iter()
+                .map(|(k, _)| k.clone())
+                .filter(|k| k.group == "apps" && k.kind == "Deployment")
+                .collect();
+            let judged = gates
+                .judge(&cluster, engine, state, status, &deployments, now)
+                .await;
+            (cluster, judged.status, judged.failed)
         })
     }
 
@@ -1209,6 +1241,23 @@ impl<F: ClientFactory> Driver<'_, F> {
         Entry::new(audit.actor.clone(), AuditAction::Other(String::new()))
             .env(&self.environment.metadata.name)
             .revisions(None, Some(Revision::sha(self.revision)))
+    }
+
+    /// Records hook runs (PostSync, SyncFail) in the rollout's operation.
+    fn record_hooks(
+        &self,
+        operation: Option<OperationId>,
+        runs: Vec<(String, tidegate_sync::HookRun)>,
+    ) -> Result<(), RolloutError> {
+        if let (Some(audit), Some(op), false) = (&self.audit, operation, runs.is_empty()) {
+            let env = &self.environment.metadata.name;
+            let entries = runs
+                .iter()
+                .map(|(cluster, run)| audit.hook_entry(env, cluster, self.revision, run))
+                .collect();
+            audit.sink.record_batch(op, entries)?;
+        }
+        Ok(())
     }
 
     fn entry_of(&self, audit: &Audit, t: &Transition) -> Option<Entry> {

@@ -15,6 +15,7 @@
 pub mod analysis;
 mod driver;
 mod error;
+mod gates;
 mod health;
 mod journal;
 pub mod lock;

@@ -475,6 +475,7 @@ pub async fn switch<F: ClientFactory>(
                 ClusterStep::Apply
                 | ClusterStep::Applied
                 | ClusterStep::ApplyFailed
+                | ClusterStep::GateFailed
                 | ClusterStep::Rollback
                 | ClusterStep::RollbackFailed => continue,
             };

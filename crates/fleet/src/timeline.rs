@@ -15,6 +15,8 @@ pub enum ClusterStep {
     ApplyFailed,
     /// The cluster turned Healthy at the target revision.
     Healthy,
+    /// It failed a gate outright (fail fast, a failed PostSync hook).
+    GateFailed,
     /// A rollback (or the removal of a first deploy) was issued.
     Rollback,
     /// It succeeded.
@@ -32,7 +34,10 @@ impl ClusterStep {
             Event::ApplyFailed { .. } => Some(ClusterStep::ApplyFailed),
             Event::RolledBack { .. } => Some(ClusterStep::RolledBack),
             Event::RollbackFailed { .. } => Some(ClusterStep::RollbackFailed),
-            Event::Health { .. } | Event::Approved { .. } | Event::Analyzed { .. } => None,
+            Event::Health { .. }
+            | Event::Approved { .. }
+            | Event::Analyzed { .. }
+            | Event::GateFailed { .. } => None,
         }
     }
 
@@ -43,6 +48,7 @@ impl ClusterStep {
             ClusterStep::Applied => "applied",
             ClusterStep::ApplyFailed => "apply-failed",
             ClusterStep::Healthy => "healthy",
+            ClusterStep::GateFailed => "gate-failed",
             ClusterStep::Rollback => "rollback",
             ClusterStep::RolledBack => "rolled-back",
             ClusterStep::RollbackFailed => "rollback-failed",

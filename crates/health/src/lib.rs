@@ -84,6 +84,7 @@ mod lua;
 mod members;
 mod network;
 mod pod;
+pub mod pods;
 mod reasons;
 mod replicas;
 mod status;

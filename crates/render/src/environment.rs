@@ -46,6 +46,11 @@ pub struct RenderedApp {
     pub app: String,
     /// The objects.
     pub objects: Vec<RenderedObject>,
+    /// Its sync hooks (`tidegate.dev/hook` Jobs), kept apart from the
+    /// objects: they are run by the sync, never diffed, pruned or
+    /// recorded in the inventory (see `tidegate_core::sync_hooks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<RenderedObject>,
 }
 
 /// Renders every app for every cluster of `env`. `env_file` is the
@@ -135,10 +140,12 @@ pub fn render_environment(
             if incomplete.contains(&app.name.as_str()) {
                 found.0.retain(|d| !d.message.ends_with("matches nothing"));
             }
+            let (objects, hooks) = crate::hooks::split_hooks(objects, &cluster.name, &mut found);
             problems.extend(found);
             apps.push(RenderedApp {
                 app: app.name.clone(),
                 objects,
+                hooks,
             });
         }
         let count: usize = apps.iter().map(|a| a.objects.len()).sum();

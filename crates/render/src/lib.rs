@@ -11,6 +11,7 @@
 //! `tidegate.dev/sync-wave`, then group, kind, namespace and name.
 
 mod environment;
+mod hooks;
 mod manifest;
 mod overlay;
 pub mod yaml;

@@ -156,6 +156,16 @@ pub enum Event {
         /// What was measured and the verdict.
         report: AnalysisReport,
     },
+    /// A changed cluster of the current wave failed a gate outright, before
+    /// its progress deadline: a PostSync hook failed, or its new pods can
+    /// never start (fail fast). Fails the rollout as an unhealthy cluster
+    /// at its deadline would.
+    GateFailed {
+        /// The cluster.
+        cluster: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// How a rollout ended.
@@ -232,6 +242,13 @@ pub enum Failure {
         cluster: String,
         /// Why, e.g. "2 of 3 measurements failed the condition".
         reason: String,
+    },
+    /// A changed cluster failed a gate outright ([`Event::GateFailed`]).
+    ClusterGate {
+        /// The cluster.
+        cluster: String,
+        /// Why.
+        message: String,
     },
 }
 
@@ -1545,7 +1562,8 @@ impl State {
         | Event::ApplyFailed { cluster, .. }
         | Event::Health { cluster, .. }
         | Event::RolledBack { cluster }
-        | Event::RollbackFailed { cluster, .. }) = &event
+        | Event::RollbackFailed { cluster, .. }
+        | Event::GateFailed { cluster, .. }) = &event
         else {
             return false;
         };
@@ -1623,6 +1641,16 @@ impl State {
                 }
                 _ => false,
             },
+            Event::GateFailed { cluster, message } => {
+                let changed =
+                    matches!(c.forward, Forward::Applied { .. } | Forward::Reached { .. });
+                if changed && current_wave == Some(c.wave) {
+                    self.fail(now, Failure::ClusterGate { cluster, message });
+                    true
+                } else {
+                    false
+                }
+            }
         }
     }
 }
@@ -1716,6 +1744,9 @@ impl fmt::Display for Failure {
                 f,
                 "analysis {analysis} failed in cluster {cluster}: {reason}"
             ),
+            Failure::ClusterGate { cluster, message } => {
+                write!(f, "cluster {cluster} failed its gate: {message}")
+            }
         }
     }
 }

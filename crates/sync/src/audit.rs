@@ -41,6 +41,44 @@ impl Audit {
         self.sink.begin_operation(intent)
     }
 
+    /// The entry of one hook run: its outcome, exit code and last lines
+    /// (action `hook`; details `phase`, `job`, `namespace`, `outcome`,
+    /// `exit_code`, `output`).
+    pub fn hook_entry(
+        &self,
+        environment: &str,
+        cluster: &str,
+        revision: &str,
+        run: &crate::HookRun,
+    ) -> Entry {
+        let mut e = Entry::new(self.actor.clone(), AuditAction::Other("hook".into()))
+            .env(environment)
+            .cluster(cluster)
+            .app(&run.app)
+            .outcome(if run.succeeded() {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            })
+            .message(run.summary());
+        e.to = Some(Revision::sha(revision));
+        e.details.insert("phase".into(), run.phase.to_string());
+        e.details.insert("job".into(), run.job.clone());
+        e.details.insert("namespace".into(), run.namespace.clone());
+        e.details.insert(
+            "outcome".into(),
+            serde_json::to_value(run.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+        );
+        if let Some(code) = run.exit_code {
+            e.details.insert("exit_code".into(), code.to_string());
+        }
+        e.details.insert("output".into(), run.output.clone());
+        e
+    }
+
     /// Records what was done, per app, and the outcome.
     pub(crate) fn finish(
         &self,

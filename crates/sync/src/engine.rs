@@ -174,7 +174,24 @@ impl Engine {
                 (Some(audit), true) => Some((audit, audit.begin(&plan)?, summary_of(&plan))),
                 _ => None,
             };
-            let outcome = self.apply(plan, options, prune, progress).await;
+            // PreSync hooks of the apps that change run (and must succeed)
+            // before their first object is applied.
+            let pre = if writes {
+                self.pre_sync(target, &plan, audit.as_ref().map(|(a, op, _)| (*a, *op)))
+                    .await
+            } else {
+                Ok(Vec::new())
+            };
+            let outcome = match pre {
+                Ok(hooks) => self
+                    .apply(plan, options, prune, progress)
+                    .await
+                    .map(|mut report| {
+                        report.hooks = hooks;
+                        report
+                    }),
+                Err(e) => Err(e),
+            };
             if let Some((audit, operation, summary)) = audit {
                 let elapsed = began.elapsed().as_millis() as u64;
                 match &outcome {
@@ -205,6 +222,102 @@ impl Engine {
         .await
     }
 
+    /// Runs the PreSync hooks of the apps a plan changes, recording each run
+    /// in the sync's audit operation. A hook that does not succeed stops
+    /// the sync with [`SyncError::Hook`].
+    async fn pre_sync(
+        &self,
+        target: &Target<'_>,
+        plan: &Plan,
+        audit: Option<(&crate::Audit, tidegate_audit::OperationId)>,
+    ) -> Result<Vec<crate::HookRun>, SyncError> {
+        let apps: std::collections::BTreeSet<String> = plan
+            .objects
+            .iter()
+            .filter(|o| o.needs_apply())
+            .map(|o| o.app.clone())
+            .chain(plan.prune.iter().map(|p| p.app.clone()))
+            .collect();
+        let apps: Vec<String> = apps.into_iter().collect();
+        let deadline = target.environment.spec.rollout.progress_deadline.0;
+        self.create_hook_namespaces(target, plan, &apps).await?;
+        let runs = self
+            .run_hooks(
+                target,
+                tidegate_core::sync_hooks::HookPhase::PreSync,
+                &apps,
+                deadline,
+            )
+            .await?;
+        if let Some((audit, operation)) = audit {
+            let entries = runs
+                .iter()
+                .map(|r| audit.hook_entry(&plan.environment, &self.cluster, &plan.revision, r))
+                .collect();
+            audit.sink.record_batch(operation, entries)?;
+        }
+        if let Some(failed) = runs.iter().find(|r| !r.succeeded()) {
+            return Err(SyncError::Hook {
+                cluster: self.cluster.clone(),
+                run: Box::new(failed.clone()),
+                report: Box::new(SyncReport {
+                    cluster: self.cluster.clone(),
+                    revision: plan.revision.clone(),
+                    dry_run: false,
+                    results: Vec::new(),
+                    requests: RequestCounts::default(),
+                    hooks: runs.clone(),
+                }),
+            });
+        }
+        Ok(runs)
+    }
+
+    /// A PreSync hook in a namespace this sync creates (a first deploy)
+    /// needs the Namespace first: it is applied before the hooks run (and
+    /// again, unchanged, with the other objects).
+    async fn create_hook_namespaces(
+        &self,
+        target: &Target<'_>,
+        plan: &Plan,
+        apps: &[String],
+    ) -> Result<(), SyncError> {
+        let hooks = crate::hooks_of(target, tidegate_core::sync_hooks::HookPhase::PreSync, apps);
+        let params = PatchParams::apply(FIELD_MANAGER);
+        for o in plan.objects.iter().filter(|o| {
+            o.object.key.group.is_empty()
+                && o.object.key.kind == "Namespace"
+                && o.needs_apply()
+                && hooks
+                    .iter()
+                    .any(|(_, _, h)| h.key.namespace.as_deref() == Some(&o.object.key.name))
+        }) {
+            let Some(resolved) = &o.resolved else {
+                continue;
+            };
+            let api = dynamic_api(&self.client, resolved, None);
+            let patch = Patch::Apply(&o.object.manifest);
+            with_retries("apply a hook's Namespace", || {
+                api.patch(&o.object.key.name, &params, &patch)
+            })
+            .await
+            .map_err(|e| SyncError::Apply {
+                cluster: self.cluster.clone(),
+                key: o.object.key.clone(),
+                message: e.to_string(),
+                report: Box::new(SyncReport {
+                    cluster: self.cluster.clone(),
+                    revision: plan.revision.clone(),
+                    dry_run: false,
+                    results: Vec::new(),
+                    requests: RequestCounts::default(),
+                    hooks: Vec::new(),
+                }),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Applies a plan: nothing at all when it has problems; otherwise only
     /// what differs, in order, then prunes (when `prune`) and records the inventory.
     pub async fn apply(
@@ -230,6 +343,7 @@ impl Engine {
             dry_run: options.dry_run,
             results: Vec::new(),
             requests: RequestCounts::default(),
+            hooks: Vec::new(),
         };
         let params = {
             let mut p = PatchParams::apply(FIELD_MANAGER);

@@ -59,6 +59,16 @@ pub enum SyncError {
     /// this happens before the first write.
     #[error("audit trail: {0}")]
     Audit(#[from] tidegate_audit::AuditError),
+    /// A PreSync hook did not succeed; none of its app's objects were applied.
+    #[error("cluster {cluster}: {}; the app's objects were not applied", run.summary())]
+    Hook {
+        /// The cluster.
+        cluster: String,
+        /// The hook's run (outcome, exit code, last lines).
+        run: Box<crate::HookRun>,
+        /// Hooks that ran before it in this sync.
+        report: Box<crate::SyncReport>,
+    },
     /// A CRD did not become Established in time.
     #[error("cluster {cluster}: CustomResourceDefinition {name} not Established after {seconds}s")]
     CrdNotEstablished {

@@ -15,6 +15,13 @@
 //! (committed with fsync), what was applied, corrected and pruned, and the
 //! outcome.
 //!
+//! Sync hooks (`tidegate.dev/hook` Jobs, see `tidegate_core::sync_hooks`)
+//! are not objects of the plan: [`Engine::sync`] runs an app's PreSync
+//! hooks after the intent and before its first object is applied, and
+//! stops with [`SyncError::Hook`] when one fails; PostSync and SyncFail
+//! hooks are run by the caller ([`Engine::run_hooks`]) once the objects
+//! are Healthy or the cluster failed.
+//!
 //! The engine never prints: it returns structured results per object and
 //! reports progress through a callback, so the CLI and the controller can
 //! both drive it.
@@ -23,6 +30,8 @@ mod audit;
 mod dryrun;
 mod engine;
 mod error;
+mod failfast;
+mod hooks;
 mod inventory;
 mod live;
 mod plan;
@@ -34,6 +43,7 @@ pub use audit::Audit;
 pub use dryrun::DryRunCache;
 pub use engine::{Engine, Target};
 pub use error::{ObjectProblem, SyncError};
+pub use hooks::{HOOK_LOG_LINES, HookOutcome, HookRun, hooks_of, last_lines};
 pub use inventory::{INVENTORY_NAMESPACE, Inventory, InventoryRef};
 pub use live::{ApiLiveState, ListScope, LiveMap, LiveObject, LiveState};
 pub use plan::{Plan, PlannedObject, PruneCandidate};

@@ -363,6 +363,12 @@ impl Engine {
             }));
         }
 
+        // Hook Jobs are dry-run too: a bad hook stops the sync before any write.
+        problems.extend(
+            self.check_hooks(target, &options.apps, &new_namespaces)
+                .await?,
+        );
+
         // 5. What to prune: only objects that still carry our tracking id.
         let mut prune = Vec::new();
         for (app, reference, resolved) in stale_resolved {

@@ -71,6 +71,9 @@ pub struct SyncReport {
     /// Requests sent to the API server during the sync.
     #[serde(skip)]
     pub requests: RequestCounts,
+    /// The PreSync hooks that ran before the objects were applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::HookRun>,
 }
 
 impl SyncReport {

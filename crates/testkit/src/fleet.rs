@@ -21,6 +21,24 @@ use crate::{
 /// stalls until its `progressDeadlineSeconds`.
 pub const FAIL_READINESS_LABEL: &str = "tidegate.dev/test-fail-readiness";
 
+/// Label that makes a pod crash-loop (value `"true"`): Running, never Ready,
+/// its containers waiting in `CrashLoopBackOff` with a rising restartCount.
+pub const CRASHLOOP_LABEL: &str = "tidegate.dev/test-crashloop";
+
+/// Label that makes a pod's image pull fail (value `"true"`): it stays
+/// Pending with its containers waiting in `ImagePullBackOff`.
+pub const IMAGE_PULL_FAIL_LABEL: &str = "tidegate.dev/test-image-pull-fail";
+
+/// Label that makes a Job's pod fail (value `"true"`) instead of exiting 0.
+pub const JOB_FAIL_LABEL: &str = "tidegate.dev/test-job-fail";
+
+/// Annotation of a Job's pod: the termination message its containers end
+/// with (kwok pods have no logs; see docs/local-clusters.md).
+pub const TERMINATION_MESSAGE_ANNOTATION: &str = "tidegate.dev/test-termination-message";
+
+/// Annotation of a failing Job's pod: its exit code (default 1).
+pub const EXIT_CODE_ANNOTATION: &str = "tidegate.dev/test-exit-code";
+
 /// Default first port of [`PortPlan::Fixed`].
 pub const DEFAULT_BASE_PORT: u16 = 26400;
 
@@ -1099,9 +1117,29 @@ mod tests {
             "pod-unready",
             "pod-complete",
             "pod-delete",
+            "pod-job-failed",
+            "pod-crashloop",
+            "pod-crashloop-restart",
+            "pod-image-pull-fail",
         ] {
             assert!(KWOK_STAGES.contains(&format!("name: {stage}\n")), "{stage}");
         }
-        assert!(KWOK_STAGES.contains(FAIL_READINESS_LABEL));
+        for marker in [
+            FAIL_READINESS_LABEL,
+            CRASHLOOP_LABEL,
+            IMAGE_PULL_FAIL_LABEL,
+            JOB_FAIL_LABEL,
+            TERMINATION_MESSAGE_ANNOTATION,
+            EXIT_CODE_ANNOTATION,
+        ] {
+            assert!(KWOK_STAGES.contains(marker), "{marker}");
+        }
+        // Every document parses as a kwok Stage.
+        for doc in KWOK_STAGES.split("\n---\n").skip(1) {
+            assert!(
+                doc.starts_with("apiVersion: kwok.x-k8s.io/v1alpha1\nkind: Stage\n"),
+                "{doc}"
+            );
+        }
     }
 }

@@ -122,15 +122,18 @@ pub use eks_auth::{
 };
 pub use error::Error;
 pub use fleet::{
-    ClusterInfo, ClusterPorts, DEFAULT_BASE_PORT, EtcdMode, FAIL_READINESS_LABEL, Fleet,
-    FleetOptions, PortPlan, cluster_name, default_state_dir, shared_fleet,
+    CRASHLOOP_LABEL, ClusterInfo, ClusterPorts, DEFAULT_BASE_PORT, EXIT_CODE_ANNOTATION, EtcdMode,
+    FAIL_READINESS_LABEL, Fleet, FleetOptions, IMAGE_PULL_FAIL_LABEL, JOB_FAIL_LABEL, PortPlan,
+    TERMINATION_MESSAGE_ANNOTATION, cluster_name, default_state_dir, shared_fleet,
 };
 pub use namespace::TestNamespace;
 pub use process::{ProcessRecord, stop_recorded};
 pub use webhook::{TOKEN_WEBHOOK_PATH, TokenWebhookOptions, run_token_webhook, token_review};
 
 /// The kwok stages every cluster runs (node initialize and heartbeat, pod
-/// ready, pod unready for [`FAIL_READINESS_LABEL`], pod complete, pod delete).
+/// ready, pod unready for [`FAIL_READINESS_LABEL`], pod complete, pod delete,
+/// and the failures of [`CRASHLOOP_LABEL`], [`IMAGE_PULL_FAIL_LABEL`] and
+/// [`JOB_FAIL_LABEL`]).
 pub const KWOK_STAGES: &str = include_str!("../kwok/stages.yaml");
 
 /// Static bearer tokens every API server of a fleet accepts (`--token-auth-file`;

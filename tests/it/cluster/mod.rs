@@ -480,6 +480,7 @@ mod eks;
 mod fleetpath;
 mod health;
 mod helm;
+mod hooks;
 mod live;
 mod rollout;
 mod safety;

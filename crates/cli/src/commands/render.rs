@@ -46,11 +46,17 @@ pub async fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::R
             )?;
             for cluster in &rendered.clusters {
                 for app in &cluster.apps {
-                    for object in &app.objects {
+                    let hooks = app.hooks.iter().map(|h| {
+                        (
+                            h,
+                            "sync hook (run per revision, not applied with the objects), ",
+                        )
+                    });
+                    for (object, what) in app.objects.iter().map(|o| (o, "")).chain(hooks) {
                         writeln!(out, "---")?;
                         writeln!(
                             out,
-                            "# Cluster: {}, app: {}, source: {}",
+                            "# Cluster: {}, app: {}, {what}source: {}",
                             printable(&cluster.cluster),
                             printable(&app.app),
                             object.provenance

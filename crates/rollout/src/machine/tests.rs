@@ -910,3 +910,56 @@ fn a_cluster_that_already_ran_the_failed_revision_is_rolled_back_too() {
     rolled_back(&mut r, secs(2), "b");
     assert_eq!(rollbacks(&r.step(secs(2))), [("a", Some("v1"))]);
 }
+
+#[test]
+fn a_failed_gate_of_a_changed_cluster_fails_the_wave_before_its_deadline() {
+    let mut r = ten_clusters(FailurePolicy::Rollback);
+    assert_eq!(applies(&r.step(secs(0))), ["c0"]);
+    // Not applied yet: a gate verdict about it means nothing.
+    let early = Event::GateFailed {
+        cluster: "c0".into(),
+        message: "early".into(),
+    };
+    assert!(!r.observe(secs(1), early));
+    assert!(r.observe(
+        secs(2),
+        Event::Applied {
+            cluster: "c0".into()
+        }
+    ));
+    // A cluster of a later wave is not judged.
+    let later = Event::GateFailed {
+        cluster: "c5".into(),
+        message: "not its turn".into(),
+    };
+    assert!(!r.observe(secs(3), later));
+    health(&mut r, secs(4), "c0", Progressing); // one unavailable would be allowed
+    r.drain_transitions();
+    let message = "pod web-1 container web: CrashLoopBackOff".to_string();
+    assert!(r.observe(
+        secs(5),
+        Event::GateFailed {
+            cluster: "c0".into(),
+            message: message.clone(),
+        }
+    ));
+    let failure = Failure::ClusterGate {
+        cluster: "c0".into(),
+        message,
+    };
+    assert_eq!(r.failure(), Some(&failure));
+    assert!(
+        failure
+            .to_string()
+            .contains("cluster c0 failed its gate: pod web-1")
+    );
+    assert_eq!(rollbacks(&r.step(secs(5))), [("c0", Some("v1"))]);
+    rolled_back(&mut r, secs(8), "c0");
+    assert_eq!(
+        finished(&r.step(secs(8))),
+        Some(&Outcome::RolledBack {
+            failure,
+            not_restored: vec![]
+        })
+    );
+}
