@@ -1,7 +1,7 @@
 //! Executing a fleet rollout.
 
 use crate::{
-    Journal,
+    JournalError, JournalStore,
     lock::{self, LockPolicy},
 };
 use futures::{StreamExt, stream::FuturesUnordered};
@@ -201,15 +201,10 @@ pub enum RolloutError {
     /// The state machine refused the set-up or the journal.
     #[error("rollout state: {0}")]
     Machine(String),
-    /// The journal could not be read or written.
-    #[error("rollout journal {path}: {source}")]
-    Journal {
-        /// The journal file.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The journal could not be read or written (or another replica took
+    /// the rollout over).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// `--resume` without a journal.
     #[error("nothing to resume: no journal at {0}")]
     NothingToResume(String),
@@ -236,8 +231,9 @@ pub struct Driver<'a, F: ClientFactory> {
     pub audit: Option<Audit>,
     /// An extra check of changed clusters, if any.
     pub check: Option<&'a dyn ClusterCheck>,
-    /// The journal, if any.
-    pub journal: Option<Journal>,
+    /// Where the machine is journaled, if anywhere (a file for the CLI, a
+    /// ConfigMap for the controller).
+    pub journal: Option<Arc<dyn JournalStore>>,
     /// Options.
     pub options: DriverOptions,
 }
@@ -463,21 +459,15 @@ impl<F: ClientFactory> Driver<'_, F> {
             .filter(|(_, s)| s.drifted && s.current_revision.as_deref() == Some(self.revision))
             .map(|(n, _)| n.clone())
             .collect();
-        let journal_error = |path: &std::path::Path, source| RolloutError::Journal {
-            path: path.display().to_string(),
-            source,
-        };
         let (started_ms, mut machine, resumed_from) = match (&self.journal, self.options.resume) {
-            (Some(j), true) => match j.load().map_err(|e| journal_error(j.path(), e))? {
+            (Some(j), true) => match j.load().await? {
                 Some(journaled) => (
                     journaled.started_ms,
                     journaled.machine,
                     Some(journaled.operation),
                 ),
                 None => {
-                    return Err(RolloutError::NothingToResume(
-                        j.path().display().to_string(),
-                    ));
+                    return Err(RolloutError::NothingToResume(j.location()));
                 }
             },
             (None, true) => {
@@ -558,8 +548,7 @@ impl<F: ClientFactory> Driver<'_, F> {
             }
             self.forward(&mut machine, operation, &mut transitions)?;
             if let Some(j) = &self.journal {
-                j.save(started_ms, operation.map(|o| o.0), &machine)
-                    .map_err(|e| journal_error(j.path(), e))?;
+                j.save(started_ms, operation.map(|o| o.0), &machine).await?;
             }
             if outcome.is_some() && pending.is_empty() {
                 break;
@@ -667,7 +656,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         }
         self.audit_finish(operation, &outcome, elapsed())?;
         if let Some(j) = &self.journal {
-            j.remove().map_err(|e| journal_error(j.path(), e))?;
+            j.remove().await?;
         }
         let applied: BTreeSet<&str> = timeline
             .iter()

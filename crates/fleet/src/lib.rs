@@ -21,5 +21,8 @@ pub use driver::{
     Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions, Preflight,
     Revisions, RolloutError, RolloutReport,
 };
-pub use journal::{Journal, Journaled};
+pub use journal::{
+    ConfigMapJournal, JOURNAL_KEY, Journal, JournalError, JournalStore, Journaled,
+    MAX_JOURNAL_BYTES,
+};
 pub use tidegate_rollout::machine::{FleetRollout, Outcome};

@@ -436,6 +436,7 @@ mod aks;
 mod cloud;
 mod discover;
 mod eks;
+mod ha;
 mod health;
 mod helm;
 mod rollout;

@@ -269,6 +269,7 @@ async fn run_rollout(
         revision: revision.to_string(),
     };
     let identity = actor().identity;
+    let journal = Journal::new(&Journal::default_dir(), env);
     let driver = Driver {
         factory,
         environment,
@@ -281,7 +282,7 @@ async fn run_rollout(
             actor: actor(),
         }),
         check: None,
-        journal: Some(Journal::new(&Journal::default_dir(), env)),
+        journal: Some(std::sync::Arc::new(journal.clone())),
         options: DriverOptions {
             force_conflicts: options.force_conflicts,
             prune: options.prune || environment.spec.sync.prune,
@@ -294,7 +295,6 @@ async fn run_rollout(
             ..DriverOptions::default()
         },
     };
-    let journal = driver.journal.clone();
     println!(
         "rolling out {} to {env} ({} clusters)",
         &revision[..revision.len().min(12)],
@@ -309,10 +309,7 @@ async fn run_rollout(
             return Ok(ExitCode::from(1));
         }
         Err(e) => {
-            let left = journal
-                .as_ref()
-                .and_then(|j| j.load().ok().flatten())
-                .is_some();
+            let left = journal.load().ok().flatten().is_some();
             if left {
                 eprintln!(
                     "the rollout stopped part-way; when the cause is fixed, continue it with `tidegate sync --env {env} --resume`"
