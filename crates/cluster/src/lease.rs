@@ -154,7 +154,7 @@ pub async fn acquire_lease(
     ttl: Duration,
     break_lock: bool,
 ) -> Result<(), LeaseError> {
-    ensure_namespace(client, cluster).await?;
+    ensure_namespace(client, cluster, NAMESPACE).await?;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &leases());
     let wanted = manifest(name, holder, ttl);
     let existing = with_retries("get lease", || api.get_opt(name))
@@ -248,7 +248,12 @@ pub async fn release_lease(
     Ok(())
 }
 
-async fn ensure_namespace(client: &Client, cluster: &str) -> Result<(), ClusterError> {
+/// Creates the namespace `namespace` (server-side apply) unless it exists.
+pub async fn ensure_namespace(
+    client: &Client,
+    cluster: &str,
+    namespace: &str,
+) -> Result<(), ClusterError> {
     let api: Api<DynamicObject> = Api::all_with(
         client.clone(),
         &ApiResource {
@@ -260,16 +265,16 @@ async fn ensure_namespace(client: &Client, cluster: &str) -> Result<(), ClusterE
         },
     );
     if api
-        .get_opt(NAMESPACE)
+        .get_opt(namespace)
         .await
-        .map_err(|e| api_error(cluster, "reading the tidegate-system namespace", e))?
+        .map_err(|e| api_error(cluster, &format!("reading the {namespace} namespace"), e))?
         .is_none()
     {
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
         let patch = Patch::Apply(&ns);
-        api.patch(NAMESPACE, &PatchParams::apply(MANAGER), &patch)
+        api.patch(namespace, &PatchParams::apply(MANAGER), &patch)
             .await
-            .map_err(|e| api_error(cluster, "creating the tidegate-system namespace", e))?;
+            .map_err(|e| api_error(cluster, &format!("creating the {namespace} namespace"), e))?;
     }
     Ok(())
 }

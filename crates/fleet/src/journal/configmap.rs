@@ -11,12 +11,12 @@ use super::{JournalError, JournalStore, Journaled, decode, encode};
 use futures::future::BoxFuture;
 use kube::{
     Api, Client,
-    api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions},
+    api::{DeleteParams, DynamicObject, PostParams, Preconditions},
     discovery::ApiResource,
 };
 use serde_json::{Value, json};
 use std::sync::Mutex;
-use tidegate_cluster::{ClusterError, with_retries};
+use tidegate_cluster::{ClusterError, ensure_namespace, with_retries};
 use tidegate_rollout::machine::FleetRollout;
 
 /// The key of the ConfigMap's `data` that holds the journal record.
@@ -143,25 +143,22 @@ impl ConfigMapJournal {
         Ok(found.and_then(|o| serde_json::to_value(o).ok()))
     }
 
-    async fn create(&self, object: &DynamicObject) -> Result<DynamicObject, kube::Error> {
+    async fn create(&self, object: &DynamicObject) -> Result<DynamicObject, JournalError> {
         let api = self.api();
-        match api.create(&PostParams::default(), object).await {
+        let created = match api.create(&PostParams::default(), object).await {
+            // The namespace does not exist yet.
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                // The namespace does not exist yet.
-                let namespaces: Api<DynamicObject> =
-                    Api::all_with(self.client.clone(), &namespaces());
-                let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}});
-                namespaces
-                    .patch(
-                        &self.namespace,
-                        &PatchParams::apply("tidegate-journal"),
-                        &Patch::Apply(&ns),
-                    )
-                    .await?;
+                ensure_namespace(&self.client, &self.cluster, &self.namespace)
+                    .await
+                    .map_err(|source| JournalError::Cluster {
+                        location: self.location(),
+                        source,
+                    })?;
                 api.create(&PostParams::default(), object).await
             }
             other => other,
-        }
+        };
+        created.map_err(|e| self.cluster_error("creating the rollout journal", e))
     }
 
     async fn save_record(&self, record: Vec<u8>) -> Result<(), JournalError> {
@@ -188,11 +185,19 @@ impl ConfigMapJournal {
                     }
                     other => other,
                 }
+                .map_err(|e| self.cluster_error("writing the rollout journal", e))?
             }
             // A new rollout (it holds the environment lock): create the
             // journal, or replace one a finished or abandoned run left.
             None => match self.create(&self.manifest(&record, None)?).await {
-                Err(kube::Error::Api(s)) if s.code == 409 => {
+                Err(JournalError::Cluster {
+                    source:
+                        ClusterError::Api {
+                            error: kube::Error::Api(s),
+                            ..
+                        },
+                    ..
+                }) if s.code == 409 => {
                     let current = self.get().await?;
                     let version = current
                         .as_ref()
@@ -209,11 +214,11 @@ impl ConfigMapJournal {
                         }
                         other => other,
                     }
+                    .map_err(|e| self.cluster_error("writing the rollout journal", e))?
                 }
-                other => other,
+                other => other?,
             },
-        }
-        .map_err(|e| self.cluster_error("writing the rollout journal", e))?;
+        };
         self.remember(written.metadata.resource_version);
         Ok(())
     }
@@ -301,16 +306,6 @@ fn configmaps() -> ApiResource {
         api_version: "v1".into(),
         kind: "ConfigMap".into(),
         plural: "configmaps".into(),
-    }
-}
-
-fn namespaces() -> ApiResource {
-    ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "Namespace".into(),
-        plural: "namespaces".into(),
     }
 }
 
