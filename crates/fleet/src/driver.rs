@@ -50,6 +50,17 @@ pub struct DriverOptions {
     pub quarantined: BTreeSet<String>,
     /// The environment's custom health checks (built-in rules only by default).
     pub health_checks: Arc<tidegate_health::HealthChecks>,
+    /// When this turns true the rollout stops safely: steps in flight get
+    /// `stop_grace` to finish, the machine is journaled, the audit
+    /// operations are closed, the locks released, and the run returns
+    /// [`RolloutError::Interrupted`] (a controller's SIGTERM or lost leadership).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// How long steps in flight may take to finish after a stop.
+    pub stop_grace: Duration,
+    /// A lock holder identity taken over even while its lease is live: the
+    /// other replicas of this controller (only the elected leader runs
+    /// rollouts, so a holder with this identity has been deposed).
+    pub take_over_identity: Option<String>,
 }
 
 impl Default for DriverOptions {
@@ -64,6 +75,9 @@ impl Default for DriverOptions {
             identity: "tidegate".into(),
             quarantined: BTreeSet::new(),
             health_checks: Arc::default(),
+            stop: None,
+            stop_grace: Duration::from_secs(15),
+            take_over_identity: None,
         }
     }
 }
@@ -208,6 +222,18 @@ pub enum RolloutError {
     /// `--resume` without a journal.
     #[error("nothing to resume: no journal at {0}")]
     NothingToResume(String),
+    /// Stopped on request (shutdown, lost leadership) before the end; the
+    /// journal holds where it stopped.
+    #[error(
+        "rollout interrupted on request; continue it from its journal ({journal}){}",
+        if .in_flight.is_empty() { String::new() } else { format!("; stopped in flight: {}", .in_flight.join(", ")) }
+    )]
+    Interrupted {
+        /// Where the journal is.
+        journal: String,
+        /// Clusters whose step did not finish within the grace period (redone on resume).
+        in_flight: Vec<String>,
+    },
     /// The audit trail could not record the rollout.
     #[error("audit trail: {0}")]
     Audit(#[from] tidegate_audit::AuditError),
@@ -303,7 +329,15 @@ impl<F: ClientFactory> Driver<'_, F> {
         let holder = Holder::this_process(&self.options.identity);
         let mut locked = Vec::new();
         for (name, engine) in &engines {
-            match lock::take(engine, env, &holder, self.lock_policy()).await {
+            match lock::take_over(
+                engine,
+                env,
+                &holder,
+                self.lock_policy(),
+                self.options.take_over_identity.as_deref(),
+            )
+            .await
+            {
                 Ok(()) => locked.push(name.clone()),
                 Err(LeaseError::Cluster(e)) if unreachable.contains_key(name) => {
                     warn!(cluster = %name, error = %e, "not locked: unreachable");
@@ -493,6 +527,21 @@ impl<F: ClientFactory> Driver<'_, F> {
             machine.resume(elapsed());
         }
         let operation = self.audit_begin(resumed_from.flatten())?;
+        if let (Some(audit), Some(op), true) = (&self.audit, operation, resumed_from.is_some()) {
+            let locked: BTreeSet<String> = locked
+                .lock()
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default();
+            crate::interrupt::close_interrupted(
+                audit,
+                env,
+                &locked,
+                Some(op),
+                &format!(
+                    "interrupted: the run stopped before recording an outcome; resumed by {op}"
+                ),
+            )?;
+        }
 
         let mut pending: Pending<'_> = FuturesUnordered::new();
         // Commands of one cluster run one after the other, in order.
@@ -503,6 +552,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         let mut waiting_for: Option<u32> = None;
         let mut outcome = None;
         let mut first = true;
+        let mut stopping = false;
         loop {
             let commands = if first && resumed_from.is_some() {
                 machine.outstanding()
@@ -568,7 +618,39 @@ impl<F: ClientFactory> Driver<'_, F> {
                         }
                     }
                     () = &mut tick => break,
+                    () = crate::interrupt::stopped(self.options.stop.as_ref()) => {
+                        stopping = true;
+                        break;
+                    }
                 }
+            }
+            if stopping {
+                // Let the steps in flight finish (bounded), record them, and
+                // stop: the journal says what is left.
+                let grace = tokio::time::sleep(self.options.stop_grace);
+                tokio::pin!(grace);
+                while !pending.is_empty() {
+                    tokio::select! {
+                        Some((cluster, event)) = pending.next() => {
+                            timeline.push((cluster.clone(), event_name(&event).to_string(), elapsed()));
+                            machine.observe(elapsed(), event);
+                            busy.remove(&cluster);
+                        }
+                        () = &mut grace => break,
+                    }
+                }
+                drop(pending);
+                return self
+                    .interrupted(
+                        &mut machine,
+                        operation,
+                        started_ms,
+                        busy,
+                        &mut transitions,
+                        locked,
+                        elapsed(),
+                    )
+                    .await;
             }
             if let Some(wave) = waiting_for
                 && self.approvals.approved(wave)
@@ -738,11 +820,12 @@ impl<F: ClientFactory> Driver<'_, F> {
         let engine = engines
             .get(cluster)
             .ok_or_else(|| format!("cluster {cluster} could not be reached at the start"))?;
-        lock::take(
+        lock::take_over(
             engine,
             &self.environment.metadata.name,
             holder,
             self.lock_policy(),
+            self.options.take_over_identity.as_deref(),
         )
         .await
         .map_err(|e| e.to_string())?;
@@ -1031,6 +1114,59 @@ impl<F: ClientFactory> Driver<'_, F> {
         end.duration_ms = Some(elapsed.as_millis() as u64);
         audit.sink.finish_operation(op, end)?;
         Ok(())
+    }
+
+    /// Ends a stopped run: journals the machine, closes the audit
+    /// operations of steps cut short and the rollout's own (`aborted`,
+    /// interrupted), and returns [`RolloutError::Interrupted`].
+    #[allow(clippy::too_many_arguments)]
+    async fn interrupted(
+        &self,
+        machine: &mut FleetRollout,
+        operation: Option<OperationId>,
+        started_ms: i64,
+        in_flight: BTreeSet<String>,
+        transitions: &mut Vec<Transition>,
+        locked: &std::sync::Mutex<Vec<String>>,
+        elapsed: Duration,
+    ) -> Result<RolloutReport, RolloutError> {
+        self.forward(machine, operation, transitions)?;
+        let journal = match &self.journal {
+            Some(j) => {
+                j.save(started_ms, operation.map(|o| o.0), machine).await?;
+                j.location()
+            }
+            None => "(no journal: the next run starts over)".to_string(),
+        };
+        let in_flight: Vec<String> = in_flight.into_iter().collect();
+        if let Some(audit) = &self.audit {
+            let locked: BTreeSet<String> = locked
+                .lock()
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default();
+            let env = &self.environment.metadata.name;
+            crate::interrupt::close_interrupted(
+                audit,
+                env,
+                &locked,
+                operation,
+                "interrupted: stopped on request while applying; the resumed rollout applies it again",
+            )?;
+            if let Some(op) = operation {
+                let mut end = Entry::new(audit.actor.clone(), AuditAction::RolloutEnd)
+                    .outcome(AuditOutcome::Aborted)
+                    .message(format!(
+                        "interrupted on request (shutdown or lost leadership); in flight: {}; resumed from {journal}",
+                        if in_flight.is_empty() { "none".to_string() } else { in_flight.join(", ") }
+                    ));
+                end.duration_ms = Some(elapsed.as_millis() as u64);
+                end.details
+                    .insert(crate::interrupt::INTERRUPTED_DETAIL.into(), "true".into());
+                audit.sink.finish_operation(op, end)?;
+            }
+        }
+        warn!(in_flight = ?in_flight, %journal, "rollout interrupted on request");
+        Err(RolloutError::Interrupted { journal, in_flight })
     }
 
     /// Renews the lock in the clusters where this run holds it (also those

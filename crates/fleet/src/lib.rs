@@ -13,6 +13,7 @@
 //! are the state machine's; this crate only executes and observes.
 
 mod driver;
+pub mod interrupt;
 mod journal;
 pub mod lock;
 pub mod switch;
