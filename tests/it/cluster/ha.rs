@@ -3,12 +3,24 @@
 //! leader election between controller replicas over a real Lease, and a
 //! rollout interrupted by shutdown or by a crash finished by another replica.
 
-use super::{WAIT, client, fleet};
+use super::{WAIT, client, fleet, kubeconfig_factory, rollout::deployment};
+use crate::pipeline::{load_env_at, roll_out};
 use k8s_openapi::api::{coordination::v1::Lease, core::v1::Namespace};
 use kube::api::{Api, DeleteParams};
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+use tidegate_audit::{
+    Action as AuditAction, Actor, AuditSink, MemorySink, Outcome as AuditOutcome, Trigger,
+};
+use tidegate_cluster::LeaseError;
 use tidegate_controller::leader::{LeaderConfig, LeaderState, Leadership};
-use tidegate_fleet::{ConfigMapJournal, FleetRollout, JournalError, JournalStore};
+use tidegate_fleet::{
+    ConfigMapJournal, DriverOptions, FleetRollout, JournalError, JournalStore, Outcome,
+    RolloutError, RolloutReport, interrupt::INTERRUPTED_DETAIL,
+};
+use tidegate_sync::{Audit, Engine};
 use tidegate_testkit::TestNamespace;
 
 /// The cluster that plays the management cluster.
@@ -310,4 +322,386 @@ async fn a_leader_cut_off_from_the_api_server_steps_down_before_another_takes_th
     );
     b.release().await;
     drop(a);
+}
+
+/// The lock identity of the controller replicas of one election.
+const CONTROLLER: &str = "tidegate-controller (tidegate-system/tidegate-controller)";
+
+/// An environment of the three clusters (waves 1, 2, 3, a bake long enough
+/// to stop a rollout in) with `web` at v1 rolled out.
+struct Rolled {
+    fleet: &'static tidegate_testkit::Fleet,
+    git: tidegate_tests::GitFixture,
+    ns: TestNamespace,
+    audit: Arc<MemorySink>,
+}
+
+impl Rolled {
+    async fn new(prefix: &str) -> Rolled {
+        let fleet = fleet().await;
+        let ns = TestNamespace::create(fleet, prefix).expect("namespace");
+        let env = ns.name().to_string();
+        let mut clusters = String::new();
+        for (wave, name) in fleet.contexts().iter().enumerate() {
+            clusters.push_str(&format!(
+                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      wave: {}\n",
+                wave + 1
+            ));
+        }
+        let mut git = tidegate_tests::GitFixture::new();
+        git.write(
+            &format!("environments/{env}.yaml"),
+            format!(
+                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 60s\n    bakeTime: 3s\n"
+            ),
+        );
+        git.write(
+            "manifests/app/web.yaml",
+            deployment("registry.example/web:1", false),
+        );
+        git.commit("v1");
+        let rolled = Rolled {
+            fleet,
+            git,
+            ns,
+            audit: Arc::new(MemorySink::new()),
+        };
+        let first = rolled
+            .roll(DriverOptions::default(), None)
+            .await
+            .expect("v1 rolled out");
+        assert_eq!(first.outcome, Outcome::Succeeded);
+        rolled
+    }
+
+    fn env(&self) -> &str {
+        self.ns.name()
+    }
+
+    async fn roll(
+        &self,
+        options: DriverOptions,
+        journal: Option<Arc<dyn JournalStore>>,
+    ) -> Result<RolloutReport, RolloutError> {
+        let audit = Audit {
+            sink: self.audit.clone(),
+            actor: Actor::new(CONTROLLER, Trigger::ControllerPoll),
+        };
+        let options = DriverOptions {
+            poll: Duration::from_millis(300),
+            identity: CONTROLLER.into(),
+            ..options
+        };
+        roll_out(self.git.path(), self.env(), options, Some(audit), journal).await
+    }
+
+    /// A journal in the management cluster, as replica `writer` keeps it.
+    async fn journal(&self, writer: &str) -> Arc<dyn JournalStore> {
+        Arc::new(ConfigMapJournal::new(
+            client(self.fleet, MANAGEMENT).await,
+            MANAGEMENT,
+            self.env(),
+            self.env(),
+            writer,
+        ))
+    }
+
+    /// The revision each cluster's inventory records.
+    async fn revision_of(&self, cluster: &str) -> Option<String> {
+        let (desired, _) = load_env_at(self.git.path(), self.env(), "HEAD").expect("valid");
+        let cluster = desired
+            .environment
+            .spec
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .expect("cluster");
+        let engine = Engine::connect(&kubeconfig_factory(self.fleet), cluster)
+            .await
+            .expect("connect");
+        let inventories = engine.inventories(self.env()).await.expect("inventories");
+        inventories.first().map(|i| i.revision.clone())
+    }
+
+    /// Sync operations (intents) that wrote `revision` to `cluster`.
+    fn syncs_of(&self, cluster: &str, revision: &str) -> usize {
+        self.audit
+            .records()
+            .iter()
+            .filter(|r| {
+                r.entry.action == AuditAction::Sync
+                    && r.entry.outcome.is_none()
+                    && r.operation == Some(r.seq)
+                    && r.entry.cluster.as_deref() == Some(cluster)
+                    && r.entry.to.as_ref().is_some_and(|t| t.sha == revision)
+            })
+            .count()
+    }
+
+    /// Whether any cluster still has the environment's lock Lease.
+    async fn locked_anywhere(&self) -> Vec<String> {
+        let mut held = Vec::new();
+        for context in self.fleet.contexts() {
+            let leases: Api<Lease> =
+                Api::namespaced(client(self.fleet, context).await, "tidegate-system");
+            if leases
+                .get_opt(&tidegate_fleet::lock::lock_name(self.env()))
+                .await
+                .expect("lease")
+                .is_some()
+            {
+                held.push(context.to_string());
+            }
+        }
+        held
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_rollout_is_closed_in_the_audit_trail_and_finished_by_another_replica() {
+    let mut fx = Rolled::new("ha-stop").await;
+    fx.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:2", false),
+    );
+    fx.git.commit("v2");
+    let v2 = fx.git.head();
+    let canary = fx.fleet.contexts()[0].to_string();
+
+    // Replica a rolls v2 out; it is asked to stop (SIGTERM) once wave 1 is applied.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let a = fx.roll(
+        DriverOptions {
+            stop: Some(stopping),
+            ..DriverOptions::default()
+        },
+        Some(fx.journal("replica-a").await),
+    );
+    let stopper = async {
+        let deadline = Instant::now() + WAIT;
+        while fx.revision_of(&canary).await.as_deref() != Some(v2.as_str()) {
+            assert!(Instant::now() < deadline, "wave 1 never applied");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = stop.send(true);
+    };
+    let (a, ()) = tokio::join!(a, stopper);
+    let err = a.expect_err("interrupted");
+    assert!(matches!(err, RolloutError::Interrupted { .. }), "{err}");
+    assert!(err.to_string().contains("tidegate-journal-"), "{err}");
+    // Every intent has its outcome; the rollout's says interrupted.
+    let open = fx.audit.open_operations().expect("open");
+    assert!(open.is_empty(), "open intents: {open:?}");
+    let ends: Vec<_> = fx
+        .audit
+        .records()
+        .into_iter()
+        .filter(|r| r.entry.action == AuditAction::RolloutEnd)
+        .collect();
+    let last = ends.last().expect("rollout end");
+    assert_eq!(last.entry.outcome, Some(AuditOutcome::Aborted));
+    assert_eq!(
+        last.entry
+            .details
+            .get(INTERRUPTED_DETAIL)
+            .map(String::as_str),
+        Some("true")
+    );
+    // The locks were released, the journal kept.
+    assert_eq!(fx.locked_anywhere().await, Vec::<String>::new());
+
+    // Replica b resumes from the ConfigMap journal.
+    let b = fx
+        .roll(
+            DriverOptions {
+                resume: true,
+                ..DriverOptions::default()
+            },
+            Some(fx.journal("replica-b").await),
+        )
+        .await
+        .expect("resumed");
+    assert_eq!(b.outcome, Outcome::Succeeded, "{b:?}");
+    assert!(b.resumed_from.is_some(), "linked to the interrupted run");
+    for cluster in fx.fleet.contexts() {
+        assert_eq!(
+            fx.revision_of(cluster).await.as_deref(),
+            Some(v2.as_str()),
+            "{cluster}"
+        );
+        assert_eq!(
+            fx.syncs_of(cluster, &v2),
+            1,
+            "{cluster} was written once with v2: {:?}",
+            b.timeline
+        );
+    }
+    assert!(fx.audit.open_operations().expect("open").is_empty());
+    assert!(
+        fx.journal("check")
+            .await
+            .load()
+            .await
+            .expect("load")
+            .is_none(),
+        "journal removed at the end"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_and_the_controller_refuse_each_others_rollouts_and_a_new_leader_takes_a_deposed_ones_lock()
+ {
+    let mut fx = Rolled::new("ha-lock").await;
+    fx.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:2", false),
+    );
+    fx.git.commit("v2");
+    let lock = tidegate_fleet::lock::lock_name(fx.env());
+    let hold = |identity: &str| tidegate_cluster::Holder {
+        identity: identity.into(),
+        pid: 4_000_000,
+        host: "another-machine".into(),
+        since: "2026-12-01T00:00:00.000000Z".into(),
+    };
+    let lock = &lock;
+    let fleet = fx.fleet;
+    let take_all = |holder: tidegate_cluster::Holder| async move {
+        for context in fleet.contexts() {
+            tidegate_cluster::acquire_lease(
+                &client(fleet, context).await,
+                context,
+                lock,
+                &holder,
+                Duration::from_secs(600),
+                true,
+            )
+            .await
+            .expect("lock");
+        }
+    };
+
+    // A controller replica (on another machine) holds the lock: the CLI is
+    // refused, naming it.
+    take_all(hold(CONTROLLER)).await;
+    let home = tempfile::tempdir().expect("home");
+    let out = super::isolated_command(home.path())
+        .args(["--repo", &fx.git.path().display().to_string()])
+        .args(["sync", "--env", fx.env()])
+        .env("TIDEGATE_ACCESS", "kubeconfig")
+        .env("KUBECONFIG", fx.fleet.kubeconfig())
+        .output()
+        .expect("tidegate sync");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(CONTROLLER), "{stderr}");
+    assert!(stderr.contains("another-machine"), "{stderr}");
+
+    // The elected leader takes the lock of a replica that no longer leads.
+    let report = fx
+        .roll(
+            DriverOptions {
+                take_over_identity: Some(CONTROLLER.into()),
+                ..DriverOptions::default()
+            },
+            None,
+        )
+        .await
+        .expect("the leader rolls out");
+    assert_eq!(report.outcome, Outcome::Succeeded);
+
+    // A person's CLI run holds the lock: the controller is refused, naming it.
+    take_all(hold("alice@laptop")).await;
+    let err = fx
+        .roll(
+            DriverOptions {
+                take_over_identity: Some(CONTROLLER.into()),
+                ..DriverOptions::default()
+            },
+            None,
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, RolloutError::Locked(LeaseError::Held { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("alice@laptop"), "{err}");
+    for context in fx.fleet.contexts() {
+        let _ = tidegate_cluster::release_lease(
+            &client(fx.fleet, context).await,
+            context,
+            lock,
+            &hold("alice@laptop"),
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crashed_rollout_is_resumed_by_another_replica_and_its_open_intents_are_closed() {
+    let mut fx = Rolled::new("ha-crash").await;
+    fx.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:2", false),
+    );
+    fx.git.commit("v2");
+    let v2 = fx.git.head();
+    let canary = fx.fleet.contexts()[0].to_string();
+    // The run stops dead once wave 1 is applied (its future dropped, as a
+    // SIGKILL stops a process: nothing after that point runs).
+    let a = fx.roll(
+        DriverOptions::default(),
+        Some(fx.journal("replica-a").await),
+    );
+    let applied = async {
+        while fx.revision_of(&canary).await.as_deref() != Some(v2.as_str()) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        r = a => panic!("the rollout ended before the crash: {r:?}"),
+        () = applied => {}
+        () = tokio::time::sleep(WAIT) => panic!("wave 1 never applied"),
+    }
+    let open = fx.audit.open_operations().expect("open");
+    assert!(
+        open.iter()
+            .any(|r| r.entry.action == AuditAction::RolloutStart),
+        "the crash left the rollout's intent open: {open:?}"
+    );
+
+    let b = fx
+        .roll(
+            DriverOptions {
+                resume: true,
+                take_over_identity: Some(CONTROLLER.into()),
+                ..DriverOptions::default()
+            },
+            Some(fx.journal("replica-b").await),
+        )
+        .await
+        .expect("resumed");
+    assert_eq!(b.outcome, Outcome::Succeeded, "{b:?}");
+    let resumed = b.resumed_from.expect("linked to the crashed run");
+    assert!(fx.audit.open_operations().expect("open").is_empty());
+    let closed = fx
+        .audit
+        .records()
+        .into_iter()
+        .find(|r| r.operation == Some(resumed) && r.entry.action == AuditAction::RolloutEnd)
+        .expect("the crashed run's intent has an outcome");
+    assert_eq!(closed.entry.outcome, Some(AuditOutcome::Aborted));
+    assert!(
+        closed
+            .entry
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("resumed by")),
+        "{closed:?}"
+    );
+    for cluster in fx.fleet.contexts() {
+        assert_eq!(fx.revision_of(cluster).await.as_deref(), Some(v2.as_str()));
+        assert_eq!(fx.syncs_of(cluster, &v2), 1, "{cluster}: {:?}", b.timeline);
+    }
 }
