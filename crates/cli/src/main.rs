@@ -10,7 +10,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
-    output::init_logging(&cli.global);
+    output::init_logging(
+        &cli.global,
+        matches!(cli.command, args::Command::Controller(_)),
+    );
     let style = output::Style::new(cli.global.color);
     match commands::run(&cli, &style) {
         Ok(code) => code,

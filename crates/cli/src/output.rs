@@ -7,9 +7,17 @@ use tracing_subscriber::EnvFilter;
 
 /// Sends `tracing` events to stderr as text or JSON, at the level -v/-q ask
 /// for (`RUST_LOG` wins when set).
-pub fn init_logging(global: &Global) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(log_filter(global.quiet, global.verbose)));
+pub fn init_logging(global: &Global, long_running: bool) {
+    // A long-running command (the controller) reports what it does at
+    // info level: nobody watches its output line by line.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let base = log_filter(global.quiet, global.verbose);
+        if long_running && !global.quiet && global.verbose == 0 {
+            EnvFilter::new(format!("{base},tidegate=info"))
+        } else {
+            EnvFilter::new(base)
+        }
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

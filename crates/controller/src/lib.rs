@@ -1,7 +1,45 @@
 //! The continuous controller behind `tidegate controller`.
 //!
+//! It keeps a fleet matching Git with no one at the keyboard:
+//!
+//! - [`watch`]: per cluster, kube-runtime `watcher` + `reflector` stores of
+//!   the kinds an environment manages (label
+//!   `app.kubernetes.io/managed-by=tidegate`), with bookmarks and relists on
+//!   expiry as kube-runtime does them. Every change of an object's
+//!   declared state (not its `status`) becomes a [`watch::Changed`] event.
+//! - [`drift`]: those events, debounced per (cluster, app) by kube-runtime's
+//!   `debounced_scheduler`, are compared with the desired state (a plan of
+//!   that one app in that one cluster); drift is corrected (`selfHeal: true`)
+//!   or reported once per episode (`selfHeal: false`).
+//! - [`reconcile`]: every `spec.sync.interval`, or when the [`Trigger`] is
+//!   pulled, the source is fetched; a new commit is rolled out wave by wave
+//!   by the fleet driver, unless it is quarantined.
 //! - [`leader`]: leader election between controller replicas over a
 //!   `coordination.k8s.io/v1` Lease in a management cluster; only the leader
 //!   reconciles, and it stops before another replica could take the lease.
+//!
+//! Architecture invariants: the controller writes to clusters only through
+//! the fleet driver (`tidegate_fleet::Driver`, the path of `tidegate sync
+//! --env`), so waves, surge limits, gates, the environment lock and rollback
+//! apply to drift corrections as they do to new commits. With nothing
+//! changing it sends no request but its open watches.
+//!
+//! What the controller needs of the application layer (loading an
+//! environment at the head of its source, rendering other revisions,
+//! approvals, quarantines, the audit trail) comes through [`Application`].
 
+mod app;
+mod backoff;
+mod controller;
+pub mod drift;
+mod error;
 pub mod leader;
+pub mod reconcile;
+mod trigger;
+pub mod watch;
+
+pub use app::{AppError, Application, LoadFailure, Loaded};
+pub use backoff::Backoff;
+pub use controller::{Controller, ControllerOptions};
+pub use error::ControllerError;
+pub use trigger::{Trigger, TriggerReceiver};

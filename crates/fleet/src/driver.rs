@@ -527,19 +527,24 @@ impl<F: ClientFactory> Driver<'_, F> {
             machine.resume(elapsed());
         }
         let operation = self.audit_begin(resumed_from.flatten())?;
-        if let (Some(audit), Some(op), true) = (&self.audit, operation, resumed_from.is_some()) {
+        // What a crashed run of this environment left open gets its outcome
+        // now that this run holds the locks.
+        if let (Some(audit), Some(op)) = (&self.audit, operation) {
             let locked: BTreeSet<String> = locked
                 .lock()
                 .map(|l| l.iter().cloned().collect())
                 .unwrap_or_default();
+            let next = if resumed_from.is_some() {
+                "resumed by"
+            } else {
+                "superseded by"
+            };
             crate::interrupt::close_interrupted(
                 audit,
                 env,
                 &locked,
                 Some(op),
-                &format!(
-                    "interrupted: the run stopped before recording an outcome; resumed by {op}"
-                ),
+                &format!("interrupted: the run stopped before recording an outcome; {next} {op}"),
             )?;
         }
 

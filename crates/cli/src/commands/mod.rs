@@ -2,6 +2,7 @@
 
 mod audit;
 mod clusters;
+mod controller;
 mod diff;
 mod fleet;
 mod health;
@@ -34,6 +35,7 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args, style),
         Command::Clusters(args) => block_on(clusters::run(&cli.global, args, style)),
         Command::Health(args) => health::run(&cli.global, args, style),
+        Command::Controller(args) => block_on(controller::run(&cli.global, args)),
     }
 }
 

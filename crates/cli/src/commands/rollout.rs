@@ -128,12 +128,12 @@ pub(crate) fn admit_revision(
 
 /// Renders the environment at another revision, from the same repository,
 /// discovering its clusters through `factory`.
-struct GitRevisions<'f> {
-    repo: Option<String>,
-    env: String,
-    factory: &'f CloudFactory,
+pub(crate) struct GitRevisions<'f> {
+    pub(crate) repo: Option<String>,
+    pub(crate) env: String,
+    pub(crate) factory: &'f CloudFactory,
     /// The clusters' facts for Helm apps, asked once for every revision.
-    facts: &'f FactsCache,
+    pub(crate) facts: &'f FactsCache,
 }
 
 impl Revisions for GitRevisions<'_> {
@@ -162,10 +162,10 @@ impl Revisions for GitRevisions<'_> {
 }
 
 /// Approvals recorded in the audit trail by `tidegate approve`.
-struct AuditApprovals {
-    path: PathBuf,
-    env: String,
-    revision: String,
+pub(crate) struct AuditApprovals {
+    pub(crate) path: PathBuf,
+    pub(crate) env: String,
+    pub(crate) revision: String,
 }
 
 impl Approvals for AuditApprovals {

@@ -1,0 +1,629 @@
+//! One environment's reconcile loop: fetch on an interval or a trigger,
+//! roll new commits out, check drift that watch events point at.
+
+use crate::{
+    Application, Backoff, ControllerOptions, LoadFailure, Loaded, TriggerReceiver,
+    drift::{Drift, DriftKey, Episodes},
+    watch::{Changed, ClusterWatch},
+};
+use futures::StreamExt;
+use kube::runtime::scheduler::{ScheduleRequest, debounced_scheduler};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+use tidegate_audit::{Action as AuditAction, Actor, Entry, Revision, Trigger as AuditTrigger};
+use tidegate_core::ObjectKey;
+use tidegate_fleet::{Driver, DriverOptions, Outcome, RolloutError};
+use tidegate_sync::{Audit, Engine, SyncOptions, Target};
+use tokio::{
+    sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel},
+    time::Instant,
+};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+/// The connected clusters of every environment, by (environment, cluster),
+/// shared with the [`Controller`](crate::Controller) so it can count their requests.
+pub type Engines = Arc<Mutex<BTreeMap<(String, String), Arc<Engine>>>>;
+
+/// Why the head revision is not rolled out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Skip {
+    /// Quarantined by a failed rollout: skipped until a newer commit or
+    /// `tidegate unquarantine` (checked every interval).
+    Quarantined,
+    /// Refused by the pre-flight dry run or halted: skipped until a newer commit.
+    UntilNewerCommit,
+}
+
+/// What a rollout ended with, for the loop.
+enum Rolled {
+    /// The fleet runs the revision.
+    Done,
+    /// Not rolled out; do not retry this revision until the reason goes.
+    Skipped(Skip),
+    /// Could not run (lock held, clusters unreachable, ...): retry later.
+    Retry,
+}
+
+/// One environment followed by the controller.
+pub struct EnvironmentLoop<'a, A: Application> {
+    app: &'a A,
+    name: String,
+    options: &'a ControllerOptions,
+    engines: Engines,
+    /// What the fleet runs (what drift is judged against), once known.
+    current: Option<Arc<Loaded>>,
+    /// A head revision not rolled out, and why.
+    skipped: Option<(String, Skip)>,
+    /// The last invalid-commit message logged (logged once).
+    invalid: Option<String>,
+    watches: BTreeMap<String, ClusterWatch>,
+    changes: UnboundedSender<Changed>,
+    episodes: Episodes,
+    cluster_backoff: BTreeMap<String, Backoff>,
+    fetch_backoff: Backoff,
+    /// Turns true on shutdown: a rollout under way stops safely.
+    stopping: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl<'a, A: Application> EnvironmentLoop<'a, A> {
+    /// A loop for `name`; its engines are registered in `engines`.
+    pub fn new(
+        app: &'a A,
+        name: &str,
+        options: &'a ControllerOptions,
+        engines: Engines,
+    ) -> (EnvironmentLoop<'a, A>, UnboundedReceiver<Changed>) {
+        let (changes, received) = unbounded_channel();
+        (
+            EnvironmentLoop {
+                app,
+                name: name.to_string(),
+                options,
+                engines,
+                current: None,
+                skipped: None,
+                invalid: None,
+                watches: BTreeMap::new(),
+                changes,
+                episodes: Episodes::default(),
+                cluster_backoff: BTreeMap::new(),
+                fetch_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
+                stopping: None,
+            },
+            received,
+        )
+    }
+
+    /// A rollout under way stops safely (steps in flight finish, journal
+    /// kept, audit closed, locks released) when `stopping` turns true.
+    pub fn with_stop(mut self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stopping = Some(stopping);
+        self
+    }
+
+    /// Runs until `stop` resolves.
+    pub async fn run(
+        mut self,
+        changes: UnboundedReceiver<Changed>,
+        mut trigger: TriggerReceiver,
+        stop: impl Future<Output = ()>,
+    ) {
+        let span = info_span!("environment", environment = %self.name);
+        async move {
+            let mut changes = changes;
+            let (retry, retries) = unbounded_channel::<ScheduleRequest<DriftKey>>();
+            let mut retries = retries;
+            let noticed = futures::stream::poll_fn(move |cx| changes.poll_recv(cx)).map(|c| {
+                ScheduleRequest {
+                    message: DriftKey {
+                        cluster: c.cluster,
+                        app: c.app,
+                    },
+                    run_at: Instant::now(),
+                }
+            });
+            let retried = futures::stream::poll_fn(move |cx| retries.poll_recv(cx));
+            let queue = debounced_scheduler(
+                futures::stream::select(noticed, retried),
+                self.options.debounce,
+            );
+            let mut queue = std::pin::pin!(queue);
+            let mut stop = std::pin::pin!(stop);
+            let mut next_fetch = Instant::now();
+            let mut trigger_kind = AuditTrigger::ControllerPoll;
+            let mut logged = tidegate_cluster::RequestCounts::default();
+            loop {
+                tokio::select! {
+                    () = &mut stop => break,
+                    () = tokio::time::sleep_until(next_fetch) => {
+                        let wait = self.fetch(trigger_kind).await;
+                        trigger_kind = AuditTrigger::ControllerPoll;
+                        next_fetch = Instant::now() + wait;
+                    }
+                    () = trigger.wanted(&self.name) => {
+                        info!("fetch asked for");
+                        let wait = self.fetch(AuditTrigger::Webhook).await;
+                        next_fetch = Instant::now() + wait;
+                    }
+                    Some(key) = queue.next() => {
+                        if let Some(after) = self.check_drift(&key).await {
+                            let _ = retry.send(ScheduleRequest { message: key, run_at: Instant::now() + after });
+                        }
+                    }
+                }
+                let now = self.requests();
+                if now != logged {
+                    logged = now;
+                    debug!(
+                        reads = now.reads,
+                        watches = now.watches,
+                        dry_runs = now.dry_runs,
+                        writes = now.writes,
+                        "requests so far (watch caches and drift checks)"
+                    );
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// The requests this environment's connections sent so far (rollouts
+    /// connect their own).
+    fn requests(&self) -> tidegate_cluster::RequestCounts {
+        let engines = self.engines.lock().map(|e| e.clone()).unwrap_or_default();
+        sum(engines
+            .iter()
+            .filter(|((env, _), _)| *env == self.name)
+            .map(|(_, e)| e.requests()))
+    }
+
+    /// Fetches the source; rolls a new commit out. Returns when to fetch next.
+    async fn fetch(&mut self, trigger: AuditTrigger) -> Duration {
+        let interval = self.current.as_ref().map_or(Duration::from_secs(180), |c| {
+            c.environment.spec.sync.interval.0
+        });
+        let loaded = match self.app.load_head(&self.name).await {
+            Ok(loaded) => {
+                self.fetch_backoff.succeeded();
+                self.invalid = None;
+                loaded
+            }
+            Err(LoadFailure::Invalid(problems)) => {
+                let text = problems.to_string();
+                if self.invalid.as_deref() != Some(text.as_str()) {
+                    error!(
+                        "the head commit is invalid; nothing is rolled out until a newer commit fixes it:\n{text}"
+                    );
+                    self.invalid = Some(text);
+                }
+                return interval;
+            }
+            Err(LoadFailure::Unavailable(e)) => {
+                let wait = self.fetch_backoff.failed().min(interval);
+                warn!(error = %e, retry_in = ?wait, "fetching the source failed");
+                return wait;
+            }
+        };
+        let interval = loaded.environment.spec.sync.interval.0;
+        let head = loaded.revision.clone();
+        if self.current.as_ref().is_some_and(|c| c.revision == head) {
+            self.ensure_watches().await;
+            return interval;
+        }
+        match &self.skipped {
+            Some((rev, Skip::UntilNewerCommit)) if *rev == head => return interval,
+            _ => {}
+        }
+        match self.app.quarantined(&self.name) {
+            Ok(list) if list.contains(&head) => {
+                if self.skipped.as_ref().is_none_or(|(r, _)| *r != head) {
+                    warn!(revision = %short(&head), "the head revision is quarantined: not rolled out until a newer commit or `tidegate unquarantine --env {} --revision {head}`", self.name);
+                    self.skipped = Some((head, Skip::Quarantined));
+                }
+                return interval;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "reading the quarantine list failed; retrying");
+                return self.fetch_backoff.failed().min(interval);
+            }
+        }
+        let loaded = Arc::new(loaded);
+        if self.current.is_none() && !self.journaled(&head).await && self.fleet_runs(&loaded).await
+        {
+            info!(revision = %short(&head), "every cluster runs the head revision: following it");
+            self.adopt(loaded);
+            self.ensure_watches().await;
+            self.survey().await;
+            return interval;
+        }
+        info!(revision = %short(&head), "new revision: rolling it out");
+        match self.rollout(&loaded, trigger).await {
+            Rolled::Done => {
+                self.skipped = None;
+                self.adopt(loaded);
+                self.ensure_watches().await;
+                interval
+            }
+            Rolled::Skipped(why) => {
+                self.skipped = Some((head, why));
+                interval
+            }
+            Rolled::Retry => self.fetch_backoff.failed().min(interval),
+        }
+    }
+
+    /// True when a rollout of `revision` was interrupted (its journal is
+    /// left): it is resumed even if every cluster already runs the revision,
+    /// so its bake, its last-good records and its audit outcome happen.
+    async fn journaled(&self, revision: &str) -> bool {
+        match self.app.journal(&self.name).load().await {
+            Ok(found) => found.is_some_and(|j| j.machine.config().target_revision == revision),
+            Err(e) => {
+                warn!(error = %e, "reading the rollout journal failed");
+                false
+            }
+        }
+    }
+
+    fn adopt(&mut self, loaded: Arc<Loaded>) {
+        for c in &loaded.environment.spec.clusters {
+            self.episodes.close_cluster(&c.name);
+        }
+        self.current = Some(loaded);
+    }
+
+    /// True when every cluster records `loaded`'s revision as applied and complete.
+    async fn fleet_runs(&mut self, loaded: &Loaded) -> bool {
+        for cluster in &loaded.environment.spec.clusters {
+            let Some(engine) = self.engine(loaded, &cluster.name).await else {
+                return false;
+            };
+            match engine.inventories(&self.name).await {
+                Ok(inventories) => {
+                    let at = !inventories.is_empty()
+                        && inventories
+                            .iter()
+                            .all(|i| i.revision == loaded.revision && !i.incomplete());
+                    if !at {
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    warn!(cluster = %cluster.name, error = %e, "cannot read what the cluster runs");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// A connected engine for a cluster (connected once, then reused).
+    async fn engine(&mut self, loaded: &Loaded, cluster: &str) -> Option<Arc<Engine>> {
+        let id = (self.name.clone(), cluster.to_string());
+        if let Some(e) = self.engines.lock().ok().and_then(|e| e.get(&id).cloned()) {
+            return Some(e);
+        }
+        let definition = loaded.environment.cluster(cluster)?;
+        match Engine::connect(self.app.factory(), definition).await {
+            Ok(engine) => {
+                let engine = Arc::new(engine.with_health_checks(loaded.health_checks.clone()));
+                if let Ok(mut all) = self.engines.lock() {
+                    all.insert(id, engine.clone());
+                }
+                Some(engine)
+            }
+            Err(e) => {
+                warn!(%cluster, error = %e, "cannot connect; retried at the next fetch");
+                None
+            }
+        }
+    }
+
+    /// Watches every kind the current revision renders, in every cluster.
+    async fn ensure_watches(&mut self) {
+        let Some(current) = self.current.clone() else {
+            return;
+        };
+        let mut started = false;
+        for rendered in &current.rendered.clusters {
+            let Some(engine) = self.engine(&current, &rendered.cluster).await else {
+                continue;
+            };
+            let keys: Vec<(ObjectKey, String)> = rendered
+                .apps
+                .iter()
+                .flat_map(|a| &a.objects)
+                .map(|o| {
+                    let api_version = o.manifest["apiVersion"].as_str().unwrap_or_default();
+                    (o.key.clone(), api_version.to_string())
+                })
+                .collect();
+            // One key per kind is enough to resolve it.
+            let mut kinds: BTreeMap<(String, String), (ObjectKey, String)> = BTreeMap::new();
+            for (key, api_version) in keys {
+                kinds
+                    .entry((api_version.clone(), key.kind.clone()))
+                    .or_insert((key, api_version));
+            }
+            let kinds: Vec<(ObjectKey, String)> = kinds.into_values().collect();
+            let resolved = match engine.resolve_all(&kinds).await {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(cluster = %rendered.cluster, error = %e, "cannot resolve the managed kinds; retried at the next fetch");
+                    continue;
+                }
+            };
+            let watch = self
+                .watches
+                .entry(rendered.cluster.clone())
+                .or_insert_with(|| {
+                    ClusterWatch::new(
+                        &rendered.cluster,
+                        &self.name,
+                        engine.client().clone(),
+                        self.changes.clone(),
+                    )
+                });
+            let before = watch.cached();
+            for (_, r) in &resolved {
+                watch.watch(r);
+            }
+            started |= before == 0;
+        }
+        if started {
+            for w in self.watches.values() {
+                w.ready().await;
+            }
+            let cached: usize = self.watches.values().map(ClusterWatch::cached).sum();
+            let r = self.requests();
+            info!(
+                clusters = self.watches.len(),
+                objects = cached,
+                reads = r.reads,
+                watches = r.watches,
+                dry_runs = r.dry_runs,
+                writes = r.writes,
+                "watching"
+            );
+        }
+    }
+
+    /// Checks every app of every cluster for drift (at start-up).
+    async fn survey(&mut self) {
+        let Some(current) = self.current.clone() else {
+            return;
+        };
+        for c in &current.rendered.clusters {
+            for a in &current.environment.spec.apps {
+                let key = DriftKey {
+                    cluster: c.cluster.clone(),
+                    app: a.name.clone(),
+                };
+                if self.check_drift(&key).await.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Plans one app in one cluster against what the fleet runs; corrects
+    /// or reports drift. Returns when to check again after a failure.
+    async fn check_drift(&mut self, key: &DriftKey) -> Option<Duration> {
+        let current = self.current.clone()?;
+        let definition = current.environment.cluster(&key.cluster)?;
+        let rendered = current
+            .rendered
+            .clusters
+            .iter()
+            .find(|c| c.cluster == key.cluster)?;
+        let engine = self.engine(&current, &key.cluster).await;
+        let backoff = self
+            .cluster_backoff
+            .entry(key.cluster.clone())
+            .or_insert_with(|| Backoff::new(Duration::from_secs(1), Duration::from_secs(120)));
+        let Some(engine) = engine else {
+            return Some(backoff.failed());
+        };
+        let target = Target {
+            environment: &current.environment,
+            cluster: definition,
+            rendered,
+            revision: &current.revision,
+        };
+        let options = SyncOptions {
+            apps: vec![key.app.clone()],
+            prune: current.environment.spec.sync.prune,
+            ..SyncOptions::default()
+        };
+        let plan = match engine.plan(&target, &options).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                let wait = backoff.failed();
+                warn!(cluster = %key.cluster, app = %key.app, error = %e, retry_in = ?wait, "drift check failed; retrying");
+                return Some(wait);
+            }
+        };
+        backoff.succeeded();
+        // The app runs another revision (a rollout stopped part-way, or one
+        // was rolled back): that is a rollout's business, not drift.
+        let runs_current = plan
+            .previous
+            .iter()
+            .filter(|i| i.app == key.app)
+            .all(|i| i.revision == current.revision);
+        if !runs_current {
+            debug!(cluster = %key.cluster, app = %key.app, "the app runs another revision: not drift");
+            return None;
+        }
+        let drift = Drift::of(&plan, &key.app);
+        let new_episode = self.episodes.observe(key, drift.clone());
+        let drift = drift?;
+        if current.environment.spec.sync.self_heal {
+            info!(cluster = %key.cluster, app = %key.app, fields = %drift.summary(), "drift: correcting it through the fleet rollout (selfHeal)");
+            match self.rollout(&current, AuditTrigger::Drift).await {
+                Rolled::Done => {
+                    for c in &current.environment.spec.clusters {
+                        self.episodes.close_cluster(&c.name);
+                    }
+                    None
+                }
+                Rolled::Skipped(_) | Rolled::Retry => Some(self.retry_wait(&key.cluster)),
+            }
+        } else {
+            if new_episode {
+                warn!(cluster = %key.cluster, app = %key.app, fields = %drift.summary(), "drift (selfHeal is off: reported and left)");
+                self.audit_drift(key, &current.revision, &drift);
+            }
+            None
+        }
+    }
+
+    fn retry_wait(&mut self, cluster: &str) -> Duration {
+        self.cluster_backoff
+            .entry(cluster.to_string())
+            .or_insert_with(|| Backoff::new(Duration::from_secs(1), Duration::from_secs(120)))
+            .failed()
+    }
+
+    fn audit_drift(&self, key: &DriftKey, revision: &str, drift: &Drift) {
+        let Some(sink) = self.app.audit() else {
+            return;
+        };
+        let entry = Entry::new(
+            Actor::new(&self.options.identity, AuditTrigger::Drift),
+            AuditAction::DriftDetected,
+        )
+        .env(&self.name)
+        .cluster(&key.cluster)
+        .app(&key.app)
+        .revisions(None, Some(Revision::sha(revision)))
+        .message(drift.summary());
+        if let Err(e) = sink.append(entry) {
+            error!(error = %e, "recording drift-detected in the audit trail failed");
+        }
+    }
+
+    /// Rolls `loaded` out through the fleet driver: the path of `tidegate
+    /// sync --env` (waves, limits, gates, lock, rollback, audit).
+    async fn rollout(&mut self, loaded: &Loaded, trigger: AuditTrigger) -> Rolled {
+        let revisions = self.app.revisions(&self.name);
+        let approvals = self.app.approvals(&self.name, &loaded.revision);
+        let quarantined = match self.app.quarantined(&self.name) {
+            Ok(q) => q,
+            Err(e) => {
+                warn!(error = %e, "reading the quarantine list failed");
+                return Rolled::Retry;
+            }
+        };
+        // A journal of this revision is an interrupted rollout (this
+        // replica's, or a replica's that no longer leads): resume it.
+        let journal = self.app.journal(&self.name);
+        let resume = match journal.load().await {
+            Ok(found) => {
+                found.is_some_and(|j| j.machine.config().target_revision == loaded.revision)
+            }
+            Err(e) => {
+                warn!(error = %e, "reading the rollout journal failed; retrying");
+                return Rolled::Retry;
+            }
+        };
+        if resume {
+            info!(revision = %short(&loaded.revision), journal = %journal.location(), "resuming the interrupted rollout from its journal");
+        }
+        let driver = Driver {
+            factory: self.app.factory(),
+            environment: &loaded.environment,
+            rendered: &loaded.rendered,
+            revision: &loaded.revision,
+            revisions: revisions.as_ref(),
+            approvals: approvals.as_ref(),
+            audit: self.app.audit().map(|sink| Audit {
+                sink,
+                actor: Actor::new(&self.options.identity, trigger),
+            }),
+            check: None,
+            journal: Some(journal),
+            options: DriverOptions {
+                prune: loaded.environment.spec.sync.prune,
+                identity: self.options.identity.clone(),
+                resume,
+                stop: self.stopping.clone(),
+                stop_grace: self.options.stop_grace,
+                take_over_identity: self.options.take_over_identity.clone(),
+                quarantined,
+                poll: self.options.poll,
+                health_checks: loaded.health_checks.clone(),
+                ..DriverOptions::default()
+            },
+        };
+        let last = Mutex::new(String::new());
+        let progress = |lines: &[tidegate_fleet::ClusterLine]| {
+            let now: String = lines
+                .iter()
+                .map(|l| format!("{}:{}:{:?} ", l.cluster, l.state, l.health))
+                .collect();
+            if let Ok(mut last) = last.lock()
+                && *last != now
+            {
+                info!(progress = %now.trim_end(), "rollout");
+                *last = now;
+            }
+        };
+        let short = short(&loaded.revision);
+        match driver.run(&progress).await {
+            Ok(report) => match report.outcome {
+                Outcome::Succeeded => {
+                    info!(revision = %short, drift_corrected = ?report.drift_corrected, "rollout succeeded: every cluster is Healthy at the revision");
+                    Rolled::Done
+                }
+                Outcome::RolledBack { failure, .. } => {
+                    warn!(revision = %short, %failure, "rollout FAILED: rolled back and quarantined; waiting for a newer commit");
+                    Rolled::Skipped(Skip::Quarantined)
+                }
+                Outcome::Halted { failure } => {
+                    warn!(revision = %short, %failure, "rollout HALTED; waiting for a newer commit");
+                    Rolled::Skipped(Skip::UntilNewerCommit)
+                }
+            },
+            Err(RolloutError::Refused(refusal)) if !refusal.problems.is_empty() => {
+                error!(revision = %short, "rollout refused before any write: {refusal}");
+                Rolled::Skipped(Skip::UntilNewerCommit)
+            }
+            Err(e @ RolloutError::Interrupted { .. }) => {
+                info!(revision = %short, "{e}");
+                Rolled::Retry
+            }
+            Err(RolloutError::Invalid(problems)) => {
+                error!(revision = %short, "rollout refused: {problems}");
+                Rolled::Skipped(Skip::UntilNewerCommit)
+            }
+            Err(e) => {
+                warn!(revision = %short, error = %e, "rollout could not run; retrying");
+                Rolled::Retry
+            }
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+/// The sum of some request counts.
+pub fn sum(
+    counts: impl Iterator<Item = tidegate_cluster::RequestCounts>,
+) -> tidegate_cluster::RequestCounts {
+    counts.fold(tidegate_cluster::RequestCounts::default(), |a, b| {
+        tidegate_cluster::RequestCounts {
+            reads: a.reads + b.reads,
+            watches: a.watches + b.watches,
+            dry_runs: a.dry_runs + b.dry_runs,
+            writes: a.writes + b.writes,
+        }
+    })
+}
