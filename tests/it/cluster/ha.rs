@@ -138,10 +138,10 @@ async fn wait_state(
 async fn lease_holder(namespace: &str) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(client(fleet().await, MANAGEMENT).await, namespace);
     leases
-        .get("tidegate-controller")
+        .get_opt("tidegate-controller")
         .await
         .expect("lease")
-        .spec
+        .and_then(|l| l.spec)
         .and_then(|s| s.holder_identity)
 }
 
@@ -338,6 +338,11 @@ struct Rolled {
 
 impl Rolled {
     async fn new(prefix: &str) -> Rolled {
+        Rolled::with_spec(prefix, "3s", "").await
+    }
+
+    /// With `bake` as the bake time and `extra` appended to the spec.
+    async fn with_spec(prefix: &str, bake: &str, extra: &str) -> Rolled {
         let fleet = fleet().await;
         let ns = TestNamespace::create(fleet, prefix).expect("namespace");
         let env = ns.name().to_string();
@@ -352,7 +357,7 @@ impl Rolled {
         git.write(
             &format!("environments/{env}.yaml"),
             format!(
-                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 60s\n    bakeTime: 3s\n"
+                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 60s\n    bakeTime: {bake}\n{extra}"
             ),
         );
         git.write(
@@ -704,4 +709,238 @@ async fn a_crashed_rollout_is_resumed_by_another_replica_and_its_open_intents_ar
         assert_eq!(fx.revision_of(cluster).await.as_deref(), Some(v2.as_str()));
         assert_eq!(fx.syncs_of(cluster, &v2), 1, "{cluster}: {:?}", b.timeline);
     }
+}
+
+/// A `tidegate controller --leader-elect` replica, its logs in `dir`.
+struct Replica {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Replica {
+    fn start(
+        fx: &Rolled,
+        name: &str,
+        dir: &std::path::Path,
+        audit_db: &std::path::Path,
+    ) -> Replica {
+        let home = dir.join(name);
+        std::fs::create_dir_all(&home).expect("home");
+        let log = home.join("controller.log");
+        let child = super::isolated_command(&home)
+            .env("TIDEGATE_AUDIT_DB", audit_db)
+            .env("TIDEGATE_ACCESS", "kubeconfig")
+            .args(["--repo", &fx.git.path().display().to_string()])
+            .args(["controller", "--env", fx.env(), "--leader-elect"])
+            .args(["--kubeconfig", &fx.fleet.kubeconfig().display().to_string()])
+            .args(["--leader-election-namespace", fx.env()])
+            .args(["--leader-election-context", MANAGEMENT])
+            .args(["--lease-duration", "3s", "--renew-deadline", "2s"])
+            .args(["--retry-period", "500ms", "--shutdown-grace", "5s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("tidegate controller");
+        Replica { child, log }
+    }
+
+    /// How this replica is named in the Lease.
+    fn id(&self) -> String {
+        let me = tidegate_cluster::Holder::this_process("");
+        format!("{}-{}", me.host, self.child.id())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it holds (up to the generous cluster bound).
+async fn eventually<F, Fut>(what: &str, logs: &[&Replica], mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        if Instant::now() > deadline {
+            for r in logs {
+                eprintln!("--- {}:\n{}", r.log.display(), r.log());
+            }
+            panic!("never: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Where the journaled rollout says `cluster` stands (None: no journal).
+async fn journaled(
+    fx: &Rolled,
+    cluster: &str,
+) -> Option<tidegate_rollout::machine::ClusterProgress> {
+    let journal = ConfigMapJournal::new(
+        client(fx.fleet, MANAGEMENT).await,
+        MANAGEMENT,
+        fx.env(),
+        fx.env(),
+        "test-reader",
+    );
+    let j = journal.load().await.expect("journal")?;
+    j.machine
+        .clusters()
+        .find(|c| c.name == cluster)
+        .map(|c| c.progress)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn controller_replicas_hand_a_rollout_over_when_the_leader_is_killed_and_stop_cleanly_on_sigterm()
+ {
+    use tidegate_rollout::machine::ClusterProgress;
+    let mut fx = Rolled::with_spec("ha-replicas", "6s", "  sync:\n    interval: 1s\n").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let audit_db = dir.path().join("audit.db");
+    let contexts: Vec<String> = fx.fleet.contexts().iter().map(|c| c.to_string()).collect();
+    let canary = contexts[0].clone();
+
+    // Two replicas: one leads, the other waits.
+    let a = Replica::start(&fx, "a", dir.path(), &audit_db);
+    eventually("replica a leads", &[&a], || async {
+        lease_holder(fx.env()).await.as_deref() == Some(a.id().as_str())
+    })
+    .await;
+    let b = Replica::start(&fx, "b", dir.path(), &audit_db);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lease_holder(fx.env()).await, Some(a.id()), "one leader");
+
+    // A new commit: a rolls it out; it is killed (SIGKILL) during wave 1's bake.
+    fx.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:2", false),
+    );
+    fx.git.commit("v2");
+    let v2 = fx.git.head();
+    eventually("wave 1 applied and healthy", &[&a, &b], || async {
+        journaled(&fx, &canary).await == Some(ClusterProgress::Updated)
+    })
+    .await;
+    let mut a = a;
+    a.child.kill().expect("SIGKILL");
+    a.child.wait().expect("reaped");
+    let killed = Instant::now();
+
+    // b takes over and finishes the rollout from the journal.
+    eventually("replica b leads", &[&a, &b], || async {
+        lease_holder(fx.env()).await.as_deref() == Some(b.id().as_str())
+    })
+    .await;
+    println!(
+        "b led {} ms after a was killed (lease 3 s, retry 500 ms; polled every 200 ms)",
+        killed.elapsed().as_millis()
+    );
+    eventually(
+        "v2 everywhere and the rollout finished",
+        &[&a, &b],
+        || async {
+            for c in &contexts {
+                if fx.revision_of(c).await.as_deref() != Some(v2.as_str()) {
+                    return false;
+                }
+            }
+            journaled(&fx, &canary).await.is_none()
+        },
+    )
+    .await;
+    let store = tidegate_audit::SqliteStore::open_existing(&audit_db).expect("audit");
+    let syncs = |cluster: &str, revision: &str| {
+        store
+            .records(&tidegate_audit::Filter {
+                cluster: Some(cluster.into()),
+                actions: vec!["sync".into()],
+                ..Default::default()
+            })
+            .expect("records")
+            .into_iter()
+            .filter(|r| {
+                r.operation == Some(r.seq) && r.entry.to.as_ref().is_some_and(|t| t.sha == revision)
+            })
+            .count()
+    };
+    for c in &contexts {
+        assert_eq!(
+            syncs(c, &v2),
+            1,
+            "{c} was written once with v2\n{}",
+            b.log()
+        );
+    }
+    assert!(
+        b.log().contains("resuming the interrupted rollout"),
+        "{}",
+        b.log()
+    );
+    assert!(
+        store.interrupted().expect("open").is_empty(),
+        "every intent has an outcome"
+    );
+
+    // SIGTERM during the next rollout: b stops it safely and exits 0 (the
+    // controller itself exits 1 when its shutdown bound is exceeded).
+    fx.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:3", false),
+    );
+    fx.git.commit("v3");
+    eventually("wave 1 of v3 applied", &[&b], || async {
+        journaled(&fx, &canary).await == Some(ClusterProgress::Updated)
+    })
+    .await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &b.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let mut b = b;
+    let terminated = Instant::now();
+    let exit = b.child.wait().expect("exit");
+    println!(
+        "b exited {} ms after SIGTERM (bound: grace 5 s + 10 s)",
+        terminated.elapsed().as_millis()
+    );
+    assert!(exit.success(), "exit {exit}\n{}", b.log());
+    assert_eq!(lease_holder(fx.env()).await, None, "the lease was released");
+    assert_eq!(
+        fx.locked_anywhere().await,
+        Vec::<String>::new(),
+        "locks released"
+    );
+    let open = store.interrupted().expect("open");
+    assert!(open.is_empty(), "open intents: {open:?}");
+    let last_end = store
+        .records(&tidegate_audit::Filter {
+            actions: vec!["rollout-end".into()],
+            ..Default::default()
+        })
+        .expect("records")
+        .pop()
+        .expect("an end");
+    assert_eq!(
+        last_end
+            .entry
+            .details
+            .get(INTERRUPTED_DETAIL)
+            .map(String::as_str),
+        Some("true"),
+        "{last_end:?}"
+    );
+    assert!(
+        journaled(&fx, &canary).await.is_some(),
+        "the journal is kept for the next leader"
+    );
 }
