@@ -63,7 +63,8 @@ pub enum LeaseError {
     Cluster(#[from] ClusterError),
 }
 
-fn leases() -> ApiResource {
+/// The `coordination.k8s.io/v1` Lease resource.
+pub fn lease_resource() -> ApiResource {
     ApiResource {
         group: "coordination.k8s.io".into(),
         version: "v1".into(),
@@ -155,7 +156,8 @@ pub async fn acquire_lease(
     break_lock: bool,
 ) -> Result<(), LeaseError> {
     ensure_namespace(client, cluster, NAMESPACE).await?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &leases());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &lease_resource());
     let wanted = manifest(name, holder, ttl);
     let existing = with_retries("get lease", || api.get_opt(name))
         .await
@@ -216,7 +218,8 @@ pub async fn release_lease(
     name: &str,
     holder: &Holder,
 ) -> Result<(), ClusterError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &leases());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &lease_resource());
     let Some(existing) = api
         .get_opt(name)
         .await

@@ -21,6 +21,8 @@ pub use discovery::{Resolved, Resolver};
 pub use error::{ClusterError, is_retryable, kube_error_text};
 pub use factory::{ClientFactory, KubeconfigFactory, install_crypto_provider};
 pub use facts::{FACTS_TIMEOUT, FactsCache, helm_kube_version, served_api_versions};
-pub use lease::{Holder, LeaseError, acquire_lease, ensure_namespace, release_lease};
+pub use lease::{
+    Holder, LeaseError, acquire_lease, ensure_namespace, lease_resource, release_lease,
+};
 pub use live::{LiveObjects, dynamic_api, get_object, list_managed};
 pub use retry::with_retries;

@@ -28,11 +28,10 @@
 use kube::{
     Api, Client,
     api::{DynamicObject, PostParams},
-    discovery::ApiResource,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
-use tidegate_cluster::{ClusterError, ensure_namespace};
+use tidegate_cluster::{ClusterError, ensure_namespace, lease_resource};
 use tokio::{
     sync::{oneshot, watch},
     task::JoinHandle,
@@ -179,7 +178,7 @@ impl Leadership {
         let (sender, state) = watch::channel(LeaderState::Starting);
         let (stop, stopped) = oneshot::channel();
         let elector = Elector {
-            api: Api::namespaced_with(client, &config.namespace, &leases()),
+            api: Api::namespaced_with(client, &config.namespace, &lease_resource()),
             cluster: cluster.to_string(),
             config,
             observed: None,
@@ -496,16 +495,6 @@ fn micro_time() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
         .to_string()
-}
-
-fn leases() -> ApiResource {
-    ApiResource {
-        group: "coordination.k8s.io".into(),
-        version: "v1".into(),
-        api_version: "coordination.k8s.io/v1".into(),
-        kind: "Lease".into(),
-        plural: "leases".into(),
-    }
 }
 
 #[cfg(test)]

@@ -135,6 +135,17 @@ async fn wait_state(
     Instant::now()
 }
 
+/// Replica `identity` campaigning directly against the management cluster.
+async fn campaign(namespace: &str, identity: &str) -> Leadership {
+    Leadership::start(
+        client(fleet().await, MANAGEMENT).await,
+        MANAGEMENT,
+        election(namespace, identity),
+    )
+    .await
+    .expect("campaigns")
+}
+
 async fn lease_holder(namespace: &str) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(client(fleet().await, MANAGEMENT).await, namespace);
     leases
@@ -149,21 +160,9 @@ async fn lease_holder(namespace: &str) -> Option<String> {
 async fn two_replicas_elect_one_leader_and_a_killed_leader_is_replaced_after_its_lease() {
     let fleet = fleet().await;
     let ns = TestNamespace::create(fleet, "ha-elect").expect("namespace");
-    let a = Leadership::start(
-        client(fleet, MANAGEMENT).await,
-        MANAGEMENT,
-        election(ns.name(), "replica-a"),
-    )
-    .await
-    .expect("a campaigns");
+    let a = campaign(ns.name(), "replica-a").await;
     wait_state(&a, "a leads", LeaderState::is_leading).await;
-    let b = Leadership::start(
-        client(fleet, MANAGEMENT).await,
-        MANAGEMENT,
-        election(ns.name(), "replica-b"),
-    )
-    .await
-    .expect("b campaigns");
+    let b = campaign(ns.name(), "replica-b").await;
     wait_state(&b, "b follows a", |s| {
         *s == LeaderState::Following {
             leader: Some("replica-a".into()),
@@ -199,21 +198,9 @@ async fn two_replicas_elect_one_leader_and_a_killed_leader_is_replaced_after_its
 async fn a_released_lease_goes_to_the_other_replica_at_its_next_try() {
     let fleet = fleet().await;
     let ns = TestNamespace::create(fleet, "ha-release").expect("namespace");
-    let a = Leadership::start(
-        client(fleet, MANAGEMENT).await,
-        MANAGEMENT,
-        election(ns.name(), "replica-a"),
-    )
-    .await
-    .expect("a campaigns");
+    let a = campaign(ns.name(), "replica-a").await;
     wait_state(&a, "a leads", LeaderState::is_leading).await;
-    let b = Leadership::start(
-        client(fleet, MANAGEMENT).await,
-        MANAGEMENT,
-        election(ns.name(), "replica-b"),
-    )
-    .await
-    .expect("b campaigns");
+    let b = campaign(ns.name(), "replica-b").await;
     wait_state(&b, "b follows", |s| {
         matches!(s, LeaderState::Following { .. })
     })
