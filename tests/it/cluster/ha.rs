@@ -790,7 +790,7 @@ async fn journaled(
 async fn controller_replicas_hand_a_rollout_over_when_the_leader_is_killed_and_stop_cleanly_on_sigterm()
  {
     use tidegate_rollout::machine::ClusterProgress;
-    let mut fx = Rolled::with_spec("ha-replicas", "6s", "  sync:\n    interval: 1s\n").await;
+    let mut fx = Rolled::with_spec("ha-replicas", "8s", "  sync:\n    interval: 1s\n").await;
     let dir = tempfile::tempdir().expect("dir");
     let audit_db = dir.path().join("audit.db");
     let contexts: Vec<String> = fx.fleet.contexts().iter().map(|c| c.to_string()).collect();
@@ -888,6 +888,24 @@ async fn controller_replicas_hand_a_rollout_over_when_the_leader_is_killed_and_s
         journaled(&fx, &canary).await == Some(ClusterProgress::Updated)
     })
     .await;
+    // Meanwhile a person's `tidegate sync --env` is refused, naming the controller.
+    let home = dir.path().join("person");
+    let out = super::isolated_command(&home)
+        .args(["--repo", &fx.git.path().display().to_string()])
+        .args(["sync", "--env", fx.env()])
+        .env("TIDEGATE_ACCESS", "kubeconfig")
+        .env("KUBECONFIG", fx.fleet.kubeconfig())
+        .output()
+        .expect("tidegate sync");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "locked by tidegate-controller ({}/tidegate-controller)",
+            fx.env()
+        )),
+        "{stderr}"
+    );
     let status = std::process::Command::new("kill")
         .args(["-TERM", &b.child.id().to_string()])
         .status()
