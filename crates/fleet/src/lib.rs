@@ -16,6 +16,7 @@ pub mod analysis;
 mod driver;
 mod error;
 mod health;
+pub mod interrupt;
 mod journal;
 pub mod lock;
 mod renewal;
@@ -29,6 +30,9 @@ pub use driver::{
     Preflight, RevisionError, RevisionRendering, Revisions, RolloutReport,
 };
 pub use error::{CommandError, LockLoss, RolloutError};
-pub use journal::{Journal, Journaled};
+pub use journal::{
+    ConfigMapJournal, JOURNAL_KEY, Journal, JournalError, JournalStore, Journaled,
+    MAX_JOURNAL_BYTES,
+};
 pub use tidegate_rollout::machine::{FleetRollout, Outcome};
 pub use timeline::{ClusterStep, TimelineEntry};
