@@ -602,7 +602,14 @@ async fn the_cli_and_the_controller_refuse_each_others_rollouts_and_a_new_leader
         .expect("the leader rolls out");
     assert_eq!(report.outcome, Outcome::Succeeded);
 
-    // A person's CLI run holds the lock: the controller is refused, naming it.
+    // A person's CLI run holds the lock: the controller is refused, naming
+    // it. (A new commit: a fleet already at the revision is left alone
+    // without taking the lock.)
+    fx.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:3", false),
+    );
+    fx.git.commit("v3");
     take_all(hold("alice@laptop")).await;
     let err = fx
         .roll(
