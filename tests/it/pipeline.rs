@@ -126,7 +126,7 @@ pub async fn roll_out(
     env: &str,
     options: tidegate_fleet::DriverOptions,
     audit: Option<tidegate_sync::Audit>,
-    journal: Option<tidegate_fleet::Journal>,
+    journal: Option<std::sync::Arc<dyn tidegate_fleet::JournalStore>>,
 ) -> Result<tidegate_fleet::RolloutReport, tidegate_fleet::RolloutError> {
     tidegate_cluster::install_crypto_provider();
     let factory = crate::cluster::kubeconfig_factory(crate::cluster::fleet().await);

@@ -7,7 +7,7 @@ use tidegate_cloud::CloudFactory;
 use tidegate_cluster::{GateChange, GateRecord};
 use tidegate_core::Environment;
 use tidegate_fleet::{
-    Approvals, ClusterLine, Driver, DriverOptions, Journal, Revisions, RolloutReport,
+    Approvals, ClusterLine, Driver, DriverOptions, Journal, JournalStore, Revisions, RolloutReport,
 };
 use tidegate_health::HealthChecks;
 use tidegate_render::Rendered;
@@ -48,6 +48,18 @@ pub struct RolloutRun<'a> {
     /// `--ignore-windows --reason`: apply outside maintenance windows and
     /// during freezes, for this reason (audited).
     pub ignore_windows: Option<String>,
+    /// Where the rollout is journaled; `None`: the file [`journal`] of
+    /// this machine (the CLI's). The controller's replicas pass theirs.
+    pub journal: Option<Arc<dyn JournalStore>>,
+    /// When this turns true the rollout stops safely (SIGTERM, lost
+    /// leadership) and returns `RolloutError::Interrupted`.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// How long steps in flight may take to finish after a stop; `None`:
+    /// the driver's default.
+    pub stop_grace: Option<Duration>,
+    /// Locks held by this identity are taken over even while live (a
+    /// deposed controller replica's).
+    pub take_over_identity: Option<String>,
 }
 
 /// What a rollout did, and where its quarantine was recorded.
@@ -101,7 +113,10 @@ impl RolloutRun<'_> {
                 actor: self.actor.clone(),
             }),
             check: None,
-            journal: Some(journal(env)),
+            journal: Some(
+                self.journal
+                    .unwrap_or_else(|| Arc::new(journal(env)) as Arc<dyn JournalStore>),
+            ),
             options: DriverOptions {
                 force_conflicts: self.force_conflicts,
                 prune: self.prune || self.environment.spec.sync.prune,
@@ -112,6 +127,11 @@ impl RolloutRun<'_> {
                 ignore_windows: self.ignore_windows,
                 poll: Duration::from_millis(500),
                 health_checks: self.health_checks,
+                stop: self.stop,
+                stop_grace: self
+                    .stop_grace
+                    .unwrap_or(DriverOptions::default().stop_grace),
+                take_over_identity: self.take_over_identity,
                 ..DriverOptions::default()
             },
         };

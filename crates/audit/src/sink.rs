@@ -51,6 +51,9 @@ pub trait AuditSink: Send + Sync {
     /// `app`, `from` and `to` default to the intent's, `duration_ms` to the
     /// time since the intent.
     fn finish_operation(&self, operation: OperationId, outcome: Entry) -> Result<Seq, AuditError>;
+    /// Intents without an outcome, oldest first: operations a crash
+    /// interrupted, or that are still running.
+    fn open_operations(&self) -> Result<Vec<Record>, AuditError>;
 }
 
 /// Fills the outcome's unset fields from its intent.
@@ -187,5 +190,51 @@ impl AuditSink for MemorySink {
 
     fn finish_operation(&self, operation: OperationId, outcome: Entry) -> Result<Seq, AuditError> {
         self.push(Phase::Outcome, Some(operation), outcome)
+    }
+
+    fn open_operations(&self) -> Result<Vec<Record>, AuditError> {
+        let records = self.lock();
+        Ok(records
+            .iter()
+            .filter(|(r, _)| {
+                r.phase == Phase::Intent
+                    && !records
+                        .iter()
+                        .any(|(o, _)| o.operation == Some(r.seq) && o.phase == Phase::Outcome)
+            })
+            .map(|(r, _)| r.clone())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Action, Actor, Outcome, Trigger};
+
+    #[test]
+    fn open_operations_are_the_intents_without_an_outcome() {
+        let sink = MemorySink::new();
+        let actor = Actor::new("tests", Trigger::Cli);
+        let done = sink
+            .begin_operation(Entry::new(actor.clone(), Action::Sync))
+            .expect("intent");
+        let open = sink
+            .begin_operation(Entry::new(actor.clone(), Action::RolloutStart))
+            .expect("intent");
+        sink.record(open, Entry::new(actor.clone(), Action::WaveStart))
+            .expect("step");
+        sink.finish_operation(
+            done,
+            Entry::new(actor, Action::Sync).outcome(Outcome::Success),
+        )
+        .expect("outcome");
+        let seqs: Vec<Seq> = sink
+            .open_operations()
+            .expect("open")
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, vec![open.0]);
     }
 }

@@ -806,6 +806,10 @@ impl AuditSink for SqliteStore {
     fn finish_operation(&self, operation: OperationId, outcome: Entry) -> Result<Seq, AuditError> {
         first(self.write(vec![Pending::Outcome(operation, outcome)], true)?)
     }
+
+    fn open_operations(&self) -> Result<Vec<Record>, AuditError> {
+        SqliteStore::interrupted(self)
+    }
 }
 
 fn first(seqs: Vec<Seq>) -> Result<Seq, AuditError> {

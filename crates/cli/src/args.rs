@@ -131,9 +131,41 @@ pub struct ControllerArgs {
     /// Watch events of one app in one cluster closer together than this are checked once (milliseconds)
     #[arg(long, value_name = "MS", default_value_t = 200)]
     pub debounce_ms: u64,
+    /// High availability: leader election between replicas, shutdown.
+    #[command(flatten)]
+    pub ha: LeaderElectionArgs,
     /// Where the audit trail is.
     #[command(flatten)]
     pub audit: AuditDb,
+}
+
+/// Leader election and shutdown of `tidegate controller` (see docs/controller-ha.md).
+#[derive(Debug, Args)]
+pub struct LeaderElectionArgs {
+    /// Run as one of several replicas: only the one holding the Lease reconciles; rollout journals live in the management cluster
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease and the journals in the management cluster
+    #[arg(long, value_name = "NS", default_value = "tidegate-system")]
+    pub leader_election_namespace: String,
+    /// Name of the Lease (replicas of one controller share it)
+    #[arg(long, value_name = "NAME", default_value = "tidegate-controller")]
+    pub leader_election_id: String,
+    /// Kubeconfig context of the management cluster [default: in-cluster config, else the current context of --kubeconfig]
+    #[arg(long, value_name = "CONTEXT")]
+    pub leader_election_context: Option<String>,
+    /// How long the Lease lasts without renewal (whole seconds)
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub lease_duration: tidegate_core::duration::GoDuration,
+    /// The leader steps down when it could not renew for this long
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub renew_deadline: tidegate_core::duration::GoDuration,
+    /// How often the leader renews and the others try
+    #[arg(long, value_name = "DURATION", default_value = "2s")]
+    pub retry_period: tidegate_core::duration::GoDuration,
+    /// On SIGTERM, how long a rollout step in flight may take to finish (the process exits within this plus 10s)
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub shutdown_grace: tidegate_core::duration::GoDuration,
 }
 
 /// `tidegate health`.

@@ -271,7 +271,7 @@ pub async fn write_gate(
     {
         return Err(GatesError::BadRevision(revision.to_string()));
     }
-    ensure_namespace(client, cluster).await?;
+    ensure_namespace(client, cluster, NAMESPACE).await?;
     let api = config_maps(client);
     let name = gates_name(env);
     for _ in 0..CONFLICT_RETRIES {

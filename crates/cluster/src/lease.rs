@@ -63,7 +63,8 @@ pub enum LeaseError {
     Cluster(#[from] ClusterError),
 }
 
-fn leases() -> ApiResource {
+/// The `coordination.k8s.io/v1` Lease resource.
+pub fn lease_resource() -> ApiResource {
     ApiResource {
         group: "coordination.k8s.io".into(),
         version: "v1".into(),
@@ -154,8 +155,9 @@ pub async fn acquire_lease(
     ttl: Duration,
     break_lock: bool,
 ) -> Result<(), LeaseError> {
-    ensure_namespace(client, cluster).await?;
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &leases());
+    ensure_namespace(client, cluster, NAMESPACE).await?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &lease_resource());
     let wanted = manifest(name, holder, ttl);
     let existing = with_retries("get lease", || api.get_opt(name))
         .await
@@ -216,7 +218,8 @@ pub async fn release_lease(
     name: &str,
     holder: &Holder,
 ) -> Result<(), ClusterError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &leases());
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &lease_resource());
     let Some(existing) = api
         .get_opt(name)
         .await
@@ -248,7 +251,12 @@ pub async fn release_lease(
     Ok(())
 }
 
-pub(crate) async fn ensure_namespace(client: &Client, cluster: &str) -> Result<(), ClusterError> {
+/// Creates the namespace `namespace` (server-side apply) unless it exists.
+pub async fn ensure_namespace(
+    client: &Client,
+    cluster: &str,
+    namespace: &str,
+) -> Result<(), ClusterError> {
     let api: Api<DynamicObject> = Api::all_with(
         client.clone(),
         &ApiResource {
@@ -260,16 +268,16 @@ pub(crate) async fn ensure_namespace(client: &Client, cluster: &str) -> Result<(
         },
     );
     if api
-        .get_opt(NAMESPACE)
+        .get_opt(namespace)
         .await
-        .map_err(|e| api_error(cluster, "reading the tidegate-system namespace", e))?
+        .map_err(|e| api_error(cluster, &format!("reading the {namespace} namespace"), e))?
         .is_none()
     {
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
         let patch = Patch::Apply(&ns);
-        api.patch(NAMESPACE, &PatchParams::apply(MANAGER), &patch)
+        api.patch(namespace, &PatchParams::apply(MANAGER), &patch)
             .await
-            .map_err(|e| api_error(cluster, "creating the tidegate-system namespace", e))?;
+            .map_err(|e| api_error(cluster, &format!("creating the {namespace} namespace"), e))?;
     }
     Ok(())
 }

@@ -23,6 +23,8 @@ pub use error::{ClusterError, is_retryable, kube_error_text};
 pub use factory::{ClientFactory, KubeconfigFactory, install_crypto_provider};
 pub use facts::{FACTS_TIMEOUT, FactsCache, helm_kube_version, served_api_versions};
 pub use gates::{GateChange, GateRecord, Gates, GatesError, gates_name, read_gates, write_gate};
-pub use lease::{Holder, LeaseError, acquire_lease, release_lease};
+pub use lease::{
+    Holder, LeaseError, acquire_lease, ensure_namespace, lease_resource, release_lease,
+};
 pub use live::{LiveObjects, dynamic_api, get_object, key_of, list_managed, listed_value};
 pub use retry::with_retries;

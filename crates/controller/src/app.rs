@@ -6,13 +6,14 @@ use std::{
     collections::BTreeSet,
     path::PathBuf,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 use tidegate_app::{AppError, ClusterApprovals, GitRevisions, RolloutRun, Workspace};
 use tidegate_audit::{Actor, AuditSink, SqliteStore};
 use tidegate_cloud::CloudFactory;
 use tidegate_cluster::{ClientFactory, FactsCache};
 use tidegate_core::Environment;
-use tidegate_fleet::{ClusterLine, RolloutReport};
+use tidegate_fleet::{ClusterLine, ConfigMapJournal, Journal, JournalStore, RolloutReport};
 use tidegate_health::HealthChecks;
 use tidegate_render::Rendered;
 
@@ -62,12 +63,47 @@ pub trait Application: Send + Sync {
         loaded: &'a Loaded,
         actor: Actor,
         quarantined: BTreeSet<String>,
+        control: RollOutControl,
         progress: &'a (dyn Fn(&[ClusterLine]) + Sync),
     ) -> LocalBoxFuture<'a, Result<RolloutReport, AppError>>;
 
     /// The audit trail, if any.
     fn audit(&self) -> Option<Arc<dyn AuditSink>>;
+
+    /// Where the rollout journal of `environment` is kept: a file on this
+    /// machine by default; with leader election, a ConfigMap in the
+    /// management cluster, so any replica resumes what another started.
+    fn journal(&self, environment: &str) -> Arc<dyn JournalStore> {
+        Arc::new(Journal::new(&Journal::default_dir(), environment))
+    }
 }
+
+/// How the controller runs one rollout, beyond what Git says: where it is
+/// journaled, whether it resumes, and how it is stopped.
+pub struct RollOutControl {
+    /// Where the rollout is journaled ([`Application::journal`]).
+    pub journal: Arc<dyn JournalStore>,
+    /// Continue the journaled rollout instead of starting a new one.
+    pub resume: bool,
+    /// Turns true when the rollout must stop safely (SIGTERM, lost leadership).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// How long steps in flight may take to finish after a stop.
+    pub stop_grace: Duration,
+    /// Locks held by this identity are taken over (a deposed replica's).
+    pub take_over_identity: Option<String>,
+}
+
+/// Where leader-elected replicas keep their rollout journals.
+#[derive(Clone)]
+struct ManagementJournals {
+    client: kube::Client,
+    namespace: String,
+    /// This replica, as the writer of the journals.
+    replica: String,
+}
+
+/// How the management cluster is named in messages.
+pub(crate) const MANAGEMENT: &str = "management";
 
 /// The application layer of `tidegate-app`: a Git repository (local, or
 /// remote and fetched at every load), clusters reached through a
@@ -81,6 +117,8 @@ pub struct GitApplication {
     facts: FactsCache,
     audit_path: PathBuf,
     audit: Arc<SqliteStore>,
+    /// With leader election: journals go to the management cluster.
+    journals: Option<ManagementJournals>,
 }
 
 impl GitApplication {
@@ -104,7 +142,25 @@ impl GitApplication {
             facts: FactsCache::default(),
             audit_path,
             audit: Arc::new(audit),
+            journals: None,
         })
+    }
+
+    /// Keeps the rollout journals as ConfigMaps in `namespace` of the
+    /// management cluster (`client`), written as `replica`: with leader
+    /// election, the next leader resumes what this replica started.
+    pub fn with_management_journals(
+        mut self,
+        client: kube::Client,
+        namespace: &str,
+        replica: &str,
+    ) -> GitApplication {
+        self.journals = Some(ManagementJournals {
+            client,
+            namespace: namespace.to_string(),
+            replica: replica.to_string(),
+        });
+        self
     }
 
     fn workspace(&self) -> Result<Workspace, AppError> {
@@ -167,6 +223,7 @@ impl Application for GitApplication {
         loaded: &'a Loaded,
         actor: Actor,
         quarantined: BTreeSet<String>,
+        control: RollOutControl,
         progress: &'a (dyn Fn(&[ClusterLine]) + Sync),
     ) -> LocalBoxFuture<'a, Result<RolloutReport, AppError>> {
         Box::pin(async move {
@@ -197,13 +254,17 @@ impl Application for GitApplication {
                 audit_path: &self.audit_path,
                 actor,
                 break_lock: false,
-                resume: false,
+                resume: control.resume,
                 prune: loaded.environment.spec.sync.prune,
                 force_conflicts: false,
                 quarantined,
                 // The controller never overrides maintenance windows: a
                 // rollout waits for them (an operator overrides from the CLI).
                 ignore_windows: None,
+                journal: Some(control.journal),
+                stop: control.stop,
+                stop_grace: Some(control.stop_grace),
+                take_over_identity: control.take_over_identity,
             };
             Ok(run.run(progress).await?.report)
         })
@@ -211,5 +272,18 @@ impl Application for GitApplication {
 
     fn audit(&self) -> Option<Arc<dyn AuditSink>> {
         Some(self.audit.clone())
+    }
+
+    fn journal(&self, env: &str) -> Arc<dyn JournalStore> {
+        match &self.journals {
+            Some(m) => Arc::new(ConfigMapJournal::new(
+                m.client.clone(),
+                MANAGEMENT,
+                &m.namespace,
+                env,
+                &m.replica,
+            )),
+            None => Arc::new(Journal::new(&Journal::default_dir(), env)),
+        }
     }
 }

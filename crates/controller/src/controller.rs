@@ -18,6 +18,12 @@ pub struct ControllerOptions {
     pub debounce: Duration,
     /// Who the controller is in locks and the audit trail.
     pub identity: String,
+    /// Locks held by this identity are taken over even while live: set only
+    /// with leader election, where a holder with this controller's identity
+    /// is a replica that no longer leads.
+    pub take_over_identity: Option<String>,
+    /// On shutdown, how long a rollout's steps in flight may take to finish.
+    pub stop_grace: Duration,
 }
 
 impl Default for ControllerOptions {
@@ -26,6 +32,8 @@ impl Default for ControllerOptions {
             environments: Vec::new(),
             debounce: Duration::from_millis(200),
             identity: "tidegate-controller".into(),
+            take_over_identity: None,
+            stop_grace: Duration::from_secs(15),
         }
     }
 }
@@ -89,6 +97,7 @@ impl<A: Application> Controller<A> {
         let loops = names.iter().map(|name| {
             let (environment, changes) =
                 EnvironmentLoop::new(&self.app, name, &self.options, self.engines.clone());
+            let environment = environment.with_stop(stopping.clone());
             let mut stopping = stopping.clone();
             let stop = async move {
                 // Err: the sender is gone, which also means stop.

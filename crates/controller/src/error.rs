@@ -9,4 +9,7 @@ pub enum ControllerError {
     /// No environment to follow.
     #[error("no environment to follow: the repository has no environments/*.yaml")]
     NoEnvironments,
+    /// Leader election could not start.
+    #[error("leader election: {0}")]
+    Leader(#[source] crate::leader::LeaderError),
 }

@@ -14,6 +14,9 @@
 //! - [`reconcile`]: every `spec.sync.interval`, or when the [`Trigger`] is
 //!   pulled, the source is fetched; a new commit is rolled out wave by wave
 //!   by the fleet driver, unless it is quarantined.
+//! - [`leader`]: leader election between controller replicas over a
+//!   `coordination.k8s.io/v1` Lease in a management cluster; only the leader
+//!   reconciles, and it stops before another replica could take the lease.
 //!
 //! Architecture invariants: the controller writes to clusters only through
 //! the fleet driver (`tidegate_fleet::Driver`, the path of `tidegate sync
@@ -31,13 +34,16 @@ mod backoff;
 mod controller;
 pub mod drift;
 mod error;
+pub mod leader;
 pub mod reconcile;
+mod replica;
 mod trigger;
 pub mod watch;
 
-pub use app::{Application, GitApplication, Loaded};
+pub use app::{Application, GitApplication, Loaded, RollOutControl};
 pub use backoff::Backoff;
 pub use controller::{Controller, ControllerOptions};
 pub use error::ControllerError;
+pub use replica::{Election, Ended, SHUTDOWN_SLACK, run_replica};
 pub use tidegate_app::AppError;
 pub use trigger::{Trigger, TriggerReceiver};

@@ -2,7 +2,7 @@
 //! roll new commits out, check drift that watch events point at.
 
 use crate::{
-    Application, Backoff, ControllerOptions, Loaded, TriggerReceiver,
+    Application, Backoff, ControllerOptions, Loaded, RollOutControl, TriggerReceiver,
     drift::{Drift, DriftKey, Episodes},
     watch::{Changed, ClusterWatch},
 };
@@ -65,6 +65,8 @@ pub struct EnvironmentLoop<'a, A: Application> {
     episodes: Episodes,
     cluster_backoff: BTreeMap<String, Backoff>,
     fetch_backoff: Backoff,
+    /// Turns true on shutdown: a rollout under way stops safely.
+    stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl<'a, A: Application> EnvironmentLoop<'a, A> {
@@ -90,9 +92,17 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 episodes: Episodes::default(),
                 cluster_backoff: BTreeMap::new(),
                 fetch_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
+                stopping: None,
             },
             received,
         )
+    }
+
+    /// A rollout under way stops safely (steps in flight finish, journal
+    /// kept, audit closed, locks released) when `stopping` turns true.
+    pub fn with_stop(mut self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stopping = Some(stopping);
+        self
     }
 
     /// Runs until `stop` resolves.
@@ -224,7 +234,8 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
             }
         }
         let loaded = Arc::new(loaded);
-        if self.current.is_none() && self.fleet_runs(&loaded).await {
+        if self.current.is_none() && !self.journaled(&head).await && self.fleet_runs(&loaded).await
+        {
             info!(revision = %short(&head), "every cluster runs the head revision: following it");
             self.adopt(loaded);
             self.ensure_watches().await;
@@ -252,6 +263,19 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 interval
             }
             Rolled::Retry => self.fetch_backoff.failed().min(interval),
+        }
+    }
+
+    /// True when a rollout of `revision` was interrupted (its journal is
+    /// left): it is resumed even if every cluster already runs the revision,
+    /// so its bake, its last-good records and its audit outcome happen.
+    async fn journaled(&self, revision: &str) -> bool {
+        match self.app.journal(&self.name).load().await {
+            Ok(found) => found.is_some_and(|j| j.machine.config().target_revision == revision),
+            Err(e) => {
+                warn!(error = %e, "reading the rollout journal failed");
+                false
+            }
         }
     }
 
@@ -508,6 +532,28 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 return Rolled::Retry;
             }
         };
+        // A journal of this revision is an interrupted rollout (this
+        // replica's, or a replica's that no longer leads): resume it.
+        let journal = self.app.journal(&self.name);
+        let resume = match journal.load().await {
+            Ok(found) => {
+                found.is_some_and(|j| j.machine.config().target_revision == loaded.revision)
+            }
+            Err(e) => {
+                warn!(error = %e, "reading the rollout journal failed; retrying");
+                return Rolled::Retry;
+            }
+        };
+        if resume {
+            info!(revision = %short(&loaded.revision), journal = %journal.location(), "resuming the interrupted rollout from its journal");
+        }
+        let control = RollOutControl {
+            journal,
+            resume,
+            stop: self.stopping.clone(),
+            stop_grace: self.options.stop_grace,
+            take_over_identity: self.options.take_over_identity.clone(),
+        };
         let last = Mutex::new(String::new());
         let progress = |lines: &[tidegate_fleet::ClusterLine]| {
             let now: String = lines
@@ -525,7 +571,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
         let actor = Actor::new(&self.options.identity, trigger);
         match self
             .app
-            .roll_out(loaded, actor, quarantined, &progress)
+            .roll_out(loaded, actor, quarantined, control, &progress)
             .await
         {
             Ok(report) => match report.outcome {
@@ -547,6 +593,10 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
             {
                 error!(revision = %short, "rollout refused before any write: {refusal}");
                 Rolled::Skipped(Skip::UntilNewerCommit)
+            }
+            Err(AppError::Rollout(e @ RolloutError::Interrupted { .. })) => {
+                info!(revision = %short, "{e}");
+                Rolled::Retry
             }
             Err(AppError::Rollout(RolloutError::Invalid(problems))) => {
                 error!(revision = %short, "rollout refused: {problems}");

@@ -1,7 +1,7 @@
 //! Executing a fleet rollout.
 
 use crate::{
-    ClusterStep, CommandError, Journal, LockLoss, RolloutError, TimelineEntry,
+    ClusterStep, CommandError, JournalStore, LockLoss, RolloutError, TimelineEntry,
     health::{self, Judge},
     lock::{self, LockPolicy},
     renewal::Renewal,
@@ -61,6 +61,17 @@ pub struct DriverOptions {
     /// `--ignore-windows --reason`: apply outside maintenance windows and
     /// during freezes, for this reason (audited).
     pub ignore_windows: Option<String>,
+    /// When this turns true the rollout stops safely: steps in flight get
+    /// `stop_grace` to finish, the machine is journaled, the audit
+    /// operations are closed, the locks released, and the run returns
+    /// [`RolloutError::Interrupted`] (a controller's SIGTERM or lost leadership).
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    /// How long steps in flight may take to finish after a stop.
+    pub stop_grace: Duration,
+    /// A lock holder identity taken over even while its lease is live: the
+    /// other replicas of this controller (only the elected leader runs
+    /// rollouts, so a holder with this identity has been deposed).
+    pub take_over_identity: Option<String>,
 }
 
 impl Default for DriverOptions {
@@ -78,6 +89,9 @@ impl Default for DriverOptions {
             concurrency: 8,
             dry_run_caches: BTreeMap::new(),
             ignore_windows: None,
+            stop: None,
+            stop_grace: Duration::from_secs(15),
+            take_over_identity: None,
         }
     }
 }
@@ -264,8 +278,9 @@ pub struct Driver<'a, F: ClientFactory> {
     pub audit: Option<Audit>,
     /// An extra check of changed clusters, if any.
     pub check: Option<&'a dyn ClusterCheck>,
-    /// The journal, if any.
-    pub journal: Option<Journal>,
+    /// Where the machine is journaled, if anywhere (a file for the CLI, a
+    /// ConfigMap for the controller).
+    pub journal: Option<Arc<dyn JournalStore>>,
     /// Options.
     pub options: DriverOptions,
 }
@@ -379,7 +394,14 @@ impl<F: ClientFactory> Driver<'_, F> {
         let takes = engines.iter().map(|(name, engine)| {
             let holder = &holder;
             async move {
-                let taken = lock::take(engine, env, holder, self.lock_policy()).await;
+                let taken = lock::take_over(
+                    engine,
+                    env,
+                    holder,
+                    self.lock_policy(),
+                    self.options.take_over_identity.as_deref(),
+                )
+                .await;
                 (name.clone(), taken)
             }
             .boxed()
@@ -558,21 +580,15 @@ impl<F: ClientFactory> Driver<'_, F> {
             .filter(|(_, s)| s.drifted && s.current_revision.as_deref() == Some(self.revision))
             .map(|(n, _)| n.clone())
             .collect();
-        let journal_error = |path: &std::path::Path, source| RolloutError::Journal {
-            path: path.display().to_string(),
-            source,
-        };
         let (started_ms, mut machine, resumed_from) = match (&self.journal, self.options.resume) {
-            (Some(j), true) => match j.load().map_err(|e| journal_error(j.path(), e))? {
+            (Some(j), true) => match j.load().await? {
                 Some(journaled) => (
                     journaled.started_ms,
                     journaled.machine,
                     Some(journaled.operation),
                 ),
                 None => {
-                    return Err(RolloutError::NothingToResume(
-                        j.path().display().to_string(),
-                    ));
+                    return Err(RolloutError::NothingToResume(j.location()));
                 }
             },
             (None, true) => {
@@ -600,14 +616,26 @@ impl<F: ClientFactory> Driver<'_, F> {
             machine.resume(elapsed());
         }
         let operation = self.audit_begin(resumed_from.flatten())?;
-        let save = |machine: &FleetRollout| -> Result<(), RolloutError> {
-            match &self.journal {
-                Some(j) => j
-                    .save(started_ms, operation.map(|o| o.0), machine)
-                    .map_err(|e| journal_error(j.path(), e)),
-                None => Ok(()),
-            }
-        };
+        // What a crashed run of this environment left open gets its outcome
+        // now that this run holds the locks.
+        if let (Some(audit), Some(op)) = (&self.audit, operation) {
+            let locked: BTreeSet<String> = locked
+                .lock()
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default();
+            let next = if resumed_from.is_some() {
+                "resumed by"
+            } else {
+                "superseded by"
+            };
+            crate::interrupt::close_interrupted(
+                audit,
+                env,
+                &locked,
+                Some(op),
+                &format!("interrupted: the run stopped before recording an outcome; {next} {op}"),
+            )?;
+        }
         let gates = crate::gates::Gates::new(self.environment, self.rendered, self.revision);
 
         // Commands and health reads run side by side: an apply never waits
@@ -626,6 +654,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         let mut outcome = None;
         let mut first = true;
         let mut saved: Option<FleetRollout> = None;
+        let mut stopping = false;
         let mut lost = renewal.watch();
         let mut ticker = tokio::time::interval(self.options.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -691,7 +720,7 @@ impl<F: ClientFactory> Driver<'_, F> {
             }
             self.forward(&mut machine, operation, &mut transitions)?;
             if saved.as_ref() != Some(&machine) {
-                save(&machine)?;
+                self.save_journal(started_ms, operation, &machine).await?;
                 saved = Some(machine.clone());
             }
             if outcome.is_some() && pending.is_empty() {
@@ -700,6 +729,10 @@ impl<F: ClientFactory> Driver<'_, F> {
             tokio::select! {
                 biased;
                 Ok(()) = lost.changed() => {}
+                () = crate::interrupt::stopped(self.options.stop.as_ref()) => {
+                    stopping = true;
+                    break None;
+                }
                 Some((cluster, event)) = pending.next(), if !pending.is_empty() => {
                     let answered = matches!(event, Event::Applied { .. } | Event::RolledBack { .. });
                     if matches!(event, Event::ApplyFailed { .. }) {
@@ -778,13 +811,40 @@ impl<F: ClientFactory> Driver<'_, F> {
                 .stop_after_loss(
                     &mut machine,
                     operation,
+                    started_ms,
                     pending,
                     &mut timeline,
                     &mut transitions,
                     cluster,
                     loss,
                     &elapsed,
-                    &save,
+                )
+                .await;
+        }
+        if stopping {
+            // Let the steps in flight finish (bounded), record them, and
+            // stop: the journal says what is left.
+            let grace = tokio::time::sleep(self.options.stop_grace);
+            tokio::pin!(grace);
+            while !pending.is_empty() {
+                tokio::select! {
+                    Some((cluster, event)) = pending.next() => {
+                        self.answered(&mut machine, &mut timeline, &cluster, event, elapsed());
+                        busy.remove(&cluster);
+                    }
+                    () = &mut grace => break,
+                }
+            }
+            drop(pending);
+            return self
+                .interrupted(
+                    &mut machine,
+                    operation,
+                    started_ms,
+                    busy,
+                    &mut transitions,
+                    locked,
+                    elapsed(),
                 )
                 .await;
         }
@@ -824,7 +884,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         }
         self.audit_finish(operation, &outcome, elapsed())?;
         if let Some(j) = &self.journal {
-            j.remove().map_err(|e| journal_error(j.path(), e))?;
+            j.remove().await?;
         }
         let applied: BTreeSet<&str> = timeline
             .iter()
@@ -868,13 +928,13 @@ impl<F: ClientFactory> Driver<'_, F> {
         &self,
         machine: &mut FleetRollout,
         operation: Option<OperationId>,
+        started_ms: i64,
         mut pending: Pending<'_>,
         timeline: &mut Vec<TimelineEntry>,
         transitions: &mut Vec<Transition>,
         cluster: String,
         loss: LockLoss,
         elapsed: &(dyn Fn() -> Duration + Send + Sync),
-        save: &(dyn Fn(&FleetRollout) -> Result<(), RolloutError> + Send + Sync),
     ) -> Result<RolloutReport, RolloutError> {
         warn!(%cluster, %loss, in_flight = pending.len(), "the environment lock was lost: stopping the rollout");
         let mut finished = Vec::new();
@@ -884,7 +944,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         }
         finished.sort();
         self.forward(machine, operation, transitions)?;
-        save(machine)?;
+        self.save_journal(started_ms, operation, machine).await?;
         let error = RolloutError::LockLost {
             environment: self.environment.metadata.name.clone(),
             cluster,
@@ -893,6 +953,72 @@ impl<F: ClientFactory> Driver<'_, F> {
         };
         self.audit_interrupted(operation, &error, elapsed())?;
         Err(error)
+    }
+
+    /// Journals the machine, if this run has a journal.
+    async fn save_journal(
+        &self,
+        started_ms: i64,
+        operation: Option<OperationId>,
+        machine: &FleetRollout,
+    ) -> Result<(), RolloutError> {
+        if let Some(j) = &self.journal {
+            j.save(started_ms, operation.map(|o| o.0), machine).await?;
+        }
+        Ok(())
+    }
+
+    /// Ends a stopped run: journals the machine, closes the audit
+    /// operations of steps cut short and the rollout's own (`aborted`,
+    /// interrupted), and returns [`RolloutError::Interrupted`].
+    #[allow(clippy::too_many_arguments)]
+    async fn interrupted(
+        &self,
+        machine: &mut FleetRollout,
+        operation: Option<OperationId>,
+        started_ms: i64,
+        in_flight: BTreeSet<String>,
+        transitions: &mut Vec<Transition>,
+        locked: &Mutex<Vec<String>>,
+        elapsed: Duration,
+    ) -> Result<RolloutReport, RolloutError> {
+        self.forward(machine, operation, transitions)?;
+        self.save_journal(started_ms, operation, machine).await?;
+        let journal = match &self.journal {
+            Some(j) => j.location(),
+            None => "(no journal: the next run starts over)".to_string(),
+        };
+        let in_flight: Vec<String> = in_flight.into_iter().collect();
+        if let Some(audit) = &self.audit {
+            let locked: BTreeSet<String> = locked
+                .lock()
+                .map(|l| l.iter().cloned().collect())
+                .unwrap_or_default();
+            let env = &self.environment.metadata.name;
+            crate::interrupt::close_interrupted(
+                audit,
+                env,
+                &locked,
+                operation,
+                "interrupted: stopped on request while applying; the resumed rollout applies it again",
+            )?;
+            if let Some(op) = operation {
+                let mut end = Entry::new(audit.actor.clone(), AuditAction::RolloutEnd)
+                    .env(env)
+                    .revisions(None, Some(Revision::sha(self.revision)))
+                    .outcome(AuditOutcome::Aborted)
+                    .message(format!(
+                        "interrupted on request (shutdown or lost leadership); in flight: {}; resumed from {journal}",
+                        if in_flight.is_empty() { "none".to_string() } else { in_flight.join(", ") }
+                    ));
+                end.duration_ms = Some(elapsed.as_millis() as u64);
+                end.details
+                    .insert(crate::interrupt::INTERRUPTED_DETAIL.into(), "true".into());
+                audit.sink.finish_operation(op, end)?;
+            }
+        }
+        warn!(in_flight = ?in_flight, %journal, "rollout interrupted on request");
+        Err(RolloutError::Interrupted { journal, in_flight })
     }
 
     /// Reads one cluster's health: the target's objects once touched,
@@ -997,11 +1123,12 @@ impl<F: ClientFactory> Driver<'_, F> {
         let engine = engines
             .get(cluster)
             .ok_or_else(|| CommandError::Unreachable(cluster.to_string()))?;
-        lock::take(
+        lock::take_over(
             engine,
             &self.environment.metadata.name,
             holder,
             self.lock_policy(),
+            self.options.take_over_identity.as_deref(),
         )
         .await?;
         if let Ok(mut l) = locked.lock() {

@@ -35,18 +35,25 @@ pub enum RolloutError {
     /// The state machine refused the set-up or the journal.
     #[error("rollout state: {0}")]
     Machine(#[from] SetupError),
-    /// The journal could not be read or written.
-    #[error("rollout journal {path}: {source}")]
-    Journal {
-        /// The journal file.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The journal could not be read or written (or another replica took
+    /// the rollout over).
+    #[error(transparent)]
+    Journal(#[from] crate::JournalError),
     /// `--resume` without a journal.
     #[error("nothing to resume: no journal at {0}")]
     NothingToResume(String),
+    /// Stopped on request (shutdown, lost leadership) before the end; the
+    /// journal holds where it stopped.
+    #[error(
+        "rollout interrupted on request; continue it from its journal ({journal}){}",
+        if .in_flight.is_empty() { String::new() } else { format!("; stopped in flight: {}", .in_flight.join(", ")) }
+    )]
+    Interrupted {
+        /// Where the journal is.
+        journal: String,
+        /// Clusters whose step did not finish within the grace period (redone on resume).
+        in_flight: Vec<String>,
+    },
     /// The audit trail could not record the rollout.
     #[error("audit trail: {0}")]
     Audit(#[from] tidegate_audit::AuditError),

@@ -17,6 +17,7 @@ mod driver;
 mod error;
 mod gates;
 mod health;
+pub mod interrupt;
 mod journal;
 pub mod lock;
 mod renewal;
@@ -30,6 +31,9 @@ pub use driver::{
     Preflight, RevisionError, RevisionRendering, Revisions, RolloutReport,
 };
 pub use error::{CommandError, LockLoss, RolloutError};
-pub use journal::{Journal, Journaled};
+pub use journal::{
+    ConfigMapJournal, JOURNAL_KEY, Journal, JournalError, JournalStore, Journaled,
+    MAX_JOURNAL_BYTES,
+};
 pub use tidegate_rollout::machine::{FleetRollout, Outcome};
 pub use timeline::{ClusterStep, TimelineEntry};

@@ -43,6 +43,19 @@ pub async fn take(
     holder: &Holder,
     policy: LockPolicy,
 ) -> Result<(), LeaseError> {
+    take_over(engine, environment, holder, policy, None).await
+}
+
+/// Takes the environment's lock in one cluster, also from a live holder
+/// whose identity is `deposed`: another replica of this controller, which
+/// no longer leads (only the elected leader rolls out).
+pub async fn take_over(
+    engine: &Engine,
+    environment: &str,
+    holder: &Holder,
+    policy: LockPolicy,
+    deposed: Option<&str>,
+) -> Result<(), LeaseError> {
     let name = lock_name(environment);
     let cluster = engine.cluster();
     match acquire_lease(
@@ -59,6 +72,12 @@ pub async fn take(
             if policy.take_over_dead && holder_is_dead_here(&dead) =>
         {
             info!(%cluster, pid = dead.pid, host = %dead.host, "taking over the lock of a process that is gone");
+            acquire_lease(engine.client(), cluster, &name, holder, policy.ttl, true).await
+        }
+        Err(LeaseError::Held {
+            holder: previous, ..
+        }) if deposed == Some(previous.identity.as_str()) => {
+            info!(%cluster, pid = previous.pid, host = %previous.host, "taking over the lock of a replica that no longer leads");
             acquire_lease(engine.client(), cluster, &name, holder, policy.ttl, true).await
         }
         other => other,

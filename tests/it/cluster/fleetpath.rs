@@ -138,7 +138,7 @@ impl Fixture {
                 actor: Actor::new("tests@local", Trigger::Cli),
             }),
             check: None,
-            journal: Some(self.journal()),
+            journal: Some(std::sync::Arc::new(self.journal())),
             options,
         };
         driver.run(&|_| {}).await

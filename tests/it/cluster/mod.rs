@@ -478,6 +478,7 @@ mod controller;
 mod discover;
 mod eks;
 mod fleetpath;
+mod ha;
 mod health;
 mod helm;
 mod hooks;

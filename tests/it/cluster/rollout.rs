@@ -92,7 +92,7 @@ impl Fixture {
             &self.env,
             options,
             Some(audit),
-            Some(journal),
+            Some(Arc::new(journal)),
         )
         .await
     }

@@ -296,6 +296,10 @@ pub async fn fleet_sync(
             force_conflicts: args.force_conflicts,
             quarantined,
             ignore_windows,
+            journal: None,
+            stop: None,
+            stop_grace: None,
+            take_over_identity: None,
         },
         style,
     )
@@ -655,12 +659,19 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
                 .iter()
                 .find(|s| s.entry.details.get("resumes") == Some(&start.seq.to_string()))
                 .map(|s| s.seq);
-            let outcome = end
-                .and_then(|e| e.entry.outcome)
-                .map(|o| o.as_str())
-                .unwrap_or("interrupted");
+            // Closed by the run that resumed it, or by a stop on request.
+            let interrupted = end.is_none_or(|e| {
+                e.entry
+                    .details
+                    .get(tidegate_fleet::interrupt::INTERRUPTED_DETAIL)
+                    == Some(&"true".to_string())
+            });
+            let outcome = match end.and_then(|e| e.entry.outcome) {
+                Some(o) if !interrupted => o.as_str(),
+                _ => "interrupted",
+            };
             let message = match (resumed_by, end.and_then(|e| e.entry.message.clone())) {
-                (Some(by), _) if end.is_none() => Some(format!("interrupted → resumed by #{by}")),
+                (Some(by), _) if interrupted => Some(format!("interrupted → resumed by #{by}")),
                 (_, m) => match resumes {
                     Some(from) => Some(format!("resumes #{from}: {}", m.unwrap_or_default())),
                     None => m,
@@ -847,6 +858,10 @@ pub async fn rollback(
             force_conflicts: false,
             quarantined: quarantine,
             ignore_windows: None,
+            journal: None,
+            stop: None,
+            stop_grace: None,
+            take_over_identity: None,
         },
         style,
     )

@@ -1,0 +1,112 @@
+//! Running the controller as one of several replicas: wait to lead (a
+//! Lease in the management cluster), reconcile while leading, and stop
+//! safely on a shutdown request.
+
+use crate::{
+    Controller, ControllerError, ControllerOptions, GitApplication,
+    app::MANAGEMENT,
+    leader::{LeaderConfig, Leadership},
+};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What a shutdown may take beyond the grace of the step in flight:
+/// journal, audit, lock and lease release.
+pub const SHUTDOWN_SLACK: Duration = Duration::from_secs(10);
+
+/// Leader election among replicas (`--leader-elect`).
+pub struct Election {
+    /// A client of the management cluster, where the Lease and the
+    /// rollout journals are kept.
+    pub client: kube::Client,
+    /// The Lease and its timings; `identity` is this replica.
+    pub config: LeaderConfig,
+}
+
+/// How a controller run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Stopped on request, the rollout under way stopped safely and the
+    /// Lease released (exit 0).
+    Stopped,
+    /// This replica stopped leading: it stopped at once, since another may
+    /// lead soon (exit 1; the next leader resumes from the journal).
+    NotLeading,
+    /// The shutdown took longer than the grace plus [`SHUTDOWN_SLACK`] (exit 1).
+    Overdue,
+}
+
+/// Runs the controller over `app` until `stop` resolves. With `election`,
+/// first waits to lead; while leading, journals go to the management
+/// cluster and the locks of deposed replicas (the same controller identity)
+/// are taken over. A stop lets the rollout under way finish its steps in
+/// flight within `options.stop_grace`.
+pub async fn run_replica(
+    app: GitApplication,
+    mut options: ControllerOptions,
+    election: Option<Election>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<Ended, ControllerError> {
+    let (terminate, terminating) = watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = terminate.send(true);
+    });
+    let term = |mut t: watch::Receiver<bool>| async move {
+        // Err: the sender is gone, which only happens after a stop.
+        let _ = t.wait_for(|s| *s).await;
+    };
+    let mut app = app;
+    let mut leadership = None;
+    if let Some(Election { client, config }) = election {
+        let elected = Leadership::start(client.clone(), MANAGEMENT, config.clone())
+            .await
+            .map_err(ControllerError::Leader)?;
+        tracing::info!(replica = %config.identity, lease = %format!("{}/{}", config.namespace, config.name), "waiting to lead");
+        tokio::select! {
+            _ = elected.leading() => {}
+            () = term(terminating.clone()) => {
+                elected.release().await;
+                return Ok(Ended::Stopped);
+            }
+        }
+        // Every replica locks and audits as the controller; the Holder's
+        // host and pid tell them apart.
+        let identity = format!("tidegate-controller ({}/{})", config.namespace, config.name);
+        options.take_over_identity = Some(identity.clone());
+        options.identity = identity;
+        app = app.with_management_journals(client, &config.namespace, &config.identity);
+        leadership = Some(elected);
+    }
+    let bound = options.stop_grace + SHUTDOWN_SLACK;
+    let controller = Controller::new(app, options);
+    let lost = async {
+        match &leadership {
+            Some(l) => {
+                let _ = l.watch().wait_for(|s| !s.is_leading()).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let overdue = async {
+        term(terminating.clone()).await;
+        tokio::time::sleep(bound).await;
+    };
+    tokio::select! {
+        r = controller.run(term(terminating.clone())) => r?,
+        () = lost => {
+            // Another replica may take the Lease soon: stop writing now.
+            tracing::error!("no longer the leader: stopping at once; the next leader resumes from the journal");
+            return Ok(Ended::NotLeading);
+        }
+        () = overdue => {
+            tracing::error!(bound = ?bound, "shutdown took too long: stopping now; the rollout resumes from its journal");
+            return Ok(Ended::Overdue);
+        }
+    }
+    if let Some(l) = leadership {
+        l.release().await;
+    }
+    tracing::info!("stopped");
+    Ok(Ended::Stopped)
+}
