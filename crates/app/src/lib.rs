@@ -35,5 +35,5 @@ pub use quarantine::{
 pub use revisions::{GitRevisions, RevisionEntry};
 pub use rollout::{RolloutDone, RolloutRun, journal, last_healthy_revision};
 pub use status::{CLUSTER_CONCURRENCY, StatusRow, SyncState, status_rows};
-pub use wait::wait_and_mark_healthy;
+pub use wait::{Waited, wait_and_mark_healthy};
 pub use workspace::{Workspace, WorkspaceAt};

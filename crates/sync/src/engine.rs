@@ -48,7 +48,7 @@ pub struct Engine {
     pub(crate) cluster: String,
     pub(crate) concurrency: usize,
     counter: RequestCounter,
-    audit: Option<crate::Audit>,
+    pub(crate) audit: Option<crate::Audit>,
     pub(crate) health_checks: std::sync::Arc<tidegate_health::HealthChecks>,
     pub(crate) provider: &'static str,
     pub(crate) live: std::sync::Arc<dyn LiveState>,

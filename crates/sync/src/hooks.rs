@@ -143,6 +143,28 @@ impl Engine {
         Ok(runs)
     }
 
+    /// Runs the hooks of `phase` like [`Engine::run_hooks`], recording each
+    /// run as a stand-alone `hook` entry in the attached audit trail: for
+    /// the hooks a single-cluster sync runs after its operation closed
+    /// (PostSync once Healthy, SyncFail after a failure).
+    pub async fn run_hooks_audited(
+        &self,
+        target: &Target<'_>,
+        phase: HookPhase,
+        apps: &[String],
+        timeout: Duration,
+    ) -> Result<Vec<HookRun>, SyncError> {
+        let runs = self.run_hooks(target, phase, apps, timeout).await?;
+        if let Some(audit) = &self.audit {
+            let environment = &target.environment.metadata.name;
+            for run in &runs {
+                let entry = audit.hook_entry(environment, &self.cluster, target.revision, run);
+                audit.sink.append(entry)?;
+            }
+        }
+        Ok(runs)
+    }
+
     /// Dry-runs every hook Job of the target (server-side apply,
     /// `dryRun=All`): a hook the API server rejects is a problem of the
     /// plan, found before the first write. Hooks in a namespace this sync

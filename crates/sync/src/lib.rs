@@ -19,8 +19,9 @@
 //! are not objects of the plan: [`Engine::sync`] runs an app's PreSync
 //! hooks after the intent and before its first object is applied, and
 //! stops with [`SyncError::Hook`] when one fails; PostSync and SyncFail
-//! hooks are run by the caller ([`Engine::run_hooks`]) once the objects
-//! are Healthy or the cluster failed.
+//! hooks are run by the caller ([`Engine::run_hooks`], or
+//! [`Engine::run_hooks_audited`] after a single-cluster sync) once the
+//! objects are Healthy or the cluster failed.
 //!
 //! The engine never prints: it returns structured results per object and
 //! reports progress through a callback, so the CLI and the controller can

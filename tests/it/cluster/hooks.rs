@@ -94,6 +94,11 @@ impl Fixture {
 
     /// `tidegate sync --env` through the binary: success, and its output.
     fn sync(&self) -> (bool, String) {
+        self.sync_with(&[])
+    }
+
+    /// `tidegate sync --env <env> <extra>` through the binary.
+    fn sync_with(&self, extra: &[&str]) -> (bool, String) {
         let output = std::process::Command::new(tidegate_bin())
             .args([
                 "--repo",
@@ -102,6 +107,7 @@ impl Fixture {
                 "--env",
                 &self.env,
             ])
+            .args(extra)
             .env("TIDEGATE_ACCESS", "kubeconfig")
             .env("KUBECONFIG", self.fleet.kubeconfig())
             .env("TIDEGATE_AUDIT_DB", self.state.path().join("audit.db"))
@@ -143,6 +149,27 @@ impl Fixture {
             );
         }
         out
+    }
+
+    /// Commits a release: `web` at `image` and the hook Jobs `(file, yaml)`.
+    fn release(&mut self, image: &str, hooks: &[(&str, String)], message: &str) {
+        self.git
+            .write("manifests/app/web.yaml", deployment(image, false));
+        for (file, job) in hooks {
+            self.git.write(&format!("manifests/app/{file}.yaml"), job);
+        }
+        self.git.commit(message);
+    }
+
+    /// The last healthy revision recorded in `cluster` (the rollback target).
+    async fn healthy_revision(&self, cluster: &str) -> Option<String> {
+        let (desired, _) = load_env_at(self.git.path(), &self.env, "HEAD").expect("valid");
+        let definition = desired.environment.cluster(cluster).expect("cluster");
+        let engine = Engine::connect(&kubeconfig_factory(self.fleet), definition)
+            .await
+            .expect("connect");
+        let inv = engine.inventories(&self.env).await.expect("inventories");
+        inv.first().and_then(|i| i.healthy_revision.clone())
     }
 }
 
@@ -202,15 +229,14 @@ async fn a_failing_presync_job_stops_the_apply_and_the_wave_rolls_back() {
 async fn postsync_smoke_tests_gate_the_wave() {
     let mut fx = Fixture::new("hook-post").await;
     let v1 = fx.git.head();
-    fx.git.write(
-        "manifests/app/web.yaml",
-        deployment("registry.example/web:2", false),
+    fx.release(
+        "registry.example/web:2",
+        &[(
+            "smoke",
+            hook_job("smoke", "PostSync", 1, "GET /health: 503"),
+        )],
+        "v2 whose smoke test fails",
     );
-    fx.git.write(
-        "manifests/app/smoke.yaml",
-        hook_job("smoke", "PostSync", 1, "GET /health: 503"),
-    );
-    fx.git.commit("v2 whose smoke test fails");
     let (ok, out) = fx.sync();
     assert!(!ok, "a failing smoke test fails the rollout:\n{out}");
     assert!(at_v1(&fx.revisions().await, &v1), "{out}");
@@ -299,5 +325,113 @@ async fn a_crash_looping_release_fails_fast_and_is_rolled_back() {
         "fail-fast measurement: detected {:.1}s after the pods' first crash report; rollback complete {:.1}s after detection",
         detection_ms as f64 / 1000.0,
         rollback_ms as f64 / 1000.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_single_cluster_sync_runs_postsync_and_syncfail_hooks() {
+    let mut fx = Fixture::new("hook-single").await;
+    let cluster = "eks-us-east-1";
+    let v1 = fx.git.head();
+    fx.release(
+        "registry.example/web:2",
+        &[
+            (
+                "smoke",
+                hook_job("smoke", "PostSync", 1, "GET /health: 503"),
+            ),
+            ("page", hook_job("page", "SyncFail", 0, "paged the on-call")),
+        ],
+        "v2 whose smoke test fails",
+    );
+    let (ok, out) = fx.sync_with(&["--cluster", cluster, "--wait"]);
+    assert!(!ok, "a failing PostSync hook fails the sync:\n{out}");
+    assert!(out.contains("PostSync hook Job"), "{out}");
+    assert!(out.contains("(exit 1)"), "{out}");
+    assert!(out.contains("GET /health: 503"), "{out}");
+    assert!(out.contains("paged the on-call"), "SyncFail ran:\n{out}");
+    let hooks = fx.records(&["hook"]);
+    let phase = |r: &Record| r.entry.details.get("phase").cloned().unwrap_or_default();
+    let post: Vec<&Record> = hooks.iter().filter(|r| phase(r) == "PostSync").collect();
+    assert_eq!(post.len(), 1, "{hooks:#?}");
+    assert_eq!(post[0].entry.cluster.as_deref(), Some(cluster));
+    assert_eq!(
+        post[0].entry.details.get("exit_code").map(String::as_str),
+        Some("1")
+    );
+    let fail: Vec<&Record> = hooks.iter().filter(|r| phase(r) == "SyncFail").collect();
+    assert_eq!(fail.len(), 1, "{hooks:#?}");
+    assert_eq!(
+        fail[0].entry.details.get("outcome").map(String::as_str),
+        Some("succeeded")
+    );
+    // v2 is applied but not recorded as healthy: a rollback returns to v1.
+    assert_eq!(fx.healthy_revision(cluster).await, Some(v1.clone()));
+
+    fx.release(
+        "registry.example/web:3",
+        &[("smoke", hook_job("smoke", "PostSync", 0, "all green"))],
+        "v3 whose smoke test passes",
+    );
+    let v3 = fx.git.head();
+    let (ok, out) = fx.sync_with(&["--cluster", cluster, "--wait"]);
+    assert!(ok, "a passing PostSync hook lets the sync pass:\n{out}");
+    assert_eq!(fx.healthy_revision(cluster).await, Some(v3));
+    let hooks = fx.records(&["hook"]);
+    assert!(
+        hooks.iter().any(|r| phase(r) == "PostSync"
+            && r.entry
+                .details
+                .get("output")
+                .is_some_and(|o| o.contains("all green"))),
+        "{hooks:#?}"
+    );
+    assert_eq!(
+        hooks.iter().filter(|r| phase(r) == "SyncFail").count(),
+        1,
+        "no SyncFail hook after a good sync"
+    );
+
+    // Without --wait the PostSync hooks do not run, and the output says so.
+    fx.release("registry.example/web:4", &[], "v4");
+    let (ok, out) = fx.sync_with(&["--cluster", cluster]);
+    assert!(ok, "{out}");
+    assert!(out.contains("PostSync hooks run only with --wait"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_single_cluster_sync_runs_its_syncfail_hooks() {
+    let mut fx = Fixture::new("hook-syncfail").await;
+    let cluster = "eks-us-east-1";
+    fx.release(
+        "registry.example/web:2",
+        &[
+            (
+                "migrate",
+                hook_job("migrate", "PreSync", 3, "migration failed"),
+            ),
+            ("page", hook_job("page", "SyncFail", 2, "pager unreachable")),
+        ],
+        "v2 whose migration fails",
+    );
+    let (ok, out) = fx.sync_with(&["--cluster", cluster]);
+    assert!(!ok, "a failing PreSync hook fails the sync:\n{out}");
+    // The SyncFail hook ran (and its own failure is only reported).
+    assert!(out.contains("pager unreachable"), "{out}");
+    let phases: Vec<(String, String)> = fx
+        .records(&["hook"])
+        .iter()
+        .map(|r| {
+            let d = |k: &str| r.entry.details.get(k).cloned().unwrap_or_default();
+            (d("phase"), d("exit_code"))
+        })
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("PreSync".to_string(), "3".to_string()),
+            ("SyncFail".to_string(), "2".to_string())
+        ],
+        "{out}"
     );
 }

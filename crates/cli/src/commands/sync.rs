@@ -8,6 +8,7 @@ use crate::{
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::{io::IsTerminal, process::ExitCode, sync::Mutex, time::Duration};
+use tidegate_core::sync_hooks::HookPhase;
 use tidegate_sync::{Action, Progress, SyncError, SyncOptions};
 
 /// Exit 0 when the cluster matches Git (and is healthy, with --wait); 1 otherwise.
@@ -162,17 +163,39 @@ async fn run_locked(
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
+            if !args.dry_run {
+                run_sync_fail(engine, &target, &options.apps, style).await;
+            }
             return Err(e.into());
         }
     };
     let mut healthy = true;
     if args.wait && !args.dry_run {
-        let health =
+        let waited =
             tidegate_app::wait_and_mark_healthy(engine, &target, &report, quarantine, &progress)
                 .await?;
-        healthy = health.healthy;
-        if !healthy {
-            for o in health
+        healthy = waited.succeeded();
+        if let Some(failed) = waited.failed_hook() {
+            if let Some(b) = &bar {
+                b.finish_and_clear();
+            }
+            eprintln!(
+                "{} {}",
+                style.error("PostSync hook failed:"),
+                failed.summary()
+            );
+            for line in failed.output.lines() {
+                eprintln!("  | {line}");
+            }
+            eprintln!(
+                "  the revision is not recorded as the cluster's last healthy one; \
+                 the objects stay applied (`tidegate rollback` returns to the last healthy revision)"
+            );
+            run_sync_fail(engine, &target, &options.apps, style).await;
+        }
+        if !waited.health.healthy {
+            for o in waited
+                .health
                 .objects
                 .iter()
                 .filter(|o| o.health.status > tidegate_health::HealthStatus::Suspended)
@@ -189,6 +212,15 @@ async fn run_locked(
     }
     if let Some(b) = &bar {
         b.finish_and_clear();
+    }
+    if !args.wait
+        && !args.dry_run
+        && !tidegate_sync::hooks_of(&target, HookPhase::PostSync, &options.apps).is_empty()
+    {
+        eprintln!(
+            "{} PostSync hooks run only with --wait (once the objects are Healthy); they did not run",
+            style.dim("note:")
+        );
     }
     match args.output {
         TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -230,4 +262,38 @@ async fn run_locked(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The sync failed (its apply, a PreSync hook or a PostSync hook): runs the
+/// selected apps' SyncFail hooks in the cluster, best effort. Each run is
+/// audited by the engine; a failure is only reported.
+async fn run_sync_fail(
+    engine: &tidegate_sync::Engine,
+    target: &tidegate_sync::Target<'_>,
+    apps: &[String],
+    style: &Style,
+) {
+    if tidegate_sync::hooks_of(target, HookPhase::SyncFail, apps).is_empty() {
+        return;
+    }
+    let deadline = target.environment.spec.rollout.progress_deadline.0;
+    match engine
+        .run_hooks_audited(target, HookPhase::SyncFail, apps, deadline)
+        .await
+    {
+        Ok(runs) => {
+            for run in runs {
+                let label = if run.succeeded() {
+                    style.ok("SyncFail hook:")
+                } else {
+                    style.error("SyncFail hook:")
+                };
+                eprintln!("{label} {}", run.summary());
+            }
+        }
+        Err(e) => eprintln!(
+            "{} the SyncFail hooks could not run: {e}",
+            style.error("SyncFail hook:")
+        ),
+    }
 }
