@@ -743,13 +743,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                     if let Some(next) = queued.get_mut(&cluster).and_then(VecDeque::pop_front) {
                         busy.insert(cluster.clone());
                         pending.push(self.start(engines, locked, holder, next, &mut timeline, elapsed()));
-                    } else if answered && !polling.contains(&cluster) {
+                    } else if answered {
                         // Its health is read at once, not at the next tick.
-                        let wave = machine.current_wave();
-                        let judge = machine.clusters().find(|v| v.name == cluster).and_then(|v| {
-                            health::needs_health(&v, wave).map(|j| (j, v.progress))
-                        });
-                        if let Some((judge, state)) = judge {
+                        for (cluster, judge, state) in health::to_read(&machine, &polling, Some(&cluster)) {
                             polling.insert(cluster.clone());
                             polls.push(self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed()));
                         }
@@ -788,16 +784,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                     }
                     // Health only of clusters in flight or in the wave being
                     // gated; one read per kind; at most one read per cluster.
-                    let wave = machine.current_wave();
-                    let wanted: Vec<(String, Judge, ClusterProgress)> = machine
-                        .clusters()
-                        .filter(|v| !polling.contains(v.name))
-                        .filter_map(|v| {
-                            health::needs_health(&v, wave)
-                                .map(|j| (v.name.to_string(), j, v.progress))
-                        })
-                        .collect();
-                    for (cluster, judge, state) in wanted {
+                    for (cluster, judge, state) in health::to_read(&machine, &polling, None) {
                         polling.insert(cluster.clone());
                         polls.push(self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed()));
                     }

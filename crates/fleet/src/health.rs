@@ -4,9 +4,10 @@
 //! in flight or in the wave being gated (baking), never waves not started
 //! or finished.
 
+use std::collections::BTreeSet;
 use tidegate_core::ObjectKey;
 use tidegate_health::HealthStatus;
-use tidegate_rollout::{ClusterProgress, ClusterView};
+use tidegate_rollout::{ClusterProgress, ClusterView, FleetRollout};
 use tidegate_sync::Engine;
 use tracing::warn;
 
@@ -40,6 +41,23 @@ pub(crate) fn needs_health(view: &ClusterView<'_>, wave: Option<u32>) -> Option<
         | ClusterProgress::RolledBack
         | ClusterProgress::NotRestored => None,
     }
+}
+
+/// The clusters whose health the machine needs now ([`needs_health`]) and
+/// that are not being read already (`reading`), with what judges them and
+/// their progress; only `only` when given (a cluster whose command was just
+/// answered).
+pub(crate) fn to_read(
+    machine: &FleetRollout,
+    reading: &BTreeSet<String>,
+    only: Option<&str>,
+) -> Vec<(String, Judge, ClusterProgress)> {
+    let wave = machine.current_wave();
+    machine
+        .clusters()
+        .filter(|v| only.is_none_or(|c| c == v.name) && !reading.contains(v.name))
+        .filter_map(|v| needs_health(&v, wave).map(|j| (v.name.to_string(), j, v.progress)))
+        .collect()
 }
 
 /// The worst health of `keys` (Healthy when there are none), from one read
