@@ -15,6 +15,7 @@ mod facts;
 mod gates;
 mod lease;
 mod live;
+mod reach;
 mod retry;
 
 pub use counter::{RequestCounter, RequestCounts};
@@ -27,4 +28,5 @@ pub use lease::{
     Holder, LeaseError, acquire_lease, ensure_namespace, lease_resource, release_lease,
 };
 pub use live::{LiveObjects, dynamic_api, get_object, key_of, list_managed, listed_value};
+pub use reach::Unreachable;
 pub use retry::with_retries;

@@ -6,14 +6,18 @@ use crate::{
     args::{ClustersArgs, Global, Selection, TextOrJson},
     output::Style,
 };
+use futures::StreamExt;
 use serde::Serialize;
 use std::{process::ExitCode, time::Duration};
 use tidegate_cloud::CloudFactory;
-use tidegate_cluster::{ClientFactory, RequestCounter, kube_error_text};
+use tidegate_cluster::{ClientFactory, ClusterError, RequestCounter, Unreachable};
 use tidegate_core::environment::{Cluster, Provider};
 
 /// How long a reachability check may take.
 const REACH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How many clusters are checked at once.
+const CONCURRENCY: usize = 8;
 
 /// One row of the table.
 #[derive(Debug, Serialize)]
@@ -44,10 +48,19 @@ pub async fn run(global: &Global, args: &ClustersArgs, style: &Style) -> anyhow:
     let Some(loaded) = fleet::load(global, &selection, Capabilities::Declared, style).await? else {
         return Ok(ExitCode::from(1));
     };
-    let mut rows = Vec::new();
-    for name in &loaded.clusters {
-        rows.push(check(loaded.factory(), loaded.cluster(name)?).await);
-    }
+    let clusters = loaded
+        .clusters
+        .iter()
+        .map(|name| loaded.cluster(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every cluster at once (a bounded number in flight), in the
+    // environment's order: an unreachable cluster waits out its timeout
+    // beside the others, not before them.
+    let rows: Vec<Row> = futures::stream::iter(clusters)
+        .map(|cluster| check(loaded.factory(), cluster))
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
     match args.output {
         TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         TextOrJson::Text => {
@@ -127,7 +140,11 @@ async fn check(factory: &CloudFactory, cluster: &Cluster) -> Row {
         client
             .apiserver_version()
             .await
-            .map_err(|e| anyhow::anyhow!("GET /version: {}", kube_error_text(&e)))
+            .map_err(|error| ClusterError::Api {
+                cluster: cluster.name.clone(),
+                what: "GET /version".into(),
+                error,
+            })
     };
     match tokio::time::timeout(REACH_TIMEOUT, attempt).await {
         Ok(Ok(info)) => {
@@ -137,12 +154,11 @@ async fn check(factory: &CloudFactory, cluster: &Cluster) -> Row {
             }
         }
         Ok(Err(e)) => {
-            let text = format!("{e:#}");
-            row.reason = Some(classify(&text));
-            row.error = Some(text);
+            row.reason = Some(Unreachable::of(&e).as_str());
+            row.error = Some(e.to_string());
         }
         Err(_) => {
-            row.reason = Some("timeout");
+            row.reason = Some(Unreachable::Timeout.as_str());
             row.error = Some(format!(
                 "no answer from the API server within {}s",
                 REACH_TIMEOUT.as_secs()
@@ -169,45 +185,4 @@ async fn kubeconfig_server(factory: &CloudFactory, cluster: &Cluster) -> Option<
         None => kube::Config::from_kubeconfig(&options).await.ok()?,
     };
     Some(config.cluster_url.to_string())
-}
-
-/// Why a cluster could not be reached, from the error's text.
-fn classify(error: &str) -> &'static str {
-    let lower = error.to_lowercase();
-    if lower.contains("401")
-        || lower.contains("403")
-        || lower.contains("unauthorized")
-        || lower.contains("forbidden")
-        || lower.contains("credentials")
-    {
-        "auth"
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
-        "tls"
-    } else if lower.contains("timed out") || lower.contains("timeout") || lower.contains("deadline")
-    {
-        "timeout"
-    } else if lower.contains("connect") || lower.contains("refused") || lower.contains("dns") {
-        "connection"
-    } else if lower.contains("kubeconfig") {
-        "config"
-    } else {
-        "other"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::classify;
-
-    #[test]
-    fn reasons_are_classified() {
-        assert_eq!(classify("ApiError: Unauthorized (401)"), "auth");
-        assert_eq!(classify("invalid peer certificate: UnknownIssuer"), "tls");
-        assert_eq!(classify("operation timed out"), "timeout");
-        assert_eq!(
-            classify("tcp connect error: Connection refused"),
-            "connection"
-        );
-    }
 }
