@@ -454,7 +454,8 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
             prune: current.environment.spec.sync.prune,
             ..SyncOptions::default()
         };
-        let plan = match engine.plan(&target, &options).await {
+        let span = info_span!("cluster", cluster = %key.cluster, app = %key.app);
+        let plan = match engine.plan(&target, &options).instrument(span).await {
             Ok(plan) => plan,
             Err(e) => {
                 let wait = backoff.failed();

@@ -343,7 +343,12 @@ impl<F: ClientFactory> Driver<'_, F> {
         // target revision. A cluster that cannot be reached is Unknown.
         let surveys = self.environment.spec.clusters.iter();
         let surveys = bounded(
-            surveys.map(|c| self.survey(c).boxed()).collect(),
+            surveys
+                .map(|c| {
+                    let span = info_span!("cluster", cluster = %c.name);
+                    self.survey(c).instrument(span).boxed()
+                })
+                .collect(),
             self.options.concurrency,
         )
         .await;
@@ -655,6 +660,8 @@ impl<F: ClientFactory> Driver<'_, F> {
         let mut first = true;
         let mut saved: Option<FleetRollout> = None;
         let mut stopping = false;
+        // One span per wave, one per cluster's command or health read in it.
+        let mut spans = crate::spans::Spans::new(tracing::Span::current());
         let mut lost = renewal.watch();
         let mut ticker = tokio::time::interval(self.options.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -681,15 +688,17 @@ impl<F: ClientFactory> Driver<'_, F> {
                         if busy.contains(&cluster) {
                             queued.entry(cluster).or_default().push_back(command);
                         } else {
+                            let span = spans.cluster(&machine, &cluster);
                             busy.insert(cluster);
-                            pending.push(self.start(
+                            let started = self.start(
                                 engines,
                                 locked,
                                 holder,
                                 command,
                                 &mut timeline,
                                 elapsed(),
-                            ));
+                            );
+                            pending.push(Box::pin(started.instrument(span)));
                         }
                     }
                     Command::Rollback { cluster, to: None } => {
@@ -742,12 +751,16 @@ impl<F: ClientFactory> Driver<'_, F> {
                     busy.remove(&cluster);
                     if let Some(next) = queued.get_mut(&cluster).and_then(VecDeque::pop_front) {
                         busy.insert(cluster.clone());
-                        pending.push(self.start(engines, locked, holder, next, &mut timeline, elapsed()));
+                        let span = spans.cluster(&machine, &cluster);
+                        let started = self.start(engines, locked, holder, next, &mut timeline, elapsed());
+                        pending.push(Box::pin(started.instrument(span)));
                     } else if answered {
                         // Its health is read at once, not at the next tick.
                         for (cluster, judge, state) in health::to_read(&machine, &polling, Some(&cluster)) {
                             polling.insert(cluster.clone());
-                            polls.push(self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed()));
+                            let span = spans.cluster(&machine, &cluster);
+                            let polled = self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed());
+                            polls.push(Box::pin(polled.instrument(span)));
                         }
                     }
                 }
@@ -786,7 +799,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                     // gated; one read per kind; at most one read per cluster.
                     for (cluster, judge, state) in health::to_read(&machine, &polling, None) {
                         polling.insert(cluster.clone());
-                        polls.push(self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed()));
+                        let span = spans.cluster(&machine, &cluster);
+                        let polled = self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed());
+                        polls.push(Box::pin(polled.instrument(span)));
                     }
                     progress(&lines(&machine, elapsed()));
                     self.record_hooks(operation, gates.take_finished().await)?;

@@ -277,6 +277,39 @@ async fn new_commits_roll_out_wave_by_wave_and_kubectl_drift_is_corrected_one_wa
             >= 2
     })
     .await;
+    // Every cluster's apply logs inside environment > rollout > wave > cluster spans.
+    let spans: Vec<(u64, String)> = f
+        .log_lines("sync finished")
+        .iter()
+        .filter_map(|line| {
+            let spans = line["spans"].as_array()?;
+            let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+            // The engine's own `sync` span may follow.
+            let at = names
+                .windows(4)
+                .position(|w| w == ["environment", "rollout", "wave", "cluster"])?;
+            let [environment, rollout, wave, cluster] = &spans[at..at + 4] else {
+                return None;
+            };
+            let nested = environment["environment"] == f.env.as_str()
+                && rollout["revision"] == v2.as_str()
+                && wave["wave"] == cluster["wave"];
+            if !nested {
+                return None;
+            }
+            Some((
+                wave["wave"].as_u64()?,
+                cluster["cluster"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = (1..).zip(order()).collect();
+    assert_eq!(
+        spans,
+        expected,
+        "one wave span per wave around its cluster's span: {:#?}",
+        f.log_lines("sync finished")
+    );
 
     // Drift in two clusters by kubectl: scale in wave 1, patch in wave 2.
     let before = f.records(&["sync"]).len();
