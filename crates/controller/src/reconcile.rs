@@ -51,11 +51,11 @@ enum Rolled {
     Unreachable(Duration),
 }
 
-/// One environment followed by the controller.
-pub struct EnvironmentLoop<'a, A: Application> {
-    app: &'a A,
+/// One environment followed by the controller (run as its own task).
+pub struct EnvironmentLoop<A: Application> {
+    app: Arc<A>,
     name: String,
-    options: &'a ControllerOptions,
+    options: Arc<ControllerOptions>,
     engines: Engines,
     /// What the fleet runs (what drift is judged against), once known.
     current: Option<Arc<Loaded>>,
@@ -74,14 +74,14 @@ pub struct EnvironmentLoop<'a, A: Application> {
     stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
-impl<'a, A: Application> EnvironmentLoop<'a, A> {
+impl<A: Application> EnvironmentLoop<A> {
     /// A loop for `name`; its engines are registered in `engines`.
     pub fn new(
-        app: &'a A,
+        app: Arc<A>,
         name: &str,
-        options: &'a ControllerOptions,
+        options: Arc<ControllerOptions>,
         engines: Engines,
-    ) -> (EnvironmentLoop<'a, A>, UnboundedReceiver<Changed>) {
+    ) -> (EnvironmentLoop<A>, UnboundedReceiver<Changed>) {
         let (changes, received) = unbounded_channel();
         (
             EnvironmentLoop {
@@ -116,7 +116,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
         mut self,
         changes: UnboundedReceiver<Changed>,
         mut trigger: TriggerReceiver,
-        stop: impl Future<Output = ()>,
+        stop: impl Future<Output = ()> + Send,
     ) {
         let span = info_span!("environment", environment = %self.name);
         async move {
