@@ -185,15 +185,12 @@ impl Application for GitApplication {
             let loading = self
                 .workspace()?
                 .load_discovered(env, &self.factory, Some(&self.facts));
-            let desired = loading.await?;
-            let rendered = tidegate_render::render_environment(
-                &desired.environment,
-                &desired.env_file,
-                &desired.commit.sha,
-                &desired.apps,
-            )
-            .map_err(AppError::Invalid)?;
-            let health_checks = tidegate_app::health_checks(&desired).map_err(AppError::Invalid)?;
+            let tidegate_app::Rendering {
+                desired,
+                rendered,
+                health_checks,
+            } = tidegate_app::load_rendered(loading).await?;
+            let health_checks = health_checks.map_err(AppError::Invalid)?;
             Ok(Loaded {
                 revision: desired.commit.sha.clone(),
                 environment: desired.environment,

@@ -624,10 +624,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         // What a crashed run of this environment left open gets its outcome
         // now that this run holds the locks.
         if let (Some(audit), Some(op)) = (&self.audit, operation) {
-            let locked: BTreeSet<String> = locked
-                .lock()
-                .map(|l| l.iter().cloned().collect())
-                .unwrap_or_default();
+            let locked = locked_set(locked);
             let next = if resumed_from.is_some() {
                 "resumed by"
             } else {
@@ -992,10 +989,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         };
         let in_flight: Vec<String> = in_flight.into_iter().collect();
         if let Some(audit) = &self.audit {
-            let locked: BTreeSet<String> = locked
-                .lock()
-                .map(|l| l.iter().cloned().collect())
-                .unwrap_or_default();
+            let locked = locked_set(locked);
             let env = &self.environment.metadata.name;
             crate::interrupt::close_interrupted(
                 audit,
@@ -1531,6 +1525,15 @@ async fn bounded<'a, T: Send + 'a>(futures: Vec<BoxFuture<'a, T>>, limit: usize)
         .buffer_unordered(limit.max(1))
         .collect()
         .await
+}
+
+/// The clusters this run holds the lock of now (whose interrupted audit
+/// operations it may close).
+fn locked_set(locked: &Mutex<Vec<String>>) -> BTreeSet<String> {
+    locked
+        .lock()
+        .map(|l| l.iter().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The requests each engine has sent so far.
