@@ -822,12 +822,19 @@ impl<F: ClientFactory> Driver<'_, F> {
         }
         if stopping {
             // Let the steps in flight finish (bounded), record them, and
-            // stop: the journal says what is left.
+            // stop: the journal says what is left. The interruption itself
+            // is not a failure: it starts no SyncFail hook (the resumed
+            // rollout decides). A step that fails while finishing, and
+            // SyncFail hooks a failure started before the stop, are
+            // waited for within the same grace and recorded.
             let grace = tokio::time::sleep(self.options.stop_grace);
             tokio::pin!(grace);
             while !pending.is_empty() {
                 tokio::select! {
                     Some((cluster, event)) = pending.next() => {
+                        if matches!(event, Event::ApplyFailed { .. }) {
+                            gates.sync_failed(&cluster, engines.get(&cluster));
+                        }
                         self.answered(&mut machine, &mut timeline, &cluster, event, elapsed());
                         busy.remove(&cluster);
                     }
@@ -835,6 +842,11 @@ impl<F: ClientFactory> Driver<'_, F> {
                 }
             }
             drop(pending);
+            tokio::select! {
+                () = gates.wait_sync_fail() => {}
+                () = &mut grace => warn!("SyncFail hooks still running at the end of the stop grace: their Jobs go on in the clusters, their outcome is not recorded"),
+            }
+            self.record_hooks(operation, gates.take_finished().await)?;
             return self
                 .interrupted(
                     &mut machine,

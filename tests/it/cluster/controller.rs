@@ -656,3 +656,70 @@ async fn an_unreachable_cluster_is_reported_and_retried_while_other_environments
     assert_eq!(back[0].entry.cluster.as_deref(), Some(gke));
     assert!(f.stop().success(), "SIGTERM stops it cleanly");
 }
+
+/// SIGTERM interrupts a rollout; it does not fail it: the app's SyncFail
+/// hook does not run (no Job in any cluster, no `hook` entry), and the
+/// audit trail closes the rollout as aborted and interrupted, resumable
+/// from its journal (docs/rollouts.md, "Sync hooks").
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_interrupts_a_rollout_without_running_its_syncfail_hooks() {
+    let mut f = Followed::new("ctl-term-hooks", true, &[]).await;
+    let v1 = f.git.head();
+    f.start();
+    f.wait_all_at(&v1).await;
+    // v2 bakes long in wave 1, and has a SyncFail hook.
+    let env_file = format!("environments/{}.yaml", f.env);
+    f.git.write(
+        &env_file,
+        environment_file(&f.env, &CLUSTERS, true).replace("bakeTime: 1s", "bakeTime: 120s"),
+    );
+    f.git.write(
+        "manifests/app/page.yaml",
+        super::hooks::hook_job("page", "SyncFail", 0, "paged the on-call"),
+    );
+    f.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:2", false),
+    );
+    let v2 = f.git.commit("v2 with a SyncFail hook");
+    f.wait("wave 1 applied", |f| f.revisions()[CLUSTERS[0]] == v2)
+        .await;
+    assert!(f.stop().success(), "SIGTERM stops it cleanly");
+
+    let job = format!("page-{}", &v2[..8]);
+    for c in CLUSTERS {
+        let found = f
+            .fleet
+            .kubectl(c, &["get", "jobs", "-n", &f.env, "-o", "name"])
+            .unwrap_or_default();
+        assert!(!found.contains(&job), "{c}: no SyncFail Job: {found}");
+    }
+    let hooks = f.records(&["hook"]);
+    assert!(
+        hooks
+            .iter()
+            .all(|r| r.entry.details.get("phase").map(String::as_str) != Some("SyncFail")),
+        "no SyncFail run recorded: {hooks:#?}"
+    );
+    let ends = f.records(&["rollout-end"]);
+    let end = ends
+        .iter()
+        .rfind(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == v2))
+        .unwrap_or_else(|| panic!("the v2 rollout has an end: {ends:#?}"));
+    assert_eq!(
+        end.entry.outcome.map(|o| o.as_str().to_string()).as_deref(),
+        Some("aborted")
+    );
+    assert_eq!(
+        end.entry
+            .details
+            .get(tidegate_fleet::interrupt::INTERRUPTED_DETAIL)
+            .map(String::as_str),
+        Some("true"),
+        "{end:#?}"
+    );
+    assert!(
+        f.records(&["quarantine"]).is_empty(),
+        "an interrupted revision is not quarantined"
+    );
+}
