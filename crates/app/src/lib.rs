@@ -16,6 +16,7 @@ mod gates;
 mod load;
 mod plans;
 mod quarantine;
+mod rendering;
 mod revisions;
 mod rollout;
 mod status;
@@ -25,13 +26,12 @@ mod workspace;
 pub use approvals::AuditApprovals;
 pub use error::{AppError, error_chain};
 pub use gates::{ClusterApprovals, GatesRead, GatesWritten, quarantined, read_gates, write_gates};
-pub use load::{
-    Capabilities, ClusterAccess, LoadRequest, Loaded, client_factory, health_checks, load,
-};
+pub use load::{Capabilities, ClusterAccess, LoadRequest, Loaded, client_factory, load};
 pub use plans::{ClusterPlan, PlanError, plan_clusters};
 pub use quarantine::{
     Admission, admit_revision, quarantine_list, quarantine_record, quarantined_everywhere,
 };
+pub use rendering::{Rendering, health_checks, load_rendered};
 pub use revisions::{GitRevisions, RevisionEntry};
 pub use rollout::{RolloutDone, RolloutRun, journal, last_healthy_revision};
 pub use status::{CLUSTER_CONCURRENCY, StatusRow, SyncState, status_rows};

@@ -8,7 +8,7 @@ use std::{
 };
 use tidegate_cloud::{CloudFactory, CloudOptions};
 use tidegate_cluster::{FactsCache, KubeconfigFactory};
-use tidegate_core::{Diagnostics, environment::Cluster};
+use tidegate_core::environment::Cluster;
 use tidegate_health::HealthChecks;
 use tidegate_render::{Rendered, RenderedCluster};
 use tidegate_source::Desired;
@@ -95,7 +95,11 @@ pub async fn load(request: &LoadRequest) -> Result<Loaded, AppError> {
     // held across it.
     let loading = ws.load_discovered(&request.env, &factory, asked);
     let workspace = Arc::new(Mutex::new(ws));
-    let desired = loading.await?;
+    let crate::Rendering {
+        desired,
+        rendered,
+        health_checks,
+    } = crate::load_rendered(loading).await?;
     let env = &desired.environment;
     if let Some(c) = &request.cluster
         && env.cluster(c).is_none()
@@ -117,14 +121,7 @@ pub async fn load(request: &LoadRequest) -> Result<Loaded, AppError> {
             known: known.join(", "),
         });
     }
-    let rendered = tidegate_render::render_environment(
-        env,
-        &desired.env_file,
-        &desired.commit.sha,
-        &desired.apps,
-    )
-    .map_err(AppError::Invalid)?;
-    let health_checks = health_checks(&desired).map_err(AppError::Invalid)?;
+    let health_checks = health_checks.map_err(AppError::Invalid)?;
     let clusters = env
         .spec
         .clusters
@@ -141,21 +138,6 @@ pub async fn load(request: &LoadRequest) -> Result<Loaded, AppError> {
         clusters,
         health_checks,
     })
-}
-
-/// The environment's custom health checks (`spec.health`), or every
-/// problem with them at its file and line.
-pub fn health_checks(desired: &Desired) -> Result<Arc<HealthChecks>, Diagnostics> {
-    let (checks, problems) = HealthChecks::for_environment(
-        &desired.environment,
-        &desired.env_file,
-        &desired.health_scripts,
-    );
-    if problems.is_empty() {
-        Ok(Arc::new(checks))
-    } else {
-        Err(problems.sorted())
-    }
 }
 
 impl Loaded {

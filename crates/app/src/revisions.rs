@@ -114,7 +114,11 @@ impl<'f> GitRevisions<'f> {
             at.load_discovered(&self.env, self.factory, Some(self.facts))
         };
         self.renders.fetch_add(1, Ordering::Relaxed);
-        let desired = loading.await.map_err(|e| match e {
+        let crate::Rendering {
+            desired,
+            rendered,
+            health_checks,
+        } = crate::load_rendered(loading).await.map_err(|e| match e {
             LoadError::Invalid(problems) => RevisionError::Invalid {
                 revision: revision.to_string(),
                 problems,
@@ -124,17 +128,6 @@ impl<'f> GitRevisions<'f> {
                 source,
             },
         })?;
-        let rendered = tidegate_render::render_environment(
-            &desired.environment,
-            &desired.env_file,
-            &desired.commit.sha,
-            &desired.apps,
-        )
-        .map_err(|problems| RevisionError::Invalid {
-            revision: revision.to_string(),
-            problems,
-        })?;
-        let health_checks = crate::health_checks(&desired);
         Ok(Arc::new(RevisionEntry {
             rendering: Arc::new(RevisionRendering {
                 commit: commit.to_string(),

@@ -1,7 +1,7 @@
 //! What the controller needs of the application layer, and its
 //! implementation over `tidegate-app` ([`GitApplication`]).
 
-use futures::future::{BoxFuture, LocalBoxFuture};
+use futures::future::BoxFuture;
 use std::{
     collections::BTreeSet,
     path::PathBuf,
@@ -55,9 +55,9 @@ pub trait Application: Send + Sync {
     ) -> BoxFuture<'a, Result<BTreeSet<String>, AppError>>;
 
     /// Runs the fleet rollout of `loaded` (the path of `tidegate sync
-    /// --env`) as `actor`, skipping `quarantined` as rollback targets. (Not
-    /// `Send` while the fleet driver's futures are not: the controller runs
-    /// it in its own task.)
+    /// --env`) as `actor`, skipping `quarantined` as rollback targets. The
+    /// future is `Send`: each environment's loop is a task of its own on the
+    /// multi-threaded runtime.
     fn roll_out<'a>(
         &'a self,
         loaded: &'a Loaded,
@@ -65,7 +65,7 @@ pub trait Application: Send + Sync {
         quarantined: BTreeSet<String>,
         control: RollOutControl,
         progress: &'a (dyn Fn(&[ClusterLine]) + Sync),
-    ) -> LocalBoxFuture<'a, Result<RolloutReport, AppError>>;
+    ) -> BoxFuture<'a, Result<RolloutReport, AppError>>;
 
     /// The audit trail, if any.
     fn audit(&self) -> Option<Arc<dyn AuditSink>>;
@@ -185,15 +185,12 @@ impl Application for GitApplication {
             let loading = self
                 .workspace()?
                 .load_discovered(env, &self.factory, Some(&self.facts));
-            let desired = loading.await?;
-            let rendered = tidegate_render::render_environment(
-                &desired.environment,
-                &desired.env_file,
-                &desired.commit.sha,
-                &desired.apps,
-            )
-            .map_err(AppError::Invalid)?;
-            let health_checks = tidegate_app::health_checks(&desired).map_err(AppError::Invalid)?;
+            let tidegate_app::Rendering {
+                desired,
+                rendered,
+                health_checks,
+            } = tidegate_app::load_rendered(loading).await?;
+            let health_checks = health_checks.map_err(AppError::Invalid)?;
             Ok(Loaded {
                 revision: desired.commit.sha.clone(),
                 environment: desired.environment,
@@ -225,7 +222,7 @@ impl Application for GitApplication {
         quarantined: BTreeSet<String>,
         control: RollOutControl,
         progress: &'a (dyn Fn(&[ClusterLine]) + Sync),
-    ) -> LocalBoxFuture<'a, Result<RolloutReport, AppError>> {
+    ) -> BoxFuture<'a, Result<RolloutReport, AppError>> {
         Box::pin(async move {
             let env = &loaded.environment.metadata.name;
             let revisions = GitRevisions::new(

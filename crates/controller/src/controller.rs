@@ -1,12 +1,13 @@
-//! The controller: one reconcile loop per environment, all in one task.
+//! The controller: one reconcile loop per environment, each its own task.
 
 use crate::{
-    Application, ControllerError, Trigger, TriggerReceiver,
+    Application, Backoff, ControllerError, Trigger, TriggerReceiver,
     reconcile::{Engines, EnvironmentLoop, sum},
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 use tidegate_cluster::RequestCounts;
-use tracing::info;
+use tokio::{sync::watch, task::JoinSet};
+use tracing::{error, info};
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -40,8 +41,8 @@ impl Default for ControllerOptions {
 
 /// Keeps environments matching Git until stopped.
 pub struct Controller<A: Application> {
-    app: A,
-    options: ControllerOptions,
+    app: Arc<A>,
+    options: Arc<ControllerOptions>,
     trigger: Trigger,
     receiver: std::sync::Mutex<Option<TriggerReceiver>>,
     engines: Engines,
@@ -52,8 +53,8 @@ impl<A: Application> Controller<A> {
     pub fn new(app: A, options: ControllerOptions) -> Controller<A> {
         let (trigger, receiver) = Trigger::new();
         Controller {
-            app,
-            options,
+            app: Arc::new(app),
+            options: Arc::new(options),
             trigger,
             receiver: std::sync::Mutex::new(Some(receiver)),
             engines: Engines::default(),
@@ -76,10 +77,15 @@ impl<A: Application> Controller<A> {
         sum(engines.iter().map(|e| e.requests()))
     }
 
-    /// Runs every environment's loop until `stop` resolves. Environments run
-    /// side by side: a rollout or an unreachable cluster in one does not
-    /// hold up the others.
-    pub async fn run(&self, stop: impl Future<Output = ()>) -> Result<(), ControllerError> {
+    /// Runs every environment's loop until `stop` resolves. Each
+    /// environment is a task of its own on the runtime: a slow rollout, a
+    /// stuck call or an unreachable cluster in one never delays another,
+    /// and a loop that panics is reported and restarted after a backoff
+    /// while the others go on.
+    pub async fn run(&self, stop: impl Future<Output = ()>) -> Result<(), ControllerError>
+    where
+        A: 'static,
+    {
         let names = if self.options.environments.is_empty() {
             self.app
                 .environment_names()
@@ -93,25 +99,23 @@ impl<A: Application> Controller<A> {
         info!(environments = ?names, "controller started");
         // The first receiver exists so no trigger is lost before the loops subscribe.
         let _first = self.receiver.lock().ok().and_then(|mut r| r.take());
-        let (stopped, stopping) = tokio::sync::watch::channel(false);
-        let loops = names.iter().map(|name| {
-            let (environment, changes) =
-                EnvironmentLoop::new(&self.app, name, &self.options, self.engines.clone());
-            let environment = environment.with_stop(stopping.clone());
-            let mut stopping = stopping.clone();
-            let stop = async move {
-                // Err: the sender is gone, which also means stop.
-                let _ = stopping.wait_for(|s| *s).await;
-            };
-            environment.run(changes, self.trigger.subscribe(), stop)
-        });
-        let all = futures::future::join_all(loops);
-        tokio::pin!(all);
+        let (stopped, stopping) = watch::channel(false);
+        let mut loops = JoinSet::new();
+        for name in names {
+            loops.spawn(supervise(
+                self.app.clone(),
+                name,
+                self.options.clone(),
+                self.engines.clone(),
+                self.trigger.clone(),
+                stopping.clone(),
+            ));
+        }
         tokio::select! {
-            _ = &mut all => {}
+            () = async { while loops.join_next().await.is_some() {} } => {}
             () = stop => {
                 let _ = stopped.send(true);
-                all.await;
+                while loops.join_next().await.is_some() {}
             }
         }
         let r = self.requests();
@@ -123,5 +127,198 @@ impl<A: Application> Controller<A> {
             "controller stopped (requests of the watch caches and drift checks)"
         );
         Ok(())
+    }
+}
+
+/// Runs one environment's loop as a task until `stopping` turns true; a
+/// loop that panics is reported (`error` log naming the environment and the
+/// panic) and started afresh after a backoff (1 s up to 5 min), its cluster
+/// connections and watch caches made anew.
+async fn supervise<A: Application + 'static>(
+    app: Arc<A>,
+    name: String,
+    options: Arc<ControllerOptions>,
+    engines: Engines,
+    trigger: Trigger,
+    stopping: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+    loop {
+        let (environment, changes) =
+            EnvironmentLoop::new(app.clone(), &name, options.clone(), engines.clone());
+        let environment = environment.with_stop(stopping.clone());
+        let mut until = stopping.clone();
+        let stop = async move {
+            // Err: the sender is gone, which also means stop.
+            let _ = until.wait_for(|s| *s).await;
+        };
+        let task = tokio::spawn(environment.run(changes, trigger.subscribe(), stop));
+        let panic = match task.await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => panic_message(e.into_panic()),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => return,
+        };
+        // The panicked loop's watch caches are gone with it: its engines
+        // (which read them) are connected again by the next loop.
+        if let Ok(mut all) = engines.lock() {
+            all.retain(|(env, _), _| *env != name);
+        }
+        let wait = backoff.failed();
+        error!(environment = %name, %panic, restart_in = ?wait, "the environment's loop panicked; restarting it (other environments go on)");
+        let mut until = stopping.clone();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = until.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Loaded, RollOutControl};
+    use futures::future::BoxFuture;
+    use std::{
+        collections::{BTreeMap, BTreeSet},
+        sync::{
+            Mutex,
+            atomic::{AtomicBool, Ordering},
+        },
+    };
+    use tidegate_app::AppError;
+    use tidegate_audit::{Actor, AuditSink};
+    use tidegate_cluster::KubeconfigFactory;
+    use tidegate_core::Environment;
+    use tidegate_fleet::{ClusterLine, RolloutReport};
+
+    /// Three environments: `stuck` blocks its thread in `load_head` until
+    /// released, `panics` panics at its first fetch, `good` fails to fetch
+    /// (so it retries with backoff). Counts the fetches of each.
+    struct Fake {
+        factory: KubeconfigFactory,
+        fetches: Mutex<BTreeMap<String, u32>>,
+        released: AtomicBool,
+    }
+
+    impl Fake {
+        fn fetches(&self, env: &str) -> u32 {
+            self.fetches
+                .lock()
+                .expect("lock")
+                .get(env)
+                .copied()
+                .unwrap_or(0)
+        }
+    }
+
+    impl Application for Fake {
+        type Factory = KubeconfigFactory;
+
+        fn factory(&self) -> &KubeconfigFactory {
+            &self.factory
+        }
+
+        fn environment_names(&self) -> Result<Vec<String>, AppError> {
+            Ok(vec!["stuck".into(), "panics".into(), "good".into()])
+        }
+
+        fn load_head<'a>(&'a self, env: &'a str) -> BoxFuture<'a, Result<Loaded, AppError>> {
+            let n = {
+                let mut fetches = self.fetches.lock().expect("lock");
+                let n = fetches.entry(env.to_string()).or_default();
+                *n += 1;
+                *n
+            };
+            match env {
+                // Blocks the worker thread that runs this environment.
+                "stuck" => {
+                    while !self.released.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                "panics" if n == 1 => panic!("a bug in one environment's loop"),
+                _ => {}
+            }
+            Box::pin(async move { Err(AppError::NotLoaded(env.to_string())) })
+        }
+
+        fn quarantined<'a>(
+            &'a self,
+            _: &'a Environment,
+        ) -> BoxFuture<'a, Result<BTreeSet<String>, AppError>> {
+            Box::pin(async { Ok(BTreeSet::new()) })
+        }
+
+        fn roll_out<'a>(
+            &'a self,
+            _: &'a Loaded,
+            _: Actor,
+            _: BTreeSet<String>,
+            _: RollOutControl,
+            _: &'a (dyn Fn(&[ClusterLine]) + Sync),
+        ) -> BoxFuture<'a, Result<RolloutReport, AppError>> {
+            Box::pin(async { Err(AppError::NotLoaded("never loaded".into())) })
+        }
+
+        fn audit(&self) -> Option<Arc<dyn AuditSink>> {
+            None
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_stuck_or_panicking_environment_holds_up_no_other() {
+        let fake = Fake {
+            factory: KubeconfigFactory {
+                force: false,
+                file: None,
+            },
+            fetches: Mutex::new(BTreeMap::new()),
+            released: AtomicBool::new(false),
+        };
+        let controller = Arc::new(Controller::new(fake, ControllerOptions::default()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = {
+            let controller = controller.clone();
+            tokio::spawn(async move {
+                controller
+                    .run(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            })
+        };
+        // Generous bound, not a timing check: without a task per
+        // environment, `good` never fetches again while `stuck` blocks.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while (controller.app.fetches("good") < 3 || controller.app.fetches("panics") < 2)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (good, panics) = (
+            controller.app.fetches("good"),
+            controller.app.fetches("panics"),
+        );
+        controller.app.released.store(true, Ordering::SeqCst);
+        let _ = stop.send(());
+        running.await.expect("joined").expect("stopped");
+        assert!(
+            good >= 3,
+            "`good` retried while `stuck` blocked: {good} fetches"
+        );
+        assert!(
+            panics >= 2,
+            "the panicked loop was restarted: {panics} fetches"
+        );
     }
 }

@@ -44,15 +44,18 @@ enum Rolled {
     Done,
     /// Not rolled out; do not retry this revision until the reason goes.
     Skipped(Skip),
-    /// Could not run (lock held, clusters unreachable, ...): retry later.
+    /// Could not run (lock held, Git or the audit trail failing, ...): retry later.
     Retry,
+    /// Refused because more clusters than `maxUnavailable` cannot be
+    /// reached (reported, nothing written): retry after this backoff.
+    Unreachable(Duration),
 }
 
-/// One environment followed by the controller.
-pub struct EnvironmentLoop<'a, A: Application> {
-    app: &'a A,
+/// One environment followed by the controller (run as its own task).
+pub struct EnvironmentLoop<A: Application> {
+    app: Arc<A>,
     name: String,
-    options: &'a ControllerOptions,
+    options: Arc<ControllerOptions>,
     engines: Engines,
     /// What the fleet runs (what drift is judged against), once known.
     current: Option<Arc<Loaded>>,
@@ -64,19 +67,21 @@ pub struct EnvironmentLoop<'a, A: Application> {
     changes: UnboundedSender<Changed>,
     episodes: Episodes,
     cluster_backoff: BTreeMap<String, Backoff>,
+    /// Clusters reported unreachable, with why (one report per episode).
+    unreachable: BTreeMap<String, String>,
     fetch_backoff: Backoff,
     /// Turns true on shutdown: a rollout under way stops safely.
     stopping: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
-impl<'a, A: Application> EnvironmentLoop<'a, A> {
+impl<A: Application> EnvironmentLoop<A> {
     /// A loop for `name`; its engines are registered in `engines`.
     pub fn new(
-        app: &'a A,
+        app: Arc<A>,
         name: &str,
-        options: &'a ControllerOptions,
+        options: Arc<ControllerOptions>,
         engines: Engines,
-    ) -> (EnvironmentLoop<'a, A>, UnboundedReceiver<Changed>) {
+    ) -> (EnvironmentLoop<A>, UnboundedReceiver<Changed>) {
         let (changes, received) = unbounded_channel();
         (
             EnvironmentLoop {
@@ -91,6 +96,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 changes,
                 episodes: Episodes::default(),
                 cluster_backoff: BTreeMap::new(),
+                unreachable: BTreeMap::new(),
                 fetch_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
                 stopping: None,
             },
@@ -110,7 +116,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
         mut self,
         changes: UnboundedReceiver<Changed>,
         mut trigger: TriggerReceiver,
-        stop: impl Future<Output = ()>,
+        stop: impl Future<Output = ()> + Send,
     ) {
         let span = info_span!("environment", environment = %self.name);
         async move {
@@ -263,6 +269,9 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 interval
             }
             Rolled::Retry => self.fetch_backoff.failed().min(interval),
+            // Retried when the slowest of the unreachable clusters' backoffs
+            // says so, however short the interval.
+            Rolled::Unreachable(wait) => wait,
         }
     }
 
@@ -289,7 +298,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
     /// True when every cluster records `loaded`'s revision as applied and complete.
     async fn fleet_runs(&mut self, loaded: &Loaded) -> bool {
         for cluster in &loaded.environment.spec.clusters {
-            let Some(engine) = self.engine(loaded, &cluster.name).await else {
+            let Ok(engine) = self.engine(loaded, &cluster.name).await else {
                 return false;
             };
             match engine.inventories(&self.name).await {
@@ -311,15 +320,19 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
         true
     }
 
-    /// A connected engine for a cluster (connected once, then reused).
-    async fn engine(&mut self, loaded: &Loaded, cluster: &str) -> Option<Arc<Engine>> {
+    /// A connected engine for a cluster (connected once, then reused); when
+    /// it cannot be connected (reported), how long to wait before trying again.
+    async fn engine(&mut self, loaded: &Loaded, cluster: &str) -> Result<Arc<Engine>, Duration> {
         let id = (self.name.clone(), cluster.to_string());
         if let Some(e) = self.engines.lock().ok().and_then(|e| e.get(&id).cloned()) {
-            return Some(e);
+            return Ok(e);
         }
-        let definition = loaded.environment.cluster(cluster)?;
+        let Some(definition) = loaded.environment.cluster(cluster) else {
+            return Err(self.retry_wait(cluster));
+        };
         match Engine::connect(self.app.factory(), definition).await {
             Ok(engine) => {
+                self.cluster_reachable(cluster);
                 // Plans and health reads of this engine read the watch caches.
                 let watch = ClusterWatch::new(
                     cluster,
@@ -337,12 +350,9 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 if let Ok(mut all) = self.engines.lock() {
                     all.insert(id, engine.clone());
                 }
-                Some(engine)
+                Ok(engine)
             }
-            Err(e) => {
-                warn!(%cluster, error = %e, "cannot connect; retried at the next fetch");
-                None
-            }
+            Err(e) => Err(self.cluster_unreachable(cluster, &e.to_string())),
         }
     }
 
@@ -353,7 +363,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
         };
         let mut started = false;
         for rendered in &current.rendered.clusters {
-            let Some(engine) = self.engine(&current, &rendered.cluster).await else {
+            let Ok(engine) = self.engine(&current, &rendered.cluster).await else {
                 continue;
             };
             let keys: Vec<(ObjectKey, String)> = rendered
@@ -435,13 +445,9 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
             .clusters
             .iter()
             .find(|c| c.cluster == key.cluster)?;
-        let engine = self.engine(&current, &key.cluster).await;
-        let backoff = self
-            .cluster_backoff
-            .entry(key.cluster.clone())
-            .or_insert_with(|| Backoff::new(Duration::from_secs(1), Duration::from_secs(120)));
-        let Some(engine) = engine else {
-            return Some(backoff.failed());
+        let engine = match self.engine(&current, &key.cluster).await {
+            Ok(engine) => engine,
+            Err(wait) => return Some(wait),
         };
         let target = Target {
             environment: &current.environment,
@@ -454,15 +460,16 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
             prune: current.environment.spec.sync.prune,
             ..SyncOptions::default()
         };
-        let plan = match engine.plan(&target, &options).await {
+        let span = info_span!("cluster", cluster = %key.cluster, app = %key.app);
+        let plan = match engine.plan(&target, &options).instrument(span).await {
             Ok(plan) => plan,
             Err(e) => {
-                let wait = backoff.failed();
+                let wait = self.retry_wait(&key.cluster);
                 warn!(cluster = %key.cluster, app = %key.app, error = %e, retry_in = ?wait, "drift check failed; retrying");
                 return Some(wait);
             }
         };
-        backoff.succeeded();
+        self.cluster_reachable(&key.cluster);
         // The app runs another revision (a rollout stopped part-way, or one
         // was rolled back): that is a rollout's business, not drift.
         let runs_current = plan
@@ -487,6 +494,7 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                     None
                 }
                 Rolled::Skipped(_) | Rolled::Retry => Some(self.retry_wait(&key.cluster)),
+                Rolled::Unreachable(wait) => Some(wait),
             }
         } else {
             if new_episode {
@@ -494,6 +502,57 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 self.audit_drift(key, &current.revision, &drift);
             }
             None
+        }
+    }
+
+    /// Reports `cluster` as unreachable: logged at every try with the wait
+    /// before the next, recorded in the audit trail once per episode
+    /// (`cluster-unreachable`). Returns the cluster's backoff (exponential,
+    /// with jitter, 1 s up to 2 min).
+    fn cluster_unreachable(&mut self, cluster: &str, why: &str) -> Duration {
+        let wait = self.retry_wait(cluster);
+        let attempt = self
+            .cluster_backoff
+            .get(cluster)
+            .map_or(1, Backoff::failures);
+        warn!(%cluster, error = %why, attempt, retry_in = ?wait, "cluster unreachable; retrying with backoff (other environments go on)");
+        if !self.unreachable.contains_key(cluster) {
+            self.unreachable
+                .insert(cluster.to_string(), why.to_string());
+            self.audit_reachability(cluster, CLUSTER_UNREACHABLE, why);
+        }
+        wait
+    }
+
+    /// Ends an unreachable episode of `cluster` (logged and audited as
+    /// `cluster-reachable`); resets its backoff.
+    fn cluster_reachable(&mut self, cluster: &str) {
+        if let Some(backoff) = self.cluster_backoff.get_mut(cluster) {
+            backoff.succeeded();
+        }
+        if let Some(why) = self.unreachable.remove(cluster) {
+            info!(%cluster, "cluster reachable again");
+            self.audit_reachability(
+                cluster,
+                CLUSTER_REACHABLE,
+                &format!("reachable again (was: {why})"),
+            );
+        }
+    }
+
+    fn audit_reachability(&self, cluster: &str, action: &str, message: &str) {
+        let Some(sink) = self.app.audit() else {
+            return;
+        };
+        let entry = Entry::new(
+            Actor::new(&self.options.identity, AuditTrigger::ControllerPoll),
+            AuditAction::Other(action.to_string()),
+        )
+        .env(&self.name)
+        .cluster(cluster)
+        .message(message);
+        if let Err(e) = sink.append(entry) {
+            error!(error = %e, "recording {action} in the audit trail failed");
         }
     }
 
@@ -576,6 +635,9 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
         {
             Ok(report) => match report.outcome {
                 Outcome::Succeeded => {
+                    for c in &loaded.environment.spec.clusters {
+                        self.cluster_reachable(&c.name);
+                    }
                     info!(revision = %short, drift_corrected = ?report.drift_corrected, "rollout succeeded: every cluster is Healthy at the revision");
                     Rolled::Done
                 }
@@ -594,6 +656,26 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
                 error!(revision = %short, "rollout refused before any write: {refusal}");
                 Rolled::Skipped(Skip::UntilNewerCommit)
             }
+            Err(AppError::Rollout(RolloutError::Refused(refusal)))
+                if !refusal.unreachable.is_empty() =>
+            {
+                // More clusters than maxUnavailable cannot be reached:
+                // nothing was written; each is reported and the rollout is
+                // retried when the longest of their backoffs has passed.
+                warn!(
+                    revision = %short,
+                    unreachable = refusal.unreachable.len(),
+                    max_unavailable = refusal.max_unavailable,
+                    "rollout not started: more clusters than maxUnavailable cannot be reached (nothing was written)"
+                );
+                let wait = refusal
+                    .unreachable
+                    .iter()
+                    .map(|(cluster, why)| self.cluster_unreachable(cluster, why))
+                    .max()
+                    .unwrap_or(Duration::from_secs(1));
+                Rolled::Unreachable(wait)
+            }
             Err(AppError::Rollout(e @ RolloutError::Interrupted { .. })) => {
                 info!(revision = %short, "{e}");
                 Rolled::Retry
@@ -609,6 +691,11 @@ impl<'a, A: Application> EnvironmentLoop<'a, A> {
         }
     }
 }
+
+/// The audit action of a cluster the controller cannot reach (once per episode).
+pub const CLUSTER_UNREACHABLE: &str = "cluster-unreachable";
+/// The audit action of a cluster reached again after [`CLUSTER_UNREACHABLE`].
+pub const CLUSTER_REACHABLE: &str = "cluster-reachable";
 
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]

@@ -343,7 +343,12 @@ impl<F: ClientFactory> Driver<'_, F> {
         // target revision. A cluster that cannot be reached is Unknown.
         let surveys = self.environment.spec.clusters.iter();
         let surveys = bounded(
-            surveys.map(|c| self.survey(c).boxed()).collect(),
+            surveys
+                .map(|c| {
+                    let span = info_span!("cluster", cluster = %c.name);
+                    self.survey(c).instrument(span).boxed()
+                })
+                .collect(),
             self.options.concurrency,
         )
         .await;
@@ -619,10 +624,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         // What a crashed run of this environment left open gets its outcome
         // now that this run holds the locks.
         if let (Some(audit), Some(op)) = (&self.audit, operation) {
-            let locked: BTreeSet<String> = locked
-                .lock()
-                .map(|l| l.iter().cloned().collect())
-                .unwrap_or_default();
+            let locked = locked_set(locked);
             let next = if resumed_from.is_some() {
                 "resumed by"
             } else {
@@ -655,6 +657,8 @@ impl<F: ClientFactory> Driver<'_, F> {
         let mut first = true;
         let mut saved: Option<FleetRollout> = None;
         let mut stopping = false;
+        // One span per wave, one per cluster's command or health read in it.
+        let mut spans = crate::spans::Spans::new(tracing::Span::current());
         let mut lost = renewal.watch();
         let mut ticker = tokio::time::interval(self.options.poll);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -681,15 +685,17 @@ impl<F: ClientFactory> Driver<'_, F> {
                         if busy.contains(&cluster) {
                             queued.entry(cluster).or_default().push_back(command);
                         } else {
+                            let span = spans.cluster(&machine, &cluster);
                             busy.insert(cluster);
-                            pending.push(self.start(
+                            let started = self.start(
                                 engines,
                                 locked,
                                 holder,
                                 command,
                                 &mut timeline,
                                 elapsed(),
-                            ));
+                            );
+                            pending.push(Box::pin(started.instrument(span)));
                         }
                     }
                     Command::Rollback { cluster, to: None } => {
@@ -742,12 +748,16 @@ impl<F: ClientFactory> Driver<'_, F> {
                     busy.remove(&cluster);
                     if let Some(next) = queued.get_mut(&cluster).and_then(VecDeque::pop_front) {
                         busy.insert(cluster.clone());
-                        pending.push(self.start(engines, locked, holder, next, &mut timeline, elapsed()));
+                        let span = spans.cluster(&machine, &cluster);
+                        let started = self.start(engines, locked, holder, next, &mut timeline, elapsed());
+                        pending.push(Box::pin(started.instrument(span)));
                     } else if answered {
                         // Its health is read at once, not at the next tick.
                         for (cluster, judge, state) in health::to_read(&machine, &polling, Some(&cluster)) {
                             polling.insert(cluster.clone());
-                            polls.push(self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed()));
+                            let span = spans.cluster(&machine, &cluster);
+                            let polled = self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed());
+                            polls.push(Box::pin(polled.instrument(span)));
                         }
                     }
                 }
@@ -786,7 +796,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                     // gated; one read per kind; at most one read per cluster.
                     for (cluster, judge, state) in health::to_read(&machine, &polling, None) {
                         polling.insert(cluster.clone());
-                        polls.push(self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed()));
+                        let span = spans.cluster(&machine, &cluster);
+                        let polled = self.poll(engines, current_keys, &gates, cluster, judge, state, elapsed());
+                        polls.push(Box::pin(polled.instrument(span)));
                     }
                     progress(&lines(&machine, elapsed()));
                     self.record_hooks(operation, gates.take_finished().await)?;
@@ -810,12 +822,19 @@ impl<F: ClientFactory> Driver<'_, F> {
         }
         if stopping {
             // Let the steps in flight finish (bounded), record them, and
-            // stop: the journal says what is left.
+            // stop: the journal says what is left. The interruption itself
+            // is not a failure: it starts no SyncFail hook (the resumed
+            // rollout decides). A step that fails while finishing, and
+            // SyncFail hooks a failure started before the stop, are
+            // waited for within the same grace and recorded.
             let grace = tokio::time::sleep(self.options.stop_grace);
             tokio::pin!(grace);
             while !pending.is_empty() {
                 tokio::select! {
                     Some((cluster, event)) = pending.next() => {
+                        if matches!(event, Event::ApplyFailed { .. }) {
+                            gates.sync_failed(&cluster, engines.get(&cluster));
+                        }
                         self.answered(&mut machine, &mut timeline, &cluster, event, elapsed());
                         busy.remove(&cluster);
                     }
@@ -823,6 +842,11 @@ impl<F: ClientFactory> Driver<'_, F> {
                 }
             }
             drop(pending);
+            tokio::select! {
+                () = gates.wait_sync_fail() => {}
+                () = &mut grace => warn!("SyncFail hooks still running at the end of the stop grace: their Jobs go on in the clusters, their outcome is not recorded"),
+            }
+            self.record_hooks(operation, gates.take_finished().await)?;
             return self
                 .interrupted(
                     &mut machine,
@@ -977,10 +1001,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         };
         let in_flight: Vec<String> = in_flight.into_iter().collect();
         if let Some(audit) = &self.audit {
-            let locked: BTreeSet<String> = locked
-                .lock()
-                .map(|l| l.iter().cloned().collect())
-                .unwrap_or_default();
+            let locked = locked_set(locked);
             let env = &self.environment.metadata.name;
             crate::interrupt::close_interrupted(
                 audit,
@@ -1516,6 +1537,15 @@ async fn bounded<'a, T: Send + 'a>(futures: Vec<BoxFuture<'a, T>>, limit: usize)
         .buffer_unordered(limit.max(1))
         .collect()
         .await
+}
+
+/// The clusters this run holds the lock of now (whose interrupted audit
+/// operations it may close).
+fn locked_set(locked: &Mutex<Vec<String>>) -> BTreeSet<String> {
+    locked
+        .lock()
+        .map(|l| l.iter().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// The requests each engine has sent so far.

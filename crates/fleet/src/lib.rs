@@ -22,6 +22,7 @@ mod journal;
 pub mod lock;
 mod renewal;
 pub mod scale_down;
+mod spans;
 pub mod switch;
 mod timeline;
 mod windows;

@@ -29,28 +29,47 @@ struct Followed {
     env: String,
     state: tempfile::TempDir,
     controller: Option<Child>,
+    /// More environments the controller follows (`--env`).
+    more_envs: Vec<String>,
+    /// The kubeconfig the controller uses instead of the fleet's.
+    kubeconfig: Option<PathBuf>,
+}
+
+/// The environment file of `env` over `clusters` (one wave each, in order).
+fn environment_file(env: &str, clusters: &[&str], self_heal: bool) -> String {
+    let mut listed = String::new();
+    for (wave, name) in clusters.iter().enumerate() {
+        listed.push_str(&format!(
+            "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      wave: {}\n",
+            wave + 1
+        ));
+    }
+    format!(
+        "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{listed}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 12s\n    bakeTime: 1s\n    failurePolicy: rollback\n  sync:\n    selfHeal: {self_heal}\n    interval: 2s\n"
+    )
 }
 
 impl Followed {
     /// Commits the environment (`selfHeal` as given, fetched every 2 s) with
     /// the Deployment `web` at `image`, plus `extra` files.
     async fn new(prefix: &str, self_heal: bool, extra: &[(String, String)]) -> Followed {
+        Followed::over(prefix, &CLUSTERS, self_heal, extra).await
+    }
+
+    /// [`Followed::new`] over some clusters only.
+    async fn over(
+        prefix: &str,
+        clusters: &[&str],
+        self_heal: bool,
+        extra: &[(String, String)],
+    ) -> Followed {
         let fleet = fleet().await;
         let ns = TestNamespace::create(fleet, prefix).expect("namespace");
         let env = ns.name().to_string();
-        let mut clusters = String::new();
-        for (wave, name) in CLUSTERS.iter().enumerate() {
-            clusters.push_str(&format!(
-                "    - name: {name}\n      provider:\n        kubeconfig:\n          context: {name}\n      wave: {}\n",
-                wave + 1
-            ));
-        }
         let mut git = GitFixture::new();
         git.write(
             &format!("environments/{env}.yaml"),
-            format!(
-                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 12s\n    bakeTime: 1s\n    failurePolicy: rollback\n  sync:\n    selfHeal: {self_heal}\n    interval: 2s\n"
-            ),
+            environment_file(&env, clusters, self_heal),
         );
         git.write(
             "manifests/app/web.yaml",
@@ -67,6 +86,8 @@ impl Followed {
             env,
             state: tempfile::tempdir().expect("state"),
             controller: None,
+            more_envs: Vec::new(),
+            kubeconfig: None,
         }
     }
 
@@ -84,8 +105,14 @@ impl Followed {
         let child = Command::new(super::tidegate_bin())
             .args(["--repo", &self.git.path().display().to_string()])
             .args(["--log-format", "json", "controller", "--env", &self.env])
+            .args(self.more_envs.iter().flat_map(|e| ["--env", e.as_str()]))
             .env("TIDEGATE_ACCESS", "kubeconfig")
-            .env("KUBECONFIG", self.fleet.kubeconfig())
+            .env(
+                "KUBECONFIG",
+                self.kubeconfig
+                    .as_deref()
+                    .unwrap_or(self.fleet.kubeconfig()),
+            )
             .env("TIDEGATE_AUDIT_DB", self.audit_db())
             .env("XDG_STATE_HOME", self.state.path())
             .env("XDG_CACHE_HOME", self.state.path().join("cache"))
@@ -130,6 +157,11 @@ impl Followed {
 
     /// Audit records of this environment with one of `actions`.
     fn records(&self, actions: &[&str]) -> Vec<Record> {
+        self.records_of(&self.env, actions)
+    }
+
+    /// Audit records of `env` with one of `actions`.
+    fn records_of(&self, env: &str, actions: &[&str]) -> Vec<Record> {
         if !self.audit_db().exists() {
             return Vec::new();
         }
@@ -138,7 +170,7 @@ impl Followed {
         };
         store
             .records(&Filter {
-                environment: Some(self.env.clone()),
+                environment: Some(env.to_string()),
                 actions: actions.iter().map(|a| a.to_string()).collect(),
                 ..Filter::default()
             })
@@ -170,10 +202,15 @@ impl Followed {
 
     /// The revision each cluster's inventory records as applied.
     fn revisions(&self) -> BTreeMap<String, String> {
-        CLUSTERS
+        self.revisions_of(&self.env, &CLUSTERS)
+    }
+
+    /// The revision the inventory of `env` records as applied in each of `clusters`.
+    fn revisions_of(&self, env: &str, clusters: &[&str]) -> BTreeMap<String, String> {
+        clusters
             .iter()
             .map(|c| {
-                let name = format!("tidegate.{}.app", self.env);
+                let name = format!("tidegate.{env}.app");
                 let text = self
                     .fleet
                     .kubectl(
@@ -205,6 +242,13 @@ impl Followed {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    async fn wait_for_revisions(&self, env: &str, clusters: &[&str], sha: &str) {
+        self.wait(&format!("{env} at {sha} in {clusters:?}"), |f| {
+            f.revisions_of(env, clusters).values().all(|r| r == sha)
+        })
+        .await;
     }
 
     async fn wait_all_at(&self, sha: &str) {
@@ -277,6 +321,39 @@ async fn new_commits_roll_out_wave_by_wave_and_kubectl_drift_is_corrected_one_wa
             >= 2
     })
     .await;
+    // Every cluster's apply logs inside environment > rollout > wave > cluster spans.
+    let spans: Vec<(u64, String)> = f
+        .log_lines("sync finished")
+        .iter()
+        .filter_map(|line| {
+            let spans = line["spans"].as_array()?;
+            let names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+            // The engine's own `sync` span may follow.
+            let at = names
+                .windows(4)
+                .position(|w| w == ["environment", "rollout", "wave", "cluster"])?;
+            let [environment, rollout, wave, cluster] = &spans[at..at + 4] else {
+                return None;
+            };
+            let nested = environment["environment"] == f.env.as_str()
+                && rollout["revision"] == v2.as_str()
+                && wave["wave"] == cluster["wave"];
+            if !nested {
+                return None;
+            }
+            Some((
+                wave["wave"].as_u64()?,
+                cluster["cluster"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = (1..).zip(order()).collect();
+    assert_eq!(
+        spans,
+        expected,
+        "one wave span per wave around its cluster's span: {:#?}",
+        f.log_lines("sync finished")
+    );
 
     // Drift in two clusters by kubectl: scale in wave 1, patch in wave 2.
     let before = f.records(&["sync"]).len();
@@ -478,5 +555,171 @@ async fn the_steady_state_sends_no_request_but_watches() {
     assert!(
         counts(&stopped)[1] >= 3,
         "the watches are open and counted: {stopped}"
+    );
+}
+
+/// An unreachable cluster holds up neither other environments nor other
+/// clusters' drift correction: environment `cut` spans eks and gke, gke
+/// reached through a forwarder the test cuts; environment `other` spans eks
+/// and aks. While gke is cut, `other` rolls a new commit out and corrects
+/// drift; `cut` writes nothing (gke counts against `maxUnavailable: 0`), is
+/// reported (log at every try, `cluster-unreachable` once in the audit
+/// trail) and retried with growing backoff; once the forwarder is back, the
+/// new commit reaches both of `cut`'s clusters.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_cluster_is_reported_and_retried_while_other_environments_go_on() {
+    use super::safety::{Cut, kubeconfig_through};
+    let [eks, aks, gke] = CLUSTERS;
+    let mut f = Followed::over("ctl-other", &[eks, aks], true, &[]).await;
+    let cut_ns = TestNamespace::create(f.fleet, "ctl-cut").expect("namespace");
+    let cut_env = cut_ns.name().to_string();
+    f.git.write(
+        &format!("environments/{cut_env}.yaml"),
+        environment_file(&cut_env, &[eks, gke], true),
+    );
+    let v1 = f.git.commit("v1 of both environments");
+    let (_, real) = kubeconfig_through(f.fleet, gke, 1, f.state.path());
+    let mut forwarder = Cut::to(real).await;
+    let (through, _) = kubeconfig_through(f.fleet, gke, forwarder.port, f.state.path());
+    f.kubeconfig = Some(through);
+    f.more_envs = vec![cut_env.clone()];
+    f.start();
+    f.wait("both environments at v1", |f| {
+        f.revisions_of(&f.env, &[eks, aks])
+            .values()
+            .all(|r| *r == v1)
+            && f.revisions_of(&cut_env, &[eks, gke])
+                .values()
+                .all(|r| *r == v1)
+    })
+    .await;
+
+    forwarder.cut();
+    f.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:2", false),
+    );
+    let v2 = f.git.commit("v2");
+    f.wait_for_revisions(&f.env.clone(), &[eks, aks], &v2).await;
+    // Drift in `other` is corrected while gke is still cut.
+    f.kubectl(
+        aks,
+        &["scale", "deployment", "web", "-n", &f.env, "--replicas=4"],
+    );
+    f.wait("the drift in aks corrected", |f| {
+        f.web(aks, "{.spec.replicas}") == "2"
+    })
+    .await;
+    let unreachable = |f: &Followed| -> Vec<u64> {
+        f.log_lines("cluster unreachable; retrying with backoff (other environments go on)")
+            .iter()
+            .filter(|l| {
+                l["fields"]["cluster"] == gke && l["span"]["environment"] == cut_env.as_str()
+            })
+            .filter_map(|l| l["fields"]["attempt"].as_u64())
+            .collect()
+    };
+    f.wait("gke reported unreachable and retried", |f| {
+        unreachable(f).len() >= 3
+    })
+    .await;
+    let attempts = unreachable(&f);
+    assert!(
+        attempts.windows(2).all(|w| w[1] > w[0]),
+        "every retry backs off further: {attempts:?}"
+    );
+    assert_eq!(
+        synced_clusters(&f.records_of(&cut_env, &["sync"]), &v2),
+        Vec::<String>::new(),
+        "nothing written to `cut` while gke counts against maxUnavailable 0"
+    );
+    let reported = f.records_of(&cut_env, &["cluster-unreachable"]);
+    assert_eq!(
+        reported.len(),
+        1,
+        "reported once per episode: {reported:#?}"
+    );
+    assert_eq!(reported[0].entry.cluster.as_deref(), Some(gke));
+    assert!(
+        f.records_of(&f.env, &["cluster-unreachable"]).is_empty(),
+        "`other` never saw gke"
+    );
+
+    forwarder.restore().await;
+    f.wait_for_revisions(&cut_env, &[eks, gke], &v2).await;
+    f.wait("gke recorded reachable again once the rollout ended", |f| {
+        !f.records_of(&cut_env, &["cluster-reachable"]).is_empty()
+    })
+    .await;
+    let back = f.records_of(&cut_env, &["cluster-reachable"]);
+    assert_eq!(back.len(), 1, "one episode: {back:#?}");
+    assert_eq!(back[0].entry.cluster.as_deref(), Some(gke));
+    assert!(f.stop().success(), "SIGTERM stops it cleanly");
+}
+
+/// SIGTERM interrupts a rollout; it does not fail it: the app's SyncFail
+/// hook does not run (no Job in any cluster, no `hook` entry), and the
+/// audit trail closes the rollout as aborted and interrupted, resumable
+/// from its journal (docs/rollouts.md, "Sync hooks").
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_interrupts_a_rollout_without_running_its_syncfail_hooks() {
+    let mut f = Followed::new("ctl-term-hooks", true, &[]).await;
+    let v1 = f.git.head();
+    f.start();
+    f.wait_all_at(&v1).await;
+    // v2 bakes long in wave 1, and has a SyncFail hook.
+    let env_file = format!("environments/{}.yaml", f.env);
+    f.git.write(
+        &env_file,
+        environment_file(&f.env, &CLUSTERS, true).replace("bakeTime: 1s", "bakeTime: 120s"),
+    );
+    f.git.write(
+        "manifests/app/page.yaml",
+        super::hooks::hook_job("page", "SyncFail", 0, "paged the on-call"),
+    );
+    f.git.write(
+        "manifests/app/web.yaml",
+        deployment("registry.example/web:2", false),
+    );
+    let v2 = f.git.commit("v2 with a SyncFail hook");
+    f.wait("wave 1 applied", |f| f.revisions()[CLUSTERS[0]] == v2)
+        .await;
+    assert!(f.stop().success(), "SIGTERM stops it cleanly");
+
+    let job = format!("page-{}", &v2[..8]);
+    for c in CLUSTERS {
+        let found = f
+            .fleet
+            .kubectl(c, &["get", "jobs", "-n", &f.env, "-o", "name"])
+            .unwrap_or_default();
+        assert!(!found.contains(&job), "{c}: no SyncFail Job: {found}");
+    }
+    let hooks = f.records(&["hook"]);
+    assert!(
+        hooks
+            .iter()
+            .all(|r| r.entry.details.get("phase").map(String::as_str) != Some("SyncFail")),
+        "no SyncFail run recorded: {hooks:#?}"
+    );
+    let ends = f.records(&["rollout-end"]);
+    let end = ends
+        .iter()
+        .rfind(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == v2))
+        .unwrap_or_else(|| panic!("the v2 rollout has an end: {ends:#?}"));
+    assert_eq!(
+        end.entry.outcome.map(|o| o.as_str().to_string()).as_deref(),
+        Some("aborted")
+    );
+    assert_eq!(
+        end.entry
+            .details
+            .get(tidegate_fleet::interrupt::INTERRUPTED_DETAIL)
+            .map(String::as_str),
+        Some("true"),
+        "{end:#?}"
+    );
+    assert!(
+        f.records(&["quarantine"]).is_empty(),
+        "an interrupted revision is not quarantined"
     );
 }

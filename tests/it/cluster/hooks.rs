@@ -42,7 +42,7 @@ fn deployment(image: &str, crash: bool) -> String {
 }
 
 /// A hook Job of `phase` whose pod exits `exit` with `message`.
-fn hook_job(name: &str, phase: &str, exit: u8, message: &str) -> String {
+pub(crate) fn hook_job(name: &str, phase: &str, exit: u8, message: &str) -> String {
     let fail = if exit != 0 {
         format!("        {JOB_FAIL_LABEL}: \"true\"\n")
     } else {

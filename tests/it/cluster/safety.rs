@@ -560,20 +560,31 @@ async fn clusters_being_applied_are_in_flight_and_a_failed_first_deploy_leaves_n
 }
 
 /// A TCP forwarder to one cluster's API server that can be cut, making
-/// that cluster unreachable mid-rollout.
-struct Cut {
-    port: u16,
+/// that cluster unreachable mid-rollout, and restored on the same port.
+pub(crate) struct Cut {
+    pub(crate) port: u16,
+    target: std::net::SocketAddr,
     tasks: tokio::task::JoinSet<()>,
 }
 
 impl Cut {
-    async fn to(target: std::net::SocketAddr) -> Cut {
+    pub(crate) async fn to(target: std::net::SocketAddr) -> Cut {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(async move {
+        let mut cut = Cut {
+            port,
+            target,
+            tasks: tokio::task::JoinSet::new(),
+        };
+        cut.forward(listener);
+        cut
+    }
+
+    fn forward(&mut self, listener: tokio::net::TcpListener) {
+        let target = self.target;
+        self.tasks.spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((mut inbound, _)) = listener.accept().await {
                 conns.spawn(async move {
@@ -583,17 +594,24 @@ impl Cut {
                 });
             }
         });
-        Cut { port, tasks }
     }
 
     /// Stops accepting and drops every open connection.
-    fn cut(&mut self) {
+    pub(crate) fn cut(&mut self) {
         self.tasks.abort_all();
+    }
+
+    /// Forwards again, on the same port.
+    pub(crate) async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("bind the forwarder's port again");
+        self.forward(listener);
     }
 }
 
 /// A copy of the fleet's kubeconfig in which `context`'s server is `port` on 127.0.0.1.
-fn kubeconfig_through(
+pub(crate) fn kubeconfig_through(
     fleet: &Fleet,
     context: &str,
     port: u16,
