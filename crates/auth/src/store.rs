@@ -138,6 +138,13 @@ impl TokenStore {
                 revoked_at: None,
                 revoked_by: None,
             };
+            tracing::debug!(
+                id = %record.id,
+                name = %record.name,
+                roles = %record.roles,
+                expires_at = ?record.expires_at,
+                "storing the digest of a new API token"
+            );
             records.insert(record.id.to_string(), record.clone());
             Ok((record, value))
         })
@@ -161,12 +168,14 @@ impl TokenStore {
             }
             record.revoked_at = Some(now);
             record.revoked_by = Some(by.to_string());
+            tracing::debug!(id = %id, name = %record.name, by, "revoking an API token");
             Ok(record.clone())
         })
         .await
     }
 
     async fn read(&self) -> Result<Option<DynamicObject>, StoreError> {
+        tracing::debug!(namespace = %self.namespace, secret = %self.name, "reading the API token records");
         self.api
             .get_opt(&self.name)
             .await

@@ -1,0 +1,258 @@
+//! `tidegate token create|list|revoke` against a real local cluster as the
+//! management cluster, and authentication with what it stored
+//! (docs/auth.md).
+
+use super::{client, fleet, isolated_command};
+use base64::Engine;
+use tidegate_auth::{
+    Action, ApprovalRule, AuthError, AuthFailure, Identity, Role, TokenStore, authorize,
+    authorize_approval,
+};
+use tidegate_testkit::TestNamespace;
+
+const CONTEXT: &str = "eks-us-east-1";
+const DAY: i64 = 86_400;
+
+/// Runs `tidegate -vvv token <args>` against the test namespace; returns
+/// (exit code, stdout, stderr).
+fn token(
+    fleet: &tidegate_testkit::Fleet,
+    home: &std::path::Path,
+    ns: &str,
+    args: &[&str],
+) -> (i32, String, String) {
+    let output = isolated_command(home)
+        // Every library's trace events too: the token must not reach them.
+        .env("RUST_LOG", "trace")
+        .args(["--color", "never", "-vvv", "token"])
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(fleet.kubeconfig())
+        .args(["--context", CONTEXT, "--namespace", ns])
+        .output()
+        .expect("tidegate runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Everything stored in the token Secret, its data values decoded.
+fn stored_secret(fleet: &tidegate_testkit::Fleet, ns: &str) -> String {
+    let json = fleet
+        .kubectl(
+            CONTEXT,
+            &[
+                "get",
+                "secret",
+                "tidegate-api-tokens",
+                "-n",
+                ns,
+                "-o",
+                "json",
+            ],
+        )
+        .expect("the token Secret exists");
+    let secret: serde_json::Value = serde_json::from_str(&json).expect("secret json");
+    let mut all = json.clone();
+    for value in secret["data"].as_object().expect("data").values() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().expect("string"))
+            .expect("base64");
+        all.push_str(&String::from_utf8(bytes).expect("utf-8"));
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_created_listed_revoked_and_authenticate_from_the_management_cluster() {
+    let fleet = fleet().await;
+    let ns = TestNamespace::create(fleet, "tokens").expect("namespace");
+    let env = ns.name();
+    let home = tempfile::tempdir().expect("home");
+
+    // Create: the token on stdout, once; nothing of it in the logs.
+    let (code, alice_token, log) = token(
+        fleet,
+        home.path(),
+        env,
+        &[
+            "create",
+            "--name",
+            "alice",
+            "--role",
+            &format!("{env}=deployer"),
+            "--role",
+            "*=viewer",
+            "--expires",
+            "30d",
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    let alice_token = alice_token.trim().to_string();
+    assert!(
+        alice_token.starts_with("tgt_") && alice_token.len() == 85,
+        "{alice_token}"
+    );
+    assert!(
+        log.contains("storing the digest of a new API token"),
+        "ran at trace: {log}"
+    );
+    let alice_secret = alice_token[21..].to_string();
+    assert!(!log.contains(&alice_secret), "token in the logs:\n{log}");
+    let alice_id = alice_token[4..20].to_string();
+    assert!(log.contains(&alice_id), "{log}");
+
+    let (code, bob_token, log) = token(
+        fleet,
+        home.path(),
+        env,
+        &[
+            "create",
+            "--name",
+            "bob",
+            "--role",
+            &format!("{env}=approver"),
+            "--expires",
+            "never",
+        ],
+    );
+    assert_eq!(code, 0, "{log}");
+    let bob_token = bob_token.trim().to_string();
+    let bob_secret = bob_token[21..].to_string();
+
+    // The stored object holds digests, never a token.
+    let stored = stored_secret(fleet, env);
+    for secret in [&alice_secret, &bob_secret] {
+        assert!(
+            !stored.contains(secret.as_str()),
+            "token in the Secret:\n{stored}"
+        );
+    }
+    assert!(
+        stored.contains(&alice_id) && stored.contains("\"hash\""),
+        "{stored}"
+    );
+
+    // List: both, active, no token, no digest.
+    let (code, listed, log) = token(fleet, home.path(), env, &["list", "--output", "json"]);
+    assert_eq!(code, 0, "{log}");
+    let rows: serde_json::Value = serde_json::from_str(&listed).expect("list json");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(rows.iter().all(|r| r["state"] == "active"), "{listed}");
+    assert!(
+        !listed.contains(&alice_secret) && !listed.contains("hash"),
+        "{listed}"
+    );
+
+    // A valid token authenticates to its identity and roles.
+    let store = TokenStore::new(client(fleet, CONTEXT).await, env);
+    let now = jiff::Timestamp::now().as_second();
+    let alice = store
+        .authenticate(&alice_token, now)
+        .await
+        .expect("alice authenticates");
+    assert_eq!(alice.identity, Identity::token("alice"));
+    assert_eq!(alice.roles.role_in(env), Some(Role::Deployer));
+    assert_eq!(alice.roles.role_in("elsewhere"), Some(Role::Viewer));
+    assert!(authorize(&alice, env, Action::Sync).is_ok());
+    assert!(authorize(&alice, "elsewhere", Action::Sync).is_err());
+    let bob = store
+        .authenticate(&bob_token, now)
+        .await
+        .expect("bob authenticates");
+    let rule = ApprovalRule::new();
+    assert!(authorize_approval(&bob, env, &alice.identity, &rule).is_ok());
+    assert!(authorize_approval(&bob, env, &bob.identity, &rule).is_err());
+
+    // Expired from its expiry on; a token without expiry never expires.
+    let expired = store.authenticate(&alice_token, now + 31 * DAY).await;
+    assert!(
+        matches!(expired, Err(AuthError::Failed(AuthFailure::Expired { .. }))),
+        "{expired:?}"
+    );
+    assert!(
+        store
+            .authenticate(&bob_token, now + 3650 * DAY)
+            .await
+            .is_ok()
+    );
+
+    // A forged secret for a real id fails.
+    let forged = format!("{}{}", &alice_token[..21], "0".repeat(64));
+    let refused = store.authenticate(&forged, now).await;
+    assert!(
+        matches!(refused, Err(AuthError::Failed(AuthFailure::WrongSecret(_)))),
+        "{refused:?}"
+    );
+
+    // Revoke: alice no longer authenticates, bob still does.
+    let (code, _, log) = token(fleet, home.path(), env, &["revoke", &alice_id]);
+    assert_eq!(code, 0, "{log}");
+    let revoked = store.authenticate(&alice_token, now).await;
+    assert!(
+        matches!(revoked, Err(AuthError::Failed(AuthFailure::Revoked { .. }))),
+        "{revoked:?}"
+    );
+    assert!(store.authenticate(&bob_token, now).await.is_ok());
+    let (code, listed, _) = token(fleet, home.path(), env, &["list"]);
+    assert_eq!(code, 0);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&alice_id) && l.contains("revoked")),
+        "{listed}"
+    );
+
+    // Revoking again, or an unknown id, is an error that says so.
+    let (code, _, log) = token(fleet, home.path(), env, &["revoke", &alice_id]);
+    assert_ne!(code, 0);
+    assert!(log.contains("already revoked"), "{log}");
+    let (code, _, log) = token(fleet, home.path(), env, &["revoke", "0123456789abcdef"]);
+    assert_ne!(code, 0);
+    assert!(
+        log.contains("no API token has id 0123456789abcdef"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_create_refuses_bad_roles_and_a_missing_namespace_with_the_fix() {
+    let fleet = fleet().await;
+    let home = tempfile::tempdir().expect("home");
+    let (code, out, log) = token(
+        fleet,
+        home.path(),
+        "tg-no-such-namespace",
+        &["create", "--name", "x", "--role", "prod=viewer"],
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(out.is_empty(), "no token printed: {out}");
+    assert!(
+        log.contains("kubectl create namespace tg-no-such-namespace"),
+        "{log}"
+    );
+
+    let (code, out, log) = token(
+        fleet,
+        home.path(),
+        "tg-no-such-namespace",
+        &[
+            "create",
+            "--name",
+            "x",
+            "--role",
+            "prod=root",
+            "--expires",
+            "soon",
+        ],
+    );
+    assert_eq!(code, 1, "{log}");
+    assert!(out.is_empty());
+    assert!(
+        log.contains("unknown role `root`") && log.contains("`soon` is not a lifetime"),
+        "{log}"
+    );
+}
