@@ -139,6 +139,9 @@ pub struct TokenArgs {
         env = "TIDEGATE_NAMESPACE"
     )]
     pub namespace: String,
+    /// Where creations and revocations are recorded (the local audit trail).
+    #[command(flatten)]
+    pub audit: AuditDb,
     /// What to do with tokens.
     #[command(subcommand)]
     pub command: TokenCommand,

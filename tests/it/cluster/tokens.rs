@@ -206,6 +206,31 @@ async fn tokens_are_created_listed_revoked_and_authenticate_from_the_management_
         "{listed}"
     );
 
+    // Creations and the revocation are in the local audit trail, with the
+    // Unix user, the token's id, name and roles, and no token.
+    let trail = tidegate_audit::SqliteStore::open_read_only(&home.path().join("audit.db"))
+        .expect("audit trail");
+    let records = trail.records(&Default::default()).expect("records");
+    let actions: Vec<String> = records
+        .iter()
+        .map(|r| format!("{} {}", r.entry.action, r.entry.details["token_name"]))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "token-create alice",
+            "token-create bob",
+            "token-revoke alice"
+        ]
+    );
+    assert_eq!(records[0].entry.details["token_id"], alice_id);
+    assert_eq!(records[0].entry.actor.authenticated, None);
+    let bodies = serde_json::to_string(&records).expect("json");
+    for secret in [&alice_secret, &bob_secret] {
+        assert!(!bodies.contains(secret.as_str()), "{bodies}");
+    }
+    assert!(trail.verify(None).expect("verify").ok());
+
     // Revoking again, or an unknown id, is an error that says so.
     let (code, _, log) = token(fleet, home.path(), env, &["revoke", &alice_id]);
     assert_ne!(code, 0);

@@ -10,7 +10,7 @@ use crate::{
 use anyhow::Context;
 use serde::Serialize;
 use std::process::ExitCode;
-use tidegate_audit::{Actor, Trigger};
+use tidegate_audit::{Action, Actor, AuditSink, Entry, SqliteStore, Trigger};
 use tidegate_auth::record::rfc3339;
 use tidegate_auth::{NewToken, Roles, StoreError, TokenId, TokenRecord, TokenStore, lifetime};
 
@@ -21,7 +21,7 @@ pub async fn run(args: &TokenArgs, style: &Style) -> anyhow::Result<ExitCode> {
     let now = jiff::Timestamp::now().as_second();
     let me = Actor::local_user(Trigger::Cli).identity;
     match &args.command {
-        TokenCommand::Create(create) => self::create(&store, create, &me, now, style).await,
+        TokenCommand::Create(create) => self::create(&store, args, create, &me, now, style).await,
         TokenCommand::List(list) => self::list(&store, list, now).await,
         TokenCommand::Revoke(revoke) => {
             let Ok(id) = TokenId::parse(&revoke.id) else {
@@ -39,6 +39,7 @@ pub async fn run(args: &TokenArgs, style: &Style) -> anyhow::Result<ExitCode> {
                 record.id,
                 record.name
             );
+            audit(args, "token-revoke", &record)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -46,6 +47,7 @@ pub async fn run(args: &TokenArgs, style: &Style) -> anyhow::Result<ExitCode> {
 
 async fn create(
     store: &TokenStore,
+    root: &TokenArgs,
     args: &TokenCreateArgs,
     me: &str,
     now: i64,
@@ -100,7 +102,42 @@ async fn create(
         )
     );
     println!("{}", token.expose());
+    audit(root, "token-create", &record)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records a creation or revocation in the local audit trail (who, which
+/// token, its name and roles; never the token).
+fn audit(args: &TokenArgs, action: &str, record: &TokenRecord) -> anyhow::Result<()> {
+    let path = args.audit.path();
+    let mut entry = Entry::new(
+        Actor::local_user(Trigger::Cli),
+        Action::Other(action.into()),
+    )
+    .message(format!("API token {} ({})", record.id, record.name));
+    entry.details = [
+        ("token_id", record.id.to_string()),
+        ("token_name", record.name.clone()),
+        ("roles", record.roles.to_string()),
+        ("namespace", args.namespace.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .chain(
+        record
+            .expires_at
+            .map(|at| ("expires_at".to_string(), rfc3339(at))),
+    )
+    .collect();
+    SqliteStore::open(&path)
+        .and_then(|store| store.append(entry))
+        .with_context(|| {
+            format!(
+                "the token change was made but could not be recorded in the audit trail {}",
+                path.display()
+            )
+        })?;
+    Ok(())
 }
 
 /// One token as `token list` shows it: never the digest or the token.
