@@ -281,3 +281,97 @@ async fn token_create_refuses_bad_roles_and_a_missing_namespace_with_the_fix() {
         "{log}"
     );
 }
+
+/// A client of the management cluster acting as ServiceAccount `sa` of
+/// `ns` (impersonation), to check what the RBAC of docs/auth.md allows.
+async fn client_as(fleet: &tidegate_testkit::Fleet, ns: &str, sa: &str) -> kube::Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(fleet.kubeconfig()).expect("reading the kubeconfig");
+    let options = kube::config::KubeConfigOptions {
+        context: Some(CONTEXT.to_string()),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kubeconfig context");
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{ns}:{sa}"));
+    kube::Client::try_from(config).expect("kube client")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_on_the_one_secret_is_enough_to_authenticate_and_update_is_needed_to_mint() {
+    let fleet = fleet().await;
+    let ns = TestNamespace::create(fleet, "tokrbac").expect("namespace");
+    let env = ns.name();
+    let kubectl = |args: &[&str]| {
+        fleet
+            .kubectl(CONTEXT, &[args, &["-n", env]].concat())
+            .expect("kubectl")
+    };
+    // The controller's role: get on the token Secret by name, nothing else.
+    kubectl(&["create", "serviceaccount", "controller"]);
+    kubectl(&[
+        "create",
+        "role",
+        "token-reader",
+        "--verb=get",
+        "--resource=secrets",
+        "--resource-name=tidegate-api-tokens",
+    ]);
+    kubectl(&[
+        "create",
+        "rolebinding",
+        "token-reader",
+        "--role=token-reader",
+        &format!("--serviceaccount={env}:controller"),
+    ]);
+    // A token administrator: get and update on the same Secret.
+    kubectl(&["create", "serviceaccount", "admin"]);
+    kubectl(&[
+        "create",
+        "role",
+        "token-admin",
+        "--verb=get,update",
+        "--resource=secrets",
+        "--resource-name=tidegate-api-tokens",
+    ]);
+    kubectl(&[
+        "create",
+        "rolebinding",
+        "token-admin",
+        "--role=token-admin",
+        &format!("--serviceaccount={env}:admin"),
+    ]);
+
+    let now = jiff::Timestamp::now().as_second();
+    let new = |name: &str| tidegate_auth::NewToken {
+        name: name.to_string(),
+        roles: tidegate_auth::Roles::parse([format!("{env}=viewer").as_str()]).expect("roles"),
+        lifetime: Some(DAY),
+        created_by: "test".into(),
+    };
+    // The first token creates the Secret (cluster admin here).
+    let owner = TokenStore::new(client(fleet, CONTEXT).await, env);
+    let (_, first) = owner.create(new("first"), now).await.expect("first token");
+
+    let controller = TokenStore::new(client_as(fleet, env, "controller").await, env);
+    let who = controller
+        .authenticate(first.expose(), now)
+        .await
+        .expect("the controller's get is enough to authenticate");
+    assert_eq!(who.identity, Identity::token("first"));
+    let refused = controller.create(new("sneaky"), now).await;
+    let Err(tidegate_auth::StoreError::Kube {
+        source: kube::Error::Api(status),
+        ..
+    }) = refused
+    else {
+        panic!("the controller minted a token: {refused:?}");
+    };
+    assert_eq!(status.code, 403);
+
+    let admin = TokenStore::new(client_as(fleet, env, "admin").await, env);
+    let (_, second) = admin.create(new("second"), now).await.expect("admin mints");
+    assert!(controller.authenticate(second.expose(), now).await.is_ok());
+    assert_eq!(owner.load().await.expect("load").iter().count(), 2);
+}
