@@ -31,6 +31,9 @@ pub enum Trigger {
     Webhook,
     /// Drift detection (self-heal).
     Drift,
+    /// A request to the controller's API (the CLI in server mode), made
+    /// with an authenticated identity ([`Actor::authenticated`]).
+    Api,
 }
 
 impl Trigger {
@@ -41,18 +44,40 @@ impl Trigger {
             Trigger::ControllerPoll => "controller-poll",
             Trigger::Webhook => "webhook",
             Trigger::Drift => "drift",
+            Trigger::Api => "api",
         }
     }
 }
 
 /// Who made the change.
+///
+/// Hashed as `{"identity":…,"trigger":…}`, plus `"authenticated":{…}` only
+/// when an issuer vouched for the identity: records written before that
+/// field existed (and every local CLI record) hash exactly as before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     /// `user@host` for a person, or the controller's identity
-    /// (e.g. `system:serviceaccount:tidegate:controller`).
+    /// (e.g. `system:serviceaccount:tidegate:controller`); for an
+    /// authenticated identity, its display name.
     pub identity: String,
     /// What started it.
     pub trigger: Trigger,
+    /// The issuer and subject that authenticated the identity (an API token,
+    /// later an OIDC issuer); absent for the local Unix user and the
+    /// controller itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authenticated: Option<Authenticated>,
+}
+
+/// Who vouched for an [`Actor`]: `issuer` says how the identity was proven
+/// (`tidegate-token`, an OIDC issuer URL), `subject` is the identity within
+/// that issuer. Two actors are the same person exactly when both match.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Authenticated {
+    /// The issuer (stable, never a display name).
+    pub issuer: String,
+    /// The subject within the issuer.
+    pub subject: String,
 }
 
 impl Actor {
@@ -61,6 +86,26 @@ impl Actor {
         Actor {
             identity: identity.into(),
             trigger,
+            authenticated: None,
+        }
+    }
+
+    /// An actor whose identity an issuer authenticated (an API request):
+    /// `display` is what logs and reports show, `issuer` + `subject` what
+    /// identifies it.
+    pub fn authenticated(
+        issuer: impl Into<String>,
+        subject: impl Into<String>,
+        display: impl Into<String>,
+        trigger: Trigger,
+    ) -> Self {
+        Actor {
+            identity: display.into(),
+            trigger,
+            authenticated: Some(Authenticated {
+                issuer: issuer.into(),
+                subject: subject.into(),
+            }),
         }
     }
 
@@ -541,6 +586,13 @@ impl Entry {
         if self.actor.identity.trim().is_empty() {
             return Err(AuditError::Refused("the actor identity is empty".into()));
         }
+        if let Some(who) = &self.actor.authenticated
+            && (who.issuer.trim().is_empty() || who.subject.trim().is_empty())
+        {
+            return Err(AuditError::Refused(
+                "the actor's issuer or subject is empty".into(),
+            ));
+        }
         for key in self.details.keys() {
             if SECRET_KEYS.iter().any(|s| s.eq_ignore_ascii_case(key)) {
                 return Err(AuditError::Refused(format!(
@@ -573,3 +625,7 @@ pub struct Record {
     /// This record's hash, lowercase hex.
     pub hash: String,
 }
+
+#[cfg(test)]
+#[path = "entry_actor_tests.rs"]
+mod actor_tests;

@@ -117,6 +117,75 @@ pub enum Command {
     Health(HealthArgs),
     /// Keep environments matching Git until stopped: roll new commits out in waves, correct (selfHeal) or report drift
     Controller(ControllerArgs),
+    /// Create, list and revoke API tokens of the controller's API (hashes kept in the management cluster)
+    Token(TokenArgs),
+}
+
+/// `tidegate token`: API tokens, kept as SHA-256 digests in a Secret of the management cluster (docs/auth.md).
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// Kubeconfig file of the management cluster [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Kubeconfig context of the management cluster [default: in-cluster config, else the current context]
+    #[arg(long, global = true, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// Namespace of the token Secret (the controller's --leader-election-namespace)
+    #[arg(
+        long,
+        global = true,
+        value_name = "NS",
+        default_value = "tidegate-system",
+        env = "TIDEGATE_NAMESPACE"
+    )]
+    pub namespace: String,
+    /// Where creations and revocations are recorded (the local audit trail).
+    #[command(flatten)]
+    pub audit: AuditDb,
+    /// What to do with tokens.
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// `tidegate token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once (only its SHA-256 digest is kept)
+    Create(TokenCreateArgs),
+    /// Every token: id, name, roles, state, expiry (never the token)
+    List(TokenListArgs),
+    /// Revoke a token: it never authenticates again
+    Revoke(TokenRevokeArgs),
+}
+
+/// `tidegate token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Who or what holds the token: the identity recorded in the audit trail (e.g. alice, ci-deployer)
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// A role in an environment, ENV=ROLE with ROLE viewer, deployer, approver or admin and ENV `*` for every environment (repeat for more)
+    #[arg(long = "role", value_name = "ENV=ROLE", required = true)]
+    pub roles: Vec<String>,
+    /// Lifetime: a whole number of d, h, m or s (e.g. 30d), or `never`
+    #[arg(long, value_name = "LIFETIME", default_value = "90d")]
+    pub expires: String,
+}
+
+/// `tidegate token list`.
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Output format
+    #[arg(long, short, value_enum, default_value_t = TextOrJson::Text)]
+    pub output: TextOrJson,
+}
+
+/// `tidegate token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's id (as `token list` shows it; `tgt_<id>` also works)
+    #[arg(value_name = "ID")]
+    pub id: String,
 }
 
 /// `tidegate controller`.

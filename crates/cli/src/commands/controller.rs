@@ -25,7 +25,11 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         let me = tidegate_cluster::Holder::this_process("");
         let replica = format!("{}-{}", me.host, me.pid);
         Some(Election {
-            client: management_client(args).await?,
+            client: management_client(
+                args.kubeconfig.as_deref(),
+                args.ha.leader_election_context.clone(),
+            )
+            .await?,
             config: LeaderConfig {
                 lease_duration: ha.lease_duration.0,
                 renew_deadline: ha.renew_deadline.0,
@@ -57,12 +61,14 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// A client of the management cluster: the context `--leader-election-context`
-/// of `--kubeconfig` (or $KUBECONFIG), else the in-cluster config, else the
-/// current context.
-async fn management_client(args: &ControllerArgs) -> anyhow::Result<kube::Client> {
-    let context = args.ha.leader_election_context.clone();
-    let config = match (&args.kubeconfig, &context) {
+/// A client of the management cluster: `context` (`--leader-election-context`,
+/// `token --context`) of `kubeconfig` (or $KUBECONFIG), else the in-cluster
+/// config, else the current context.
+pub(crate) async fn management_client(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<String>,
+) -> anyhow::Result<kube::Client> {
+    let config = match (kubeconfig, &context) {
         (Some(file), _) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(file)
                 .with_context(|| format!("reading the kubeconfig {}", file.display()))?;

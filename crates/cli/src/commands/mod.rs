@@ -12,6 +12,7 @@ mod rollout;
 mod scale_down;
 mod status;
 mod sync;
+mod token;
 mod validate;
 mod windows;
 
@@ -39,6 +40,7 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
         Command::Clusters(args) => block_on(clusters::run(&cli.global, args, style)),
         Command::Health(args) => health::run(&cli.global, args, style),
         Command::Controller(args) => block_on(controller::run(&cli.global, args)),
+        Command::Token(args) => block_on(token::run(args, style)),
     }
 }
 
