@@ -317,3 +317,51 @@ fn the_controller_deployment_is_locked_down_and_probed() {
         }
     }
 }
+
+#[test]
+fn the_images_entry_point_runs_with_an_empty_environment() {
+    // As a FROM scratch container starts it: no environment at all, a
+    // working directory that is no repository.
+    let empty = tempfile::tempdir().expect("temp dir");
+    let mut binaries = vec![crate::cluster::tidegate_bin()];
+    // The statically linked binary the image holds, when `make
+    // image-binary` (or `make image`) built it: a second full release
+    // build, too slow for make test.
+    let static_bin = tidegate_tests::workspace_root()
+        .join("target/static/x86_64-unknown-linux-gnu/release/tidegate");
+    if static_bin.exists() {
+        let ldd = Command::new("ldd").arg(&static_bin).output().expect("ldd");
+        assert!(
+            String::from_utf8_lossy(&ldd.stdout).contains("not a dynamic executable")
+                || String::from_utf8_lossy(&ldd.stderr).contains("not a dynamic executable"),
+            "{} is dynamically linked: {}",
+            static_bin.display(),
+            String::from_utf8_lossy(&ldd.stdout)
+        );
+        binaries.push(static_bin);
+    }
+    for bin in binaries {
+        for args in [&["--version"][..], &["controller", "--help"]] {
+            let output = Command::new(&bin)
+                .args(args)
+                .env_clear()
+                .current_dir(empty.path())
+                .output()
+                .expect("run tidegate");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{} {args:?}: {}{}",
+                bin.display(),
+                stdout,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let expected = if args[0] == "--version" {
+                format!("tidegate {}", env!("CARGO_PKG_VERSION"))
+            } else {
+                "--leader-elect".to_string()
+            };
+            assert!(stdout.contains(&expected), "{}: {stdout}", bin.display());
+        }
+    }
+}
