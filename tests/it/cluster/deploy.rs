@@ -41,29 +41,36 @@ fn install_shipped_managed_role(fleet: &Fleet) {
 /// with a token of ServiceAccount `tidegate-system/<account>` and nothing
 /// else: every request it sends is authorized by that account's bindings.
 fn service_account_kubeconfig(fleet: &Fleet, account: &str, dir: &Path) -> PathBuf {
-    let token = kubectl(
-        fleet,
-        &["create", "token", account, "-n", NAMESPACE, "--duration=1h"],
-    );
-    let admin = kubectl(
-        fleet,
-        &[
-            "config",
-            "view",
-            "--raw",
-            "--minify",
-            "--flatten",
-            "-o",
-            "json",
-        ],
-    );
-    let mut config: Value = serde_json::from_str(&admin).expect("kubeconfig JSON");
-    config["users"] = json!([{ "name": account, "user": { "token": token.trim() } }]);
-    config["contexts"][0]["context"]["user"] = json!(account);
-    assert_eq!(config["contexts"][0]["name"], CLUSTER);
+    let config = service_account_config(fleet, CLUSTER, account);
     let path = dir.join(format!("{account}.kubeconfig"));
     std::fs::write(&path, config.to_string()).expect("write kubeconfig");
     path
+}
+
+/// The kubeconfig (JSON) of one context, `context`, authenticating as
+/// ServiceAccount `tidegate-system/<account>` of that cluster.
+fn service_account_config(fleet: &Fleet, context: &str, account: &str) -> Value {
+    let run = |args: &[&str]| {
+        fleet
+            .kubectl(context, args)
+            .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}"))
+    };
+    let token = run(&["create", "token", account, "-n", NAMESPACE, "--duration=1h"]);
+    let admin = run(&[
+        "config",
+        "view",
+        "--raw",
+        "--minify",
+        "--flatten",
+        "-o",
+        "json",
+    ]);
+    let mut config: Value = serde_json::from_str(&admin).expect("kubeconfig JSON");
+    let user = format!("{context}-{account}");
+    config["users"] = json!([{ "name": user, "user": { "token": token.trim() } }]);
+    config["contexts"][0]["context"]["user"] = json!(user);
+    assert_eq!(config["contexts"][0]["name"], context);
+    config
 }
 
 /// The app: a ConfigMap whose `mode` is `mode`, a Service, a Deployment, an
@@ -95,6 +102,11 @@ struct Scenario {
 
 impl Scenario {
     async fn new(prefix: &str) -> Scenario {
+        Scenario::with_sync(prefix, "    prune: true\n").await
+    }
+
+    /// An environment whose `spec.sync` is `sync` (indented by 4).
+    async fn with_sync(prefix: &str, sync: &str) -> Scenario {
         let fleet = fleet().await;
         let ns = TestNamespace::create(fleet, prefix).expect("test namespace");
         let env = ns.name().to_string();
@@ -102,7 +114,7 @@ impl Scenario {
         git.write(
             &format!("environments/{env}.yaml"),
             format!(
-                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: {CLUSTER}\n      provider:\n        kubeconfig:\n          context: {CLUSTER}\n      wave: 1\n  apps:\n    - name: app\n      namespace: {env}\n  sync:\n    prune: true\n  rollout:\n    bakeTime: 1s\n"
+                "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n    - name: {CLUSTER}\n      provider:\n        kubeconfig:\n          context: {CLUSTER}\n      wave: 1\n  apps:\n    - name: app\n      namespace: {env}\n  sync:\n{sync}  rollout:\n    bakeTime: 1s\n"
             ),
         );
         Scenario {
@@ -472,4 +484,139 @@ async fn removing_a_rule_from_the_managed_role_makes_the_rollout_fail() {
             let _ = s.fleet.kubectl(CLUSTER, &args);
         }
     }
+}
+
+/// The cluster playing the management cluster in the controller test.
+const MANAGEMENT: &str = "aks-westeurope";
+
+/// Polls `check` (a kubectl read as the administrator) until it holds, up
+/// to the generous cluster bound; the controller's log on failure.
+/// A child process killed when dropped (a failed test leaves nothing
+/// running).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Stops at once when the controller exits.
+async fn eventually(what: &str, controller: &mut KillOnDrop, log: &Path, check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + super::WAIT;
+    while !check() {
+        let exited = controller.0.try_wait().expect("controller status");
+        assert!(
+            exited.is_none() && std::time::Instant::now() < deadline,
+            "never: {what} (controller exit: {exited:?})\n--- controller log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_controller_with_only_the_shipped_roles_rolls_out_corrects_drift_and_prunes() {
+    // The managed cluster gets deploy/managed/, the management cluster
+    // deploy/management/'s Namespace, ServiceAccount and Role; the
+    // controller's only credentials are the two ServiceAccounts' tokens.
+    let mut s = Scenario::with_sync(
+        "rbac-controller",
+        "    prune: true\n    selfHeal: true\n    interval: 1s\n",
+    )
+    .await;
+    install_shipped_managed_role(s.fleet);
+    for file in ["namespace.yaml", "rbac.yaml"] {
+        let path = deploy_dir().join("management").join(file);
+        s.fleet
+            .kubectl(MANAGEMENT, &["apply", "-f", &path.display().to_string()])
+            .unwrap_or_else(|e| panic!("{file} in {MANAGEMENT}: {e}"));
+    }
+    let managed = service_account_config(s.fleet, CLUSTER, SERVICE_ACCOUNT);
+    let management = service_account_config(s.fleet, MANAGEMENT, SERVICE_ACCOUNT);
+    let mut kubeconfig = managed.clone();
+    for list in ["clusters", "users", "contexts"] {
+        let items = kubeconfig[list].as_array_mut().expect("kubeconfig list");
+        items.extend(
+            management[list]
+                .as_array()
+                .expect("kubeconfig list")
+                .iter()
+                .cloned(),
+        );
+    }
+    let kubeconfig_file = s.state.path().join("controller.kubeconfig");
+    std::fs::write(&kubeconfig_file, kubeconfig.to_string()).expect("write kubeconfig");
+
+    s.commit(&manifests("one", true, ""), "v1");
+    let log = s.state.path().join("controller.log");
+    let home = s.state.path().join("controller");
+    std::fs::create_dir_all(&home).expect("home");
+    let mut controller = KillOnDrop(
+        super::isolated_command(&home)
+            .env("TIDEGATE_ACCESS", "kubeconfig")
+            .args(["--repo", &s.git.path().display().to_string()])
+            .args(["controller", "--env", s.env(), "--leader-elect"])
+            .args(["--kubeconfig", &kubeconfig_file.display().to_string()])
+            .args(["--leader-election-context", MANAGEMENT])
+            // The default lease timings: a loaded machine must not make it
+            // step down. The Lease is the shipped Role's `tidegate-controller`.
+            .args(["--shutdown-grace", "5s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("tidegate controller"),
+    );
+
+    // v1 rolled out (with its PreSync hook).
+    eventually("v1 applied", &mut controller, &log, || {
+        s.field("configmap", "settings", "{.data.mode}") == "one"
+            && s.field("ingress", "web", "{.metadata.name}") == "web"
+    })
+    .await;
+    // Drift by kubectl, corrected through the fleet path (lock, journal in
+    // the management cluster, watch caches).
+    // Drift is watched for once the rollout ended and the watch caches
+    // listed (a change before that is not a watch event).
+    eventually("watching", &mut controller, &log, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("reconcile: watching"))
+    })
+    .await;
+    kubectl(
+        s.fleet,
+        &["scale", "deployment", "web", "-n", s.env(), "--replicas=3"],
+    );
+    eventually("drift corrected", &mut controller, &log, || {
+        s.field("deployment", "web", "{.spec.replicas}") == "1"
+    })
+    .await;
+    // v2: the Ingress is pruned.
+    s.commit(&manifests("two", false, ""), "v2");
+    eventually(
+        "v2 applied and the Ingress pruned",
+        &mut controller,
+        &log,
+        || {
+            s.field("configmap", "settings", "{.data.mode}") == "two"
+                && s.field("ingress", "web", "{.metadata.name}").is_empty()
+        },
+    )
+    .await;
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &controller.0.id().to_string()])
+        .status();
+    let status = controller.0.wait().expect("controller exit");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "controller: {status}\n{text}");
+    // No request of the controller was refused: not a watch, not a read.
+    assert!(
+        !text.contains("Forbidden") && !text.contains("forbidden"),
+        "a request was refused:\n{text}"
+    );
+    assert!(
+        text.contains("leading") || text.contains("leader"),
+        "{text}"
+    );
 }
