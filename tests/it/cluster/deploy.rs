@@ -215,6 +215,8 @@ async fn the_deploy_manifests_pass_a_server_side_dry_run() {
         "networkpolicy.networking.k8s.io/tidegate-controller",
         "role.rbac.authorization.k8s.io/tidegate-controller",
         "rolebinding.rbac.authorization.k8s.io/tidegate-controller",
+        "clusterrole.rbac.authorization.k8s.io/tidegate-controller-namespace",
+        "clusterrolebinding.rbac.authorization.k8s.io/tidegate-controller-namespace",
         "clusterrole.rbac.authorization.k8s.io/tidegate-managed",
         "clusterrolebinding.rbac.authorization.k8s.io/tidegate-managed",
         "role.rbac.authorization.k8s.io/tidegate-system",
