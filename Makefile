@@ -143,7 +143,7 @@ image: image-binary
 	echo 'tidegate:x:65532:' > target/image-rootfs/etc/group
 	mkdir -p target/image-rootfs/tmp target/image-rootfs/var/lib/tidegate target/image-rootfs/var/cache/tidegate
 	chmod 1777 target/image-rootfs/tmp
-	$(BUILDAH) bud --isolation chroot --build-arg ROOTFS=rootfs-from-host -f Containerfile -t $(IMAGE) .
+	$(BUILDAH) bud --isolation chroot --target image-from-host -f Containerfile -t $(IMAGE) .
 	@set -e; ctr=$$($(BUILDAH) from $(IMAGE)); trap '$(BUILDAH) rm $$ctr >/dev/null' EXIT; \
 	  echo "running $(IMAGE) (buildah run, chroot isolation, the image's user $$($(BUILDAH) inspect --format '{{.OCIv1.Config.User}}' $(IMAGE))):"; \
 	  $(BUILDAH) run --isolation chroot $$ctr -- /usr/local/bin/tidegate --version
