@@ -33,8 +33,21 @@ fn kubectl(fleet: &Fleet, args: &[&str]) -> String {
 
 /// Installs deploy/managed/ as an administrator would.
 fn install_shipped_managed_role(fleet: &Fleet) {
-    let dir = deploy_dir().join("managed");
-    kubectl(fleet, &["apply", "-f", &dir.display().to_string()]);
+    apply_shipped(fleet, CLUSTER, "managed");
+}
+
+/// `kubectl apply -f deploy/<path>` in `context`, one at a time in this
+/// process (tests running side by side would otherwise race to create the
+/// same objects, and one of them would see AlreadyExists).
+fn apply_shipped(fleet: &Fleet, context: &str, path: &str) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let file = deploy_dir().join(path).display().to_string();
+    fleet
+        .kubectl(context, &["apply", "-f", &file])
+        .unwrap_or_else(|e| panic!("deploy/{path} in {context}: {e}"));
 }
 
 /// A kubeconfig for `CLUSTER` (context of the same name) that authenticates
@@ -186,17 +199,7 @@ async fn the_deploy_manifests_pass_a_server_side_dry_run() {
     let fleet = fleet().await;
     // A dry run creates nothing, so the namespaced objects need their
     // namespace first (the same file an install applies first).
-    kubectl(
-        fleet,
-        &[
-            "apply",
-            "-f",
-            &deploy_dir()
-                .join("managed/namespace.yaml")
-                .display()
-                .to_string(),
-        ],
-    );
+    apply_shipped(fleet, CLUSTER, "managed/namespace.yaml");
     let mut args = vec!["apply", "--dry-run=server", "--validate=strict"];
     let dirs: Vec<String> = ["management", "managed", "examples"]
         .iter()
@@ -529,11 +532,8 @@ async fn a_controller_with_only_the_shipped_roles_rolls_out_corrects_drift_and_p
     )
     .await;
     install_shipped_managed_role(s.fleet);
-    for file in ["namespace.yaml", "rbac.yaml"] {
-        let path = deploy_dir().join("management").join(file);
-        s.fleet
-            .kubectl(MANAGEMENT, &["apply", "-f", &path.display().to_string()])
-            .unwrap_or_else(|e| panic!("{file} in {MANAGEMENT}: {e}"));
+    for file in ["management/namespace.yaml", "management/rbac.yaml"] {
+        apply_shipped(s.fleet, MANAGEMENT, file);
     }
     let managed = service_account_config(s.fleet, CLUSTER, SERVICE_ACCOUNT);
     let management = service_account_config(s.fleet, MANAGEMENT, SERVICE_ACCOUNT);
