@@ -6,6 +6,7 @@ mod app;
 mod audit;
 mod bad_inputs;
 mod cluster;
+mod deploy;
 mod examples;
 mod fuzz;
 mod hardening;

@@ -475,6 +475,7 @@ mod aks;
 mod analysis;
 mod cloud;
 mod controller;
+mod deploy;
 mod discover;
 mod eks;
 mod fleetpath;
