@@ -240,9 +240,12 @@ mod tests {
                 *n
             };
             match env {
-                // Blocks the worker thread that runs this environment.
+                // Blocks the worker thread that runs this environment
+                // (for at most 90 s, so the test ends even when it fails).
                 "stuck" => {
-                    while !self.released.load(Ordering::SeqCst) {
+                    let until = std::time::Instant::now() + Duration::from_secs(90);
+                    while !self.released.load(Ordering::SeqCst) && std::time::Instant::now() < until
+                    {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                 }
