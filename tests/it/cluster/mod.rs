@@ -487,4 +487,5 @@ mod rollout;
 mod safety;
 mod switch;
 mod sync;
+mod verdicts;
 mod windows;
