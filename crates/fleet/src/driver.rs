@@ -478,7 +478,9 @@ impl<F: ClientFactory> Driver<'_, F> {
             }
         };
         let rendered = self.rendered.clusters.iter().find(|c| c.cluster == name);
-        // The dry run reads the inventories itself: they are read once.
+        // The dry run reads the inventories itself: they are read once; and
+        // the live objects, which judge the health of what it runs.
+        let mut seen = None;
         let (inventories, differs, problems) = match (self.options.resume, rendered) {
             (false, Some(rendered)) => {
                 let target = Target {
@@ -493,6 +495,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                         let prune = self.options.prune || self.environment.spec.sync.prune;
                         let differs = p.objects.iter().any(|o| o.needs_apply())
                             || (prune && !p.prune.is_empty());
+                        seen = Some((p.read, p.live));
                         (Ok(p.previous), differs, p.problems)
                     }
                     Err(e) => (Err(e), false, Vec::new()),
@@ -519,7 +522,10 @@ impl<F: ClientFactory> Driver<'_, F> {
             .iter()
             .flat_map(|i| i.objects.iter().map(|r| (r.key(), r.api_version.clone())))
             .collect();
-        let health = health::worst(&engine, &keys).await;
+        let health = match &seen {
+            Some((read, live)) => health::worst_from(&engine, &keys, read, live).await,
+            None => health::worst(&engine, &keys).await,
+        };
         let start = ClusterStart {
             current_revision: inventories.first().map(|i| i.revision.clone()),
             last_good_revision: inventories.first().and_then(|i| i.healthy_revision.clone()),

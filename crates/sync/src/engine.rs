@@ -677,5 +677,7 @@ fn summary_of(plan: &Plan) -> Plan {
         departed: Vec::new(),
         problems: Vec::new(),
         verdicts_used: plan.verdicts_used,
+        read: Default::default(),
+        live: Default::default(),
     }
 }

@@ -90,6 +90,11 @@ pub struct Plan {
     /// How many objects' dry runs the in-sync verdicts kept in the
     /// cluster's inventories made unnecessary.
     pub verdicts_used: usize,
+    /// Every object the plan read (desired and left to prune), present or not.
+    pub read: BTreeSet<ObjectKey>,
+    /// What it found of them: health can be judged from it without reading
+    /// again ([`Engine::health_from`](crate::Engine::health_from)).
+    pub live: crate::LiveMap,
 }
 
 impl Plan {
@@ -255,6 +260,7 @@ impl Engine {
             )
             .collect();
         let live = self.read_live(&to_read, Some(env_name)).await?;
+        let read: BTreeSet<ObjectKey> = to_read.iter().map(|(k, _)| k.clone()).collect();
 
         // 4. Dry-run apply and diff every resolved object.
         let ignore: Vec<IgnoreRule> = target
@@ -482,6 +488,8 @@ impl Engine {
             .count();
         Ok(Plan {
             verdicts_used,
+            read,
+            live,
             cluster: self.cluster.clone(),
             environment: env_name.clone(),
             revision: target.revision.to_string(),
