@@ -692,6 +692,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                                 engines,
                                 locked,
                                 holder,
+                                &gates,
                                 command,
                                 &mut timeline,
                                 elapsed(),
@@ -748,7 +749,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                     busy.remove(&cluster);
                     if let Some(next) = queued.get_mut(&cluster).and_then(VecDeque::pop_front) {
                         busy.insert(cluster.clone());
-                        pending.push(self.start(engines, locked, holder, next, &mut timeline, elapsed()));
+                        pending.push(self.start(engines, locked, holder, &gates, next, &mut timeline, elapsed()));
                     } else if answered {
                         // Its health is read at once, not at the next tick.
                         for (cluster, judge, state) in health::to_read(&machine, &polling, Some(&cluster)) {
@@ -1053,11 +1054,13 @@ impl<F: ClientFactory> Driver<'_, F> {
     }
 
     /// Starts one command of a cluster (the previous one of that cluster has ended).
+    #[allow(clippy::too_many_arguments)]
     fn start<'s>(
         &'s self,
         engines: &'s BTreeMap<String, Arc<Engine>>,
         locked: &'s Mutex<Vec<String>>,
         holder: &'s Holder,
+        gates: &'s crate::gates::Gates,
         command: Command,
         timeline: &mut Vec<TimelineEntry>,
         now: Duration,
@@ -1070,7 +1073,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                         let message = e.to_string();
                         return (cluster.clone(), Event::ApplyFailed { cluster, message });
                     }
-                    self.apply(engines, cluster, revision).await
+                    self.apply(engines, gates, cluster, revision).await
                 })
             }
             Command::Rollback {
@@ -1159,6 +1162,7 @@ impl<F: ClientFactory> Driver<'_, F> {
     async fn apply(
         &self,
         engines: &BTreeMap<String, Arc<Engine>>,
+        gates: &crate::gates::Gates,
         cluster: String,
         revision: String,
     ) -> (String, Event) {
@@ -1190,7 +1194,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                 rendered,
                 revision: self.revision,
             };
-            engine.sync(&target, &self.sync_options(), &|_| {}).await?;
+            let report = engine.sync(&target, &self.sync_options(), &|_| {}).await?;
+            // Fail fast watches the Deployments this sync changed.
+            gates.applied(&cluster, &report);
             Ok::<(), CommandError>(())
         }
         .await;
@@ -1592,11 +1598,12 @@ mod tests {
         check: &dyn ClusterCheck,
         engine: &Engine,
         engines: &BTreeMap<String, Arc<Engine>>,
+        gates: &crate::gates::Gates,
     ) {
         assert_send(&driver.run(&|_| {}));
         assert_send(&check.check("c", engine));
         let pending: Pending<'_> = FuturesUnordered::new();
-        pending.push(driver.apply(engines, "c".into(), "r".into()).boxed());
+        pending.push(driver.apply(engines, gates, "c".into(), "r".into()).boxed());
         assert_send(&pending);
     }
 
