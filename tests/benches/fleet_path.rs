@@ -15,6 +15,11 @@
 //!   them first). Requests of the baseline are not visible from outside;
 //!   the issue measured ~28,000 for a one-ConfigMap change at 10 clusters.
 //!
+//! Per in-process run it prints each cluster's requests by verb and
+//! resource (every client made through the factory, medians over runs and
+//! clusters), and for `diff --env` the requests the binary reports in
+//! `diff -o json`.
+//!
 //! Run: `make bench-fleet-path` (`TIDEGATE_BENCH_KUBECONFIG` or
 //! `TIDEGATE_TEST_KUBECONFIG`: running clusters to use, otherwise 3 are
 //! started). Prints medians of `RUNS` runs.
