@@ -15,18 +15,27 @@
 //!   them first). Requests of the baseline are not visible from outside;
 //!   the issue measured ~28,000 for a one-ConfigMap change at 10 clusters.
 //!
+//! Per in-process run it prints each cluster's requests by verb and
+//! resource (every client made through the factory, medians over runs and
+//! clusters), and for `diff --env` the requests the binary reports in
+//! `diff -o json`.
+//!
 //! Run: `make bench-fleet-path` (`TIDEGATE_BENCH_KUBECONFIG` or
 //! `TIDEGATE_TEST_KUBECONFIG`: running clusters to use, otherwise 3 are
 //! started). Prints medians of `RUNS` runs.
 
 use futures::future::BoxFuture;
+use std::sync::Mutex;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
-use tidegate_cluster::{KubeconfigFactory, RequestCounts};
+use tidegate_cluster::{
+    ClientFactory, ClusterError, KubeconfigFactory, RequestCounter, RequestCounts,
+};
+use tidegate_core::environment::Cluster;
 use tidegate_fleet::{Approvals, Driver, DriverOptions, Outcome, Revisions, RolloutReport};
 use tidegate_sync::DryRunCache;
 use tidegate_testkit::{Fleet, TestNamespace, shared_fleet};
@@ -55,6 +64,47 @@ impl Revisions for NoRollback {
                 problems: tidegate_core::Diagnostics::default(),
             })
         })
+    }
+}
+
+/// A kubeconfig factory that keeps every request counter it was handed,
+/// by cluster: the per-cluster breakdown covers every client made for a
+/// rollout (engines, and anything else connecting through the factory).
+struct CountingFactory {
+    inner: KubeconfigFactory,
+    counters: Mutex<Vec<(String, RequestCounter)>>,
+}
+
+impl ClientFactory for CountingFactory {
+    async fn client(
+        &self,
+        cluster: &Cluster,
+        counter: &RequestCounter,
+    ) -> Result<kube::Client, ClusterError> {
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((cluster.name.clone(), counter.clone()));
+        self.inner.client(cluster, counter).await
+    }
+}
+
+impl CountingFactory {
+    /// Per cluster: requests by verb and resource.
+    fn breakdowns(&self) -> Vec<BTreeMap<String, u64>> {
+        let mut by: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for (cluster, counter) in self
+            .counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let entry = by.entry(cluster.clone()).or_default();
+            for (what, n) in counter.breakdown() {
+                *entry.entry(what).or_default() += n;
+            }
+        }
+        by.into_values().collect()
     }
 }
 
@@ -114,6 +164,8 @@ struct Runs {
     times: Vec<Duration>,
     /// Per run, the requests of every cluster.
     requests: Vec<Vec<RequestCounts>>,
+    /// Per run and cluster, every request by verb and resource.
+    breakdowns: Vec<BTreeMap<String, u64>>,
 }
 
 impl Runs {
@@ -122,6 +174,53 @@ impl Runs {
         if let Some(r) = report {
             self.requests.push(r.requests.values().copied().collect());
         }
+    }
+
+    fn push_counted(
+        &mut self,
+        (time, report, breakdowns): (Duration, RolloutReport, Vec<BTreeMap<String, u64>>),
+    ) {
+        self.push(time, Some(&report));
+        self.breakdowns.extend(breakdowns);
+    }
+
+    /// Median per cluster of every verb/resource, and of their sum.
+    fn breakdown(&self) -> String {
+        if self.breakdowns.is_empty() {
+            return String::new();
+        }
+        let med = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0)
+        };
+        let kinds: std::collections::BTreeSet<&String> =
+            self.breakdowns.iter().flat_map(|b| b.keys()).collect();
+        let total = med(self.breakdowns.iter().map(|b| b.values().sum()).collect());
+        let watches = med(self
+            .breakdowns
+            .iter()
+            .map(|b| {
+                b.iter()
+                    .filter(|(k, _)| k.starts_with("watch "))
+                    .map(|(_, n)| n)
+                    .sum()
+            })
+            .collect());
+        let mut out = format!(
+            "\n{:<52} every client of the factory, per cluster: {total} requests median ({watches} watches); by verb and resource (median):",
+            ""
+        );
+        for k in kinds {
+            let m = med(self
+                .breakdowns
+                .iter()
+                .map(|b| b.get(k).copied().unwrap_or(0))
+                .collect());
+            if m > 0 {
+                out.push_str(&format!("\n{:<56} {m:>4}  {k}", ""));
+            }
+        }
+        out
     }
 
     fn line(&self, what: &str) -> String {
@@ -153,6 +252,7 @@ impl Runs {
                 "", total.0, total.1, reads.0, dry.0, writes.0
             ));
         }
+        out.push_str(&self.breakdown());
         out
     }
 }
@@ -176,9 +276,20 @@ impl Bench {
     }
 
     async fn drive(&self, options: DriverOptions) -> (Duration, RolloutReport) {
-        let factory = KubeconfigFactory {
-            force: false,
-            file: Some(self.fleet.kubeconfig().to_path_buf()),
+        let (t, r, _) = self.drive_counted(options).await;
+        (t, r)
+    }
+
+    async fn drive_counted(
+        &self,
+        options: DriverOptions,
+    ) -> (Duration, RolloutReport, Vec<BTreeMap<String, u64>>) {
+        let factory = CountingFactory {
+            inner: KubeconfigFactory {
+                force: false,
+                file: Some(self.fleet.kubeconfig().to_path_buf()),
+            },
+            counters: Mutex::new(Vec::new()),
         };
         let start = Instant::now();
         let (desired, rendered) = shared::load(&self.git, &self.env);
@@ -196,11 +307,16 @@ impl Bench {
         };
         let report = driver.run(&|_| {}).await.expect("rollout");
         assert_eq!(report.outcome, Outcome::Succeeded, "{report:?}");
-        (start.elapsed(), report)
+        (start.elapsed(), report, factory.breakdowns())
     }
 
     /// Runs `tidegate <args>` (this build's, or `bin`); its wall time.
     fn cli(&self, bin: &Path, args: &[&str], ok: &[i32]) -> Duration {
+        self.cli_output(bin, args, ok).0
+    }
+
+    /// Runs `tidegate <args>`; its wall time and standard output.
+    fn cli_output(&self, bin: &Path, args: &[&str], ok: &[i32]) -> (Duration, String) {
         let start = Instant::now();
         let out = Command::new(bin)
             .env_clear()
@@ -225,7 +341,7 @@ impl Bench {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        took
+        (took, String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// One-object rollout, no-op sync and diff through a `tidegate` binary.
@@ -236,7 +352,26 @@ impl Bench {
             self.commit_change();
             change.push(self.cli(bin, &["sync", "--env", &env], &[0]), None);
             noop.push(self.cli(bin, &["sync", "--env", &env], &[0]), None);
-            diff.push(self.cli(bin, &["diff", "--env", &env], &[0]), None);
+            let (took, out) = self.cli_output(bin, &["diff", "--env", &env, "-o", "json"], &[0]);
+            diff.push(took, None);
+            // This build reports each cluster's requests (`diff -o json`).
+            if let Ok(serde_json::Value::Array(clusters)) = serde_json::from_str(&out) {
+                let counted: Vec<RequestCounts> = clusters
+                    .iter()
+                    .filter_map(|c| {
+                        let r = c.get("requests")?;
+                        Some(RequestCounts {
+                            reads: r["reads"].as_u64()?,
+                            dry_runs: r["dryRuns"].as_u64()?,
+                            writes: r["writes"].as_u64()?,
+                            watches: 0,
+                        })
+                    })
+                    .collect();
+                if !counted.is_empty() {
+                    diff.requests.push(counted);
+                }
+            }
         }
         (change, noop, diff)
     }
@@ -304,16 +439,13 @@ async fn main() {
     );
     for _ in 0..RUNS {
         bench.commit_change();
-        let (t, r) = bench.drive(options()).await;
-        change.push(t, Some(&r));
-        let (t, r) = bench.drive(options()).await;
-        assert!(r.nothing_to_do, "{r:?}");
-        noop.push(t, Some(&r));
+        change.push_counted(bench.drive_counted(options()).await);
+        let counted = bench.drive_counted(options()).await;
+        assert!(counted.1.nothing_to_do, "{:?}", counted.1);
+        noop.push_counted(counted);
         bench.commit_change();
-        let (t, r) = bench.drive(kept()).await;
-        change_kept.push(t, Some(&r));
-        let (t, r) = bench.drive(kept()).await;
-        noop_kept.push(t, Some(&r));
+        change_kept.push_counted(bench.drive_counted(kept()).await);
+        noop_kept.push_counted(bench.drive_counted(kept()).await);
     }
     println!("in process (the fleet driver of this build):");
     println!("{}", change.line("  one-object rollout, fresh engines"));

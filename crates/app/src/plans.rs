@@ -22,6 +22,8 @@ pub struct ClusterPlan {
     pub cluster: String,
     /// Its plan, or why there is none.
     pub result: Result<Plan, PlanError>,
+    /// The requests sent to the cluster for it (discovery, reads, dry runs).
+    pub requests: tidegate_cluster::RequestCounts,
 }
 
 /// Connects to every selected cluster and plans its sync of the loaded
@@ -41,14 +43,18 @@ pub async fn plan_clusters(loaded: &Loaded, options: &SyncOptions) -> Vec<Cluste
 }
 
 async fn plan_one(loaded: &Loaded, name: &str, options: &SyncOptions) -> ClusterPlan {
+    let mut requests = tidegate_cluster::RequestCounts::default();
     let result = async {
         let engine = loaded.connect(name).await.map_err(PlanError::Connect)?;
         let target = loaded.target(name).map_err(PlanError::Connect)?;
-        engine.plan(&target, options).await.map_err(PlanError::Plan)
+        let plan = engine.plan(&target, options).await.map_err(PlanError::Plan);
+        requests = engine.requests();
+        plan
     }
     .await;
     ClusterPlan {
         cluster: name.to_string(),
         result,
+        requests,
     }
 }

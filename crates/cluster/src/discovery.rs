@@ -51,6 +51,9 @@ impl Resolver {
         api_version: &str,
         kind: &str,
     ) -> Result<Option<Resolved>, ClusterError> {
+        if let Some(found) = builtin(api_version, kind) {
+            return Ok(Some(found));
+        }
         if let Some(found) = self.lookup(api_version, kind, false).await? {
             return Ok(Some(found));
         }
@@ -99,5 +102,79 @@ impl Resolver {
                 error: source,
             }),
         }
+    }
+}
+
+/// Stable built-in kinds whose REST mapping Kubernetes' API compatibility
+/// rules fix (GA groups never rename or re-scope a resource): resolved
+/// without a discovery request, so a plan of common manifests in a fresh
+/// process sends none. Anything else is discovered.
+fn builtin(api_version: &str, kind: &str) -> Option<Resolved> {
+    // (apiVersion, kind, plural, namespaced, status subresource)
+    const KINDS: &[(&str, &str, &str, bool, bool)] = &[
+        ("v1", "ConfigMap", "configmaps", true, false),
+        ("v1", "Secret", "secrets", true, false),
+        ("v1", "Service", "services", true, true),
+        ("v1", "ServiceAccount", "serviceaccounts", true, false),
+        ("v1", "Namespace", "namespaces", false, true),
+        (
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+            true,
+        ),
+        ("v1", "Pod", "pods", true, true),
+        ("apps/v1", "Deployment", "deployments", true, true),
+        ("apps/v1", "StatefulSet", "statefulsets", true, true),
+        ("apps/v1", "DaemonSet", "daemonsets", true, true),
+        ("apps/v1", "ReplicaSet", "replicasets", true, true),
+        ("batch/v1", "Job", "jobs", true, true),
+        ("batch/v1", "CronJob", "cronjobs", true, true),
+    ];
+    let (_, _, plural, namespaced, status) = KINDS
+        .iter()
+        .find(|(v, k, ..)| *v == api_version && *k == kind)?;
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    Some(Resolved {
+        resource: ApiResource {
+            group: group.to_string(),
+            version: version.to_string(),
+            api_version: api_version.to_string(),
+            kind: kind.to_string(),
+            plural: (*plural).to_string(),
+        },
+        namespaced: *namespaced,
+        status_subresource: *status,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::builtin;
+
+    #[test]
+    fn stable_built_in_kinds_resolve_without_discovery() {
+        let d = builtin("apps/v1", "Deployment").expect("built in");
+        assert_eq!(
+            (
+                d.resource.group.as_str(),
+                d.resource.version.as_str(),
+                d.resource.plural.as_str()
+            ),
+            ("apps", "v1", "deployments")
+        );
+        assert!(d.namespaced && d.status_subresource);
+        let cm = builtin("v1", "ConfigMap").expect("built in");
+        assert_eq!(
+            (cm.resource.group.as_str(), cm.resource.plural.as_str()),
+            ("", "configmaps")
+        );
+        assert!(cm.namespaced && !cm.status_subresource);
+        assert!(!builtin("v1", "Namespace").expect("built in").namespaced);
+        // Other versions, groups and custom kinds are discovered.
+        assert!(builtin("apps/v1beta1", "Deployment").is_none());
+        assert!(builtin("example.com/v1", "ConfigMap").is_none());
+        assert!(builtin("v1", "Widget").is_none());
     }
 }

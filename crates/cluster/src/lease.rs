@@ -155,29 +155,38 @@ pub async fn acquire_lease(
     ttl: Duration,
     break_lock: bool,
 ) -> Result<(), LeaseError> {
-    ensure_namespace(client, cluster, NAMESPACE).await?;
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), NAMESPACE, &lease_resource());
     let wanted = manifest(name, holder, ttl);
+    let object: DynamicObject = serde_json::from_value(wanted.clone()).map_err(|e| {
+        api_error(
+            cluster,
+            "building the rollout lock",
+            kube::Error::SerdeError(e),
+        )
+    })?;
+    // Most often nobody holds it: one create. 404: the namespace is
+    // missing (created, then the create is retried once); 409: it exists,
+    // so whose it is decides below.
+    let mut created = api.create(&PostParams::default(), &object).await;
+    if matches!(&created, Err(kube::Error::Api(s)) if s.code == 404) {
+        ensure_namespace(client, cluster, NAMESPACE).await?;
+        created = api.create(&PostParams::default(), &object).await;
+    }
+    match created {
+        Ok(_) => return Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(api_error(cluster, "creating the rollout lock", e).into()),
+    }
     let existing = with_retries("get lease", || api.get_opt(name))
         .await
         .map_err(|e| api_error(cluster, "reading the rollout lock", e))?;
     let Some(existing) = existing else {
-        let object: DynamicObject = serde_json::from_value(wanted).map_err(|e| {
-            api_error(
-                cluster,
-                "building the rollout lock",
-                kube::Error::SerdeError(e),
-            )
-        })?;
-        return match api.create(&PostParams::default(), &object).await {
-            Ok(_) => Ok(()),
-            // Someone created it between our GET and POST: report them.
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                Box::pin(acquire_lease(client, cluster, name, holder, ttl, false)).await
-            }
-            Err(e) => Err(api_error(cluster, "creating the rollout lock", e).into()),
-        };
+        // Released between our create and GET: try again.
+        return Box::pin(acquire_lease(
+            client, cluster, name, holder, ttl, break_lock,
+        ))
+        .await;
     };
     let existing = serde_json::to_value(existing).unwrap_or(Value::Null);
     let current = holder_of(&existing);

@@ -483,7 +483,9 @@ impl<F: ClientFactory> Driver<'_, F> {
             }
         };
         let rendered = self.rendered.clusters.iter().find(|c| c.cluster == name);
-        // The dry run reads the inventories itself: they are read once.
+        // The dry run reads the inventories itself: they are read once; and
+        // the live objects, which judge the health of what it runs.
+        let mut seen = None;
         let (inventories, differs, problems) = match (self.options.resume, rendered) {
             (false, Some(rendered)) => {
                 let target = Target {
@@ -498,6 +500,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                         let prune = self.options.prune || self.environment.spec.sync.prune;
                         let differs = p.objects.iter().any(|o| o.needs_apply())
                             || (prune && !p.prune.is_empty());
+                        seen = Some((p.read, p.live));
                         (Ok(p.previous), differs, p.problems)
                     }
                     Err(e) => (Err(e), false, Vec::new()),
@@ -524,7 +527,10 @@ impl<F: ClientFactory> Driver<'_, F> {
             .iter()
             .flat_map(|i| i.objects.iter().map(|r| (r.key(), r.api_version.clone())))
             .collect();
-        let health = health::worst(&engine, &keys).await;
+        let health = match &seen {
+            Some((read, live)) => health::worst_from(&engine, &keys, read, live).await,
+            None => health::worst(&engine, &keys).await,
+        };
         let start = ClusterStart {
             current_revision: inventories.first().map(|i| i.revision.clone()),
             last_good_revision: inventories.first().and_then(|i| i.healthy_revision.clone()),
@@ -691,6 +697,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                                 engines,
                                 locked,
                                 holder,
+                                &gates,
                                 command,
                                 &mut timeline,
                                 elapsed(),
@@ -749,7 +756,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                     if let Some(next) = queued.get_mut(&cluster).and_then(VecDeque::pop_front) {
                         busy.insert(cluster.clone());
                         let span = spans.cluster(&machine, &cluster);
-                        let started = self.start(engines, locked, holder, next, &mut timeline, elapsed());
+                        let started = self.start(engines, locked, holder, &gates, next, &mut timeline, elapsed());
                         pending.push(Box::pin(started.instrument(span)));
                     } else if answered {
                         // Its health is read at once, not at the next tick.
@@ -1068,11 +1075,13 @@ impl<F: ClientFactory> Driver<'_, F> {
     }
 
     /// Starts one command of a cluster (the previous one of that cluster has ended).
+    #[allow(clippy::too_many_arguments)]
     fn start<'s>(
         &'s self,
         engines: &'s BTreeMap<String, Arc<Engine>>,
         locked: &'s Mutex<Vec<String>>,
         holder: &'s Holder,
+        gates: &'s crate::gates::Gates,
         command: Command,
         timeline: &mut Vec<TimelineEntry>,
         now: Duration,
@@ -1085,7 +1094,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                         let message = e.to_string();
                         return (cluster.clone(), Event::ApplyFailed { cluster, message });
                     }
-                    self.apply(engines, cluster, revision).await
+                    self.apply(engines, gates, cluster, revision).await
                 })
             }
             Command::Rollback {
@@ -1174,6 +1183,7 @@ impl<F: ClientFactory> Driver<'_, F> {
     async fn apply(
         &self,
         engines: &BTreeMap<String, Arc<Engine>>,
+        gates: &crate::gates::Gates,
         cluster: String,
         revision: String,
     ) -> (String, Event) {
@@ -1205,7 +1215,9 @@ impl<F: ClientFactory> Driver<'_, F> {
                 rendered,
                 revision: self.revision,
             };
-            engine.sync(&target, &self.sync_options(), &|_| {}).await?;
+            let report = engine.sync(&target, &self.sync_options(), &|_| {}).await?;
+            // Fail fast watches the Deployments this sync changed.
+            gates.applied(&cluster, &report);
             Ok::<(), CommandError>(())
         }
         .await;
@@ -1616,11 +1628,12 @@ mod tests {
         check: &dyn ClusterCheck,
         engine: &Engine,
         engines: &BTreeMap<String, Arc<Engine>>,
+        gates: &crate::gates::Gates,
     ) {
         assert_send(&driver.run(&|_| {}));
         assert_send(&check.check("c", engine));
         let pending: Pending<'_> = FuturesUnordered::new();
-        pending.push(driver.apply(engines, "c".into(), "r".into()).boxed());
+        pending.push(driver.apply(engines, gates, "c".into(), "r".into()).boxed());
         assert_send(&pending);
     }
 

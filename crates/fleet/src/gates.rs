@@ -1,7 +1,8 @@
 //! Gates of a changed cluster beyond its objects' health.
 //!
 //! - **Fail fast**: while a cluster is in flight (applied, not yet Healthy),
-//!   the new pods of its Deployments are read on every poll; a fatal state
+//!   the new pods of the Deployments its sync created or changed (all of
+//!   them after a resume) are read on every poll; a fatal state
 //!   (`tidegate_health::pods::fail_fast`) that lasts `failFast.grace` fails
 //!   the cluster at once instead of at `progressDeadline`.
 //! - **PostSync hooks**: once its objects are Healthy, the cluster's PostSync
@@ -47,6 +48,9 @@ struct ClusterGates {
     sync_fail: Stage,
     /// A failure was reported (once per cluster).
     failed: bool,
+    /// The Deployments this run's sync of the cluster created or changed
+    /// (`None`: not applied by this run, e.g. resumed: all of them count).
+    applied_deployments: Option<Vec<ObjectKey>>,
 }
 
 #[derive(Default)]
@@ -108,6 +112,21 @@ impl Gates {
                     .is_some_and(|s| s.phase == phase)
             })
         })
+    }
+
+    /// Records what a sync of `cluster` changed: fail fast then reads only
+    /// the Deployments it created or configured (only they have new pods
+    /// of this revision; an unchanged one is judged by its health).
+    pub(crate) fn applied(&self, cluster: &str, report: &tidegate_sync::SyncReport) {
+        use tidegate_sync::Action;
+        let changed: Vec<ObjectKey> = report
+            .results
+            .iter()
+            .filter(|r| r.key.group == "apps" && r.key.kind == "Deployment")
+            .filter(|r| matches!(r.action, Action::Created | Action::Configured))
+            .map(|r| r.key.clone())
+            .collect();
+        self.with(cluster, |g| g.applied_deployments = Some(changed));
     }
 
     fn with<T>(&self, cluster: &str, f: impl FnOnce(&mut ClusterGates) -> T) -> Option<T> {
@@ -172,10 +191,21 @@ impl Gates {
         deployments: &[ObjectKey],
         now: Duration,
     ) -> Option<String> {
+        let deployments: Vec<ObjectKey> = match self
+            .with(cluster, |g| g.applied_deployments.clone())
+            .flatten()
+        {
+            Some(applied) => deployments
+                .iter()
+                .filter(|d| applied.contains(d))
+                .cloned()
+                .collect(),
+            None => deployments.to_vec(),
+        };
         if !self.fail_fast.enabled || deployments.is_empty() {
             return None;
         }
-        let fatal = match engine.fail_fast(deployments).await {
+        let fatal = match engine.fail_fast(&deployments).await {
             Ok(f) => f,
             Err(e) => {
                 warn!(%cluster, error = %e, "fail-fast: the new pods could not be read");

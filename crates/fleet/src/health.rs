@@ -73,6 +73,23 @@ pub(crate) async fn worst(engine: &Engine, keys: &[(ObjectKey, String)]) -> Heal
     }
 }
 
+/// As [`worst`], judged from what a plan just read (`read`, `live`) where
+/// it covers `keys`, so the pre-flight reads nothing twice.
+pub(crate) async fn worst_from(
+    engine: &Engine,
+    keys: &[(ObjectKey, String)],
+    read: &std::collections::BTreeSet<ObjectKey>,
+    live: &tidegate_sync::LiveMap,
+) -> HealthStatus {
+    match engine.health_from(keys, read, live).await {
+        Ok(status) => status,
+        Err(e) => {
+            warn!(cluster = %engine.cluster(), error = %e, "health unknown: the cluster cannot be read");
+            HealthStatus::Unknown
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@ use crate::{
     dryrun::DryRunCache,
     inventory::{self, Inventory},
     live::{ApiLiveState, LiveState},
+    verdicts::Verdicts,
 };
 use futures::{StreamExt, stream};
 use kube::{
@@ -355,7 +356,14 @@ impl Engine {
         // process) never leaves an inventory naming the old revision over
         // new objects.
         let mut marked = std::collections::BTreeSet::new();
-        if !options.dry_run && plan.changes() > 0 {
+        let writes = !options.dry_run && plan.changes() > 0;
+        // In-sync verdicts per app, stored with the inventories if this sync writes.
+        let mut verdicts: std::collections::BTreeMap<String, Verdicts> = plan
+            .inventories
+            .iter()
+            .map(|i| (i.app.clone(), Verdicts::new()))
+            .collect();
+        if writes {
             let changed_apps: std::collections::BTreeSet<&str> = plan
                 .objects
                 .iter()
@@ -421,6 +429,11 @@ impl Engine {
                     (true, false, _) => Action::Configured,
                 };
                 if action == Action::Unchanged || options.dry_run {
+                    if action == Action::Unchanged
+                        && let (Some(at), Some(v)) = (&o.no_op_at, verdicts.get_mut(&o.app))
+                    {
+                        v.record(&o.object.key, &o.object.manifest, at);
+                    }
                     report.record(
                         ObjectResult {
                             app: o.app,
@@ -467,9 +480,10 @@ impl Engine {
                                 } else {
                                     params
                                 };
+                                // The answer's resourceVersion: applying the same object over it changes nothing.
                                 with_retries("apply", || api.patch(&o.object.key.name, params, &patch))
                                     .await
-                                    .map(|_| ())
+                                    .map(|applied| applied.metadata.resource_version)
                                     .map_err(|e| e.to_string())
                             }
                             None => Err("the cluster does not serve this kind even after its CRD was applied".into()),
@@ -481,13 +495,19 @@ impl Engine {
                 .collect()
                 .await;
             for (o, status, action, changes, outcome) in outcomes {
-                if let Err(message) = outcome {
-                    return Err(SyncError::Apply {
-                        cluster: self.cluster.clone(),
-                        key: o.object.key,
-                        message,
-                        report: Box::new(report),
-                    });
+                let version = match outcome {
+                    Ok(version) => version,
+                    Err(message) => {
+                        return Err(SyncError::Apply {
+                            cluster: self.cluster.clone(),
+                            key: o.object.key,
+                            message,
+                            report: Box::new(report),
+                        });
+                    }
+                };
+                if let (Some(at), Some(v)) = (version, verdicts.get_mut(&o.app)) {
+                    v.record(&o.object.key, &o.object.manifest, &at);
                 }
                 report.record(
                     ObjectResult {
@@ -547,13 +567,16 @@ impl Engine {
                 &plan.previous,
                 prune,
                 &marked,
+                writes.then_some(verdicts),
             )
             .await?;
         }
         Ok(report)
     }
 
-    /// Writes the inventories that changed (none for a no-op sync).
+    /// Writes the inventories that changed (none for a no-op sync), with
+    /// `verdicts` when the sync wrote (new verdicts alone are written only
+    /// then: a sync that changes nothing writes nothing).
     async fn record_inventories(
         &self,
         plan_inventories: &[Inventory],
@@ -561,10 +584,22 @@ impl Engine {
         previous: &[Inventory],
         pruned: bool,
         marked: &std::collections::BTreeSet<String>,
+        mut verdicts: Option<std::collections::BTreeMap<String, Verdicts>>,
     ) -> Result<(), SyncError> {
         for inv in plan_inventories {
             let old = previous.iter().find(|p| p.app == inv.app);
             let mut next = inv.clone();
+            let new_verdicts = verdicts.as_mut().and_then(|v| v.remove(&inv.app));
+            let verdicts_changed = match (&new_verdicts, old) {
+                (Some(v), Some(old)) => !v.same_as(&old.verdicts),
+                (Some(v), None) => !v.is_empty(),
+                (None, _) => false,
+            };
+            next.verdicts = match (new_verdicts, old) {
+                (Some(v), _) => v,
+                (None, Some(old)) => old.verdicts.clone(),
+                (None, None) => Verdicts::default(),
+            };
             if !pruned && let Some(old) = old {
                 // Unpruned objects stay in the inventory so a later prune finds them.
                 for r in &old.objects {
@@ -574,7 +609,10 @@ impl Engine {
                 }
                 next.objects.sort();
             }
-            if old != Some(&next) || marked.contains(&inv.app) {
+            if !old.is_some_and(|o| o.same_record(&next))
+                || marked.contains(&inv.app)
+                || verdicts_changed
+            {
                 inventory::write(&self.client, &self.cluster, &next).await?;
             }
         }
@@ -638,5 +676,8 @@ fn summary_of(plan: &Plan) -> Plan {
         inventories: Vec::new(),
         departed: Vec::new(),
         problems: Vec::new(),
+        verdicts_used: plan.verdicts_used,
+        read: Default::default(),
+        live: Default::default(),
     }
 }

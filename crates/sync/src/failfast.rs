@@ -3,6 +3,7 @@
 use crate::{Engine, SyncError};
 use kube::api::ListParams;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use tidegate_cluster::{ClusterError, dynamic_api, with_retries};
 use tidegate_core::ObjectKey;
 use tidegate_health::pods::{FatalState, fail_fast, new_pod_template_hash};
@@ -12,7 +13,11 @@ impl Engine {
     /// Deployments): `ProgressDeadlineExceeded`, or a pod of a Deployment's
     /// newest ReplicaSet whose container waits in CrashLoopBackOff,
     /// ImagePullBackOff, ErrImagePull, CreateContainerConfigError or
-    /// InvalidImageName. One GET and two LISTs per Deployment.
+    /// InvalidImageName. One read of the Deployments (through the live
+    /// state, as the plan reads them), then per namespace one LIST of
+    /// ReplicaSets and one of Pods (by the Deployment's labels when it is
+    /// the namespace's only one): a handful of requests however many
+    /// Deployments there are.
     pub async fn fail_fast(
         &self,
         deployments: &[ObjectKey],
@@ -24,53 +29,100 @@ impl Engine {
         ) else {
             return Ok(None);
         };
-        for key in deployments {
-            let Some(live) =
-                tidegate_cluster::get_object(&self.client, &self.cluster, &deployment, key).await?
-            else {
+        let wanted: Vec<(ObjectKey, tidegate_cluster::Resolved)> = deployments
+            .iter()
+            .map(|k| (k.clone(), deployment.clone()))
+            .collect();
+        let live = self.read_live(&wanted, self.environment.as_deref()).await?;
+        let namespaces: BTreeSet<Option<&str>> =
+            deployments.iter().map(|k| k.namespace.as_deref()).collect();
+        for namespace in namespaces {
+            let here: Vec<(&ObjectKey, &Value)> = deployments
+                .iter()
+                .filter(|k| k.namespace.as_deref() == namespace)
+                .filter_map(|k| Some((k, &**live.get(k)?)))
+                .collect();
+            let Some((first, only)) = here.first() else {
                 continue;
             };
-            let namespace = key.namespace.as_deref();
-            let selector = match_labels(&live);
-            let list = |resolved, labels: String| {
-                let api = dynamic_api(&self.client, resolved, namespace);
-                async move {
-                    let params = ListParams::default().labels(&labels);
-                    with_retries("list for fail-fast", || api.list(&params))
-                        .await
-                        .map(|l| {
-                            l.items
-                                .into_iter()
-                                .filter_map(|o| serde_json::to_value(o).ok())
-                                .collect::<Vec<Value>>()
-                        })
-                        .map_err(|error| {
-                            SyncError::Cluster(ClusterError::Api {
-                                cluster: self.cluster.clone(),
-                                what: format!("reading the pods of {key}"),
-                                error,
-                            })
-                        })
-                }
+            // The only Deployment here: list by its labels, not the whole namespace.
+            let selector = if here.len() == 1 {
+                match_labels(only)
+            } else {
+                String::new()
             };
-            let sets = list(&replica_set, selector.clone()).await?;
-            let pods = match new_pod_template_hash(&live, &sets) {
-                Some(hash) => {
-                    let labels = if selector.is_empty() {
-                        format!("pod-template-hash={hash}")
-                    } else {
-                        format!("{selector},pod-template-hash={hash}")
-                    };
-                    list(&pod, labels).await?
+            let what = format!("reading the pods of {first}");
+            let sets = self
+                .list_in(&replica_set, namespace, &selector, &what)
+                .await?;
+            let mut pods: Option<Vec<Value>> = None;
+            for (_, live) in &here {
+                let Some(hash) = new_pod_template_hash(live, &sets) else {
+                    if let Some(fatal) = fail_fast(live, &[]) {
+                        return Ok(Some(fatal));
+                    }
+                    continue;
+                };
+                if pods.is_none() {
+                    pods = Some(self.list_in(&pod, namespace, &selector, &what).await?);
                 }
-                None => Vec::new(),
-            };
-            if let Some(fatal) = fail_fast(&live, &pods) {
-                return Ok(Some(fatal));
+                let labels = selector_of(live);
+                let new_pods: Vec<Value> = pods
+                    .iter()
+                    .flatten()
+                    .filter(|p| {
+                        let l = &p["metadata"]["labels"];
+                        l["pod-template-hash"] == hash.as_str()
+                            && labels.iter().all(|(k, v)| l[k.as_str()] == v.as_str())
+                    })
+                    .cloned()
+                    .collect();
+                if let Some(fatal) = fail_fast(live, &new_pods) {
+                    return Ok(Some(fatal));
+                }
             }
         }
         Ok(None)
     }
+
+    /// The objects of a kind in `namespace` matching `labels` (all when empty).
+    async fn list_in(
+        &self,
+        resolved: &tidegate_cluster::Resolved,
+        namespace: Option<&str>,
+        labels: &str,
+        what: &str,
+    ) -> Result<Vec<Value>, SyncError> {
+        let api = dynamic_api(&self.client, resolved, namespace);
+        let params = ListParams::default().labels(labels);
+        with_retries("list for fail-fast", || api.list(&params))
+            .await
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .filter_map(|o| serde_json::to_value(o).ok())
+                    .collect()
+            })
+            .map_err(|error| {
+                SyncError::Cluster(ClusterError::Api {
+                    cluster: self.cluster.clone(),
+                    what: what.to_string(),
+                    error,
+                })
+            })
+    }
+}
+
+/// `spec.selector.matchLabels` as (key, value) pairs.
+fn selector_of(deployment: &Value) -> Vec<(String, String)> {
+    deployment["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `spec.selector.matchLabels` as a label selector (`a=b,c=d`).

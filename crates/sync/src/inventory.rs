@@ -6,6 +6,7 @@
 //! written after a successful apply; prune deletes what the old inventory has
 //! and the new desired set has not.
 
+use crate::verdicts::Verdicts;
 use kube::{
     Api, Client,
     api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams},
@@ -65,6 +66,10 @@ pub struct Inventory {
     /// sync leaves an inventory that says "partly applied" rather than a
     /// revision the live objects do not match.
     pub applying_from: Option<String>,
+    /// In-sync verdicts recorded by the sync that wrote it (data key
+    /// `verdicts`; see [`crate::verdicts`]). Not part of what the inventory
+    /// records about the revision: compare with [`Inventory::same_record`].
+    pub verdicts: Verdicts,
 }
 
 fn configmaps() -> ApiResource {
@@ -111,6 +116,9 @@ impl Inventory {
         if let Some(from) = &self.applying_from {
             cm["data"]["applyingFrom"] = Value::String(from.clone());
         }
+        if let Some(verdicts) = self.verdicts.to_data() {
+            cm["data"]["verdicts"] = Value::String(verdicts);
+        }
         cm
     }
 
@@ -119,6 +127,8 @@ impl Inventory {
     /// of both (what a prune must consider if the sync stops part-way).
     pub fn applying(&self, previous: Option<&Inventory>) -> Inventory {
         let mut marker = self.clone();
+        // Objects change under the marker: it vouches for none of them.
+        marker.verdicts = Verdicts::default();
         if let Some(old) = previous {
             for r in &old.objects {
                 if !marker.objects.contains(r) {
@@ -154,7 +164,19 @@ impl Inventory {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             applying_from: cm["data"]["applyingFrom"].as_str().map(str::to_string),
+            verdicts: Verdicts::from_data(cm["data"]["verdicts"].as_str()),
         })
+    }
+
+    /// True when both record the same revision, objects and state (their
+    /// verdicts aside).
+    pub fn same_record(&self, other: &Inventory) -> bool {
+        self.environment == other.environment
+            && self.app == other.app
+            && self.revision == other.revision
+            && self.objects == other.objects
+            && self.healthy_revision == other.healthy_revision
+            && self.applying_from == other.applying_from
     }
 
     /// True while (or when) a sync did not finish writing this inventory's revision.
@@ -193,33 +215,33 @@ pub async fn read_all(
     Ok(out)
 }
 
-/// Writes an inventory (creating the namespace when needed).
+/// Writes an inventory (creating the namespace when the write finds it
+/// missing: one request when it exists, as it does after the first sync).
 pub async fn write(
     client: &Client,
     cluster: &str,
     inventory: &Inventory,
 ) -> Result<(), ClusterError> {
     let params = PatchParams::apply(FIELD_MANAGER);
-    let ns_api: Api<DynamicObject> = Api::all_with(client.clone(), &namespaces());
-    let ns =
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}});
-    if with_retries("get namespace", || ns_api.get_opt(INVENTORY_NAMESPACE))
-        .await
-        .map_err(|e| api_error(cluster, "reading the tidegate-system namespace", e))?
-        .is_none()
-    {
-        let patch = Patch::Apply(&ns);
-        with_retries("create namespace", || {
-            ns_api.patch(INVENTORY_NAMESPACE, &params, &patch)
-        })
-        .await
-        .map_err(|e| api_error(cluster, "creating the tidegate-system namespace", e))?;
-    }
     let api: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), INVENTORY_NAMESPACE, &configmaps());
     let name = Inventory::name(&inventory.environment, &inventory.app);
     let cm = inventory.to_configmap();
     let patch = Patch::Apply(&cm);
+    match with_retries("write inventory", || api.patch(&name, &params, &patch)).await {
+        Ok(_) => return Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(api_error(cluster, "writing the inventory", e)),
+    }
+    let ns_api: Api<DynamicObject> = Api::all_with(client.clone(), &namespaces());
+    let ns =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": INVENTORY_NAMESPACE}});
+    let ns_patch = Patch::Apply(&ns);
+    with_retries("create namespace", || {
+        ns_api.patch(INVENTORY_NAMESPACE, &params, &ns_patch)
+    })
+    .await
+    .map_err(|e| api_error(cluster, "creating the tidegate-system namespace", e))?;
     with_retries("write inventory", || api.patch(&name, &params, &patch))
         .await
         .map_err(|e| api_error(cluster, "writing the inventory", e))?;

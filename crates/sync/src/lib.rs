@@ -38,6 +38,7 @@ mod live;
 mod plan;
 mod read;
 mod report;
+pub mod verdicts;
 mod wait;
 
 pub use audit::Audit;
@@ -49,4 +50,5 @@ pub use inventory::{INVENTORY_NAMESPACE, Inventory, InventoryRef};
 pub use live::{ApiLiveState, ListScope, LiveMap, LiveObject, LiveState};
 pub use plan::{Plan, PlannedObject, PruneCandidate};
 pub use report::{Action, ObjectResult, Progress, SyncOptions, SyncReport};
+pub use verdicts::Verdicts;
 pub use wait::{HealthReport, ObjectHealth};

@@ -5,6 +5,7 @@ use crate::{
     dryrun::{Answer, Inputs},
     inventory::{self, Inventory, InventoryRef},
     live::LiveObject,
+    verdicts::{self, Verdicts},
 };
 use futures::{StreamExt, stream};
 use kube::api::{Patch, PatchParams};
@@ -16,7 +17,7 @@ use tidegate_core::{
     tracking::{FIELD_MANAGER, TRACKING_ANNOTATION},
 };
 use tidegate_diff::{
-    DiffInput, DiffStatus, IgnoreRule, ObjectDiff, Prediction, diff_object, to_prune,
+    DiffInput, DiffStatus, IgnoreRule, ObjectDiff, Prediction, diff_object, normalize, to_prune,
 };
 use tracing::{Instrument, debug, info_span};
 
@@ -36,6 +37,11 @@ pub struct PlannedObject {
     /// changes (`kubectl scale/edit/patch`, operation Update), which is drift
     /// to correct, not a competing declaration of ownership.
     pub force: bool,
+    /// The live `resourceVersion` over which applying this object is known
+    /// to change nothing (the dry run predicted exactly the live object, or
+    /// an in-sync verdict said so); recorded as a verdict by a sync that
+    /// writes. Never set for Secrets.
+    pub no_op_at: Option<String>,
 }
 
 impl PlannedObject {
@@ -81,6 +87,14 @@ pub struct Plan {
     pub previous: Vec<Inventory>,
     /// Problems that block the sync.
     pub problems: Vec<ObjectProblem>,
+    /// How many objects' dry runs the in-sync verdicts kept in the
+    /// cluster's inventories made unnecessary.
+    pub verdicts_used: usize,
+    /// Every object the plan read (desired and left to prune), present or not.
+    pub read: BTreeSet<ObjectKey>,
+    /// What it found of them: health can be judged from it without reading
+    /// again ([`Engine::health_from`](crate::Engine::health_from)).
+    pub live: crate::LiveMap,
 }
 
 impl Plan {
@@ -164,6 +178,7 @@ impl Engine {
                     resolved,
                     diff: None,
                     force: false,
+                    no_op_at: None,
                 });
             }
         }
@@ -245,6 +260,7 @@ impl Engine {
             )
             .collect();
         let live = self.read_live(&to_read, Some(env_name)).await?;
+        let read: BTreeSet<ObjectKey> = to_read.iter().map(|(k, _)| k.clone()).collect();
 
         // 4. Dry-run apply and diff every resolved object.
         let ignore: Vec<IgnoreRule> = target
@@ -259,9 +275,23 @@ impl Engine {
         // The futures are made first, not mapped inside the stream: a
         // closure over references there makes the sync future unprovably
         // `Send` (rust-lang/rust#102211), and the fleet driver needs it `Send`.
+        // In-sync verdicts kept in the inventories (any app of this
+        // environment; an inventory a sync did not finish vouches for nothing).
+        let mut verdicts = Verdicts::default();
+        let now = Verdicts::now();
+        for inv in previous.iter().filter(|i| !i.incomplete()) {
+            verdicts.extend(&inv.verdicts, now);
+        }
         let dry_runs: Vec<_> = objects
             .iter()
-            .map(|o| self.dry_run(o, options.force_conflicts, live.get(&o.object.key)))
+            .map(|o| {
+                self.dry_run(
+                    o,
+                    options.force_conflicts,
+                    live.get(&o.object.key),
+                    &verdicts,
+                )
+            })
             .collect();
         let mut dry_runs: Vec<Result<Arc<Value>, kube::Error>> = stream::iter(dry_runs)
             .buffered(self.dry_run_concurrency)
@@ -275,7 +305,7 @@ impl Engine {
                 && only_imperative(s, live_object)
             {
                 o.force = true;
-                *outcome = self.dry_run(o, true, Some(live_object)).await;
+                *outcome = self.dry_run(o, true, Some(live_object), &verdicts).await;
             }
         }
         let new_namespaces: BTreeSet<String> = objects
@@ -289,6 +319,15 @@ impl Engine {
                 continue;
             }
             let live_object = live.get(&o.object.key).map(|v| &**v);
+            if let (Ok(predicted), Some(l)) = (&outcome, live_object)
+                && !o.force
+                && verdicts::eligible(&o.object.key)
+                && normalize((**predicted).clone()) == normalize(l.clone())
+            {
+                o.no_op_at = l["metadata"]["resourceVersion"]
+                    .as_str()
+                    .map(str::to_string);
+            }
             let refused;
             let prediction = match &outcome {
                 Ok(v) => Prediction::DryRun(v),
@@ -426,6 +465,7 @@ impl Engine {
                         .find(|p| p.app == a.app)
                         .and_then(|p| p.healthy_revision.clone()),
                     applying_from: None,
+                    verdicts: Verdicts::default(),
                 }
             })
             .collect();
@@ -434,7 +474,22 @@ impl Engine {
             .filter(|i| wanted(&i.app) && !apps_in_env.contains(i.app.as_str()))
             .cloned()
             .collect();
+        let verdicts_used = objects
+            .iter()
+            .filter(|o| {
+                !o.force
+                    && verdicts.in_sync(
+                        &o.object.key,
+                        &verdicts::desired_hash(&o.object.manifest),
+                        live.get(&o.object.key)
+                            .and_then(|l| l["metadata"]["resourceVersion"].as_str()),
+                    )
+            })
+            .count();
         Ok(Plan {
+            verdicts_used,
+            read,
+            live,
             cluster: self.cluster.clone(),
             environment: env_name.clone(),
             revision: target.revision.to_string(),
@@ -474,12 +529,20 @@ impl Engine {
         o: &PlannedObject,
         force: bool,
         live: Option<&LiveObject>,
+        verdicts: &Verdicts,
     ) -> Result<Arc<Value>, kube::Error> {
         let Some(resolved) = &o.resolved else {
             return Ok(Arc::new(Value::Null));
         };
         let key = &o.object.key;
         let version = live.and_then(|v| v["metadata"]["resourceVersion"].as_str());
+        // Known to change nothing: the server would predict the live object.
+        if !force
+            && let Some(live) = live
+            && verdicts.in_sync(key, &verdicts::desired_hash(&o.object.manifest), version)
+        {
+            return Ok(live.clone());
+        }
         let inputs = Inputs::new(&o.object.manifest, version);
         match self.dry_run_cache.get(&self.cluster, key, force, &inputs) {
             Some(Answer::Predicted(v)) => return Ok(v),

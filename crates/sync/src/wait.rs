@@ -48,9 +48,42 @@ impl Engine {
         objects: &[(ObjectKey, Resolved)],
     ) -> Result<Vec<ObjectHealth>, SyncError> {
         let live = self.read_live(objects, self.environment.as_deref()).await?;
+        Ok(self.assess(objects, &live))
+    }
+
+    /// The worst health of `keys` (Healthy when there are none), judged
+    /// from `live` for the keys in `read` (a plan's [`Plan::read`](crate::Plan::read) and
+    /// [`Plan::live`](crate::Plan::live)) and read (one read per kind)
+    /// for the others.
+    pub async fn health_from(
+        &self,
+        keys: &[(ObjectKey, String)],
+        read: &std::collections::BTreeSet<ObjectKey>,
+        live: &crate::LiveMap,
+    ) -> Result<HealthStatus, SyncError> {
+        let resolved = self.resolve_all(keys).await?;
+        let (known, other): (Vec<_>, Vec<_>) =
+            resolved.into_iter().partition(|(k, _)| read.contains(k));
+        let mut all = self.assess(&known, live);
+        if !other.is_empty() {
+            all.extend(self.health(&other).await?);
+        }
+        Ok(all
+            .iter()
+            .map(|h| h.health.status)
+            .max()
+            .unwrap_or(HealthStatus::Healthy))
+    }
+
+    /// The health of `objects` as found in `live` (absent: missing).
+    fn assess(
+        &self,
+        objects: &[(ObjectKey, Resolved)],
+        live: &crate::LiveMap,
+    ) -> Vec<ObjectHealth> {
         let now = tidegate_health::Timestamp::now();
         let context = self.health_checks.context(self.provider, Some(now));
-        Ok(objects
+        objects
             .iter()
             .map(|(key, resolved)| {
                 let context = tidegate_health::Context {
@@ -69,7 +102,7 @@ impl Engine {
                     check: verdict.check,
                 }
             })
-            .collect())
+            .collect()
     }
 
     /// The worst health of these objects (key, apiVersion), Healthy when

@@ -489,4 +489,5 @@ mod safety;
 mod switch;
 mod sync;
 mod tokens;
+mod verdicts;
 mod windows;

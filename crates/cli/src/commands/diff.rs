@@ -52,6 +52,12 @@ pub async fn run(global: &Global, args: &DiffArgs, style: &Style) -> anyhow::Res
                 "revision": plan.revision,
                 "objects": diffs,
                 "problems": plan.problems,
+                "requests": {
+                    "reads": planned.requests.reads,
+                    "dryRuns": planned.requests.dry_runs,
+                    "writes": planned.requests.writes,
+                },
+                "verdictsUsed": plan.verdicts_used,
             })),
             TextOrJson::Text => {
                 for d in &diffs {
