@@ -282,6 +282,7 @@ impl Engine {
         for inv in previous.iter().filter(|i| !i.incomplete()) {
             verdicts.extend(&inv.verdicts, now);
         }
+        let verdicts_used = std::sync::atomic::AtomicUsize::new(0);
         let dry_runs: Vec<_> = objects
             .iter()
             .map(|o| {
@@ -289,7 +290,7 @@ impl Engine {
                     o,
                     options.force_conflicts,
                     live.get(&o.object.key),
-                    &verdicts,
+                    (&verdicts, &verdicts_used),
                 )
             })
             .collect();
@@ -305,7 +306,9 @@ impl Engine {
                 && only_imperative(s, live_object)
             {
                 o.force = true;
-                *outcome = self.dry_run(o, true, Some(live_object), &verdicts).await;
+                *outcome = self
+                    .dry_run(o, true, Some(live_object), (&verdicts, &verdicts_used))
+                    .await;
             }
         }
         let new_namespaces: BTreeSet<String> = objects
@@ -474,18 +477,7 @@ impl Engine {
             .filter(|i| wanted(&i.app) && !apps_in_env.contains(i.app.as_str()))
             .cloned()
             .collect();
-        let verdicts_used = objects
-            .iter()
-            .filter(|o| {
-                !o.force
-                    && verdicts.in_sync(
-                        &o.object.key,
-                        &verdicts::desired_hash(&o.object.manifest),
-                        live.get(&o.object.key)
-                            .and_then(|l| l["metadata"]["resourceVersion"].as_str()),
-                    )
-            })
-            .count();
+        let verdicts_used = verdicts_used.into_inner();
         Ok(Plan {
             verdicts_used,
             read,
@@ -529,7 +521,7 @@ impl Engine {
         o: &PlannedObject,
         force: bool,
         live: Option<&LiveObject>,
-        verdicts: &Verdicts,
+        (verdicts, used): (&Verdicts, &std::sync::atomic::AtomicUsize),
     ) -> Result<Arc<Value>, kube::Error> {
         let Some(resolved) = &o.resolved else {
             return Ok(Arc::new(Value::Null));
@@ -541,6 +533,7 @@ impl Engine {
             && let Some(live) = live
             && verdicts.in_sync(key, &verdicts::desired_hash(&o.object.manifest), version)
         {
+            used.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(live.clone());
         }
         let inputs = Inputs::new(&o.object.manifest, version);
