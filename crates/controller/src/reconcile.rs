@@ -400,8 +400,19 @@ impl<A: Application> EnvironmentLoop<A> {
             started |= watch.kinds_watched() > before;
         }
         if started {
-            for w in self.watches.values() {
-                w.ready().await;
+            // Bounded: a cluster that went away after its watches started
+            // never lists, and must not hold up this environment's loop (its
+            // reads go to the API server until its caches are listed).
+            let listed = futures::future::join_all(self.watches.values().map(|w| async move {
+                tokio::time::timeout(WATCH_READY_WAIT, w.ready())
+                    .await
+                    .is_ok()
+            }))
+            .await;
+            for (w, listed) in self.watches.values().zip(listed) {
+                if !listed {
+                    warn!(cluster = %w.cluster(), waited = ?WATCH_READY_WAIT, "watch caches not listed yet; reads go to the API server until they are");
+                }
             }
             let cached: usize = self.watches.values().map(ClusterWatch::cached).sum();
             let r = self.requests();
@@ -691,6 +702,10 @@ impl<A: Application> EnvironmentLoop<A> {
         }
     }
 }
+
+/// How long an environment's loop waits for new watch caches to be listed
+/// before going on without them.
+const WATCH_READY_WAIT: Duration = Duration::from_secs(10);
 
 /// The audit action of a cluster the controller cannot reach (once per episode).
 pub const CLUSTER_UNREACHABLE: &str = "cluster-unreachable";

@@ -586,10 +586,25 @@ impl Cut {
         let target = self.target;
         self.tasks.spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            loop {
+                // A failed accept (a connection reset before it was taken,
+                // no file descriptor left for a moment) must not close the
+                // port: only `cut` does.
+                let mut inbound = match listener.accept().await {
+                    Ok((inbound, _)) => inbound,
+                    Err(e) => {
+                        eprintln!("forwarder: accept failed, accepting again: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
                 conns.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    match tokio::net::TcpStream::connect(target).await {
+                        Ok(mut outbound) => {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                        Err(e) => eprintln!("forwarder: cannot reach {target}: {e}"),
                     }
                 });
             }
