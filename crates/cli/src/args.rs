@@ -203,9 +203,34 @@ pub struct ControllerArgs {
     /// High availability: leader election between replicas, shutdown.
     #[command(flatten)]
     pub ha: LeaderElectionArgs,
+    /// The HTTP server: probes, metrics, webhooks.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Where the audit trail is.
     #[command(flatten)]
     pub audit: AuditDb,
+}
+
+/// The HTTP server of `tidegate controller` (see docs/controller.md, "The HTTP server").
+/// Webhook secrets are read from files or from the variables
+/// TIDEGATE_WEBHOOK_{GITHUB,GITLAB,BITBUCKET}_SECRET and TIDEGATE_WEBHOOK_TOKEN, never from flags.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Serve /healthz, /readyz, /metrics and /webhooks/* on this address (e.g. 0.0.0.0:8080) [default: no server]
+    #[arg(long, value_name = "ADDR", env = "TIDEGATE_LISTEN")]
+    pub listen: Option<String>,
+    /// File holding the GitHub webhook secret (else $TIDEGATE_WEBHOOK_GITHUB_SECRET)
+    #[arg(long, value_name = "FILE")]
+    pub github_webhook_secret_file: Option<std::path::PathBuf>,
+    /// File holding the GitLab webhook secret token (else $TIDEGATE_WEBHOOK_GITLAB_SECRET)
+    #[arg(long, value_name = "FILE")]
+    pub gitlab_webhook_secret_file: Option<std::path::PathBuf>,
+    /// File holding the Bitbucket webhook secret (else $TIDEGATE_WEBHOOK_BITBUCKET_SECRET)
+    #[arg(long, value_name = "FILE")]
+    pub bitbucket_webhook_secret_file: Option<std::path::PathBuf>,
+    /// File holding the generic webhook's bearer token (else $TIDEGATE_WEBHOOK_TOKEN)
+    #[arg(long, value_name = "FILE")]
+    pub webhook_token_file: Option<std::path::PathBuf>,
 }
 
 /// Leader election and shutdown of `tidegate controller` (see docs/controller-ha.md).

@@ -1,7 +1,7 @@
 //! The controller: one reconcile loop per environment, each its own task.
 
 use crate::{
-    Application, Backoff, ControllerError, Trigger, TriggerReceiver,
+    Application, Backoff, ControllerError, Observers, Trigger, TriggerReceiver,
     reconcile::{Engines, EnvironmentLoop, sum},
 };
 use std::{sync::Arc, time::Duration};
@@ -25,6 +25,10 @@ pub struct ControllerOptions {
     pub take_over_identity: Option<String>,
     /// On shutdown, how long a rollout's steps in flight may take to finish.
     pub stop_grace: Duration,
+    /// Who hears what the controller does (metrics, readiness); nobody by default.
+    pub observers: Observers,
+    /// The trigger webhooks pull; the controller makes its own when `None`.
+    pub trigger: Option<Trigger>,
 }
 
 impl Default for ControllerOptions {
@@ -35,6 +39,8 @@ impl Default for ControllerOptions {
             identity: "tidegate-controller".into(),
             take_over_identity: None,
             stop_grace: Duration::from_secs(15),
+            observers: Observers::default(),
+            trigger: None,
         }
     }
 }
@@ -51,7 +57,13 @@ pub struct Controller<A: Application> {
 impl<A: Application> Controller<A> {
     /// A controller over the application layer `app`.
     pub fn new(app: A, options: ControllerOptions) -> Controller<A> {
-        let (trigger, receiver) = Trigger::new();
+        let (trigger, receiver) = match options.trigger.clone() {
+            Some(trigger) => {
+                let receiver = trigger.subscribe();
+                (trigger, receiver)
+            }
+            None => Trigger::new(),
+        };
         Controller {
             app: Arc::new(app),
             options: Arc::new(options),

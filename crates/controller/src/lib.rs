@@ -17,6 +17,9 @@
 //! - [`leader`]: leader election between controller replicas over a
 //!   `coordination.k8s.io/v1` Lease in a management cluster; only the leader
 //!   reconciles, and it stops before another replica could take the lease.
+//! - [`observe`]: what the controller does, as [`Event`]s for an
+//!   [`Observer`] (the HTTP server's metrics and readiness, kept in
+//!   `tidegate-server`: this crate knows nothing of HTTP).
 //!
 //! Architecture invariants: the controller writes to clusters only through
 //! the fleet driver (`tidegate_fleet::Driver`, the path of `tidegate sync
@@ -35,6 +38,7 @@ mod controller;
 pub mod drift;
 mod error;
 pub mod leader;
+pub mod observe;
 pub mod reconcile;
 mod replica;
 mod trigger;
@@ -44,6 +48,7 @@ pub use app::{Application, GitApplication, Loaded, RollOutControl};
 pub use backoff::Backoff;
 pub use controller::{Controller, ControllerOptions};
 pub use error::ControllerError;
+pub use observe::{Event, Observer, Observers, RolloutOutcome};
 pub use replica::{Election, Ended, SHUTDOWN_SLACK, run_replica};
 pub use tidegate_app::AppError;
 pub use trigger::{Trigger, TriggerReceiver};

@@ -4,6 +4,7 @@
 use crate::{
     Application, Backoff, ControllerOptions, Loaded, RollOutControl, TriggerReceiver,
     drift::{Drift, DriftKey, Episodes},
+    observe::{Event, RolloutOutcome},
     watch::{Changed, ClusterWatch},
 };
 use futures::StreamExt;
@@ -142,6 +143,7 @@ impl<A: Application> EnvironmentLoop<A> {
             let mut next_fetch = Instant::now();
             let mut trigger_kind = AuditTrigger::ControllerPoll;
             let mut logged = tidegate_cluster::RequestCounts::default();
+            let mut observed = BTreeMap::new();
             loop {
                 tokio::select! {
                     () = &mut stop => break,
@@ -161,6 +163,7 @@ impl<A: Application> EnvironmentLoop<A> {
                         }
                     }
                 }
+                self.observe_requests(&mut observed);
                 let now = self.requests();
                 if now != logged {
                     logged = now;
@@ -188,13 +191,45 @@ impl<A: Application> EnvironmentLoop<A> {
             .map(|(_, e)| e.requests()))
     }
 
+    /// Tells the observers how many more requests each cluster's connection
+    /// sent since `observed` (updated).
+    fn observe_requests(&self, observed: &mut BTreeMap<String, tidegate_cluster::RequestCounts>) {
+        let engines = self.engines.lock().map(|e| e.clone()).unwrap_or_default();
+        for ((env, cluster), engine) in engines {
+            if env != self.name {
+                continue;
+            }
+            let now = engine.requests();
+            let before = observed.insert(cluster.clone(), now).unwrap_or_default();
+            if now != before {
+                self.options.observers.emit(Event::Requests {
+                    cluster,
+                    counts: now.since(before),
+                });
+            }
+        }
+    }
+
     /// Fetches the source; rolls a new commit out. Returns when to fetch next.
     async fn fetch(&mut self, trigger: AuditTrigger) -> Duration {
         let interval = self.current.as_ref().map_or(Duration::from_secs(180), |c| {
             c.environment.spec.sync.interval.0
         });
-        let loaded = match self.app.load_head(&self.name).await {
+        let started = std::time::Instant::now();
+        let head = self.app.load_head(&self.name).await;
+        self.options.observers.emit(Event::Fetched {
+            environment: self.name.clone(),
+            duration: started.elapsed(),
+            ok: matches!(head, Ok(_) | Err(AppError::Invalid(_))),
+        });
+        let loaded = match head {
             Ok(loaded) => {
+                let source = &loaded.environment.spec.source;
+                self.options.observers.emit(Event::Following {
+                    environment: self.name.clone(),
+                    repo_url: source.repo_url.clone(),
+                    git_ref: source.git_ref.clone(),
+                });
                 self.fetch_backoff.succeeded();
                 self.invalid = None;
                 loaded
@@ -291,6 +326,20 @@ impl<A: Application> EnvironmentLoop<A> {
     fn adopt(&mut self, loaded: Arc<Loaded>) {
         for c in &loaded.environment.spec.clusters {
             self.episodes.close_cluster(&c.name);
+            let observers = &self.options.observers;
+            observers.emit(Event::Applied {
+                environment: self.name.clone(),
+                cluster: c.name.clone(),
+                revision: loaded.revision.clone(),
+            });
+            for a in &loaded.environment.spec.apps {
+                observers.emit(Event::Drift {
+                    environment: self.name.clone(),
+                    cluster: c.name.clone(),
+                    app: a.name.clone(),
+                    objects: 0,
+                });
+            }
         }
         self.current = Some(loaded);
     }
@@ -492,6 +541,12 @@ impl<A: Application> EnvironmentLoop<A> {
             debug!(cluster = %key.cluster, app = %key.app, "the app runs another revision: not drift");
             return None;
         }
+        self.options.observers.emit(Event::Drift {
+            environment: self.name.clone(),
+            cluster: key.cluster.clone(),
+            app: key.app.clone(),
+            objects: drifted_objects(&plan, &key.app),
+        });
         let drift = Drift::of(&plan, &key.app);
         let new_episode = self.episodes.observe(key, drift.clone());
         let drift = drift?;
@@ -634,16 +689,18 @@ impl<A: Application> EnvironmentLoop<A> {
                 && *last != now
             {
                 info!(progress = %now.trim_end(), "rollout");
+                self.options.observers.progress(&self.name, lines);
                 *last = now;
             }
         };
         let short = short(&loaded.revision);
         let actor = Actor::new(&self.options.identity, trigger);
-        match self
+        let result = self
             .app
             .roll_out(loaded, actor, quarantined, control, &progress)
-            .await
-        {
+            .await;
+        self.observe_rollout(&result);
+        match result {
             Ok(report) => match report.outcome {
                 Outcome::Succeeded => {
                     for c in &loaded.environment.spec.clusters {
@@ -711,6 +768,47 @@ const WATCH_READY_WAIT: Duration = Duration::from_secs(10);
 pub const CLUSTER_UNREACHABLE: &str = "cluster-unreachable";
 /// The audit action of a cluster reached again after [`CLUSTER_UNREACHABLE`].
 pub const CLUSTER_REACHABLE: &str = "cluster-reachable";
+impl<A: Application> EnvironmentLoop<A> {
+    /// Tells the observers how a rollout ended (its outcome, each cluster's
+    /// apply, its requests); no rollout is under way any more (wave 0).
+    fn observe_rollout(&self, result: &Result<tidegate_fleet::RolloutReport, AppError>) {
+        let observers = &self.options.observers;
+        let outcome = match result {
+            Ok(report) => {
+                observers.report(&self.name, report);
+                match report.outcome {
+                    Outcome::Succeeded => RolloutOutcome::Succeeded,
+                    Outcome::RolledBack { .. } => RolloutOutcome::RolledBack,
+                    Outcome::Halted { .. } => RolloutOutcome::Halted,
+                }
+            }
+            Err(AppError::Rollout(RolloutError::Refused(r))) if !r.problems.is_empty() => {
+                RolloutOutcome::Refused
+            }
+            Err(AppError::Rollout(RolloutError::Invalid(_))) => RolloutOutcome::Refused,
+            Err(_) => RolloutOutcome::Error,
+        };
+        observers.emit(Event::Rollout {
+            environment: self.name.clone(),
+            outcome,
+        });
+        observers.emit(Event::Wave {
+            environment: self.name.clone(),
+            wave: 0,
+        });
+    }
+}
+
+/// How many objects of `app` the plan would apply or prune.
+fn drifted_objects(plan: &tidegate_sync::Plan, app: &str) -> u64 {
+    let applied = plan
+        .objects
+        .iter()
+        .filter(|o| o.app == app && o.needs_apply())
+        .count();
+    let pruned = plan.prune.iter().filter(|p| p.app == app).count();
+    (applied + pruned) as u64
+}
 
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]

@@ -3,7 +3,7 @@
 //! safely on a shutdown request.
 
 use crate::{
-    Controller, ControllerError, ControllerOptions, GitApplication,
+    Application, Controller, ControllerError, ControllerOptions, Event, GitApplication,
     app::MANAGEMENT,
     leader::{LeaderConfig, Leadership},
 };
@@ -57,6 +57,11 @@ pub async fn run_replica(
         let _ = t.wait_for(|s| *s).await;
     };
     let mut app = app;
+    let observers = options.observers.clone();
+    observers.emit(Event::Audit {
+        open: app.audit().is_some(),
+    });
+    observers.emit(Event::Leading(election.is_none()));
     let mut leadership = None;
     if let Some(Election { client, config }) = election {
         let elected = Leadership::start(client.clone(), MANAGEMENT, config.clone())
@@ -76,6 +81,7 @@ pub async fn run_replica(
         options.take_over_identity = Some(identity.clone());
         options.identity = identity;
         app = app.with_management_journals(client, &config.namespace, &config.identity);
+        observers.emit(Event::Leading(true));
         leadership = Some(elected);
     }
     let bound = options.stop_grace + SHUTDOWN_SLACK;
@@ -96,6 +102,7 @@ pub async fn run_replica(
         r = controller.run(term(terminating.clone())) => r?,
         () = lost => {
             // Another replica may take the Lease soon: stop writing now.
+            observers.emit(Event::Leading(false));
             tracing::error!("no longer the leader: stopping at once; the next leader resumes from the journal");
             return Ok(Ended::NotLeading);
         }

@@ -42,6 +42,19 @@ impl Trigger {
 }
 
 impl TriggerReceiver {
+    /// The fetches asked for and not received yet, without waiting: an
+    /// environment's name, or `None` for every environment.
+    pub fn drain(&mut self) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        loop {
+            match self.receiver.try_recv() {
+                Ok(wanted) => out.push(wanted),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => out.push(None),
+                Err(_) => return out,
+            }
+        }
+    }
+
     /// Waits until a fetch of `environment` (or of every environment) is
     /// asked for. Never returns once every [`Trigger`] is dropped.
     pub async fn wanted(&mut self, environment: &str) {

@@ -130,16 +130,16 @@ impl Drop for Exporters {
     }
 }
 
-/// A Prometheus scraping every exporter each second, labelled by cluster.
-struct Prometheus {
+/// A Prometheus scraping every exporter each second, labelled by cluster
+/// (also used by the controller's metrics test, `cluster::server`).
+pub(super) struct Prometheus {
     child: Child,
-    url: String,
+    pub(super) url: String,
     _dir: tempfile::TempDir,
 }
 
 impl Prometheus {
     async fn start(exporters: &Exporters) -> Prometheus {
-        let dir = tempfile::tempdir().expect("prometheus dir");
         let mut targets = String::new();
         for (cluster, server) in &exporters.servers {
             let host = server.url().trim_start_matches("http://");
@@ -147,6 +147,27 @@ impl Prometheus {
                 "      - targets: ['{host}']\n        labels: {{cluster: {cluster}}}\n"
             ));
         }
+        let p = Prometheus::launch(&targets);
+        // Ready, and every exporter scraped at least twice (rate() needs two samples).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let client = tidegate_analysis::Prometheus::new().expect("client");
+        let query = "count(count_over_time(http_requests_total{code=\"500\"}[30s]) >= 2)";
+        while client.query(&p.url, query).await != Measurement::Value(3.0) {
+            assert!(
+                Instant::now() < deadline,
+                "prometheus did not scrape the exporters in time"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        p
+    }
+
+    /// Starts Debian's prometheus on a free loopback port, scraping the
+    /// `static_configs` entries `targets` (YAML lines) every second; does
+    /// not wait for it.
+    pub(super) fn launch(targets: &str) -> Prometheus {
+        assert_prometheus_installed();
+        let dir = tempfile::tempdir().expect("prometheus dir");
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
@@ -168,23 +189,11 @@ impl Prometheus {
             .stderr(Stdio::null())
             .spawn()
             .expect("prometheus starts");
-        let p = Prometheus {
+        Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
             _dir: dir,
-        };
-        // Ready, and every exporter scraped at least twice (rate() needs two samples).
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let client = tidegate_analysis::Prometheus::new().expect("client");
-        let query = "count(count_over_time(http_requests_total{code=\"500\"}[30s]) >= 2)";
-        while client.query(&p.url, query).await != Measurement::Value(3.0) {
-            assert!(
-                Instant::now() < deadline,
-                "prometheus did not scrape the exporters in time"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        p
     }
 }
 

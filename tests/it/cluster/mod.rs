@@ -486,6 +486,7 @@ mod hooks;
 mod live;
 mod rollout;
 mod safety;
+mod server;
 mod switch;
 mod sync;
 mod tokens;

@@ -1,13 +1,15 @@
 //! `tidegate controller`: the continuous controller, until SIGTERM or Ctrl-C.
 
 use super::fleet;
-use crate::args::{ControllerArgs, Global};
+use crate::args::{ControllerArgs, Global, ServerArgs};
 use anyhow::Context;
 use std::process::ExitCode;
 use tidegate_audit::{Actor, Trigger};
 use tidegate_controller::{
-    ControllerOptions, Election, Ended, GitApplication, leader::LeaderConfig, run_replica,
+    ControllerOptions, Election, Ended, GitApplication, Observers, leader::LeaderConfig,
+    run_replica,
 };
+use tidegate_server::{Monitor, Secret, Server, webhook::WebhookSecrets};
 
 /// `tidegate controller`: with `--leader-elect`, waits to lead, then
 /// reconciles until SIGTERM (graceful: exit 0 within the shutdown grace plus
@@ -44,7 +46,7 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
     } else {
         None
     };
-    let options = ControllerOptions {
+    let mut options = ControllerOptions {
         environments: args.env.clone(),
         debounce: std::time::Duration::from_millis(args.debounce_ms),
         identity: format!(
@@ -54,11 +56,84 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         stop_grace: ha.shutdown_grace.0,
         ..ControllerOptions::default()
     };
+    if let Some(address) = &args.server.listen {
+        let (observers, trigger) = start_server(global, &args.server, address).await?;
+        options.observers = observers;
+        options.trigger = Some(trigger);
+    }
     match run_replica(app, options, election, stop_signal()).await? {
         Ended::Stopped => {}
         Ended::NotLeading | Ended::Overdue => return Ok(ExitCode::from(1)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the HTTP server (`--listen`): the observers and trigger to give
+/// the controller. It serves until the process exits.
+async fn start_server(
+    global: &Global,
+    args: &ServerArgs,
+    address: &str,
+) -> anyhow::Result<(Observers, tidegate_controller::Trigger)> {
+    let secrets = WebhookSecrets {
+        github: secret(
+            &args.github_webhook_secret_file,
+            "TIDEGATE_WEBHOOK_GITHUB_SECRET",
+        )?,
+        gitlab: secret(
+            &args.gitlab_webhook_secret_file,
+            "TIDEGATE_WEBHOOK_GITLAB_SECRET",
+        )?,
+        bitbucket: secret(
+            &args.bitbucket_webhook_secret_file,
+            "TIDEGATE_WEBHOOK_BITBUCKET_SECRET",
+        )?,
+        bearer: secret(&args.webhook_token_file, "TIDEGATE_WEBHOOK_TOKEN")?,
+    };
+    // The configuration repository as webhooks name it: `--repo`, or the
+    // local checkout's directory.
+    let config_repo = match &global.repo {
+        Some(repo) => Some(repo.clone()),
+        None => tidegate_app::Workspace::open(None, None)
+            .ok()
+            .and_then(|w| w.workdir().map(|p| p.display().to_string())),
+    };
+    let config_ref = global.git_ref.clone().unwrap_or_else(|| "HEAD".into());
+    let monitor = std::sync::Arc::new(Monitor::new(config_repo.map(|r| (r, config_ref))));
+    let (trigger, _) = tidegate_controller::Trigger::new();
+    let listener = tidegate_server::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let endpoints: Vec<&str> = [
+        ("github", secrets.github.is_some()),
+        ("gitlab", secrets.gitlab.is_some()),
+        ("bitbucket", secrets.bitbucket.is_some()),
+        ("generic", secrets.bearer.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect();
+    let server = Server::new(monitor.clone(), trigger.clone(), secrets);
+    tracing::info!(address = %bound, webhooks = ?endpoints, "serving /healthz, /readyz, /metrics and webhooks");
+    tokio::spawn(async move {
+        if let Err(e) = server.serve(listener, std::future::pending()).await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    Ok((Observers::new(monitor), trigger))
+}
+
+/// A webhook secret from `file`, else from the variable `var`, else none.
+fn secret(file: &Option<std::path::PathBuf>, var: &str) -> anyhow::Result<Option<Secret>> {
+    if let Some(file) = file {
+        return Ok(Some(Secret::from_file(file)?));
+    }
+    match std::env::var(var) {
+        Ok(text) => Ok(Some(Secret::non_empty(&text, var)?)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            anyhow::bail!("{var} is not valid UTF-8")
+        }
+    }
 }
 
 /// A client of the management cluster: `context` (`--leader-election-context`,
