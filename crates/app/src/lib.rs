@@ -30,7 +30,8 @@ pub use load::{
 };
 pub use plans::{ClusterPlan, PlanError, plan_clusters};
 pub use quarantine::{
-    Admission, admit_revision, quarantine_list, quarantine_record, quarantined_everywhere,
+    Admission, admit_revision, existing as existing_audit, quarantine_list, quarantine_record,
+    quarantined_everywhere,
 };
 pub use revisions::{GitRevisions, RevisionEntry};
 pub use rollout::{RolloutDone, RolloutRun, journal, last_healthy_revision};

@@ -1,12 +1,12 @@
 //! The SQLite store: append-only, hash-chained, safe for several writers.
 
 use crate::AuditError;
-use crate::canonical::GENESIS;
-use crate::chain::{ChainChecker, ChainProblem, StoredRow, seal};
+use crate::append::{self, Columns, Intent, Pending};
+use crate::chain::{ChainProblem, StoredRow};
 use crate::entry::{Entry, Phase, Record, Seq};
 use crate::schema::{self, APPLICATION_ID, LATEST};
 use crate::signing;
-use crate::sink::{AuditSink, OperationId, inherit, now_ms};
+use crate::sink::{AuditSink, OperationId, now_ms};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params_from_iter};
 use serde::{Deserialize, Serialize};
@@ -68,13 +68,6 @@ impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.problem.is_none()
     }
-}
-
-enum Pending {
-    Event(Entry),
-    Intent(Entry),
-    Step(OperationId, Entry),
-    Outcome(OperationId, Entry),
 }
 
 #[derive(Deserialize)]
@@ -294,13 +287,7 @@ impl SqliteStore {
     }
 
     fn write(&self, items: Vec<Pending>, durable: bool) -> Result<Vec<Seq>, AuditError> {
-        for item in &items {
-            let (Pending::Event(e)
-            | Pending::Intent(e)
-            | Pending::Step(_, e)
-            | Pending::Outcome(_, e)) = item;
-            e.check()?;
-        }
+        append::check_all(&items)?;
         let mut conn = self.lock();
         let sync = if self.unsynced.load(std::sync::atomic::Ordering::Relaxed) {
             "OFF"
@@ -332,72 +319,25 @@ impl SqliteStore {
                 |r| Ok((seq_at(r, 0)?, r.get(1)?)),
             )
             .optional()?;
-        let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
+        let sealed = append::seal_all(items, head, |op| open_intent(&tx, op))?;
         let with_outcome = self.schema >= 2;
-        let sql = if with_outcome {
-            "INSERT INTO entries (seq, time_ms, phase, operation, actor, environment, cluster, app, action, body, prev_hash, hash, outcome) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-        } else {
-            "INSERT INTO entries (seq, time_ms, phase, operation, actor, environment, cluster, app, action, body, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-        };
-        let mut out = Vec::with_capacity(items.len());
-        let mut open_ops = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(sealed.len());
         {
-            let mut insert = tx.prepare(sql)?;
-            for item in items {
-                seq += 1;
-                let (phase, op, mut entry) = match item {
-                    Pending::Event(e) => (Phase::Event, None, e),
-                    Pending::Intent(e) => (Phase::Intent, Some(seq), e),
-                    Pending::Step(op, e) => {
-                        if open_ops.insert(op) {
-                            open_intent(&tx, op)?;
-                        }
-                        (Phase::Event, Some(op.0), e)
-                    }
-                    Pending::Outcome(op, e) => (Phase::Outcome, Some(op.0), e),
-                };
-                let now = entry.time_ms.unwrap_or_else(now_ms);
-                if let (Phase::Outcome, Some(op)) = (phase, op) {
-                    let (intent, intent_time) = open_intent(&tx, OperationId(op))?;
-                    let closed: i64 = tx.query_row(
-                        "SELECT count(*) FROM entries WHERE operation = ?1 AND phase = 'outcome'",
-                        [op as i64],
-                        |r| r.get(0),
-                    )?;
-                    if closed > 0 {
-                        return Err(AuditError::UnknownOperation(op));
-                    }
-                    inherit(&mut entry, &intent, intent_time, now);
-                }
-                let (record, body) = seal(seq, now, phase, op, entry, &prev);
-                let e = &record.entry;
-                let outcome = e.outcome.map(|o| o.as_str());
-                let mut values: Vec<rusqlite::types::Value> = vec![
-                    (record.seq as i64).into(),
-                    record.time_ms.into(),
-                    phase.as_str().to_string().into(),
-                    op.map(|o| o as i64).into(),
-                    e.actor.identity.clone().into(),
-                    e.environment.clone().into(),
-                    e.cluster.clone().into(),
-                    e.app.clone().into(),
-                    e.action.as_str().to_string().into(),
-                    body.into(),
-                    record.prev_hash.clone().into(),
-                    record.hash.clone().into(),
-                ];
-                if with_outcome {
-                    values.push(outcome.map(str::to_string).into());
-                }
-                insert.execute(params_from_iter(values))?;
-                prev = record.hash;
-                out.push(seq);
+            let mut insert = tx.prepare(if with_outcome {
+                "INSERT INTO entries (seq, time_ms, phase, operation, actor, environment, cluster, app, action, body, prev_hash, hash, outcome) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            } else {
+                "INSERT INTO entries (seq, time_ms, phase, operation, actor, environment, cluster, app, action, body, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            })?;
+            for (record, body) in &sealed {
+                insert_row(&mut insert, record, body, with_outcome)?;
+                out.push(record.seq);
             }
         }
-        if let (Some(key), true) = (&self.signing_key, with_outcome) {
-            insert_signed_head(&tx, key, seq, &prev)?;
+        if let (Some(key), true, Some((last, _))) = (&self.signing_key, with_outcome, sealed.last())
+        {
+            insert_signed_head(&tx, key, last.seq, &last.hash)?;
         }
         tx.commit()?;
         Ok(out)
@@ -517,6 +457,27 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Up to `limit` stored records after `after`, each with its body as
+    /// stored (for copying the trail verbatim).
+    pub(crate) fn sealed_after(
+        &self,
+        after: Seq,
+        limit: i64,
+    ) -> Result<Vec<(Record, String)>, AuditError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT seq, body, prev_hash, hash FROM entries WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![after as i64, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq: Seq = seq_at(row, 0)?;
+            let body: String = row.get(1)?;
+            out.push((decode(seq, &body, row.get(2)?, row.get(3)?)?, body));
+        }
+        Ok(out)
+    }
+
     /// Intents that have no outcome: operations a crash interrupted (or
     /// still running).
     pub fn interrupted(&self) -> Result<Vec<Record>, AuditError> {
@@ -541,28 +502,6 @@ impl SqliteStore {
     /// exist.
     pub fn verify(&self, trusted: Option<&VerifyingKey>) -> Result<VerifyReport, AuditError> {
         let heads = self.signed_heads()?;
-        let trusted_hex = trusted.map(signing::public_key_hex);
-        let mut report = VerifyReport {
-            entries: 0,
-            head: None,
-            signed_head: None,
-            problem: None,
-        };
-        let mut wanted: std::collections::BTreeMap<Seq, Vec<&SignedHead>> = Default::default();
-        for h in &heads {
-            if trusted_hex.as_ref().is_some_and(|k| *k != h.public_key) {
-                continue;
-            }
-            if !signing::verify_head(&h.public_key, h.seq, &h.hash, &h.signature) {
-                report.problem = Some(ChainProblem::BadSignature { seq: h.seq });
-                return Ok(report);
-            }
-            wanted.entry(h.seq).or_default().push(h);
-        }
-        if trusted.is_some() && wanted.is_empty() {
-            report.problem = Some(ChainProblem::NoSignedHead);
-            return Ok(report);
-        }
         let with_outcome = self.schema >= 2;
         let conn = self.lock();
         let sql = format!(
@@ -571,7 +510,7 @@ impl SqliteStore {
         );
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
-        let read = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<StoredRow>, AuditError> {
+        crate::verify::verify_chain(&heads, trusted, || {
             let Some(r) = rows.next()? else {
                 return Ok(None);
             };
@@ -599,42 +538,7 @@ impl SqliteStore {
                 prev_hash: r.get(10)?,
                 hash: r.get(11)?,
             }))
-        };
-        let mut checker = ChainChecker::new();
-        let mut current = read(&mut rows)?;
-        let mut last_seq = 0;
-        while let Some(row) = current {
-            let next = read(&mut rows)?;
-            if !checker.push(&row, next.as_ref()) {
-                break;
-            }
-            last_seq = row.seq;
-            if let Some(hs) = wanted.get(&row.seq) {
-                if hs.iter().any(|h| h.hash != row.hash) {
-                    report.problem = Some(ChainProblem::SignedHeadMismatch { seq: row.seq });
-                    break;
-                }
-                report.signed_head = Some(row.seq);
-            }
-            current = next;
-        }
-        report.entries = checker.count();
-        if checker.count() > 0 {
-            report.head = Some((last_seq, checker.head_hash().to_string()));
-        }
-        if report.problem.is_none() {
-            report.problem = checker.problem().cloned();
-        }
-        if report.problem.is_none()
-            && let Some((&signed_seq, _)) = wanted.iter().next_back()
-            && signed_seq > last_seq
-        {
-            report.problem = Some(ChainProblem::Truncated {
-                signed_seq,
-                last_seq,
-            });
-        }
-        Ok(report)
+        })
     }
 
     /// Copies the log into one self-contained file (WAL checkpointed into
@@ -741,7 +645,7 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
-fn open_intent(tx: &Connection, op: OperationId) -> Result<(Entry, i64), AuditError> {
+fn open_intent(tx: &Connection, op: OperationId) -> Result<Intent, AuditError> {
     let row: Option<(String, String, String)> = tx
         .query_row(
             "SELECT body, prev_hash, hash FROM entries WHERE seq = ?1 AND phase = 'intent'",
@@ -753,7 +657,45 @@ fn open_intent(tx: &Connection, op: OperationId) -> Result<(Entry, i64), AuditEr
         return Err(AuditError::UnknownOperation(op.0));
     };
     let record = decode(op.0, &body, prev, hash)?;
-    Ok((record.entry, record.time_ms))
+    let closed: i64 = tx.query_row(
+        "SELECT count(*) FROM entries WHERE operation = ?1 AND phase = 'outcome'",
+        [op.0 as i64],
+        |r| r.get(0),
+    )?;
+    Ok(Intent {
+        entry: record.entry,
+        time_ms: record.time_ms,
+        closed: closed > 0,
+    })
+}
+
+/// Inserts one sealed record with its columns.
+fn insert_row(
+    insert: &mut rusqlite::Statement<'_>,
+    record: &Record,
+    body: &str,
+    with_outcome: bool,
+) -> Result<(), AuditError> {
+    let c = Columns::of(record);
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        c.seq.into(),
+        c.time_ms.into(),
+        c.phase.to_string().into(),
+        c.operation.into(),
+        c.actor.to_string().into(),
+        c.environment.map(str::to_string).into(),
+        c.cluster.map(str::to_string).into(),
+        c.app.map(str::to_string).into(),
+        c.action.to_string().into(),
+        body.to_string().into(),
+        record.prev_hash.clone().into(),
+        record.hash.clone().into(),
+    ];
+    if with_outcome {
+        values.push(c.outcome.map(str::to_string).into());
+    }
+    insert.execute(params_from_iter(values))?;
+    Ok(())
 }
 
 fn insert_signed_head(
