@@ -228,15 +228,15 @@ mod tests {
     #[test]
     fn paths_and_sqlite_urls_are_sqlite() {
         assert_eq!(
-            Location::parse(Path::new("/var/lib/audit.db")).unwrap(),
+            Location::parse(Path::new("/var/lib/audit.db")).expect("parses"),
             Location::Sqlite("/var/lib/audit.db".into())
         );
         assert_eq!(
-            Location::parse(Path::new("sqlite:///var/lib/audit.db")).unwrap(),
+            Location::parse(Path::new("sqlite:///var/lib/audit.db")).expect("parses"),
             Location::Sqlite("/var/lib/audit.db".into())
         );
         assert_eq!(
-            Location::parse(Path::new("sqlite://rel/a.db")).unwrap(),
+            Location::parse(Path::new("sqlite://rel/a.db")).expect("parses"),
             Location::Sqlite("rel/a.db".into())
         );
         assert!(Location::parse(Path::new("sqlite://")).is_err());
@@ -247,7 +247,7 @@ mod tests {
         let Location::Postgres(u) = Location::parse(Path::new(
             "postgres://tide:s3cret@db.example:5432/audit?sslmode=verify-full&sslrootcert=/etc/ca%20bundle.pem&application_name=x",
         ))
-        .unwrap() else {
+        .expect("parses") else {
             panic!("not postgres");
         };
         assert_eq!(u.tls, PgTls::CaFile("/etc/ca bundle.pem".into()));
@@ -258,16 +258,18 @@ mod tests {
             "postgres://tide:s3cret@db.example:5432/audit?application_name=x"
         );
         let Location::Postgres(u) =
-            Location::parse(Path::new("postgresql://h/db?sslmode=require")).unwrap()
+            Location::parse(Path::new("postgresql://h/db?sslmode=require")).expect("parses")
         else {
             panic!("not postgres");
         };
         assert_eq!(u.tls, PgTls::SystemRoots);
-        let Location::Postgres(u) = Location::parse(Path::new("postgres://h/db")).unwrap() else {
+        let Location::Postgres(u) = Location::parse(Path::new("postgres://h/db")).expect("parses")
+        else {
             panic!("not postgres");
         };
         assert_eq!(u.tls, PgTls::Off);
-        let err = Location::parse(Path::new("postgres://u:pw@h/db?sslmode=sometimes")).unwrap_err();
+        let err = Location::parse(Path::new("postgres://u:pw@h/db?sslmode=sometimes"))
+            .expect_err("refused");
         assert!(err.to_string().contains("sslmode=sometimes"), "{err}");
         assert!(!err.to_string().contains("pw@"), "{err}");
         assert_eq!(

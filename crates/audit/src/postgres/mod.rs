@@ -159,8 +159,8 @@ impl PgStore {
             let head = read_head(&tx).await?;
             let mut intents = std::collections::HashMap::new();
             for op in items.iter().filter_map(Pending::operation) {
-                if !intents.contains_key(&op) {
-                    intents.insert(op, read_intent(&tx, op).await?);
+                if let std::collections::hash_map::Entry::Vacant(slot) = intents.entry(op) {
+                    slot.insert(read_intent(&tx, op).await?);
                 }
             }
             let sealed = append::seal_all(items, head, |op| {
