@@ -86,7 +86,7 @@ impl RolloutRun<'_> {
         progress: &(dyn Fn(&[ClusterLine]) + Sync),
     ) -> Result<RolloutDone, AppError> {
         let store = AuditStore::open(self.audit_path).map_err(|source| AppError::AuditOpen {
-            path: self.audit_path.display().to_string(),
+            path: tidegate_audit::location::describe(self.audit_path),
             source,
         })?;
         let env = &self.environment.metadata.name;

@@ -163,6 +163,17 @@ impl PgUrl {
     }
 }
 
+/// An `--audit-db` value for messages: a path as it is, a URL with its
+/// password hidden.
+pub fn describe(value: &Path) -> String {
+    let text = value.to_string_lossy();
+    if text.contains("://") {
+        redact(&text)
+    } else {
+        value.display().to_string()
+    }
+}
+
 /// `url` with the password (in the user-info part or a `password=`
 /// parameter) replaced by `***`.
 pub fn redact(url: &str) -> String {

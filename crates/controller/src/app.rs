@@ -132,7 +132,7 @@ impl GitApplication {
         audit_path: PathBuf,
     ) -> Result<GitApplication, AppError> {
         let audit = AuditStore::open(&audit_path).map_err(|source| AppError::AuditOpen {
-            path: audit_path.display().to_string(),
+            path: tidegate_audit::location::describe(&audit_path),
             source,
         })?;
         Ok(GitApplication {

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct PgServer {
     bin: PathBuf,
     port: u16,
+    /// The server's directory (data, socket, TLS files).
+    dir: PathBuf,
     /// Run as this user (`Some("postgres")` when the tests run as root).
     run_as: Option<&'static str>,
 }
@@ -84,6 +86,7 @@ fn start() -> Result<PgServer, String> {
         .tempdir()
         .map_err(|e| format!("temp dir: {e}"))?
         .keep();
+    write_tls_files(&dir)?;
     if root {
         let ok = Command::new("chown")
             .args(["-R", "postgres:postgres"])
@@ -101,6 +104,7 @@ fn start() -> Result<PgServer, String> {
     let server = PgServer {
         bin,
         port: 0,
+        dir: dir.clone(),
         run_as,
     };
     server.run(
@@ -123,8 +127,9 @@ fn start() -> Result<PgServer, String> {
         .map_err(|e| format!("free port: {e}"))?
         .port();
     let options = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-        path_str(&dir)
+        "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
+         -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+        dir = path_str(&dir)
     );
     let log = dir.join("server.log");
     server
@@ -167,11 +172,45 @@ fn start() -> Result<PgServer, String> {
     Ok(PgServer { port, ..server })
 }
 
+/// A CA (`ca.pem`) and the server's certificate for 127.0.0.1 signed by
+/// it (`server.crt`, `server.key` with mode 0600), so that clients can
+/// connect with `sslmode=verify-full` (plain connections still work).
+fn write_tls_files(dir: &Path) -> Result<(), String> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use std::os::unix::fs::PermissionsExt;
+    let e = |e: rcgen::Error| format!("TLS files: {e}");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().map_err(e)?;
+    let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).map_err(e)?;
+    let leaf_key = KeyPair::generate().map_err(e)?;
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &Issuer::from_params(&ca, &ca_key))
+        .map_err(e)?;
+    let write = |name: &str, text: String| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("{name}: {e}"))
+    };
+    write("ca.pem", ca_cert.pem())?;
+    write("server.crt", leaf_cert.pem())?;
+    write("server.key", leaf_key.serialize_pem())?;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .map_err(|e| format!("server.key: {e}"))
+}
+
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
 
 impl PgServer {
+    /// The CA that signed the server's certificate (PEM).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
     /// The URL of database `db`.
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)

@@ -276,3 +276,47 @@ fn missing_tables_bad_urls_and_unreachable_servers_are_clear() {
     assert!(!out.status.success());
     assert!(!text(&out).contains("hunter2"), "{}", text(&out));
 }
+
+#[test]
+fn tls_with_verify_full_against_the_servers_ca() {
+    let db = TestDb::new(Backend::Postgres, "tls");
+    let server = super::pg::server();
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.location.display(),
+        server.ca_file().display()
+    );
+    let store = AuditStore::open(Path::new(&url)).expect("open over TLS");
+    store.append(event(1)).expect("append over TLS");
+    assert!(store.verify(None).expect("verify").ok());
+    // The store's pooled connection is still open: the server says it is TLS.
+    let name = db
+        .location
+        .to_str()
+        .and_then(|u| u.rsplit('/').next())
+        .expect("db");
+    let tls = server
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.datname = '{name}'"
+            ),
+        )
+        .expect("pg_stat_ssl");
+    assert_ne!(tls, "0", "no TLS connection from the store");
+    drop(store);
+    // Another CA: the server's certificate is refused.
+    let other = db.dir.path().join("other-ca.pem");
+    let ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("ca");
+    std::fs::write(&other, ca.cert.pem()).expect("write");
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.location.display(),
+        other.display()
+    );
+    let err = AuditStore::open_existing(Path::new(&url)).expect_err("unknown CA");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}

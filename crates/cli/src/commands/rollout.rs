@@ -887,8 +887,12 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         .context("the environment file vanished")?;
     let text = String::from_utf8(text).context("the environment file is not UTF-8")?;
     let path = args.rollout.audit.path();
-    let store = AuditStore::open(&path)
-        .with_context(|| format!("opening the audit trail {}", path.display()))?;
+    let store = AuditStore::open(&path).with_context(|| {
+        format!(
+            "opening the audit trail {}",
+            tidegate_audit::location::describe(&path)
+        )
+    })?;
     let actor = actor();
     let name = actor
         .identity

@@ -66,8 +66,12 @@ pub(crate) fn admit_cluster(
         return Ok(false);
     };
     let path = args.audit.path();
-    let store = AuditStore::open(&path)
-        .with_context(|| format!("opening the audit trail {}", path.display()))?;
+    let store = AuditStore::open(&path).with_context(|| {
+        format!(
+            "opening the audit trail {}",
+            tidegate_audit::location::describe(&path)
+        )
+    })?;
     let entry = Entry::new(
         Actor::local_user(Trigger::Cli),
         Action::Other("windows-ignored".into()),
