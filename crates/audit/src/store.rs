@@ -35,6 +35,61 @@ pub struct Filter {
     pub until_ms: Option<i64>,
 }
 
+/// A value bound to one of a [`Filter`]'s SQL conditions.
+#[derive(Debug, Clone)]
+pub(crate) enum FilterArg {
+    /// A text column's value.
+    Text(String),
+    /// A time in Unix ms.
+    Int(i64),
+}
+
+impl Filter {
+    /// The filter as SQL conditions (each ` AND …`) on the entries table's
+    /// columns, and their values in order; `mark(n)` writes the `n`-th
+    /// placeholder, counting from `used + 1` (the query's own placeholders
+    /// come first).
+    pub(crate) fn conditions(
+        &self,
+        used: usize,
+        mark: impl Fn(usize) -> String,
+    ) -> (String, Vec<FilterArg>) {
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        let push = |args: &mut Vec<FilterArg>, arg: FilterArg| {
+            args.push(arg);
+            mark(used + args.len())
+        };
+        for (col, value) in [
+            ("environment", &self.environment),
+            ("cluster", &self.cluster),
+            ("app", &self.app),
+        ] {
+            if let Some(v) = value {
+                let m = push(&mut args, FilterArg::Text(v.clone()));
+                sql.push_str(&format!(" AND {col} = {m}"));
+            }
+        }
+        if !self.actions.is_empty() {
+            let marks: Vec<String> = self
+                .actions
+                .iter()
+                .map(|a| push(&mut args, FilterArg::Text(a.clone())))
+                .collect();
+            sql.push_str(&format!(" AND action IN ({})", marks.join(", ")));
+        }
+        if let Some(t) = self.since_ms {
+            let m = push(&mut args, FilterArg::Int(t));
+            sql.push_str(&format!(" AND time_ms >= {m}"));
+        }
+        if let Some(t) = self.until_ms {
+            let m = push(&mut args, FilterArg::Int(t));
+            sql.push_str(&format!(" AND time_ms < {m}"));
+        }
+        (sql, args)
+    }
+}
+
 /// A signed chain head as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedHead {
@@ -417,35 +472,14 @@ impl SqliteStore {
         filter: &Filter,
         mut f: impl FnMut(Record) -> Result<(), AuditError>,
     ) -> Result<(), AuditError> {
-        let mut sql = String::from("SELECT seq, body, prev_hash, hash FROM entries WHERE 1=1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        for (col, value) in [
-            ("environment", &filter.environment),
-            ("cluster", &filter.cluster),
-            ("app", &filter.app),
-        ] {
-            if let Some(v) = value {
-                args.push(v.clone().into());
-                sql.push_str(&format!(" AND {col} = ?{}", args.len()));
-            }
-        }
-        if !filter.actions.is_empty() {
-            let mut marks = Vec::new();
-            for a in &filter.actions {
-                args.push(a.clone().into());
-                marks.push(format!("?{}", args.len()));
-            }
-            sql.push_str(&format!(" AND action IN ({})", marks.join(", ")));
-        }
-        if let Some(t) = filter.since_ms {
-            args.push(t.into());
-            sql.push_str(&format!(" AND time_ms >= ?{}", args.len()));
-        }
-        if let Some(t) = filter.until_ms {
-            args.push(t.into());
-            sql.push_str(&format!(" AND time_ms < ?{}", args.len()));
-        }
-        sql.push_str(" ORDER BY seq");
+        let (conditions, args) = filter.conditions(0, |n| format!("?{n}"));
+        let sql = format!(
+            "SELECT seq, body, prev_hash, hash FROM entries WHERE 1=1{conditions} ORDER BY seq"
+        );
+        let args = args.into_iter().map(|a| match a {
+            FilterArg::Text(t) => rusqlite::types::Value::from(t),
+            FilterArg::Int(i) => rusqlite::types::Value::from(i),
+        });
         let conn = self.lock();
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query(params_from_iter(args))?;

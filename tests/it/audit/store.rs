@@ -202,3 +202,42 @@ fn killed_operation_shows_interrupted(db) {
     assert!(md.contains("| interrupted |"), "{md}");
 }
 }
+
+on_both_backends! {
+/// Every filter field narrows what `records` (and so `log`, `report` and
+/// `export`) returns, alone and together.
+fn filters_select_the_same_entries(db) {
+    let store = db.open();
+    let actor = Actor::new("tester@host", Trigger::Cli);
+    for (i, (env, cluster, action)) in [
+        ("prod", "eks-us-east-1", Action::Apply),
+        ("prod", "aks-westeurope", Action::Prune),
+        ("dev", "eks-us-east-1", Action::Apply),
+        ("prod", "eks-us-east-1", Action::Rollback),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .append(Entry::new(actor.clone(), action).env(env).cluster(cluster).app("gin-app").at(T0 + i as i64 * 1_000))
+            .expect("append");
+    }
+    let count = |f: tidegate_audit::Filter| store.records(&f).expect("records").len();
+    assert_eq!(count(Default::default()), 4);
+    assert_eq!(count(tidegate_audit::Filter { environment: Some("prod".into()), ..Default::default() }), 3);
+    assert_eq!(count(tidegate_audit::Filter { cluster: Some("eks-us-east-1".into()), ..Default::default() }), 3);
+    assert_eq!(count(tidegate_audit::Filter { app: Some("other".into()), ..Default::default() }), 0);
+    assert_eq!(count(tidegate_audit::Filter { actions: vec!["apply".into(), "rollback".into()], ..Default::default() }), 3);
+    assert_eq!(count(tidegate_audit::Filter { since_ms: Some(T0 + 1_000), until_ms: Some(T0 + 3_000), ..Default::default() }), 2);
+    let all = tidegate_audit::Filter {
+        environment: Some("prod".into()),
+        cluster: Some("eks-us-east-1".into()),
+        app: Some("gin-app".into()),
+        actions: vec!["rollback".into()],
+        since_ms: Some(T0),
+        until_ms: Some(T0 + 10_000),
+    };
+    let hits = store.records(&all).expect("records");
+    assert_eq!(hits.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4]);
+}
+}

@@ -19,7 +19,7 @@ use crate::entry::{Entry, Record, Seq};
 use crate::location::PgUrl;
 use crate::signing;
 use crate::sink::{AuditSink, OperationId, now_ms};
-use crate::store::{Filter, SignedHead, VerifyReport, decode};
+use crate::store::{Filter, FilterArg, SignedHead, VerifyReport, decode};
 use connect::Runner;
 use deadpool_postgres::Pool;
 use ed25519_dalek::{SigningKey, VerifyingKey};
@@ -58,18 +58,12 @@ impl std::fmt::Debug for PgStore {
 }
 
 /// A query parameter owned by the future that sends it.
-#[derive(Debug, Clone)]
-enum Param {
-    Text(String),
-    Int(i64),
-}
+type Param = FilterArg;
 
-impl Param {
-    fn as_sql(&self) -> &(dyn ToSql + Sync) {
-        match self {
-            Param::Text(s) => s,
-            Param::Int(i) => i,
-        }
+fn as_sql(p: &Param) -> &(dyn ToSql + Sync) {
+    match p {
+        Param::Text(s) => s,
+        Param::Int(i) => i,
     }
 }
 
@@ -151,12 +145,7 @@ impl PgStore {
         self.runner.run(async move {
             let mut client = pool.get().await.map_err(pool_err)?;
             let tx = client.transaction().await.map_err(pg)?;
-            // One writer at a time: the head read below is the one the
-            // previous writer committed.
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-                .await
-                .map_err(pg)?;
-            let head = read_head(&tx).await?;
+            let head = lock_head(&tx).await?;
             let mut intents = std::collections::HashMap::new();
             for op in items.iter().filter_map(Pending::operation) {
                 if let std::collections::hash_map::Entry::Vacant(slot) = intents.entry(op) {
@@ -185,10 +174,7 @@ impl PgStore {
         self.runner.run(async move {
             let mut client = pool.get().await.map_err(pool_err)?;
             let tx = client.transaction().await.map_err(pg)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-                .await
-                .map_err(pg)?;
-            let Some((seq, hash)) = read_head(&tx).await? else {
+            let Some((seq, hash)) = lock_head(&tx).await? else {
                 return Ok(None);
             };
             let head = new_head(&key, seq, &hash);
@@ -274,35 +260,12 @@ impl PgStore {
         filter: &Filter,
         mut f: impl FnMut(Record) -> Result<(), AuditError>,
     ) -> Result<(), AuditError> {
-        let mut sql = format!("SELECT seq, body, prev_hash, hash FROM {ENTRIES} WHERE seq > $1");
+        let (conditions, rest) = filter.conditions(1, |n| format!("${n}"));
+        let sql = format!(
+            "SELECT seq, body, prev_hash, hash FROM {ENTRIES} WHERE seq > $1{conditions} ORDER BY seq LIMIT {PAGE}"
+        );
         let mut args = vec![Param::Int(0)];
-        for (col, value) in [
-            ("environment", &filter.environment),
-            ("cluster", &filter.cluster),
-            ("app", &filter.app),
-        ] {
-            if let Some(v) = value {
-                args.push(Param::Text(v.clone()));
-                sql.push_str(&format!(" AND {col} = ${}", args.len()));
-            }
-        }
-        if !filter.actions.is_empty() {
-            let mut marks = Vec::new();
-            for a in &filter.actions {
-                args.push(Param::Text(a.clone()));
-                marks.push(format!("${}", args.len()));
-            }
-            sql.push_str(&format!(" AND action IN ({})", marks.join(", ")));
-        }
-        if let Some(t) = filter.since_ms {
-            args.push(Param::Int(t));
-            sql.push_str(&format!(" AND time_ms >= ${}", args.len()));
-        }
-        if let Some(t) = filter.until_ms {
-            args.push(Param::Int(t));
-            sql.push_str(&format!(" AND time_ms < ${}", args.len()));
-        }
-        sql.push_str(&format!(" ORDER BY seq LIMIT {PAGE}"));
+        args.extend(rest);
         loop {
             let page = self.query(&sql, args.clone())?;
             let full = page.len() as i64 == PAGE;
@@ -322,7 +285,7 @@ impl PgStore {
         let sql = sql.to_string();
         self.runner.run(async move {
             let client = pool.get().await.map_err(pool_err)?;
-            let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(Param::as_sql).collect();
+            let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(as_sql).collect();
             client.query(&sql, &params).await.map_err(pg)
         })
     }
@@ -383,10 +346,7 @@ impl PgStore {
         self.runner.run(async move {
             let mut client = pool.get().await.map_err(pool_err)?;
             let tx = client.transaction().await.map_err(pg)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-                .await
-                .map_err(pg)?;
-            if read_head(&tx).await? != expected_head {
+            if lock_head(&tx).await? != expected_head {
                 return Err(AuditError::Refused(format!(
                     "{display} was written to while the trail was being copied; nothing of this batch was copied (run migrate again)"
                 )));
@@ -431,6 +391,17 @@ async fn schema_present(client: &tokio_postgres::Client) -> Result<bool, AuditEr
         .await
         .map_err(pg)?;
     Ok(row.get(0))
+}
+
+/// Takes the write lock (one writer at a time, until this transaction
+/// ends), then reads the head: the one the previous writer committed.
+async fn lock_head(
+    tx: &deadpool_postgres::Transaction<'_>,
+) -> Result<Option<(Seq, String)>, AuditError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await
+        .map_err(pg)?;
+    read_head(tx).await
 }
 
 async fn read_head(
