@@ -35,8 +35,9 @@ test: cluster-bins template-tools test-deps
 	TIDEGATE_TEST_KUBECONFIG=$$kubeconfig $(CARGO) test --workspace
 
 ## test-deps: the Debian packages the tests run besides Rust and Go: Chromium (the HTML report
-## test), docker-registry (the Helm OCI tests) and prometheus (the metric analysis tests run
-## /usr/bin/prometheus themselves; the package's service plays no part), installed with apt-get when this is Debian
+## test), docker-registry (the Helm OCI tests), prometheus (the metric analysis tests run
+## /usr/bin/prometheus themselves; the package's service plays no part) and postgresql (the audit
+## tests start their own throw-away server from /usr/lib/postgresql/*/bin), installed with apt-get when this is Debian
 ## and we are root; otherwise stop and say how
 test-deps:
 	@missing=""; \
@@ -47,6 +48,8 @@ test-deps:
 	  missing="$$missing docker-registry"; fi; \
 	if ! command -v prometheus >/dev/null && [ ! -x /usr/bin/prometheus ]; then \
 	  missing="$$missing prometheus"; fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "$${TIDEGATE_PG_BIN:-}" ]; then \
+	  missing="$$missing postgresql"; fi; \
 	if [ -z "$$missing" ]; then :; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages the tests need:$$missing (apt-get)"; \

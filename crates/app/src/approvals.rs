@@ -2,7 +2,7 @@
 
 use futures::future::BoxFuture;
 use std::path::PathBuf;
-use tidegate_audit::{Filter, SqliteStore};
+use tidegate_audit::{AuditError, AuditStore, Filter};
 use tidegate_fleet::{ApprovalError, Approvals};
 
 /// Approvals recorded in the local audit trail by `tidegate approve`.
@@ -19,10 +19,11 @@ impl AuditApprovals {
     /// True when the audit trail records an approval of `wave` for this
     /// revision; false when there is no audit trail yet.
     pub fn approved_in_audit(&self, wave: u32) -> Result<bool, ApprovalError> {
-        if !self.path.exists() {
-            return Ok(false);
-        }
-        let store = SqliteStore::open_read_only(&self.path)?;
+        let store = match AuditStore::open_read_only(&self.path) {
+            Ok(store) => store,
+            Err(AuditError::Missing(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
         Ok(store
             .records(&Filter {
                 environment: Some(self.env.clone()),

@@ -29,7 +29,8 @@ pub use gates::{ClusterApprovals, GatesRead, GatesWritten, quarantined, read_gat
 pub use load::{Capabilities, ClusterAccess, LoadRequest, Loaded, client_factory, load};
 pub use plans::{ClusterPlan, PlanError, plan_clusters};
 pub use quarantine::{
-    Admission, admit_revision, quarantine_list, quarantine_record, quarantined_everywhere,
+    Admission, admit_revision, existing as existing_audit, quarantine_list, quarantine_record,
+    quarantined_everywhere,
 };
 pub use rendering::{Rendering, health_checks, load_rendered};
 pub use revisions::{GitRevisions, RevisionEntry};

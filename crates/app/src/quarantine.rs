@@ -3,13 +3,15 @@
 
 use crate::AppError;
 use std::{collections::BTreeSet, path::Path};
-use tidegate_audit::{Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore};
+use tidegate_audit::{
+    Action, Actor, AuditError, AuditSink, AuditStore, Entry, Filter, Record, Revision,
+};
 use tidegate_cluster::{ClientFactory, GateRecord};
 use tidegate_core::Environment;
 
 /// The latest quarantine of `revision` in `env` not lifted by an unquarantine.
 pub fn quarantine_record(
-    store: &SqliteStore,
+    store: &AuditStore,
     env: &str,
     revision: &str,
 ) -> Result<Option<Record>, AppError> {
@@ -24,14 +26,23 @@ pub fn quarantine_record(
         .filter(|r| r.entry.action == Action::Quarantine))
 }
 
+/// The audit trail at `path` (a file or a `postgres://` URL), `None` when
+/// nothing was recorded there yet.
+pub fn existing(path: &Path) -> Result<Option<AuditStore>, AuditError> {
+    match AuditStore::open_existing(path) {
+        Ok(store) => Ok(Some(store)),
+        Err(AuditError::Missing(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Every revision of `env` quarantined now (quarantines not lifted by an
 /// unquarantine), from the audit trail at `path` (none when it does not exist).
 pub fn quarantine_list(path: &Path, env: &str) -> Result<BTreeSet<String>, AppError> {
     let mut list = BTreeSet::new();
-    if !path.exists() {
+    let Some(store) = existing(path)? else {
         return Ok(list);
-    }
-    let store = SqliteStore::open_existing(path)?;
+    };
     for r in store.records(&Filter {
         environment: Some(env.to_string()),
         actions: vec!["quarantine".into(), "unquarantine".into()],
@@ -108,7 +119,7 @@ pub async fn admit_revision<F: ClientFactory>(
     let admission = match admit(revision, &list, allow) {
         Ok(Admit::Clear) => Admission::Clear { quarantined: list },
         Ok(Admit::Allowed { reason }) => {
-            let store = SqliteStore::open(audit_path)?;
+            let store = AuditStore::open(audit_path)?;
             let mut entry = Entry::new(actor.clone(), Action::Other("allow-quarantined".into()))
                 .env(env)
                 .revisions(None, Some(Revision::sha(revision)))
@@ -124,11 +135,9 @@ pub async fn admit_revision<F: ClientFactory>(
         }
         Err(Refusal::NoReason) => Admission::NeedsReason,
         Err(Refusal::Quarantined { .. }) => Admission::Refused {
-            since: if audit_path.exists() {
-                quarantine_record(&SqliteStore::open_existing(audit_path)?, env, revision)?
-                    .map(Box::new)
-            } else {
-                None
+            since: match existing(audit_path)? {
+                Some(store) => quarantine_record(&store, env, revision)?.map(Box::new),
+                None => None,
             },
             in_clusters: read.gates.quarantined.get(revision).cloned(),
         },

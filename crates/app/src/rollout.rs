@@ -2,7 +2,7 @@
 
 use crate::{AppError, AuditApprovals, ClusterApprovals, GatesWritten, write_gates};
 use std::{collections::BTreeSet, path::Path, sync::Arc, time::Duration};
-use tidegate_audit::{Actor, SqliteStore};
+use tidegate_audit::{Actor, AuditStore};
 use tidegate_cloud::CloudFactory;
 use tidegate_cluster::{GateChange, GateRecord};
 use tidegate_core::Environment;
@@ -85,8 +85,8 @@ impl RolloutRun<'_> {
         self,
         progress: &(dyn Fn(&[ClusterLine]) + Sync),
     ) -> Result<RolloutDone, AppError> {
-        let store = SqliteStore::open(self.audit_path).map_err(|source| AppError::AuditOpen {
-            path: self.audit_path.display().to_string(),
+        let store = AuditStore::open(self.audit_path).map_err(|source| AppError::AuditOpen {
+            path: tidegate_audit::location::describe(self.audit_path),
             source,
         })?;
         let env = &self.environment.metadata.name;

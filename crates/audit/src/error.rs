@@ -55,6 +55,17 @@ pub enum AuditError {
     /// SQLite failed (the cause is part of the message, so not also a `source`).
     #[error("audit database error: {0}")]
     Sqlite(rusqlite::Error),
+    /// PostgreSQL failed, or could not be reached.
+    #[error("audit database error (PostgreSQL): {0}")]
+    Postgres(String),
+    /// The audit database location (`--audit-db`, `TIDEGATE_AUDIT_DB`) is not usable.
+    #[error("audit database {location}: {reason}")]
+    Location {
+        /// The location as given (any password hidden).
+        location: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
     /// A stored record could not be decoded.
     #[error("audit record {seq} is unreadable: {reason}")]
     Decode {
@@ -63,6 +74,31 @@ pub enum AuditError {
         /// Why.
         reason: String,
     },
+}
+
+/// Adds the PostgreSQL errors (kept apart so the SQLite ones stay as they were).
+impl AuditError {
+    /// A PostgreSQL error, with the server's message and SQLSTATE when it sent one.
+    pub(crate) fn postgres(e: &tokio_postgres::Error) -> Self {
+        let reason = match e.as_db_error() {
+            Some(db) => format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            ),
+            None => {
+                let mut text = e.to_string();
+                let mut cause = std::error::Error::source(e);
+                while let Some(c) = cause {
+                    text.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                text
+            }
+        };
+        AuditError::Postgres(reason)
+    }
 }
 
 impl From<rusqlite::Error> for AuditError {

@@ -1,12 +1,12 @@
 //! The SQLite store: append-only, hash-chained, safe for several writers.
 
 use crate::AuditError;
-use crate::canonical::GENESIS;
-use crate::chain::{ChainChecker, ChainProblem, StoredRow, seal};
+use crate::append::{self, Columns, Intent, Pending};
+use crate::chain::{ChainProblem, StoredRow};
 use crate::entry::{Entry, Phase, Record, Seq};
 use crate::schema::{self, APPLICATION_ID, LATEST};
 use crate::signing;
-use crate::sink::{AuditSink, OperationId, inherit, now_ms};
+use crate::sink::{AuditSink, OperationId, now_ms};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params_from_iter};
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,61 @@ pub struct Filter {
     pub since_ms: Option<i64>,
     /// Before this time.
     pub until_ms: Option<i64>,
+}
+
+/// A value bound to one of a [`Filter`]'s SQL conditions.
+#[derive(Debug, Clone)]
+pub(crate) enum FilterArg {
+    /// A text column's value.
+    Text(String),
+    /// A time in Unix ms.
+    Int(i64),
+}
+
+impl Filter {
+    /// The filter as SQL conditions (each ` AND …`) on the entries table's
+    /// columns, and their values in order; `mark(n)` writes the `n`-th
+    /// placeholder, counting from `used + 1` (the query's own placeholders
+    /// come first).
+    pub(crate) fn conditions(
+        &self,
+        used: usize,
+        mark: impl Fn(usize) -> String,
+    ) -> (String, Vec<FilterArg>) {
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        let push = |args: &mut Vec<FilterArg>, arg: FilterArg| {
+            args.push(arg);
+            mark(used + args.len())
+        };
+        for (col, value) in [
+            ("environment", &self.environment),
+            ("cluster", &self.cluster),
+            ("app", &self.app),
+        ] {
+            if let Some(v) = value {
+                let m = push(&mut args, FilterArg::Text(v.clone()));
+                sql.push_str(&format!(" AND {col} = {m}"));
+            }
+        }
+        if !self.actions.is_empty() {
+            let marks: Vec<String> = self
+                .actions
+                .iter()
+                .map(|a| push(&mut args, FilterArg::Text(a.clone())))
+                .collect();
+            sql.push_str(&format!(" AND action IN ({})", marks.join(", ")));
+        }
+        if let Some(t) = self.since_ms {
+            let m = push(&mut args, FilterArg::Int(t));
+            sql.push_str(&format!(" AND time_ms >= {m}"));
+        }
+        if let Some(t) = self.until_ms {
+            let m = push(&mut args, FilterArg::Int(t));
+            sql.push_str(&format!(" AND time_ms < {m}"));
+        }
+        (sql, args)
+    }
 }
 
 /// A signed chain head as stored.
@@ -68,13 +123,6 @@ impl VerifyReport {
     pub fn ok(&self) -> bool {
         self.problem.is_none()
     }
-}
-
-enum Pending {
-    Event(Entry),
-    Intent(Entry),
-    Step(OperationId, Entry),
-    Outcome(OperationId, Entry),
 }
 
 #[derive(Deserialize)]
@@ -294,13 +342,7 @@ impl SqliteStore {
     }
 
     fn write(&self, items: Vec<Pending>, durable: bool) -> Result<Vec<Seq>, AuditError> {
-        for item in &items {
-            let (Pending::Event(e)
-            | Pending::Intent(e)
-            | Pending::Step(_, e)
-            | Pending::Outcome(_, e)) = item;
-            e.check()?;
-        }
+        append::check_all(&items)?;
         let mut conn = self.lock();
         let sync = if self.unsynced.load(std::sync::atomic::Ordering::Relaxed) {
             "OFF"
@@ -332,72 +374,25 @@ impl SqliteStore {
                 |r| Ok((seq_at(r, 0)?, r.get(1)?)),
             )
             .optional()?;
-        let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_string()));
+        let sealed = append::seal_all(items, head, |op| open_intent(&tx, op))?;
         let with_outcome = self.schema >= 2;
-        let sql = if with_outcome {
-            "INSERT INTO entries (seq, time_ms, phase, operation, actor, environment, cluster, app, action, body, prev_hash, hash, outcome) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-        } else {
-            "INSERT INTO entries (seq, time_ms, phase, operation, actor, environment, cluster, app, action, body, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-        };
-        let mut out = Vec::with_capacity(items.len());
-        let mut open_ops = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(sealed.len());
         {
-            let mut insert = tx.prepare(sql)?;
-            for item in items {
-                seq += 1;
-                let (phase, op, mut entry) = match item {
-                    Pending::Event(e) => (Phase::Event, None, e),
-                    Pending::Intent(e) => (Phase::Intent, Some(seq), e),
-                    Pending::Step(op, e) => {
-                        if open_ops.insert(op) {
-                            open_intent(&tx, op)?;
-                        }
-                        (Phase::Event, Some(op.0), e)
-                    }
-                    Pending::Outcome(op, e) => (Phase::Outcome, Some(op.0), e),
-                };
-                let now = entry.time_ms.unwrap_or_else(now_ms);
-                if let (Phase::Outcome, Some(op)) = (phase, op) {
-                    let (intent, intent_time) = open_intent(&tx, OperationId(op))?;
-                    let closed: i64 = tx.query_row(
-                        "SELECT count(*) FROM entries WHERE operation = ?1 AND phase = 'outcome'",
-                        [op as i64],
-                        |r| r.get(0),
-                    )?;
-                    if closed > 0 {
-                        return Err(AuditError::UnknownOperation(op));
-                    }
-                    inherit(&mut entry, &intent, intent_time, now);
-                }
-                let (record, body) = seal(seq, now, phase, op, entry, &prev);
-                let e = &record.entry;
-                let outcome = e.outcome.map(|o| o.as_str());
-                let mut values: Vec<rusqlite::types::Value> = vec![
-                    (record.seq as i64).into(),
-                    record.time_ms.into(),
-                    phase.as_str().to_string().into(),
-                    op.map(|o| o as i64).into(),
-                    e.actor.identity.clone().into(),
-                    e.environment.clone().into(),
-                    e.cluster.clone().into(),
-                    e.app.clone().into(),
-                    e.action.as_str().to_string().into(),
-                    body.into(),
-                    record.prev_hash.clone().into(),
-                    record.hash.clone().into(),
-                ];
-                if with_outcome {
-                    values.push(outcome.map(str::to_string).into());
-                }
-                insert.execute(params_from_iter(values))?;
-                prev = record.hash;
-                out.push(seq);
+            let mut insert = tx.prepare(if with_outcome {
+                "INSERT INTO entries (seq, time_ms, phase, operation, actor, environment, cluster, app, action, body, prev_hash, hash, outcome) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+            } else {
+                "INSERT INTO entries (seq, time_ms, phase, operation, actor, environment, cluster, app, action, body, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+            })?;
+            for (record, body) in &sealed {
+                insert_row(&mut insert, record, body, with_outcome)?;
+                out.push(record.seq);
             }
         }
-        if let (Some(key), true) = (&self.signing_key, with_outcome) {
-            insert_signed_head(&tx, key, seq, &prev)?;
+        if let (Some(key), true, Some((last, _))) = (&self.signing_key, with_outcome, sealed.last())
+        {
+            insert_signed_head(&tx, key, last.seq, &last.hash)?;
         }
         tx.commit()?;
         Ok(out)
@@ -477,35 +472,14 @@ impl SqliteStore {
         filter: &Filter,
         mut f: impl FnMut(Record) -> Result<(), AuditError>,
     ) -> Result<(), AuditError> {
-        let mut sql = String::from("SELECT seq, body, prev_hash, hash FROM entries WHERE 1=1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        for (col, value) in [
-            ("environment", &filter.environment),
-            ("cluster", &filter.cluster),
-            ("app", &filter.app),
-        ] {
-            if let Some(v) = value {
-                args.push(v.clone().into());
-                sql.push_str(&format!(" AND {col} = ?{}", args.len()));
-            }
-        }
-        if !filter.actions.is_empty() {
-            let mut marks = Vec::new();
-            for a in &filter.actions {
-                args.push(a.clone().into());
-                marks.push(format!("?{}", args.len()));
-            }
-            sql.push_str(&format!(" AND action IN ({})", marks.join(", ")));
-        }
-        if let Some(t) = filter.since_ms {
-            args.push(t.into());
-            sql.push_str(&format!(" AND time_ms >= ?{}", args.len()));
-        }
-        if let Some(t) = filter.until_ms {
-            args.push(t.into());
-            sql.push_str(&format!(" AND time_ms < ?{}", args.len()));
-        }
-        sql.push_str(" ORDER BY seq");
+        let (conditions, args) = filter.conditions(0, |n| format!("?{n}"));
+        let sql = format!(
+            "SELECT seq, body, prev_hash, hash FROM entries WHERE 1=1{conditions} ORDER BY seq"
+        );
+        let args = args.into_iter().map(|a| match a {
+            FilterArg::Text(t) => rusqlite::types::Value::from(t),
+            FilterArg::Int(i) => rusqlite::types::Value::from(i),
+        });
         let conn = self.lock();
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query(params_from_iter(args))?;
@@ -515,6 +489,27 @@ impl SqliteStore {
             f(decode(seq, &body, row.get(2)?, row.get(3)?)?)?;
         }
         Ok(())
+    }
+
+    /// Up to `limit` stored records after `after`, each with its body as
+    /// stored (for copying the trail verbatim).
+    pub(crate) fn sealed_after(
+        &self,
+        after: Seq,
+        limit: i64,
+    ) -> Result<Vec<(Record, String)>, AuditError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT seq, body, prev_hash, hash FROM entries WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let mut rows = stmt.query(rusqlite::params![after as i64, limit])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq: Seq = seq_at(row, 0)?;
+            let body: String = row.get(1)?;
+            out.push((decode(seq, &body, row.get(2)?, row.get(3)?)?, body));
+        }
+        Ok(out)
     }
 
     /// Intents that have no outcome: operations a crash interrupted (or
@@ -541,28 +536,6 @@ impl SqliteStore {
     /// exist.
     pub fn verify(&self, trusted: Option<&VerifyingKey>) -> Result<VerifyReport, AuditError> {
         let heads = self.signed_heads()?;
-        let trusted_hex = trusted.map(signing::public_key_hex);
-        let mut report = VerifyReport {
-            entries: 0,
-            head: None,
-            signed_head: None,
-            problem: None,
-        };
-        let mut wanted: std::collections::BTreeMap<Seq, Vec<&SignedHead>> = Default::default();
-        for h in &heads {
-            if trusted_hex.as_ref().is_some_and(|k| *k != h.public_key) {
-                continue;
-            }
-            if !signing::verify_head(&h.public_key, h.seq, &h.hash, &h.signature) {
-                report.problem = Some(ChainProblem::BadSignature { seq: h.seq });
-                return Ok(report);
-            }
-            wanted.entry(h.seq).or_default().push(h);
-        }
-        if trusted.is_some() && wanted.is_empty() {
-            report.problem = Some(ChainProblem::NoSignedHead);
-            return Ok(report);
-        }
         let with_outcome = self.schema >= 2;
         let conn = self.lock();
         let sql = format!(
@@ -571,7 +544,7 @@ impl SqliteStore {
         );
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt.query([])?;
-        let read = |rows: &mut rusqlite::Rows<'_>| -> Result<Option<StoredRow>, AuditError> {
+        crate::verify::verify_chain(&heads, trusted, || {
             let Some(r) = rows.next()? else {
                 return Ok(None);
             };
@@ -599,42 +572,7 @@ impl SqliteStore {
                 prev_hash: r.get(10)?,
                 hash: r.get(11)?,
             }))
-        };
-        let mut checker = ChainChecker::new();
-        let mut current = read(&mut rows)?;
-        let mut last_seq = 0;
-        while let Some(row) = current {
-            let next = read(&mut rows)?;
-            if !checker.push(&row, next.as_ref()) {
-                break;
-            }
-            last_seq = row.seq;
-            if let Some(hs) = wanted.get(&row.seq) {
-                if hs.iter().any(|h| h.hash != row.hash) {
-                    report.problem = Some(ChainProblem::SignedHeadMismatch { seq: row.seq });
-                    break;
-                }
-                report.signed_head = Some(row.seq);
-            }
-            current = next;
-        }
-        report.entries = checker.count();
-        if checker.count() > 0 {
-            report.head = Some((last_seq, checker.head_hash().to_string()));
-        }
-        if report.problem.is_none() {
-            report.problem = checker.problem().cloned();
-        }
-        if report.problem.is_none()
-            && let Some((&signed_seq, _)) = wanted.iter().next_back()
-            && signed_seq > last_seq
-        {
-            report.problem = Some(ChainProblem::Truncated {
-                signed_seq,
-                last_seq,
-            });
-        }
-        Ok(report)
+        })
     }
 
     /// Copies the log into one self-contained file (WAL checkpointed into
@@ -741,7 +679,7 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
-fn open_intent(tx: &Connection, op: OperationId) -> Result<(Entry, i64), AuditError> {
+fn open_intent(tx: &Connection, op: OperationId) -> Result<Intent, AuditError> {
     let row: Option<(String, String, String)> = tx
         .query_row(
             "SELECT body, prev_hash, hash FROM entries WHERE seq = ?1 AND phase = 'intent'",
@@ -753,7 +691,45 @@ fn open_intent(tx: &Connection, op: OperationId) -> Result<(Entry, i64), AuditEr
         return Err(AuditError::UnknownOperation(op.0));
     };
     let record = decode(op.0, &body, prev, hash)?;
-    Ok((record.entry, record.time_ms))
+    let closed: i64 = tx.query_row(
+        "SELECT count(*) FROM entries WHERE operation = ?1 AND phase = 'outcome'",
+        [op.0 as i64],
+        |r| r.get(0),
+    )?;
+    Ok(Intent {
+        entry: record.entry,
+        time_ms: record.time_ms,
+        closed: closed > 0,
+    })
+}
+
+/// Inserts one sealed record with its columns.
+fn insert_row(
+    insert: &mut rusqlite::Statement<'_>,
+    record: &Record,
+    body: &str,
+    with_outcome: bool,
+) -> Result<(), AuditError> {
+    let c = Columns::of(record);
+    let mut values: Vec<rusqlite::types::Value> = vec![
+        c.seq.into(),
+        c.time_ms.into(),
+        c.phase.to_string().into(),
+        c.operation.into(),
+        c.actor.to_string().into(),
+        c.environment.map(str::to_string).into(),
+        c.cluster.map(str::to_string).into(),
+        c.app.map(str::to_string).into(),
+        c.action.to_string().into(),
+        body.to_string().into(),
+        record.prev_hash.clone().into(),
+        record.hash.clone().into(),
+    ];
+    if with_outcome {
+        values.push(c.outcome.map(str::to_string).into());
+    }
+    insert.execute(params_from_iter(values))?;
+    Ok(())
 }
 
 fn insert_signed_head(

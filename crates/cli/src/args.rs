@@ -555,8 +555,13 @@ pub struct RenderArgs {
 /// `tidegate audit`.
 #[derive(Debug, Args)]
 pub struct AuditArgs {
-    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db, else ~/.local/state/tidegate/audit.db]
-    #[arg(long, global = true, value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
+    /// Audit database: an SQLite file (a path or sqlite://PATH) or postgres://… [default: $XDG_STATE_HOME/tidegate/audit.db, else ~/.local/state/tidegate/audit.db]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH|URL",
+        env = "TIDEGATE_AUDIT_DB"
+    )]
     pub audit_db: Option<std::path::PathBuf>,
     /// What to do with the audit trail.
     #[command(subcommand)]
@@ -576,6 +581,16 @@ pub enum AuditCommand {
     Export(AuditExportArgs),
     /// Create an Ed25519 key for signing chain heads
     Keygen(AuditKeygenArgs),
+    /// Copy the SQLite trail (--audit-db) into PostgreSQL, then verify the copy ends at the same head
+    Migrate(AuditMigrateArgs),
+}
+
+/// `tidegate audit migrate`.
+#[derive(Debug, Args)]
+pub struct AuditMigrateArgs {
+    /// The PostgreSQL database to copy into: postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=verify-full&sslrootcert=FILE]; must be empty or hold the start of this same chain
+    #[arg(long, value_name = "URL")]
+    pub to: String,
 }
 
 /// Which entries: shared by log, report and export.
@@ -711,8 +726,8 @@ pub struct AuditKeygenArgs {
 /// The audit database a command reads or writes.
 #[derive(Debug, Args)]
 pub struct AuditDb {
-    /// Audit database [default: $XDG_STATE_HOME/tidegate/audit.db, else ~/.local/state/tidegate/audit.db]
-    #[arg(long = "audit-db", value_name = "PATH", env = "TIDEGATE_AUDIT_DB")]
+    /// Audit database: an SQLite file (a path or sqlite://PATH) or postgres://… [default: $XDG_STATE_HOME/tidegate/audit.db, else ~/.local/state/tidegate/audit.db]
+    #[arg(long = "audit-db", value_name = "PATH|URL", env = "TIDEGATE_AUDIT_DB")]
     pub audit_db: Option<std::path::PathBuf>,
 }
 

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 use tidegate_app::{AppError, ClusterApprovals, GitRevisions, RolloutRun, Workspace};
-use tidegate_audit::{Actor, AuditSink, SqliteStore};
+use tidegate_audit::{Actor, AuditSink, AuditStore};
 use tidegate_cloud::CloudFactory;
 use tidegate_cluster::{ClientFactory, FactsCache};
 use tidegate_core::Environment;
@@ -116,7 +116,7 @@ pub struct GitApplication {
     /// Cluster facts for Helm apps: asked once, not at every fetch.
     facts: FactsCache,
     audit_path: PathBuf,
-    audit: Arc<SqliteStore>,
+    audit: Arc<AuditStore>,
     /// With leader election: journals go to the management cluster.
     journals: Option<ManagementJournals>,
 }
@@ -131,8 +131,8 @@ impl GitApplication {
         factory: CloudFactory,
         audit_path: PathBuf,
     ) -> Result<GitApplication, AppError> {
-        let audit = SqliteStore::open(&audit_path).map_err(|source| AppError::AuditOpen {
-            path: audit_path.display().to_string(),
+        let audit = AuditStore::open(&audit_path).map_err(|source| AppError::AuditOpen {
+            path: tidegate_audit::location::describe(&audit_path),
             source,
         })?;
         Ok(GitApplication {

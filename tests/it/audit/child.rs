@@ -6,26 +6,38 @@ use super::event;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use tidegate_audit::{Action, Actor, AuditSink, Entry, Revision, SqliteStore, Trigger};
+use tidegate_audit::{Action, Actor, AuditSink, AuditStore, Entry, Revision, Trigger};
 
 const MODE: &str = "TIDEGATE_AUDIT_CHILD";
 const DB: &str = "TIDEGATE_AUDIT_CHILD_DB";
+const GO: &str = "TIDEGATE_AUDIT_CHILD_GO";
 
-/// Starts this test binary again in `mode` on the database at `db`.
+/// Starts this test binary again in `mode` on the database at `db` (a
+/// file or a `postgres://` URL).
 pub fn spawn_child(mode: &str, db: &Path) -> Child {
-    Command::new(std::env::current_exe().expect("current exe"))
-        .args([
-            "audit::child::child_main",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(MODE, mode)
-        .env(DB, db)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child")
+    spawn_child_gated(mode, db, None)
+}
+
+/// Like [`spawn_child`]; with `go`, the child opens the store and then
+/// waits until that file exists before it starts (so that several
+/// children write at the same time).
+pub fn spawn_child_gated(mode: &str, db: &Path, go: Option<&Path>) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    if let Some(go) = go {
+        cmd.env(GO, go);
+    }
+    cmd.args([
+        "audit::child::child_main",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(MODE, mode)
+    .env(DB, db)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("spawn child")
 }
 
 /// Reads the child's stdout until `marker`.
@@ -49,7 +61,12 @@ fn child_main() {
         return;
     };
     let db = std::env::var(DB).expect("db");
-    let store = SqliteStore::open_existing(Path::new(&db)).expect("child open");
+    let store = AuditStore::open_existing(Path::new(&db)).expect("child open");
+    if let Some(go) = std::env::var_os(GO) {
+        while !Path::new(&go).exists() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
     let parts: Vec<&str> = mode.split(':').collect();
     match parts.as_slice() {
         ["append", n, id] => {

@@ -1,16 +1,15 @@
 //! Store behaviour: secrets refused, operations, bad files, concurrency, crashes.
 
-use super::child::{spawn_child, wait_for_line};
+use super::child::{spawn_child, spawn_child_gated, wait_for_line};
 use super::{T0, event, temp_db};
 use std::collections::BTreeMap;
 use tidegate_audit::{
     Action, Actor, AuditError, AuditSink, Change, Entry, ObjectRef, Outcome, SqliteStore, Trigger,
 };
 
-#[test]
-fn secret_values_cannot_enter_the_log() {
-    let (_d, path) = temp_db();
-    let store = SqliteStore::open(&path).expect("open");
+on_both_backends! {
+fn secret_values_cannot_enter_the_log(db) {
+    let store = db.open();
     // Details named data/stringData are refused...
     for key in ["data", "stringData", "StringData"] {
         let mut e = event(1);
@@ -32,25 +31,18 @@ fn secret_values_cannot_enter_the_log() {
     // ...and a reference with content is not even deserialisable.
     let with_data = serde_json::json!({"change": "updated", "kind": "Secret", "name": "db", "data": {"a": "b"}});
     assert!(serde_json::from_value::<ObjectRef>(with_data).is_err());
-    let raw: Vec<String> = super::raw(&path, false)
-        .prepare("SELECT body FROM entries")
-        .expect("prepare")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    let all = raw.join("\n");
+    let all = db.sql("SELECT body FROM entries", false).expect("bodies");
     assert!(all.contains("\"kind\":\"Secret\""));
     assert!(
         !all.contains("cGFzc3dvcmQ") && !all.contains("hunter2"),
         "{all}"
     );
 }
+}
 
-#[test]
-fn operations_inherit_and_close_once() {
-    let (_d, path) = temp_db();
-    let store = SqliteStore::open(&path).expect("open");
+on_both_backends! {
+fn operations_inherit_and_close_once(db) {
+    let store = db.open();
     let actor = Actor::new("alice@laptop", Trigger::Cli);
     let op = store
         .begin_operation(
@@ -87,6 +79,7 @@ fn operations_inherit_and_close_once() {
         Err(AuditError::UnknownOperation(999))
     ));
     assert!(store.interrupted().expect("interrupted").is_empty());
+}
 }
 
 #[test]
@@ -137,14 +130,18 @@ fn corrupt_and_foreign_files_are_refused_and_kept() {
     assert!(!missing.exists());
 }
 
-#[test]
-fn two_processes_append_concurrently() {
-    const N: u64 = 300;
-    let (_d, path) = temp_db();
-    SqliteStore::open(&path).expect("create");
-    let mut children: Vec<_> = (0..2)
-        .map(|i| spawn_child(&format!("append:{N}:{i}"), &path))
+on_both_backends! {
+/// Three OS processes (this test binary run again) append at the same
+/// time: one chain, every entry of every writer, no fork, no gap.
+fn three_processes_append_concurrently(db) {
+    const N: u64 = 200;
+    const WRITERS: u64 = 3;
+    db.open();
+    let go = db.dir.path().join("go");
+    let mut children: Vec<_> = (0..WRITERS)
+        .map(|i| spawn_child_gated(&format!("append:{N}:{i}"), &db.location, Some(&go)))
         .collect();
+    std::fs::write(&go, b"").expect("start the writers");
     for c in &mut children {
         let status = c.wait().expect("wait");
         assert!(
@@ -152,12 +149,15 @@ fn two_processes_append_concurrently() {
             "child failed: {status} (its stderr is above)"
         );
     }
-    let store = SqliteStore::open_existing(&path).expect("open");
+    let store = db.open_existing();
     let report = store.verify(None).expect("verify");
     assert!(report.ok(), "{:?}", report.problem);
-    assert_eq!(report.entries, 2 * N);
+    assert_eq!(report.entries, WRITERS * N);
     let records = store.records(&Default::default()).expect("records");
-    for writer in ["writer-0", "writer-1"] {
+    let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=WRITERS * N).collect::<Vec<_>>(), "gaps or duplicates");
+    for w in 0..WRITERS {
+        let writer = format!("writer-{w}");
         let mut seen: Vec<u64> = records
             .iter()
             .filter(|r| r.entry.actor.identity == writer)
@@ -166,17 +166,22 @@ fn two_processes_append_concurrently() {
         seen.sort_unstable();
         assert_eq!(seen, (0..N).collect::<Vec<_>>(), "{writer} lost entries");
     }
+    let switches = records
+        .windows(2)
+        .filter(|w| w[0].entry.actor.identity != w[1].entry.actor.identity)
+        .count();
+    eprintln!("{:?}: the writers took turns {switches} times", db.backend);
+}
 }
 
-#[test]
-fn killed_operation_shows_interrupted() {
-    let (_d, path) = temp_db();
-    SqliteStore::open(&path).expect("create");
-    let mut child = spawn_child("crash", &path);
+on_both_backends! {
+fn killed_operation_shows_interrupted(db) {
+    db.open();
+    let mut child = spawn_child("crash", &db.location);
     wait_for_line(&mut child, "INTENT-COMMITTED");
     child.kill().expect("kill -9");
     let _ = child.wait();
-    let store = SqliteStore::open_existing(&path).expect("open");
+    let store = db.open_existing();
     assert!(store.verify(None).expect("verify").ok());
     let open = store.interrupted().expect("interrupted");
     assert_eq!(open.len(), 1);
@@ -195,4 +200,44 @@ fn killed_operation_shows_interrupted() {
     let md = tidegate_report::render(&report, &records, tidegate_report::Format::Markdown)
         .expect("render");
     assert!(md.contains("| interrupted |"), "{md}");
+}
+}
+
+on_both_backends! {
+/// Every filter field narrows what `records` (and so `log`, `report` and
+/// `export`) returns, alone and together.
+fn filters_select_the_same_entries(db) {
+    let store = db.open();
+    let actor = Actor::new("tester@host", Trigger::Cli);
+    for (i, (env, cluster, action)) in [
+        ("prod", "eks-us-east-1", Action::Apply),
+        ("prod", "aks-westeurope", Action::Prune),
+        ("dev", "eks-us-east-1", Action::Apply),
+        ("prod", "eks-us-east-1", Action::Rollback),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        store
+            .append(Entry::new(actor.clone(), action).env(env).cluster(cluster).app("gin-app").at(T0 + i as i64 * 1_000))
+            .expect("append");
+    }
+    let count = |f: tidegate_audit::Filter| store.records(&f).expect("records").len();
+    assert_eq!(count(Default::default()), 4);
+    assert_eq!(count(tidegate_audit::Filter { environment: Some("prod".into()), ..Default::default() }), 3);
+    assert_eq!(count(tidegate_audit::Filter { cluster: Some("eks-us-east-1".into()), ..Default::default() }), 3);
+    assert_eq!(count(tidegate_audit::Filter { app: Some("other".into()), ..Default::default() }), 0);
+    assert_eq!(count(tidegate_audit::Filter { actions: vec!["apply".into(), "rollback".into()], ..Default::default() }), 3);
+    assert_eq!(count(tidegate_audit::Filter { since_ms: Some(T0 + 1_000), until_ms: Some(T0 + 3_000), ..Default::default() }), 2);
+    let all = tidegate_audit::Filter {
+        environment: Some("prod".into()),
+        cluster: Some("eks-us-east-1".into()),
+        app: Some("gin-app".into()),
+        actions: vec!["rollback".into()],
+        since_ms: Some(T0),
+        until_ms: Some(T0 + 10_000),
+    };
+    let hits = store.records(&all).expect("records");
+    assert_eq!(hits.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4]);
+}
 }

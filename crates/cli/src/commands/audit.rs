@@ -3,8 +3,8 @@
 use crate::{
     args::{
         AuditArgs, AuditCommand, AuditExportArgs, AuditExportFormat, AuditKeygenArgs, AuditLogArgs,
-        AuditLogOutput, AuditReportArgs, AuditReportFormat, AuditVerifyArgs, AuditVerifyOutput,
-        AuditWindow,
+        AuditLogOutput, AuditMigrateArgs, AuditReportArgs, AuditReportFormat, AuditVerifyArgs,
+        AuditVerifyOutput, AuditWindow,
     },
     output::Style,
 };
@@ -12,7 +12,9 @@ use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tidegate_audit::{Filter, SqliteStore, now_ms, signing, time::parse_time};
+use tidegate_audit::{
+    AuditStore, Filter, Location, PgStore, SqliteStore, now_ms, signing, time::parse_time,
+};
 use tidegate_report::{Format, ReportOptions, log};
 
 /// Dispatches `tidegate audit <command>`.
@@ -24,6 +26,7 @@ pub fn run(args: &AuditArgs, style: &Style) -> anyhow::Result<ExitCode> {
         AuditCommand::Report(a) => report(&path, a),
         AuditCommand::Export(a) => export(&path, a),
         AuditCommand::Keygen(a) => keygen(a),
+        AuditCommand::Migrate(a) => migrate(&path, a),
     }
 }
 
@@ -44,8 +47,8 @@ fn window_filter(w: &AuditWindow, now: i64, default_since: Option<&str>) -> anyh
 
 /// Opens the log for reading only: auditors verify read-only copies, and
 /// a reader never migrates or otherwise changes the file.
-fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open_read_only(path)?)
+fn open(path: &Path) -> anyhow::Result<AuditStore> {
+    Ok(AuditStore::open_read_only(path)?)
 }
 
 /// Writes to FILE or stdout.
@@ -81,7 +84,7 @@ fn log_cmd(path: &Path, a: &AuditLogArgs) -> anyhow::Result<ExitCode> {
 fn verify(path: &Path, a: &AuditVerifyArgs, style: &Style) -> anyhow::Result<ExitCode> {
     // Only signing the head (--signing-key) writes.
     let store = match &a.signing_key {
-        Some(_) => SqliteStore::open_existing(path)?,
+        Some(_) => AuditStore::open_existing(path)?,
         None => open(path)?,
     };
     let trusted = a
@@ -100,7 +103,7 @@ fn verify(path: &Path, a: &AuditVerifyArgs, style: &Style) -> anyhow::Result<Exi
     match a.output {
         AuditVerifyOutput::Json => {
             let value = serde_json::json!({
-                "database": path,
+                "database": store.describe(),
                 "ok": report.ok(),
                 "entries": report.entries,
                 "head": report.head.as_ref().map(|(seq, hash)| serde_json::json!({"seq": seq, "hash": hash})),
@@ -128,7 +131,7 @@ fn verify(path: &Path, a: &AuditVerifyArgs, style: &Style) -> anyhow::Result<Exi
                 println!(
                     "{} audit log {} failed verification: {problem} ({} entries verified before it)",
                     style.error("TAMPERED"),
-                    path.display(),
+                    store.describe(),
                     report.entries
                 );
             }
@@ -262,6 +265,41 @@ fn keygen(a: &AuditKeygenArgs) -> anyhow::Result<ExitCode> {
         "secret key: {} (keep it off the audit host's disk if you can)\npublic key: {} = {public}",
         a.out.display(),
         pub_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `tidegate audit migrate --to postgres://…`: copies the SQLite trail at
+/// `path` and verifies the copy.
+fn migrate(path: &Path, a: &AuditMigrateArgs) -> anyhow::Result<ExitCode> {
+    let source = match Location::parse(path)? {
+        Location::Sqlite(p) => SqliteStore::open_read_only(&p)?,
+        Location::Postgres(u) => anyhow::bail!(
+            "--audit-db is already PostgreSQL ({}): migrate copies an SQLite trail; point --audit-db (or TIDEGATE_AUDIT_DB) at the SQLite file",
+            u.display
+        ),
+    };
+    let target = match Location::parse(Path::new(&a.to))? {
+        Location::Postgres(u) => PgStore::open(&u)?,
+        Location::Sqlite(_) => anyhow::bail!(
+            "--to {}: migrate copies into PostgreSQL; give a postgres://… URL",
+            tidegate_audit::location::redact(&a.to)
+        ),
+    };
+    let report = tidegate_audit::migrate(&source, &target)?;
+    let head = report
+        .head
+        .as_ref()
+        .map(|(seq, hash)| format!(", head #{seq} {}", &hash[..hash.len().min(16)]))
+        .unwrap_or_default();
+    println!(
+        "copied {} of {} entries ({} already there) and {} signed heads from {} to {}; the copy verifies{head}",
+        report.copied,
+        report.entries,
+        report.already_there,
+        report.signed_heads_copied,
+        source.path().display(),
+        target.display()
     );
     Ok(ExitCode::SUCCESS)
 }

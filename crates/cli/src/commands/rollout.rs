@@ -13,7 +13,7 @@ use anyhow::{Context, bail};
 use std::{process::ExitCode, sync::Mutex};
 use tidegate_app::{Admission, AppError, AuditApprovals, GitRevisions, RolloutRun, Workspace};
 use tidegate_audit::{
-    Action, Actor, AuditSink, Entry, Filter, Record, Revision, SqliteStore, Trigger,
+    Action, Actor, AuditSink, AuditStore, Entry, Filter, Record, Revision, Trigger,
 };
 use tidegate_cloud::CloudFactory;
 use tidegate_cluster::{FactsCache, GateChange, GateRecord};
@@ -519,7 +519,7 @@ pub async fn approve(
         .clone()
         .unwrap_or_else(|| format!("wave {} approved", args.wave));
     let path = args.audit.path();
-    let store = SqliteStore::open(&path)?;
+    let store = AuditStore::open(&path)?;
     let mut entry = Entry::new(actor(), Action::Approve)
         .env(&args.env)
         .revisions(None, Some(Revision::sha(&sha)))
@@ -562,13 +562,12 @@ pub async fn unquarantine(
         .reason
         .clone()
         .unwrap_or_else(|| "lifted by hand".into());
-    let in_audit = path.exists()
-        && tidegate_app::quarantine_record(
-            &SqliteStore::open_existing(&path)?,
-            &args.env,
-            &args.revision,
-        )?
-        .is_some();
+    let in_audit = match tidegate_app::existing_audit(&path)? {
+        Some(store) => {
+            tidegate_app::quarantine_record(&store, &args.env, &args.revision)?.is_some()
+        }
+        None => false,
+    };
     let factory = fleet::client_factory(global, &args.kubeconfig);
     // The clusters come from the environment file at --ref (or HEAD).
     let environment = match fleet::workspace(global) {
@@ -613,7 +612,7 @@ pub async fn unquarantine(
         .await;
         warn_unwritten("lifting the quarantine", &written);
     }
-    let store = SqliteStore::open(&path)?;
+    let store = AuditStore::open(&path)?;
     let entry = Entry::new(actor(), Action::Other("unquarantine".into()))
         .env(&args.env)
         .revisions(None, Some(Revision::sha(&args.revision)))
@@ -628,7 +627,7 @@ pub async fn unquarantine(
 
 /// `tidegate history`.
 pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open_read_only(&args.audit.path())?;
+    let store = AuditStore::open_read_only(&args.audit.path())?;
     let records = store.records(&Filter {
         environment: Some(args.env.clone()),
         actions: vec![
@@ -804,7 +803,7 @@ pub async fn rollback(
         }
         let path = args.rollout.audit.path();
         let engine = engine.with_audit(Audit {
-            sink: std::sync::Arc::new(SqliteStore::open(&path)?),
+            sink: std::sync::Arc::new(AuditStore::open(&path)?),
             actor: actor(),
         });
         let rendered_cluster = rendered
@@ -888,8 +887,12 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         .context("the environment file vanished")?;
     let text = String::from_utf8(text).context("the environment file is not UTF-8")?;
     let path = args.rollout.audit.path();
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("opening the audit trail {}", path.display()))?;
+    let store = AuditStore::open(&path).with_context(|| {
+        format!(
+            "opening the audit trail {}",
+            tidegate_audit::location::describe(&path)
+        )
+    })?;
     let actor = actor();
     let name = actor
         .identity
@@ -987,7 +990,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
                 author: (&name, &email),
             };
             let audit = Some(Audit {
-                sink: std::sync::Arc::new(SqliteStore::open(&path)?),
+                sink: std::sync::Arc::new(AuditStore::open(&path)?),
                 actor: Actor::local_user(Trigger::Cli),
             });
             super::scale_down::after(

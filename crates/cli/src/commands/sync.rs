@@ -71,8 +71,12 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
     }
     if !args.dry_run {
         let path = args.audit.path();
-        let store = tidegate_audit::SqliteStore::open(&path)
-            .with_context(|| format!("opening the audit trail {}", path.display()))?;
+        let store = tidegate_audit::AuditStore::open(&path).with_context(|| {
+            format!(
+                "opening the audit trail {}",
+                tidegate_audit::location::describe(&path)
+            )
+        })?;
         engine = engine.with_audit(tidegate_sync::Audit {
             sink: std::sync::Arc::new(store),
             actor: tidegate_audit::Actor::local_user(tidegate_audit::Trigger::Cli),

@@ -5,7 +5,7 @@
 use crate::{args::SyncArgs, output::Style};
 use anyhow::{Context, bail};
 use std::time::Duration;
-use tidegate_audit::{Action, Actor, AuditSink, Entry, Revision, SqliteStore, Trigger};
+use tidegate_audit::{Action, Actor, AuditSink, AuditStore, Entry, Revision, Trigger};
 use tidegate_core::{Environment, duration::GoDuration};
 use tidegate_rollout::windows::{Windows, format_ms};
 
@@ -66,8 +66,12 @@ pub(crate) fn admit_cluster(
         return Ok(false);
     };
     let path = args.audit.path();
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("opening the audit trail {}", path.display()))?;
+    let store = AuditStore::open(&path).with_context(|| {
+        format!(
+            "opening the audit trail {}",
+            tidegate_audit::location::describe(&path)
+        )
+    })?;
     let entry = Entry::new(
         Actor::local_user(Trigger::Cli),
         Action::Other("windows-ignored".into()),
