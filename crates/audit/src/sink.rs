@@ -54,6 +54,9 @@ pub trait AuditSink: Send + Sync {
     /// Intents without an outcome, oldest first: operations a crash
     /// interrupted, or that are still running.
     fn open_operations(&self) -> Result<Vec<Record>, AuditError>;
+    /// Walks the whole chain: true when every entry and signed head checks
+    /// out (what `tidegate audit verify` says, without a trusted key).
+    fn verify_chain(&self) -> Result<bool, AuditError>;
 }
 
 /// Fills the outcome's unset fields from its intent.
@@ -176,6 +179,10 @@ impl MemorySink {
 }
 
 impl AuditSink for MemorySink {
+    fn verify_chain(&self) -> Result<bool, AuditError> {
+        Ok(self.verify().is_ok())
+    }
+
     fn append(&self, entry: Entry) -> Result<Seq, AuditError> {
         self.push(Phase::Event, None, entry)
     }

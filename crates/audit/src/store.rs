@@ -753,6 +753,10 @@ fn insert_signed_head(
 }
 
 impl AuditSink for SqliteStore {
+    fn verify_chain(&self) -> Result<bool, AuditError> {
+        Ok(self.verify(None)?.ok())
+    }
+
     fn append(&self, entry: Entry) -> Result<Seq, AuditError> {
         first(self.write(vec![Pending::Event(entry)], false)?)
     }

@@ -52,6 +52,11 @@ pub enum Event {
         /// Whether it is open.
         open: bool,
     },
+    /// The audit trail was verified end to end (`ok`: no problem found).
+    AuditVerified {
+        /// Whether the chain checked out.
+        ok: bool,
+    },
     /// This replica leads (or runs without leader election), or waits as a standby.
     Leading(bool),
     /// The repository and ref an environment's manifests come from

@@ -253,7 +253,11 @@ impl<A: Application> EnvironmentLoop<A> {
         let interval = loaded.environment.spec.sync.interval.0;
         let head = loaded.revision.clone();
         if self.current.as_ref().is_some_and(|c| c.revision == head) {
-            self.ensure_watches().await;
+            // Watches started now (a cluster reached again) did not see what
+            // changed before they listed: check those apps once.
+            if self.ensure_watches().await {
+                self.survey().await;
+            }
             return interval;
         }
         match &self.skipped {
@@ -296,7 +300,11 @@ impl<A: Application> EnvironmentLoop<A> {
             Rolled::Done => {
                 self.skipped = None;
                 self.adopt(loaded);
-                self.ensure_watches().await;
+                // Drift between the rollout's applies and the first list of
+                // the new watches raises no watch event: check once.
+                if self.ensure_watches().await {
+                    self.survey().await;
+                }
                 interval
             }
             Rolled::Skipped(why) => {
@@ -405,10 +413,11 @@ impl<A: Application> EnvironmentLoop<A> {
         }
     }
 
-    /// Watches every kind the current revision renders, in every cluster.
-    async fn ensure_watches(&mut self) {
+    /// Watches every kind the current revision renders, in every cluster;
+    /// true when a watch was started.
+    async fn ensure_watches(&mut self) -> bool {
         let Some(current) = self.current.clone() else {
-            return;
+            return false;
         };
         let mut started = false;
         for rendered in &current.rendered.clusters {
@@ -475,6 +484,7 @@ impl<A: Application> EnvironmentLoop<A> {
                 "watching"
             );
         }
+        started
     }
 
     /// Checks every app of every cluster for drift (at start-up).

@@ -7,8 +7,13 @@ use crate::{
     app::MANAGEMENT,
     leader::{LeaderConfig, Leadership},
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+use tidegate_audit::AuditSink;
 use tokio::sync::watch;
+
+/// How often a running controller checks its audit trail's hash chain end
+/// to end (and at start), for `tidegate_audit_verify_ok`.
+pub const AUDIT_VERIFY_EVERY: Duration = Duration::from_secs(600);
 
 /// What a shutdown may take beyond the grace of the step in flight:
 /// journal, audit, lock and lease release.
@@ -62,6 +67,13 @@ pub async fn run_replica(
         open: app.audit().is_some(),
     });
     observers.emit(Event::Leading(election.is_none()));
+    let _verifying = app.audit().map(|audit| {
+        AbortOnDrop(tokio::spawn(verify_audit(
+            audit,
+            observers.clone(),
+            AUDIT_VERIFY_EVERY,
+        )))
+    });
     let mut leadership = None;
     if let Some(Election { client, config }) = election {
         let elected = Leadership::start(client.clone(), MANAGEMENT, config.clone())
@@ -116,4 +128,87 @@ pub async fn run_replica(
     }
     tracing::info!("stopped");
     Ok(Ended::Stopped)
+}
+
+/// Aborts a background task when the run that started it returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Verifies the audit trail every `every` (first at once) and tells the
+/// observers whether it checked out; a failure is logged as an error.
+pub async fn verify_audit(audit: Arc<dyn AuditSink>, observers: crate::Observers, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let sink = audit.clone();
+        let ok = match tokio::task::spawn_blocking(move || sink.verify_chain()).await {
+            Ok(Ok(true)) => true,
+            Ok(Ok(false)) => {
+                tracing::error!(
+                    "the audit trail does not verify: `tidegate audit verify` names the first problem"
+                );
+                false
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "verifying the audit trail failed");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "verifying the audit trail stopped");
+                false
+            }
+        };
+        observers.emit(Event::AuditVerified { ok });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Observer, Observers};
+    use std::sync::Mutex;
+    use tidegate_audit::MemorySink;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<Event>>);
+
+    impl Observer for Seen {
+        fn observe(&self, event: Event) {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.push(event);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_audit_trail_is_verified_at_once_and_then_every_period() {
+        let seen = Arc::new(Seen::default());
+        let observers = Observers::new(seen.clone());
+        let audit: Arc<dyn AuditSink> = Arc::new(MemorySink::new());
+        let task = tokio::spawn(verify_audit(audit, observers, Duration::from_millis(20)));
+        let verified = || {
+            seen.0
+                .lock()
+                .map(|s| {
+                    s.iter()
+                        .filter(|e| matches!(e, Event::AuditVerified { ok: true }))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        // Bounded so a broken loop fails instead of hanging.
+        for _ in 0..3000 {
+            if verified() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        task.abort();
+        assert!(verified() >= 2, "verified at start and again each period");
+    }
 }

@@ -119,6 +119,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     revision: Family<RevisionLabels, Gauge>,
     leader: Gauge,
+    audit_verified: Gauge,
     /// The revision each (environment, cluster) series carries now, so the
     /// previous one's series is removed.
     revisions: Mutex<BTreeMap<(String, String), String>>,
@@ -150,6 +151,7 @@ impl Metrics {
             requests: Family::default(),
             revision: Family::default(),
             leader: Gauge::default(),
+            audit_verified: Gauge::default(),
             revisions: Mutex::new(BTreeMap::new()),
         };
         // Counters are registered without `_total`: the encoder adds it.
@@ -213,6 +215,11 @@ impl Metrics {
             "1 while this replica leads (or runs without leader election), 0 on standby",
             m.leader.clone(),
         );
+        registry.register(
+            "tidegate_audit_verify_ok",
+            "1 when the last end-to-end check of the audit trail's hash chain found no problem, 0 when it found one or could not run",
+            m.audit_verified.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -229,6 +236,9 @@ impl Metrics {
         match event {
             Event::Leading(leading) => {
                 self.leader.set(i64::from(*leading));
+            }
+            Event::AuditVerified { ok } => {
+                self.audit_verified.set(i64::from(*ok));
             }
             Event::Fetched {
                 environment,
@@ -393,6 +403,7 @@ mod tests {
     fn every_metric_is_exposed_with_its_labels() {
         let m = Metrics::new();
         m.record(&Event::Leading(true));
+        m.record(&Event::AuditVerified { ok: true });
         m.record(&Event::Synced {
             environment: "prod".into(),
             cluster: "eks".into(),
@@ -470,6 +481,9 @@ mod tests {
             "no series for zero counts"
         );
         assert!(text.contains("tidegate_leader 1"));
+        assert!(text.contains("tidegate_audit_verify_ok 1"));
+        m.record(&Event::AuditVerified { ok: false });
+        assert!(m.encode().contains("tidegate_audit_verify_ok 0"));
         assert!(text.ends_with("# EOF\n"));
     }
 
