@@ -257,6 +257,7 @@ impl<A: Application> EnvironmentLoop<A> {
             // changed before they listed: check those apps once.
             if self.ensure_watches().await {
                 self.survey().await;
+                self.log_watching();
             }
             return interval;
         }
@@ -283,7 +284,9 @@ impl<A: Application> EnvironmentLoop<A> {
         {
             info!(revision = %short(&head), "every cluster runs the head revision: following it");
             self.adopt(loaded);
-            self.ensure_watches().await;
+            if self.ensure_watches().await {
+                self.log_watching();
+            }
             self.survey().await;
             let r = self.requests();
             info!(
@@ -304,6 +307,7 @@ impl<A: Application> EnvironmentLoop<A> {
                 // the new watches raises no watch event: check once.
                 if self.ensure_watches().await {
                     self.survey().await;
+                    self.log_watching();
                 }
                 interval
             }
@@ -472,19 +476,24 @@ impl<A: Application> EnvironmentLoop<A> {
                     warn!(cluster = %w.cluster(), waited = ?WATCH_READY_WAIT, "watch caches not listed yet; reads go to the API server until they are");
                 }
             }
-            let cached: usize = self.watches.values().map(ClusterWatch::cached).sum();
-            let r = self.requests();
-            info!(
-                clusters = self.watches.len(),
-                objects = cached,
-                reads = r.reads,
-                watches = r.watches,
-                dry_runs = r.dry_runs,
-                writes = r.writes,
-                "watching"
-            );
         }
         started
+    }
+
+    /// Says what the watch caches hold and what they cost so far: from here
+    /// on, with nothing changing, no request but the watches.
+    fn log_watching(&self) {
+        let cached: usize = self.watches.values().map(ClusterWatch::cached).sum();
+        let r = self.requests();
+        info!(
+            clusters = self.watches.len(),
+            objects = cached,
+            reads = r.reads,
+            watches = r.watches,
+            dry_runs = r.dry_runs,
+            writes = r.writes,
+            "watching"
+        );
     }
 
     /// Checks every app of every cluster for drift (at start-up).
