@@ -148,11 +148,7 @@ impl Followed {
 
     /// The JSON log lines whose message is `message`.
     fn log_lines(&self, message: &str) -> Vec<serde_json::Value> {
-        self.logs()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["fields"]["message"] == message)
-            .collect()
+        json_log_lines(&self.logs(), message)
     }
 
     /// Audit records of this environment with one of `actions`.
@@ -207,28 +203,7 @@ impl Followed {
 
     /// The revision the inventory of `env` records as applied in each of `clusters`.
     fn revisions_of(&self, env: &str, clusters: &[&str]) -> BTreeMap<String, String> {
-        clusters
-            .iter()
-            .map(|c| {
-                let name = format!("tidegate.{env}.app");
-                let text = self
-                    .fleet
-                    .kubectl(
-                        c,
-                        &[
-                            "get",
-                            "configmap",
-                            &name,
-                            "-n",
-                            "tidegate-system",
-                            "-o",
-                            "jsonpath={.data.revision}",
-                        ],
-                    )
-                    .unwrap_or_default();
-                (c.to_string(), text)
-            })
-            .collect()
+        inventory_revisions(self.fleet, env, clusters)
     }
 
     /// Waits until `done` holds, showing the controller's log if it never does.
@@ -722,4 +697,41 @@ async fn sigterm_interrupts_a_rollout_without_running_its_syncfail_hooks() {
         f.records(&["quarantine"]).is_empty(),
         "an interrupted revision is not quarantined"
     );
+}
+
+/// The JSON lines of a controller's `--log-format json` log whose message is `message`.
+pub(crate) fn json_log_lines(log: &str, message: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .collect()
+}
+
+/// The revision the inventory of `env` records as applied in each of `clusters`.
+pub(crate) fn inventory_revisions(
+    fleet: &Fleet,
+    env: &str,
+    clusters: &[&str],
+) -> BTreeMap<String, String> {
+    clusters
+        .iter()
+        .map(|c| {
+            let name = format!("tidegate.{env}.app");
+            let text = fleet
+                .kubectl(
+                    c,
+                    &[
+                        "get",
+                        "configmap",
+                        &name,
+                        "-n",
+                        "tidegate-system",
+                        "-o",
+                        "jsonpath={.data.revision}",
+                    ],
+                )
+                .unwrap_or_default();
+            (c.to_string(), text)
+        })
+        .collect()
 }

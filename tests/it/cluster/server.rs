@@ -5,7 +5,12 @@
 //! makes the controller roll a new commit out long before its interval,
 //! and a push with a bad signature is refused (401).
 
-use super::{analysis::Prometheus, fleet, rollout::deployment};
+use super::{
+    analysis::Prometheus,
+    controller::{inventory_revisions, json_log_lines},
+    fleet,
+    rollout::deployment,
+};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::{
@@ -81,11 +86,7 @@ impl Served {
 
     /// The JSON log lines whose message is `message`.
     fn log_lines(&self, message: &str) -> Vec<serde_json::Value> {
-        self.logs()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["fields"]["message"] == message)
-            .collect()
+        json_log_lines(&self.logs(), message)
     }
 
     /// Starts `tidegate controller --env E --listen 127.0.0.1:0` with the
@@ -119,28 +120,7 @@ impl Served {
 
     /// The revision each cluster's inventory records as applied.
     fn revisions(&self) -> BTreeMap<String, String> {
-        CLUSTERS
-            .iter()
-            .map(|c| {
-                let name = format!("tidegate.{}.app", self.env);
-                let text = self
-                    .fleet
-                    .kubectl(
-                        c,
-                        &[
-                            "get",
-                            "configmap",
-                            &name,
-                            "-n",
-                            "tidegate-system",
-                            "-o",
-                            "jsonpath={.data.revision}",
-                        ],
-                    )
-                    .unwrap_or_default();
-                (c.to_string(), text)
-            })
-            .collect()
+        inventory_revisions(self.fleet, &self.env, &CLUSTERS)
     }
 
     fn all_at(&self, sha: &str) -> bool {
