@@ -15,7 +15,7 @@ TESTKIT := target/debug/tidegate-testkit
 # The local clusters' state (kubeconfig, certificates, logs); ignored by Git.
 export TIDEGATE_CLUSTERS_STATE_DIR ?= $(CURDIR)/.tidegate/clusters
 
-.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench bench-fleet-path bench-controller fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
+.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench bench-fleet-path bench-controller bench-fleet fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
 
 ## build: compile every crate and binary
 build:
@@ -91,6 +91,13 @@ bench-fleet-path: build cluster-bins
 ## first apply, RSS and bytes per cached object, 5 minutes of steady state); debug build, not in make test
 bench-controller: build cluster-bins
 	$(CARGO) bench --profile dev -p tidegate-tests --bench controller
+
+## bench-fleet: the fleet-scale benchmark (docs/scale.md): the controller process managing N local clusters
+## (TIDEGATE_BENCH_CLUSTERS, default 10; shared etcd) × ~1,000 objects in 3 waves: initial and change rollouts,
+## drift in every cluster, steady-state requests from the API servers' own metrics, RSS and CPU; debug build,
+## not in make test (TIDEGATE_BENCH_KUBECONFIG: running clusters to use)
+bench-fleet: build cluster-bins
+	$(CARGO) bench --profile dev -p tidegate-tests --bench fleet_scale
 
 ## fuzz: the parser fuzz targets (tests/it/fuzz.rs) with 20,000 cases each instead of make test's 256;
 ## property-based mutation fuzzing on stable Rust, not coverage-guided (see docs/limits.md)

@@ -22,6 +22,7 @@ mod journal;
 pub mod lock;
 mod renewal;
 pub mod scale_down;
+pub mod sim;
 mod spans;
 pub mod switch;
 mod timeline;
