@@ -134,8 +134,15 @@ struct Controller {
 }
 
 impl Controller {
-    fn start(bin: &Path, git: &GitFixture, fleet: &Fleet, env: &str, state: &Path) -> Controller {
-        let log = state.join(format!("controller-{env}.log"));
+    fn start(
+        bin: &Path,
+        git: &GitFixture,
+        fleet: &Fleet,
+        env: &str,
+        state: &Path,
+        label: &str,
+    ) -> Controller {
+        let log = state.join(format!("controller-{label}.log"));
         let file = std::fs::File::create(&log).expect("log");
         let child = Command::new(bin)
             .args(["--repo", &git.path().display().to_string()])
@@ -364,6 +371,8 @@ struct Rates {
     non_resource: f64,
     other: BTreeMap<String, f64>,
     open_watches: f64,
+    /// Every "VERB resource" (all classes).
+    all: BTreeMap<String, f64>,
 }
 
 impl Rates {
@@ -377,6 +386,7 @@ impl Rates {
                 if d <= 0.0 {
                     continue;
                 }
+                *r.all.entry(key.clone()).or_default() += d * per;
                 let (verb, resource) = key.split_once(' ').unwrap_or((key, ""));
                 if resource.is_empty() || resource.starts_with('/') {
                     r.non_resource += d * per;
@@ -411,6 +421,84 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / 1048576.0
+}
+
+/// The phases of the controller's rollouts, from its JSON log: for every
+/// rollout started by `start` (a message), the time to its first apply
+/// (pre-flight and locks), each cluster's apply (from the progress line
+/// that first shows it Applying to its "sync finished"), and the tail after
+/// the last apply (last wave's health and bake, locks released); the first
+/// `skip` rollouts left out.
+#[derive(Debug, Default)]
+struct Phases {
+    to_first_apply: Vec<f64>,
+    applies: Vec<f64>,
+    tails: Vec<f64>,
+}
+
+fn phases(log: &Path, start: &str, skip: usize) -> Phases {
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let mut out = Phases::default();
+    let mut i = 0;
+    let mut skip = skip;
+    while i < lines.len() {
+        if lines[i]["fields"]["message"] != start {
+            i += 1;
+            continue;
+        }
+        if skip > 0 {
+            skip -= 1;
+            i += 1;
+            continue;
+        }
+        let began = time_ms(&lines[i]);
+        let mut applying: BTreeMap<String, f64> = BTreeMap::new();
+        let mut first = None;
+        let mut last_sync = None;
+        let mut j = i + 1;
+        while j < lines.len() {
+            let l = &lines[j];
+            let message = l["fields"]["message"].as_str().unwrap_or_default();
+            if message == "rollout" {
+                let progress = l["fields"]["progress"].as_str().unwrap_or_default();
+                for entry in progress.split_whitespace() {
+                    if let Some(cluster) = entry
+                        .strip_suffix(":Applying:Healthy")
+                        .or_else(|| entry.split_once(":Applying:").map(|(c, _)| c))
+                    {
+                        applying.entry(cluster.to_string()).or_insert(time_ms(l));
+                        first.get_or_insert(time_ms(l));
+                    }
+                }
+            } else if message == "sync finished" {
+                let cluster = l["span"]["cluster"].as_str().unwrap_or_default();
+                if let Some(from) = applying.get(cluster) {
+                    out.applies.push((time_ms(l) - from) / 1000.0);
+                }
+                last_sync = Some(time_ms(l));
+            } else if message == SUCCEEDED {
+                if let Some(first) = first {
+                    out.to_first_apply.push((first - began) / 1000.0);
+                }
+                if let Some(last) = last_sync {
+                    out.tails.push((time_ms(l) - last) / 1000.0);
+                }
+                break;
+            }
+            j += 1;
+        }
+        i = j;
+    }
+    out
+}
+
+fn p90(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() * 9 / 10).copied().unwrap_or(f64::NAN)
 }
 
 /// Scales `deployment` in every cluster at once, then waits until every
@@ -541,7 +629,7 @@ fn small_controller(
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-cm\ndata:\n  a: b\n"),
     );
     git.commit(name);
-    let mut small = Controller::start(bin, git, fleet, &env, state);
+    let mut small = Controller::start(bin, git, fleet, &env, state, name);
     small.wait_for("watching", 1);
     std::thread::sleep(Duration::from_secs(3));
     let (_, rss) = small.memory();
@@ -608,13 +696,14 @@ fn main() {
     let state = tempfile::tempdir().expect("state");
 
     // 1. The initial rollout: every object created.
-    let mut ctl = Controller::start(&bin, &git, &fleet, &env, state.path());
+    let mut ctl = Controller::start(&bin, &git, &fleet, &env, state.path(), "main");
     let new = ctl.wait_for(NEW_REVISION, 1).remove(0);
     let done = ctl.wait_for(SUCCEEDED, 1).remove(0);
     let initial = (time_ms(&done) - time_ms(&new)) / 1000.0;
     let watching = ctl.wait_for("watching", 1).remove(0);
     let cached = watching["fields"]["objects"].as_u64().unwrap_or(0);
     let cpu_initial = ctl.cpu();
+    let (hwm_initial, rss_initial) = ctl.memory();
     eprintln!(
         "initial rollout {initial:.1} s; {cached} objects cached; load {}",
         load_average()
@@ -638,6 +727,7 @@ fn main() {
         );
     }
     let cpu_drift = ctl.cpu() - cpu_before;
+    let (hwm_drift, _) = ctl.memory();
     let drift_rollouts = ctl.lines(SUCCEEDED).len() - 1;
 
     // 3. Steady state with the controller.
@@ -705,7 +795,7 @@ fn main() {
 
     // 5. A controller adopting the converged fleet (as after a restart).
     let adopt_start = Instant::now();
-    let mut adopted = Controller::start(&bin, &git, &fleet, &env, state.path());
+    let mut adopted = Controller::start(&bin, &git, &fleet, &env, state.path(), "adopting");
     let check = adopted.wait_for("start-up drift check done", 1).remove(0);
     let adopt_secs = adopt_start.elapsed().as_secs_f64();
     let adopt_cpu = adopted.cpu();
@@ -741,6 +831,13 @@ fn main() {
         state.path(),
     );
     let total = started.elapsed().as_secs_f64();
+    let drift_phases = phases(
+        &ctl.log,
+        "drift: correcting it through the fleet rollout (selfHeal)",
+        0,
+    );
+    // The first "new revision" is the initial rollout.
+    let change_phases = phases(&ctl.log, NEW_REVISION, 1);
     // Keep the controllers' logs (per-cluster timings for the simulation).
     let kept = tidegate_tests::workspace_root().join("target/bench-fleet");
     let _ = std::fs::create_dir_all(&kept);
@@ -824,7 +921,13 @@ fn main() {
         mib(hwm)
     );
     println!(
-        "| controller RSS in the steady state after the runs, MiB | {:.1} | — |",
+        "| controller VmHWM after the initial rollout / after the drift runs, MiB; RSS after the initial rollout, MiB | {:.1} / {:.1}; {:.1} | — |",
+        mib(hwm_initial),
+        mib(hwm_drift),
+        mib(rss_initial)
+    );
+    println!(
+        "| controller RSS in the steady state after the drift runs, MiB | {:.1} | — |",
         mib(rss_steady)
     );
     println!(
@@ -847,15 +950,15 @@ fn main() {
         "| whole benchmark (clusters ready after {fleet_ready:.0} s), s | {total:.0} | < 600 |"
     );
     println!(
-        "\nsteady state, other requests per cluster per minute by verb and resource (with the controller | baseline):"
+        "\nsteady state, requests per cluster per minute by verb and resource (with the controller | baseline):"
     );
     let keys: std::collections::BTreeSet<&String> =
-        with.other.keys().chain(baseline.other.keys()).collect();
+        with.all.keys().chain(baseline.all.keys()).collect();
     for k in keys {
         println!(
             "  {k}: {:.2} | {:.2}",
-            with.other.get(k).copied().unwrap_or(0.0),
-            baseline.other.get(k).copied().unwrap_or(0.0)
+            with.all.get(k).copied().unwrap_or(0.0),
+            baseline.all.get(k).copied().unwrap_or(0.0)
         );
     }
     println!(
@@ -872,6 +975,20 @@ fn main() {
         cpu_change * 1e6 / (sizes.runs * cached as usize).max(1) as f64,
         cpu_drift * 1e6 / (drift_rollouts.max(1) * cached as usize) as f64
     );
+    for (what, p) in [("drift", &drift_phases), ("change", &change_phases)] {
+        println!(
+            "model: {what} rollouts: to first apply (pre-flight, locks) median {:.2} s {:?}; apply per cluster median {:.2} s p90 {:.2} s (n={}); after the last apply median {:.2} s",
+            median(p.to_first_apply.clone()),
+            p.to_first_apply
+                .iter()
+                .map(|x| (x * 100.0).round() / 100.0)
+                .collect::<Vec<_>>(),
+            median(p.applies.clone()),
+            p90(p.applies.clone()),
+            p.applies.len(),
+            median(p.tails.clone())
+        );
+    }
     println!(
         "model: drift_per_cluster_s median={:.2} change_overhead_s={:.2} load={}",
         median(drift_each),

@@ -110,7 +110,10 @@ fn fixed_latencies_give_exact_phases() {
     assert_eq!(run.release, ms(100));
     assert_eq!(run.gates, Duration::from_secs(30));
     assert_eq!(run.allowed_in_flight, 4);
-    assert_eq!(run.total, run.preflight + run.lock + run.waves + run.release);
+    assert_eq!(
+        run.total,
+        run.preflight + run.lock + run.waves + run.release
+    );
     // Beyond the gates each wave batch costs apply + ready rounded up to the
     // next poll tick: more than 1.2 s per batch, less than 1.7 s.
     let batches = 1 + 2 + 3;
@@ -134,7 +137,10 @@ fn a_saturated_cpu_serialises_the_pre_flight() {
     assert!(run.core_wait > Duration::ZERO);
     // Twice the cores, half the time.
     s.limits.cores = 2;
-    assert_eq!(s.rollout().expect("simulates").preflight, Duration::from_secs(10));
+    assert_eq!(
+        s.rollout().expect("simulates").preflight,
+        Duration::from_secs(10)
+    );
 }
 
 #[test]
@@ -145,7 +151,12 @@ fn the_concurrency_limit_bounds_the_pre_flight() {
     s.limits.concurrency = 64;
     let wide = s.rollout().expect("simulates");
     assert!(narrow.slot_wait > wide.slot_wait);
-    assert!(narrow.preflight > wide.preflight * 4, "{:?} vs {:?}", narrow.preflight, wide.preflight);
+    assert!(
+        narrow.preflight > wide.preflight * 4,
+        "{:?} vs {:?}",
+        narrow.preflight,
+        wide.preflight
+    );
 }
 
 #[test]
@@ -156,7 +167,13 @@ fn drift_everywhere_is_corrected_by_one_rollout_then_the_queue_drains() {
     assert_eq!(drift.rollout.applied_at.len(), 50);
     assert_eq!(drift.checks, 50);
     // After the debounce and the first check.
-    let first = drift.rollout.applied_at.values().min().copied().expect("applied");
+    let first = drift
+        .rollout
+        .applied_at
+        .values()
+        .min()
+        .copied()
+        .expect("applied");
     assert!(first > s.limits.debounce + drift.rollout.preflight);
     assert!(drift.all_corrected < drift.drained);
     assert!(drift.drained >= s.limits.debounce + drift.rollout.total);
