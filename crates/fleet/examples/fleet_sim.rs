@@ -12,35 +12,43 @@ use tidegate_fleet::sim::{
     model::{LoadModel, MemoryRuns},
 };
 
-/// Measured by `make bench-fleet` at 10 clusters × 1,000 objects (see
-/// docs/scale.md for the run and how each figure was derived).
+/// Measured by `make bench-fleet` at 10 clusters × 1,000 objects, debug
+/// build, on a 2-core machine at load 40–70 (docs/scale.md, run 2).
 mod measured {
     /// RSS, one cluster × one object.
-    pub const RSS_ONE: u64 = 69_263_360;
+    pub const RSS_ONE: u64 = 69_586_944;
     /// RSS, 10 clusters × one object each.
-    pub const RSS_CLUSTERS: u64 = 71_766_016;
+    pub const RSS_CLUSTERS: u64 = 71_921_664;
     /// RSS of a controller that adopted 10 × 1,000 objects (steady).
-    pub const RSS_FULL: u64 = 207_646_720;
+    pub const RSS_FULL: u64 = 207_904_768;
+    /// Peak RSS (VmHWM) of the controller that ran the rollouts.
+    pub const RSS_PEAK: u64 = 422_723_584;
     /// Open watches per cluster (with − without the controller).
     pub const WATCHES_PER_CLUSTER: f64 = 3.0;
     /// Watch re-opens per watch per minute (kube-runtime's watcher asks
-    /// for 290 s timeouts).
+    /// for 290 s timeouts; none fell in the 60 s quiet periods).
     pub const REOPENS_PER_WATCH_PER_MIN: f64 = 60.0 / 290.0;
     /// Requests (not watches) of a change rollout per cluster.
-    pub const REQUESTS_PER_CHANGE: f64 = 94.4;
-    /// Controller CPU per object planned, µs (debug build).
-    pub const CPU_US_PER_OBJECT: f64 = 1031.0;
+    pub const REQUESTS_PER_CHANGE: f64 = 92.1;
+    /// Controller CPU per object planned, µs: the adopting controller's
+    /// start-up survey (every object planned once).
+    pub const CPU_US_PER_OBJECT: f64 = 1219.0;
 }
 
+/// Per-cluster latencies as the controller's log showed them (change
+/// rollouts: pre-flight and locks 8.7 s for 10 clusters, 2 rounds of 8,
+/// of which ~6 s CPU; apply median 4.9 s, p90 11.4 s; 8.2 s after the last
+/// apply, of which 5 s bake). Wall-clock on a loaded machine: they include
+/// waiting for a CPU.
 fn costs(cpu_per_object: Duration) -> Costs {
     Costs {
-        survey: Latency::ms(300.0, 900.0),
-        lock: Latency::ms(20.0, 60.0),
-        apply: Latency::ms(250.0, 800.0),
-        ready: Latency::ms(1000.0, 2500.0),
-        health_read: Latency::ms(30.0, 100.0),
-        release: Latency::ms(20.0, 60.0),
-        drift_check: Latency::ms(40.0, 120.0),
+        survey: Latency::ms(1000.0, 3000.0),
+        lock: Latency::ms(50.0, 200.0),
+        apply: Latency::ms(4900.0, 11400.0),
+        ready: Latency::ms(500.0, 2000.0),
+        health_read: Latency::ms(300.0, 1000.0),
+        release: Latency::ms(300.0, 1000.0),
+        drift_check: Latency::ms(200.0, 600.0),
         cpu_per_object,
     }
 }
@@ -58,6 +66,7 @@ fn model() -> LoadModel {
         base_bytes: base,
         per_cluster_bytes: per_cluster,
         per_object_bytes: per_object,
+        rollout_bytes_per_object: (measured::RSS_PEAK - measured::RSS_FULL) as f64 / 10_000.0,
         watches_per_cluster: measured::WATCHES_PER_CLUSTER,
         watch_reopens_per_cluster_per_min: measured::WATCHES_PER_CLUSTER
             * measured::REOPENS_PER_WATCH_PER_MIN,
@@ -87,23 +96,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let model = model();
     println!("# Load model (per replica)\n");
     println!(
-        "unit costs: base {:.1} MiB, {:.0} KiB per cluster, {:.1} KiB per cached object, {} watches per cluster, {:.0} requests per cluster per change rollout, {:.0} µs CPU per object planned",
+        "unit costs: base {:.1} MiB, {:.0} KiB per cluster, {:.1} KiB per cached object, {:.1} KiB more per object during a rollout, {} watches per cluster, {:.0} requests per cluster per change rollout, {:.0} µs CPU per object planned",
         model.base_bytes / 1048576.0,
         model.per_cluster_bytes / 1024.0,
         model.per_object_bytes / 1024.0,
+        model.rollout_bytes_per_object / 1024.0,
         model.watches_per_cluster,
         model.requests_per_change_per_cluster,
         model.cpu_per_object.as_secs_f64() * 1e6
     );
     println!(
-        "\n| clusters × objects | RSS, GiB | open watches | watch re-opens/min | other requests/min, steady | requests per change rollout | CPU per fleet-wide plan, s |"
+        "\n| clusters × objects | RSS, GiB | peak RSS in a rollout, GiB | open watches | watch re-opens/min | other requests/min, steady | requests per change rollout | CPU per fleet-wide plan, s |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (n, m) in [(10, 1000), (100, 100), (100, 1000), (1000, 100)] {
         let p = model.predict(n, m);
         println!(
-            "| {n} × {m} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            "| {n} × {m} | {:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
             p.rss_bytes / 1073741824.0,
+            p.peak_rss_bytes / 1073741824.0,
             p.open_watches,
             p.watch_reopens_per_min,
             p.steady_requests_per_min,
@@ -112,7 +123,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "\nmost clusters × 100 objects in 4 GiB: {}",
+        "\nmost clusters × 100 objects in 4 GiB at a rollout's peak: {}",
         model.max_clusters(100, 4.0 * 1073741824.0)
     );
 

@@ -33,6 +33,10 @@ pub struct LoadModel {
     pub per_cluster_bytes: f64,
     /// Each cached object's memory (bytes).
     pub per_object_bytes: f64,
+    /// What a rollout adds per managed object while it runs (rendered
+    /// objects, plans, dry-run answers kept across rollouts): the peak
+    /// (`VmHWM`) over the steady RSS, per object.
+    pub rollout_bytes_per_object: f64,
     /// Watches open per cluster (one per managed kind).
     pub watches_per_cluster: f64,
     /// Watch re-opens per cluster per minute (the API server closes watches
@@ -54,8 +58,10 @@ pub struct Prediction {
     pub clusters: usize,
     /// Objects per cluster.
     pub objects_per_cluster: usize,
-    /// Resident memory (bytes).
+    /// Resident memory with nothing happening (bytes).
     pub rss_bytes: f64,
+    /// Resident memory at the peak of a fleet-wide rollout (bytes).
+    pub peak_rss_bytes: f64,
     /// Watches open at once.
     pub open_watches: f64,
     /// Watch re-opens per minute, fleet-wide.
@@ -94,6 +100,9 @@ impl LoadModel {
             rss_bytes: self.base_bytes
                 + n * self.per_cluster_bytes
                 + objects * self.per_object_bytes,
+            peak_rss_bytes: self.base_bytes
+                + n * self.per_cluster_bytes
+                + objects * (self.per_object_bytes + self.rollout_bytes_per_object),
             open_watches: n * self.watches_per_cluster,
             watch_reopens_per_min: n * self.watch_reopens_per_cluster_per_min,
             steady_requests_per_min: n * self.steady_requests_per_cluster_per_min,
@@ -103,9 +112,11 @@ impl LoadModel {
     }
 
     /// The most clusters of `objects_per_cluster` one replica holds in
-    /// `budget` bytes (0 when not even one).
+    /// `budget` bytes at the peak of a fleet-wide rollout (0 when not even
+    /// one).
     pub fn max_clusters(&self, objects_per_cluster: usize, budget: f64) -> usize {
-        let per = self.per_cluster_bytes + objects_per_cluster as f64 * self.per_object_bytes;
+        let per = self.per_cluster_bytes
+            + objects_per_cluster as f64 * (self.per_object_bytes + self.rollout_bytes_per_object);
         if budget <= self.base_bytes || per <= 0.0 {
             return 0;
         }
@@ -124,6 +135,7 @@ mod tests {
             base_bytes: 40.0 * MIB,
             per_cluster_bytes: 1.0 * MIB,
             per_object_bytes: 20_000.0,
+            rollout_bytes_per_object: 10_000.0,
             watches_per_cluster: 3.0,
             watch_reopens_per_cluster_per_min: 0.5,
             steady_requests_per_cluster_per_min: 0.0,
@@ -138,6 +150,7 @@ mod tests {
         // 40 MiB + 1000 × 1 MiB + 100,000 × 20,000 B.
         assert_eq!(p.rss_bytes, 40.0 * MIB + 1000.0 * MIB + 2.0e9);
         assert!(p.rss_bytes < 4.0 * 1024.0 * MIB);
+        assert_eq!(p.peak_rss_bytes, p.rss_bytes + 1.0e9);
         assert_eq!(p.open_watches, 3000.0);
         assert_eq!(p.watch_reopens_per_min, 500.0);
         assert_eq!(p.steady_requests_per_min, 0.0);
@@ -150,8 +163,8 @@ mod tests {
         let m = model();
         let budget = 4.0 * 1024.0 * MIB;
         let n = m.max_clusters(100, budget);
-        assert!(m.predict(n, 100).rss_bytes <= budget);
-        assert!(m.predict(n + 1, 100).rss_bytes > budget);
+        assert!(m.predict(n, 100).peak_rss_bytes <= budget);
+        assert!(m.predict(n + 1, 100).peak_rss_bytes > budget);
         assert_eq!(m.max_clusters(100, 10.0 * MIB), 0);
     }
 
