@@ -188,12 +188,13 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Token records for tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
     use tidegate_auth::{Roles, TokenRecord, token};
 
-    fn minted(name: &str, grants: &[&str], revoked: bool) -> (TokenRecord, String) {
+    /// A record named `name` with `grants` (revoked when `revoked`), and its token.
+    pub(crate) fn minted(name: &str, grants: &[&str], revoked: bool) -> (TokenRecord, String) {
         let (value, hash) = token::generate().expect("token");
         let record = TokenRecord {
             id: value.id().clone(),
@@ -208,6 +209,12 @@ mod tests {
         };
         (record, value.expose().to_string())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::minted;
+    use super::*;
 
     fn headers(value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

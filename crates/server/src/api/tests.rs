@@ -2,9 +2,10 @@
 //! was asked to run.
 
 use super::*;
+use crate::auth::testing::minted;
 use axum::body::to_bytes;
 use std::sync::Mutex;
-use tidegate_auth::{Roles, TokenRecord, TokenSet, token};
+use tidegate_auth::TokenSet;
 use tower::ServiceExt as _;
 
 /// Accepts `sync|approve|status|audit --env E`, refuses anything with
@@ -57,22 +58,6 @@ impl Runner for Recorder {
     }
 }
 
-fn mint(name: &str, grants: &[&str]) -> (TokenRecord, String) {
-    let (value, hash) = token::generate().expect("token");
-    let record = TokenRecord {
-        id: value.id().clone(),
-        name: name.into(),
-        roles: Roles::parse(grants.iter().copied()).expect("roles"),
-        hash,
-        created_at: 1,
-        created_by: "root@host".into(),
-        expires_at: None,
-        revoked_at: None,
-        revoked_by: None,
-    };
-    (record, value.expose().to_string())
-}
-
 struct Fixture {
     runner: Arc<Recorder>,
     router: Router,
@@ -88,7 +73,7 @@ fn fixture(starter: Option<Identity>, rule: ApprovalRule) -> Fixture {
         ("alice", &["prod=approver"][..]),
         ("bob", &["prod=approver"][..]),
     ] {
-        let (r, t) = mint(name, grants);
+        let (r, t) = minted(name, grants, false);
         records.push(r);
         tokens.insert(name, t);
     }
