@@ -44,6 +44,12 @@ pub struct Global {
     /// Log format on stderr
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Server mode: run sync, rollback, approve, unquarantine, switch, status, history, plan, diff and `audit log` in the controller at this URL (e.g. https://tidegate.example.com) [default: standalone]
+    #[arg(long, global = true, value_name = "URL", env = "TIDEGATE_SERVER")]
+    pub server: Option<String>,
+    /// File holding the API token for --server [default: $TIDEGATE_TOKEN]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 /// How clusters are reached.
@@ -231,6 +237,9 @@ pub struct ServerArgs {
     /// File holding the generic webhook's bearer token (else $TIDEGATE_WEBHOOK_TOKEN)
     #[arg(long, value_name = "FILE")]
     pub webhook_token_file: Option<std::path::PathBuf>,
+    /// Let the identity that started a rollout approve its waves through the API, in ENV (repeatable; without a value: every environment) [default: refused everywhere]
+    #[arg(long, value_name = "ENV", num_args = 0..=1, default_missing_value = "*", require_equals = true)]
+    pub allow_self_approval: Vec<String>,
 }
 
 /// Leader election and shutdown of `tidegate controller` (see docs/controller-ha.md).

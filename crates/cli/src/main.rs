@@ -1,6 +1,9 @@
 //! The `tidegate` command.
 
 mod args;
+mod client;
+#[macro_use]
+mod sink;
 mod commands;
 mod output;
 
@@ -14,7 +17,11 @@ fn main() -> ExitCode {
         matches!(cli.command, args::Command::Controller(_)),
     );
     let style = output::Style::new(cli.global.color);
-    match commands::run(&cli, &style) {
+    let result = match &cli.global.server {
+        Some(server) if client::goes_through_server(&cli.command) => client::run(&cli, server),
+        _ => commands::run(&cli, &style),
+    };
+    match result {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {

@@ -101,7 +101,7 @@ impl Style {
                 let (head, help) = text.split_at(i);
                 text = format!("{head}{}", self.dim(help));
             }
-            eprintln!("{} {text}", self.error("error:"));
+            errln!("{} {text}", self.error("error:"));
         }
     }
 }

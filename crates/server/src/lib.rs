@@ -14,6 +14,8 @@
 //! acts on it only through its trigger. Webhook secrets come from the
 //! operator, never from repository content, and are never logged.
 
+pub mod api;
+pub mod auth;
 pub mod metrics;
 pub mod webhook;
 
@@ -94,6 +96,7 @@ pub struct Monitor {
 pub struct Server {
     monitor: Arc<Monitor>,
     webhooks: Arc<Webhooks>,
+    api: Option<Arc<api::Api>>,
 }
 
 // === impl Secret ===
@@ -234,7 +237,14 @@ impl Server {
                 monitor: monitor.clone(),
             }),
             monitor,
+            api: None,
         }
+    }
+
+    /// Also serves the API for the CLI ([`api`], `/api/v1/*`).
+    pub fn with_api(mut self, api: api::Api) -> Server {
+        self.api = Some(Arc::new(api));
+        self
     }
 
     /// The routes: `GET /healthz`, `GET /readyz`, `GET /metrics`,
@@ -252,7 +262,11 @@ impl Server {
             .route("/webhooks/generic", post(webhook::generic))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.webhooks.clone());
-        probes.merge(hooks)
+        let routes = probes.merge(hooks);
+        match &self.api {
+            Some(api) => routes.merge(api::routes(api.clone())),
+            None => routes,
+        }
     }
 
     /// Serves on `listener` until `stop` resolves.

@@ -473,6 +473,7 @@ async fn every_cluster_serves_kubernetes_1_37_with_a_ready_node() {
 }
 mod aks;
 mod analysis;
+mod api;
 mod cloud;
 mod controller;
 mod deploy;

@@ -8,7 +8,7 @@ use tidegate_rollout::{Transition, TransitionKind};
 /// Prints the metric analyses every wave's bake will run (`tidegate plan`).
 pub fn print_plan(rollout: &Rollout) {
     for a in &rollout.analyses {
-        println!(
+        outln!(
             "analysis {} during each bake: every {}, {} measurements per cluster, failureLimit {}, inconclusiveLimit {}; passes when {}",
             a.name,
             a.interval,
@@ -33,9 +33,9 @@ pub fn print_results(transitions: &[Transition]) {
             format!("compared with {}", report.baseline.join(", "))
         };
         let verdict = if report.passed() { "passed" } else { "FAILED" };
-        println!("wave {wave} analysis {verdict} ({against}):");
+        outln!("wave {wave} analysis {verdict} ({against}):");
         for r in &report.results {
-            println!("  {}", escape_control(&r.to_string()));
+            outln!("  {}", escape_control(&r.to_string()));
         }
     }
 }
@@ -63,7 +63,7 @@ pub fn of_operation(records: &[Record], operation: u64) -> Vec<serde_json::Value
 /// Prints the analysis lines of one `history` row (under it, indented).
 pub fn print_history(analyses: &[serde_json::Value]) {
     for a in analyses {
-        println!(
+        outln!(
             "       {}",
             escape_control(a["message"].as_str().unwrap_or_default())
         );

@@ -57,12 +57,7 @@ fn emit(output: Option<&PathBuf>, text: &str) -> anyhow::Result<()> {
         Some(file) => {
             std::fs::write(file, text).with_context(|| format!("writing {}", file.display()))
         }
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
-            Ok(())
-        }
+        None => Ok(crate::sink::write_stdout(text)?),
     }
 }
 
@@ -125,10 +120,10 @@ fn verify(path: &Path, a: &AuditVerifyArgs, style: &Style) -> anyhow::Result<Exi
                 if let Some(s) = &signed {
                     line.push_str(&format!("; head #{} signed now", s.seq));
                 }
-                println!("{line}");
+                outln!("{line}");
             }
             Some(problem) => {
-                println!(
+                outln!(
                     "{} audit log {} failed verification: {problem} ({} entries verified before it)",
                     style.error("TAMPERED"),
                     store.describe(),
@@ -206,7 +201,7 @@ fn report(path: &Path, a: &AuditReportArgs) -> anyhow::Result<ExitCode> {
     let text = tidegate_report::render(&built, &records, format)?;
     emit(a.output.as_ref(), &text)?;
     if let Some(file) = &a.output {
-        eprintln!("wrote {} ({} entries)", file.display(), records.len());
+        errln!("wrote {} ({} entries)", file.display(), records.len());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -261,7 +256,7 @@ fn keygen(a: &AuditKeygenArgs) -> anyhow::Result<ExitCode> {
     let pub_path = PathBuf::from(pub_path);
     std::fs::write(&pub_path, format!("{public}\n"))
         .with_context(|| format!("writing {}", pub_path.display()))?;
-    println!(
+    outln!(
         "secret key: {} (keep it off the audit host's disk if you can)\npublic key: {} = {public}",
         a.out.display(),
         pub_path.display()
@@ -292,7 +287,7 @@ fn migrate(path: &Path, a: &AuditMigrateArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .map(|(seq, hash)| format!(", head #{seq} {}", &hash[..hash.len().min(16)]))
         .unwrap_or_default();
-    println!(
+    outln!(
         "copied {} of {} entries ({} already there) and {} signed heads from {} to {}; the copy verifies{head}",
         report.copied,
         report.entries,

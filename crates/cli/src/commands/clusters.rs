@@ -62,18 +62,22 @@ pub async fn run(global: &Global, args: &ClustersArgs, style: &Style) -> anyhow:
         .collect()
         .await;
     match args.output {
-        TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        TextOrJson::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
         TextOrJson::Text => {
-            println!(
+            outln!(
                 "{:<20} {:<10} {:<48} {:<10} {:<10} REACHABLE",
-                "CLUSTER", "PROVIDER", "ENDPOINT", "VERSION", "STATUS"
+                "CLUSTER",
+                "PROVIDER",
+                "ENDPOINT",
+                "VERSION",
+                "STATUS"
             );
             for r in &rows {
                 let reachable = match r.reason {
                     None => style.ok("yes"),
                     Some(reason) => style.error(&format!("no ({reason})")),
                 };
-                println!(
+                outln!(
                     "{:<20} {:<10} {:<48} {:<10} {:<10} {reachable}",
                     r.cluster,
                     r.provider,
@@ -82,7 +86,7 @@ pub async fn run(global: &Global, args: &ClustersArgs, style: &Style) -> anyhow:
                     r.status.as_deref().unwrap_or("-"),
                 );
                 if let Some(e) = &r.error {
-                    println!("  {} {e}", style.error("error:"));
+                    outln!("  {} {e}", style.error("error:"));
                 }
             }
         }

@@ -57,7 +57,8 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         ..ControllerOptions::default()
     };
     if let Some(address) = &args.server.listen {
-        let (observers, trigger) = start_server(global, &args.server, address).await?;
+        let api = super::api::build(global, args).await?;
+        let (observers, trigger) = start_server(global, &args.server, address, api).await?;
         options.observers = observers;
         options.trigger = Some(trigger);
     }
@@ -74,6 +75,7 @@ async fn start_server(
     global: &Global,
     args: &ServerArgs,
     address: &str,
+    api: tidegate_server::api::Api,
 ) -> anyhow::Result<(Observers, tidegate_controller::Trigger)> {
     let secrets = WebhookSecrets {
         github: secret(
@@ -112,7 +114,7 @@ async fn start_server(
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect();
-    let server = Server::new(monitor.clone(), trigger.clone(), secrets);
+    let server = Server::new(monitor.clone(), trigger.clone(), secrets).with_api(api);
     tracing::info!(address = %bound, webhooks = ?endpoints, "serving /healthz, /readyz, /metrics and webhooks");
     tokio::spawn(async move {
         if let Err(e) = server.serve(listener, std::future::pending()).await {

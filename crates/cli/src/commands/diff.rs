@@ -31,7 +31,7 @@ pub async fn run(global: &Global, args: &DiffArgs, style: &Style) -> anyhow::Res
         let plan = planned.result?;
         for p in &plan.problems {
             failed = true;
-            eprintln!("{} [cluster {name}] {p}", style.error("error:"));
+            errln!("{} [cluster {name}] {p}", style.error("error:"));
         }
         let diffs: Vec<&ObjectDiff> = plan
             .objects
@@ -73,7 +73,7 @@ pub async fn run(global: &Global, args: &DiffArgs, style: &Style) -> anyhow::Res
                         )
                     })
                     .count();
-                println!(
+                outln!(
                     "{name}: {} of {} objects differ{}{}{}",
                     diffs.len(),
                     plan.objects.len() + plan.prune.len(),
@@ -97,7 +97,7 @@ pub async fn run(global: &Global, args: &DiffArgs, style: &Style) -> anyhow::Res
         }
     }
     if args.output == TextOrJson::Json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        outln!("{}", serde_json::to_string_pretty(&json)?);
     }
     Ok(ExitCode::from(if failed {
         2
@@ -114,9 +114,9 @@ fn print_one(cluster: &str, d: &ObjectDiff, style: &Style) {
         DiffStatus::ToPrune => "prune",
         _ => "change",
     };
-    println!("{} {} [{cluster}] ({verb})", style.dim("==="), d.key);
+    outln!("{} {} [{cluster}] ({verb})", style.dim("==="), d.key);
     if let DiffMode::ClientSide { reason } = &d.mode {
-        println!("  client-side diff: {reason}");
+        outln!("  client-side diff: {reason}");
     }
     for c in &d.changes {
         let owners = if c.owners.is_empty() {
@@ -124,7 +124,7 @@ fn print_one(cluster: &str, d: &ObjectDiff, style: &Style) {
         } else {
             c.owners.join(", ")
         };
-        println!("  {} {} (owned by {owners})", c.op, c.path);
+        outln!("  {} {} (owned by {owners})", c.op, c.path);
     }
-    print!("{}", unified(d, style.enabled()));
+    out!("{}", unified(d, style.enabled()));
 }

@@ -75,10 +75,10 @@ pub fn run(global: &Global, args: &HealthArgs, style: &Style) -> anyhow::Result<
         });
     }
     match args.output {
-        TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        TextOrJson::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
         TextOrJson::Text => {
             for r in &rows {
-                println!("{}: {}  [{}]", r.object, r.health, r.check);
+                outln!("{}: {}  [{}]", r.object, r.health, r.check);
             }
         }
     }

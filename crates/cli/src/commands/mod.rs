@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod analysis;
+pub(crate) mod api;
 mod audit;
 mod clusters;
 mod controller;
@@ -41,6 +42,25 @@ pub fn run(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
         Command::Health(args) => health::run(&cli.global, args, style),
         Command::Controller(args) => block_on(controller::run(&cli.global, args)),
         Command::Token(args) => block_on(token::run(args, style)),
+    }
+}
+
+/// Runs a command of the API (server mode) on the current runtime: the
+/// same functions as [`run`], for the commands the API accepts.
+pub(crate) async fn run_api(cli: &Cli, style: &Style) -> anyhow::Result<ExitCode> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Diff(args) => diff::run(global, args, style).await,
+        Command::Sync(args) => sync::run(global, args, style).await,
+        Command::Status(args) => status::run(global, args, style).await,
+        Command::Plan(args) => rollout::plan(global, args, style).await,
+        Command::Approve(args) => rollout::approve(global, args, style).await,
+        Command::Rollback(args) => rollout::rollback(global, args, style).await,
+        Command::Unquarantine(args) => rollout::unquarantine(global, args, style).await,
+        Command::History(args) => rollout::history(args),
+        Command::Switch(args) => rollout::switch(global, args).await,
+        Command::Audit(args) => audit::run(args, style),
+        _ => anyhow::bail!("not a command of the API ({})", api::API_COMMANDS),
     }
 }
 

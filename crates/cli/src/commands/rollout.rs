@@ -23,7 +23,7 @@ use tidegate_source::LoadError;
 use tidegate_sync::{Audit, SyncOptions};
 
 fn actor() -> Actor {
-    Actor::local_user(Trigger::Cli)
+    crate::sink::actor(Trigger::Cli)
 }
 
 /// Decides whether `revision` may be applied to `environment` (one
@@ -57,13 +57,13 @@ pub(crate) async fn admit_revision(
     match admission {
         Admission::Clear { quarantined } => Ok(Some(quarantined)),
         Admission::Allowed { quarantined, seq } => {
-            eprintln!(
+            errln!(
                 "warning: {short} is quarantined for {env}; applying it anyway as asked (audit entry #{seq})"
             );
             Ok(Some(quarantined))
         }
         Admission::NeedsReason => {
-            eprintln!(
+            errln!(
                 "{} --allow-quarantined needs --reason \"...\" (it is recorded in the audit trail)",
                 style.error("refused:")
             );
@@ -84,7 +84,7 @@ pub(crate) async fn admit_revision(
                 ),
                 (None, None) => String::new(),
             };
-            eprintln!(
+            errln!(
                 "{} revision {short} is quarantined for {env}{since}; nothing was changed. Fix it in a newer commit, run `tidegate unquarantine --env {env} --revision {revision}`, or pass --allow-quarantined --reason \"...\" (audited)",
                 style.error("refused:"),
             );
@@ -96,7 +96,7 @@ pub(crate) async fn admit_revision(
 /// Warns about clusters whose quarantines and approvals could not be read.
 fn warn_unreadable(unreadable: &[(String, String)]) {
     for (cluster, why) in unreadable {
-        eprintln!(
+        errln!(
             "warning: the quarantines and approvals recorded in cluster {cluster} could not be read: {why}"
         );
     }
@@ -105,7 +105,7 @@ fn warn_unreadable(unreadable: &[(String, String)]) {
 /// Warns about clusters a gate could not be written to.
 fn warn_unwritten(what: &str, written: &tidegate_app::GatesWritten) {
     for (cluster, why) in &written.failed {
-        eprintln!("warning: {what} could not be recorded in cluster {cluster}: {why}");
+        errln!("warning: {what} could not be recorded in cluster {cluster}: {why}");
     }
 }
 
@@ -134,8 +134,8 @@ fn print_lines(lines: &[ClusterLine], last: &Mutex<String>) {
         && *last != key
     {
         *last = key;
-        print!("{text}");
-        println!();
+        out!("{text}");
+        outln!();
     }
 }
 
@@ -144,7 +144,7 @@ async fn run_rollout(run: RolloutRun<'_>, style: &Style) -> anyhow::Result<ExitC
     let env = run.environment.metadata.name.clone();
     let revision = run.revision.to_string();
     let short = &revision[..revision.len().min(12)];
-    println!(
+    outln!(
         "rolling out {short} to {env} ({} clusters)",
         run.environment.spec.clusters.len()
     );
@@ -152,14 +152,14 @@ async fn run_rollout(run: RolloutRun<'_>, style: &Style) -> anyhow::Result<ExitC
     let done = match run.run(&|lines| print_lines(lines, &last)).await {
         Ok(done) => done,
         Err(AppError::Rollout(tidegate_fleet::RolloutError::Refused(refusal))) => {
-            eprintln!("{} {refusal}", style.error("rollout refused:"));
+            errln!("{} {refusal}", style.error("rollout refused:"));
             return Ok(ExitCode::from(1));
         }
         Err(e) => {
             if matches!(e, AppError::Rollout(_))
                 && tidegate_app::journal(&env).load().ok().flatten().is_some()
             {
-                eprintln!(
+                errln!(
                     "the rollout stopped part-way; when the cause is fixed, continue it with `tidegate sync --env {env} --resume`"
                 );
             }
@@ -174,46 +174,46 @@ async fn run_rollout(run: RolloutRun<'_>, style: &Style) -> anyhow::Result<ExitC
     }
     let report = done.report;
     if let Some(op) = report.resumed_from {
-        println!("resumed the interrupted rollout #{op}");
+        outln!("resumed the interrupted rollout #{op}");
     }
     super::analysis::print_results(&report.transitions);
     match &report.outcome {
         Outcome::Succeeded if report.nothing_to_do => {
-            println!(
+            outln!(
                 "nothing to do: every cluster runs {short}, matches Git and is Healthy (no bake needed)"
             );
             Ok(ExitCode::SUCCESS)
         }
         Outcome::Succeeded => {
             if !report.drift_corrected.is_empty() {
-                println!(
+                outln!(
                     "drift corrected in {} (they already ran {short})",
                     report.drift_corrected.join(", ")
                 );
             }
-            println!("rollout succeeded: every cluster is Healthy at {short}");
+            outln!("rollout succeeded: every cluster is Healthy at {short}");
             Ok(ExitCode::SUCCESS)
         }
         Outcome::RolledBack {
             failure,
             not_restored,
         } => {
-            println!(
+            outln!(
                 "rollout FAILED ({failure}); touched clusters were rolled back and {short} is quarantined"
             );
             for n in not_restored {
-                println!("  NOT restored: {} ({})", n.cluster, n.reason);
+                outln!("  NOT restored: {} ({})", n.cluster, n.reason);
             }
             if not_restored.is_empty() {
-                println!("  every rolled-back cluster is Healthy again");
+                outln!("  every rolled-back cluster is Healthy again");
             }
-            println!(
+            outln!(
                 "  next: fix it in a newer commit and run `tidegate sync --env {env}` again (if the cause was outside the revision, e.g. a cluster that could not be reached, `tidegate unquarantine --env {env} --revision {revision}` first)"
             );
             Ok(ExitCode::from(1))
         }
         Outcome::Halted { failure } => {
-            println!("rollout HALTED ({failure}); clusters are left as they are");
+            outln!("rollout HALTED ({failure}); clusters are left as they are");
             Ok(ExitCode::from(1))
         }
     }
@@ -364,14 +364,14 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
     let health_checks = custom_health_checks(&loaded);
     let windows = super::windows::plan_notes(&loaded.desired.environment)?;
     match args.output {
-        TextOrJson::Json => println!(
+        TextOrJson::Json => outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({"revision": loaded.desired.commit.sha, "plan": waves, "clusters": changes, "healthChecks": health_checks, "windows": windows.iter().map(|(c, (_, j))| (c.clone(), j.clone())).collect::<serde_json::Map<_, _>>()})
             )?
         ),
         TextOrJson::Text => {
-            println!(
+            outln!(
                 "rollout of {} to {}: maxSurge {} ({} clusters in flight at most), maxUnavailable {}, progressDeadline {}, bakeTime {}, on failure: {:?}",
                 &loaded.desired.commit.sha[..12],
                 args.env,
@@ -384,7 +384,7 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
             );
             super::analysis::print_plan(&loaded.desired.environment.spec.rollout);
             for wave in &waves.waves {
-                println!(
+                outln!(
                     "wave {}{}{}",
                     wave.number,
                     if wave.auto { " (automatic)" } else { "" },
@@ -396,12 +396,12 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                 );
                 for c in &wave.clusters {
                     match changes.get(c) {
-                        Some(v) if v.get("unreachable").is_some() => println!(
+                        Some(v) if v.get("unreachable").is_some() => outln!(
                             "  {c:<20} UNREACHABLE: {}",
                             v["unreachable"].as_str().unwrap_or_default()
                         ),
                         Some(v) => {
-                            println!(
+                            outln!(
                                 "  {c:<20} {} of {} objects to change, {} to prune{}",
                                 v["toChange"],
                                 v["total"],
@@ -413,36 +413,36 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                                 }
                             );
                             for p in v["problems"].as_array().into_iter().flatten() {
-                                println!(
+                                outln!(
                                     "    {} {}",
                                     style.error("problem:"),
                                     p.as_str().unwrap_or_default().replace('\n', "\n    ")
                                 );
                             }
                         }
-                        None => println!("  {c}"),
+                        None => outln!("  {c}"),
                     }
                     if let Some((note, _)) = windows.get(c) {
-                        println!("    {note}");
+                        outln!("    {note}");
                     }
                 }
             }
             for (kind, check) in &health_checks {
-                println!("health of {kind}: {check}");
+                outln!("health of {kind}: {check}");
             }
         }
     }
     // Unreachable clusters follow maxUnavailable, as in the rollout.
     if unreachable > waves.max_unavailable as usize {
         problems += unreachable;
-        eprintln!(
+        errln!(
             "{} {unreachable} cluster(s) cannot be reached, more than maxUnavailable {}",
             style.error("plan has problems:"),
             waves.max_unavailable
         );
     }
     if problems > 0 {
-        eprintln!(
+        errln!(
             "{} {problems} problem(s): `tidegate sync --env {}` would refuse this revision and write nothing",
             style.error("plan has problems:"),
             args.env
@@ -539,7 +539,7 @@ pub async fn approve(
     )
     .await;
     warn_unwritten("the approval", &written);
-    println!(
+    outln!(
         "approved wave {} of {} for {} (audit entry #{seq}; recorded in {} of {} clusters)",
         args.wave,
         args.env,
@@ -580,7 +580,7 @@ pub async fn unquarantine(
             Err(e) => return Err(e.into()),
         },
         Err(e) => {
-            eprintln!(
+            errln!(
                 "warning: {e}; only the local audit trail's quarantine is lifted, not the clusters'"
             );
             None
@@ -618,9 +618,10 @@ pub async fn unquarantine(
         .revisions(None, Some(Revision::sha(&args.revision)))
         .message(reason);
     let seq = store.append(entry)?;
-    println!(
+    outln!(
         "{} may be rolled out to {} again (audit entry #{seq})",
-        args.revision, args.env
+        args.revision,
+        args.env
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -695,14 +696,17 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     match args.output {
-        TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        TextOrJson::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
         TextOrJson::Text => {
-            println!(
+            outln!(
                 "{:<6} {:<14} {:<12} {:<22} MESSAGE",
-                "OP", "REVISION", "OUTCOME", "ACTOR"
+                "OP",
+                "REVISION",
+                "OUTCOME",
+                "ACTOR"
             );
             for r in &rows {
-                println!(
+                outln!(
                     "{:<6} {:<14} {:<12} {:<22} {}",
                     r["operation"].to_string(),
                     r["revision"]
@@ -769,7 +773,7 @@ pub async fn rollback(
             .await?;
     warn_unreadable(&read.unreadable);
     if quarantine.contains(&resolved) {
-        eprintln!(
+        errln!(
             "{} {} is quarantined for {}: a failed rollout rejected it, so it is not a rollback target. Choose a revision that completed its rollout (`tidegate history --env {}` lists them) and pass --to REV, or lift the quarantine first with `tidegate unquarantine --env {} --revision {resolved}`",
             style.error("rollback refused:"),
             &resolved[..resolved.len().min(12)],
@@ -798,7 +802,7 @@ pub async fn rollback(
             ttl: std::time::Duration::from_secs(60),
         };
         if let Err(e) = tidegate_fleet::lock::take(&engine, &args.env, &holder, policy).await {
-            eprintln!("{} {e}", style.error("rollback refused:"));
+            errln!("{} {e}", style.error("rollback refused:"));
             return Ok(ExitCode::from(1));
         }
         let path = args.rollout.audit.path();
@@ -829,7 +833,7 @@ pub async fn rollback(
             .await;
         tidegate_fleet::lock::release(&engine, &args.env, &holder).await;
         let report = report?;
-        println!(
+        outln!(
             "{cluster} rolled back to {}: {} objects changed",
             &sha[..12],
             report
@@ -960,7 +964,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
     .await?;
     match outcome {
         SwitchOutcome::Switched { commit, .. } => {
-            println!(
+            outln!(
                 "{} now serves {} in {} (commit {})",
                 args.app,
                 args.to,
@@ -991,7 +995,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
             };
             let audit = Some(Audit {
                 sink: std::sync::Arc::new(AuditStore::open(&path)?),
-                actor: Actor::local_user(Trigger::Cli),
+                actor: crate::sink::actor(Trigger::Cli),
             });
             super::scale_down::after(
                 after,
@@ -1004,7 +1008,7 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
             .await
         }
         SwitchOutcome::Reverted { revert, .. } => {
-            println!(
+            outln!(
                 "switch FAILED its post-checks: switched clusters were flipped back and the commit reverted ({})",
                 &revert[..12]
             );
@@ -1012,9 +1016,9 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         }
         SwitchOutcome::Refused { problems } => {
             for p in &problems {
-                eprintln!("pre-check failed: {p}");
+                errln!("pre-check failed: {p}");
             }
-            println!("switch refused: nothing was changed or committed");
+            outln!("switch refused: nothing was changed or committed");
             Ok(ExitCode::from(1))
         }
     }

@@ -23,9 +23,10 @@ pub(crate) async fn after(
     options: DriverOptions,
     progress: &(dyn Fn(&[ClusterLine]) + Sync),
 ) -> anyhow::Result<ExitCode> {
-    println!(
+    outln!(
         "waiting {after} before scaling {} {} down (interrupt to keep it running)",
-        request.app, request.idle
+        request.app,
+        request.idle
     );
     tokio::time::sleep(after.0).await;
     let outcome = scale_down(
@@ -35,7 +36,7 @@ pub(crate) async fn after(
     .context("scaling the old colour down")?;
     match outcome {
         ScaleDownOutcome::ScaledDown { commit, .. } => {
-            println!(
+            outln!(
                 "{} {} scaled down to 0 replicas in {} (commit {})",
                 request.app,
                 request.idle,
@@ -45,11 +46,11 @@ pub(crate) async fn after(
             Ok(ExitCode::SUCCESS)
         }
         ScaleDownOutcome::Skipped { why } => {
-            println!("not scaled down: {why}");
+            outln!("not scaled down: {why}");
             Ok(ExitCode::SUCCESS)
         }
         ScaleDownOutcome::Failed { commit, .. } => {
-            println!(
+            outln!(
                 "scale-down FAILED: the rollout of commit {} did not succeed (see `tidegate history --env {}`)",
                 commit.get(..12).unwrap_or(&commit),
                 request.env

@@ -16,18 +16,23 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
     };
     let rows = tidegate_app::status_rows(&loaded, args.selection.app.as_deref()).await;
     match args.output {
-        TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        TextOrJson::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
         TextOrJson::Text => {
-            println!(
+            outln!(
                 "{:<18} {:<12} {:<14} {:<10} {:<12} {:>7}  ACTIVE",
-                "CLUSTER", "APP", "REVISION", "SYNC", "HEALTH", "DRIFTED"
+                "CLUSTER",
+                "APP",
+                "REVISION",
+                "SYNC",
+                "HEALTH",
+                "DRIFTED"
             );
             for r in &rows {
                 let revision = r
                     .revision
                     .as_deref()
                     .map_or("-".to_string(), |s| s[..s.len().min(12)].to_string());
-                println!(
+                outln!(
                     "{:<18} {:<12} {:<14} {:<10} {:<12} {:>7}  {}",
                     r.cluster,
                     r.app,
@@ -38,10 +43,10 @@ pub async fn run(global: &Global, args: &StatusArgs, style: &Style) -> anyhow::R
                     r.active.as_deref().unwrap_or("-")
                 );
                 if let Some(w) = &r.worst {
-                    println!("  {w}");
+                    outln!("  {w}");
                 }
                 if let Some(e) = &r.error {
-                    println!("  {} {e}", style.error("error:"));
+                    outln!("  {} {e}", style.error("error:"));
                 }
             }
         }

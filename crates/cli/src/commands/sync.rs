@@ -53,7 +53,7 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
         }
     }
     let holder = tidegate_cluster::Holder::this_process(
-        &tidegate_audit::Actor::local_user(tidegate_audit::Trigger::Cli).identity,
+        &crate::sink::actor(tidegate_audit::Trigger::Cli).identity,
     );
     if !args.dry_run {
         let policy = tidegate_fleet::lock::LockPolicy {
@@ -62,7 +62,7 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
             ttl: Duration::from_secs(60),
         };
         if let Err(e) = tidegate_fleet::lock::take(&engine, &env, &holder, policy).await {
-            eprintln!(
+            errln!(
                 "{} {e}; nothing was changed in cluster {cluster}",
                 style.error("sync refused:")
             );
@@ -79,7 +79,7 @@ pub async fn run(global: &Global, args: &SyncArgs, style: &Style) -> anyhow::Res
         })?;
         engine = engine.with_audit(tidegate_sync::Audit {
             sink: std::sync::Arc::new(store),
-            actor: tidegate_audit::Actor::local_user(tidegate_audit::Trigger::Cli),
+            actor: crate::sink::actor(tidegate_audit::Trigger::Cli),
         });
     }
     let result = run_locked(global, args, style, &loaded, &engine, &cluster, &quarantine).await;
@@ -108,17 +108,18 @@ async fn run_locked(
         allow_empty: args.allow_empty,
         apps: args.selection.app.iter().cloned().collect(),
     };
-    let bar = (std::io::stderr().is_terminal() && !global.quiet).then(|| {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(cluster.clone());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
-    });
+    let bar =
+        (std::io::stderr().is_terminal() && !global.quiet && !crate::sink::captured()).then(|| {
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(cluster.clone());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
     let lines = Mutex::new(Vec::new());
     let progress = |p: Progress| match p {
         Progress::Planned { total, changes } => {
@@ -155,9 +156,9 @@ async fn run_locked(
                 b.finish_and_clear();
             }
             for p in &problems {
-                eprintln!("{} [cluster {cluster}] {p}", style.error("error:"));
+                errln!("{} [cluster {cluster}] {p}", style.error("error:"));
             }
-            eprintln!(
+            errln!(
                 "{} nothing was changed in cluster {cluster}",
                 style.error("sync refused:")
             );
@@ -183,15 +184,15 @@ async fn run_locked(
             if let Some(b) = &bar {
                 b.finish_and_clear();
             }
-            eprintln!(
+            errln!(
                 "{} {}",
                 style.error("PostSync hook failed:"),
                 failed.summary()
             );
             for line in failed.output.lines() {
-                eprintln!("  | {line}");
+                errln!("  | {line}");
             }
-            eprintln!(
+            errln!(
                 "  the revision is not recorded as the cluster's last healthy one; \
                  the objects stay applied (`tidegate rollback` returns to the last healthy revision)"
             );
@@ -204,7 +205,7 @@ async fn run_locked(
                 .iter()
                 .filter(|o| o.health.status > tidegate_health::HealthStatus::Suspended)
             {
-                eprintln!(
+                errln!(
                     "{} {} is {:?}: {}",
                     style.error("unhealthy:"),
                     o.key,
@@ -221,21 +222,21 @@ async fn run_locked(
         && !args.dry_run
         && !tidegate_sync::hooks_of(&target, HookPhase::PostSync, &options.apps).is_empty()
     {
-        eprintln!(
+        errln!(
             "{} PostSync hooks run only with --wait (once the objects are Healthy); they did not run",
             style.dim("note:")
         );
     }
     match args.output {
-        TextOrJson::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        TextOrJson::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
         TextOrJson::Text => {
             if let Ok(lines) = lines.lock() {
                 for l in lines.iter() {
-                    println!("{l}");
+                    outln!("{l}");
                 }
             }
             let n = |a| report.count(a);
-            println!(
+            outln!(
                 "{} {cluster} at {}: {} created, {} configured, {} unchanged, {} pruned{}{} ({} writes)",
                 if args.dry_run { "dry run" } else { "synced" },
                 &report.revision[..report.revision.len().min(12)],
@@ -292,10 +293,10 @@ async fn run_sync_fail(
                 } else {
                     style.error("SyncFail hook:")
                 };
-                eprintln!("{label} {}", run.summary());
+                errln!("{label} {}", run.summary());
             }
         }
-        Err(e) => eprintln!(
+        Err(e) => errln!(
             "{} the SyncFail hooks could not run: {e}",
             style.error("SyncFail hook:")
         ),

@@ -85,7 +85,7 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
                             .flat_map(|c| &c.apps)
                             .map(|a| a.objects.len())
                             .sum();
-                        println!(
+                        outln!(
                             "{} {}: {}{}, {}, {} rendered at {}",
                             style.ok("ok"),
                             printable(name),
@@ -109,8 +109,8 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
                 // Git could not be read for this environment (e.g. its
                 // repoURL): say so and check the others.
                 unreadable += 1;
-                eprintln!("{} {}: {e:#}", style.error("error:"), printable(name));
-                println!(
+                errln!("{} {}: {e:#}", style.error("error:"), printable(name));
+                outln!(
                     "{} {}: could not be read",
                     style.error("invalid"),
                     printable(name)
@@ -120,7 +120,7 @@ pub async fn run(global: &Global, args: &ValidateArgs, style: &Style) -> anyhow:
         };
         failed += 1;
         style.print_diagnostics(&problems);
-        println!(
+        outln!(
             "{} {}: {} problem(s)",
             style.error("invalid"),
             printable(name),

@@ -5,7 +5,7 @@
 use crate::{args::SyncArgs, output::Style};
 use anyhow::{Context, bail};
 use std::time::Duration;
-use tidegate_audit::{Action, Actor, AuditSink, AuditStore, Entry, Revision, Trigger};
+use tidegate_audit::{Action, AuditSink, AuditStore, Entry, Revision, Trigger};
 use tidegate_core::{Environment, duration::GoDuration};
 use tidegate_rollout::windows::{Windows, format_ms};
 
@@ -25,7 +25,7 @@ pub(crate) fn windows_override(
     match args.reason.as_deref().map(str::trim) {
         Some(reason) if !reason.is_empty() => Ok(Some(Some(reason.to_string()))),
         _ => {
-            eprintln!(
+            errln!(
                 "{} --ignore-windows needs --reason \"...\" (it is recorded in the audit trail)",
                 style.error("refused:")
             );
@@ -58,7 +58,7 @@ pub(crate) fn admit_cluster(
         return Ok(true);
     };
     let Some(reason) = ignore else {
-        eprintln!(
+        errln!(
             "{} cluster {cluster} is {closed}; it opens at {}. Nothing was changed. Sync it then, or pass --ignore-windows --reason \"...\" (audited)",
             style.error("sync refused:"),
             format_ms(windows.next_open_ms(cluster, Duration::ZERO)),
@@ -73,7 +73,7 @@ pub(crate) fn admit_cluster(
         )
     })?;
     let entry = Entry::new(
-        Actor::local_user(Trigger::Cli),
+        crate::sink::actor(Trigger::Cli),
         Action::Other("windows-ignored".into()),
     )
     .env(&env.metadata.name)
@@ -83,9 +83,7 @@ pub(crate) fn admit_cluster(
         "maintenance windows and freezes ignored (--ignore-windows; the cluster is {closed}): {reason}"
     ));
     let seq = store.append(entry)?;
-    eprintln!(
-        "warning: cluster {cluster} is {closed}; syncing anyway as asked (audit entry #{seq})"
-    );
+    errln!("warning: cluster {cluster} is {closed}; syncing anyway as asked (audit entry #{seq})");
     Ok(true)
 }
 
