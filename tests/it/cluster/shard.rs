@@ -112,8 +112,10 @@ impl Sharded {
             ])
             .args(["--leader-election-namespace", self.lease_namespace()])
             .args(["--leader-election-context", MANAGEMENT])
-            .args(["--lease-duration", "3s", "--renew-deadline", "2s"])
-            .args(["--retry-period", "500ms", "--shutdown-grace", "5s"])
+            // Shorter than the defaults, long enough that a loaded machine
+            // does not make the member Leases miss their renew deadline.
+            .args(["--lease-duration", "6s", "--renew-deadline", "4s"])
+            .args(["--retry-period", "1s", "--shutdown-grace", "5s"])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
@@ -428,8 +430,16 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
     fx.git.commit("v2");
     let v2 = fx.git.head();
     let canary = fx.fleet.contexts()[0].to_string();
-    eventually("wave 1 of the victim applied", &all, || async {
+    eventually("wave 1 of the victim applied by a", &all, || async {
         fx.journaled(&victim_env, &canary).await == Some(ClusterProgress::Updated)
+            && fx
+                .owners()
+                .await
+                .get(&victim_env)
+                .cloned()
+                .flatten()
+                .as_deref()
+                == Some(a)
     })
     .await;
     let mut ra = ra;
@@ -446,7 +456,7 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
     })
     .await;
     println!(
-        "{} took {} over {} ms after {a} was killed (lease 3 s, retry 500 ms; polled every 300 ms)",
+        "{} took {} over {} ms after {a} was killed (lease 6 s, retry 1 s; polled every 300 ms)",
         heir.as_deref().unwrap_or_default(),
         victim_env,
         killed.elapsed().as_millis()
