@@ -248,6 +248,12 @@ pub struct LeaderElectionArgs {
     /// Run as one of several replicas: only the one holding the Lease reconciles; rollout journals live in the management cluster
     #[arg(long)]
     pub leader_elect: bool,
+    /// Run as one of several replicas that share the environments (rendezvous hashing over member Leases; each environment reconciled only by the holder of its ownership Lease); the timings and namespace below apply
+    #[arg(long, conflicts_with = "leader_elect")]
+    pub shard: bool,
+    /// This replica's identity in the Leases [default: <host>-<pid>; in a pod, pass its name]
+    #[arg(long, value_name = "ID", env = "TIDEGATE_REPLICA_ID")]
+    pub replica_id: Option<String>,
     /// Namespace of the Lease and the journals in the management cluster
     #[arg(long, value_name = "NS", default_value = "tidegate-system")]
     pub leader_election_namespace: String,

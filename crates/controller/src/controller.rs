@@ -98,30 +98,14 @@ impl<A: Application> Controller<A> {
     where
         A: 'static,
     {
-        let names = if self.options.environments.is_empty() {
-            self.app
-                .environment_names()
-                .map_err(ControllerError::Environments)?
-        } else {
-            self.options.environments.clone()
-        };
-        if names.is_empty() {
-            return Err(ControllerError::NoEnvironments);
-        }
+        let names = self.environment_names()?;
         info!(environments = ?names, "controller started");
         // The first receiver exists so no trigger is lost before the loops subscribe.
-        let _first = self.receiver.lock().ok().and_then(|mut r| r.take());
+        let _first = self.first_receiver();
         let (stopped, stopping) = watch::channel(false);
         let mut loops = JoinSet::new();
         for name in names {
-            loops.spawn(supervise(
-                self.app.clone(),
-                name,
-                self.options.clone(),
-                self.engines.clone(),
-                self.trigger.clone(),
-                stopping.clone(),
-            ));
+            loops.spawn(self.environment(name, stopping.clone()));
         }
         tokio::select! {
             () = async { while loops.join_next().await.is_some() {} } => {}
@@ -139,6 +123,53 @@ impl<A: Application> Controller<A> {
             "controller stopped (requests of the watch caches and drift checks)"
         );
         Ok(())
+    }
+}
+
+impl<A: Application + 'static> Controller<A> {
+    /// The environments to follow: `options.environments`, else every
+    /// environment of the repository (none is an error).
+    pub(crate) fn environment_names(&self) -> Result<Vec<String>, ControllerError> {
+        let names = if self.options.environments.is_empty() {
+            self.app
+                .environment_names()
+                .map_err(ControllerError::Environments)?
+        } else {
+            self.options.environments.clone()
+        };
+        if names.is_empty() {
+            return Err(ControllerError::NoEnvironments);
+        }
+        Ok(names)
+    }
+
+    /// The trigger's first receiver, to hold while the loops subscribe
+    /// (so no trigger is lost before they do).
+    pub(crate) fn first_receiver(&self) -> Option<TriggerReceiver> {
+        self.receiver.lock().ok().and_then(|mut r| r.take())
+    }
+
+    /// One environment's loop (supervised: restarted after a panic) until
+    /// `stopping` turns true. Dropping the future stops the loop at once.
+    pub(crate) fn environment(
+        &self,
+        name: String,
+        stopping: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        supervise(
+            self.app.clone(),
+            name,
+            self.options.clone(),
+            self.engines.clone(),
+            self.trigger.clone(),
+            stopping,
+        )
+    }
+
+    /// Drops the engines (and so the watch caches) of environment `name`,
+    /// once its loop ended here (another replica owns it now).
+    pub(crate) fn forget(&self, name: &str) {
+        forget_engines(&self.engines, name);
     }
 }
 
@@ -164,8 +195,13 @@ async fn supervise<A: Application + 'static>(
             // Err: the sender is gone, which also means stop.
             let _ = until.wait_for(|s| *s).await;
         };
-        let task = tokio::spawn(environment.run(changes, trigger.subscribe(), stop));
-        let panic = match task.await {
+        // Aborted with this future, so dropping it stops the loop at once.
+        let mut task = AbortOnDrop(tokio::spawn(environment.run(
+            changes,
+            trigger.subscribe(),
+            stop,
+        )));
+        let panic = match (&mut task.0).await {
             Ok(()) => return,
             Err(e) if e.is_panic() => panic_message(e.into_panic()),
             // Cancelled: the runtime is shutting down.
@@ -173,9 +209,7 @@ async fn supervise<A: Application + 'static>(
         };
         // The panicked loop's watch caches are gone with it: its engines
         // (which read them) are connected again by the next loop.
-        if let Ok(mut all) = engines.lock() {
-            all.retain(|(env, _), _| *env != name);
-        }
+        forget_engines(&engines, &name);
         let wait = backoff.failed();
         error!(environment = %name, %panic, restart_in = ?wait, "the environment's loop panicked; restarting it (other environments go on)");
         let mut until = stopping.clone();
@@ -183,6 +217,22 @@ async fn supervise<A: Application + 'static>(
             () = tokio::time::sleep(wait) => {}
             _ = until.wait_for(|s| *s) => return,
         }
+    }
+}
+
+/// Drops the engines (and so the watch caches) of environment `name`.
+fn forget_engines(engines: &Engines, name: &str) {
+    if let Ok(mut all) = engines.lock() {
+        all.retain(|(env, _), _| env != name);
+    }
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop<T>(pub(crate) tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

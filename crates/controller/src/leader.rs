@@ -30,7 +30,7 @@ use kube::{
     api::{DynamicObject, PostParams},
 };
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::{collections::BTreeSet, time::Duration};
 use tidegate_cluster::{ClusterError, ensure_namespace, lease_resource};
 use tokio::{
     sync::{oneshot, watch},
@@ -54,6 +54,13 @@ pub struct LeaderConfig {
     pub renew_deadline: Duration,
     /// How often the leader renews and followers try.
     pub retry_period: Duration,
+    /// With sharding, the live members as this replica last listed them
+    /// ([`crate::membership`]): a Lease held by an identity that is not a
+    /// live member is taken at once, without waiting `lease_duration` more,
+    /// since its holder stopped counting itself a member (and stopped
+    /// writing) before its member Lease could expire. `None`: the plain
+    /// leader-election rule.
+    pub members: Option<watch::Receiver<BTreeSet<String>>>,
 }
 
 impl LeaderConfig {
@@ -66,6 +73,7 @@ impl LeaderConfig {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            members: None,
         }
     }
 
@@ -376,9 +384,16 @@ impl Elector {
             .observed
             .as_ref()
             .is_some_and(|o| o.changed_at + o.duration > now);
+        let member = |h: &String| {
+            self.config
+                .members
+                .as_ref()
+                .is_none_or(|m| m.borrow().contains(h))
+        };
         if let Some(h) = &holder
             && *h != me
             && live
+            && member(h)
         {
             return Ok(Attempt::Held(holder));
         }

@@ -17,6 +17,10 @@
 //! - [`leader`]: leader election between controller replicas over a
 //!   `coordination.k8s.io/v1` Lease in a management cluster; only the leader
 //!   reconciles, and it stops before another replica could take the lease.
+//! - [`membership`], [`rendezvous`] and [`run_sharded`]: sharding instead
+//!   (`--shard`): every replica holds a member Lease, environments are
+//!   assigned by rendezvous hashing over the live members, and a replica
+//!   runs an environment only while it holds its ownership Lease.
 //! - [`observe`]: what the controller does, as [`Event`]s for an
 //!   [`Observer`] (the HTTP server's metrics and readiness, kept in
 //!   `tidegate-server`: this crate knows nothing of HTTP).
@@ -38,9 +42,12 @@ mod controller;
 pub mod drift;
 mod error;
 pub mod leader;
+pub mod membership;
 pub mod observe;
 pub mod reconcile;
+pub mod rendezvous;
 mod replica;
+mod shard;
 mod trigger;
 pub mod watch;
 
@@ -50,5 +57,6 @@ pub use controller::{Controller, ControllerOptions};
 pub use error::ControllerError;
 pub use observe::{Event, Observer, Observers, RolloutOutcome};
 pub use replica::{Election, Ended, SHUTDOWN_SLACK, run_replica};
+pub use shard::{Sharding, assigned, run_sharded};
 pub use tidegate_app::AppError;
 pub use trigger::{Trigger, TriggerReceiver};

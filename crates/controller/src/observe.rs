@@ -139,6 +139,12 @@ pub enum Event {
         /// How many more of each verb.
         counts: RequestCounts,
     },
+    /// With sharding (`--shard`): the environments this replica owns now
+    /// (it holds their ownership Leases and runs their loops).
+    Owned {
+        /// Their names.
+        environments: Vec<String>,
+    },
 }
 
 /// The observers of a controller (none by default). Cheap to clone.

@@ -5,6 +5,7 @@
 use crate::{
     Application, Controller, ControllerError, ControllerOptions, Event, GitApplication,
     app::MANAGEMENT,
+    controller::AbortOnDrop,
     leader::{LeaderConfig, Leadership},
 };
 use std::{sync::Arc, time::Duration};
@@ -52,28 +53,11 @@ pub async fn run_replica(
     election: Option<Election>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Ended, ControllerError> {
-    let (terminate, terminating) = watch::channel(false);
-    tokio::spawn(async move {
-        stop.await;
-        let _ = terminate.send(true);
-    });
-    let term = |mut t: watch::Receiver<bool>| async move {
-        // Err: the sender is gone, which only happens after a stop.
-        let _ = t.wait_for(|s| *s).await;
-    };
+    let terminating = terminate_on(stop);
     let mut app = app;
     let observers = options.observers.clone();
-    observers.emit(Event::Audit {
-        open: app.audit().is_some(),
-    });
+    let _verifying = watch_audit(&app, &observers);
     observers.emit(Event::Leading(election.is_none()));
-    let _verifying = app.audit().map(|audit| {
-        AbortOnDrop(tokio::spawn(verify_audit(
-            audit,
-            observers.clone(),
-            AUDIT_VERIFY_EVERY,
-        )))
-    });
     let mut leadership = None;
     if let Some(Election { client, config }) = election {
         let elected = Leadership::start(client.clone(), MANAGEMENT, config.clone())
@@ -89,7 +73,7 @@ pub async fn run_replica(
         }
         // Every replica locks and audits as the controller; the Holder's
         // host and pid tell them apart.
-        let identity = format!("tidegate-controller ({}/{})", config.namespace, config.name);
+        let identity = lock_identity(&config);
         options.take_over_identity = Some(identity.clone());
         options.identity = identity;
         app = app.with_management_journals(client, &config.namespace, &config.identity);
@@ -130,13 +114,46 @@ pub async fn run_replica(
     Ok(Ended::Stopped)
 }
 
-/// Aborts a background task when the run that started it returns.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// Who every replica of one election (or shard group) is in environment
+/// locks and the audit trail; the lock's host and pid tell them apart.
+pub(crate) fn lock_identity(config: &LeaderConfig) -> String {
+    format!("tidegate-controller ({}/{})", config.namespace, config.name)
+}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+/// A receiver that turns true once `stop` resolves.
+pub(crate) fn terminate_on(
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> watch::Receiver<bool> {
+    let (terminate, terminating) = watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = terminate.send(true);
+    });
+    terminating
+}
+
+/// Resolves once `t` turns true.
+pub(crate) async fn term(mut t: watch::Receiver<bool>) {
+    // Err: the sender is gone, which only happens after a stop.
+    let _ = t.wait_for(|s| *s).await;
+}
+
+/// Tells the observers whether the audit store is open and verifies it
+/// every [`AUDIT_VERIFY_EVERY`] until the returned guard is dropped.
+pub(crate) fn watch_audit(
+    app: &GitApplication,
+    observers: &crate::Observers,
+) -> Option<AbortOnDrop<()>> {
+    observers.emit(Event::Audit {
+        open: app.audit().is_some(),
+    });
+    app.audit().map(|audit| {
+        AbortOnDrop(tokio::spawn(verify_audit(
+            audit,
+            observers.clone(),
+            AUDIT_VERIFY_EVERY,
+        )))
+    })
 }
 
 /// Verifies the audit trail every `every` (first at once) and tells the

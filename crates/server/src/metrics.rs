@@ -120,6 +120,7 @@ pub struct Metrics {
     revision: Family<RevisionLabels, Gauge>,
     leader: Gauge,
     audit_verified: Gauge,
+    shard_environments: Gauge,
     /// The revision each (environment, cluster) series carries now, so the
     /// previous one's series is removed.
     revisions: Mutex<BTreeMap<(String, String), String>>,
@@ -152,6 +153,7 @@ impl Metrics {
             revision: Family::default(),
             leader: Gauge::default(),
             audit_verified: Gauge::default(),
+            shard_environments: Gauge::default(),
             revisions: Mutex::new(BTreeMap::new()),
         };
         // Counters are registered without `_total`: the encoder adds it.
@@ -219,6 +221,11 @@ impl Metrics {
             "tidegate_audit_verify_ok",
             "1 when the last end-to-end check of the audit trail's hash chain found no problem, 0 when it found one or could not run",
             m.audit_verified.clone(),
+        );
+        registry.register(
+            "tidegate_shard_environments",
+            "With --shard: the environments this replica owns (holds the ownership Lease of and reconciles)",
+            m.shard_environments.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -326,6 +333,10 @@ impl Metrics {
                 revision,
             } => self.applied(environment, cluster, revision),
             Event::Requests { cluster, counts } => self.requests(cluster, counts),
+            Event::Owned { environments } => {
+                self.shard_environments
+                    .set(i64::try_from(environments.len()).unwrap_or(i64::MAX));
+            }
             Event::Audit { .. } | Event::Following { .. } => {}
         }
     }
@@ -482,6 +493,10 @@ mod tests {
         );
         assert!(text.contains("tidegate_leader 1"));
         assert!(text.contains("tidegate_audit_verify_ok 1"));
+        m.record(&Event::Owned {
+            environments: vec!["prod".into(), "staging".into()],
+        });
+        assert!(m.encode().contains("tidegate_shard_environments 2"));
         m.record(&Event::AuditVerified { ok: false });
         assert!(m.encode().contains("tidegate_audit_verify_ok 0"));
         assert!(text.ends_with("# EOF\n"));

@@ -26,7 +26,7 @@ macro_rules! on_both_backends {
 mod chain;
 mod child;
 mod migration;
-mod pg;
+pub(crate) mod pg;
 mod postgres;
 mod reports;
 mod store;

@@ -201,7 +201,7 @@ async fn the_deploy_manifests_pass_a_server_side_dry_run() {
     // namespace first (the same file an install applies first).
     apply_shipped(fleet, CLUSTER, "managed/namespace.yaml");
     let mut args = vec!["apply", "--dry-run=server", "--validate=strict"];
-    let dirs: Vec<String> = ["management", "managed", "examples"]
+    let dirs: Vec<String> = ["management", "management/shard", "managed", "examples"]
         .iter()
         .map(|d| deploy_dir().join(d).display().to_string())
         .collect();
@@ -225,6 +225,8 @@ async fn the_deploy_manifests_pass_a_server_side_dry_run() {
         "role.rbac.authorization.k8s.io/tidegate-system",
         "rolebinding.rbac.authorization.k8s.io/tidegate-system",
         "clusterrole.rbac.authorization.k8s.io/tidegate-managed-extra",
+        "role.rbac.authorization.k8s.io/tidegate-controller-shard",
+        "rolebinding.rbac.authorization.k8s.io/tidegate-controller-shard",
     ] {
         assert!(
             out.lines()
@@ -521,18 +523,15 @@ async fn eventually(what: &str, controller: &mut KillOnDrop, log: &Path, check: 
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_controller_with_only_the_shipped_roles_rolls_out_corrects_drift_and_prunes() {
-    // The managed cluster gets deploy/managed/, the management cluster
-    // deploy/management/'s Namespace, ServiceAccount and Role; the
-    // controller's only credentials are the two ServiceAccounts' tokens.
-    let mut s = Scenario::with_sync(
-        "rbac-controller",
-        "    prune: true\n    selfHeal: true\n    interval: 1s\n",
-    )
-    .await;
+/// Installs deploy/managed/ in the managed cluster and, in the management
+/// cluster, deploy/management/'s Namespace and Role plus `extra` files; a
+/// kubeconfig whose only credentials are the two ServiceAccounts' tokens.
+fn controller_kubeconfig(s: &Scenario, extra: &[&str]) -> PathBuf {
     install_shipped_managed_role(s.fleet);
-    for file in ["management/namespace.yaml", "management/rbac.yaml"] {
+    for file in ["management/namespace.yaml", "management/rbac.yaml"]
+        .iter()
+        .chain(extra)
+    {
         apply_shipped(s.fleet, MANAGEMENT, file);
     }
     let managed = service_account_config(s.fleet, CLUSTER, SERVICE_ACCOUNT);
@@ -550,6 +549,20 @@ async fn a_controller_with_only_the_shipped_roles_rolls_out_corrects_drift_and_p
     }
     let kubeconfig_file = s.state.path().join("controller.kubeconfig");
     std::fs::write(&kubeconfig_file, kubeconfig.to_string()).expect("write kubeconfig");
+    kubeconfig_file
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_controller_with_only_the_shipped_roles_rolls_out_corrects_drift_and_prunes() {
+    // The managed cluster gets deploy/managed/, the management cluster
+    // deploy/management/'s Namespace, ServiceAccount and Role; the
+    // controller's only credentials are the two ServiceAccounts' tokens.
+    let mut s = Scenario::with_sync(
+        "rbac-controller",
+        "    prune: true\n    selfHeal: true\n    interval: 1s\n",
+    )
+    .await;
+    let kubeconfig_file = controller_kubeconfig(&s, &[]);
 
     s.commit(&manifests("one", true, ""), "v1");
     let log = s.state.path().join("controller.log");
@@ -619,6 +632,54 @@ async fn a_controller_with_only_the_shipped_roles_rolls_out_corrects_drift_and_p
     );
     assert!(
         text.contains("leading") || text.contains("leader"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sharded_controller_with_only_the_shipped_roles_owns_and_rolls_out_its_environment() {
+    // deploy/management/shard/rbac.yaml beside the leader-election Role:
+    // member and ownership Leases in tidegate-system, listed.
+    let mut s = Scenario::with_sync("rbac-shard", "    interval: 1s\n").await;
+    let kubeconfig_file = controller_kubeconfig(&s, &["management/shard/rbac.yaml"]);
+    s.commit(&manifests("one", false, ""), "v1");
+    let log = s.state.path().join("controller.log");
+    let home = s.state.path().join("controller");
+    std::fs::create_dir_all(&home).expect("home");
+    let replica = format!("rbac-shard-{}", std::process::id());
+    let mut controller = KillOnDrop(
+        super::isolated_command(&home)
+            .env("TIDEGATE_ACCESS", "kubeconfig")
+            .args(["--repo", &s.git.path().display().to_string()])
+            .args(["controller", "--env", s.env(), "--shard"])
+            .args(["--replica-id", &replica])
+            .args(["--kubeconfig", &kubeconfig_file.display().to_string()])
+            .args(["--leader-election-context", MANAGEMENT])
+            .args(["--shutdown-grace", "5s"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("tidegate controller"),
+    );
+    eventually("v1 applied by the owner", &mut controller, &log, || {
+        s.field("configmap", "settings", "{.data.mode}") == "one"
+            && std::fs::read_to_string(&log).is_ok_and(|l| {
+                l.contains("environments owned by this replica") && l.contains("count=1")
+            })
+    })
+    .await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &controller.0.id().to_string()])
+        .status();
+    let status = controller.0.wait().expect("controller exit");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "controller: {status}\n{text}");
+    assert!(
+        !text.contains("Forbidden") && !text.contains("forbidden"),
+        "a request was refused:\n{text}"
+    );
+    assert!(
+        text.contains("released the environment's ownership Lease"),
         "{text}"
     );
 }

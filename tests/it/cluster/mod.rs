@@ -488,6 +488,7 @@ mod live;
 mod rollout;
 mod safety;
 mod server;
+mod shard;
 mod switch;
 mod sync;
 mod tokens;

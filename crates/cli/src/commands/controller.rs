@@ -6,8 +6,8 @@ use anyhow::Context;
 use std::process::ExitCode;
 use tidegate_audit::{Actor, Trigger};
 use tidegate_controller::{
-    ControllerOptions, Election, Ended, GitApplication, Observers, leader::LeaderConfig,
-    run_replica,
+    ControllerOptions, Election, Ended, GitApplication, Observers, Sharding, leader::LeaderConfig,
+    run_replica, run_sharded,
 };
 use tidegate_server::{Monitor, Secret, Server, webhook::WebhookSecrets};
 
@@ -23,25 +23,30 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         args.audit.path(),
     )?;
     let ha = &args.ha;
-    let election = if ha.leader_elect {
+    let replica = ha.replica_id.clone().unwrap_or_else(|| {
         let me = tidegate_cluster::Holder::this_process("");
-        let replica = format!("{}-{}", me.host, me.pid);
+        format!("{}-{}", me.host, me.pid)
+    });
+    let config = LeaderConfig {
+        lease_duration: ha.lease_duration.0,
+        renew_deadline: ha.renew_deadline.0,
+        retry_period: ha.retry_period.0,
+        ..LeaderConfig::new(
+            &ha.leader_election_namespace,
+            &ha.leader_election_id,
+            &replica,
+        )
+    };
+    let management = || {
+        management_client(
+            args.kubeconfig.as_deref(),
+            args.ha.leader_election_context.clone(),
+        )
+    };
+    let election = if ha.leader_elect {
         Some(Election {
-            client: management_client(
-                args.kubeconfig.as_deref(),
-                args.ha.leader_election_context.clone(),
-            )
-            .await?,
-            config: LeaderConfig {
-                lease_duration: ha.lease_duration.0,
-                renew_deadline: ha.renew_deadline.0,
-                retry_period: ha.retry_period.0,
-                ..LeaderConfig::new(
-                    &ha.leader_election_namespace,
-                    &ha.leader_election_id,
-                    &replica,
-                )
-            },
+            client: management().await?,
+            config: config.clone(),
         })
     } else {
         None
@@ -62,7 +67,16 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         options.observers = observers;
         options.trigger = Some(trigger);
     }
-    match run_replica(app, options, election, stop_signal()).await? {
+    let ended = if ha.shard {
+        let sharding = Sharding {
+            client: management().await?,
+            config,
+        };
+        run_sharded(app, options, sharding, stop_signal()).await?
+    } else {
+        run_replica(app, options, election, stop_signal()).await?
+    };
+    match ended {
         Ended::Stopped => {}
         Ended::NotLeading | Ended::Overdue => return Ok(ExitCode::from(1)),
     }
