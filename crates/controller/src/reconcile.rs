@@ -843,6 +843,7 @@ pub fn sum(
             watches: a.watches + b.watches,
             dry_runs: a.dry_runs + b.dry_runs,
             writes: a.writes + b.writes,
+            answers: a.answers.plus(b.answers),
         }
     })
 }

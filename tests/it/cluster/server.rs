@@ -235,6 +235,21 @@ async fn a_real_prometheus_sees_the_syncs_of_a_rollout_and_the_drift_of_a_kubect
         promql(&prometheus, "tidegate_leader").await,
         Measurement::Value(1.0)
     );
+    // API server answers are counted with their status code: the rollout's
+    // writes were answered 200/201, every series has a `code`.
+    let written = format!(
+        "sum(tidegate_api_requests_total{{cluster=\"{eks}\",verb=\"write\",code=~\"200|201\"}})"
+    );
+    match promql(&prometheus, &written).await {
+        Measurement::Value(n) if n > 0.0 => {}
+        other => panic!("{written} = {other:?}\n{}", s.logs()),
+    }
+    let without_code =
+        "count(tidegate_api_requests_total) - count(tidegate_api_requests_total{code=~\".+\"})";
+    assert_eq!(
+        promql(&prometheus, without_code).await,
+        Measurement::Value(0.0)
+    );
 
     // A `kubectl scale` is drift of one object (selfHeal is off: left as it is).
     s.fleet
