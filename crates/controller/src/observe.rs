@@ -173,8 +173,9 @@ pub enum Event {
     Requests {
         /// The cluster.
         cluster: String,
-        /// How many more of each verb, and their answers by code.
-        counts: RequestCounts,
+        /// How many more of each verb, and their answers by code (boxed:
+        /// the answers are a fixed table of a few hundred bytes).
+        counts: Box<RequestCounts>,
     },
     /// A blue-green switch ended. The controller's reconcile loops never
     /// switch (a switch is a decision, not drift): this comes from whoever
@@ -257,7 +258,7 @@ impl Observers {
         for (cluster, counts) in &report.requests {
             self.emit(Event::Requests {
                 cluster: cluster.clone(),
-                counts: *counts,
+                counts: Box::new(*counts),
             });
         }
     }

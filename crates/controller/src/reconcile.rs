@@ -204,7 +204,7 @@ impl<A: Application> EnvironmentLoop<A> {
             if now != before {
                 self.options.observers.emit(Event::Requests {
                     cluster,
-                    counts: now.since(before),
+                    counts: Box::new(now.since(before)),
                 });
             }
         }
@@ -742,6 +742,14 @@ impl<A: Application> EnvironmentLoop<A> {
             {
                 error!(revision = %short, "rollout refused before any write: {refusal}");
                 Rolled::Skipped(Skip::UntilNewerCommit)
+            }
+            Err(AppError::Rollout(RolloutError::Refused(refusal)))
+                if !refusal.forbidden.is_empty() =>
+            {
+                // A missing RBAC permission: nothing was written; retried
+                // with backoff (an operator fixing the role needs no new commit).
+                error!(revision = %short, "rollout not started: {refusal}");
+                Rolled::Retry
             }
             Err(AppError::Rollout(RolloutError::Refused(refusal)))
                 if !refusal.unreachable.is_empty() =>

@@ -438,7 +438,7 @@ mod tests {
         });
         m.record(&Event::Requests {
             cluster: "eks".into(),
-            counts: RequestCounts {
+            counts: Box::new(RequestCounts {
                 reads: 3,
                 watches: 1,
                 dry_runs: 0,
@@ -450,7 +450,7 @@ mod tests {
                     ("write", "403", 1),
                     ("write", "error", 1),
                 ]),
-            },
+            }),
         });
         m.record(&Event::Switched {
             environment: "prod".into(),
