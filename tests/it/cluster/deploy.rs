@@ -150,10 +150,15 @@ impl Scenario {
     /// `tidegate sync --env <env>` (a fleet rollout: lock, waves, hooks,
     /// health) with `kubeconfig` as the only credentials.
     fn sync(&self, kubeconfig: &Path) -> Output {
+        self.tidegate(kubeconfig, "sync")
+    }
+
+    /// `tidegate <command> --env <env>` with `kubeconfig` as the only credentials.
+    fn tidegate(&self, kubeconfig: &Path, command: &str) -> Output {
         std::process::Command::new(tidegate_bin())
             .args(["--color", "never", "--repo"])
             .arg(self.git.path())
-            .args(["sync", "--env", self.env()])
+            .args([command, "--env", self.env()])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("TIDEGATE_ACCESS", "kubeconfig")
@@ -488,6 +493,17 @@ async fn removing_a_rule_from_the_managed_role_makes_the_rollout_fail() {
             v1
         };
         let text = assert_refused(&failed, case.name);
+        if case.name == "no-get" {
+            // `tidegate plan` says the same, as a problem (exit 1), not "UNREACHABLE".
+            let plan = s.tidegate(&kubeconfig, "plan");
+            let planned = output_text(&plan);
+            assert_eq!(plan.status.code(), Some(1), "plan:\n{planned}");
+            assert!(
+                planned.contains("FORBIDDEN: ServiceAccount") && planned.contains("lacks `get` on"),
+                "plan:\n{planned}"
+            );
+            assert!(!planned.contains("UNREACHABLE"), "plan:\n{planned}");
+        }
         for says in case.says {
             assert!(
                 text.contains(says),
