@@ -42,8 +42,8 @@ impl Forbidden {
         Some(Forbidden {
             user: None,
             verb: None,
-            resource: details.map(|d| d.kind.clone()).unwrap_or_default(),
-            group: details.map(|d| d.group.clone()).unwrap_or_default(),
+            resource: details.map(|d| clean(&d.kind)).unwrap_or_default(),
+            group: details.map(|d| clean(&d.group)).unwrap_or_default(),
             namespace: None,
         })
     }
@@ -121,6 +121,12 @@ impl std::fmt::Display for Forbidden {
     }
 }
 
+/// A name from the API server's answer, safe to print (the API server is
+/// not trusted: no control characters reach a terminal or a log).
+fn clean(text: &str) -> String {
+    tidegate_core::printable::printable(text).into_owned()
+}
+
 /// The RBAC authorizer's message, read (see the module's documentation).
 fn parse(message: &str) -> Option<Forbidden> {
     let rest = &message[message.find("User \"")? + 6..];
@@ -137,11 +143,11 @@ fn parse(message: &str) -> Option<Forbidden> {
         .and_then(|r| r.split_once('"'))
         .map(|(ns, _)| ns.to_string());
     Some(Forbidden {
-        user: Some(user.to_string()),
-        verb: Some(verb.to_string()),
-        resource: resource.to_string(),
-        group: group.to_string(),
-        namespace,
+        user: Some(clean(user)),
+        verb: Some(clean(verb)),
+        resource: clean(resource),
+        group: clean(group),
+        namespace: namespace.as_deref().map(clean),
     })
 }
 
@@ -174,6 +180,19 @@ mod tests {
             ),
             "{}",
             f.fix()
+        );
+    }
+
+    #[test]
+    fn control_characters_from_the_api_server_are_not_printed() {
+        let f = Forbidden::of(&forbidden(
+            "x is forbidden: User \"evil\u{1b}[2J\" cannot get resource \"pods\" in API group \"\" in the namespace \"a\u{7}b\"",
+        ))
+        .expect("a 403");
+        let text = format!("{f} {}", f.fix());
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "{text:?}"
         );
     }
 
