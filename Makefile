@@ -15,7 +15,7 @@ TESTKIT := target/debug/tidegate-testkit
 # The local clusters' state (kubeconfig, certificates, logs); ignored by Git.
 export TIDEGATE_CLUSTERS_STATE_DIR ?= $(CURDIR)/.tidegate/clusters
 
-.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench bench-fleet-path bench-controller bench-fleet fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
+.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench bench-fleet-path bench-controller bench-fleet bench-server fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
 
 ## build: compile every crate and binary
 build:
@@ -99,6 +99,11 @@ bench-controller: build cluster-bins
 bench-fleet: build cluster-bins
 	$(CARGO) bench --profile dev -p tidegate-tests --bench fleet_scale
 
+## bench-server: the HTTP server's targets on the local clusters (signed GitHub push → first apply in wave 1,
+## /metrics scrape time and series with 3 clusters × 1,000 objects), with the debug build of tidegate
+bench-server: build cluster-bins
+	$(CARGO) bench --profile dev -p tidegate-tests --bench server
+
 ## fuzz: the parser fuzz targets (tests/it/fuzz.rs) with 20,000 cases each instead of make test's 256;
 ## property-based mutation fuzzing on stable Rust, not coverage-guided (see docs/limits.md)
 fuzz:
@@ -125,7 +130,7 @@ clusters-up: cluster-bins
 clusters-down:
 	@if [ -x $(TESTKIT) ]; then $(TESTKIT) down; else $(CARGO) run -q -p tidegate-testkit -- down; fi
 
-.PHONY: image image-binary
+.PHONY: image image-binary image-dynamic image-build-and-run
 
 ## image-binary: the statically linked tidegate the image holds (glibc +crt-static, release), checked to be
 ## static and to run; target/static/x86_64-unknown-linux-gnu/release/tidegate
@@ -146,17 +151,24 @@ image: image-binary
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends buildah >/dev/null; \
 	  else echo "make image needs buildah: sudo apt-get install buildah" >&2; exit 1; fi; }
-	rm -rf target/image-rootfs
-	install -D -m 0755 $(STATIC_BIN) target/image-rootfs/usr/local/bin/tidegate
-	install -D -m 0644 /etc/ssl/certs/ca-certificates.crt target/image-rootfs/etc/ssl/certs/ca-certificates.crt
-	echo 'tidegate:x:65532:65532:tidegate:/tmp:/sbin/nologin' > target/image-rootfs/etc/passwd
-	echo 'tidegate:x:65532:' > target/image-rootfs/etc/group
-	mkdir -p target/image-rootfs/tmp target/image-rootfs/var/lib/tidegate target/image-rootfs/var/cache/tidegate
-	chmod 1777 target/image-rootfs/tmp
+	deploy/image-rootfs.sh $(STATIC_BIN)
+	$(MAKE) --no-print-directory image-build-and-run IMAGE=$(IMAGE)
+
+## image-dynamic: the same image from the host's dynamically linked tidegate (HOST_BIN, default the debug
+## build) plus exactly the shared libraries ldd names, for machines where the static release build is too
+## costly; built with buildah and run as uid 65532. Not part of make test.
+HOST_BIN ?= target/debug/tidegate
+image-dynamic:
+	@test -x $(HOST_BIN) || { echo "no $(HOST_BIN): cargo build -p tidegate-cli first" >&2; exit 1; }
+	@command -v buildah >/dev/null || { echo "make image-dynamic needs buildah: sudo apt-get install buildah" >&2; exit 1; }
+	deploy/image-rootfs.sh --libs $(HOST_BIN)
+	$(MAKE) --no-print-directory image-build-and-run IMAGE=$(IMAGE)-dynamic
+
+# Builds the Containerfile's stage image-from-host from target/image-rootfs, then runs the image's binary as
+# the image's user (deploy/image-check.sh: buildah run, and chroot into the root filesystem mounted read-only).
+image-build-and-run:
 	$(BUILDAH) bud --isolation chroot --target image-from-host -f Containerfile -t $(IMAGE) .
-	@set -e; ctr=$$($(BUILDAH) from $(IMAGE)); trap '$(BUILDAH) rm $$ctr >/dev/null' EXIT; \
-	  echo "running $(IMAGE) (buildah run, chroot isolation, the image's user $$($(BUILDAH) inspect --format '{{.OCIv1.Config.User}}' $(IMAGE))):"; \
-	  $(BUILDAH) run --isolation chroot $$ctr -- /usr/local/bin/tidegate --version
+	BUILDAH="$(BUILDAH)" deploy/image-check.sh $(IMAGE)
 
 clean:
 	$(CARGO) clean

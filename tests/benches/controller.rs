@@ -17,13 +17,17 @@
 //! `TIDEGATE_TEST_KUBECONFIG` when set, otherwise starts its own). Exits
 //! non-zero when the steady state sent any request but watches.
 
+#[path = "shared/logs.rs"]
+mod logs;
+
+use logs::{median, time_ms};
 use std::{
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 use tidegate_testkit::{Fleet, TestNamespace, shared_fleet};
-use tidegate_tests::GitFixture;
+use tidegate_tests::{GitFixture, configmaps};
 
 const CLUSTERS: [&str; 3] = ["eks-us-east-1", "aks-westeurope", "gke-us-central1"];
 const WAIT: Duration = Duration::from_secs(600);
@@ -32,17 +36,6 @@ fn deployment(image: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n        - name: app\n          image: {image}\n"
     )
-}
-
-fn configmaps(count: usize) -> String {
-    (0..count)
-        .map(|i| {
-            format!(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\ndata:\n  n: \"{i}\"\n"
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("---\n")
 }
 
 /// An environment over the three clusters (one per wave) followed by a
@@ -134,27 +127,16 @@ impl Run {
     }
 
     fn lines(&self, message: &str) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.state.path().join("controller.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["fields"]["message"] == message)
-            .collect()
+        logs::lines(&self.state.path().join("controller.log"), message)
     }
 
     fn wait_for(&self, message: &str, count: usize) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let found = self.lines(message);
-            if found.len() >= count {
-                return found;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {message:?} in the controller's log"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        logs::wait_for(
+            &self.state.path().join("controller.log"),
+            message,
+            count,
+            WAIT,
+        )
     }
 
     fn kubectl(&self, context: &str, args: &[&str]) -> String {
@@ -187,17 +169,6 @@ impl Drop for Run {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn time_ms(line: &serde_json::Value) -> f64 {
-    let text = line["timestamp"].as_str().unwrap_or_default();
-    let t: jiff::Timestamp = text.parse().expect("timestamp");
-    t.as_millisecond() as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn counts(line: &serde_json::Value) -> [u64; 4] {

@@ -365,6 +365,7 @@ impl Bench {
                             dry_runs: r["dryRuns"].as_u64()?,
                             writes: r["writes"].as_u64()?,
                             watches: 0,
+                            answers: Default::default(),
                         })
                     })
                     .collect();

@@ -331,12 +331,7 @@ impl ClientFactory for CloudFactory {
         let builder = ClientBuilder::try_from(config).map_err(failed)?;
         Ok(builder
             .with_layer(&BearerLayer::new(access.token.clone()))
-            .with_layer(&tower::util::MapRequestLayer::new(
-                move |request: http::Request<kube::client::Body>| {
-                    counter.record(&request);
-                    request
-                },
-            ))
+            .with_layer(&counter.layer())
             .build())
     }
 }

@@ -76,7 +76,12 @@ pub fn kube_error_text(error: &kube::Error) -> String {
         401 => text.push_str(
             " (the API server rejected the credentials: check the kubeconfig user, or the cloud identity and its access entry / role assignment for this cluster)",
         ),
-        403 => text.push_str(" (the identity lacks an RBAC permission: grant it in the cluster)"),
+        403 => match crate::Forbidden::of(error) {
+            Some(f) if f.verb.is_some() => {
+                text.push_str(&format!(" ({f}; to fix: {})", f.fix()));
+            }
+            _ => text.push_str(" (the identity lacks an RBAC permission: grant it in the cluster)"),
+        },
         _ => {}
     }
     text
@@ -129,6 +134,15 @@ mod tests {
             "{forbidden}"
         );
         assert!(forbidden.contains("RBAC"), "{forbidden}");
+        let named = kube_error_text(&api(
+            403,
+            "Forbidden",
+            "configmaps is forbidden: User \"ci\" cannot list resource \"configmaps\" in API group \"\" in the namespace \"shop\"",
+        ));
+        assert!(
+            named.ends_with("(user ci lacks `list` on configmaps in namespace shop; to fix: add the rule {apiGroups: [\"\"], resources: [\"configmaps\"], verbs: [\"list\"]} to a Role in namespace shop bound to user ci (or to its ClusterRole, deploy/managed/rbac.yaml for the shipped one))"),
+            "{named}"
+        );
         let error = ClusterError::Api {
             cluster: "c1".into(),
             what: "discovering v1".into(),

@@ -75,13 +75,6 @@ impl ClientFactory for KubeconfigFactory {
             cluster: cluster.name.clone(),
             error: source,
         })?;
-        Ok(builder
-            .with_layer(&tower::util::MapRequestLayer::new(
-                move |request: http::Request<kube::client::Body>| {
-                    counter.record(&request);
-                    request
-                },
-            ))
-            .build())
+        Ok(builder.with_layer(&counter.layer()).build())
     }
 }

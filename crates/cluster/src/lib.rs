@@ -12,17 +12,19 @@ mod discovery;
 mod error;
 mod factory;
 mod facts;
+mod forbidden;
 mod gates;
 mod lease;
 mod live;
 mod reach;
 mod retry;
 
-pub use counter::{RequestCounter, RequestCounts};
+pub use counter::{Answers, CODES, CountLayer, Counted, RequestCounter, RequestCounts, VERBS};
 pub use discovery::{Resolved, Resolver};
 pub use error::{ClusterError, is_retryable, kube_error_text};
 pub use factory::{ClientFactory, KubeconfigFactory, install_crypto_provider};
 pub use facts::{FACTS_TIMEOUT, FactsCache, helm_kube_version, served_api_versions};
+pub use forbidden::Forbidden;
 pub use gates::{GateChange, GateRecord, Gates, GatesError, gates_name, read_gates, write_gate};
 pub use lease::{
     Holder, LeaseError, acquire_lease, ensure_namespace, lease_resource, release_lease,

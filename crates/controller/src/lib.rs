@@ -55,7 +55,7 @@ pub use app::{Application, GitApplication, Loaded, RollOutControl};
 pub use backoff::Backoff;
 pub use controller::{Controller, ControllerOptions};
 pub use error::ControllerError;
-pub use observe::{Event, Observer, Observers, RolloutOutcome};
+pub use observe::{Event, Observer, Observers, RolloutOutcome, SwitchResult};
 pub use replica::{Election, Ended, SHUTDOWN_SLACK, run_replica};
 pub use shard::{Sharding, assigned, run_sharded};
 pub use tidegate_app::AppError;

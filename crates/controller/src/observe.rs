@@ -4,7 +4,9 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 use tidegate_cluster::RequestCounts;
-use tidegate_fleet::{ClusterLine, ClusterStep, RolloutReport, TimelineEntry};
+use tidegate_fleet::{
+    ClusterLine, ClusterStep, RolloutReport, TimelineEntry, switch::SwitchOutcome,
+};
 use tidegate_health::HealthStatus;
 
 /// Receives the controller's events. Called inline from the reconcile
@@ -38,6 +40,41 @@ impl RolloutOutcome {
             RolloutOutcome::Halted => "halted",
             RolloutOutcome::Refused => "refused",
             RolloutOutcome::Error => "error",
+        }
+    }
+}
+
+/// How a blue-green switch ended (`tidegate_switches_total`'s `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchResult {
+    /// Every cluster serves the new colour.
+    Succeeded,
+    /// A post-check failed: switched clusters were flipped back, the commit reverted.
+    Reverted,
+    /// A pre-check failed: nothing was changed.
+    Refused,
+    /// The switch could not run (lock held, Git or cluster error).
+    Error,
+}
+
+impl SwitchResult {
+    /// The label value: `succeeded`, `reverted`, `refused`, `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SwitchResult::Succeeded => "succeeded",
+            SwitchResult::Reverted => "reverted",
+            SwitchResult::Refused => "refused",
+            SwitchResult::Error => "error",
+        }
+    }
+
+    /// How the fleet's switch (`tidegate_fleet::switch`) ended.
+    pub fn of<E>(result: &Result<SwitchOutcome, E>) -> SwitchResult {
+        match result {
+            Ok(SwitchOutcome::Switched { .. }) => SwitchResult::Succeeded,
+            Ok(SwitchOutcome::Reverted { .. }) => SwitchResult::Reverted,
+            Ok(SwitchOutcome::Refused { .. }) => SwitchResult::Refused,
+            Err(_) => SwitchResult::Error,
         }
     }
 }
@@ -136,8 +173,9 @@ pub enum Event {
     Requests {
         /// The cluster.
         cluster: String,
-        /// How many more of each verb.
-        counts: RequestCounts,
+        /// How many more of each verb, and their answers by code (boxed:
+        /// the answers are a fixed table of a few hundred bytes).
+        counts: Box<RequestCounts>,
     },
     /// With sharding (`--shard`): the environments this replica owns now
     /// (it holds their ownership Leases and runs their loops).
@@ -145,6 +183,30 @@ pub enum Event {
         /// Their names.
         environments: Vec<String>,
     },
+    /// A blue-green switch ended. The controller's reconcile loops never
+    /// switch (a switch is a decision, not drift): this comes from whoever
+    /// runs one through the server (the API's switch route), via
+    /// [`Event::switched`] and the server's `Monitor` (an [`Observer`]).
+    Switched {
+        /// The environment.
+        environment: String,
+        /// The app switched.
+        app: String,
+        /// How it ended.
+        outcome: SwitchResult,
+    },
+}
+
+impl Event {
+    /// The event for a finished switch of `app` in `environment`, from the
+    /// fleet's answer: `monitor.observe(Event::switched(env, app, &result))`.
+    pub fn switched<E>(environment: &str, app: &str, result: &Result<SwitchOutcome, E>) -> Event {
+        Event::Switched {
+            environment: environment.to_string(),
+            app: app.to_string(),
+            outcome: SwitchResult::of(result),
+        }
+    }
 }
 
 /// The observers of a controller (none by default). Cheap to clone.
@@ -202,7 +264,7 @@ impl Observers {
         for (cluster, counts) in &report.requests {
             self.emit(Event::Requests {
                 cluster: cluster.clone(),
-                counts: *counts,
+                counts: Box::new(*counts),
             });
         }
     }
@@ -261,6 +323,23 @@ mod tests {
             health: HealthStatus::Healthy,
             elapsed: None,
         }
+    }
+
+    #[test]
+    fn a_switch_event_names_how_the_switch_ended() {
+        let refused: Result<SwitchOutcome, &str> = Ok(SwitchOutcome::Refused {
+            problems: vec!["blue is not ready".into()],
+        });
+        assert_eq!(
+            Event::switched("prod", "web", &refused),
+            Event::Switched {
+                environment: "prod".into(),
+                app: "web".into(),
+                outcome: SwitchResult::Refused,
+            }
+        );
+        let failed: Result<SwitchOutcome, &str> = Err("lock held");
+        assert_eq!(SwitchResult::of(&failed).as_str(), "error");
     }
 
     #[test]

@@ -204,7 +204,7 @@ impl<A: Application> EnvironmentLoop<A> {
             if now != before {
                 self.options.observers.emit(Event::Requests {
                     cluster,
-                    counts: now.since(before),
+                    counts: Box::new(now.since(before)),
                 });
             }
         }
@@ -744,6 +744,14 @@ impl<A: Application> EnvironmentLoop<A> {
                 Rolled::Skipped(Skip::UntilNewerCommit)
             }
             Err(AppError::Rollout(RolloutError::Refused(refusal)))
+                if !refusal.forbidden.is_empty() =>
+            {
+                // A missing RBAC permission: nothing was written; retried
+                // with backoff (an operator fixing the role needs no new commit).
+                error!(revision = %short, "rollout not started: {refusal}");
+                Rolled::Retry
+            }
+            Err(AppError::Rollout(RolloutError::Refused(refusal)))
                 if !refusal.unreachable.is_empty() =>
             {
                 // More clusters than maxUnavailable cannot be reached:
@@ -843,6 +851,7 @@ pub fn sum(
             watches: a.watches + b.watches,
             dry_runs: a.dry_runs + b.dry_runs,
             writes: a.writes + b.writes,
+            answers: a.answers.plus(b.answers),
         }
     })
 }

@@ -223,6 +223,11 @@ pub struct Preflight {
     pub problems: Vec<ClusterProblem>,
     /// Clusters that could not be reached, with why.
     pub unreachable: Vec<(String, String)>,
+    /// Clusters that answered but refused a read for want of an RBAC
+    /// permission, with the permission and the rule that grants it. They
+    /// are reachable, so they do not count against `maxUnavailable`: the
+    /// rollout is refused (a fix of the cluster's RBAC, not a retry, helps).
+    pub forbidden: Vec<(String, String)>,
     /// The resolved `maxUnavailable`.
     pub max_unavailable: u32,
 }
@@ -242,8 +247,21 @@ impl std::fmt::Display for Preflight {
                 write!(f, "\n  [cluster {}] {}", p.cluster, p.problem)?;
             }
         }
-        if self.unreachable.len() > self.max_unavailable as usize {
+        if !self.forbidden.is_empty() {
             if !self.problems.is_empty() {
+                writeln!(f)?;
+            }
+            write!(
+                f,
+                "{} cluster(s) refuse a read the rollout needs: its identity lacks an RBAC permission there; nothing was written to any cluster:",
+                self.forbidden.len()
+            )?;
+            for (c, why) in &self.forbidden {
+                write!(f, "\n  [cluster {c}] {why}")?;
+            }
+        }
+        if self.unreachable.len() > self.max_unavailable as usize {
+            if !self.problems.is_empty() || !self.forbidden.is_empty() {
                 writeln!(f)?;
             }
             write!(
@@ -354,6 +372,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         .await;
         let mut engines: BTreeMap<String, Arc<Engine>> = BTreeMap::new();
         let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
+        let mut forbidden: BTreeMap<String, String> = BTreeMap::new();
         let mut found: BTreeMap<String, Found> = BTreeMap::new();
         let mut problems = Vec::new();
         for survey in surveys {
@@ -362,7 +381,16 @@ impl<F: ClientFactory> Driver<'_, F> {
                 engines.insert(name.clone(), engine);
             }
             let f = survey.found.unwrap_or_else(|why| {
-                unreachable.insert(name.clone(), why.to_string());
+                match why.forbidden() {
+                    // Reachable, but a read was refused: say which permission.
+                    Some(denied) => {
+                        forbidden
+                            .insert(name.clone(), format!("{denied}; to fix: {}", denied.fix()));
+                    }
+                    None => {
+                        unreachable.insert(name.clone(), why.to_string());
+                    }
+                }
                 Found::unreachable()
             });
             found.insert(name.clone(), f);
@@ -373,11 +401,14 @@ impl<F: ClientFactory> Driver<'_, F> {
         }
         problems.sort_by(|a, b| a.cluster.cmp(&b.cluster));
         if !self.options.resume
-            && (!problems.is_empty() || unreachable.len() > plan.max_unavailable as usize)
+            && (!problems.is_empty()
+                || !forbidden.is_empty()
+                || unreachable.len() > plan.max_unavailable as usize)
         {
             return Err(RolloutError::Refused(Preflight {
                 problems,
                 unreachable: unreachable.into_iter().collect(),
+                forbidden: forbidden.into_iter().collect(),
                 max_unavailable: plan.max_unavailable,
             }));
         }

@@ -85,6 +85,7 @@ struct SwitchLabels {
 struct RequestLabels {
     cluster: String,
     verb: String,
+    code: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -189,7 +190,7 @@ impl Metrics {
         );
         registry.register(
             "tidegate_switches",
-            "Blue-green switches run by the controller, by outcome",
+            "Blue-green switches made through the controller's server, by outcome: succeeded, reverted, refused, error",
             m.switches.clone(),
         );
         registry.register(
@@ -204,7 +205,7 @@ impl Metrics {
         );
         registry.register(
             "tidegate_api_requests",
-            "Requests sent to a cluster's API server by verb: read, watch, dry-run, write",
+            "Answers from a cluster's API server by verb (read, watch, dry-run, write) and code (the status code, its class 1xx-5xx for uncommon codes, or error: no answer)",
             m.requests.clone(),
         );
         registry.register(
@@ -337,12 +338,17 @@ impl Metrics {
                 self.shard_environments
                     .set(i64::try_from(environments.len()).unwrap_or(i64::MAX));
             }
+            Event::Switched {
+                environment,
+                app,
+                outcome,
+            } => self.switched(environment, app, outcome.as_str()),
             Event::Audit { .. } | Event::Following { .. } => {}
         }
     }
 
-    /// Counts a blue-green switch (the controller runs none yet: switches
-    /// come from the CLI, and through the API once it exists).
+    /// Counts a blue-green switch (recorded from [`Event::Switched`]: the
+    /// controller's loops run none; switches made through the server do).
     pub fn switched(&self, environment: &str, app: &str, outcome: &str) {
         self.switches
             .get_or_create(&SwitchLabels {
@@ -376,21 +382,17 @@ impl Metrics {
             .set(1);
     }
 
+    /// Counts the answers (not the requests sent: a request is counted
+    /// once its answer, or its failure, is known, with its code).
     fn requests(&self, cluster: &str, counts: &RequestCounts) {
-        for (verb, n) in [
-            ("read", counts.reads),
-            ("watch", counts.watches),
-            ("dry-run", counts.dry_runs),
-            ("write", counts.writes),
-        ] {
-            if n > 0 {
-                self.requests
-                    .get_or_create(&RequestLabels {
-                        cluster: cluster.into(),
-                        verb: verb.into(),
-                    })
-                    .inc_by(n);
-            }
+        for (verb, code, n) in counts.answers.iter() {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    cluster: cluster.into(),
+                    verb: verb.into(),
+                    code: code.into(),
+                })
+                .inc_by(n);
         }
     }
 }
@@ -447,14 +449,30 @@ mod tests {
         });
         m.record(&Event::Requests {
             cluster: "eks".into(),
-            counts: RequestCounts {
+            counts: Box::new(RequestCounts {
                 reads: 3,
                 watches: 1,
                 dry_runs: 0,
                 writes: 2,
-            },
+                answers: tidegate_cluster::Answers::of([
+                    ("read", "200", 2),
+                    ("read", "404", 1),
+                    ("watch", "200", 1),
+                    ("write", "403", 1),
+                    ("write", "error", 1),
+                ]),
+            }),
         });
-        m.switched("prod", "web", "succeeded");
+        m.record(&Event::Switched {
+            environment: "prod".into(),
+            app: "web".into(),
+            outcome: tidegate_controller::SwitchResult::Succeeded,
+        });
+        m.record(&Event::Switched {
+            environment: "prod".into(),
+            app: "web".into(),
+            outcome: tidegate_controller::SwitchResult::Reverted,
+        });
         let text = m.encode();
         assert_eq!(
             line(&text, "tidegate_sync_total"),
@@ -483,13 +501,25 @@ mod tests {
                 "tidegate_switches_total{env=\"prod\",app=\"web\",outcome=\"succeeded\"} 1"
             )
         );
+        assert!(
+            text.contains(
+                "tidegate_switches_total{env=\"prod\",app=\"web\",outcome=\"reverted\"} 1"
+            )
+        );
         assert!(text.contains("tidegate_wave{env=\"prod\"} 2"));
         assert!(text.contains("tidegate_git_fetch_duration_seconds_count{env=\"prod\"} 1"));
-        assert!(text.contains("tidegate_api_requests_total{cluster=\"eks\",verb=\"read\"} 3"));
-        assert!(text.contains("tidegate_api_requests_total{cluster=\"eks\",verb=\"write\"} 2"));
-        assert!(
-            !text.contains("verb=\"dry-run\""),
-            "no series for zero counts"
+        let mut requests = line(&text, "tidegate_api_requests_total{");
+        requests.sort_unstable();
+        assert_eq!(
+            requests,
+            [
+                "tidegate_api_requests_total{cluster=\"eks\",verb=\"read\",code=\"200\"} 2",
+                "tidegate_api_requests_total{cluster=\"eks\",verb=\"read\",code=\"404\"} 1",
+                "tidegate_api_requests_total{cluster=\"eks\",verb=\"watch\",code=\"200\"} 1",
+                "tidegate_api_requests_total{cluster=\"eks\",verb=\"write\",code=\"403\"} 1",
+                "tidegate_api_requests_total{cluster=\"eks\",verb=\"write\",code=\"error\"} 1",
+            ],
+            "one series per verb and code answered; none for zero counts"
         );
         assert!(text.contains("tidegate_leader 1"));
         assert!(text.contains("tidegate_audit_verify_ok 1"));

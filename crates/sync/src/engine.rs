@@ -14,7 +14,8 @@ use kube::{
 };
 use std::time::Duration;
 use tidegate_cluster::{
-    ClientFactory, RequestCounter, RequestCounts, Resolver, dynamic_api, get_object, with_retries,
+    ClientFactory, RequestCounter, RequestCounts, Resolver, dynamic_api, get_object,
+    kube_error_text, with_retries,
 };
 use tidegate_core::{
     Environment,
@@ -484,7 +485,7 @@ impl Engine {
                                 with_retries("apply", || api.patch(&o.object.key.name, params, &patch))
                                     .await
                                     .map(|applied| applied.metadata.resource_version)
-                                    .map_err(|e| e.to_string())
+                                    .map_err(|e| kube_error_text(&e))
                             }
                             None => Err("the cluster does not serve this kind even after its CRD was applied".into()),
                         };
@@ -541,7 +542,7 @@ impl Engine {
                             return Err(SyncError::Apply {
                                 cluster: self.cluster.clone(),
                                 key: key.clone(),
-                                message: format!("delete failed: {e}"),
+                                message: format!("delete failed: {}", kube_error_text(&e)),
                                 report: Box::new(report),
                             });
                         }

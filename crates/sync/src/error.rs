@@ -80,3 +80,14 @@ pub enum SyncError {
         seconds: u64,
     },
 }
+
+impl SyncError {
+    /// The RBAC permission whose absence caused this error, when a read or
+    /// write was refused with 403 (see [`tidegate_cluster::Forbidden`]).
+    pub fn forbidden(&self) -> Option<tidegate_cluster::Forbidden> {
+        match self {
+            SyncError::Cluster(e) => tidegate_cluster::Forbidden::of_cluster(e),
+            _ => None,
+        }
+    }
+}

@@ -195,6 +195,22 @@ impl Engine {
                 .await
                 {
                     Ok(_) => {}
+                    Err(e) if tidegate_cluster::Forbidden::of(&e).is_some() => {
+                        // Not the manifest's fault: the identity may not create Jobs there.
+                        let Some(f) = tidegate_cluster::Forbidden::of(&e) else {
+                            continue;
+                        };
+                        problems.push(crate::ObjectProblem {
+                            app: app.clone(),
+                            key: object.key.clone(),
+                            source: Some(object.provenance.to_string()),
+                            message: tidegate_core::printable::printable(&format!(
+                                "the API server refuses this {phase} hook: {f}"
+                            ))
+                            .into_owned(),
+                            help: tidegate_core::printable::printable(&f.fix()).into_owned(),
+                        });
+                    }
                     Err(kube::Error::Api(s)) if (400..500).contains(&s.code) => {
                         problems.push(crate::ObjectProblem {
                             app: app.clone(),

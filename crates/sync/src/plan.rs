@@ -368,6 +368,18 @@ impl Engine {
                     problems.push(conflict(&o.app, &o.object, s));
                     continue;
                 }
+                // RBAC refused the identity: say which permission, not "fix the manifest".
+                Err(e) if rbac_denial(e).is_some() => {
+                    if let Some(f) = rbac_denial(e) {
+                        problems.push(problem(
+                            &o.app,
+                            &o.object,
+                            format!("the API server refuses to apply this object: {f}"),
+                            &f.fix(),
+                        ));
+                    }
+                    continue;
+                }
                 // Server-side apply answers 500 when the object does not fit
                 // its type's schema: a rejection of the manifest, not an
                 // outage. Matching the text here can only make the plan
@@ -436,6 +448,12 @@ impl Engine {
             let k = p.diff.key.clone();
             (tidegate_core::object::apply_phase(&k.group, &k.kind), k)
         });
+        // A prune the identity may not make fails here, before any write
+        // (a dry-run delete is authorized like a delete), not half-way
+        // through the sync: a missing permission is no fault of the revision.
+        if options.prune || target.environment.spec.sync.prune {
+            problems.extend(self.check_prune_permissions(&prune).await);
+        }
 
         // 6. The inventories after the sync.
         let inventories: Vec<Inventory> = target
@@ -492,6 +510,36 @@ impl Engine {
             previous,
             problems,
         })
+    }
+
+    /// A dry-run delete of every prune candidate: a problem for each one
+    /// refused for want of an RBAC permission (other answers prove nothing
+    /// here; the prune itself reports them).
+    async fn check_prune_permissions(&self, prune: &[PruneCandidate]) -> Vec<ObjectProblem> {
+        let mut problems = Vec::new();
+        for p in prune {
+            let key = &p.diff.key;
+            let api = dynamic_api(&self.client, &p.resolved, key.namespace.as_deref());
+            let params = kube::api::DeleteParams {
+                dry_run: true,
+                ..kube::api::DeleteParams::default()
+            };
+            if let Err(e) = with_retries("dry-run delete of a prune candidate", || {
+                api.delete(&key.name, &params)
+            })
+            .await
+                && let Some(f) = tidegate_cluster::Forbidden::of(&e)
+            {
+                problems.push(ObjectProblem {
+                    app: p.app.clone(),
+                    key: key.clone(),
+                    source: None,
+                    message: format!("left Git and is to be pruned, but {f}"),
+                    help: f.fix(),
+                });
+            }
+        }
+        problems
     }
 
     /// For an object whose namespace does not exist yet: a dry-run create of
@@ -645,6 +693,11 @@ fn rejection_help(status: &kube::core::Status) -> &'static str {
         (405, _) => "the server does not accept apply for this kind: remove the object from Git",
         _ => "fix the manifest (the dry run of server-side apply failed)",
     }
+}
+
+/// A 403 of the RBAC authorizer (the verb it refused is known).
+fn rbac_denial(e: &kube::Error) -> Option<tidegate_cluster::Forbidden> {
+    tidegate_cluster::Forbidden::of(e).filter(|f| f.verb.is_some())
 }
 
 fn clone_error(e: &kube::Error) -> kube::Error {

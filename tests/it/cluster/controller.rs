@@ -477,17 +477,8 @@ async fn a_never_ready_revision_is_rolled_back_quarantined_and_not_retried_then_
     assert!(f.stop().success());
 }
 
-/// `count` ConfigMaps for the steady-state check.
-pub(crate) fn configmaps(count: usize) -> String {
-    (0..count)
-        .map(|i| {
-            format!(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\ndata:\n  n: \"{i}\"\n"
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("---\n")
-}
+// `count` ConfigMaps for the steady-state check.
+pub(crate) use tidegate_tests::configmaps;
 
 /// The request counts of a JSON log line.
 fn counts(line: &serde_json::Value) -> [u64; 4] {

@@ -150,10 +150,15 @@ impl Scenario {
     /// `tidegate sync --env <env>` (a fleet rollout: lock, waves, hooks,
     /// health) with `kubeconfig` as the only credentials.
     fn sync(&self, kubeconfig: &Path) -> Output {
+        self.tidegate(kubeconfig, "sync")
+    }
+
+    /// `tidegate <command> --env <env>` with `kubeconfig` as the only credentials.
+    fn tidegate(&self, kubeconfig: &Path, command: &str) -> Output {
         std::process::Command::new(tidegate_bin())
             .args(["--color", "never", "--repo"])
             .arg(self.git.path())
-            .args(["sync", "--env", self.env()])
+            .args([command, "--env", self.env()])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("TIDEGATE_ACCESS", "kubeconfig")
@@ -220,6 +225,8 @@ async fn the_deploy_manifests_pass_a_server_side_dry_run() {
         "rolebinding.rbac.authorization.k8s.io/tidegate-controller",
         "clusterrole.rbac.authorization.k8s.io/tidegate-controller-namespace",
         "clusterrolebinding.rbac.authorization.k8s.io/tidegate-controller-namespace",
+        "clusterrole.rbac.authorization.k8s.io/tidegate-token-admin",
+        "rolebinding.rbac.authorization.k8s.io/tidegate-token-admin",
         "clusterrole.rbac.authorization.k8s.io/tidegate-managed",
         "clusterrolebinding.rbac.authorization.k8s.io/tidegate-managed",
         "role.rbac.authorization.k8s.io/tidegate-system",
@@ -305,8 +312,9 @@ async fn the_shipped_managed_role_is_enough_to_sync_run_hooks_and_prune() {
     let v3 = s.sync(&kubeconfig);
     let text = assert_refused(&v3, "v3 with a ServiceAccount");
     assert!(
-        text.contains("forbidden") && text.contains("serviceaccounts"),
-        "the refusal does not say what is forbidden:\n{text}"
+        text.contains("lacks `get` on serviceaccounts in namespace")
+            && text.contains("add the rule {apiGroups: [\"\"], resources: [\"serviceaccounts\"]"),
+        "the refusal does not say which permission is missing:\n{text}"
     );
     assert!(text.contains("nothing was written"), "{text}");
     assert_eq!(s.field("configmap", "settings", "{.data.mode}"), "two");
@@ -401,8 +409,8 @@ async fn removing_a_rule_from_the_managed_role_makes_the_rollout_fail() {
         verb: Option<&'static str>,
         /// Fails at v1 (first deploy) or only at v2 (the prune).
         fails_at_v2: bool,
-        /// What the refusal names.
-        says: &'static str,
+        /// What the refusal says (the permission missing and the fix).
+        says: &'static [&'static str],
     }
     let cases = [
         Case {
@@ -411,7 +419,13 @@ async fn removing_a_rule_from_the_managed_role_makes_the_rollout_fail() {
             resource: "ingresses",
             verb: Some("delete"),
             fails_at_v2: true,
-            says: "forbidden",
+            // Refused by the pre-flight's dry-run delete: before any write,
+            // so nothing is rolled back or quarantined.
+            says: &[
+                "lacks `delete` on ingresses.networking.k8s.io in namespace",
+                "add the rule {apiGroups: [\"networking.k8s.io\"], resources: [\"ingresses\"], verbs: [\"delete\"]}",
+                "nothing was written",
+            ],
         },
         Case {
             name: "no-leases",
@@ -419,7 +433,7 @@ async fn removing_a_rule_from_the_managed_role_makes_the_rollout_fail() {
             resource: "leases",
             verb: None,
             fails_at_v2: false,
-            says: "leases",
+            says: &["leases"],
         },
         Case {
             name: "no-jobs",
@@ -427,7 +441,7 @@ async fn removing_a_rule_from_the_managed_role_makes_the_rollout_fail() {
             resource: "jobs",
             verb: None,
             fails_at_v2: false,
-            says: "jobs",
+            says: &["lacks `", "on jobs.batch", "add the rule"],
         },
         Case {
             name: "no-patch",
@@ -435,7 +449,25 @@ async fn removing_a_rule_from_the_managed_role_makes_the_rollout_fail() {
             resource: "deployments",
             verb: Some("patch"),
             fails_at_v2: false,
-            says: "deployments",
+            says: &[
+                "lacks `patch` on deployments.apps in namespace",
+                "add the rule",
+            ],
+        },
+        // A live read refused (the plan GETs each object its LIST did not
+        // return): the cluster answers, so it is not "unreachable"; the
+        // refusal names the permission.
+        Case {
+            name: "no-get",
+            kind: "ClusterRole",
+            resource: "configmaps",
+            verb: Some("get"),
+            fails_at_v2: false,
+            says: &[
+                "refuse a read the rollout needs",
+                "lacks `get` on",
+                "to fix: add the rule",
+            ],
         },
     ];
     for case in cases {
@@ -463,12 +495,36 @@ async fn removing_a_rule_from_the_managed_role_makes_the_rollout_fail() {
             v1
         };
         let text = assert_refused(&failed, case.name);
-        assert!(
-            text.contains(case.says),
-            "{}: the failure does not name {:?}:\n{text}",
-            case.name,
-            case.says
-        );
+        if case.name == "no-get" {
+            // `tidegate plan` says the same, as a problem (exit 1), not "UNREACHABLE".
+            let plan = s.tidegate(&kubeconfig, "plan");
+            let planned = output_text(&plan);
+            assert_eq!(plan.status.code(), Some(1), "plan:\n{planned}");
+            assert!(
+                planned.contains("FORBIDDEN: ServiceAccount") && planned.contains("lacks `get` on"),
+                "plan:\n{planned}"
+            );
+            assert!(!planned.contains("UNREACHABLE"), "plan:\n{planned}");
+        }
+        for says in case.says {
+            assert!(
+                text.contains(says),
+                "{}: the failure does not say {says:?}:\n{text}",
+                case.name,
+            );
+        }
+        for never in [
+            "Status {",
+            "cannot be reached",
+            "fix the hook Job's manifest",
+            "quarantined",
+        ] {
+            assert!(
+                !text.contains(never),
+                "{}: the failure says {never:?}:\n{text}",
+                case.name
+            );
+        }
         if case.fails_at_v2 {
             assert_eq!(
                 s.field("ingress", "web", "{.metadata.name}"),
@@ -682,4 +738,142 @@ async fn a_sharded_controller_with_only_the_shipped_roles_owns_and_rolls_out_its
         text.contains("released the environment's ownership Lease"),
         "{text}"
     );
+}
+
+/// A client of `context` impersonating `user` (with `groups`): every
+/// request is authorized by that identity's bindings, as the API server
+/// would for its own token.
+async fn client_impersonating(
+    fleet: &Fleet,
+    context: &str,
+    user: &str,
+    groups: &[&str],
+) -> kube::Client {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(fleet.kubeconfig()).expect("reading the kubeconfig");
+    let options = kube::config::KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kubeconfig context");
+    config.auth_info.impersonate = Some(user.to_string());
+    if !groups.is_empty() {
+        config.auth_info.impersonate_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+    }
+    kube::Client::try_from(config).expect("kube client")
+}
+
+/// The status code of a refused kube request (panics when it succeeded).
+fn refused_code<T: std::fmt::Debug>(what: &str, result: Result<T, kube::Error>) -> u16 {
+    match result {
+        Err(kube::Error::Api(status)) => status.code,
+        other => panic!("{what}: expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shipped_management_role_reads_only_the_token_secret_and_token_admins_mint() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, ListParams, PostParams};
+    use tidegate_auth::{Identity, NewToken, Roles, StoreError, TokenStore};
+
+    let fleet = fleet().await;
+    for file in ["management/namespace.yaml", "management/rbac.yaml"] {
+        apply_shipped(fleet, MANAGEMENT, file);
+    }
+    let ns = TestNamespace::create(fleet, "tokrole").expect("namespace");
+    let name = ns.name().to_string();
+    // Another Secret beside the token Secret, which nobody here may read.
+    let admin = super::client(fleet, MANAGEMENT).await;
+    let secrets: Api<Secret> = Api::namespaced(admin.clone(), NAMESPACE);
+    let other = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{name}-other")),
+            ..Default::default()
+        },
+        string_data: Some([("password".to_string(), "hunter2".to_string())].into()),
+        ..Default::default()
+    };
+    secrets
+        .create(&PostParams::default(), &other)
+        .await
+        .expect("the other Secret");
+    let now = jiff::Timestamp::now().as_second();
+    let new = |who: &str| NewToken {
+        name: who.to_string(),
+        roles: Roles::parse([format!("{name}=viewer").as_str()]).expect("roles"),
+        lifetime: Some(3600),
+        created_by: "deploy-test".into(),
+    };
+
+    // A token administrator (the shipped binding's group) mints a token
+    // (creating the Secret if this is the cluster's first).
+    let token_admin = client_impersonating(
+        fleet,
+        MANAGEMENT,
+        &format!("{name}-admin"),
+        &["tidegate-token-admins"],
+    )
+    .await;
+    let (record, token) = TokenStore::new(token_admin.clone(), NAMESPACE)
+        .create(new(&format!("{name}-ci")), now)
+        .await
+        .expect("a token admin mints a token");
+
+    // The controller's ServiceAccount authenticates it with the shipped Role...
+    let sa = format!("system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}");
+    let controller = client_impersonating(fleet, MANAGEMENT, &sa, &[]).await;
+    let store = TokenStore::new(controller.clone(), NAMESPACE);
+    let who = store
+        .authenticate(token.expose(), now)
+        .await
+        .expect("the shipped Role lets the controller check tokens");
+    assert_eq!(who.identity, Identity::token(&format!("{name}-ci")));
+    // ... and can neither mint one nor read, list or create another Secret.
+    match store.create(new("sneaky"), now).await {
+        Err(StoreError::Kube {
+            source: kube::Error::Api(status),
+            ..
+        }) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("the controller minted a token: {other:?}"),
+    }
+    let as_controller: Api<Secret> = Api::namespaced(controller.clone(), NAMESPACE);
+    let other_name = format!("{name}-other");
+    assert_eq!(
+        refused_code("get another Secret", as_controller.get(&other_name).await),
+        403
+    );
+    assert_eq!(
+        refused_code(
+            "list Secrets",
+            as_controller.list(&ListParams::default()).await
+        ),
+        403
+    );
+    let in_default: Api<Secret> = Api::namespaced(controller, "default");
+    assert_eq!(
+        refused_code(
+            "list Secrets in default",
+            in_default.list(&ListParams::default()).await
+        ),
+        403
+    );
+    // The token admin cannot read the other Secret either.
+    let as_admin: Api<Secret> = Api::namespaced(token_admin, NAMESPACE);
+    assert_eq!(
+        refused_code(
+            "a token admin reads another Secret",
+            as_admin.get(&other_name).await
+        ),
+        403
+    );
+
+    // Clean-up: the token revoked-and-gone is not needed; remove the
+    // record and the other Secret (best effort).
+    let _ = TokenStore::new(admin.clone(), NAMESPACE)
+        .revoke(&record.id, "deploy-test", now)
+        .await;
+    let _ = secrets.delete(&other_name, &Default::default()).await;
 }

@@ -15,7 +15,6 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
     path::PathBuf,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -150,39 +149,8 @@ impl Drop for Served {
     }
 }
 
-/// One HTTP/1.1 request to `address`; the status code and body.
-fn http(
-    address: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &[u8],
-) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to the controller");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).expect("send");
-    stream.write_all(body).expect("send the body");
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).expect("read the answer");
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
+// One HTTP/1.1 request to `address`; the status code and body.
+use tidegate_tests::http_request as http;
 
 fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
@@ -234,6 +202,21 @@ async fn a_real_prometheus_sees_the_syncs_of_a_rollout_and_the_drift_of_a_kubect
     assert_eq!(
         promql(&prometheus, "tidegate_leader").await,
         Measurement::Value(1.0)
+    );
+    // API server answers are counted with their status code: the rollout's
+    // writes were answered 200/201, every series has a `code`.
+    let written = format!(
+        "sum(tidegate_api_requests_total{{cluster=\"{eks}\",verb=\"write\",code=~\"200|201\"}})"
+    );
+    match promql(&prometheus, &written).await {
+        Measurement::Value(n) if n > 0.0 => {}
+        other => panic!("{written} = {other:?}\n{}", s.logs()),
+    }
+    let without_code =
+        "count(tidegate_api_requests_total) - count(tidegate_api_requests_total{code=~\".+\"})";
+    assert_eq!(
+        promql(&prometheus, without_code).await,
+        Measurement::Value(0.0)
     );
 
     // A `kubectl scale` is drift of one object (selfHeal is off: left as it is).

@@ -335,6 +335,19 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
             let plan = match planned.result {
                 Ok(plan) => plan,
                 Err(tidegate_app::PlanError::Connect(e)) => return Err(e.into()),
+                // Reachable, but a read was refused: a problem naming the permission.
+                Err(tidegate_app::PlanError::Plan(e)) if e.forbidden().is_some() => {
+                    problems += 1;
+                    let why = e
+                        .forbidden()
+                        .map(|f| format!("{f}; to fix: {}", f.fix()))
+                        .unwrap_or_default();
+                    changes.insert(
+                        name.clone(),
+                        serde_json::json!({"forbidden": why, "problems": [], "toChange": 0, "toPrune": 0, "total": 0}),
+                    );
+                    continue;
+                }
                 Err(tidegate_app::PlanError::Plan(e)) => {
                     unreachable += 1;
                     changes.insert(
@@ -396,6 +409,10 @@ pub async fn plan(global: &Global, args: &PlanArgs, style: &Style) -> anyhow::Re
                 );
                 for c in &wave.clusters {
                     match changes.get(c) {
+                        Some(v) if v.get("forbidden").is_some() => outln!(
+                            "  {c:<20} FORBIDDEN: {}",
+                            v["forbidden"].as_str().unwrap_or_default()
+                        ),
                         Some(v) if v.get("unreachable").is_some() => outln!(
                             "  {c:<20} UNREACHABLE: {}",
                             v["unreachable"].as_str().unwrap_or_default()
