@@ -17,6 +17,9 @@
 //! - [`leader`]: leader election between controller replicas over a
 //!   `coordination.k8s.io/v1` Lease in a management cluster; only the leader
 //!   reconciles, and it stops before another replica could take the lease.
+//! - [`view`]: what the fleet page is told (an environment's clusters and
+//!   limits, each cluster's place in a rollout, an app's objects with
+//!   their drift and masked diff), built here so nothing unmasked leaves.
 //! - [`observe`]: what the controller does, as [`Event`]s for an
 //!   [`Observer`] (the HTTP server's metrics and readiness, kept in
 //!   `tidegate-server`: this crate knows nothing of HTTP).
@@ -42,6 +45,7 @@ pub mod observe;
 pub mod reconcile;
 mod replica;
 mod trigger;
+pub mod view;
 pub mod watch;
 
 pub use app::{Application, GitApplication, Loaded, RollOutControl};

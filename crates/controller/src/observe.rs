@@ -2,6 +2,7 @@
 //! readiness) as it works. The controller emits [`Event`]s; it knows
 //! nothing of HTTP or of a metrics format: `tidegate-server` records them.
 
+use crate::view::{ClusterState, EnvironmentView, ObjectState};
 use std::{fmt, sync::Arc, time::Duration};
 use tidegate_cluster::RequestCounts;
 use tidegate_fleet::{ClusterLine, ClusterStep, RolloutReport, TimelineEntry};
@@ -139,6 +140,44 @@ pub enum Event {
         /// How many more of each verb.
         counts: RequestCounts,
     },
+    /// An environment's clusters, apps and rollout policy as of its last
+    /// load (the fleet page's grid and limits).
+    Environment(Box<EnvironmentView>),
+    /// A fleet rollout started.
+    RolloutStarted {
+        /// The environment.
+        environment: String,
+        /// The commit rolled out.
+        revision: String,
+        /// What started it (`controller-poll`, `webhook`, `drift`...).
+        trigger: String,
+    },
+    /// Every cluster's place in the rollout under way (sent when one changes).
+    Progress {
+        /// The environment.
+        environment: String,
+        /// Each cluster's wave, state, health and timing.
+        clusters: Vec<ClusterState>,
+    },
+    /// Why a rollout failed (sent before its [`Event::Rollout`]).
+    RolloutFailed {
+        /// The environment.
+        environment: String,
+        /// The failure, as the fleet driver words it (cluster and reason).
+        failure: String,
+    },
+    /// The objects of an app in a cluster as a drift check found them,
+    /// diffs masked.
+    Objects {
+        /// The environment.
+        environment: String,
+        /// The cluster.
+        cluster: String,
+        /// The app.
+        app: String,
+        /// Its objects.
+        objects: Vec<ObjectState>,
+    },
 }
 
 /// The observers of a controller (none by default). Cheap to clone.
@@ -176,6 +215,10 @@ impl Observers {
         self.emit(Event::Wave {
             environment: environment.to_string(),
             wave: current_wave(lines),
+        });
+        self.emit(Event::Progress {
+            environment: environment.to_string(),
+            clusters: crate::view::cluster_states(lines),
         });
     }
 

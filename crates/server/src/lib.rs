@@ -8,6 +8,8 @@
 //! - [`webhook`]: GitHub, GitLab, Bitbucket and generic push webhooks,
 //!   verified, de-duplicated and size-limited, pull the controller's
 //!   [`Trigger`].
+//! - [`page`]: the live fleet page under `/fleet` (read-only, tokens and
+//!   roles as the API), fed by the same events through its read model.
 //!
 //! Architecture invariant: the server reads nothing from clusters or Git
 //! and writes nothing: it sees the controller only through its events and
@@ -15,6 +17,7 @@
 //! operator, never from repository content, and are never logged.
 
 pub mod metrics;
+pub mod page;
 pub mod webhook;
 
 use axum::{
@@ -88,12 +91,15 @@ pub struct Monitor {
     metrics: metrics::Metrics,
     readiness: Mutex<Readiness>,
     sources: Mutex<Sources>,
+    page: Arc<page::model::FleetModel>,
 }
 
 /// The server: a [`Monitor`] to give the controller, the router to serve.
 pub struct Server {
     monitor: Arc<Monitor>,
     webhooks: Arc<Webhooks>,
+    page_access: page::access::Access,
+    page_audit: Option<Arc<dyn page::AuditReader>>,
 }
 
 // === impl Secret ===
@@ -147,6 +153,7 @@ impl Monitor {
                 config: config_repo,
                 environments: Default::default(),
             }),
+            page: Arc::new(page::model::FleetModel::new()),
         }
     }
 
@@ -176,6 +183,11 @@ impl Monitor {
             Some(true) => {}
         }
         if not.is_empty() { Ok(()) } else { Err(not) }
+    }
+
+    /// The fleet page's read model.
+    pub fn page(&self) -> &Arc<page::model::FleetModel> {
+        &self.page
     }
 
     /// The repositories and refs followed, as of the controller's last loads.
@@ -216,6 +228,7 @@ impl Observer for Monitor {
             }
             _ => {}
         }
+        self.page.record(&event);
         self.metrics.record(&event);
     }
 }
@@ -234,11 +247,26 @@ impl Server {
                 monitor: monitor.clone(),
             }),
             monitor,
+            page_access: page::access::Access::default(),
+            page_audit: None,
         }
     }
 
+    /// The fleet page checks readers with `access` and shows the audit
+    /// trail `audit` on its timeline.
+    pub fn with_page(
+        mut self,
+        access: page::access::Access,
+        audit: Option<Arc<dyn page::AuditReader>>,
+    ) -> Server {
+        self.page_access = access;
+        self.page_audit = audit;
+        self
+    }
+
     /// The routes: `GET /healthz`, `GET /readyz`, `GET /metrics`,
-    /// `POST /webhooks/{github,gitlab,bitbucket,generic}`.
+    /// `POST /webhooks/{github,gitlab,bitbucket,generic}`, the fleet page
+    /// under `/fleet` ([`page`]).
     pub fn router(&self) -> Router {
         let probes = Router::new()
             .route("/healthz", get(healthz))
@@ -252,7 +280,11 @@ impl Server {
             .route("/webhooks/generic", post(webhook::generic))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.webhooks.clone());
-        probes.merge(hooks)
+        probes.merge(hooks).merge(page::router(page::Page {
+            model: self.monitor.page.clone(),
+            access: self.page_access.clone(),
+            audit: self.page_audit.clone(),
+        }))
     }
 
     /// Serves on `listener` until `stop` resolves.

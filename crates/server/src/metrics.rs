@@ -327,6 +327,12 @@ impl Metrics {
             } => self.applied(environment, cluster, revision),
             Event::Requests { cluster, counts } => self.requests(cluster, counts),
             Event::Audit { .. } | Event::Following { .. } => {}
+            // The fleet page's events (crates/server/src/page): no metric.
+            Event::Environment(_)
+            | Event::RolloutStarted { .. }
+            | Event::Progress { .. }
+            | Event::RolloutFailed { .. }
+            | Event::Objects { .. } => {}
         }
     }
 

@@ -57,7 +57,8 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         ..ControllerOptions::default()
     };
     if let Some(address) = &args.server.listen {
-        let (observers, trigger) = start_server(global, &args.server, address).await?;
+        let (observers, trigger) =
+            start_server(global, &args.server, address, args.audit.path()).await?;
         options.observers = observers;
         options.trigger = Some(trigger);
     }
@@ -74,6 +75,7 @@ async fn start_server(
     global: &Global,
     args: &ServerArgs,
     address: &str,
+    audit: std::path::PathBuf,
 ) -> anyhow::Result<(Observers, tidegate_controller::Trigger)> {
     let secrets = WebhookSecrets {
         github: secret(
@@ -112,7 +114,12 @@ async fn start_server(
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect();
-    let server = Server::new(monitor.clone(), trigger.clone(), secrets);
+    // The fleet page: open to whoever reaches the server until the API's
+    // token check is wired here (see docs/fleet-page.md).
+    let audit: std::sync::Arc<dyn tidegate_server::page::AuditReader> =
+        std::sync::Arc::new(tidegate_server::page::AuditAt::new(audit));
+    let server = Server::new(monitor.clone(), trigger.clone(), secrets)
+        .with_page(tidegate_server::page::access::Access::Open, Some(audit));
     tracing::info!(address = %bound, webhooks = ?endpoints, "serving /healthz, /readyz, /metrics and webhooks");
     tokio::spawn(async move {
         if let Err(e) = server.serve(listener, std::future::pending()).await {
