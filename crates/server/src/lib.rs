@@ -16,6 +16,8 @@
 //! acts on it only through its trigger. Webhook secrets come from the
 //! operator, never from repository content, and are never logged.
 
+pub mod api;
+pub mod auth;
 pub mod metrics;
 pub mod page;
 pub mod webhook;
@@ -100,6 +102,7 @@ pub struct Server {
     webhooks: Arc<Webhooks>,
     page_access: page::access::Access,
     page_audit: Option<Arc<dyn page::AuditReader>>,
+    api: Option<Arc<api::Api>>,
 }
 
 // === impl Secret ===
@@ -249,6 +252,7 @@ impl Server {
             monitor,
             page_access: page::access::Access::default(),
             page_audit: None,
+            api: None,
         }
     }
 
@@ -261,6 +265,12 @@ impl Server {
     ) -> Server {
         self.page_access = access;
         self.page_audit = audit;
+        self
+    }
+
+    /// Also serves the API for the CLI ([`api`], `/api/v1/*`).
+    pub fn with_api(mut self, api: api::Api) -> Server {
+        self.api = Some(Arc::new(api));
         self
     }
 
@@ -280,11 +290,15 @@ impl Server {
             .route("/webhooks/generic", post(webhook::generic))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.webhooks.clone());
-        probes.merge(hooks).merge(page::router(page::Page {
+        let routes = probes.merge(hooks).merge(page::router(page::Page {
             model: self.monitor.page.clone(),
             access: self.page_access.clone(),
             audit: self.page_audit.clone(),
-        }))
+        }));
+        match &self.api {
+            Some(api) => routes.merge(api::routes(api.clone())),
+            None => routes,
+        }
     }
 
     /// Serves on `listener` until `stop` resolves.
