@@ -30,7 +30,7 @@ pub const MIN_REREAD: Duration = Duration::from_secs(1);
 /// Where the token records come from.
 enum Source {
     /// The management cluster's Secret.
-    Store(TokenStore),
+    Store(Box<TokenStore>),
     /// A fixed set (tests).
     Fixed,
 }
@@ -95,7 +95,7 @@ impl Authenticator {
     /// Token records read from `store` (the management cluster's Secret).
     pub fn new(store: TokenStore) -> Authenticator {
         Authenticator {
-            source: Source::Store(store),
+            source: Source::Store(Box::new(store)),
             cache: tokio::sync::Mutex::new(None),
         }
     }
