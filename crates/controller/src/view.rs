@@ -225,3 +225,79 @@ pub fn objects(plan: &Plan, app: &str) -> Vec<ObjectState> {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENV: &str = r#"apiVersion: tidegate.dev/v1alpha1
+kind: Environment
+metadata:
+  name: prod
+spec:
+  source:
+    repoURL: .
+    path: manifests
+  clusters:
+    - name: eks-a
+      provider:
+        eks:
+          region: us-east-1
+          clusterName: a
+      wave: 1
+    - name: local
+      provider:
+        kubeconfig:
+          context: local
+      labels:
+        cloud: onprem
+        region: dc1
+  apps:
+    - name: web
+  rollout:
+    maxSurge: 25%
+    maxUnavailable: 1
+    bakeTime: 30s
+    failurePolicy: halt
+    waves:
+      - wave: 2
+        approval: required
+  blueGreen:
+    - app: web
+      services: [web]
+      colors:
+        blue:
+          deployment: web-blue
+        green:
+          deployment: web-green
+      activeColor: green
+"#;
+
+    #[test]
+    fn the_view_of_an_environment_names_clouds_regions_limits_and_colours() {
+        let env = Environment::parse(ENV, "environments/prod.yaml").expect("valid");
+        let view = EnvironmentView::of(&env, "abc");
+        assert_eq!(view.environment, "prod");
+        assert_eq!(view.revision, "abc");
+        let eks = &view.clusters[0];
+        assert_eq!(
+            (eks.cloud.as_str(), eks.region.as_str(), eks.wave),
+            ("eks", "us-east-1", Some(1))
+        );
+        let local = &view.clusters[1];
+        assert_eq!(
+            (local.cloud.as_str(), local.region.as_str(), local.wave),
+            ("onprem", "dc1", None)
+        );
+        assert_eq!(view.apps, ["web"]);
+        assert_eq!(view.limits.max_surge, "25%");
+        assert_eq!(view.limits.max_unavailable, "1");
+        assert_eq!(view.limits.bake_time, Duration::from_secs(30));
+        assert_eq!(view.limits.failure_policy, "halt");
+        assert_eq!(view.limits.approval_waves, [2]);
+        assert_eq!(
+            view.active_colors.get("web").map(String::as_str),
+            Some("green")
+        );
+    }
+}

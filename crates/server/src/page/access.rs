@@ -3,38 +3,15 @@
 //! `Authorization: Bearer` header or in the HttpOnly, SameSite=Strict
 //! cookie the login form sets; a token is never put in a URL or a log.
 
+use crate::auth::{Authenticator, Unauthenticated};
 use axum::http::{HeaderMap, header};
 use std::sync::Arc;
-use tidegate_auth::{Action, AuthFailure, Principal, TokenSet, authorize};
+use tidegate_auth::{Action, Principal, authorize};
 
 /// The cookie that carries a browser's token.
 pub const COOKIE: &str = "tidegate_fleet";
 /// How long the cookie lasts (seconds): a working day.
 pub const COOKIE_MAX_AGE: u64 = 12 * 3600;
-
-/// Turns a presented token into the caller it proves.
-pub trait Authenticator: Send + Sync {
-    /// The principal `presented` proves, or why not.
-    fn authenticate(&self, presented: &str) -> Result<Principal, AuthFailure>;
-}
-
-impl<F> Authenticator for F
-where
-    F: Fn(&str) -> Result<Principal, AuthFailure> + Send + Sync,
-{
-    fn authenticate(&self, presented: &str) -> Result<Principal, AuthFailure> {
-        self(presented)
-    }
-}
-
-impl Authenticator for TokenSet {
-    fn authenticate(&self, presented: &str) -> Result<Principal, AuthFailure> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        TokenSet::authenticate(self, presented, now)
-    }
-}
 
 /// How the page checks its readers.
 #[derive(Clone, Default)]
@@ -43,9 +20,10 @@ pub enum Access {
     /// reach the server (a controller on a private network, local runs).
     #[default]
     Open,
-    /// Every request proves a token; each caller sees the environments it
-    /// holds a role in.
-    Tokens(Arc<dyn Authenticator>),
+    /// Every request proves an API token (checked by the API's
+    /// [`Authenticator`]); each caller sees the environments it holds a
+    /// role in.
+    Tokens(Arc<Authenticator>),
 }
 
 /// Who is reading.
@@ -63,7 +41,19 @@ pub enum Refusal {
     /// No token was presented.
     NoToken,
     /// The token did not prove anything (unknown, wrong, revoked, expired).
-    BadToken(String),
+    BadToken,
+    /// The token records could not be read now.
+    Unavailable,
+}
+
+impl From<Unauthenticated> for Refusal {
+    fn from(u: Unauthenticated) -> Refusal {
+        match u {
+            Unauthenticated::Missing => Refusal::NoToken,
+            Unauthenticated::Refused(_) => Refusal::BadToken,
+            Unauthenticated::Unavailable(_) => Refusal::Unavailable,
+        }
+    }
 }
 
 impl Reader {
@@ -83,24 +73,19 @@ impl Access {
     }
 
     /// The reader of a request with these headers.
-    pub fn reader(&self, headers: &HeaderMap) -> Result<Reader, Refusal> {
+    pub async fn reader(&self, headers: &HeaderMap) -> Result<Reader, Refusal> {
         let Access::Tokens(auth) = self else {
             return Ok(Reader::Anyone);
         };
         let token = presented(headers).ok_or(Refusal::NoToken)?;
-        auth.authenticate(&token)
-            .map(Reader::Principal)
-            .map_err(|e| Refusal::BadToken(e.to_string()))
+        Ok(Reader::Principal(auth.authenticate_token(&token).await?))
     }
 
     /// Checks a token typed into the login form.
-    pub fn check(&self, token: &str) -> Result<(), Refusal> {
+    pub async fn check(&self, token: &str) -> Result<(), Refusal> {
         match self {
             Access::Open => Ok(()),
-            Access::Tokens(auth) => auth
-                .authenticate(token)
-                .map(|_| ())
-                .map_err(|e| Refusal::BadToken(e.to_string())),
+            Access::Tokens(auth) => Ok(auth.authenticate_token(token).await.map(|_| ())?),
         }
     }
 }

@@ -161,12 +161,19 @@ fn rendered(result: Result<String, render::RenderError>) -> Response {
 }
 
 /// The reader, or the response that refuses the request (the login form,
-/// status 401).
-fn reader(page: &Page, headers: &HeaderMap) -> Result<Reader, Response> {
-    page.access.reader(headers).map_err(|refusal| {
+/// status 401; 503 when the token records cannot be read).
+async fn reader(page: &Page, headers: &HeaderMap) -> Result<Reader, Response> {
+    page.access.reader(headers).await.map_err(|refusal| {
         let message = match refusal {
             Refusal::NoToken => None,
-            Refusal::BadToken(_) => Some("That token is not valid (unknown, revoked or expired)."),
+            Refusal::BadToken => Some("That token is not valid (unknown, revoked or expired)."),
+            Refusal::Unavailable => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable: the API tokens cannot be read now; try again\n",
+                )
+                    .into_response();
+            }
         };
         let mut r = match render::login_page(message) {
             Ok(body) => html(StatusCode::UNAUTHORIZED, body),
@@ -200,7 +207,7 @@ async fn fleet(
     headers: HeaderMap,
     Query(filter): Query<GridFilter>,
 ) -> Response {
-    let who = match reader(&page, &headers) {
+    let who = match reader(&page, &headers).await {
         Ok(who) => who,
         Err(r) => return r,
     };
@@ -221,7 +228,7 @@ async fn rollout(
     Path(env): Path<String>,
     Query(which): Query<Which>,
 ) -> Response {
-    let who = match reader(&page, &headers) {
+    let who = match reader(&page, &headers).await {
         Ok(who) => who,
         Err(r) => return r,
     };
@@ -244,7 +251,7 @@ async fn rollout_events(
     Path(env): Path<String>,
     Query(which): Query<Which>,
 ) -> Response {
-    let who = match reader(&page, &headers) {
+    let who = match reader(&page, &headers).await {
         Ok(who) => who,
         Err(r) => return r,
     };
@@ -285,7 +292,7 @@ async fn cluster(
     headers: HeaderMap,
     Path((env, cluster)): Path<(String, String)>,
 ) -> Response {
-    let who = match reader(&page, &headers) {
+    let who = match reader(&page, &headers).await {
         Ok(who) => who,
         Err(r) => return r,
     };
@@ -304,7 +311,7 @@ async fn timeline(
     headers: HeaderMap,
     Query(filter): Query<TimelineFilter>,
 ) -> Response {
-    let who = match reader(&page, &headers) {
+    let who = match reader(&page, &headers).await {
         Ok(who) => who,
         Err(r) => return r,
     };
@@ -392,12 +399,18 @@ struct Login {
 
 async fn login(State(page): Shared, headers: HeaderMap, Form(form): Form<Login>) -> Response {
     let token = form.token.trim();
-    if let Err(refusal) = page.access.check(token) {
-        let message = match refusal {
-            Refusal::NoToken => "Type a token.",
-            Refusal::BadToken(_) => "That token is not valid (unknown, revoked or expired).",
+    if let Err(refusal) = page.access.check(token).await {
+        let (status, message) = match refusal {
+            Refusal::NoToken | Refusal::BadToken => (
+                StatusCode::UNAUTHORIZED,
+                "That token is not valid (unknown, revoked or expired).",
+            ),
+            Refusal::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The API tokens cannot be read now; try again.",
+            ),
         };
-        return rendered(render::login_page(Some(message))).map_status(StatusCode::UNAUTHORIZED);
+        return rendered(render::login_page(Some(message))).map_status(status);
     }
     // Only characters a token has reach the cookie.
     if !token

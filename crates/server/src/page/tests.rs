@@ -5,6 +5,7 @@ use super::{
     render::{self, GridFilter},
     *,
 };
+use crate::auth::Authenticator;
 use axum::body::Body;
 use http_body_util::BodyExt;
 use std::collections::BTreeMap;
@@ -217,7 +218,9 @@ async fn with_tokens_a_viewer_sees_only_its_environments() {
     let (_other, other) = token(&["prod=admin"]);
     let app = page(
         model,
-        Access::Tokens(Arc::new(TokenSet::new([record, other]))),
+        Access::Tokens(Arc::new(Authenticator::fixed(TokenSet::new([
+            record, other,
+        ])))),
     );
 
     let (status, headers, body) = get(&app, "/fleet", &[]).await;
@@ -255,7 +258,7 @@ async fn the_login_form_sets_an_http_only_strict_cookie_for_a_valid_token_only()
     let (viewer, record) = token(&["prod=viewer"]);
     let app = page(
         model_with("prod", 1),
-        Access::Tokens(Arc::new(TokenSet::new([record]))),
+        Access::Tokens(Arc::new(Authenticator::fixed(TokenSet::new([record])))),
     );
     let post = |body: String| {
         axum::http::Request::post("/fleet/login")
