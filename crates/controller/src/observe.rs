@@ -166,6 +166,16 @@ pub enum Event {
         /// The failure, as the fleet driver words it (cluster and reason).
         failure: String,
     },
+    /// A rolled-back cluster's rollback ended (sent with the rollout's
+    /// report, before its [`Event::Rollout`]; progress lines stop before).
+    RollbackSettled {
+        /// The environment.
+        environment: String,
+        /// The cluster.
+        cluster: String,
+        /// Back at its last good revision (`false`: the rollback failed).
+        restored: bool,
+    },
     /// The objects of an app in a cluster as a drift check found them,
     /// diffs masked.
     Objects {
@@ -236,6 +246,13 @@ impl Observers {
                 duration,
             });
         }
+        for (cluster, restored) in rollbacks(&report.timeline) {
+            self.emit(Event::RollbackSettled {
+                environment: environment.to_string(),
+                cluster,
+                restored,
+            });
+        }
         for (cluster, counts) in &report.requests {
             self.emit(Event::Requests {
                 cluster: cluster.clone(),
@@ -286,6 +303,18 @@ fn applies(timeline: &[TimelineEntry]) -> Vec<(String, bool, Option<Duration>)> 
     out
 }
 
+/// Each rollback's end in a timeline: (cluster, restored).
+fn rollbacks(timeline: &[TimelineEntry]) -> Vec<(String, bool)> {
+    timeline
+        .iter()
+        .filter_map(|(cluster, step, _)| match step {
+            ClusterStep::RolledBack => Some((cluster.clone(), true)),
+            ClusterStep::RollbackFailed => Some((cluster.clone(), false)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,6 +353,16 @@ mod tests {
             entry("b", ClusterStep::ApplyFailed, 7),
             entry("b", ClusterStep::Rollback, 8),
         ];
+        assert_eq!(rollbacks(&timeline), vec![]);
+        let done = [
+            entry("b", ClusterStep::Rollback, 8),
+            entry("b", ClusterStep::RolledBack, 9),
+            entry("c", ClusterStep::RollbackFailed, 9),
+        ];
+        assert_eq!(
+            rollbacks(&done),
+            vec![("b".into(), true), ("c".into(), false)]
+        );
         assert_eq!(
             applies(&timeline),
             vec![

@@ -252,6 +252,7 @@ spec:
       labels:
         cloud: onprem
         region: dc1
+      wave: 2
   apps:
     - name: web
   rollout:
@@ -287,7 +288,7 @@ spec:
         let local = &view.clusters[1];
         assert_eq!(
             (local.cloud.as_str(), local.region.as_str(), local.wave),
-            ("onprem", "dc1", None)
+            ("onprem", "dc1", Some(2))
         );
         assert_eq!(view.apps, ["web"]);
         assert_eq!(view.limits.max_surge, "25%");

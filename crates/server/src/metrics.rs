@@ -332,6 +332,7 @@ impl Metrics {
             | Event::RolloutStarted { .. }
             | Event::Progress { .. }
             | Event::RolloutFailed { .. }
+            | Event::RollbackSettled { .. }
             | Event::Objects { .. } => {}
         }
     }

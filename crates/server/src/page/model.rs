@@ -233,6 +233,24 @@ fn apply(fleet: &mut Fleet, event: &Event) -> bool {
                 _ => return false,
             }
         }
+        Event::RollbackSettled {
+            environment,
+            cluster,
+            restored,
+        } => match e!(environment).rollouts.last_mut() {
+            Some(r) if r.ended.is_none() => {
+                let Some(c) = r.clusters.iter_mut().find(|c| c.cluster == *cluster) else {
+                    return false;
+                };
+                c.state = if *restored {
+                    "RolledBack"
+                } else {
+                    "NotRestored"
+                }
+                .into();
+            }
+            _ => return false,
+        },
         Event::RolloutFailed {
             environment,
             failure,

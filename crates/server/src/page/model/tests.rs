@@ -27,6 +27,12 @@ fn events_fill_the_model_per_environment_and_cluster() {
 fn a_rollout_ends_with_its_outcome_and_failure() {
     let model = FleetModel::new();
     fixture::feed(&model, &fixture::environment("prod", 2, 1), 0);
+    let failed = "eks-us-east-1-000";
+    model.record(&Event::RollbackSettled {
+        environment: "prod".into(),
+        cluster: failed.into(),
+        restored: true,
+    });
     model.record(&Event::RolloutFailed {
         environment: "prod".into(),
         failure: "cluster eks-us-east-1-000: Degraded".into(),
