@@ -350,3 +350,69 @@ fn commit_links_point_into_web_repositories_only() {
         None
     );
 }
+
+#[tokio::test]
+async fn the_timeline_reads_a_real_audit_trail_filters_it_and_links_rollouts_and_commits() {
+    use tidegate_audit::{Action, Actor, AuditSink, Entry, Revision, Trigger};
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("audit.db");
+    let store = tidegate_audit::AuditStore::open(&path).expect("audit store");
+    let sha = fixture::REVISION;
+    for (env, cluster, action, who) in [
+        ("prod", "eks-a", Action::RolloutStart, "alice"),
+        (
+            "prod",
+            "gke-b",
+            Action::DriftDetected,
+            "tidegate-controller",
+        ),
+        ("staging", "eks-a", Action::Rollback, "bob"),
+    ] {
+        let entry = Entry::new(Actor::new(who, Trigger::Cli), action)
+            .env(env)
+            .cluster(cluster)
+            .revisions(None, Some(Revision::sha(sha)))
+            .message(EVIL);
+        store.append(entry).expect("append");
+    }
+    drop(store);
+    let model = model_with("prod", 1);
+    model.record(&Event::Following {
+        environment: "prod".into(),
+        repo_url: "https://github.com/acme/fleet.git".into(),
+        git_ref: "main".into(),
+    });
+    model.record(&Event::AuditVerified { ok: true });
+    let app = router(Page {
+        model,
+        access: Access::Open,
+        audit: Some(Arc::new(AuditAt::new(path))),
+    });
+    let (status, _, body) = get(&app, "/fleet/timeline", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body.matches("<tr data-action=").count(), 3, "{body}");
+    assert!(
+        body.contains("id=\"audit-state\" class=\"audit-verified\""),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("href=\"/fleet/rollouts/prod?revision={sha}\"")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "href=\"https://github.com/acme/fleet/commit/{sha}\""
+        )),
+        "{body}"
+    );
+    assert!(!body.contains(EVIL), "messages are text");
+    let (_, _, body) = get(&app, "/fleet/timeline?env=prod&action=drift-detected", &[]).await;
+    assert_eq!(body.matches("<tr data-action=").count(), 1, "{body}");
+    let (_, _, body) = get(&app, "/fleet/timeline?actor=bob&cluster=eks-a", &[]).await;
+    assert_eq!(
+        body.matches("<tr data-action=\"rollback\"").count(),
+        1,
+        "{body}"
+    );
+    assert_eq!(body.matches("<tr data-action=").count(), 1, "{body}");
+}
