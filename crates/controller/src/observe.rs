@@ -43,9 +43,12 @@ impl RolloutOutcome {
     }
 }
 
-/// Something the controller did or saw. Label values are bounded: names of
-/// environments, clusters and apps from the environment files, revisions,
-/// fixed words; never object names.
+/// Something the controller did or saw. What metrics take as label values
+/// is bounded: names of environments, clusters and apps from the
+/// environment files, revisions, fixed words; never object names. The
+/// fleet page's events ([`Event::Environment`], [`Event::Progress`],
+/// [`Event::Objects`]...) carry more (object names, masked diffs): metrics
+/// ignore them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The audit store is open (`open`) or could not be opened.
