@@ -15,7 +15,7 @@ TESTKIT := target/debug/tidegate-testkit
 # The local clusters' state (kubeconfig, certificates, logs); ignored by Git.
 export TIDEGATE_CLUSTERS_STATE_DIR ?= $(CURDIR)/.tidegate/clusters
 
-.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench bench-fleet-path bench-controller bench-fleet bench-server fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
+.PHONY: build test test-unit test-cluster test-deps lint fmt demo bench bench-fleet-path bench-controller bench-fleet bench-server bench-page fuzz cluster-bins template-tools oci-registry clusters-up clusters-down clean
 
 ## build: compile every crate and binary
 build:
@@ -103,6 +103,11 @@ bench-fleet: build cluster-bins
 ## /metrics scrape time and series with 3 clusters × 1,000 objects), with the debug build of tidegate
 bench-server: build cluster-bins
 	$(CARGO) bench --profile dev -p tidegate-tests --bench server
+
+## bench-page: the fleet page's overview of 100 clusters x 20 apps rendered in-process (target < 50 ms, < 300 KB);
+## a debug build like make test's, not in make test
+bench-page:
+	$(CARGO) bench --profile dev -p tidegate-tests --bench page
 
 ## fuzz: the parser fuzz targets (tests/it/fuzz.rs) with 20,000 cases each instead of make test's 256;
 ## property-based mutation fuzzing on stable Rust, not coverage-guided (see docs/limits.md)

@@ -240,6 +240,9 @@ pub struct ServerArgs {
     /// Let the identity that started a rollout approve its waves through the API, in ENV (repeatable; without a value: every environment) [default: refused everywhere]
     #[arg(long, value_name = "ENV", num_args = 0..=1, default_missing_value = "*", require_equals = true)]
     pub allow_self_approval: Vec<String>,
+    /// Show the read-only fleet page (/fleet) to anyone who reaches the server, without an API token (a private network, local runs) [default: a viewer token is needed]
+    #[arg(long)]
+    pub fleet_page_anonymous: bool,
 }
 
 /// Leader election and shutdown of `tidegate controller` (see docs/controller-ha.md).

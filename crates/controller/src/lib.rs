@@ -21,6 +21,9 @@
 //!   (`--shard`): every replica holds a member Lease, environments are
 //!   assigned by rendezvous hashing over the live members, and a replica
 //!   runs an environment only while it holds its ownership Lease.
+//! - [`view`]: what the fleet page is told (an environment's clusters and
+//!   limits, each cluster's place in a rollout, an app's objects with
+//!   their drift and masked diff), built here so nothing unmasked leaves.
 //! - [`observe`]: what the controller does, as [`Event`]s for an
 //!   [`Observer`] (the HTTP server's metrics and readiness, kept in
 //!   `tidegate-server`: this crate knows nothing of HTTP).
@@ -49,6 +52,7 @@ pub mod rendezvous;
 mod replica;
 mod shard;
 mod trigger;
+pub mod view;
 pub mod watch;
 
 pub use app::{Application, GitApplication, Loaded, RollOutControl};

@@ -2,6 +2,7 @@
 //! readiness) as it works. The controller emits [`Event`]s; it knows
 //! nothing of HTTP or of a metrics format: `tidegate-server` records them.
 
+use crate::view::{ClusterState, EnvironmentView, ObjectState};
 use std::{fmt, sync::Arc, time::Duration};
 use tidegate_cluster::RequestCounts;
 use tidegate_fleet::{
@@ -79,9 +80,12 @@ impl SwitchResult {
     }
 }
 
-/// Something the controller did or saw. Label values are bounded: names of
-/// environments, clusters and apps from the environment files, revisions,
-/// fixed words; never object names.
+/// Something the controller did or saw. What metrics take as label values
+/// is bounded: names of environments, clusters and apps from the
+/// environment files, revisions, fixed words; never object names. The
+/// fleet page's events ([`Event::Environment`], [`Event::Progress`],
+/// [`Event::Objects`]...) carry more (object names, masked diffs): metrics
+/// ignore them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// The audit store is open (`open`) or could not be opened.
@@ -177,6 +181,54 @@ pub enum Event {
         /// the answers are a fixed table of a few hundred bytes).
         counts: Box<RequestCounts>,
     },
+    /// An environment's clusters, apps and rollout policy as of its last
+    /// load (the fleet page's grid and limits).
+    Environment(Box<EnvironmentView>),
+    /// A fleet rollout started.
+    RolloutStarted {
+        /// The environment.
+        environment: String,
+        /// The commit rolled out.
+        revision: String,
+        /// What started it (`controller-poll`, `webhook`, `drift`...).
+        trigger: String,
+    },
+    /// Every cluster's place in the rollout under way (sent when one changes).
+    Progress {
+        /// The environment.
+        environment: String,
+        /// Each cluster's wave, state, health and timing.
+        clusters: Vec<ClusterState>,
+    },
+    /// Why a rollout failed (sent before its [`Event::Rollout`]).
+    RolloutFailed {
+        /// The environment.
+        environment: String,
+        /// The failure, as the fleet driver words it (cluster and reason).
+        failure: String,
+    },
+    /// A rolled-back cluster's rollback ended (sent with the rollout's
+    /// report, before its [`Event::Rollout`]; progress lines stop before).
+    RollbackSettled {
+        /// The environment.
+        environment: String,
+        /// The cluster.
+        cluster: String,
+        /// Back at its last good revision (`false`: the rollback failed).
+        restored: bool,
+    },
+    /// The objects of an app in a cluster as a drift check found them,
+    /// diffs masked.
+    Objects {
+        /// The environment.
+        environment: String,
+        /// The cluster.
+        cluster: String,
+        /// The app.
+        app: String,
+        /// Its objects.
+        objects: Vec<ObjectState>,
+    },
     /// With sharding (`--shard`): the environments this replica owns now
     /// (it holds their ownership Leases and runs their loops).
     Owned {
@@ -245,6 +297,10 @@ impl Observers {
             environment: environment.to_string(),
             wave: current_wave(lines),
         });
+        self.emit(Event::Progress {
+            environment: environment.to_string(),
+            clusters: crate::view::cluster_states(lines),
+        });
     }
 
     /// The events a finished rollout's report carries: each cluster's
@@ -259,6 +315,13 @@ impl Observers {
                 cluster,
                 succeeded,
                 duration,
+            });
+        }
+        for (cluster, restored) in rollbacks(&report.timeline) {
+            self.emit(Event::RollbackSettled {
+                environment: environment.to_string(),
+                cluster,
+                restored,
             });
         }
         for (cluster, counts) in &report.requests {
@@ -309,6 +372,18 @@ fn applies(timeline: &[TimelineEntry]) -> Vec<(String, bool, Option<Duration>)> 
         }
     }
     out
+}
+
+/// Each rollback's end in a timeline: (cluster, restored).
+fn rollbacks(timeline: &[TimelineEntry]) -> Vec<(String, bool)> {
+    timeline
+        .iter()
+        .filter_map(|(cluster, step, _)| match step {
+            ClusterStep::RolledBack => Some((cluster.clone(), true)),
+            ClusterStep::RollbackFailed => Some((cluster.clone(), false)),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -366,6 +441,16 @@ mod tests {
             entry("b", ClusterStep::ApplyFailed, 7),
             entry("b", ClusterStep::Rollback, 8),
         ];
+        assert_eq!(rollbacks(&timeline), vec![]);
+        let done = [
+            entry("b", ClusterStep::Rollback, 8),
+            entry("b", ClusterStep::RolledBack, 9),
+            entry("c", ClusterStep::RollbackFailed, 9),
+        ];
+        assert_eq!(
+            rollbacks(&done),
+            vec![("b".into(), true), ("c".into(), false)]
+        );
         assert_eq!(
             applies(&timeline),
             vec![

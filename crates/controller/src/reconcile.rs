@@ -230,6 +230,9 @@ impl<A: Application> EnvironmentLoop<A> {
                     repo_url: source.repo_url.clone(),
                     git_ref: source.git_ref.clone(),
                 });
+                self.options.observers.emit(Event::Environment(Box::new(
+                    crate::view::EnvironmentView::of(&loaded.environment, &loaded.revision),
+                )));
                 self.fetch_backoff.succeeded();
                 self.invalid = None;
                 loaded
@@ -566,6 +569,12 @@ impl<A: Application> EnvironmentLoop<A> {
             app: key.app.clone(),
             objects: drifted_objects(&plan, &key.app),
         });
+        self.options.observers.emit(Event::Objects {
+            environment: self.name.clone(),
+            cluster: key.cluster.clone(),
+            app: key.app.clone(),
+            objects: crate::view::objects(&plan, &key.app),
+        });
         let drift = Drift::of(&plan, &key.app);
         let new_episode = self.episodes.observe(key, drift.clone());
         let drift = drift?;
@@ -712,6 +721,11 @@ impl<A: Application> EnvironmentLoop<A> {
                 *last = now;
             }
         };
+        self.options.observers.emit(Event::RolloutStarted {
+            environment: self.name.clone(),
+            revision: loaded.revision.clone(),
+            trigger: trigger.as_str().to_string(),
+        });
         let short = short(&loaded.revision);
         let actor = Actor::new(&self.options.identity, trigger);
         let result = self
@@ -803,6 +817,14 @@ impl<A: Application> EnvironmentLoop<A> {
         let outcome = match result {
             Ok(report) => {
                 observers.report(&self.name, report);
+                if let Outcome::RolledBack { failure, .. } | Outcome::Halted { failure } =
+                    &report.outcome
+                {
+                    observers.emit(Event::RolloutFailed {
+                        environment: self.name.clone(),
+                        failure: failure.to_string(),
+                    });
+                }
                 match report.outcome {
                     Outcome::Succeeded => RolloutOutcome::Succeeded,
                     Outcome::RolledBack { .. } => RolloutOutcome::RolledBack,

@@ -8,6 +8,8 @@
 //! - [`webhook`]: GitHub, GitLab, Bitbucket and generic push webhooks,
 //!   verified, de-duplicated and size-limited, pull the controller's
 //!   [`Trigger`].
+//! - [`page`]: the live fleet page under `/fleet` (read-only, tokens and
+//!   roles as the API), fed by the same events through its read model.
 //!
 //! Architecture invariant: the server reads nothing from clusters or Git
 //! and writes nothing: it sees the controller only through its events and
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod auth;
 pub mod metrics;
+pub mod page;
 pub mod webhook;
 
 use axum::{
@@ -90,12 +93,15 @@ pub struct Monitor {
     metrics: metrics::Metrics,
     readiness: Mutex<Readiness>,
     sources: Mutex<Sources>,
+    page: Arc<page::model::FleetModel>,
 }
 
 /// The server: a [`Monitor`] to give the controller, the router to serve.
 pub struct Server {
     monitor: Arc<Monitor>,
     webhooks: Arc<Webhooks>,
+    page_access: page::access::Access,
+    page_audit: Option<Arc<dyn page::AuditReader>>,
     api: Option<Arc<api::Api>>,
 }
 
@@ -150,6 +156,7 @@ impl Monitor {
                 config: config_repo,
                 environments: Default::default(),
             }),
+            page: Arc::new(page::model::FleetModel::new()),
         }
     }
 
@@ -179,6 +186,11 @@ impl Monitor {
             Some(true) => {}
         }
         if not.is_empty() { Ok(()) } else { Err(not) }
+    }
+
+    /// The fleet page's read model.
+    pub fn page(&self) -> &Arc<page::model::FleetModel> {
+        &self.page
     }
 
     /// The repositories and refs followed, as of the controller's last loads.
@@ -219,6 +231,7 @@ impl Observer for Monitor {
             }
             _ => {}
         }
+        self.page.record(&event);
         self.metrics.record(&event);
     }
 }
@@ -237,8 +250,22 @@ impl Server {
                 monitor: monitor.clone(),
             }),
             monitor,
+            page_access: page::access::Access::default(),
+            page_audit: None,
             api: None,
         }
+    }
+
+    /// The fleet page checks readers with `access` and shows the audit
+    /// trail `audit` on its timeline.
+    pub fn with_page(
+        mut self,
+        access: page::access::Access,
+        audit: Option<Arc<dyn page::AuditReader>>,
+    ) -> Server {
+        self.page_access = access;
+        self.page_audit = audit;
+        self
     }
 
     /// Also serves the API for the CLI ([`api`], `/api/v1/*`).
@@ -248,7 +275,8 @@ impl Server {
     }
 
     /// The routes: `GET /healthz`, `GET /readyz`, `GET /metrics`,
-    /// `POST /webhooks/{github,gitlab,bitbucket,generic}`.
+    /// `POST /webhooks/{github,gitlab,bitbucket,generic}`, the fleet page
+    /// under `/fleet` ([`page`]).
     pub fn router(&self) -> Router {
         let probes = Router::new()
             .route("/healthz", get(healthz))
@@ -262,7 +290,11 @@ impl Server {
             .route("/webhooks/generic", post(webhook::generic))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.webhooks.clone());
-        let routes = probes.merge(hooks);
+        let routes = probes.merge(hooks).merge(page::router(page::Page {
+            model: self.monitor.page.clone(),
+            access: self.page_access.clone(),
+            audit: self.page_audit.clone(),
+        }));
         match &self.api {
             Some(api) => routes.merge(api::routes(api.clone())),
             None => routes,

@@ -344,6 +344,13 @@ impl Metrics {
                 outcome,
             } => self.switched(environment, app, outcome.as_str()),
             Event::Audit { .. } | Event::Following { .. } => {}
+            // The fleet page's events (crates/server/src/page): no metric.
+            Event::Environment(_)
+            | Event::RolloutStarted { .. }
+            | Event::Progress { .. }
+            | Event::RolloutFailed { .. }
+            | Event::RollbackSettled { .. }
+            | Event::Objects { .. } => {}
         }
     }
 

@@ -320,6 +320,17 @@ fn the_cli_in_server_mode_syncs_approves_rolls_back_and_switches_as_the_tokens_i
         "{err}"
     );
 
+    // The fleet page asks for the same tokens: none → 401 with the login
+    // form; a viewer sees its environments.
+    let address = s.url.trim_start_matches("http://").to_string();
+    let (status, body) = tidegate_tests::http_request(&address, "GET", "/fleet", &[], b"");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("/fleet/login"), "{body}");
+    let bearer = vec![("Authorization", format!("Bearer {}", s.tokens["viewer"]))];
+    let (status, body) = tidegate_tests::http_request(&address, "GET", "/fleet", &bearer, b"");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&a) && body.contains(&b), "{body}");
+
     // Flags naming paths or clusters are refused, whoever asks.
     let (code, _, err) = s.run(
         Some("alice"),

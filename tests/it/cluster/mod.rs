@@ -485,6 +485,7 @@ mod health;
 mod helm;
 mod hooks;
 mod live;
+mod page;
 mod rollout;
 mod safety;
 mod server;

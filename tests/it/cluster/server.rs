@@ -23,26 +23,26 @@ use tidegate_rollout::analysis::Measurement;
 use tidegate_testkit::{Fleet, TestNamespace};
 use tidegate_tests::GitFixture;
 
-const CLUSTERS: [&str; 3] = ["eks-us-east-1", "aks-westeurope", "gke-us-central1"];
+pub(super) const CLUSTERS: [&str; 3] = ["eks-us-east-1", "aks-westeurope", "gke-us-central1"];
 /// Generous bound for anything the clusters and the controller do; never a
 /// performance check.
-const WAIT: Duration = Duration::from_secs(150);
+pub(super) const WAIT: Duration = Duration::from_secs(150);
 const SECRET: &str = "webhook-secret-for-tests";
 
 /// An environment over the three clusters and a controller serving HTTP.
-struct Served {
-    fleet: &'static Fleet,
-    git: GitFixture,
+pub(super) struct Served {
+    pub(super) fleet: &'static Fleet,
+    pub(super) git: GitFixture,
     _ns: TestNamespace,
-    env: String,
-    state: tempfile::TempDir,
+    pub(super) env: String,
+    pub(super) state: tempfile::TempDir,
     controller: Option<Child>,
 }
 
 impl Served {
     /// Commits the environment (fetched every `interval`, `selfHeal: false`)
     /// with the Deployment `web` at image `web:1`.
-    async fn new(prefix: &str, interval: &str) -> Served {
+    pub(super) async fn new(prefix: &str, interval: &str) -> Served {
         let fleet = fleet().await;
         let ns = TestNamespace::create(fleet, prefix).expect("namespace");
         let env = ns.name().to_string();
@@ -79,7 +79,7 @@ impl Served {
         self.state.path().join("controller.log")
     }
 
-    fn logs(&self) -> String {
+    pub(super) fn logs(&self) -> String {
         std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
@@ -90,12 +90,14 @@ impl Served {
 
     /// Starts `tidegate controller --env E --listen 127.0.0.1:0` with the
     /// GitHub webhook secret in its environment; returns the address it serves on.
-    async fn start(&mut self) -> String {
+    pub(super) async fn start(&mut self) -> String {
         let log = std::fs::File::create(self.log()).expect("log file");
         let child = Command::new(super::tidegate_bin())
             .args(["--repo", &self.git.path().display().to_string()])
             .args(["--log-format", "json", "controller", "--env", &self.env])
             .args(["--listen", "127.0.0.1:0"])
+            // The page tests read /fleet with Chromium, which sends no token.
+            .arg("--fleet-page-anonymous")
             .env("TIDEGATE_ACCESS", "kubeconfig")
             .env("KUBECONFIG", self.fleet.kubeconfig())
             .env("TIDEGATE_AUDIT_DB", self.state.path().join("audit.db"))
@@ -118,16 +120,16 @@ impl Served {
     }
 
     /// The revision each cluster's inventory records as applied.
-    fn revisions(&self) -> BTreeMap<String, String> {
+    pub(super) fn revisions(&self) -> BTreeMap<String, String> {
         inventory_revisions(self.fleet, &self.env, &CLUSTERS)
     }
 
-    fn all_at(&self, sha: &str) -> bool {
+    pub(super) fn all_at(&self, sha: &str) -> bool {
         self.revisions().values().all(|r| r == sha)
     }
 
     /// Waits until `done` holds, showing the controller's log if it never does.
-    async fn wait(&self, what: &str, mut done: impl FnMut(&Served) -> bool) {
+    pub(super) async fn wait(&self, what: &str, mut done: impl FnMut(&Served) -> bool) {
         let deadline = Instant::now() + WAIT;
         while !done(self) {
             assert!(
@@ -150,7 +152,7 @@ impl Drop for Served {
 }
 
 // One HTTP/1.1 request to `address`; the status code and body.
-use tidegate_tests::http_request as http;
+pub(super) use tidegate_tests::http_request as http;
 
 fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");

@@ -63,7 +63,7 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
     };
     if let Some(address) = &args.server.listen {
         let api = super::api::build(global, args).await?;
-        let (observers, trigger) = start_server(global, &args.server, address, api).await?;
+        let (observers, trigger) = start_server(global, &args.server, address, api, args.audit.path()).await?;
         options.observers = observers;
         options.trigger = Some(trigger);
     }
@@ -90,6 +90,7 @@ async fn start_server(
     args: &ServerArgs,
     address: &str,
     api: tidegate_server::api::Api,
+    audit: std::path::PathBuf,
 ) -> anyhow::Result<(Observers, tidegate_controller::Trigger)> {
     let secrets = WebhookSecrets {
         github: secret(
@@ -128,7 +129,18 @@ async fn start_server(
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect();
-    let server = Server::new(monitor.clone(), trigger.clone(), secrets).with_api(api);
+    // The fleet page: readers prove an API token (viewer is enough), as
+    // the API's callers do, unless the operator opens it on purpose.
+    let audit: std::sync::Arc<dyn tidegate_server::page::AuditReader> =
+        std::sync::Arc::new(tidegate_server::page::AuditAt::new(audit));
+    let page_access = if args.fleet_page_anonymous {
+        tidegate_server::page::access::Access::Open
+    } else {
+        tidegate_server::page::access::Access::Tokens(api.authenticator.clone())
+    };
+    let server = Server::new(monitor.clone(), trigger.clone(), secrets)
+        .with_api(api)
+        .with_page(page_access, Some(audit));
     tracing::info!(address = %bound, webhooks = ?endpoints, "serving /healthz, /readyz, /metrics and webhooks");
     tokio::spawn(async move {
         if let Err(e) = server.serve(listener, std::future::pending()).await {
