@@ -88,6 +88,18 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    sink: String,
+    event: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RevisionLabels {
     env: String,
     cluster: String,
@@ -120,6 +132,8 @@ pub struct Metrics {
     revision: Family<RevisionLabels, Gauge>,
     leader: Gauge,
     audit_verified: Gauge,
+    notifications: Family<NotificationLabels, Counter>,
+    notification_queue: Family<SinkLabels, Gauge>,
     /// The revision each (environment, cluster) series carries now, so the
     /// previous one's series is removed.
     revisions: Mutex<BTreeMap<(String, String), String>>,
@@ -152,6 +166,8 @@ impl Metrics {
             revision: Family::default(),
             leader: Gauge::default(),
             audit_verified: Gauge::default(),
+            notifications: Family::default(),
+            notification_queue: Family::default(),
             revisions: Mutex::new(BTreeMap::new()),
         };
         // Counters are registered without `_total`: the encoder adds it.
@@ -219,6 +235,16 @@ impl Metrics {
             "tidegate_audit_verify_ok",
             "1 when the last end-to-end check of the audit trail's hash chain found no problem, 0 when it found one or could not run",
             m.audit_verified.clone(),
+        );
+        registry.register(
+            "tidegate_notifications",
+            "Notification deliveries by sink, event and outcome: delivered, retried (one failed try), failed (given up), dropped (queue full)",
+            m.notifications.clone(),
+        );
+        registry.register(
+            "tidegate_notification_queue",
+            "Notifications waiting in a sink's queue",
+            m.notification_queue.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -326,6 +352,24 @@ impl Metrics {
                 revision,
             } => self.applied(environment, cluster, revision),
             Event::Requests { cluster, counts } => self.requests(cluster, counts),
+            Event::Notification {
+                sink,
+                event,
+                outcome,
+            } => {
+                self.notifications
+                    .get_or_create(&NotificationLabels {
+                        sink: sink.clone(),
+                        event: event.clone(),
+                        outcome: (*outcome).into(),
+                    })
+                    .inc();
+            }
+            Event::NotificationQueue { sink, depth } => {
+                self.notification_queue
+                    .get_or_create(&SinkLabels { sink: sink.clone() })
+                    .set(i64::try_from(*depth).unwrap_or(i64::MAX));
+            }
             Event::Audit { .. } | Event::Following { .. } => {}
         }
     }
