@@ -484,6 +484,7 @@ mod health;
 mod helm;
 mod hooks;
 mod live;
+mod notify;
 mod rollout;
 mod safety;
 mod server;

@@ -151,7 +151,7 @@ impl Drop for Served {
 }
 
 /// One HTTP/1.1 request to `address`; the status code and body.
-fn http(
+pub(crate) fn http(
     address: &str,
     method: &str,
     path: &str,
