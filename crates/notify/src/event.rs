@@ -5,6 +5,7 @@
 
 use std::fmt;
 use tidegate_audit::{Action, Outcome, Phase, Record};
+use tidegate_fleet::APPROVAL_REQUESTED;
 
 /// The events a route can select (`events:` in the operator's file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -92,9 +93,6 @@ impl fmt::Display for EventKind {
         f.write_str(self.as_str())
     }
 }
-
-/// The audit action of a wave waiting for approval.
-pub const APPROVAL_REQUESTED: &str = "approval-requested";
 
 /// One event to send: its kind and the audit record it comes from.
 #[derive(Debug, Clone, PartialEq)]
