@@ -5,7 +5,7 @@
 
 use super::controller::{CLUSTERS, Followed, order};
 use super::rollout::deployment;
-use super::server::http;
+use super::server::{http, sign};
 use axum::{
     Router,
     body::Bytes,
@@ -13,8 +13,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
     routing::post,
 };
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicUsize, Ordering},
@@ -48,6 +46,10 @@ impl Received {
     fn accepted(&self) -> Vec<Delivery> {
         let hook = self.hook.lock().expect("lock");
         hook.iter().filter(|d| d.answered == 200).cloned().collect()
+    }
+
+    fn delivered(&self, event: &str) -> bool {
+        self.accepted().iter().any(|d| d.event == event)
     }
 
     fn statuses(&self) -> Vec<(String, String, String)> {
@@ -128,18 +130,6 @@ fn closed_port() -> u16 {
     l.local_addr().expect("address").port()
 }
 
-fn signature(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).expect("key");
-    mac.update(body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256={hex}")
-}
-
 /// The audit records that are events of the routes below, in order.
 fn expected(f: &Followed) -> Vec<Record> {
     f.records(&["rollout-start", "rollout-end", "rollback", "quarantine"])
@@ -186,10 +176,7 @@ async fn events_reach_the_receivers_once_in_order_signed_retried_and_a_dead_one_
     let v1 = f.git.head();
     f.wait_all_at(&v1).await;
     f.wait("rollout-succeeded delivered", |_| {
-        received
-            .accepted()
-            .iter()
-            .any(|d| d.event == "rollout-succeeded")
+        received.delivered("rollout-succeeded")
     })
     .await;
     // A revision that never gets ready: rolled back and quarantined.
@@ -199,10 +186,7 @@ async fn events_reach_the_receivers_once_in_order_signed_retried_and_a_dead_one_
     );
     let bad = f.git.commit("never ready");
     f.wait("rollout-failed delivered", |_| {
-        received
-            .accepted()
-            .iter()
-            .any(|d| d.event == "rollout-failed")
+        received.delivered("rollout-failed")
     })
     .await;
     f.wait("four commit statuses", |_| received.statuses().len() >= 4)
@@ -233,7 +217,7 @@ async fn events_reach_the_receivers_once_in_order_signed_retried_and_a_dead_one_
         assert!(events.contains(&wanted), "{wanted} in {events:?}");
     }
     for d in &accepted {
-        assert_eq!(d.signature, signature(&d.body), "signature of {}", d.id);
+        assert_eq!(d.signature, sign(KEY, &d.body), "signature of {}", d.id);
         let body: serde_json::Value = serde_json::from_slice(&d.body).expect("JSON");
         assert_eq!(body["event"], d.event.as_str());
         assert_eq!(body["environment"], f.env.as_str());

@@ -184,7 +184,8 @@ pub(crate) fn http(
     (status, body)
 }
 
-fn sign(secret: &str, body: &[u8]) -> String {
+/// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
     mac.update(body);
     let hex: String = mac
