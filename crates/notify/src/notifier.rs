@@ -429,6 +429,36 @@ mod tests {
         assert_eq!(outcomes(&seen).last().map(|o| o.1), Some("failed"));
     }
 
+    #[test]
+    fn a_full_queue_drops_its_oldest_event_and_counts_it() {
+        let seen = Arc::new(Collect::default());
+        let mut cfg = config(1);
+        cfg.delivery.queue = 1;
+        // No worker: nothing is taken from the queue.
+        let n = Notifier::new(cfg, Observers::new(seen.clone()));
+        for seq in 1..=3 {
+            n.dispatch(record(seq, Phase::Intent, entry(Action::RolloutStart)));
+        }
+        assert_eq!(
+            outcomes(&seen),
+            [
+                ("rollout-started".to_string(), "dropped"),
+                ("rollout-started".to_string(), "dropped"),
+            ]
+        );
+        let depths: Vec<u64> = seen
+            .0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|e| match e {
+                Event::NotificationQueue { depth, .. } => Some(*depth),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(depths, [1, 1, 1], "the queue never grows past its bound");
+    }
+
     #[tokio::test]
     async fn following_the_trail_sends_new_records_only_once() {
         let dir = tempfile::tempdir().expect("dir");

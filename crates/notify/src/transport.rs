@@ -95,3 +95,95 @@ impl Transport for Http {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{payload::Header, secret::Secret};
+    use axum::{Router, http::StatusCode, response::Redirect, routing::post};
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    /// A local server: `/ok` 204, `/busy` 503, `/gone` 404, `/moved` 307
+    /// to `/ok` (counting what reaches `/ok`).
+    async fn server(reached: Arc<AtomicUsize>) -> String {
+        let app = Router::new()
+            .route(
+                "/ok",
+                post(move || {
+                    let reached = reached.clone();
+                    async move {
+                        reached.fetch_add(1, Ordering::SeqCst);
+                        StatusCode::NO_CONTENT
+                    }
+                }),
+            )
+            .route("/busy", post(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+            .route("/gone", post(|| async { StatusCode::NOT_FOUND }))
+            .route("/moved", post(|| async { Redirect::temporary("/ok") }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{address}")
+    }
+
+    fn request(url: String) -> Request {
+        Request {
+            url: Secret::new(url),
+            headers: vec![
+                ("Content-Type", Header::Plain("application/json".into())),
+                ("Authorization", Header::Secret(Secret::new("Bearer t0ken"))),
+            ],
+            body: b"{}".to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_decide_retries_and_redirects_are_not_followed() {
+        let reached = Arc::new(AtomicUsize::new(0));
+        let base = server(reached.clone()).await;
+        let http = Http::new(Duration::from_secs(5)).expect("client");
+        assert_eq!(http.send(&request(format!("{base}/ok"))).await, Ok(()));
+        let busy = http
+            .send(&request(format!("{base}/busy")))
+            .await
+            .expect_err("503");
+        assert!(busy.retry, "{busy:?}");
+        let gone = http
+            .send(&request(format!("{base}/gone")))
+            .await
+            .expect_err("404");
+        assert!(!gone.retry, "{gone:?}");
+        let moved = http
+            .send(&request(format!("{base}/moved")))
+            .await
+            .expect_err("307");
+        assert!(
+            !moved.retry && moved.reason.contains("not followed"),
+            "{moved:?}"
+        );
+        assert_eq!(
+            reached.load(Ordering::SeqCst),
+            1,
+            "the redirect was not followed"
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("address").port();
+        drop(closed);
+        let refused = http
+            .send(&request(format!("http://127.0.0.1:{port}/secret-path")))
+            .await
+            .expect_err("refused");
+        assert!(refused.retry, "{refused:?}");
+        assert!(
+            !refused.reason.contains("secret-path") && !refused.reason.contains("t0ken"),
+            "no URL or credential in the error: {refused:?}"
+        );
+    }
+}
