@@ -33,6 +33,9 @@ pub struct Filter {
     pub since_ms: Option<i64>,
     /// Before this time.
     pub until_ms: Option<i64>,
+    /// Only records after this sequence number (what a reader following
+    /// the trail has not seen yet).
+    pub after_seq: Option<Seq>,
 }
 
 /// A value bound to one of a [`Filter`]'s SQL conditions.
@@ -85,6 +88,10 @@ impl Filter {
         if let Some(t) = self.until_ms {
             let m = push(&mut args, FilterArg::Int(t));
             sql.push_str(&format!(" AND time_ms < {m}"));
+        }
+        if let Some(seq) = self.after_seq {
+            let m = push(&mut args, FilterArg::Int(seq as i64));
+            sql.push_str(&format!(" AND seq > {m}"));
         }
         (sql, args)
     }

@@ -215,6 +215,9 @@ pub struct ControllerArgs {
     /// Where the audit trail is.
     #[command(flatten)]
     pub audit: AuditDb,
+    /// Send notifications (Slack, Teams, signed webhooks, CDEvents, GitHub commit statuses) as this operator's file says (docs/notifications.md)
+    #[arg(long, value_name = "FILE", env = "TIDEGATE_NOTIFICATIONS")]
+    pub notifications: Option<std::path::PathBuf>,
 }
 
 /// The HTTP server of `tidegate controller` (see docs/controller.md, "The HTTP server").

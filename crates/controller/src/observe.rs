@@ -181,6 +181,24 @@ pub enum Event {
         /// the answers are a fixed table of a few hundred bytes).
         counts: Box<RequestCounts>,
     },
+    /// A notification's delivery to a sink (`tidegate-notify`) ended, or
+    /// one try of it failed and will be retried.
+    Notification {
+        /// The sink's name (from the operator's notification file).
+        sink: String,
+        /// The event (`rollout-failed`, ...).
+        event: String,
+        /// `delivered`, `retried` (one failed try), `failed` (given up),
+        /// `dropped` (the sink's queue was full).
+        outcome: &'static str,
+    },
+    /// Notifications waiting in a sink's queue.
+    NotificationQueue {
+        /// The sink's name.
+        sink: String,
+        /// Events waiting.
+        depth: u64,
+    },
     /// An environment's clusters, apps and rollout policy as of its last
     /// load (the fleet page's grid and limits).
     Environment(Box<EnvironmentView>),

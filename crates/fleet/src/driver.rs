@@ -30,6 +30,9 @@ use tidegate_rollout::{
 use tidegate_sync::{Audit, DryRunCache, Engine, ObjectProblem, SyncError, SyncOptions, Target};
 use tracing::{Instrument, info, info_span, warn};
 
+/// The audit action of a wave that waits for `tidegate approve`.
+pub const APPROVAL_REQUESTED: &str = "approval-requested";
+
 /// How a rollout is run.
 #[derive(Debug, Clone)]
 pub struct DriverOptions {
@@ -745,6 +748,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                             "waiting for approval: tidegate approve --env {env} --wave {wave}"
                         );
                         waiting_for = Some(wave);
+                        self.audit_approval_requested(operation, wave)?;
                     }
                     Command::Analyze {
                         wave,
@@ -1419,6 +1423,25 @@ impl<F: ClientFactory> Driver<'_, F> {
         Entry::new(audit.actor.clone(), AuditAction::Other(String::new()))
             .env(&self.environment.metadata.name)
             .revisions(None, Some(Revision::sha(self.revision)))
+    }
+
+    /// Records that a wave waits for approval (`approval-requested`, with
+    /// the wave in `details`): what notifications' `approval-needed` is.
+    fn audit_approval_requested(
+        &self,
+        operation: Option<OperationId>,
+        wave: u32,
+    ) -> Result<(), RolloutError> {
+        if let (Some(audit), Some(op)) = (&self.audit, operation) {
+            let env = &self.environment.metadata.name;
+            let mut e = self.entry_base(audit).message(format!(
+                "wave {wave} waits for approval: tidegate approve --env {env} --wave {wave}"
+            ));
+            e.action = AuditAction::Other(APPROVAL_REQUESTED.into());
+            e.details.insert("wave".into(), wave.to_string());
+            audit.sink.record(op, e)?;
+        }
+        Ok(())
     }
 
     /// Records hook runs (PostSync, SyncFail) in the rollout's operation.

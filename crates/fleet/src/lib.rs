@@ -29,8 +29,8 @@ mod timeline;
 mod windows;
 
 pub use driver::{
-    ApprovalError, Approvals, ClusterCheck, ClusterLine, ClusterProblem, Driver, DriverOptions,
-    Preflight, RevisionError, RevisionRendering, Revisions, RolloutReport,
+    APPROVAL_REQUESTED, ApprovalError, Approvals, ClusterCheck, ClusterLine, ClusterProblem,
+    Driver, DriverOptions, Preflight, RevisionError, RevisionRendering, Revisions, RolloutReport,
 };
 pub use error::{CommandError, LockLoss, RolloutError};
 pub use journal::{

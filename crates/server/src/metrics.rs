@@ -89,6 +89,18 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    sink: String,
+    event: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RevisionLabels {
     env: String,
     cluster: String,
@@ -122,6 +134,8 @@ pub struct Metrics {
     leader: Gauge,
     audit_verified: Gauge,
     shard_environments: Gauge,
+    notifications: Family<NotificationLabels, Counter>,
+    notification_queue: Family<SinkLabels, Gauge>,
     /// The revision each (environment, cluster) series carries now, so the
     /// previous one's series is removed.
     revisions: Mutex<BTreeMap<(String, String), String>>,
@@ -155,6 +169,8 @@ impl Metrics {
             leader: Gauge::default(),
             audit_verified: Gauge::default(),
             shard_environments: Gauge::default(),
+            notifications: Family::default(),
+            notification_queue: Family::default(),
             revisions: Mutex::new(BTreeMap::new()),
         };
         // Counters are registered without `_total`: the encoder adds it.
@@ -227,6 +243,14 @@ impl Metrics {
             "tidegate_shard_environments",
             "With --shard: the environments this replica owns (holds the ownership Lease of and reconciles)",
             m.shard_environments.clone(),
+            "tidegate_notifications",
+            "Notification deliveries by sink, event and outcome: delivered, retried (one failed try), failed (given up), dropped (queue full)",
+            m.notifications.clone(),
+        );
+        registry.register(
+            "tidegate_notification_queue",
+            "Notifications waiting in a sink's queue",
+            m.notification_queue.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -343,6 +367,24 @@ impl Metrics {
                 app,
                 outcome,
             } => self.switched(environment, app, outcome.as_str()),
+            Event::Notification {
+                sink,
+                event,
+                outcome,
+            } => {
+                self.notifications
+                    .get_or_create(&NotificationLabels {
+                        sink: sink.clone(),
+                        event: event.clone(),
+                        outcome: (*outcome).into(),
+                    })
+                    .inc();
+            }
+            Event::NotificationQueue { sink, depth } => {
+                self.notification_queue
+                    .get_or_create(&SinkLabels { sink: sink.clone() })
+                    .set(i64::try_from(*depth).unwrap_or(i64::MAX));
+            }
             Event::Audit { .. } | Event::Following { .. } => {}
             // The fleet page's events (crates/server/src/page): no metric.
             Event::Environment(_)

@@ -236,6 +236,7 @@ fn filters_select_the_same_entries(db) {
         actions: vec!["rollback".into()],
         since_ms: Some(T0),
         until_ms: Some(T0 + 10_000),
+        after_seq: None,
     };
     let hits = store.records(&all).expect("records");
     assert_eq!(hits.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4]);

@@ -15,24 +15,26 @@ use tidegate_audit::{Filter, Record, SqliteStore};
 use tidegate_testkit::{Fleet, TestNamespace};
 use tidegate_tests::GitFixture;
 
-const CLUSTERS: [&str; 3] = ["eks-us-east-1", "aks-westeurope", "gke-us-central1"];
+pub(crate) const CLUSTERS: [&str; 3] = ["eks-us-east-1", "aks-westeurope", "gke-us-central1"];
 /// Generous bound for anything the clusters and the controller do; never a
 /// performance check.
 const WAIT: Duration = Duration::from_secs(150);
 
 /// An environment over the three clusters (waves 1, 2, 3; one cluster in
 /// flight at a time) and the controller following it.
-struct Followed {
+pub(crate) struct Followed {
     fleet: &'static Fleet,
-    git: GitFixture,
+    pub(crate) git: GitFixture,
     _ns: TestNamespace,
-    env: String,
-    state: tempfile::TempDir,
+    pub(crate) env: String,
+    pub(crate) state: tempfile::TempDir,
     controller: Option<Child>,
     /// More environments the controller follows (`--env`).
     more_envs: Vec<String>,
     /// The kubeconfig the controller uses instead of the fleet's.
     kubeconfig: Option<PathBuf>,
+    /// More arguments of `tidegate controller` (`--notifications FILE`).
+    pub(crate) args: Vec<String>,
 }
 
 /// The environment file of `env` over `clusters` (one wave each, in order).
@@ -52,7 +54,7 @@ fn environment_file(env: &str, clusters: &[&str], self_heal: bool) -> String {
 impl Followed {
     /// Commits the environment (`selfHeal` as given, fetched every 2 s) with
     /// the Deployment `web` at `image`, plus `extra` files.
-    async fn new(prefix: &str, self_heal: bool, extra: &[(String, String)]) -> Followed {
+    pub(crate) async fn new(prefix: &str, self_heal: bool, extra: &[(String, String)]) -> Followed {
         Followed::over(prefix, &CLUSTERS, self_heal, extra).await
     }
 
@@ -88,24 +90,26 @@ impl Followed {
             controller: None,
             more_envs: Vec::new(),
             kubeconfig: None,
+            args: Vec::new(),
         }
     }
 
-    fn audit_db(&self) -> PathBuf {
+    pub(crate) fn audit_db(&self) -> PathBuf {
         self.state.path().join("audit.db")
     }
 
-    fn log(&self) -> PathBuf {
+    pub(crate) fn log(&self) -> PathBuf {
         self.state.path().join("controller.log")
     }
 
     /// Starts `tidegate controller --env E` in the background (JSON logs to a file).
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let log = std::fs::File::create(self.log()).expect("log file");
         let child = Command::new(super::tidegate_bin())
             .args(["--repo", &self.git.path().display().to_string()])
             .args(["--log-format", "json", "controller", "--env", &self.env])
             .args(self.more_envs.iter().flat_map(|e| ["--env", e.as_str()]))
+            .args(&self.args)
             .env("TIDEGATE_ACCESS", "kubeconfig")
             .env(
                 "KUBECONFIG",
@@ -124,7 +128,7 @@ impl Followed {
     }
 
     /// Stops the controller with SIGTERM; its exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.controller.take().expect("running");
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -142,17 +146,17 @@ impl Followed {
         }
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
     /// The JSON log lines whose message is `message`.
-    fn log_lines(&self, message: &str) -> Vec<serde_json::Value> {
+    pub(crate) fn log_lines(&self, message: &str) -> Vec<serde_json::Value> {
         json_log_lines(&self.logs(), message)
     }
 
     /// Audit records of this environment with one of `actions`.
-    fn records(&self, actions: &[&str]) -> Vec<Record> {
+    pub(crate) fn records(&self, actions: &[&str]) -> Vec<Record> {
         self.records_of(&self.env, actions)
     }
 
@@ -197,7 +201,7 @@ impl Followed {
     }
 
     /// The revision each cluster's inventory records as applied.
-    fn revisions(&self) -> BTreeMap<String, String> {
+    pub(crate) fn revisions(&self) -> BTreeMap<String, String> {
         self.revisions_of(&self.env, &CLUSTERS)
     }
 
@@ -207,7 +211,7 @@ impl Followed {
     }
 
     /// Waits until `done` holds, showing the controller's log if it never does.
-    async fn wait(&self, what: &str, mut done: impl FnMut(&Followed) -> bool) {
+    pub(crate) async fn wait(&self, what: &str, mut done: impl FnMut(&Followed) -> bool) {
         let deadline = Instant::now() + WAIT;
         while !done(self) {
             assert!(
@@ -226,7 +230,7 @@ impl Followed {
         .await;
     }
 
-    async fn wait_all_at(&self, sha: &str) {
+    pub(crate) async fn wait_all_at(&self, sha: &str) {
         self.wait(&format!("every cluster at {sha}"), |f| {
             f.revisions().values().all(|r| r == sha)
         })
@@ -253,7 +257,7 @@ fn synced_clusters(records: &[Record], revision: &str) -> Vec<String> {
         .collect()
 }
 
-fn order() -> Vec<String> {
+pub(crate) fn order() -> Vec<String> {
     CLUSTERS.iter().map(|c| c.to_string()).collect()
 }
 

@@ -486,6 +486,7 @@ mod helm;
 mod hooks;
 mod live;
 mod page;
+mod notify;
 mod rollout;
 mod safety;
 mod server;

@@ -899,6 +899,17 @@ async fn quarantines_and_approvals_are_seen_by_every_machine() {
         env.entries(&["approve"]).is_empty(),
         "the approval reached A through the clusters, not its audit trail"
     );
+    // The wait was audited once (notifications' `approval-needed`).
+    let asked = env.entries(&["approval-requested"]);
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(
+        asked[0].entry.details.get("wave").map(String::as_str),
+        Some("2")
+    );
+    assert_eq!(
+        asked[0].entry.to.as_ref().map(|t| t.sha.as_str()),
+        Some(v1.as_str())
+    );
 
     // A's failed rollout of v2 quarantines it in every cluster...
     let v2 = env.web("v2: never ready", "web:2", true);

@@ -152,9 +152,10 @@ impl Drop for Served {
 }
 
 // One HTTP/1.1 request to `address`; the status code and body.
-pub(super) use tidegate_tests::http_request as http;
+pub(crate) use tidegate_tests::http_request as http;
 
-fn sign(secret: &str, body: &[u8]) -> String {
+/// `sha256=<hex>` of the HMAC-SHA256 of `body` under `secret`.
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac");
     mac.update(body);
     let hex: String = mac

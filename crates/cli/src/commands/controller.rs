@@ -67,6 +67,18 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         options.observers = observers;
         options.trigger = Some(trigger);
     }
+    if let Some(file) = &args.notifications {
+        let config = match tidegate_notify::Config::load(file) {
+            Ok(config) => config,
+            Err(problems) => {
+                for d in problems.iter() {
+                    eprintln!("error: {d}");
+                }
+                return Ok(ExitCode::from(1));
+            }
+        };
+        options.observers = start_notifications(config, &args.audit.path(), options.observers)?;
+    }
     let ended = if ha.shard {
         let sharding = Sharding {
             client: management().await?,
@@ -148,6 +160,31 @@ async fn start_server(
         }
     });
     Ok((Observers::new(monitor), trigger))
+}
+
+/// Starts the notifier (`--notifications`): it follows the audit trail
+/// from its current end and reports deliveries to `downstream` (the
+/// server's metrics); the observers returned also tell it who leads.
+fn start_notifications(
+    config: tidegate_notify::Config,
+    audit: &std::path::Path,
+    downstream: Observers,
+) -> anyhow::Result<Observers> {
+    let store = tidegate_audit::AuditStore::open_read_only(audit).with_context(|| {
+        format!(
+            "opening the audit trail {} for notifications",
+            audit.display()
+        )
+    })?;
+    let start = store.len()?;
+    let http = tidegate_notify::Http::new(config.delivery.timeout)
+        .context("building the notifications' HTTP client")?;
+    let sinks: Vec<String> = config.sinks.keys().cloned().collect();
+    let notifier = tidegate_notify::Notifier::new(config, downstream.clone());
+    notifier.start(std::sync::Arc::new(http));
+    tokio::spawn(notifier.clone().follow(std::sync::Arc::new(store), start));
+    tracing::info!(?sinks, after_seq = start, "sending notifications");
+    Ok(notifier.observer(downstream))
 }
 
 /// A webhook secret from `file`, else from the variable `var`, else none.
