@@ -415,6 +415,29 @@ mod tests {
     }
 
     #[test]
+    fn allow_self_approval_takes_environments_or_means_every_one() {
+        use clap::Parser as _;
+        let parse = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(
+                ["tidegate", "controller", "--listen", "127.0.0.1:0"]
+                    .iter()
+                    .chain(extra),
+            )
+            .expect("parses");
+            let Command::Controller(c) = cli.command else {
+                panic!("controller")
+            };
+            c.server.allow_self_approval
+        };
+        assert!(parse(&[]).is_empty());
+        assert_eq!(parse(&["--allow-self-approval"]), ["*"]);
+        assert_eq!(
+            parse(&["--allow-self-approval=dev", "--allow-self-approval=staging"]),
+            ["dev", "staging"]
+        );
+    }
+
+    #[test]
     fn exit_codes_survive_the_trip() {
         assert_eq!(exit_code(ExitCode::SUCCESS), 0);
         assert_eq!(exit_code(ExitCode::from(1)), 1);
