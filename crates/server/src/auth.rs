@@ -33,6 +33,8 @@ enum Source {
     Store(Box<TokenStore>),
     /// A fixed set (tests).
     Fixed,
+    /// No management cluster to read them from (every request: 503).
+    Unavailable(String),
 }
 
 struct Cached {
@@ -100,6 +102,15 @@ impl Authenticator {
         }
     }
 
+    /// No token records can be read (`why`: e.g. no management cluster is
+    /// configured): every authentication answers 503 saying so.
+    pub fn unavailable(why: impl Into<String>) -> Authenticator {
+        Authenticator {
+            source: Source::Unavailable(why.into()),
+            cache: tokio::sync::Mutex::new(None),
+        }
+    }
+
     /// A fixed set of token records, never re-read (tests).
     pub fn fixed(set: TokenSet) -> Authenticator {
         Authenticator {
@@ -150,8 +161,10 @@ impl Authenticator {
         cache: &mut Option<Cached>,
         age: Duration,
     ) -> Result<(), Unauthenticated> {
-        let Source::Store(store) = &self.source else {
-            return Ok(());
+        let store = match &self.source {
+            Source::Store(store) => store,
+            Source::Fixed => return Ok(()),
+            Source::Unavailable(why) => return Err(Unauthenticated::Unavailable(why.clone())),
         };
         if cache.as_ref().is_some_and(|c| c.read_at.elapsed() < age) {
             return Ok(());
@@ -248,6 +261,17 @@ mod tests {
             let response = err.into_response();
             assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
         }
+    }
+
+    #[tokio::test]
+    async fn without_a_token_store_every_request_is_503() {
+        let (_, token) = minted("alice", &["*=admin"], false);
+        let auth = Authenticator::unavailable("no management cluster");
+        let err = auth
+            .authenticate(&headers(&format!("Bearer {token}")))
+            .await
+            .expect_err("unavailable");
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -56,19 +56,30 @@ pub struct CliRunner {
 /// The API of `tidegate controller --listen`: tokens from the management
 /// cluster's Secret (the leader-election context and namespace), commands
 /// run by a [`CliRunner`], self-approval where `--allow-self-approval` says.
-pub async fn build(global: &Global, args: &ControllerArgs) -> anyhow::Result<api::Api> {
-    let client = super::controller::management_client(
+pub async fn build(global: &Global, args: &ControllerArgs) -> api::Api {
+    // Without a management cluster the controller still serves probes,
+    // metrics and webhooks; the API answers 503 saying why.
+    let authenticator = match super::controller::management_client(
         args.kubeconfig.as_deref(),
         args.ha.leader_election_context.clone(),
     )
-    .await?;
-    let store = TokenStore::new(client, &args.ha.leader_election_namespace);
+    .await
+    {
+        Ok(client) => {
+            Authenticator::new(TokenStore::new(client, &args.ha.leader_election_namespace))
+        }
+        Err(e) => {
+            let why = format!("no management cluster to read API tokens from: {e:#}");
+            tracing::warn!(error = %why, "the API will refuse every request");
+            Authenticator::unavailable(why)
+        }
+    };
     let mut approvals = ApprovalRule::new();
     for env in &args.server.allow_self_approval {
         approvals = approvals.allow_self_approval_in(env.clone());
     }
-    Ok(api::Api {
-        authenticator: Arc::new(Authenticator::new(store)),
+    api::Api {
+        authenticator: Arc::new(authenticator),
         runner: Arc::new(CliRunner {
             repo: global.repo.clone(),
             git_ref: global.git_ref.clone(),
@@ -77,7 +88,7 @@ pub async fn build(global: &Global, args: &ControllerArgs) -> anyhow::Result<api
             audit_db: args.audit.path(),
         }),
         approvals,
-    })
+    }
 }
 
 impl CliRunner {
@@ -401,6 +412,29 @@ mod tests {
             Some(std::path::Path::new("/etc/tidegate/kubeconfig"))
         );
         assert_eq!(s.audit.path(), PathBuf::from("/var/lib/tidegate/audit.db"));
+    }
+
+    #[test]
+    fn allow_self_approval_takes_environments_or_means_every_one() {
+        use clap::Parser as _;
+        let parse = |extra: &[&str]| {
+            let cli = Cli::try_parse_from(
+                ["tidegate", "controller", "--listen", "127.0.0.1:0"]
+                    .iter()
+                    .chain(extra),
+            )
+            .expect("parses");
+            let Command::Controller(c) = cli.command else {
+                panic!("controller")
+            };
+            c.server.allow_self_approval
+        };
+        assert!(parse(&[]).is_empty());
+        assert_eq!(parse(&["--allow-self-approval"]), ["*"]);
+        assert_eq!(
+            parse(&["--allow-self-approval=dev", "--allow-self-approval=staging"]),
+            ["dev", "staging"]
+        );
     }
 
     #[test]

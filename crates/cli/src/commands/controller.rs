@@ -62,7 +62,7 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         ..ControllerOptions::default()
     };
     if let Some(address) = &args.server.listen {
-        let api = super::api::build(global, args).await?;
+        let api = super::api::build(global, args).await;
         let (observers, trigger) = start_server(global, &args.server, address, api, args.audit.path()).await?;
         options.observers = observers;
         options.trigger = Some(trigger);
