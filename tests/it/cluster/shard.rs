@@ -398,8 +398,17 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
     })
     .await;
     let v1 = fx.git.head();
-    eventually("v1 rolled out in every environment", &all, || async {
-        envs.iter().all(|e| fx.runs(e, &v1))
+    // ... and every v1 rollout over (its journal removed after the last
+    // bake): otherwise the kill below could hit v1's rollout, which the
+    // next owner rightly supersedes by v2 instead of resuming it.
+    let canary = fx.fleet.contexts()[0].to_string();
+    eventually("v1 rolled out and every rollout over", &all, || async {
+        for e in &envs {
+            if !fx.runs(e, &v1) || fx.journaled(e, &canary).await.is_some() {
+                return false;
+            }
+        }
+        true
     })
     .await;
 
@@ -410,7 +419,6 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
     );
     fx.git.commit("v2");
     let v2 = fx.git.head();
-    let canary = fx.fleet.contexts()[0].to_string();
     eventually("wave 1 of the victim applied by a", &all, || async {
         fx.journaled(&victim_env, &canary).await == Some(ClusterProgress::Updated)
             && fx
