@@ -565,6 +565,43 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `tidegate controller --env <env> <mode>` whose only credentials are in
+/// `kubeconfig` (the management cluster's context `MANAGEMENT`); its log file.
+fn start_controller(s: &Scenario, kubeconfig: &Path, mode: &[&str]) -> (KillOnDrop, PathBuf) {
+    let log = s.state.path().join("controller.log");
+    let home = s.state.path().join("controller");
+    std::fs::create_dir_all(&home).expect("home");
+    let child = super::isolated_command(&home)
+        .env("TIDEGATE_ACCESS", "kubeconfig")
+        .args(["--repo", &s.git.path().display().to_string()])
+        .args(["controller", "--env", s.env()])
+        .args(mode)
+        .args(["--kubeconfig", &kubeconfig.display().to_string()])
+        .args(["--leader-election-context", MANAGEMENT])
+        .args(["--shutdown-grace", "5s"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("tidegate controller");
+    (KillOnDrop(child), log)
+}
+
+/// SIGTERM: the controller exits 0 and no request of it was refused (not a
+/// watch, not a read); its log.
+fn stop_cleanly(controller: &mut KillOnDrop, log: &Path) -> String {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &controller.0.id().to_string()])
+        .status();
+    let status = controller.0.wait().expect("controller exit");
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(status.success(), "controller: {status}\n{text}");
+    assert!(
+        !text.contains("Forbidden") && !text.contains("forbidden"),
+        "a request was refused:\n{text}"
+    );
+    text
+}
+
 /// Stops at once when the controller exits.
 async fn eventually(what: &str, controller: &mut KillOnDrop, log: &Path, check: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + super::WAIT;
@@ -621,24 +658,9 @@ async fn a_controller_with_only_the_shipped_roles_rolls_out_corrects_drift_and_p
     let kubeconfig_file = controller_kubeconfig(&s, &[]);
 
     s.commit(&manifests("one", true, ""), "v1");
-    let log = s.state.path().join("controller.log");
-    let home = s.state.path().join("controller");
-    std::fs::create_dir_all(&home).expect("home");
-    let mut controller = KillOnDrop(
-        super::isolated_command(&home)
-            .env("TIDEGATE_ACCESS", "kubeconfig")
-            .args(["--repo", &s.git.path().display().to_string()])
-            .args(["controller", "--env", s.env(), "--leader-elect"])
-            .args(["--kubeconfig", &kubeconfig_file.display().to_string()])
-            .args(["--leader-election-context", MANAGEMENT])
-            // The default lease timings: a loaded machine must not make it
-            // step down. The Lease is the shipped Role's `tidegate-controller`.
-            .args(["--shutdown-grace", "5s"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("tidegate controller"),
-    );
+    // The default lease timings: a loaded machine must not make it step
+    // down. The Lease is the shipped Role's `tidegate-controller`.
+    let (mut controller, log) = start_controller(&s, &kubeconfig_file, &["--leader-elect"]);
 
     // v1 rolled out (with its PreSync hook).
     eventually("v1 applied", &mut controller, &log, || {
@@ -675,17 +697,7 @@ async fn a_controller_with_only_the_shipped_roles_rolls_out_corrects_drift_and_p
     )
     .await;
 
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &controller.0.id().to_string()])
-        .status();
-    let status = controller.0.wait().expect("controller exit");
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(status.success(), "controller: {status}\n{text}");
-    // No request of the controller was refused: not a watch, not a read.
-    assert!(
-        !text.contains("Forbidden") && !text.contains("forbidden"),
-        "a request was refused:\n{text}"
-    );
+    let text = stop_cleanly(&mut controller, &log);
     assert!(
         text.contains("leading") || text.contains("leader"),
         "{text}"
@@ -699,24 +711,9 @@ async fn a_sharded_controller_with_only_the_shipped_roles_owns_and_rolls_out_its
     let mut s = Scenario::with_sync("rbac-shard", "    interval: 1s\n").await;
     let kubeconfig_file = controller_kubeconfig(&s, &["management/shard/rbac.yaml"]);
     s.commit(&manifests("one", false, ""), "v1");
-    let log = s.state.path().join("controller.log");
-    let home = s.state.path().join("controller");
-    std::fs::create_dir_all(&home).expect("home");
     let replica = format!("rbac-shard-{}", std::process::id());
-    let mut controller = KillOnDrop(
-        super::isolated_command(&home)
-            .env("TIDEGATE_ACCESS", "kubeconfig")
-            .args(["--repo", &s.git.path().display().to_string()])
-            .args(["controller", "--env", s.env(), "--shard"])
-            .args(["--replica-id", &replica])
-            .args(["--kubeconfig", &kubeconfig_file.display().to_string()])
-            .args(["--leader-election-context", MANAGEMENT])
-            .args(["--shutdown-grace", "5s"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("tidegate controller"),
-    );
+    let (mut controller, log) =
+        start_controller(&s, &kubeconfig_file, &["--shard", "--replica-id", &replica]);
     eventually("v1 applied by the owner", &mut controller, &log, || {
         s.field("configmap", "settings", "{.data.mode}") == "one"
             && std::fs::read_to_string(&log).is_ok_and(|l| {
@@ -724,16 +721,7 @@ async fn a_sharded_controller_with_only_the_shipped_roles_owns_and_rolls_out_its
             })
     })
     .await;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &controller.0.id().to_string()])
-        .status();
-    let status = controller.0.wait().expect("controller exit");
-    let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(status.success(), "controller: {status}\n{text}");
-    assert!(
-        !text.contains("Forbidden") && !text.contains("forbidden"),
-        "a request was refused:\n{text}"
-    );
+    let text = stop_cleanly(&mut controller, &log);
     assert!(
         text.contains("released the environment's ownership Lease"),
         "{text}"

@@ -757,21 +757,13 @@ impl Drop for Replica {
 }
 
 /// Polls `check` until it holds (up to the generous cluster bound).
-async fn eventually<F, Fut>(what: &str, logs: &[&Replica], mut check: F)
+async fn eventually<F, Fut>(what: &str, logs: &[&Replica], check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + WAIT;
-    while !check().await {
-        if Instant::now() > deadline {
-            for r in logs {
-                eprintln!("--- {}:\n{}", r.log.display(), r.log());
-            }
-            panic!("never: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let logs: Vec<&std::path::Path> = logs.iter().map(|r| r.log.as_path()).collect();
+    super::eventually_logged(what, &logs, Duration::from_millis(200), check).await;
 }
 
 /// Where the journaled rollout says `cluster` stands (None: no journal).
@@ -779,18 +771,7 @@ async fn journaled(
     fx: &Rolled,
     cluster: &str,
 ) -> Option<tidegate_rollout::machine::ClusterProgress> {
-    let journal = ConfigMapJournal::new(
-        client(fx.fleet, MANAGEMENT).await,
-        MANAGEMENT,
-        fx.env(),
-        fx.env(),
-        "test-reader",
-    );
-    let j = journal.load().await.expect("journal")?;
-    j.machine
-        .clusters()
-        .find(|c| c.name == cluster)
-        .map(|c| c.progress)
+    super::journaled_progress(fx.fleet, MANAGEMENT, fx.env(), fx.env(), cluster).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -58,6 +58,55 @@ pub(crate) fn kubeconfig_factory(fleet: &Fleet) -> tidegate_cluster::KubeconfigF
     }
 }
 
+/// Polls `check` every `every` until it holds (up to the generous
+/// [`WAIT`]); on failure prints the files `logs` (controller logs) and
+/// panics naming `what`.
+pub(crate) async fn eventually_logged<F, Fut>(
+    what: &str,
+    logs: &[&std::path::Path],
+    every: Duration,
+    mut check: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + WAIT;
+    while !check().await {
+        if Instant::now() > deadline {
+            for log in logs {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                eprintln!("--- {}:\n{text}", log.display());
+            }
+            panic!("never: {what}");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Where the rollout of `env` journaled in `<namespace>/tidegate-journal-<env>`
+/// of the cluster `management` says `cluster` stands (None: no journal).
+pub(crate) async fn journaled_progress(
+    fleet: &Fleet,
+    management: &str,
+    namespace: &str,
+    env: &str,
+    cluster: &str,
+) -> Option<tidegate_rollout::machine::ClusterProgress> {
+    use tidegate_fleet::JournalStore;
+    let journal = tidegate_fleet::ConfigMapJournal::new(
+        client(fleet, management).await,
+        management,
+        namespace,
+        env,
+        "test-reader",
+    );
+    let j = journal.load().await.expect("journal")?;
+    j.machine
+        .clusters()
+        .find(|c| c.name == cluster)
+        .map(|c| c.progress)
+}
+
 /// The `tidegate` binary next to this test binary (`make test` builds it).
 pub(crate) fn tidegate_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");

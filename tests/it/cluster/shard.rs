@@ -5,7 +5,7 @@
 //! SIGKILL during a rollout whose environment another replica finishes
 //! from the journal (the replicas sharing a PostgreSQL audit trail).
 
-use super::{WAIT, client, fleet, inventory_field, rollout::deployment};
+use super::{client, fleet, inventory_field, rollout::deployment};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use std::{
@@ -14,7 +14,6 @@ use std::{
     time::{Duration, Instant},
 };
 use tidegate_controller::{assigned, membership::owner_lease};
-use tidegate_fleet::{ConfigMapJournal, JournalStore};
 use tidegate_testkit::{Fleet, TestNamespace};
 
 const MANAGEMENT: &str = "aks-westeurope";
@@ -159,18 +158,8 @@ impl Sharded {
         env: &str,
         cluster: &str,
     ) -> Option<tidegate_rollout::machine::ClusterProgress> {
-        let journal = ConfigMapJournal::new(
-            client(self.fleet, MANAGEMENT).await,
-            MANAGEMENT,
-            self.lease_namespace(),
-            env,
-            "test-reader",
-        );
-        let j = journal.load().await.expect("journal")?;
-        j.machine
-            .clusters()
-            .find(|c| c.name == cluster)
-            .map(|c| c.progress)
+        super::journaled_progress(self.fleet, MANAGEMENT, self.lease_namespace(), env, cluster)
+            .await
     }
 }
 
@@ -241,21 +230,13 @@ impl Drop for Replica {
 
 /// Polls `check` until it holds (up to the generous cluster bound); on
 /// failure prints the replicas' logs.
-async fn eventually<F, Fut>(what: &str, logs: &[&Replica], mut check: F)
+async fn eventually<F, Fut>(what: &str, logs: &[&Replica], check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + WAIT;
-    while !check().await {
-        if Instant::now() > deadline {
-            for r in logs {
-                eprintln!("--- {} ({}):\n{}", r.id, r.log.display(), r.log());
-            }
-            panic!("never: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let logs: Vec<&Path> = logs.iter().map(|r| r.log.as_path()).collect();
+    super::eventually_logged(what, &logs, Duration::from_millis(300), check).await;
 }
 
 /// Whether `r`'s last "environments owned by this replica" line names
@@ -417,8 +398,17 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
     })
     .await;
     let v1 = fx.git.head();
-    eventually("v1 rolled out in every environment", &all, || async {
-        envs.iter().all(|e| fx.runs(e, &v1))
+    // ... and every v1 rollout over (its journal removed after the last
+    // bake): otherwise the kill below could hit v1's rollout, which the
+    // next owner rightly supersedes by v2 instead of resuming it.
+    let canary = fx.fleet.contexts()[0].to_string();
+    eventually("v1 rolled out and every rollout over", &all, || async {
+        for e in &envs {
+            if !fx.runs(e, &v1) || fx.journaled(e, &canary).await.is_some() {
+                return false;
+            }
+        }
+        true
     })
     .await;
 
@@ -429,7 +419,6 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
     );
     fx.git.commit("v2");
     let v2 = fx.git.head();
-    let canary = fx.fleet.contexts()[0].to_string();
     eventually("wave 1 of the victim applied by a", &all, || async {
         fx.journaled(&victim_env, &canary).await == Some(ClusterProgress::Updated)
             && fx
