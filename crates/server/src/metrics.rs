@@ -243,6 +243,8 @@ impl Metrics {
             "tidegate_shard_environments",
             "With --shard: the environments this replica owns (holds the ownership Lease of and reconciles)",
             m.shard_environments.clone(),
+        );
+        registry.register(
             "tidegate_notifications",
             "Notification deliveries by sink, event and outcome: delivered, retried (one failed try), failed (given up), dropped (queue full)",
             m.notifications.clone(),
