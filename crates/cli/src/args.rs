@@ -122,7 +122,7 @@ pub enum Command {
     /// The health of every object in a YAML file, by the built-in rules or an environment's custom checks
     Health(HealthArgs),
     /// Keep environments matching Git until stopped: roll new commits out in waves, correct (selfHeal) or report drift
-    Controller(ControllerArgs),
+    Controller(Box<ControllerArgs>),
     /// Create, list and revoke API tokens of the controller's API (hashes kept in the management cluster)
     Token(TokenArgs),
 }

@@ -13,6 +13,7 @@
 use std::cell::RefCell;
 use tidegate_audit::{Actor, Trigger};
 use tidegate_auth::Identity;
+use tidegate_controller::{Event, Observers};
 
 /// Which of the two output streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,9 @@ pub struct Capture {
     pub send: Box<dyn Fn(Stream, String)>,
     /// The authenticated caller: the audit actor of every change.
     pub who: Identity,
+    /// The controller's observers, told of what the command does that the
+    /// controller's own loops never do (a blue-green switch).
+    pub observers: Observers,
 }
 
 thread_local! {
@@ -85,6 +89,16 @@ pub fn actor(trigger: Trigger) -> Actor {
     })
 }
 
+/// Tells the controller's observers of `event` when the command runs in
+/// the controller for an API caller; standalone, there is nobody to tell.
+pub fn observe(event: Event) {
+    CAPTURE.with(|c| {
+        if let Some(capture) = &*c.borrow() {
+            capture.observers.emit(event);
+        }
+    });
+}
+
 /// `println!` through the sink.
 macro_rules! outln {
     () => {
@@ -134,6 +148,7 @@ mod tests {
             capture(Capture {
                 send: Box::new(move |s, t| sink.lock().expect("lock").push((s, t))),
                 who: Identity::token("alice"),
+                observers: Observers::default(),
             });
             outln!("a {}", 1);
             err!("b");

@@ -457,6 +457,12 @@ fn the_cli_in_server_mode_syncs_approves_rolls_back_and_switches_as_the_tokens_i
         ],
     );
     assert_eq!(code, 0, "switch:\n{out}\n{err}\n{}", s.logs());
+    // The switch made through the API is counted by the controller's /metrics.
+    let address = s.url.trim_start_matches("http://").to_string();
+    let (_, metrics) = tidegate_tests::http_request(&address, "GET", "/metrics", &[], b"");
+    let counted =
+        format!("tidegate_switches_total{{env=\"{b}\",app=\"app\",outcome=\"succeeded\"}} 1");
+    assert!(metrics.contains(&counted), "{counted} not in:\n{metrics}");
     let selector = s
         .fleet
         .kubectl(

@@ -17,6 +17,7 @@ use clap::{CommandFactory, FromArgMatches};
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 use tidegate_audit::{AuditStore, Filter};
 use tidegate_auth::{Action, ApprovalRule, Identity, TokenStore};
+use tidegate_controller::Observers;
 use tidegate_server::{
     api::{self, Frame, Output},
     auth::Authenticator,
@@ -51,12 +52,15 @@ pub struct CliRunner {
     access: Access,
     kubeconfig: Option<PathBuf>,
     audit_db: PathBuf,
+    /// The controller's observers (its HTTP server's monitor): told of what
+    /// API commands do that the controller's loops do not (switches).
+    observers: Observers,
 }
 
 /// The API of `tidegate controller --listen`: tokens from the management
 /// cluster's Secret (the leader-election context and namespace), commands
 /// run by a [`CliRunner`], self-approval where `--allow-self-approval` says.
-pub async fn build(global: &Global, args: &ControllerArgs) -> api::Api {
+pub async fn build(global: &Global, args: &ControllerArgs, observers: Observers) -> api::Api {
     // Without a management cluster the controller still serves probes,
     // metrics and webhooks; the API answers 503 saying why.
     let authenticator = match super::controller::management_client(
@@ -86,6 +90,7 @@ pub async fn build(global: &Global, args: &ControllerArgs) -> api::Api {
             access: global.access,
             kubeconfig: args.kubeconfig.clone(),
             audit_db: args.audit.path(),
+            observers,
         }),
         approvals,
     }
@@ -245,10 +250,11 @@ impl api::Runner for CliRunner {
             }
         };
         let done = out.clone();
+        let observers = self.observers.clone();
         let spawned = std::thread::Builder::new()
             .name("tidegate-api-command".into())
             .spawn(move || {
-                let code = run_captured(&cli, who, color, out);
+                let code = run_captured(&cli, who, observers, color, out);
                 let _ = done.send(Frame::Exit(code));
             });
         if let Err(e) = spawned {
@@ -259,7 +265,7 @@ impl api::Runner for CliRunner {
 
 /// Runs `cli` on this thread, its output sent to `out` and `who` the audit
 /// actor; returns the exit code, as `main` would.
-fn run_captured(cli: &Cli, who: Identity, color: bool, out: Output) -> u8 {
+fn run_captured(cli: &Cli, who: Identity, observers: Observers, color: bool, out: Output) -> u8 {
     sink::capture(Capture {
         send: Box::new(move |stream, text| {
             let _ = out.send(match stream {
@@ -268,6 +274,7 @@ fn run_captured(cli: &Cli, who: Identity, color: bool, out: Output) -> u8 {
             });
         }),
         who,
+        observers,
     });
     let style = Style::new(if color { Color::Always } else { Color::Never });
     tidegate_cluster::install_crypto_provider();
@@ -304,6 +311,7 @@ mod tests {
             access: Access::Kubeconfig,
             kubeconfig: Some("/etc/tidegate/kubeconfig".into()),
             audit_db: "/var/lib/tidegate/audit.db".into(),
+            observers: Observers::default(),
         }
     }
 

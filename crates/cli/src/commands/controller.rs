@@ -1,7 +1,7 @@
 //! `tidegate controller`: the continuous controller, until SIGTERM or Ctrl-C.
 
 use super::fleet;
-use crate::args::{ControllerArgs, Global, ServerArgs};
+use crate::args::{ControllerArgs, Global};
 use anyhow::Context;
 use std::process::ExitCode;
 use tidegate_audit::{Actor, Trigger};
@@ -62,8 +62,7 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         ..ControllerOptions::default()
     };
     if let Some(address) = &args.server.listen {
-        let api = super::api::build(global, args).await;
-        let (observers, trigger) = start_server(global, &args.server, address, api, args.audit.path()).await?;
+        let (observers, trigger) = start_server(global, args, address).await?;
         options.observers = observers;
         options.trigger = Some(trigger);
     }
@@ -99,11 +98,10 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
 /// the controller. It serves until the process exits.
 async fn start_server(
     global: &Global,
-    args: &ServerArgs,
+    controller: &ControllerArgs,
     address: &str,
-    api: tidegate_server::api::Api,
-    audit: std::path::PathBuf,
 ) -> anyhow::Result<(Observers, tidegate_controller::Trigger)> {
+    let args = &controller.server;
     let secrets = WebhookSecrets {
         github: secret(
             &args.github_webhook_secret_file,
@@ -129,6 +127,9 @@ async fn start_server(
     };
     let config_ref = global.git_ref.clone().unwrap_or_else(|| "HEAD".into());
     let monitor = std::sync::Arc::new(Monitor::new(config_repo.map(|r| (r, config_ref))));
+    // API commands tell the monitor what the controller's loops never do
+    // themselves (a blue-green switch: tidegate_switches_total).
+    let api = super::api::build(global, controller, Observers::new(monitor.clone())).await;
     let (trigger, _) = tidegate_controller::Trigger::new();
     let listener = tidegate_server::bind(address).await?;
     let bound = listener.local_addr()?;
@@ -144,7 +145,7 @@ async fn start_server(
     // The fleet page: readers prove an API token (viewer is enough), as
     // the API's callers do, unless the operator opens it on purpose.
     let audit: std::sync::Arc<dyn tidegate_server::page::AuditReader> =
-        std::sync::Arc::new(tidegate_server::page::AuditAt::new(audit));
+        std::sync::Arc::new(tidegate_server::page::AuditAt::new(controller.audit.path()));
     let page_access = if args.fleet_page_anonymous {
         tidegate_server::page::access::Access::Open
     } else {

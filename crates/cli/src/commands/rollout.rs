@@ -978,8 +978,12 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         None,
         &|lines| print_lines(lines, &last),
     )
-    .await?;
-    match outcome {
+    .await;
+    // tidegate_switches_total, when the controller runs this for an API caller.
+    crate::sink::observe(tidegate_controller::Event::switched(
+        &args.env, &args.app, &outcome,
+    ));
+    match outcome? {
         SwitchOutcome::Switched { commit, .. } => {
             outln!(
                 "{} now serves {} in {} (commit {})",
