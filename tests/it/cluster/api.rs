@@ -309,7 +309,18 @@ fn the_cli_in_server_mode_syncs_approves_rolls_back_and_switches_as_the_tokens_i
     let v1 = s.git.head();
     s.wait(
         "both environments at v1 (the controller's own rollout)",
-        |s| s.all_at(&a, &v1) && s.all_at(&b, &v1),
+        |s| {
+            s.all_at(&a, &v1)
+                && s.all_at(&b, &v1)
+                // Its rollouts ended (locks released): the inventory shows
+                // v1 before the last health gate is passed.
+                && json_log_lines(
+                    &s.logs(),
+                    "rollout succeeded: every cluster is Healthy at the revision",
+                )
+                .len()
+                    == 2
+        },
     );
 
     // No token: 401, said so, nothing runs.

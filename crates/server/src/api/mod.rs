@@ -138,6 +138,8 @@ pub enum Refusal {
     Forbidden(Denied),
     /// The audit trail could not be read to check an approval (503).
     Unavailable(String),
+    /// Not now: an approval of a rollout that has not started (409).
+    Conflict(String),
 }
 
 impl IntoResponse for Refusal {
@@ -149,6 +151,9 @@ impl IntoResponse for Refusal {
             }
             Refusal::Forbidden(d) => {
                 (StatusCode::FORBIDDEN, format!("forbidden: {d}\n")).into_response()
+            }
+            Refusal::Conflict(m) => {
+                (StatusCode::CONFLICT, format!("refused: {m}\n")).into_response()
             }
             Refusal::Unavailable(m) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -184,10 +189,22 @@ pub async fn admit(
             .map_err(|e| Refusal::Unavailable(e.to_string()))?
             .map_err(Refusal::Unavailable)?;
         match started_by {
-            Some(starter) => authorize_approval(&principal, env, &starter, &api.approvals),
-            None => authorize(&principal, env, Action::Approve),
+            Some(starter) => authorize_approval(&principal, env, &starter, &api.approvals)
+                .map_err(Refusal::Forbidden)?,
+            None => {
+                authorize(&principal, env, Action::Approve).map_err(Refusal::Forbidden)?;
+                // An approval given before the rollout starts could not be
+                // checked against whoever starts it: a way round the rule.
+                if !api.approvals.self_approval_allowed(env) {
+                    return Err(Refusal::Conflict(format!(
+                        "no rollout of that revision has started in environment {env}: \
+                         approve once its wave waits for approval (an approval given before \
+                         the rollout starts could not be checked against whoever starts it; \
+                         `tidegate controller --allow-self-approval={env}` lifts the rule)"
+                    )));
+                }
+            }
         }
-        .map_err(Refusal::Forbidden)?;
     } else {
         authorize(&principal, env, command.action).map_err(Refusal::Forbidden)?;
     }

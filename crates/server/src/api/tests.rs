@@ -221,6 +221,27 @@ async fn an_approval_by_whoever_started_the_rollout_is_refused_unless_allowed() 
 }
 
 #[tokio::test]
+async fn an_approval_before_any_rollout_started_is_refused_unless_self_approval_is_allowed() {
+    // Nobody started a rollout of the revision: whoever approves now could
+    // start it later and so approve their own rollout.
+    let f = fixture(None, ApprovalRule::new());
+    let args = ["approve", "--env", "prod", "--wave", "2"];
+    let (status, body) = call(&f.router, Some(&f.tokens["alice"]), &args).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body.contains("no rollout of that revision has started"),
+        "{body}"
+    );
+    // The role is checked first: a viewer hears it lacks the role.
+    let (status, _) = call(&f.router, Some(&f.tokens["viewer"]), &args).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(f.runner.ran.lock().expect("lock").is_empty());
+    let allowed = fixture(None, ApprovalRule::new().allow_self_approval_in("prod"));
+    let (status, _) = call(&allowed.router, Some(&allowed.tokens["alice"]), &args).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn whoami_names_the_identity_and_roles() {
     let f = fixture(None, ApprovalRule::new());
     let response = f
