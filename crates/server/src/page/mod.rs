@@ -187,6 +187,15 @@ async fn reader(page: &Page, headers: &HeaderMap) -> Result<Reader, Response> {
     })
 }
 
+/// The reader, when it may see environment `env` (else the answer to send).
+async fn reader_of(page: &Page, headers: &HeaderMap, env: &str) -> Result<Reader, Response> {
+    let who = reader(page, headers).await?;
+    if !who.sees(env) {
+        return Err(not_shown("No such environment, or no role in it."));
+    }
+    Ok(who)
+}
+
 fn not_shown(what: &str) -> Response {
     rendered(render::message_page("Not found", what)).map_status(StatusCode::NOT_FOUND)
 }
@@ -228,12 +237,8 @@ async fn rollout(
     Path(env): Path<String>,
     Query(which): Query<Which>,
 ) -> Response {
-    let who = match reader(&page, &headers).await {
-        Ok(who) => who,
-        Err(r) => return r,
-    };
-    if !who.sees(&env) {
-        return not_shown("No such environment, or no role in it.");
+    if let Err(r) = reader_of(&page, &headers, &env).await {
+        return r;
     }
     let state = page.model.environment(&env);
     rendered(render::rollout_page(
@@ -251,12 +256,8 @@ async fn rollout_events(
     Path(env): Path<String>,
     Query(which): Query<Which>,
 ) -> Response {
-    let who = match reader(&page, &headers).await {
-        Ok(who) => who,
-        Err(r) => return r,
-    };
-    if !who.sees(&env) {
-        return not_shown("No such environment, or no role in it.");
+    if let Err(r) = reader_of(&page, &headers, &env).await {
+        return r;
     }
     let changes = page.model.changes();
     let state = (page, env, which.revision, changes, String::new());
