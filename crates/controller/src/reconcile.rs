@@ -573,7 +573,12 @@ impl<A: Application> EnvironmentLoop<A> {
             environment: self.name.clone(),
             cluster: key.cluster.clone(),
             app: key.app.clone(),
-            objects: crate::view::objects(&plan, &key.app),
+            objects: crate::view::objects(
+                &plan,
+                &key.app,
+                &current.health_checks,
+                definition.provider.name(),
+            ),
         });
         let drift = Drift::of(&plan, &key.app);
         let new_episode = self.episodes.observe(key, drift.clone());

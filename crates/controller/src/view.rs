@@ -2,7 +2,7 @@
 //! events carry it ([`crate::Event::Environment`], [`crate::Event::Progress`],
 //! [`crate::Event::Objects`]): an environment's clusters and rollout policy,
 //! each cluster's place in a rollout, and the objects of an app with their
-//! drift. Built here, inside the controller, so that what leaves it is
+//! drift and health. Built here, inside the controller, so that what leaves it is
 //! already masked: a diff is the CLI's text of a diff whose Secret values
 //! `tidegate_diff` masked when it compared them.
 
@@ -12,7 +12,7 @@ use tidegate_core::{
     environment::{Approval, FailurePolicy, Provider},
 };
 use tidegate_fleet::ClusterLine;
-use tidegate_health::HealthStatus;
+use tidegate_health::{HealthChecks, HealthStatus};
 use tidegate_sync::Plan;
 
 /// An environment as its last load declared it.
@@ -94,6 +94,10 @@ pub struct ObjectState {
     /// The unified diff from the live object to Git, Secret values masked;
     /// empty when in sync.
     pub diff: String,
+    /// Its health, judged from the live object the drift check read (the
+    /// plan's, not normalized: status included); `None` when it is missing
+    /// or left to prune.
+    pub health: Option<HealthStatus>,
 }
 
 impl EnvironmentView {
@@ -176,9 +180,13 @@ pub fn cluster_states(lines: &[ClusterLine]) -> Vec<ClusterState> {
         .collect()
 }
 
-/// The objects of `app` in `plan`: each desired object with its drift and
-/// (masked) diff, then those left to prune.
-pub fn objects(plan: &Plan, app: &str) -> Vec<ObjectState> {
+/// The objects of `app` in `plan`: each desired object with its drift,
+/// (masked) diff and health, then those left to prune. Health is judged by
+/// `checks` (the environment's, built-in rules for the other kinds) for a
+/// cluster of `provider` (`eks`, `kubeconfig`...) from the live objects the
+/// plan already read: no request.
+pub fn objects(plan: &Plan, app: &str, checks: &HealthChecks, provider: &str) -> Vec<ObjectState> {
+    let context = checks.context(provider, Some(tidegate_health::Timestamp::now()));
     let kind = |k: &tidegate_core::ObjectKey| {
         if k.group.is_empty() {
             k.kind.clone()
@@ -202,12 +210,26 @@ pub fn objects(plan: &Plan, app: &str) -> Vec<ObjectState> {
                     _ => ("drifted", tidegate_diff::unified(d, false)),
                 },
             };
+            let health = match drift {
+                "missing" => None,
+                _ => plan.live.get(key).map(|live| {
+                    let context = tidegate_health::Context {
+                        status_subresource: o.resolved.as_ref().map(|r| r.status_subresource),
+                        ..context.clone()
+                    };
+                    checks
+                        .assess(&context, &key.group, &key.kind, Some(&**live))
+                        .health
+                        .status
+                }),
+            };
             ObjectState {
                 kind: kind(key),
                 namespace: key.namespace.clone().unwrap_or_default(),
                 name: key.name.clone(),
                 drift,
                 diff,
+                health,
             }
         })
         .collect();
@@ -221,6 +243,7 @@ pub fn objects(plan: &Plan, app: &str) -> Vec<ObjectState> {
                 name: p.diff.key.name.clone(),
                 drift: "prune",
                 diff: String::new(),
+                health: None,
             }),
     );
     out
@@ -300,5 +323,116 @@ spec:
             view.active_colors.get("web").map(String::as_str),
             Some("green")
         );
+    }
+}
+
+#[cfg(test)]
+mod object_tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
+    use tidegate_core::{ObjectKey, Provenance, RenderedObject};
+    use tidegate_diff::{DiffInput, Prediction, diff_object};
+    use tidegate_sync::PlannedObject;
+
+    fn deployment(name: &str, ready: u64) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "web", "generation": 1},
+            "spec": {"replicas": 2},
+            "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
+                       "readyReplicas": ready, "availableReplicas": ready},
+        })
+    }
+
+    /// A planned object of app `web`: `desired` against `live`.
+    fn planned(key: &ObjectKey, desired: &Value, live: Option<&Value>) -> PlannedObject {
+        PlannedObject {
+            app: "web".into(),
+            object: RenderedObject {
+                key: key.clone(),
+                manifest: desired.clone(),
+                provenance: Provenance {
+                    commit: "abc".into(),
+                    path: "manifests/web.yaml".into(),
+                    document: 0,
+                    line: 1,
+                },
+            },
+            resolved: None,
+            diff: Some(diff_object(DiffInput {
+                key,
+                desired,
+                live,
+                prediction: Prediction::DryRun(live.unwrap_or(desired)),
+                ignore: &[],
+            })),
+            force: false,
+            no_op_at: None,
+        }
+    }
+
+    #[test]
+    fn each_object_carries_the_health_of_its_live_object_and_missing_ones_none() {
+        let ready = ObjectKey::new("apps", "Deployment", Some("web"), "ready");
+        let waiting = ObjectKey::new("apps", "Deployment", Some("web"), "waiting");
+        let absent = ObjectKey::new("apps", "Deployment", Some("web"), "absent");
+        let config = ObjectKey::new("", "ConfigMap", Some("web"), "config");
+        let config_live = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "config", "namespace": "web"}, "data": {"a": "1"}});
+        let live = BTreeMap::from([
+            (ready.clone(), Arc::new(deployment("ready", 2))),
+            (waiting.clone(), Arc::new(deployment("waiting", 0))),
+            (config.clone(), Arc::new(config_live.clone())),
+        ]);
+        let plan = Plan {
+            cluster: "local".into(),
+            environment: "prod".into(),
+            revision: "abc".into(),
+            objects: vec![
+                planned(&ready, &deployment("ready", 2), Some(&live[&ready])),
+                planned(&waiting, &deployment("waiting", 0), Some(&live[&waiting])),
+                planned(&absent, &deployment("absent", 0), None),
+                planned(&config, &config_live, Some(&config_live)),
+            ],
+            prune: Vec::new(),
+            inventories: Vec::new(),
+            departed: Vec::new(),
+            previous: Vec::new(),
+            problems: Vec::new(),
+            verdicts_used: 0,
+            read: live.keys().cloned().collect(),
+            live,
+        };
+        let health = |checks: &HealthChecks| {
+            objects(&plan, "web", checks, "kubeconfig")
+                .into_iter()
+                .map(|o| (o.name, o.drift, o.health))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            health(&HealthChecks::new()),
+            [
+                ("ready".to_string(), "in-sync", Some(HealthStatus::Healthy)),
+                ("waiting".into(), "in-sync", Some(HealthStatus::Progressing)),
+                ("absent".into(), "missing", None),
+                ("config".into(), "in-sync", Some(HealthStatus::Healthy)),
+            ]
+        );
+        // The environment's own checks decide for the kinds they cover.
+        let mut custom = HealthChecks::new();
+        custom
+            .add_inline_lua(
+                "",
+                "ConfigMap",
+                "environments/prod.yaml:9",
+                "return {status = \"Degraded\", message = \"no\"}",
+            )
+            .expect("valid Lua");
+        assert_eq!(
+            health(&custom)[3],
+            ("config".into(), "in-sync", Some(HealthStatus::Degraded))
+        );
+        assert!(objects(&plan, "other", &custom, "kubeconfig").is_empty());
     }
 }

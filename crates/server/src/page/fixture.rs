@@ -88,6 +88,7 @@ pub fn feed(model: &FleetModel, view: &EnvironmentView, objects: usize) {
                             "in-sync"
                         },
                         diff: String::new(),
+                        health: Some(HealthStatus::Healthy),
                     })
                     .collect(),
             });

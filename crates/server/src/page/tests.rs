@@ -80,6 +80,7 @@ fn names_from_git_and_clusters_are_shown_as_text() {
             name: EVIL.into(),
             drift: "drifted",
             diff: format!("-  name: {EVIL}\n+  name: x"),
+            health: None,
         }],
     });
     model.record(&Event::RolloutFailed {
