@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use std::collections::BTreeMap;
 use tidegate_auth::{Roles, TokenRecord, TokenSet, token::generate};
 use tidegate_controller::{Event, RolloutOutcome, view::ObjectState};
+use tidegate_health::HealthStatus;
 use tower::ServiceExt;
 
 const EVIL: &str = "<script>alert(1)</script>";
@@ -138,6 +139,59 @@ fn the_grid_shows_each_cluster_and_filters_by_environment_cloud_and_label() {
     assert_eq!(
         render::grid(&fleet, &GridFilter::default(), &|e| e == "prod").len(),
         6
+    );
+}
+
+#[test]
+fn the_cluster_view_shows_each_objects_health_as_text() {
+    let model = FleetModel::new();
+    let view = fixture::environment("prod", 1, 1);
+    let cluster = view.clusters[0].name.clone();
+    fixture::feed(&model, &view, 0);
+    let object = |name: &str, drift, health| ObjectState {
+        kind: "Deployment.apps".into(),
+        namespace: "web".into(),
+        name: name.into(),
+        drift,
+        diff: String::new(),
+        health,
+    };
+    model.record(&Event::Objects {
+        environment: "prod".into(),
+        cluster: cluster.clone(),
+        app: "web".into(),
+        objects: vec![
+            object("api", "in-sync", Some(HealthStatus::Degraded)),
+            object("worker", "drifted", Some(HealthStatus::Progressing)),
+            object("cron", "missing", None),
+        ],
+    });
+    let env = model.environment("prod");
+    let html = render::cluster_page("prod", &cluster, env.as_ref()).expect("cluster");
+    assert!(html.contains(r#"<th scope="col">Health</th>"#), "{html}");
+    let row = |name: &str| {
+        let start = html
+            .find(&format!(r#"data-name="{name}""#))
+            .unwrap_or_else(|| panic!("no row {name}:\n{html}"));
+        let end = html[start..]
+            .find("</tr>")
+            .map_or(html.len(), |e| start + e);
+        html[start..end].to_string()
+    };
+    assert!(
+        row("api").contains(r#"<td class="health h-Degraded">Degraded</td>"#),
+        "{}",
+        row("api")
+    );
+    assert!(
+        row("worker").contains(r#"<td class="health h-Progressing">Progressing</td>"#),
+        "{}",
+        row("worker")
+    );
+    assert!(
+        row("cron").contains(r#"<td class="health">—</td>"#),
+        "{}",
+        row("cron")
     );
 }
 
