@@ -289,6 +289,11 @@ async fn a_secret_changed_by_kubectl_shows_as_drift_without_its_value() {
         })
         .await;
     assert!(dom.contains("********"), "the diff shows the mask: {dom}");
+    // Each object's health, judged from its live object, as text.
+    assert!(
+        dom.contains("<td class=\"health h-Healthy\">Healthy</td>"),
+        "each object's health: {dom}"
+    );
     let (status, body) = http(
         &address,
         "GET",
