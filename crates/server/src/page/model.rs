@@ -59,6 +59,9 @@ pub struct ClusterLive {
     pub last_sync: Option<bool>,
     /// Each app's objects as the last drift check found them.
     pub objects: BTreeMap<String, Vec<ObjectState>>,
+    /// When each app's last drift check was received (UTC, to the second):
+    /// its objects' health and drift are as of then.
+    pub objects_checked: BTreeMap<String, String>,
 }
 
 /// One rollout, running or ended.
@@ -195,9 +198,15 @@ fn apply(fleet: &mut Fleet, event: &Event) -> bool {
             app,
             objects,
         } => {
-            cluster_of(e!(environment), cluster)
-                .objects
-                .insert(app.clone(), objects.clone());
+            let live = cluster_of(e!(environment), cluster);
+            live.objects.insert(app.clone(), objects.clone());
+            live.objects_checked.insert(
+                app.clone(),
+                jiff::Timestamp::now()
+                    .round(jiff::Unit::Second)
+                    .unwrap_or_else(|_| jiff::Timestamp::now())
+                    .to_string(),
+            );
         }
         Event::RolloutStarted {
             environment,

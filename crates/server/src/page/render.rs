@@ -133,7 +133,8 @@ struct ClusterPage<'a> {
     cluster: &'a str,
     revision: String,
     health: &'static str,
-    apps: Vec<(&'a str, &'a [ObjectState])>,
+    /// Each app, when its last drift check was received, its objects.
+    apps: Vec<(&'a str, &'a str, &'a [ObjectState])>,
 }
 
 /// One audit entry on the timeline.
@@ -532,7 +533,10 @@ pub fn cluster_page(
             .map(|l| {
                 l.objects
                     .iter()
-                    .map(|(app, objects)| (app.as_str(), objects.as_slice()))
+                    .map(|(app, objects)| {
+                        let checked = l.objects_checked.get(app).map_or("", String::as_str);
+                        (app.as_str(), checked, objects.as_slice())
+                    })
                     .collect()
             })
             .unwrap_or_default(),

@@ -169,6 +169,11 @@ fn the_cluster_view_shows_each_objects_health_as_text() {
     let env = model.environment("prod");
     let html = render::cluster_page("prod", &cluster, env.as_ref()).expect("cluster");
     assert!(html.contains(r#"<th scope="col">Health</th>"#), "{html}");
+    // Health and drift are as of the drift check, and the page says when.
+    assert!(
+        html.contains("health and drift as of the drift check at <time datetime=\""),
+        "{html}"
+    );
     let row = |name: &str| {
         let start = html
             .find(&format!(r#"data-name="{name}""#))
