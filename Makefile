@@ -144,7 +144,10 @@ STATIC_BIN := target/static/$(STATIC_TARGET)/release/tidegate
 image-binary:
 	RUSTFLAGS="-C target-feature=+crt-static" OPENSSL_STATIC=1 \
 	  $(CARGO) build --release --locked -p tidegate-cli --target $(STATIC_TARGET) --target-dir target/static
-	@if ldd $(STATIC_BIN) >/dev/null 2>&1; then echo "$(STATIC_BIN) is not statically linked:" >&2; ldd $(STATIC_BIN) >&2; exit 1; fi
+	@# A static-pie binary is ELF type DYN and `ldd` answers 0 for it ("statically linked"):
+	@# what matters is that it needs no shared library (no NEEDED entry).
+	@if readelf -d $(STATIC_BIN) | grep -q '(NEEDED)'; then echo "$(STATIC_BIN) is not statically linked:" >&2; \
+	  readelf -d $(STATIC_BIN) | grep '(NEEDED)' >&2; exit 1; fi
 	env -i $(STATIC_BIN) --version
 
 ## image: the container image (Containerfile, FROM scratch) with Debian's buildah: the static binary built

@@ -15,9 +15,11 @@ if [ "${1:-}" = "--libs" ]; then libs=true; shift; fi
 bin=${1:?usage: deploy/image-rootfs.sh [--libs] BIN}
 root=target/image-rootfs
 
-if ! $libs && ldd "$bin" >/dev/null 2>&1; then
+# A static-pie binary is ELF type DYN and `ldd` answers 0 for it ("statically
+# linked"): it is dynamically linked only if it names a shared library.
+if ! $libs && readelf -d "$bin" | grep -q '(NEEDED)'; then
     echo "$bin is dynamically linked (use --libs to copy its shared libraries):" >&2
-    ldd "$bin" >&2
+    readelf -d "$bin" | grep '(NEEDED)' >&2
     exit 1
 fi
 rm -rf "$root"
