@@ -256,6 +256,23 @@ impl SqliteStore {
     }
 
     fn open_inner(path: &Path, create: bool, target: u32) -> Result<Self, AuditError> {
+        // Several processes creating one new file at once: SQLite answers
+        // "database is locked" at once (no busy wait) to the ones whose
+        // switch to WAL meets another's open connection; they try again.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match Self::open_once(path, create, target) {
+                Err(AuditError::Sqlite(e))
+                    if is_busy(&e) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path, create: bool, target: u32) -> Result<Self, AuditError> {
         let corrupt = |reason: String| AuditError::Corrupt {
             path: path.to_path_buf(),
             reason,
@@ -634,12 +651,26 @@ fn check_header(path: &Path, create: bool) -> Result<(), AuditError> {
     }
 }
 
-/// `application_id`, `user_version` and the number of schema objects.
+/// `application_id`, `user_version` and the number of schema objects, read
+/// in one transaction: one snapshot. (Read one by one, another process
+/// creating the same new file can commit its schema in between: this one
+/// then sees `application_id` 0 beside the new tables and takes a fresh
+/// Tidegate file for a foreign database.)
 fn probe(conn: &Connection) -> rusqlite::Result<(i32, u32, i64)> {
-    let app: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
-    let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    let tx = conn.unchecked_transaction()?;
+    let app: i32 = tx.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let version: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    tx.commit()?;
     Ok((app, version, tables))
+}
+
+/// SQLite's "database is locked" / "database table is locked".
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 /// Damage shows as NotADatabase/DatabaseCorrupt; anything else (a lock
@@ -809,3 +840,7 @@ fn first(seqs: Vec<Seq>) -> Result<Seq, AuditError> {
 fn seq_at(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Seq> {
     Ok(row.get::<_, i64>(i)?.max(0) as Seq)
 }
+
+#[cfg(test)]
+#[path = "store_open_tests.rs"]
+mod open_tests;
