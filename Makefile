@@ -94,10 +94,13 @@ bench-controller: build cluster-bins
 
 ## bench-fleet: the fleet-scale benchmark (docs/scale.md): the controller process managing N local clusters
 ## (TIDEGATE_BENCH_CLUSTERS, default 10; shared etcd) × ~1,000 objects in 3 waves: initial and change rollouts,
-## drift in every cluster, steady-state requests from the API servers' own metrics, RSS and CPU; debug build,
-## not in make test (TIDEGATE_BENCH_KUBECONFIG: running clusters to use)
+## drift in every cluster, steady-state requests from the API servers' own metrics, RSS and CPU; measures the
+## release build of `tidegate` (built here unless TIDEGATE_BENCH_BIN names another); not in make test
+## (TIDEGATE_BENCH_KUBECONFIG: running clusters to use)
 bench-fleet: build cluster-bins
-	$(CARGO) bench --profile dev -p tidegate-tests --bench fleet_scale
+	@if [ -z "$$TIDEGATE_BENCH_BIN" ]; then $(CARGO) build --release -p tidegate-cli; fi
+	TIDEGATE_BENCH_BIN="$${TIDEGATE_BENCH_BIN:-$(CURDIR)/target/release/tidegate}" \
+		$(CARGO) bench --profile dev -p tidegate-tests --bench fleet_scale
 
 ## bench-server: the HTTP server's targets on the local clusters (signed GitHub push → first apply in wave 1,
 ## /metrics scrape time and series with 3 clusters × 1,000 objects), with the debug build of tidegate

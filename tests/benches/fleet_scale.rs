@@ -131,6 +131,46 @@ struct Controller {
     child: Child,
     log: PathBuf,
     metrics: Option<String>,
+    read: std::cell::RefCell<LogCursor>,
+}
+
+/// The part of a controller's log read so far: polling reads only what was
+/// appended since (the log of a 10,000-object rollout is large; parsing it
+/// whole every poll cost the machine the bench measures a core).
+#[derive(Default)]
+struct LogCursor {
+    offset: u64,
+    partial: String,
+    lines: Vec<serde_json::Value>,
+}
+
+impl LogCursor {
+    fn refresh(&mut self, log: &Path) {
+        let Ok(mut file) = std::fs::File::open(log) else {
+            return;
+        };
+        use std::io::Seek;
+        if file.seek(std::io::SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let mut fresh = String::new();
+        let Ok(read) = file.read_to_string(&mut fresh) else {
+            return;
+        };
+        self.offset += read as u64;
+        self.partial.push_str(&fresh);
+        // Only whole lines; the rest waits for its newline.
+        let Some(end) = self.partial.rfind('\n') else {
+            return;
+        };
+        let rest = self.partial.split_off(end + 1);
+        let whole = std::mem::replace(&mut self.partial, rest);
+        self.lines.extend(
+            whole
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()),
+        );
+    }
 }
 
 impl Controller {
@@ -161,6 +201,7 @@ impl Controller {
             child,
             log,
             metrics: None,
+            read: Default::default(),
         };
         let serving = c.wait_for("serving /healthz, /readyz, /metrics and webhooks", 1);
         c.metrics = serving[0]["fields"]["address"].as_str().map(str::to_string);
@@ -168,11 +209,12 @@ impl Controller {
     }
 
     fn lines(&self, message: &str) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        let mut read = self.read.borrow_mut();
+        read.refresh(&self.log);
+        read.lines
+            .iter()
             .filter(|v| v["fields"]["message"] == message)
+            .cloned()
             .collect()
     }
 
@@ -204,7 +246,7 @@ impl Controller {
                 "no {message:?} in {}",
                 self.log.display()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 
@@ -531,38 +573,36 @@ fn drift_everywhere(
             });
         }
     });
+    // One `kubectl wait` per cluster (a GET, then a watch) rather than
+    // polling: ten kubectl processes every 200 ms took the CPU the
+    // controller needs to correct the drift. A correction that lands before
+    // its watch opens is seen by the GET (the time then includes kubectl's
+    // start).
     let per: Vec<f64> = std::thread::scope(|s| {
         let handles: Vec<_> = contexts
             .iter()
             .map(|c| {
                 s.spawn(move || {
-                    loop {
-                        let replicas = fleet
-                            .kubectl(
-                                c,
-                                &[
-                                    "get",
-                                    "deployment",
-                                    deployment,
-                                    "-n",
-                                    ns,
-                                    "-o",
-                                    "jsonpath={.spec.replicas}",
-                                ],
-                            )
-                            .unwrap_or_default();
-                        if replicas.trim() == "1" {
-                            return start.elapsed().as_secs_f64();
-                        }
-                        assert!(start.elapsed() < WAIT, "{c}: drift never corrected");
-                        std::thread::sleep(Duration::from_millis(200));
-                    }
+                    fleet
+                        .kubectl(
+                            c,
+                            &[
+                                "wait",
+                                &format!("deployment/{deployment}"),
+                                "-n",
+                                ns,
+                                "--for=jsonpath={.spec.replicas}=1",
+                                &format!("--timeout={}s", WAIT.as_secs()),
+                            ],
+                        )
+                        .unwrap_or_else(|e| panic!("{c}: drift never corrected: {e}"));
+                    start.elapsed().as_secs_f64()
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("poll"))
+            .map(|h| h.join().expect("wait"))
             .collect()
     });
     let all = per.iter().copied().fold(0.0, f64::max);
@@ -598,17 +638,9 @@ fn sum_requests(
         .sum()
 }
 
-/// RSS of a controller managing an environment `name` of one ConfigMap in
-/// each of `contexts`, once it watches.
-fn small_controller(
-    bin: &Path,
-    git: &mut GitFixture,
-    fleet: &Fleet,
-    ns: &str,
-    name: &str,
-    contexts: &[String],
-    state: &Path,
-) -> u64 {
+/// Commits an environment `<ns>-<name>` of one ConfigMap in each of
+/// `contexts`; returns its name.
+fn small_environment(git: &mut GitFixture, ns: &str, name: &str, contexts: &[String]) -> String {
     let env = format!("{ns}-{name}");
     let clusters: String = contexts
         .iter()
@@ -629,17 +661,70 @@ fn small_controller(
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-cm\ndata:\n  a: b\n"),
     );
     git.commit(name);
-    let mut small = Controller::start(bin, git, fleet, &env, state, name);
-    small.wait_for("watching", 1);
+    env
+}
+
+/// RSS of controllers each managing one of `envs` (run side by side, each
+/// with its own state), once they watch.
+fn small_controllers(
+    bin: &Path,
+    git: &GitFixture,
+    fleet: &Fleet,
+    envs: &[String],
+    state: &Path,
+) -> Vec<u64> {
+    let mut running: Vec<Controller> = envs
+        .iter()
+        .map(|env| {
+            let dir = state.join(env);
+            std::fs::create_dir_all(&dir).expect("state");
+            Controller::start(bin, git, fleet, env, &dir, env)
+        })
+        .collect();
+    for c in &mut running {
+        c.wait_for("watching", 1);
+    }
     std::thread::sleep(Duration::from_secs(3));
-    let (_, rss) = small.memory();
-    small.stop();
+    let rss = running.iter().map(|c| c.memory().1).collect();
+    for c in &mut running {
+        c.stop();
+    }
     rss
+}
+
+/// The wall time of each phase of a run, the controller's CPU seconds in
+/// it and the load average at its end: where the 10-minute budget goes.
+struct PhaseClock {
+    at: Instant,
+    rows: Vec<(String, f64, Option<f64>, String)>,
+}
+
+impl PhaseClock {
+    fn new() -> PhaseClock {
+        PhaseClock {
+            at: Instant::now(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Ends the phase `name` (started when the previous one ended).
+    fn end(&mut self, name: &str, cpu: Option<f64>) {
+        let wall = self.at.elapsed().as_secs_f64();
+        self.at = Instant::now();
+        let load = load_average();
+        eprintln!(
+            "phase {name}: {wall:.1} s{}; load {load}",
+            cpu.map(|c| format!(", controller CPU {c:.1} s"))
+                .unwrap_or_default()
+        );
+        self.rows.push((name.to_string(), wall, cpu, load));
+    }
 }
 
 fn main() {
     tidegate_cluster::install_crypto_provider();
     let started = Instant::now();
+    let mut clock = PhaseClock::new();
     let sizes = Sizes {
         clusters: env_or("TIDEGATE_BENCH_CLUSTERS", 10usize),
         apps: env_or("TIDEGATE_BENCH_APPS", 10usize),
@@ -672,6 +757,7 @@ fn main() {
         sizes.clusters
     );
     let fleet_ready = started.elapsed().as_secs_f64();
+    clock.end("clusters ready", None);
     eprintln!(
         "{} clusters ready after {fleet_ready:.0} s; {} apps × {per_app} objects each; load {}",
         sizes.clusters,
@@ -679,7 +765,7 @@ fn main() {
         load_average()
     );
 
-    let ns = TestNamespace::create(&fleet, "bench-fleet").expect("namespace");
+    let mut ns = TestNamespace::create(&fleet, "bench-fleet").expect("namespace");
     let env = ns.name().to_string();
     let mut git = GitFixture::new();
     git.write(
@@ -708,6 +794,7 @@ fn main() {
         "initial rollout {initial:.1} s; {cached} objects cached; load {}",
         load_average()
     );
+    clock.end("controller start + initial rollout", Some(cpu_initial));
 
     // 2. Drift in every cluster at once.
     let mut drift_all = Vec::new();
@@ -727,6 +814,7 @@ fn main() {
         );
     }
     let cpu_drift = ctl.cpu() - cpu_before;
+    clock.end("drift runs", Some(cpu_drift));
     let (hwm_drift, _) = ctl.memory();
     let drift_rollouts = ctl.lines(SUCCEEDED).len() - 1;
 
@@ -746,6 +834,10 @@ fn main() {
     let tg_quiet = sum_requests(&tg_after, &tg_before, None)
         - sum_requests(&tg_after, &tg_before, Some("watch"));
     let tg_quiet_watches = sum_requests(&tg_after, &tg_before, Some("watch"));
+    clock.end(
+        "quiet period with the controller",
+        Some(ctl.cpu() - cpu_drift - cpu_before),
+    );
 
     // 4. Change rollouts with a bake per wave.
     let mut change = Vec::new();
@@ -781,6 +873,7 @@ fn main() {
         );
     }
     let cpu_change = ctl.cpu() - cpu_change_start;
+    clock.end("change rollouts", Some(cpu_change));
     let (hwm, _) = ctl.memory();
     let cpu_total = ctl.cpu();
     ctl.stop();
@@ -792,6 +885,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(sizes.quiet));
     let after = scrape(&fleet, &contexts);
     let baseline = Rates::between(&before, &after, base_start.elapsed().as_secs_f64());
+    clock.end("controller stop + quiet period without it", None);
 
     // 5. A controller adopting the converged fleet (as after a restart).
     let adopt_start = Instant::now();
@@ -809,27 +903,17 @@ fn main() {
         count("writes"),
     );
     adopted.stop();
+    clock.end("adopting controller", Some(adopt_cpu));
 
     // The process's base (one cluster, one object) and what each cluster
     // adds (every cluster, one object each).
-    let base_rss = small_controller(
-        &bin,
-        &mut git,
-        &fleet,
-        &env,
-        "one",
-        &contexts[..1],
-        state.path(),
-    );
-    let clusters_rss = small_controller(
-        &bin,
-        &mut git,
-        &fleet,
-        &env,
-        "base",
-        &contexts,
-        state.path(),
-    );
+    let small = [
+        small_environment(&mut git, &env, "one", &contexts[..1]),
+        small_environment(&mut git, &env, "base", &contexts),
+    ];
+    let rss = small_controllers(&bin, &git, &fleet, &small, state.path());
+    let (base_rss, clusters_rss) = (rss[0], rss[1]);
+    clock.end("two one-object controllers", None);
     let total = started.elapsed().as_secs_f64();
     let drift_phases = phases(
         &ctl.log,
@@ -949,6 +1033,14 @@ fn main() {
     println!(
         "| whole benchmark (clusters ready after {fleet_ready:.0} s), s | {total:.0} | < 600 |"
     );
+    println!("\n| phase | wall, s | controller CPU, s | load average at its end |");
+    println!("|---|---|---|---|");
+    for (name, wall, cpu, load) in &clock.rows {
+        println!(
+            "| {name} | {wall:.1} | {} | {load} |",
+            cpu.map(|c| format!("{c:.1}")).unwrap_or_else(|| "—".into())
+        );
+    }
     println!(
         "\nsteady state, requests per cluster per minute by verb and resource (with the controller | baseline):"
     );
@@ -995,5 +1087,17 @@ fn main() {
         median(change) - gates,
         load_average()
     );
+    // Clusters started here are stopped whole: deleting 10,000 objects
+    // first would only keep their controller managers busy.
+    if fleet.is_owned() {
+        ns.keep();
+    }
     drop(ns);
+    let stopping = Instant::now();
+    drop(fleet);
+    eprintln!(
+        "clusters stopped in {:.1} s; whole run {:.0} s",
+        stopping.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
 }

@@ -165,6 +165,11 @@ pub struct FleetOptions {
     pub ready_timeout: Duration,
     /// Delay between the starts of two API servers (startup is CPU-heavy).
     pub stagger: Duration,
+    /// At most this many API servers starting (not yet answering
+    /// `/readyz`) at once: twenty at once on two cores starve the shared
+    /// etcd and an API server's post-start hooks fail. The next one starts
+    /// when one of them is ready.
+    pub max_starting: usize,
     /// Start a watchdog that stops the fleet when this process exits, even
     /// if it is killed (tests); off for `up`, whose fleet outlives it.
     pub watchdog: bool,
@@ -181,6 +186,7 @@ impl Default for FleetOptions {
             testkit_binary: None,
             ready_timeout: Duration::from_secs(180),
             stagger: Duration::from_secs(2),
+            max_starting: 4,
             watchdog: true,
         }
     }
@@ -611,12 +617,10 @@ impl Fleet {
             })?;
         }
 
-        // API servers, staggered: their start is CPU-heavy.
+        // API servers, staggered and at most `max_starting` starting at
+        // once: their start is CPU-heavy.
         let shared_etcd = options.etcd == EtcdMode::Shared;
-        for (i, (c, pki)) in self.clusters.clone().iter().zip(&pkis).enumerate() {
-            if i > 0 {
-                std::thread::sleep(options.stagger);
-            }
+        let apiserver_args = |c: &ClusterInfo, pki: &pki::Pki| -> Result<Vec<String>> {
             let dir = state_dir.join(&c.context);
             let etcd_port = if shared_etcd {
                 ports[0].etcd_client
@@ -667,31 +671,33 @@ impl Fleet {
                 "--authentication-token-webhook-version=v1".into(),
                 format!("--authentication-token-webhook-cache-ttl={TOKEN_WEBHOOK_CACHE_TTL}"),
             ]);
-            let proc = process::spawn(
+            Ok(args)
+        };
+        let clusters = self.clusters.clone();
+        let spawn_apiserver = |i: usize| -> Result<Proc> {
+            let c = &clusters[i];
+            let dir = state_dir.join(&c.context);
+            process::spawn(
                 &state_dir,
                 &format!("{}/kube-apiserver", c.context),
                 &bins.kube_apiserver,
-                &args,
+                &apiserver_args(c, &pkis[i])?,
                 &dir.join("logs").join("kube-apiserver.log"),
-            )?;
-            self.children.push(proc);
-        }
+            )
+        };
+        self.start_apiservers(options, &clusters, spawn_apiserver)?;
         let (kubectl, kubeconfig) = (self.kubectl.clone(), self.kubeconfig.clone());
-        for c in self.clusters.clone() {
-            let what = format!("{} /readyz", c.context);
-            self.wait_until(&what, options.ready_timeout, || {
-                run_kubectl(
-                    &kubectl,
-                    &kubeconfig,
-                    &c.context,
-                    &["get", "--raw=/readyz", "--request-timeout=5s"],
-                )
-                .is_ok()
-            })?;
-        }
 
-        // Controller managers, schedulers, kwok.
-        for (c, pki) in self.clusters.clone().iter().zip(&pkis) {
+        // Controller managers, schedulers, kwok: `max_starting` clusters'
+        // at a time, the next group once these serve (their start, with
+        // its first LISTs, is CPU-heavy too).
+        let group = options.max_starting.max(1);
+        for (i, (c, pki)) in self.clusters.clone().iter().zip(&pkis).enumerate() {
+            if i > 0 && i % group == 0 {
+                for c in &self.clusters.clone()[i - group..i] {
+                    self.wait_serving(c, options.ready_timeout)?;
+                }
+            }
             let dir = state_dir.join(&c.context);
             let logs = dir.join("logs");
             let kcm = vec![
@@ -754,19 +760,7 @@ impl Fleet {
         // health endpoints need a client certificate of theirs), and the
         // service account controller has made `default/default`.
         for c in self.clusters.clone() {
-            for (what, port) in [
-                ("kube-controller-manager", c.ports.controller_manager),
-                ("kube-scheduler", c.ports.scheduler),
-            ] {
-                let what = format!("{} {what} on port {port}", c.context);
-                self.wait_until(&what, options.ready_timeout, || {
-                    TcpStream::connect_timeout(
-                        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-                        Duration::from_millis(500),
-                    )
-                    .is_ok()
-                })?;
-            }
+            self.wait_serving(&c, options.ready_timeout)?;
             let what = format!("{} serviceaccount default/default", c.context);
             self.wait_until(&what, options.ready_timeout, || {
                 run_kubectl(
@@ -805,6 +799,133 @@ impl Fleet {
             })?;
         }
         Ok(())
+    }
+
+    /// Waits until `c`'s controller manager and scheduler accept TCP
+    /// connections (their health endpoints need a client certificate of
+    /// theirs).
+    fn wait_serving(&mut self, c: &ClusterInfo, timeout: Duration) -> Result<()> {
+        for (what, port) in [
+            ("kube-controller-manager", c.ports.controller_manager),
+            ("kube-scheduler", c.ports.scheduler),
+        ] {
+            let what = format!("{} {what} on port {port}", c.context);
+            self.wait_until(&what, timeout, || {
+                TcpStream::connect_timeout(
+                    &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                    Duration::from_millis(500),
+                )
+                .is_ok()
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Starts the API servers `stagger` apart with at most
+    /// `options.max_starting` of them not yet answering `/readyz`; the next
+    /// starts when one is ready. One that exits while starting (its
+    /// post-start hooks time out against a busy etcd) is started once more;
+    /// a failure says which clusters were ready, starting and not started.
+    fn start_apiservers(
+        &mut self,
+        options: &FleetOptions,
+        clusters: &[ClusterInfo],
+        spawn: impl Fn(usize) -> Result<Proc>,
+    ) -> Result<()> {
+        let limit = options.max_starting.max(1);
+        let (kubectl, kubeconfig) = (self.kubectl.clone(), self.kubeconfig.clone());
+        // (cluster index, started at, restarts)
+        let mut starting: Vec<(usize, Instant, u32)> = Vec::new();
+        let mut ready = 0;
+        let mut next = 0;
+        let summary = |ready: usize, starting: &[(usize, Instant, u32)], next: usize| {
+            let names = |idx: &mut dyn Iterator<Item = usize>| -> String {
+                let list: Vec<&str> = idx.map(|i| clusters[i].context.as_str()).collect();
+                if list.is_empty() {
+                    "none".into()
+                } else {
+                    list.join(", ")
+                }
+            };
+            format!(
+                "{ready} of {} API servers ready; starting: {}; not started: {}",
+                clusters.len(),
+                names(&mut starting.iter().map(|s| s.0)),
+                names(&mut (next..clusters.len()))
+            )
+        };
+        loop {
+            while starting.len() < limit && next < clusters.len() {
+                if next > 0 {
+                    std::thread::sleep(options.stagger);
+                }
+                self.children.push(spawn(next)?);
+                starting.push((next, Instant::now(), 0));
+                next += 1;
+            }
+            if starting.is_empty() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+            let mut k = 0;
+            while k < starting.len() {
+                let (i, _, restarts) = starting[k];
+                let name = format!("{}/kube-apiserver", clusters[i].context);
+                let exited = self
+                    .children
+                    .iter_mut()
+                    .rposition(|p| p.record.name == name)
+                    .and_then(|pos| match self.children[pos].child.try_wait() {
+                        Ok(Some(status)) => Some((pos, status)),
+                        _ => None,
+                    });
+                if let Some((pos, status)) = exited {
+                    let proc = self.children.remove(pos);
+                    if restarts > 0 {
+                        return Err(Error::Other(format!(
+                            "{name} exited twice while starting ({status}); {}; last lines of {}:\n{}",
+                            summary(ready, &starting, next),
+                            proc.record.log.display(),
+                            process::tail(&proc.record.log, 30)
+                        )));
+                    }
+                    tracing::warn!(%name, %status, "exited while starting; starting it again");
+                    self.children.push(spawn(i)?);
+                    starting[k] = (i, Instant::now(), restarts + 1);
+                }
+                k += 1;
+            }
+            if let Err(e) = self.check_children() {
+                return Err(Error::Other(format!(
+                    "{e}\n({})",
+                    summary(ready, &starting, next)
+                )));
+            }
+            let mut k = 0;
+            while k < starting.len() {
+                let (i, since, _) = starting[k];
+                let context = &clusters[i].context;
+                let up = run_kubectl(
+                    &kubectl,
+                    &kubeconfig,
+                    context,
+                    &["get", "--raw=/readyz", "--request-timeout=5s"],
+                )
+                .is_ok();
+                if up {
+                    starting.remove(k);
+                    ready += 1;
+                    continue;
+                }
+                if since.elapsed() >= options.ready_timeout {
+                    return Err(Error::Timeout {
+                        what: format!("{context} /readyz ({})", summary(ready, &starting, next)),
+                        seconds: options.ready_timeout.as_secs(),
+                    });
+                }
+                k += 1;
+            }
+        }
     }
 
     /// Polls `ready` every 250 ms until it holds, failing if one of the
