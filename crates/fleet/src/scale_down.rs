@@ -4,7 +4,7 @@
 //! (through `source`) and rolled out like any other revision — waves,
 //! limits, gates, windows, lock — and audited.
 
-use crate::{Approvals, Driver, DriverOptions, Outcome, Revisions, RolloutError, RolloutReport};
+use crate::{Driver, DriverOptions, Outcome, Revisions, RolloutError, RolloutReport};
 use std::path::Path;
 use tidegate_audit::{Action as AuditAction, Entry, Outcome as AuditOutcome, Revision};
 use tidegate_cluster::ClientFactory;
@@ -112,7 +112,7 @@ pub async fn scale_down<F: ClientFactory>(
     request: &ScaleDownRequest<'_>,
     factory: &F,
     revisions: &dyn Revisions,
-    approvals: &dyn Approvals,
+    approvals: &crate::switch::ApprovalsFor<'_>,
     audit: Option<Audit>,
     options: DriverOptions,
     progress: &(dyn Fn(&[crate::ClusterLine]) + Sync),
@@ -198,13 +198,15 @@ pub async fn scale_down<F: ClientFactory>(
             error,
         })?;
     let (new_env, rendered) = (&rendering.environment, &rendering.rendered);
+    // Its waves' approvals are of this new commit.
+    let approvals = approvals(&commit);
     let driver = Driver {
         factory,
         environment: new_env,
         rendered,
         revision: &commit,
         revisions,
-        approvals,
+        approvals: approvals.as_ref(),
         audit: audit.clone(),
         check: None,
         journal: None,

@@ -302,13 +302,18 @@ pub fn set_active_color(text: &str, line: u64, to: &str) -> Option<String> {
     Some(out)
 }
 
+/// The approvals of a switch's waves for a revision: a switch's rollout is
+/// of the commit the switch makes, which does not exist before it runs, so
+/// its approvals (`tidegate approve` at that commit) are asked for by it.
+pub type ApprovalsFor<'a> = dyn Fn(&str) -> Box<dyn Approvals + 'a> + Sync + 'a;
+
 /// Runs a switch. `extra_check` adds a post-check (tests inject failures with it).
 #[allow(clippy::too_many_arguments)]
 pub async fn switch<F: ClientFactory>(
     request: &SwitchRequest<'_>,
     factory: &F,
     revisions: &dyn Revisions,
-    approvals: &dyn Approvals,
+    approvals: &ApprovalsFor<'_>,
     audit: Option<Audit>,
     options: DriverOptions,
     extra_check: Option<Box<dyn ClusterCheck>>,
@@ -417,13 +422,14 @@ pub async fn switch<F: ClientFactory>(
         to: request.to.to_string(),
         extra: extra_check,
     };
+    let approvals = approvals(&commit);
     let driver = Driver {
         factory,
         environment: new_env,
         rendered,
         revision: &commit,
         revisions,
-        approvals,
+        approvals: approvals.as_ref(),
         audit: audit.clone(),
         check: Some(&check),
         journal: None,

@@ -186,7 +186,7 @@ impl Fixture {
             &request,
             &kubeconfig_factory(fleet().await),
             &At(self.git.path().to_path_buf(), self.env.clone()),
-            &NoApprovals,
+            &|_| Box::new(NoApprovals),
             Some(self.audit()),
             self.options(),
             extra,
@@ -596,6 +596,89 @@ async fn the_cli_switch_scales_the_old_colour_down_through_a_commit() {
         String::from_utf8_lossy(&out.stderr).contains("blue is scaled down (`replicas: 0`"),
         "{}",
         output_text(&out)
+    );
+    for cluster in CLUSTERS {
+        assert_eq!(fx.selector(cluster), "green", "{cluster}");
+    }
+}
+
+/// `tidegate switch` in an environment whose wave 2 waits for an approval:
+/// the switch's waves roll out the switch's own commit, so `tidegate
+/// approve` at the new HEAD (that commit) lets wave 2 go on and the switch
+/// finishes. (Its approvals were once keyed on no revision at all: the wait
+/// never ended.)
+#[tokio::test(flavor = "multi_thread")]
+async fn tidegate_approve_lets_a_cli_switch_wave_go_on() {
+    let mut fx = Fixture::new("switch-approve", "").await;
+    assert_eq!(fx.rollout().await, Outcome::Succeeded);
+    // From now on wave 2 waits for an approval.
+    let file = format!("environments/{}.yaml", fx.env);
+    let text = std::fs::read_to_string(fx.git.path().join(&file)).expect("env");
+    fx.git.write(
+        &file,
+        text.replace(
+            "    bakeTime: 1s\n",
+            "    bakeTime: 1s\n    waves:\n      - wave: 2\n        approval: required\n",
+        ),
+    );
+    fx.git.commit("wave 2 waits for an approval");
+    let before = fx.git.head();
+
+    let home = tempfile::tempdir().expect("home");
+    let log = home.path().join("switch.log");
+    /// Stops the switch if the test fails while it waits.
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut switch = Running(
+        tidegate_command(fx.git.path(), home.path())
+            .env("TIDEGATE_ACCESS", "kubeconfig")
+            .env("KUBECONFIG", fx.fleet.kubeconfig())
+            .args(["switch", "--env", &fx.env, "--app", "app", "--to", "green"])
+            .args(["--no-push", "--reason", "release 2"])
+            .stdout(std::fs::File::create(home.path().join("switch.out")).expect("out"))
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("tidegate switch runs"),
+    );
+    let until = |what: &str, done: &mut dyn FnMut() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what} in 180 s; switch log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    until("wait for the approval of wave 2", &mut || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("waiting for approval")
+    });
+    // The switch has committed; wave 1 is flipped, wave 2 is not.
+    assert_ne!(fx.git.head(), before, "the switch commit is HEAD");
+    assert_eq!(fx.head_env(), "green");
+    assert_eq!(fx.selector(CLUSTERS[0]), "green");
+    assert_eq!(fx.selector(CLUSTERS[1]), "blue");
+
+    let out = fx.cli(home.path(), &["approve", "--env", &fx.env, "--wave", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let mut status = None;
+    until("end of the switch after the approval", &mut || {
+        status = switch.0.try_wait().expect("switch status");
+        status.is_some()
+    });
+    let stdout = std::fs::read_to_string(home.path().join("switch.out")).unwrap_or_default();
+    assert!(
+        status.is_some_and(|s| s.success()) && stdout.contains("now serves green"),
+        "{status:?}\n{stdout}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     for cluster in CLUSTERS {
         assert_eq!(fx.selector(cluster), "green", "{cluster}");

@@ -943,10 +943,19 @@ pub async fn switch(global: &Global, args: &SwitchArgs) -> anyhow::Result<ExitCo
         &factory,
         &facts,
     );
-    let approvals = AuditApprovals {
-        path: path.clone(),
-        env: args.env.clone(),
-        revision: String::new(),
+    // Keyed on the switch's own commit (the revision its waves roll out,
+    // the one `tidegate approve` records at the new HEAD), read from the
+    // audit trail and the clusters as a rollout's are.
+    let approvals = |revision: &str| -> Box<dyn tidegate_fleet::Approvals + '_> {
+        Box::new(tidegate_app::ClusterApprovals {
+            factory: &factory,
+            environment: &desired.environment,
+            audit: AuditApprovals {
+                path: path.clone(),
+                env: args.env.clone(),
+                revision: revision.to_string(),
+            },
+        })
     };
     let health_checks =
         tidegate_app::health_checks(&desired).map_err(|d| anyhow::anyhow!("{d}"))?;

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use tidegate_cloud::CloudFactory;
 use tidegate_core::duration::GoDuration;
 use tidegate_fleet::{
-    Approvals, ClusterLine, DriverOptions, Revisions,
+    ClusterLine, DriverOptions, Revisions,
     scale_down::{ScaleDownOutcome, ScaleDownRequest, scale_down},
+    switch::ApprovalsFor,
 };
 use tidegate_sync::Audit;
 
@@ -18,7 +19,7 @@ use tidegate_sync::Audit;
 pub(crate) async fn after(
     after: GoDuration,
     request: &ScaleDownRequest<'_>,
-    (factory, revisions, approvals): (&CloudFactory, &dyn Revisions, &dyn Approvals),
+    (factory, revisions, approvals): (&CloudFactory, &dyn Revisions, &ApprovalsFor<'_>),
     audit: Option<Audit>,
     options: DriverOptions,
     progress: &(dyn Fn(&[ClusterLine]) + Sync),
