@@ -166,9 +166,11 @@ pub struct FleetOptions {
     /// Delay between the starts of two API servers (startup is CPU-heavy).
     pub stagger: Duration,
     /// At most this many API servers starting (not yet answering
-    /// `/readyz`) at once: twenty at once on two cores starve the shared
-    /// etcd and an API server's post-start hooks fail. The next one starts
-    /// when one of them is ready.
+    /// `/readyz`) at once (default 10): twenty at once on two cores starve
+    /// the shared etcd and an API server's post-start hooks fail, while
+    /// fewer than ten at once made ten clusters start several times slower
+    /// (an API server's start is mostly waiting). The next one starts when
+    /// one of them is ready.
     pub max_starting: usize,
     /// Start a watchdog that stops the fleet when this process exits, even
     /// if it is killed (tests); off for `up`, whose fleet outlives it.
@@ -186,7 +188,7 @@ impl Default for FleetOptions {
             testkit_binary: None,
             ready_timeout: Duration::from_secs(180),
             stagger: Duration::from_secs(2),
-            max_starting: 4,
+            max_starting: 10,
             watchdog: true,
         }
     }

@@ -47,6 +47,9 @@ enum Cmd {
         /// Seconds to wait for each cluster to be ready.
         #[arg(long, default_value_t = 180)]
         timeout: u64,
+        /// At most this many API servers starting at once.
+        #[arg(long, default_value_t = 10)]
+        max_starting: usize,
     },
     /// Show the clusters and their processes.
     Status,
@@ -103,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ephemeral_ports,
             shared_etcd,
             timeout,
+            max_starting,
         } => {
             let began = Instant::now();
             let fleet = Fleet::start(FleetOptions {
@@ -119,6 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     EtcdMode::PerCluster
                 },
                 ready_timeout: Duration::from_secs(timeout),
+                max_starting,
                 watchdog: false,
                 ..FleetOptions::default()
             })
