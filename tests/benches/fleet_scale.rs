@@ -818,8 +818,31 @@ fn main() {
     let (hwm_drift, _) = ctl.memory();
     let drift_rollouts = ctl.lines(SUCCEEDED).len() - 1;
 
-    // 3. Steady state with the controller.
-    std::thread::sleep(Duration::from_secs(5));
+    // 3. Steady state with the controller, once it has settled: after a
+    // fleet-wide drift its queue still checks every (cluster, app) key
+    // after the correcting rollout; the window starts when its own counter
+    // of non-watch requests has stood still for 10 s (at most 5 minutes).
+    let settle = Instant::now();
+    loop {
+        let before = ctl.requests();
+        std::thread::sleep(Duration::from_secs(10));
+        let after = ctl.requests();
+        let sent =
+            sum_requests(&after, &before, None) - sum_requests(&after, &before, Some("watch"));
+        if sent == 0.0 {
+            break;
+        }
+        if settle.elapsed() > Duration::from_secs(300) {
+            eprintln!(
+                "the controller never settled ({sent} requests in the last 10 s): the quiet window starts anyway"
+            );
+            break;
+        }
+    }
+    eprintln!(
+        "controller settled after {:.0} s",
+        settle.elapsed().as_secs_f64()
+    );
     let (_, rss_steady) = ctl.memory();
     let cpu_quiet_start = ctl.cpu();
     let tg_before = ctl.requests();
