@@ -91,6 +91,9 @@ pub struct RollOutControl {
     pub stop_grace: Duration,
     /// Locks held by this identity are taken over (a deposed replica's).
     pub take_over_identity: Option<String>,
+    /// The loop's connected engines per cluster (their live state is its
+    /// watch caches): the rollout shares them instead of connecting.
+    pub engines: tidegate_fleet::ConnectedEngines,
 }
 
 /// Where leader-elected replicas keep their rollout journals.
@@ -262,6 +265,7 @@ impl Application for GitApplication {
                 stop: control.stop,
                 stop_grace: Some(control.stop_grace),
                 take_over_identity: control.take_over_identity,
+                engines: control.engines,
             };
             Ok(run.run(progress).await?.report)
         })

@@ -322,8 +322,14 @@ impl Observers {
     }
 
     /// The events a finished rollout's report carries: each cluster's
-    /// apply (from the timeline) and the requests the rollout sent.
-    pub(crate) fn report(&self, environment: &str, report: &RolloutReport) {
+    /// apply (from the timeline) and the requests the rollout sent (but
+    /// those to `counted_elsewhere`: engines the loop shared, counted by it).
+    pub(crate) fn report(
+        &self,
+        environment: &str,
+        report: &RolloutReport,
+        counted_elsewhere: &std::collections::BTreeSet<String>,
+    ) {
         if self.0.is_none() {
             return;
         }
@@ -342,7 +348,11 @@ impl Observers {
                 restored,
             });
         }
-        for (cluster, counts) in &report.requests {
+        for (cluster, counts) in report
+            .requests
+            .iter()
+            .filter(|(c, _)| !counted_elsewhere.contains(*c))
+        {
             self.emit(Event::Requests {
                 cluster: cluster.clone(),
                 counts: Box::new(*counts),

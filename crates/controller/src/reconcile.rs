@@ -10,7 +10,7 @@ use crate::{
 use futures::StreamExt;
 use kube::runtime::scheduler::{ScheduleRequest, debounced_scheduler};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -384,6 +384,19 @@ impl<A: Application> EnvironmentLoop<A> {
         true
     }
 
+    /// The engines this loop holds, by cluster: a rollout shares them (their
+    /// watch caches, discovery and dry-run answers) instead of connecting.
+    fn held_engines(&self) -> tidegate_fleet::ConnectedEngines {
+        let engines = self.engines.lock().map(|e| e.clone()).unwrap_or_default();
+        tidegate_fleet::ConnectedEngines(
+            engines
+                .into_iter()
+                .filter(|((env, _), _)| *env == self.name)
+                .map(|((_, cluster), engine)| (cluster, engine))
+                .collect(),
+        )
+    }
+
     /// A connected engine for a cluster (connected once, then reused); when
     /// it cannot be connected (reported), how long to wait before trying again.
     async fn engine(&mut self, loaded: &Loaded, cluster: &str) -> Result<Arc<Engine>, Duration> {
@@ -711,7 +724,11 @@ impl<A: Application> EnvironmentLoop<A> {
             stop: self.stopping.clone(),
             stop_grace: self.options.stop_grace,
             take_over_identity: self.options.take_over_identity.clone(),
+            engines: self.held_engines(),
         };
+        // Their requests are counted from their own counters
+        // (`observe_requests`), not again from the report.
+        let shared: BTreeSet<String> = control.engines.0.keys().cloned().collect();
         let last = Mutex::new(String::new());
         let progress = |lines: &[tidegate_fleet::ClusterLine]| {
             let now: String = lines
@@ -737,7 +754,7 @@ impl<A: Application> EnvironmentLoop<A> {
             .app
             .roll_out(loaded, actor, quarantined, control, &progress)
             .await;
-        self.observe_rollout(&result);
+        self.observe_rollout(&result, &shared);
         match result {
             Ok(report) => match report.outcome {
                 Outcome::Succeeded => {
@@ -817,11 +834,15 @@ pub const CLUSTER_REACHABLE: &str = "cluster-reachable";
 impl<A: Application> EnvironmentLoop<A> {
     /// Tells the observers how a rollout ended (its outcome, each cluster's
     /// apply, its requests); no rollout is under way any more (wave 0).
-    fn observe_rollout(&self, result: &Result<tidegate_fleet::RolloutReport, AppError>) {
+    fn observe_rollout(
+        &self,
+        result: &Result<tidegate_fleet::RolloutReport, AppError>,
+        shared: &BTreeSet<String>,
+    ) {
         let observers = &self.options.observers;
         let outcome = match result {
             Ok(report) => {
-                observers.report(&self.name, report);
+                observers.report(&self.name, report, shared);
                 if let Outcome::RolledBack { failure, .. } | Outcome::Halted { failure } =
                     &report.outcome
                 {

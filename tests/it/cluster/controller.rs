@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(150);
 /// An environment over the three clusters (waves 1, 2, 3; one cluster in
 /// flight at a time) and the controller following it.
 pub(crate) struct Followed {
-    fleet: &'static Fleet,
+    pub(crate) fleet: &'static Fleet,
     pub(crate) git: GitFixture,
     _ns: TestNamespace,
     pub(crate) env: String,
@@ -178,14 +178,14 @@ impl Followed {
     }
 
     /// `kubectl` in one cluster.
-    fn kubectl(&self, context: &str, args: &[&str]) -> String {
+    pub(crate) fn kubectl(&self, context: &str, args: &[&str]) -> String {
         self.fleet
             .kubectl(context, args)
             .unwrap_or_else(|e| panic!("kubectl {args:?} in {context}: {e}"))
     }
 
     /// A field of the Deployment `web` in one cluster.
-    fn web(&self, context: &str, jsonpath: &str) -> String {
+    pub(crate) fn web(&self, context: &str, jsonpath: &str) -> String {
         self.kubectl(
             context,
             &[
