@@ -268,7 +268,7 @@ impl<A: Application> EnvironmentLoop<A> {
             Some((rev, Skip::UntilNewerCommit)) if *rev == head => return interval,
             _ => {}
         }
-        match self.app.quarantined(&loaded.environment).await {
+        let quarantined = match self.app.quarantined(&loaded.environment).await {
             Ok(list) if list.contains(&head) => {
                 if self.skipped.as_ref().is_none_or(|(r, _)| *r != head) {
                     warn!(revision = %short(&head), "the head revision is quarantined: not rolled out until a newer commit or `tidegate unquarantine --env {} --revision {head}`", self.name);
@@ -276,12 +276,12 @@ impl<A: Application> EnvironmentLoop<A> {
                 }
                 return interval;
             }
-            Ok(_) => {}
+            Ok(list) => list,
             Err(e) => {
                 warn!(error = %e, "reading the quarantine list failed; retrying");
                 return self.fetch_backoff.failed().min(interval);
             }
-        }
+        };
         let loaded = Arc::new(loaded);
         if self.current.is_none() && !self.journaled(&head).await && self.fleet_runs(&loaded).await
         {
@@ -302,7 +302,8 @@ impl<A: Application> EnvironmentLoop<A> {
             return interval;
         }
         info!(revision = %short(&head), "new revision: rolling it out");
-        match self.rollout(&loaded, trigger).await {
+        // The quarantine list just read is the rollout's: not read twice.
+        match self.rollout(&loaded, trigger, Some(quarantined)).await {
             Rolled::Done => {
                 self.skipped = None;
                 self.adopt(loaded);
@@ -598,7 +599,7 @@ impl<A: Application> EnvironmentLoop<A> {
         let drift = drift?;
         if current.environment.spec.sync.self_heal {
             info!(cluster = %key.cluster, app = %key.app, fields = %drift.summary(), "drift: correcting it through the fleet rollout (selfHeal)");
-            match self.rollout(&current, AuditTrigger::Drift).await {
+            match self.rollout(&current, AuditTrigger::Drift, None).await {
                 Rolled::Done => {
                     for c in &current.environment.spec.clusters {
                         self.episodes.close_cluster(&c.name);
@@ -695,13 +696,22 @@ impl<A: Application> EnvironmentLoop<A> {
 
     /// Rolls `loaded` out through the fleet driver: the path of `tidegate
     /// sync --env` (waves, limits, gates, lock, rollback, audit).
-    async fn rollout(&mut self, loaded: &Loaded, trigger: AuditTrigger) -> Rolled {
-        let quarantined = match self.app.quarantined(&loaded.environment).await {
-            Ok(q) => q,
-            Err(e) => {
-                warn!(error = %e, "reading the quarantine list failed");
-                return Rolled::Retry;
-            }
+    /// `quarantined`: the quarantine list when the caller has just read it.
+    async fn rollout(
+        &mut self,
+        loaded: &Loaded,
+        trigger: AuditTrigger,
+        quarantined: Option<BTreeSet<String>>,
+    ) -> Rolled {
+        let quarantined = match quarantined {
+            Some(q) => q,
+            None => match self.app.quarantined(&loaded.environment).await {
+                Ok(q) => q,
+                Err(e) => {
+                    warn!(error = %e, "reading the quarantine list failed");
+                    return Rolled::Retry;
+                }
+            },
         };
         // A journal of this revision is an interrupted rollout (this
         // replica's, or a replica's that no longer leads): resume it.
