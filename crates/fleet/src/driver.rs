@@ -811,6 +811,11 @@ impl<F: ClientFactory> Driver<'_, F> {
             if outcome.is_some() && pending.is_empty() {
                 break None;
             }
+            // A bake ends when it ends, not at the next poll.
+            let bake_left = machine
+                .bake_ends_at()
+                .map(|at| at.saturating_sub(elapsed()))
+                .filter(|left| !left.is_zero());
             tokio::select! {
                 biased;
                 Ok(()) = lost.changed() => {}
@@ -818,6 +823,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                     stopping = true;
                     break None;
                 }
+                () = tokio::time::sleep(bake_left.unwrap_or_default()), if bake_left.is_some() => {}
                 Some((cluster, event)) = pending.next(), if !pending.is_empty() => {
                     let answered = matches!(event, Event::Applied { .. } | Event::RolledBack { .. });
                     if matches!(event, Event::ApplyFailed { .. }) {

@@ -406,6 +406,7 @@ impl Engine {
         // process) never leaves an inventory naming the old revision over
         // new objects.
         let mut marked = std::collections::BTreeSet::new();
+        let mut marks = Vec::new();
         let writes = !options.dry_run && plan.changes() > 0;
         // In-sync verdicts per app, stored with the inventories if this sync writes.
         let mut verdicts: std::collections::BTreeMap<String, Verdicts> = plan
@@ -435,9 +436,11 @@ impl Engine {
                 if same {
                     continue;
                 }
-                inventory::write(&self.client, &self.cluster, &inv.applying(old)).await?;
                 marked.insert(inv.app.clone());
+                marks.push(inv.applying(old));
             }
+            // Every mark is written (apps side by side) before the first object.
+            self.write_inventories(&marks).await?;
         }
         // Apply group by group: (hook phase, kind phase, sync-wave); objects inside a group in parallel.
         let mut groups: Vec<Vec<crate::PlannedObject>> = Vec::new();
@@ -643,6 +646,7 @@ impl Engine {
         marked: &std::collections::BTreeSet<String>,
         mut verdicts: Option<std::collections::BTreeMap<String, Verdicts>>,
     ) -> Result<(), SyncError> {
+        let mut records = Vec::new();
         for inv in plan_inventories {
             let old = previous.iter().find(|p| p.app == inv.app);
             let mut next = inv.clone();
@@ -670,15 +674,33 @@ impl Engine {
                 || marked.contains(&inv.app)
                 || verdicts_changed
             {
-                inventory::write(&self.client, &self.cluster, &next).await?;
+                records.push(next);
             }
         }
+        self.write_inventories(&records).await?;
         if pruned {
             for inv in departed {
                 inventory::delete(&self.client, &self.cluster, &inv.environment, &inv.app).await?;
             }
         }
         Ok(())
+    }
+
+    /// Writes inventories, several apps at once (as many as applies); the
+    /// first failure is returned once the writes in flight have ended.
+    pub(crate) async fn write_inventories(&self, all: &[Inventory]) -> Result<(), SyncError> {
+        let writes: Vec<_> = all
+            .iter()
+            .map(|inv| inventory::write(&self.client, &self.cluster, inv))
+            .collect();
+        let done: Vec<Result<(), tidegate_cluster::ClusterError>> = stream::iter(writes)
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        done.into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+            .map_err(SyncError::from)
     }
 
     /// Waits until a CRD is Established (at most 60 s), so its custom resources can be applied.

@@ -490,10 +490,11 @@ fn counts(line: &serde_json::Value) -> [u64; 4] {
         .map(|k| line["fields"][k].as_u64().unwrap_or(u64::MAX))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_steady_state_sends_no_request_but_watches() {
+/// The controller following `web` and 100 ConfigMaps (selfHeal on), once
+/// every cluster runs them and the watch caches are listed.
+pub(crate) async fn watching_many(prefix: &str) -> Followed {
     let mut f = Followed::new(
-        "ctl-steady",
+        prefix,
         true,
         &[("manifests/app/many.yaml".to_string(), configmaps(100))],
     )
@@ -503,6 +504,12 @@ async fn the_steady_state_sends_no_request_but_watches() {
     f.wait_all_at(&v1).await;
     f.wait("watching", |f| !f.log_lines("watching").is_empty())
         .await;
+    f
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_steady_state_sends_no_request_but_watches() {
+    let mut f = watching_many("ctl-steady").await;
     let watching = f.log_lines("watching").remove(0);
     assert!(
         watching["fields"]["objects"].as_u64().unwrap_or_default() >= 3 * 101,

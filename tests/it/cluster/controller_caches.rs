@@ -5,9 +5,8 @@
 //! clusters), against the CLI rolling out the same kind of change with
 //! fresh connections.
 
-use super::controller::{CLUSTERS, Followed, json_log_lines};
+use super::controller::{CLUSTERS, Followed, json_log_lines, watching_many};
 use super::rollout::deployment;
-use tidegate_tests::configmaps;
 
 /// Requests a rollout sent, from its "rollout finished" log line.
 #[derive(Debug, Clone, Copy)]
@@ -37,17 +36,7 @@ fn finished(f: &Followed) -> Vec<Sent> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_controller_rollout_reads_its_watch_caches_and_sends_far_fewer_requests_than_the_cli() {
-    let mut f = Followed::new(
-        "ctl-caches",
-        true,
-        &[("manifests/app/many.yaml".to_string(), configmaps(100))],
-    )
-    .await;
-    let v1 = f.git.head();
-    f.start();
-    f.wait_all_at(&v1).await;
-    f.wait("watching", |f| !f.log_lines("watching").is_empty())
-        .await;
+    let mut f = watching_many("ctl-caches").await;
 
     // A change of one object, rolled out by the controller.
     f.git.write(

@@ -462,6 +462,20 @@ async fn dry_runs_are_reused_until_the_desired_or_the_live_object_changes() {
     );
 }
 
+/// `keys` as they stand in the cluster now, read through the default seam.
+async fn snapshot(probe: &Engine, keys: &[(ObjectKey, String)]) -> tidegate_sync::LiveMap {
+    let api = tidegate_sync::ApiLiveState::new(probe.client().clone(), CONTEXT);
+    let mut snapshot = tidegate_sync::LiveMap::new();
+    for (key, resolved) in probe.resolve_all(keys).await.expect("resolve") {
+        let found = tidegate_sync::LiveState::get(&api, &resolved, &key)
+            .await
+            .expect("get")
+            .expect("exists");
+        snapshot.insert(key, found);
+    }
+    snapshot
+}
+
 /// A live state answered from memory, as a watch cache answers: a snapshot
 /// of the cluster's objects taken once.
 struct Memory(tidegate_sync::LiveMap);
@@ -531,15 +545,7 @@ async fn a_live_state_answered_from_memory_replaces_the_reads_of_plan_and_health
     settle(&probe, &keys).await;
 
     // The snapshot a watch cache would hold, read through the default seam.
-    let api = tidegate_sync::ApiLiveState::new(probe.client().clone(), CONTEXT);
-    let mut snapshot = tidegate_sync::LiveMap::new();
-    for (key, resolved) in probe.resolve_all(&keys).await.expect("resolve") {
-        let found = tidegate_sync::LiveState::get(&api, &resolved, &key)
-            .await
-            .expect("get")
-            .expect("exists");
-        snapshot.insert(key, found);
-    }
+    let mut snapshot = snapshot(&probe, &keys).await;
     let engine = fx
         .engine(&desired)
         .await
@@ -658,20 +664,12 @@ async fn health_after_an_apply_is_judged_on_what_was_applied_when_the_cache_has_
 
     // A cache that never sees another write: the objects as they stand
     // now, Healthy.
-    let api = tidegate_sync::ApiLiveState::new(probe.client().clone(), CONTEXT);
-    let mut snapshot = tidegate_sync::LiveMap::new();
-    for (key, resolved) in probe.resolve_all(&keys).await.expect("resolve") {
-        let found = tidegate_sync::LiveState::get(&api, &resolved, &key)
-            .await
-            .expect("get")
-            .expect("exists");
-        snapshot.insert(key, found);
-    }
+    let before = snapshot(&probe, &keys).await;
     let engine = fx
         .engine(&desired)
         .await
         .with_environment(&fx.env)
-        .with_live_state(Arc::new(Memory(snapshot)));
+        .with_live_state(Arc::new(Memory(before)));
     engine.resolve_all(&keys).await.expect("discovery");
     let (health, n) = reads(&engine, engine.health_of(&keys)).await;
     assert_eq!(health.expect("health"), HealthStatus::Healthy);
@@ -721,14 +719,7 @@ async fn health_after_an_apply_is_judged_on_what_was_applied_when_the_cache_has_
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
-    let mut caught_up = tidegate_sync::LiveMap::new();
-    for (key, resolved) in probe.resolve_all(&keys).await.expect("resolve") {
-        let found = tidegate_sync::LiveState::get(&api, &resolved, &key)
-            .await
-            .expect("get")
-            .expect("exists");
-        caught_up.insert(key, found);
-    }
+    let caught_up = snapshot(&probe, &keys).await;
     let engine = engine.with_live_state(Arc::new(Memory(caught_up)));
     // At most one GET to see that the cache holds what the API server
     // holds; from then on the cache answers.
