@@ -36,7 +36,7 @@ use futures::StreamExt;
 use kube::{
     Api, Client,
     api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions},
-    runtime::watcher,
+    runtime::{WatchStreamExt, watcher},
 };
 use serde_json::json;
 use std::{
@@ -139,6 +139,10 @@ impl Split {
     }
 }
 
+/// Up to this many clusters watched, the log lists them (else it counts
+/// them by environment).
+const LOGGED_CLUSTERS: usize = 50;
+
 /// The clusters each loop watches, by (environment, role).
 type Watched = BTreeMap<(String, Role), BTreeSet<String>>;
 
@@ -179,7 +183,18 @@ impl Tally {
             .flat_map(|((env, _), cs)| cs.iter().map(|c| cluster_key(env, c)))
             .collect();
         let count = watched.len();
-        info!(clusters = ?watched, count, "clusters watched by this replica");
+        if count <= LOGGED_CLUSTERS {
+            info!(clusters = ?watched, count, "clusters watched by this replica");
+        } else {
+            let by_environment: BTreeMap<&str, usize> = all
+                .iter()
+                .map(|((env, _), cs)| (env.as_str(), cs.len()))
+                .fold(BTreeMap::new(), |mut n, (env, c)| {
+                    *n.entry(env).or_default() += c;
+                    n
+                });
+            info!(?by_environment, count, "clusters watched by this replica");
+        }
         self.observers.emit(Event::Watching { clusters: count });
     }
 }
@@ -323,7 +338,9 @@ impl DriftRecords {
     pub fn follow(&self, environment: &str) -> Following {
         let (publish, records) = watch::channel(BTreeMap::new());
         let config = watcher::Config::default().labels(&self.selector());
-        let stream = watcher::watcher(self.api.clone(), config);
+        // Errors are retried after kube-runtime's backoff (an RBAC refusal
+        // does not spin).
+        let stream = watcher::watcher(self.api.clone(), config).default_backoff();
         let environment = environment.to_string();
         let task = tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
@@ -389,13 +406,7 @@ fn group_label(group: &str) -> String {
 }
 
 fn configmaps() -> ApiResource {
-    ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        plural: "configmaps".into(),
-    }
+    tidegate_cluster::configmap_resource()
 }
 
 #[cfg(test)]
@@ -451,6 +462,10 @@ mod tests {
         for c in &moved {
             assert_eq!(after[*c], "c", "{c} moved between old members");
         }
+        println!(
+            "1,000 clusters of one environment, 2 → 3 replicas: {} moved (ideal 333), all to the newcomer",
+            moved.len()
+        );
         assert!(moved.len().abs_diff(333) <= 50, "{} moved", moved.len());
         // c leaves again: only its clusters move, back where they were.
         let left = assignment("prod", &cs, &members(&["a", "b"]));

@@ -647,7 +647,12 @@ async fn one_large_environment_is_watched_by_cluster_across_two_replicas_and_its
     })
     .await;
     let v1 = fx.git.head();
-    eventually("v1 rolled out", &both, || async { fx.runs(&env, &v1) }).await;
+    // ... and its rollout over (a drift made during a first deploy that
+    // then fails on a loaded machine is removed with it, by design).
+    eventually("v1 rolled out", &both, || async {
+        fx.runs(&env, &v1) && ra.log().contains("rollout succeeded")
+    })
+    .await;
 
     // Each replica watches only its clusters: its log, its gauge, and the
     // watches it opened per cluster (none on the other's clusters).
@@ -708,7 +713,8 @@ async fn one_large_environment_is_watched_by_cluster_across_two_replicas_and_its
                     "jsonpath={.spec.replicas}",
                 ],
             )
-            .expect("kubectl get")
+            // Not a panic: `eventually` prints the replicas' logs.
+            .unwrap_or_else(|e| format!("{e:?}"))
     };
     let drift_in = |c: &str| {
         fx.fleet
