@@ -291,17 +291,12 @@ impl Shard {
         for (env, owned) in &mut self.owned {
             if owned.running.is_none() && owned.lease.state().is_leading() {
                 info!(environment = %env, "owning the environment: starting its loop");
-                let (stop, stopping) = watch::channel(false);
-                let split = Split {
-                    context: self.context.clone(),
-                    role: Role::Owner,
-                };
-                let task =
-                    tokio::spawn(self.controller.environment_in(env.clone(), stopping, split));
-                owned.running = Some(Running {
-                    stop,
-                    task: AbortOnDrop(task),
-                });
+                owned.running = Some(start_loop(
+                    &self.controller,
+                    &self.context,
+                    env,
+                    Role::Owner,
+                ));
             }
         }
         // Every environment may be split by cluster: a watcher loop for each.
@@ -310,20 +305,8 @@ impl Shard {
                 if self.watchers.contains_key(env) {
                     continue;
                 }
-                let (stop, stopping) = watch::channel(false);
-                let split = Split {
-                    context: self.context.clone(),
-                    role: Role::Watcher,
-                };
-                let task =
-                    tokio::spawn(self.controller.environment_in(env.clone(), stopping, split));
-                self.watchers.insert(
-                    env.clone(),
-                    Running {
-                        stop,
-                        task: AbortOnDrop(task),
-                    },
-                );
+                let running = start_loop(&self.controller, &self.context, env, Role::Watcher);
+                self.watchers.insert(env.clone(), running);
             }
         }
         self.publish();
@@ -372,6 +355,25 @@ impl Shard {
         }
         while self.handovers.join_next().await.is_some() {}
         self.publish();
+    }
+}
+
+/// Starts `env`'s loop in `role` as a task of its own.
+fn start_loop(
+    controller: &Controller<GitApplication>,
+    context: &ShardContext,
+    env: &str,
+    role: Role,
+) -> Running {
+    let (stop, stopping) = watch::channel(false);
+    let split = Split {
+        context: context.clone(),
+        role,
+    };
+    let task = tokio::spawn(controller.environment_in(env.to_string(), stopping, split));
+    Running {
+        stop,
+        task: AbortOnDrop(task),
     }
 }
 
