@@ -253,6 +253,13 @@ pub enum Event {
         /// Their names.
         environments: Vec<String>,
     },
+    /// With sharding (`--shard`): how many clusters this replica watches
+    /// now (every cluster of its owned environments, plus its share of the
+    /// clusters of environments split by cluster: `--shard-clusters-above`).
+    Watching {
+        /// The count of (environment, cluster) pairs watched.
+        clusters: usize,
+    },
     /// A blue-green switch ended. The controller's reconcile loops never
     /// switch (a switch is a decision, not drift): this comes from whoever
     /// runs one through the server (the API's switch route), via

@@ -25,6 +25,8 @@ use tokio::{
 };
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+mod split;
+
 /// The connected clusters of every environment, by (environment, cluster),
 /// shared with the [`Controller`](crate::Controller) so it can count their requests.
 pub type Engines = Arc<Mutex<BTreeMap<(String, String), Arc<Engine>>>>;
@@ -73,6 +75,9 @@ pub struct EnvironmentLoop<A: Application> {
     fetch_backoff: Backoff,
     /// Turns true on shutdown: a rollout under way stops safely.
     stopping: Option<tokio::sync::watch::Receiver<bool>>,
+    /// With `--shard`: this loop's part (owner or watcher of a split
+    /// environment; see [`crate::split`]).
+    split: Option<crate::split::Split>,
 }
 
 impl<A: Application> EnvironmentLoop<A> {
@@ -100,6 +105,7 @@ impl<A: Application> EnvironmentLoop<A> {
                 unreachable: BTreeMap::new(),
                 fetch_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
                 stopping: None,
+                split: None,
             },
             received,
         )
@@ -144,9 +150,11 @@ impl<A: Application> EnvironmentLoop<A> {
             let mut trigger_kind = AuditTrigger::ControllerPoll;
             let mut logged = tidegate_cluster::RequestCounts::default();
             let mut observed = BTreeMap::new();
+            let mut sharded = self.sharded();
             loop {
                 tokio::select! {
                     () = &mut stop => break,
+                    Some(change) = sharded.next() => self.on_shard_change(change, &mut sharded).await,
                     () = tokio::time::sleep_until(next_fetch) => {
                         let wait = self.fetch(trigger_kind).await;
                         trigger_kind = AuditTrigger::ControllerPoll;
@@ -255,6 +263,12 @@ impl<A: Application> EnvironmentLoop<A> {
         };
         let interval = loaded.environment.spec.sync.interval.0;
         let head = loaded.revision.clone();
+        if self.is_watcher() {
+            // A read-only watcher of a split environment: it follows the
+            // head, never rolls out.
+            self.follow(loaded).await;
+            return interval;
+        }
         if self.current.as_ref().is_some_and(|c| c.revision == head) {
             // Watches started now (a cluster reached again) did not see what
             // changed before they listed: check those apps once.
@@ -441,7 +455,11 @@ impl<A: Application> EnvironmentLoop<A> {
             return false;
         };
         let mut started = false;
+        let watched = self.unwatch_others(&current);
         for rendered in &current.rendered.clusters {
+            if !watched.contains(&rendered.cluster) {
+                continue;
+            }
             let Ok(engine) = self.engine(&current, &rendered.cluster).await else {
                 continue;
             };
@@ -478,6 +496,7 @@ impl<A: Application> EnvironmentLoop<A> {
             }
             started |= watch.kinds_watched() > before;
         }
+        self.tally(&watched);
         if started {
             // Bounded: a cluster that went away after its watches started
             // never lists, and must not hold up this environment's loop (its
@@ -502,8 +521,13 @@ impl<A: Application> EnvironmentLoop<A> {
     fn log_watching(&self) {
         let cached: usize = self.watches.values().map(ClusterWatch::cached).sum();
         let r = self.requests();
+        let watching = self
+            .watches
+            .values()
+            .filter(|w| w.kinds_watched() > 0)
+            .count();
         info!(
-            clusters = self.watches.len(),
+            clusters = watching,
             objects = cached,
             reads = r.reads,
             watches = r.watches,
@@ -518,7 +542,16 @@ impl<A: Application> EnvironmentLoop<A> {
         let Some(current) = self.current.clone() else {
             return;
         };
+        let watched = self.watched(&current);
+        self.survey_clusters(&current, &watched).await;
+    }
+
+    /// Checks every app of `clusters` for drift.
+    async fn survey_clusters(&mut self, current: &Loaded, clusters: &BTreeSet<String>) {
         for c in &current.rendered.clusters {
+            if !clusters.contains(&c.cluster) {
+                continue;
+            }
             for a in &current.environment.spec.apps {
                 let key = DriftKey {
                     cluster: c.cluster.clone(),
@@ -535,6 +568,10 @@ impl<A: Application> EnvironmentLoop<A> {
     /// or reports drift. Returns when to check again after a failure.
     async fn check_drift(&mut self, key: &DriftKey) -> Option<Duration> {
         let current = self.current.clone()?;
+        if self.split.is_some() && !self.watched(&current).contains(&key.cluster) {
+            // A cluster this replica no longer watches (the shard changed).
+            return None;
+        }
         let definition = current.environment.cluster(&key.cluster)?;
         let rendered = current
             .rendered
@@ -572,7 +609,10 @@ impl<A: Application> EnvironmentLoop<A> {
             .previous
             .iter()
             .filter(|i| i.app == key.app)
-            .all(|i| i.revision == current.revision);
+            .all(|i| i.revision == current.revision)
+            // A watcher of a split environment: an app never rolled out
+            // to the cluster yet is the owner's rollout to come, not drift.
+            && (!self.is_watcher() || plan.previous.iter().any(|i| i.app == key.app));
         if !runs_current {
             debug!(cluster = %key.cluster, app = %key.app, "the app runs another revision: not drift");
             return None;
@@ -597,6 +637,9 @@ impl<A: Application> EnvironmentLoop<A> {
         let drift = Drift::of(&plan, &key.app);
         let new_episode = self.episodes.observe(key, drift.clone());
         let drift = drift?;
+        if current.environment.spec.sync.self_heal && self.is_watcher() {
+            return self.record_drift(key, &current.revision, &drift).await;
+        }
         if current.environment.spec.sync.self_heal {
             info!(cluster = %key.cluster, app = %key.app, fields = %drift.summary(), "drift: correcting it through the fleet rollout (selfHeal)");
             match self.rollout(&current, AuditTrigger::Drift, None).await {
@@ -703,6 +746,12 @@ impl<A: Application> EnvironmentLoop<A> {
         trigger: AuditTrigger,
         quarantined: Option<BTreeSet<String>>,
     ) -> Rolled {
+        if self.is_watcher() {
+            // Never reached (a watcher records drift instead): a watcher
+            // of a split environment must not write to its clusters.
+            error!("a watcher loop may not roll out; the environment's owner does");
+            return Rolled::Skipped(Skip::UntilNewerCommit);
+        }
         let quarantined = match quarantined {
             Some(q) => q,
             None => match self.app.quarantined(&loaded.environment).await {
