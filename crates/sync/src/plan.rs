@@ -17,7 +17,7 @@ use tidegate_core::{
     tracking::{FIELD_MANAGER, TRACKING_ANNOTATION},
 };
 use tidegate_diff::{
-    DiffInput, DiffStatus, IgnoreRule, ObjectDiff, Prediction, diff_object, normalize, to_prune,
+    DiffInput, DiffStatus, IgnoreRule, ObjectDiff, Prediction, diff_object, normalized_eq, to_prune,
 };
 use tracing::{Instrument, debug, info_span};
 
@@ -325,7 +325,7 @@ impl Engine {
             if let (Ok(predicted), Some(l)) = (&outcome, live_object)
                 && !o.force
                 && verdicts::eligible(&o.object.key)
-                && normalize((**predicted).clone()) == normalize(l.clone())
+                && normalized_eq(predicted, l)
             {
                 o.no_op_at = l["metadata"]["resourceVersion"]
                     .as_str()
