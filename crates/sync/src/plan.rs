@@ -576,15 +576,18 @@ impl Engine {
         };
         let key = &o.object.key;
         let version = live.and_then(|v| v["metadata"]["resourceVersion"].as_str());
+        // Serialized once for both hashes (verdict and dry-run cache).
+        let serialized = serde_json::to_vec(&o.object.manifest).unwrap_or_default();
         // Known to change nothing: the server would predict the live object.
         if !force
             && let Some(live) = live
-            && verdicts.in_sync(key, &verdicts::desired_hash(&o.object.manifest), version)
+            && verdicts.in_sync(key, &verdicts::desired_hash_of(&serialized), version)
         {
             used.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(live.clone());
         }
-        let inputs = Inputs::new(&o.object.manifest, version);
+        let inputs = Inputs::of(&serialized, version);
+        drop(serialized);
         match self.dry_run_cache.get(&self.cluster, key, force, &inputs) {
             Some(Answer::Predicted(v)) => return Ok(v),
             Some(Answer::Conflict(s)) => return Err(kube::Error::Api(s)),
