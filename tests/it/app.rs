@@ -80,3 +80,77 @@ async fn a_rollback_target_is_rendered_once_per_commit_however_often_and_by_what
         other => panic!("expected a Git error, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn the_controller_renders_an_unchanged_head_once_and_a_new_commit_again() {
+    use tidegate_controller::{Application, GitApplication};
+    let mut repo = GitFixture::new();
+    repo.write("environments/prod.yaml", ENV)
+        .write("manifests/app/cm.yaml", configmap("one"));
+    let first = repo.commit("one");
+    let audit = tempfile::tempdir().expect("tempdir");
+    let app = GitApplication::new(
+        Some(repo.path().to_str().expect("utf-8").to_string()),
+        None,
+        client_factory(&ClusterAccess {
+            kubeconfig_only: true,
+            kubeconfig: None,
+        }),
+        audit.path().join("audit.db"),
+    )
+    .expect("opens");
+    let value = |loaded: &tidegate_controller::Loaded, cluster: &str| {
+        let c = loaded
+            .rendered
+            .clusters
+            .iter()
+            .find(|c| c.cluster == cluster)
+            .expect("rendered");
+        c.apps[0].objects[0].manifest["data"]["release"].clone()
+    };
+
+    // Every interval loads the head; while it is the same, one rendering is shared.
+    let a = app.load_head("prod").await.expect("loads");
+    let b = app.load_head("prod").await.expect("loads");
+    assert_eq!(
+        (a.revision.as_str(), b.revision.as_str()),
+        (first.as_str(), first.as_str())
+    );
+    assert_eq!(app.renders(), 1, "an unchanged head is rendered once");
+    assert!(Arc::ptr_eq(&a.rendered, &b.rendered));
+    assert_eq!(a.environment, b.environment);
+    assert_eq!(value(&b, "c2"), "one");
+
+    // A new commit is rendered again, with its own content.
+    repo.write("manifests/app/cm.yaml", configmap("two"));
+    let second = repo.commit("two");
+    let c = app.load_head("prod").await.expect("loads");
+    assert_eq!(c.revision, second);
+    assert_eq!(app.renders(), 2);
+    assert_eq!(value(&c, "c3"), "two");
+    assert_eq!(value(&a, "c3"), "one", "the earlier rendering is untouched");
+
+    // So is a commit that changes nothing the apps render (the commit is
+    // part of every object's provenance), and an environment change.
+    repo.write("README.md", "notes\n");
+    let third = repo.commit("docs");
+    let d = app.load_head("prod").await.expect("loads");
+    assert_eq!((d.revision.as_str(), app.renders()), (third.as_str(), 3));
+    assert_eq!(value(&d, "c1"), "two");
+    repo.write(
+        "environments/prod.yaml",
+        ENV.replace("namespace: app", "namespace: other"),
+    );
+    repo.commit("namespace");
+    let e = app.load_head("prod").await.expect("loads");
+    assert_eq!(app.renders(), 4);
+    assert_eq!(
+        e.rendered.clusters[0].apps[0].objects[0]
+            .key
+            .namespace
+            .as_deref(),
+        Some("other")
+    );
+    app.load_head("prod").await.expect("loads");
+    assert_eq!(app.renders(), 4);
+}

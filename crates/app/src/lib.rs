@@ -14,6 +14,7 @@ mod approvals;
 mod error;
 mod gates;
 mod load;
+mod memo;
 mod plans;
 mod quarantine;
 mod rendering;
@@ -27,6 +28,7 @@ pub use approvals::AuditApprovals;
 pub use error::{AppError, error_chain};
 pub use gates::{ClusterApprovals, GatesRead, GatesWritten, quarantined, read_gates, write_gates};
 pub use load::{Capabilities, ClusterAccess, LoadRequest, Loaded, client_factory, load};
+pub use memo::{RenderMemo, SharedRendering};
 pub use plans::{ClusterPlan, PlanError, plan_clusters};
 pub use quarantine::{
     Admission, admit_revision, existing as existing_audit, quarantine_list, quarantine_record,

@@ -49,11 +49,20 @@ pub async fn load_rendered(
 /// The environment's custom health checks (`spec.health`), or every
 /// problem with them at its file and line.
 pub fn health_checks(desired: &Desired) -> Result<Arc<HealthChecks>, Diagnostics> {
-    let (checks, problems) = HealthChecks::for_environment(
+    checks_of(
         &desired.environment,
         &desired.env_file,
         &desired.health_scripts,
-    );
+    )
+}
+
+/// [`health_checks`] from the parts of a [`Desired`] it reads.
+pub(crate) fn checks_of(
+    environment: &tidegate_core::Environment,
+    env_file: &str,
+    scripts: &[tidegate_core::files::SourceFile],
+) -> Result<Arc<HealthChecks>, Diagnostics> {
+    let (checks, problems) = HealthChecks::for_environment(environment, env_file, scripts);
     if problems.is_empty() {
         Ok(Arc::new(checks))
     } else {

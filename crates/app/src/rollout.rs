@@ -7,7 +7,8 @@ use tidegate_cloud::CloudFactory;
 use tidegate_cluster::{GateChange, GateRecord};
 use tidegate_core::Environment;
 use tidegate_fleet::{
-    Approvals, ClusterLine, Driver, DriverOptions, Journal, JournalStore, Revisions, RolloutReport,
+    Approvals, ClusterLine, ConnectedEngines, Driver, DriverOptions, Journal, JournalStore,
+    Revisions, RolloutReport,
 };
 use tidegate_health::HealthChecks;
 use tidegate_render::Rendered;
@@ -60,6 +61,9 @@ pub struct RolloutRun<'a> {
     /// Locks held by this identity are taken over even while live (a
     /// deposed controller replica's).
     pub take_over_identity: Option<String>,
+    /// Engines the caller holds per cluster (the controller's, reading its
+    /// watch caches); empty: every cluster is connected afresh (the CLI).
+    pub engines: ConnectedEngines,
 }
 
 /// What a rollout did, and where its quarantine was recorded.
@@ -132,6 +136,7 @@ impl RolloutRun<'_> {
                     .stop_grace
                     .unwrap_or(DriverOptions::default().stop_grace),
                 take_over_identity: self.take_over_identity,
+                engines: self.engines,
                 ..DriverOptions::default()
             },
         };

@@ -257,6 +257,9 @@ pub struct LeaderElectionArgs {
     /// Run as one of several replicas that share the environments (rendezvous hashing over member Leases; each environment reconciled only by the holder of its ownership Lease); the timings and namespace below apply
     #[arg(long, conflicts_with = "leader_elect")]
     pub shard: bool,
+    /// With --shard: an environment of more than N clusters is also split by cluster: each replica watches and drift-checks its rendezvous share of the clusters and records the drift it finds in the management cluster; the environment's owner alone rolls out and corrects it [default: never split]
+    #[arg(long, value_name = "N", requires = "shard")]
+    pub shard_clusters_above: Option<usize>,
     /// This replica's identity in the Leases [default: <host>-<pid>; in a pod, pass its name]
     #[arg(long, value_name = "ID", env = "TIDEGATE_REPLICA_ID")]
     pub replica_id: Option<String>,

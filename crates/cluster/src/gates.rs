@@ -15,7 +15,6 @@ use crate::{ClusterError, lease::ensure_namespace, with_retries};
 use kube::{
     Api, Client,
     api::{DynamicObject, Patch, PatchParams, PostParams},
-    discovery::ApiResource,
 };
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -213,14 +212,7 @@ pub fn gates_name(env: &str) -> String {
 }
 
 fn config_maps(client: &Client) -> Api<DynamicObject> {
-    let resource = ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        plural: "configmaps".into(),
-    };
-    Api::namespaced_with(client.clone(), NAMESPACE, &resource)
+    Api::namespaced_with(client.clone(), NAMESPACE, &crate::configmap_resource())
 }
 
 fn api_error(cluster: &str, what: &str, error: kube::Error) -> ClusterError {

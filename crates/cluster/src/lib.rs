@@ -17,6 +17,7 @@ mod gates;
 mod lease;
 mod live;
 mod reach;
+mod resources;
 mod retry;
 
 pub use counter::{Answers, CODES, CountLayer, Counted, RequestCounter, RequestCounts, VERBS};
@@ -31,4 +32,5 @@ pub use lease::{
 };
 pub use live::{LiveObjects, dynamic_api, get_object, key_of, list_managed, listed_value};
 pub use reach::Unreachable;
+pub use resources::configmap_resource;
 pub use retry::with_retries;

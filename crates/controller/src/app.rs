@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
-use tidegate_app::{AppError, ClusterApprovals, GitRevisions, RolloutRun, Workspace};
+use tidegate_app::{AppError, ClusterApprovals, GitRevisions, RenderMemo, RolloutRun, Workspace};
 use tidegate_audit::{Actor, AuditSink, AuditStore};
 use tidegate_cloud::CloudFactory;
 use tidegate_cluster::{ClientFactory, FactsCache};
@@ -22,8 +22,9 @@ use tidegate_render::Rendered;
 pub struct Loaded {
     /// The environment file (its `discover:` entries expanded).
     pub environment: Environment,
-    /// Its objects per cluster.
-    pub rendered: Rendered,
+    /// Its objects per cluster (shared with later loads of the same
+    /// inputs: an unchanged head is not rendered again).
+    pub rendered: Arc<Rendered>,
     /// The commit SHA they were rendered from.
     pub revision: String,
     /// The environment's custom health checks.
@@ -91,6 +92,9 @@ pub struct RollOutControl {
     pub stop_grace: Duration,
     /// Locks held by this identity are taken over (a deposed replica's).
     pub take_over_identity: Option<String>,
+    /// The loop's connected engines per cluster (their live state is its
+    /// watch caches): the rollout shares them instead of connecting.
+    pub engines: tidegate_fleet::ConnectedEngines,
 }
 
 /// Where leader-elected replicas keep their rollout journals.
@@ -115,6 +119,8 @@ pub struct GitApplication {
     factory: CloudFactory,
     /// Cluster facts for Helm apps: asked once, not at every fetch.
     facts: FactsCache,
+    /// The last head's rendering per environment, reused while unchanged.
+    renderings: RenderMemo,
     audit_path: PathBuf,
     audit: Arc<AuditStore>,
     /// With leader election: journals go to the management cluster.
@@ -140,6 +146,7 @@ impl GitApplication {
             git_ref,
             factory,
             facts: FactsCache::default(),
+            renderings: RenderMemo::new(),
             audit_path,
             audit: Arc::new(audit),
             journals: None,
@@ -161,6 +168,11 @@ impl GitApplication {
             replica: replica.to_string(),
         });
         self
+    }
+
+    /// How many times a head was rendered (not reused) so far.
+    pub fn renders(&self) -> usize {
+        self.renderings.renders()
     }
 
     fn workspace(&self) -> Result<Workspace, AppError> {
@@ -185,16 +197,14 @@ impl Application for GitApplication {
             let loading = self
                 .workspace()?
                 .load_discovered(env, &self.factory, Some(&self.facts));
-            let tidegate_app::Rendering {
-                desired,
-                rendered,
-                health_checks,
-            } = tidegate_app::load_rendered(loading).await?;
-            let health_checks = health_checks.map_err(AppError::Invalid)?;
+            // An unchanged head (same commit, clusters, templated output)
+            // shares the rendering of the last fetch instead of rendering again.
+            let shared = self.renderings.load_rendered(loading).await?;
+            let health_checks = shared.health_checks.map_err(AppError::Invalid)?;
             Ok(Loaded {
-                revision: desired.commit.sha.clone(),
-                environment: desired.environment,
-                rendered,
+                revision: shared.commit.sha,
+                environment: shared.environment,
+                rendered: shared.rendered,
                 health_checks,
             })
         })
@@ -262,6 +272,7 @@ impl Application for GitApplication {
                 stop: control.stop,
                 stop_grace: Some(control.stop_grace),
                 take_over_identity: control.take_over_identity,
+                engines: control.engines,
             };
             Ok(run.run(progress).await?.report)
         })

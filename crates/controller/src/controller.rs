@@ -3,6 +3,7 @@
 use crate::{
     Application, Backoff, ControllerError, Observers, Trigger, TriggerReceiver,
     reconcile::{Engines, EnvironmentLoop, sum},
+    split::{Role, Split},
 };
 use std::{sync::Arc, time::Duration};
 use tidegate_cluster::RequestCounts;
@@ -52,6 +53,10 @@ pub struct Controller<A: Application> {
     trigger: Trigger,
     receiver: std::sync::Mutex<Option<TriggerReceiver>>,
     engines: Engines,
+    /// The connections of the read-only watcher loops of environments
+    /// split by cluster (`--shard-clusters-above`), apart from the
+    /// owners' (one replica may run both for one environment).
+    watcher_engines: Engines,
 }
 
 impl<A: Application> Controller<A> {
@@ -70,6 +75,7 @@ impl<A: Application> Controller<A> {
             trigger,
             receiver: std::sync::Mutex::new(Some(receiver)),
             engines: Engines::default(),
+            watcher_engines: Engines::default(),
         }
     }
 
@@ -81,11 +87,14 @@ impl<A: Application> Controller<A> {
     /// Requests sent so far by the watch caches and drift checks of every
     /// environment (rollouts count theirs in their own clients).
     pub fn requests(&self) -> RequestCounts {
-        let engines = self
-            .engines
-            .lock()
-            .map(|e| e.values().cloned().collect::<Vec<_>>())
-            .unwrap_or_default();
+        let engines: Vec<_> = [&self.engines, &self.watcher_engines]
+            .into_iter()
+            .flat_map(|m| {
+                m.lock()
+                    .map(|e| e.values().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+            })
+            .collect();
         sum(engines.iter().map(|e| e.requests()))
     }
 
@@ -163,7 +172,37 @@ impl<A: Application + 'static> Controller<A> {
             self.engines.clone(),
             self.trigger.clone(),
             stopping,
+            None,
         )
+    }
+
+    /// [`Controller::environment`] with its part in sharding: the owner's
+    /// loop, or a read-only watcher of this replica's clusters of a split
+    /// environment ([`crate::split`]).
+    pub(crate) fn environment_in(
+        &self,
+        name: String,
+        stopping: watch::Receiver<bool>,
+        split: Split,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let engines = match split.role {
+            Role::Owner => self.engines.clone(),
+            Role::Watcher => self.watcher_engines.clone(),
+        };
+        supervise(
+            self.app.clone(),
+            name,
+            self.options.clone(),
+            engines,
+            self.trigger.clone(),
+            stopping,
+            Some(split),
+        )
+    }
+
+    /// Drops the connections of environment `name`'s watcher loop, once it ended.
+    pub(crate) fn forget_watcher(&self, name: &str) {
+        forget_engines(&self.watcher_engines, name);
     }
 
     /// Drops the engines (and so the watch caches) of environment `name`,
@@ -184,12 +223,16 @@ async fn supervise<A: Application + 'static>(
     engines: Engines,
     trigger: Trigger,
     stopping: watch::Receiver<bool>,
+    split: Option<Split>,
 ) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
     loop {
         let (environment, changes) =
             EnvironmentLoop::new(app.clone(), &name, options.clone(), engines.clone());
-        let environment = environment.with_stop(stopping.clone());
+        let mut environment = environment.with_stop(stopping.clone());
+        if let Some(split) = split.clone() {
+            environment = environment.with_split(split);
+        }
         let mut until = stopping.clone();
         let stop = async move {
             // Err: the sender is gone, which also means stop.

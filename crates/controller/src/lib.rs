@@ -21,6 +21,10 @@
 //!   (`--shard`): every replica holds a member Lease, environments are
 //!   assigned by rendezvous hashing over the live members, and a replica
 //!   runs an environment only while it holds its ownership Lease.
+//! - [`split`]: with `--shard-clusters-above N`, an environment of more
+//!   than `N` clusters is watched and drift-checked by cluster across the
+//!   replicas; its owner alone rolls out, correcting the drift the
+//!   watchers record in the management cluster.
 //! - [`view`]: what the fleet page is told (an environment's clusters and
 //!   limits, each cluster's place in a rollout, an app's objects with
 //!   their drift and masked diff), built here so nothing unmasked leaves.
@@ -51,6 +55,7 @@ pub mod reconcile;
 pub mod rendezvous;
 mod replica;
 mod shard;
+pub mod split;
 mod trigger;
 pub mod view;
 pub mod watch;

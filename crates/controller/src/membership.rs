@@ -35,7 +35,7 @@ pub fn owner_lease(group: &str, environment: &str) -> String {
 
 /// `text` as part of a Lease name (a DNS subdomain): lower case, other
 /// characters than letters, digits, `-` and `.` made `-`.
-fn lease_part(text: &str) -> String {
+pub(crate) fn lease_part(text: &str) -> String {
     text.chars()
         .map(|c| match c.to_ascii_lowercase() {
             c @ ('a'..='z' | '0'..='9' | '-' | '.') => c,

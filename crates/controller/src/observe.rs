@@ -253,6 +253,13 @@ pub enum Event {
         /// Their names.
         environments: Vec<String>,
     },
+    /// With sharding (`--shard`): how many clusters this replica watches
+    /// now (every cluster of its owned environments, plus its share of the
+    /// clusters of environments split by cluster: `--shard-clusters-above`).
+    Watching {
+        /// The count of (environment, cluster) pairs watched.
+        clusters: usize,
+    },
     /// A blue-green switch ended. The controller's reconcile loops never
     /// switch (a switch is a decision, not drift): this comes from whoever
     /// runs one through the server (the API's switch route), via
@@ -322,8 +329,14 @@ impl Observers {
     }
 
     /// The events a finished rollout's report carries: each cluster's
-    /// apply (from the timeline) and the requests the rollout sent.
-    pub(crate) fn report(&self, environment: &str, report: &RolloutReport) {
+    /// apply (from the timeline) and the requests the rollout sent (but
+    /// those to `counted_elsewhere`: engines the loop shared, counted by it).
+    pub(crate) fn report(
+        &self,
+        environment: &str,
+        report: &RolloutReport,
+        counted_elsewhere: &std::collections::BTreeSet<String>,
+    ) {
         if self.0.is_none() {
             return;
         }
@@ -342,7 +355,11 @@ impl Observers {
                 restored,
             });
         }
-        for (cluster, counts) in &report.requests {
+        for (cluster, counts) in report
+            .requests
+            .iter()
+            .filter(|(c, _)| !counted_elsewhere.contains(*c))
+        {
             self.emit(Event::Requests {
                 cluster: cluster.clone(),
                 counts: Box::new(*counts),

@@ -10,7 +10,7 @@ use crate::{
 use futures::StreamExt;
 use kube::runtime::scheduler::{ScheduleRequest, debounced_scheduler};
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -24,6 +24,8 @@ use tokio::{
     time::Instant,
 };
 use tracing::{Instrument, debug, error, info, info_span, warn};
+
+mod split;
 
 /// The connected clusters of every environment, by (environment, cluster),
 /// shared with the [`Controller`](crate::Controller) so it can count their requests.
@@ -73,6 +75,9 @@ pub struct EnvironmentLoop<A: Application> {
     fetch_backoff: Backoff,
     /// Turns true on shutdown: a rollout under way stops safely.
     stopping: Option<tokio::sync::watch::Receiver<bool>>,
+    /// With `--shard`: this loop's part (owner or watcher of a split
+    /// environment; see [`crate::split`]).
+    split: Option<crate::split::Split>,
 }
 
 impl<A: Application> EnvironmentLoop<A> {
@@ -100,6 +105,7 @@ impl<A: Application> EnvironmentLoop<A> {
                 unreachable: BTreeMap::new(),
                 fetch_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(300)),
                 stopping: None,
+                split: None,
             },
             received,
         )
@@ -144,9 +150,11 @@ impl<A: Application> EnvironmentLoop<A> {
             let mut trigger_kind = AuditTrigger::ControllerPoll;
             let mut logged = tidegate_cluster::RequestCounts::default();
             let mut observed = BTreeMap::new();
+            let mut sharded = self.sharded();
             loop {
                 tokio::select! {
                     () = &mut stop => break,
+                    Some(change) = sharded.next() => self.on_shard_change(change, &mut sharded).await,
                     () = tokio::time::sleep_until(next_fetch) => {
                         let wait = self.fetch(trigger_kind).await;
                         trigger_kind = AuditTrigger::ControllerPoll;
@@ -255,6 +263,12 @@ impl<A: Application> EnvironmentLoop<A> {
         };
         let interval = loaded.environment.spec.sync.interval.0;
         let head = loaded.revision.clone();
+        if self.is_watcher() {
+            // A read-only watcher of a split environment: it follows the
+            // head, never rolls out.
+            self.follow(loaded).await;
+            return interval;
+        }
         if self.current.as_ref().is_some_and(|c| c.revision == head) {
             // Watches started now (a cluster reached again) did not see what
             // changed before they listed: check those apps once.
@@ -268,7 +282,7 @@ impl<A: Application> EnvironmentLoop<A> {
             Some((rev, Skip::UntilNewerCommit)) if *rev == head => return interval,
             _ => {}
         }
-        match self.app.quarantined(&loaded.environment).await {
+        let quarantined = match self.app.quarantined(&loaded.environment).await {
             Ok(list) if list.contains(&head) => {
                 if self.skipped.as_ref().is_none_or(|(r, _)| *r != head) {
                     warn!(revision = %short(&head), "the head revision is quarantined: not rolled out until a newer commit or `tidegate unquarantine --env {} --revision {head}`", self.name);
@@ -276,12 +290,12 @@ impl<A: Application> EnvironmentLoop<A> {
                 }
                 return interval;
             }
-            Ok(_) => {}
+            Ok(list) => list,
             Err(e) => {
                 warn!(error = %e, "reading the quarantine list failed; retrying");
                 return self.fetch_backoff.failed().min(interval);
             }
-        }
+        };
         let loaded = Arc::new(loaded);
         if self.current.is_none() && !self.journaled(&head).await && self.fleet_runs(&loaded).await
         {
@@ -302,7 +316,8 @@ impl<A: Application> EnvironmentLoop<A> {
             return interval;
         }
         info!(revision = %short(&head), "new revision: rolling it out");
-        match self.rollout(&loaded, trigger).await {
+        // The quarantine list just read is the rollout's: not read twice.
+        match self.rollout(&loaded, trigger, Some(quarantined)).await {
             Rolled::Done => {
                 self.skipped = None;
                 self.adopt(loaded);
@@ -384,6 +399,19 @@ impl<A: Application> EnvironmentLoop<A> {
         true
     }
 
+    /// The engines this loop holds, by cluster: a rollout shares them (their
+    /// watch caches, discovery and dry-run answers) instead of connecting.
+    fn held_engines(&self) -> tidegate_fleet::ConnectedEngines {
+        let engines = self.engines.lock().map(|e| e.clone()).unwrap_or_default();
+        tidegate_fleet::ConnectedEngines(
+            engines
+                .into_iter()
+                .filter(|((env, _), _)| *env == self.name)
+                .map(|((_, cluster), engine)| (cluster, engine))
+                .collect(),
+        )
+    }
+
     /// A connected engine for a cluster (connected once, then reused); when
     /// it cannot be connected (reported), how long to wait before trying again.
     async fn engine(&mut self, loaded: &Loaded, cluster: &str) -> Result<Arc<Engine>, Duration> {
@@ -427,7 +455,11 @@ impl<A: Application> EnvironmentLoop<A> {
             return false;
         };
         let mut started = false;
+        let watched = self.unwatch_others(&current);
         for rendered in &current.rendered.clusters {
+            if !watched.contains(&rendered.cluster) {
+                continue;
+            }
             let Ok(engine) = self.engine(&current, &rendered.cluster).await else {
                 continue;
             };
@@ -464,6 +496,7 @@ impl<A: Application> EnvironmentLoop<A> {
             }
             started |= watch.kinds_watched() > before;
         }
+        self.tally(&watched);
         if started {
             // Bounded: a cluster that went away after its watches started
             // never lists, and must not hold up this environment's loop (its
@@ -488,8 +521,13 @@ impl<A: Application> EnvironmentLoop<A> {
     fn log_watching(&self) {
         let cached: usize = self.watches.values().map(ClusterWatch::cached).sum();
         let r = self.requests();
+        let watching = self
+            .watches
+            .values()
+            .filter(|w| w.kinds_watched() > 0)
+            .count();
         info!(
-            clusters = self.watches.len(),
+            clusters = watching,
             objects = cached,
             reads = r.reads,
             watches = r.watches,
@@ -504,7 +542,16 @@ impl<A: Application> EnvironmentLoop<A> {
         let Some(current) = self.current.clone() else {
             return;
         };
+        let watched = self.watched(&current);
+        self.survey_clusters(&current, &watched).await;
+    }
+
+    /// Checks every app of `clusters` for drift.
+    async fn survey_clusters(&mut self, current: &Loaded, clusters: &BTreeSet<String>) {
         for c in &current.rendered.clusters {
+            if !clusters.contains(&c.cluster) {
+                continue;
+            }
             for a in &current.environment.spec.apps {
                 let key = DriftKey {
                     cluster: c.cluster.clone(),
@@ -521,6 +568,10 @@ impl<A: Application> EnvironmentLoop<A> {
     /// or reports drift. Returns when to check again after a failure.
     async fn check_drift(&mut self, key: &DriftKey) -> Option<Duration> {
         let current = self.current.clone()?;
+        if self.split.is_some() && !self.watched(&current).contains(&key.cluster) {
+            // A cluster this replica no longer watches (the shard changed).
+            return None;
+        }
         let definition = current.environment.cluster(&key.cluster)?;
         let rendered = current
             .rendered
@@ -558,7 +609,10 @@ impl<A: Application> EnvironmentLoop<A> {
             .previous
             .iter()
             .filter(|i| i.app == key.app)
-            .all(|i| i.revision == current.revision);
+            .all(|i| i.revision == current.revision)
+            // A watcher of a split environment: an app never rolled out
+            // to the cluster yet is the owner's rollout to come, not drift.
+            && (!self.is_watcher() || plan.previous.iter().any(|i| i.app == key.app));
         if !runs_current {
             debug!(cluster = %key.cluster, app = %key.app, "the app runs another revision: not drift");
             return None;
@@ -583,9 +637,12 @@ impl<A: Application> EnvironmentLoop<A> {
         let drift = Drift::of(&plan, &key.app);
         let new_episode = self.episodes.observe(key, drift.clone());
         let drift = drift?;
+        if current.environment.spec.sync.self_heal && self.is_watcher() {
+            return self.record_drift(key, &current.revision, &drift).await;
+        }
         if current.environment.spec.sync.self_heal {
             info!(cluster = %key.cluster, app = %key.app, fields = %drift.summary(), "drift: correcting it through the fleet rollout (selfHeal)");
-            match self.rollout(&current, AuditTrigger::Drift).await {
+            match self.rollout(&current, AuditTrigger::Drift, None).await {
                 Rolled::Done => {
                     for c in &current.environment.spec.clusters {
                         self.episodes.close_cluster(&c.name);
@@ -682,13 +739,28 @@ impl<A: Application> EnvironmentLoop<A> {
 
     /// Rolls `loaded` out through the fleet driver: the path of `tidegate
     /// sync --env` (waves, limits, gates, lock, rollback, audit).
-    async fn rollout(&mut self, loaded: &Loaded, trigger: AuditTrigger) -> Rolled {
-        let quarantined = match self.app.quarantined(&loaded.environment).await {
-            Ok(q) => q,
-            Err(e) => {
-                warn!(error = %e, "reading the quarantine list failed");
-                return Rolled::Retry;
-            }
+    /// `quarantined`: the quarantine list when the caller has just read it.
+    async fn rollout(
+        &mut self,
+        loaded: &Loaded,
+        trigger: AuditTrigger,
+        quarantined: Option<BTreeSet<String>>,
+    ) -> Rolled {
+        if self.is_watcher() {
+            // Never reached (a watcher records drift instead): a watcher
+            // of a split environment must not write to its clusters.
+            error!("a watcher loop may not roll out; the environment's owner does");
+            return Rolled::Skipped(Skip::UntilNewerCommit);
+        }
+        let quarantined = match quarantined {
+            Some(q) => q,
+            None => match self.app.quarantined(&loaded.environment).await {
+                Ok(q) => q,
+                Err(e) => {
+                    warn!(error = %e, "reading the quarantine list failed");
+                    return Rolled::Retry;
+                }
+            },
         };
         // A journal of this revision is an interrupted rollout (this
         // replica's, or a replica's that no longer leads): resume it.
@@ -711,7 +783,11 @@ impl<A: Application> EnvironmentLoop<A> {
             stop: self.stopping.clone(),
             stop_grace: self.options.stop_grace,
             take_over_identity: self.options.take_over_identity.clone(),
+            engines: self.held_engines(),
         };
+        // Their requests are counted from their own counters
+        // (`observe_requests`), not again from the report.
+        let shared: BTreeSet<String> = control.engines.0.keys().cloned().collect();
         let last = Mutex::new(String::new());
         let progress = |lines: &[tidegate_fleet::ClusterLine]| {
             let now: String = lines
@@ -737,7 +813,7 @@ impl<A: Application> EnvironmentLoop<A> {
             .app
             .roll_out(loaded, actor, quarantined, control, &progress)
             .await;
-        self.observe_rollout(&result);
+        self.observe_rollout(&result, &shared);
         match result {
             Ok(report) => match report.outcome {
                 Outcome::Succeeded => {
@@ -817,11 +893,15 @@ pub const CLUSTER_REACHABLE: &str = "cluster-reachable";
 impl<A: Application> EnvironmentLoop<A> {
     /// Tells the observers how a rollout ended (its outcome, each cluster's
     /// apply, its requests); no rollout is under way any more (wave 0).
-    fn observe_rollout(&self, result: &Result<tidegate_fleet::RolloutReport, AppError>) {
+    fn observe_rollout(
+        &self,
+        result: &Result<tidegate_fleet::RolloutReport, AppError>,
+        shared: &BTreeSet<String>,
+    ) {
         let observers = &self.options.observers;
         let outcome = match result {
             Ok(report) => {
-                observers.report(&self.name, report);
+                observers.report(&self.name, report, shared);
                 if let Outcome::RolledBack { failure, .. } | Outcome::Halted { failure } =
                     &report.outcome
                 {

@@ -18,6 +18,11 @@
 //!   Lease held by a replica that is no longer a live member is taken at
 //!   once: a killed replica's environments move `lease_duration` after its
 //!   last renewal (plus a retry period), not twice that.
+//! - **Split environments** (`--shard-clusters-above N`): an environment
+//!   of more than `N` clusters is also watched by cluster — every replica
+//!   runs a read-only watcher loop over its rendezvous share of the
+//!   environment's clusters, and the owner, which watches none of them,
+//!   corrects the drift they record ([`crate::split`]).
 //! - Rollouts keep the machinery of leader election: journals in
 //!   ConfigMaps of the management cluster (fenced by `resourceVersion`),
 //!   the environment lock in every cluster under the controller's identity,
@@ -33,6 +38,7 @@ use crate::{
     membership::{Membership, owner_lease},
     rendezvous,
     replica::{lock_identity, term, terminate_on, watch_audit},
+    split::{DriftRecords, Role, ShardContext, Split, Tally},
 };
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -49,6 +55,9 @@ pub struct Sharding {
     /// The group (`name`: the shard group, `--leader-election-id`), its
     /// namespace, this replica's identity and the Lease timings.
     pub config: LeaderConfig,
+    /// `--shard-clusters-above`: environments with more clusters than
+    /// this are watched by cluster across the replicas (None: never).
+    pub split_above: Option<usize>,
 }
 
 /// How often the assignment is checked against the Leases' states (in
@@ -83,7 +92,11 @@ pub async fn run_sharded(
     let observers = options.observers.clone();
     let _verifying = watch_audit(&app, &observers);
     observers.emit(Event::Leading(false));
-    let Sharding { client, config } = sharding;
+    let Sharding {
+        client,
+        config,
+        split_above,
+    } = sharding;
     config.check().map_err(ControllerError::Leader)?;
     let identity = lock_identity(&config);
     options.take_over_identity = Some(identity.clone());
@@ -106,7 +119,21 @@ pub async fn run_sharded(
             return Ok(Ended::Stopped);
         }
     }
+    let context = ShardContext {
+        above: split_above,
+        me: config.identity.clone(),
+        members: live.clone(),
+        records: DriftRecords::new(
+            client.clone(),
+            &config.namespace,
+            &config.name,
+            &config.identity,
+        ),
+        tally: Tally::new(observers.clone()),
+    };
     let mut shard = Shard {
+        context,
+        watchers: BTreeMap::new(),
         controller,
         client,
         config,
@@ -161,6 +188,11 @@ struct Running {
 }
 
 struct Shard {
+    /// What every environment loop of this replica shares.
+    context: ShardContext,
+    /// The read-only watcher loops of environments that may be split by
+    /// cluster (every environment, with `--shard-clusters-above`).
+    watchers: BTreeMap<String, Running>,
     controller: Controller<GitApplication>,
     client: kube::Client,
     config: LeaderConfig,
@@ -190,6 +222,7 @@ impl Shard {
                 );
                 self.owned.clear();
             }
+            self.stop_watchers();
             self.publish();
             return;
         }
@@ -258,15 +291,32 @@ impl Shard {
         for (env, owned) in &mut self.owned {
             if owned.running.is_none() && owned.lease.state().is_leading() {
                 info!(environment = %env, "owning the environment: starting its loop");
-                let (stop, stopping) = watch::channel(false);
-                let task = tokio::spawn(self.controller.environment(env.clone(), stopping));
-                owned.running = Some(Running {
-                    stop,
-                    task: AbortOnDrop(task),
-                });
+                owned.running = Some(start_loop(
+                    &self.controller,
+                    &self.context,
+                    env,
+                    Role::Owner,
+                ));
+            }
+        }
+        // Every environment may be split by cluster: a watcher loop for each.
+        if self.context.above.is_some() {
+            for env in &self.names {
+                if self.watchers.contains_key(env) {
+                    continue;
+                }
+                let running = start_loop(&self.controller, &self.context, env, Role::Watcher);
+                self.watchers.insert(env.clone(), running);
             }
         }
         self.publish();
+    }
+
+    /// Stops every watcher loop at once (they never write to a cluster).
+    fn stop_watchers(&mut self) {
+        for env in std::mem::take(&mut self.watchers).into_keys() {
+            self.controller.forget_watcher(&env);
+        }
     }
 
     /// Logs and tells the observers the owned environments when they changed.
@@ -277,6 +327,15 @@ impl Shard {
             .filter(|(_, o)| o.running.is_some())
             .map(|(e, _)| e.clone())
             .collect();
+        // Loops that ended watch nothing.
+        for env in &self.names {
+            if !now.contains(env) {
+                self.context.tally.set(env, Role::Owner, BTreeSet::new());
+            }
+            if !self.watchers.contains_key(env) {
+                self.context.tally.set(env, Role::Watcher, BTreeSet::new());
+            }
+        }
         if self.published.as_ref() == Some(&now) {
             return;
         }
@@ -290,11 +349,31 @@ impl Shard {
 
     /// Stops every owned environment safely and releases its Lease.
     async fn hand_over_all(&mut self) {
+        self.stop_watchers();
         for (env, owned) in std::mem::take(&mut self.owned) {
             self.handovers.spawn(hand_over(env, owned, self.bound));
         }
         while self.handovers.join_next().await.is_some() {}
         self.publish();
+    }
+}
+
+/// Starts `env`'s loop in `role` as a task of its own.
+fn start_loop(
+    controller: &Controller<GitApplication>,
+    context: &ShardContext,
+    env: &str,
+    role: Role,
+) -> Running {
+    let (stop, stopping) = watch::channel(false);
+    let split = Split {
+        context: context.clone(),
+        role,
+    };
+    let task = tokio::spawn(controller.environment_in(env.to_string(), stopping, split));
+    Running {
+        stop,
+        task: AbortOnDrop(task),
     }
 }
 

@@ -26,7 +26,7 @@ mod secret;
 mod text;
 
 pub use ignore::IgnoreRule;
-pub use normalize::normalize;
+pub use normalize::{normalize, normalized_eq};
 pub use owners::owners_of;
 pub use secret::MASK;
 pub use text::unified;
@@ -96,10 +96,13 @@ pub struct ObjectDiff {
     pub patch: json_patch::Patch,
     /// The differing fields and their owners.
     pub changes: Vec<FieldChange>,
-    /// The live object, normalized and masked (`None` when missing).
+    /// The live object, normalized and masked (`None` when missing, and
+    /// when in sync: there is nothing to show, and a plan of thousands of
+    /// objects need not keep two copies of each).
     #[serde(skip)]
     pub before: Option<Value>,
-    /// The desired result, normalized and masked (`None` when to be pruned).
+    /// The desired result, normalized and masked (`None` when to be
+    /// pruned, and when in sync).
     #[serde(skip)]
     pub after: Option<Value>,
 }
@@ -121,6 +124,28 @@ pub struct DiffInput<'a> {
 
 /// Compares a desired object with the live one.
 pub fn diff_object(input: DiffInput<'_>) -> ObjectDiff {
+    // Most objects of a plan are in sync: when the prediction is the live
+    // object once normalized, nothing is copied, ignored, masked or diffed
+    // (ignore rules and masking remove or mask the same fields on both
+    // sides, so equal objects stay equal).
+    if let (Prediction::DryRun(predicted), Some(live)) = (input.prediction, input.live)
+        && normalized_eq(predicted, live)
+    {
+        return ObjectDiff {
+            key: input.key.clone(),
+            status: DiffStatus::InSync,
+            mode: DiffMode::ServerSide,
+            patch: json_patch::Patch(Vec::new()),
+            changes: Vec::new(),
+            before: None,
+            after: None,
+        };
+    }
+    full_diff(input)
+}
+
+/// [`diff_object`] without its in-sync shortcut.
+fn full_diff(input: DiffInput<'_>) -> ObjectDiff {
     let (mode, predicted) = match input.prediction {
         Prediction::DryRun(v) => (DiffMode::ServerSide, v.clone()),
         Prediction::Refused(reason) => (
@@ -166,9 +191,10 @@ pub fn diff_object(input: DiffInput<'_>) -> ObjectDiff {
             }
         })
         .collect::<Vec<_>>();
+    let in_sync = changes.is_empty();
     ObjectDiff {
         key: input.key.clone(),
-        status: if changes.is_empty() {
+        status: if in_sync {
             DiffStatus::InSync
         } else {
             DiffStatus::OutOfSync
@@ -176,8 +202,8 @@ pub fn diff_object(input: DiffInput<'_>) -> ObjectDiff {
         mode,
         patch,
         changes,
-        before: Some(before),
-        after: Some(after),
+        before: (!in_sync).then_some(before),
+        after: (!in_sync).then_some(after),
     }
 }
 

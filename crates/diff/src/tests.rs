@@ -245,3 +245,180 @@ fn empty_and_absent_label_maps_are_the_same() {
     let a = normalize(json!({"metadata": {"name": "x", "labels": {}, "annotations": null}}));
     assert_eq!(a, json!({"metadata": {"name": "x"}}));
 }
+
+/// Objects that differ from a live Deployment only in what normalizing
+/// drops, and some that really differ.
+fn variants() -> Vec<Value> {
+    let live = live_deployment(3, true);
+    let mut out = vec![
+        live.clone(),
+        predicted(&live, 3, "app:1"),
+        desired(3, "app:1"),
+    ];
+    let edit = |f: &dyn Fn(&mut Value)| {
+        let mut v = live.clone();
+        f(&mut v);
+        v
+    };
+    out.extend([
+        edit(&|v| v["status"] = json!({"replicas": 1})),
+        edit(&|v| {
+            v.as_object_mut().map(|m| m.remove("status"));
+        }),
+        edit(&|v| v["metadata"]["resourceVersion"] = json!("999")),
+        edit(&|v| {
+            v["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("managedFields"));
+        }),
+        edit(&|v| v["metadata"]["annotations"] = json!({})),
+        edit(&|v| v["metadata"]["annotations"] = Value::Null),
+        edit(&|v| {
+            v["metadata"]
+                .as_object_mut()
+                .map(|m| m.remove("annotations"));
+        }),
+        edit(&|v| v["metadata"]["annotations"]["team"] = json!("a")),
+        edit(&|v| {
+            v["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+                json!("{}")
+        }),
+        edit(&|v| v["metadata"]["labels"] = json!({})),
+        edit(&|v| v["metadata"]["labels"] = Value::Null),
+        edit(&|v| {
+            v["metadata"].as_object_mut().map(|m| m.remove("labels"));
+        }),
+        edit(&|v| v["metadata"]["labels"]["app"] = json!("other")),
+        edit(&|v| v["metadata"]["labels"] = json!("not a map")),
+        edit(&|v| v["metadata"]["name"] = json!("other")),
+        edit(&|v| v["metadata"] = json!("not a map")),
+        edit(&|v| v["spec"]["replicas"] = json!(4)),
+        edit(&|v| v["spec"]["paused"] = json!(false)),
+        edit(&|v| v["extra"] = Value::Null),
+        edit(&|v| {
+            // The same content in another key order.
+            let m = v.as_object_mut().map(std::mem::take).unwrap_or_default();
+            *v = Value::Object(m.into_iter().rev().collect());
+        }),
+        json!({"kind": "Deployment"}),
+        json!({"kind": "Deployment", "metadata": {}}),
+        json!({"kind": "Deployment", "metadata": {"labels": {}}}),
+        json!({"kind": "Deployment", "status": {}}),
+        json!([1, 2]),
+        json!("text"),
+        Value::Null,
+    ]);
+    out
+}
+
+#[test]
+fn normalized_eq_agrees_with_comparing_normalized_copies() {
+    let all = variants();
+    let (mut same, mut differ) = (0, 0);
+    for a in &all {
+        for b in &all {
+            let slow = normalize(a.clone()) == normalize(b.clone());
+            assert_eq!(normalized_eq(a, b), slow, "{a}\n{b}");
+            if slow { same += 1 } else { differ += 1 }
+        }
+    }
+    // Both answers occur beyond comparing each object with itself.
+    assert!(same > all.len() + 20 && differ > 100, "{same} / {differ}");
+}
+
+/// Everything a diff says, before and after included.
+fn all_of(d: &ObjectDiff) -> Value {
+    json!({"diff": d, "key": d.key.to_string(), "before": d.before, "after": d.after})
+}
+
+#[test]
+fn the_in_sync_shortcut_gives_the_full_diffs_answer() {
+    let live = live_deployment(3, true);
+    let secret_key = ObjectKey::new("", "Secret", Some("web"), "s");
+    let secret = |v: &str, rv: &str| {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "web",
+            "resourceVersion": rv}, "data": {"password": v}})
+    };
+    let rule = IgnoreRule(IgnoreDifference {
+        group: Some("apps".into()),
+        kind: "Deployment".into(),
+        name: None,
+        namespace: None,
+        json_pointers: vec!["/spec/replicas".into()],
+        managed_fields_managers: vec!["kubectl".into()],
+    });
+    let key = deployment_key();
+    let cases: Vec<(&ObjectKey, Value, Value, Vec<IgnoreRule>, DiffStatus)> = vec![
+        // In sync: only bookkeeping differs (with and without ignore rules).
+        (
+            &key,
+            live.clone(),
+            predicted(&live, 3, "app:1"),
+            vec![],
+            DiffStatus::InSync,
+        ),
+        (
+            &key,
+            live.clone(),
+            predicted(&live, 3, "app:1"),
+            vec![rule.clone()],
+            DiffStatus::InSync,
+        ),
+        (
+            &secret_key,
+            secret("YQ==", "1"),
+            secret("YQ==", "2"),
+            vec![],
+            DiffStatus::InSync,
+        ),
+        // Different: the full diff runs either way.
+        (
+            &key,
+            live.clone(),
+            predicted(&live, 4, "app:1"),
+            vec![],
+            DiffStatus::OutOfSync,
+        ),
+        (
+            &key,
+            live.clone(),
+            predicted(&live, 3, "app:2"),
+            vec![rule.clone()],
+            DiffStatus::OutOfSync,
+        ),
+        (
+            &secret_key,
+            secret("YQ==", "1"),
+            secret("Yg==", "1"),
+            vec![],
+            DiffStatus::OutOfSync,
+        ),
+        // Different, but only in ignored fields: in sync by the full diff.
+        (
+            &key,
+            live.clone(),
+            predicted(&live, 4, "app:1"),
+            vec![rule],
+            DiffStatus::InSync,
+        ),
+    ];
+    for (key, live, predicted, ignore, status) in cases {
+        let input = DiffInput {
+            key,
+            desired: &predicted,
+            live: Some(&live),
+            prediction: Prediction::DryRun(&predicted),
+            ignore: &ignore,
+        };
+        let (fast, full) = (diff_object(input), full_diff(input));
+        assert_eq!(fast.status, status, "{key}");
+        assert_eq!(all_of(&fast), all_of(&full), "{key}");
+        if status == DiffStatus::InSync {
+            assert!(fast.before.is_none() && fast.after.is_none());
+            assert_eq!(unified(&fast, false), "");
+        } else {
+            assert!(fast.before.is_some() && fast.after.is_some());
+            assert!(!unified(&fast, false).is_empty());
+        }
+    }
+}

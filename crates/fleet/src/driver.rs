@@ -75,6 +75,24 @@ pub struct DriverOptions {
     /// other replicas of this controller (only the elected leader runs
     /// rollouts, so a holder with this identity has been deposed).
     pub take_over_identity: Option<String>,
+    /// Engines a long-running caller (the controller) already holds, by
+    /// cluster: the rollout [shares](Engine::share) them instead of
+    /// connecting, so its plans and health reads read their live state
+    /// (the controller's watch caches), reuse their discovery and dry-run
+    /// answers, and send only what changed. Clusters without one are
+    /// connected afresh (the CLI's way).
+    pub engines: ConnectedEngines,
+}
+
+/// Connected engines by cluster, handed to a rollout
+/// ([`DriverOptions::engines`]).
+#[derive(Clone, Default)]
+pub struct ConnectedEngines(pub BTreeMap<String, Arc<Engine>>);
+
+impl std::fmt::Debug for ConnectedEngines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
 impl Default for DriverOptions {
@@ -95,6 +113,7 @@ impl Default for DriverOptions {
             stop: None,
             stop_grace: Duration::from_secs(15),
             take_over_identity: None,
+            engines: ConnectedEngines::default(),
         }
     }
 }
@@ -327,6 +346,9 @@ struct Found {
 struct Survey {
     cluster: String,
     engine: Option<Arc<Engine>>,
+    /// The engine's requests before this rollout (a shared engine's
+    /// counter runs on).
+    counted_from: RequestCounts,
     /// What it runs, or why it cannot be reached or read.
     found: Result<Found, SyncError>,
     /// What its dry run rejected.
@@ -374,6 +396,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         )
         .await;
         let mut engines: BTreeMap<String, Arc<Engine>> = BTreeMap::new();
+        let mut counted_from: BTreeMap<String, RequestCounts> = BTreeMap::new();
         let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
         let mut forbidden: BTreeMap<String, String> = BTreeMap::new();
         let mut found: BTreeMap<String, Found> = BTreeMap::new();
@@ -382,6 +405,7 @@ impl<F: ClientFactory> Driver<'_, F> {
             let name = survey.cluster;
             if let Some(engine) = survey.engine {
                 engines.insert(name.clone(), engine);
+                counted_from.insert(name.clone(), survey.counted_from);
             }
             let f = survey.found.unwrap_or_else(|why| {
                 match why.forbidden() {
@@ -424,7 +448,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 drift_corrected: Vec::new(),
                 resumed_from: None,
                 nothing_to_do: true,
-                requests: requests_of(&engines),
+                requests: requests_of(&engines, &counted_from),
             });
         }
 
@@ -484,7 +508,8 @@ impl<F: ClientFactory> Driver<'_, F> {
         // Releases only where this run still holds the lock.
         self.release(&engines, &locked, &holder).await;
         result.map(|mut report| {
-            report.requests = requests_of(&engines);
+            report.requests = requests_of(&engines, &counted_from);
+            log_requests(&report.requests, "rollout finished");
             report
         })
     }
@@ -493,7 +518,16 @@ impl<F: ClientFactory> Driver<'_, F> {
     /// rollout) and reads its health (one LIST per kind).
     async fn survey(&self, cluster: &Cluster) -> Survey {
         let name = cluster.name.clone();
-        let engine = match Engine::connect(self.factory, cluster).await {
+        // A caller's engine is shared (its watch caches, discovery and
+        // dry-run answers); otherwise the cluster is connected afresh.
+        let (connected, counted_from) = match self.options.engines.0.get(&name) {
+            Some(held) => (Ok(held.share()), held.requests()),
+            None => (
+                Engine::connect(self.factory, cluster).await,
+                RequestCounts::default(),
+            ),
+        };
+        let engine = match connected {
             Ok(engine) => {
                 // Health reads list only this environment's objects.
                 let mut engine = engine
@@ -511,6 +545,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 return Survey {
                     cluster: name,
                     engine: None,
+                    counted_from,
                     found: Err(e),
                     problems: Vec::new(),
                 };
@@ -552,6 +587,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                 return Survey {
                     cluster: name,
                     engine: Some(engine),
+                    counted_from,
                     found: Err(e),
                     problems,
                 };
@@ -576,6 +612,7 @@ impl<F: ClientFactory> Driver<'_, F> {
         Survey {
             cluster: name,
             engine: Some(engine),
+            counted_from,
             found: Ok(Found { keys, start }),
             problems,
         }
@@ -774,6 +811,11 @@ impl<F: ClientFactory> Driver<'_, F> {
             if outcome.is_some() && pending.is_empty() {
                 break None;
             }
+            // A bake ends when it ends, not at the next poll.
+            let bake_left = machine
+                .bake_ends_at()
+                .map(|at| at.saturating_sub(elapsed()))
+                .filter(|left| !left.is_zero());
             tokio::select! {
                 biased;
                 Ok(()) = lost.changed() => {}
@@ -781,6 +823,7 @@ impl<F: ClientFactory> Driver<'_, F> {
                     stopping = true;
                     break None;
                 }
+                () = tokio::time::sleep(bake_left.unwrap_or_default()), if bake_left.is_some() => {}
                 Some((cluster, event)) = pending.next(), if !pending.is_empty() => {
                     let answered = matches!(event, Event::Applied { .. } | Event::RolledBack { .. });
                     if matches!(event, Event::ApplyFailed { .. }) {
@@ -1614,11 +1657,37 @@ fn locked_set(locked: &Mutex<Vec<String>>) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-/// The requests each engine has sent so far.
-fn requests_of(engines: &BTreeMap<String, Arc<Engine>>) -> BTreeMap<String, RequestCounts> {
+/// Logs the requests a rollout sent, summed over its clusters.
+fn log_requests(requests: &BTreeMap<String, RequestCounts>, message: &str) {
+    let total = requests
+        .values()
+        .fold(RequestCounts::default(), |a, b| RequestCounts {
+            reads: a.reads + b.reads,
+            watches: a.watches + b.watches,
+            dry_runs: a.dry_runs + b.dry_runs,
+            writes: a.writes + b.writes,
+            ..RequestCounts::default()
+        });
+    info!(
+        clusters = requests.len(),
+        reads = total.reads,
+        dry_runs = total.dry_runs,
+        writes = total.writes,
+        "{message}"
+    );
+}
+
+/// The requests each engine has sent since the rollout began.
+fn requests_of(
+    engines: &BTreeMap<String, Arc<Engine>>,
+    counted_from: &BTreeMap<String, RequestCounts>,
+) -> BTreeMap<String, RequestCounts> {
     engines
         .iter()
-        .map(|(n, e)| (n.clone(), e.requests()))
+        .map(|(n, e)| {
+            let from = counted_from.get(n).copied().unwrap_or_default();
+            (n.clone(), e.requests().since(from))
+        })
         .collect()
 }
 

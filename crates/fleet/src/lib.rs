@@ -30,7 +30,8 @@ mod windows;
 
 pub use driver::{
     APPROVAL_REQUESTED, ApprovalError, Approvals, ClusterCheck, ClusterLine, ClusterProblem,
-    Driver, DriverOptions, Preflight, RevisionError, RevisionRendering, Revisions, RolloutReport,
+    ConnectedEngines, Driver, DriverOptions, Preflight, RevisionError, RevisionRendering,
+    Revisions, RolloutReport,
 };
 pub use error::{CommandError, LockLoss, RolloutError};
 pub use journal::{

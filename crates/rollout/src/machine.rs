@@ -793,6 +793,20 @@ impl FleetRollout {
         self.state.unavailable().count()
     }
 
+    /// When the wave baking now has baked for `bakeTime` (time since the
+    /// rollout started, as [`FleetRollout::step`] takes it): a driver steps
+    /// the machine then rather than at its next poll. `None` when no wave
+    /// is baking.
+    pub fn bake_ends_at(&self) -> Option<Duration> {
+        match self.state.phase {
+            Phase::Wave {
+                stage: Stage::Baking { since },
+                ..
+            } => Some(since + self.state.config.bake_time),
+            _ => None,
+        }
+    }
+
     /// The active (or approval-waiting) wave's number.
     pub fn current_wave(&self) -> Option<u32> {
         match self.state.phase {

@@ -134,6 +134,7 @@ pub struct Metrics {
     leader: Gauge,
     audit_verified: Gauge,
     shard_environments: Gauge,
+    shard_clusters: Gauge,
     notifications: Family<NotificationLabels, Counter>,
     notification_queue: Family<SinkLabels, Gauge>,
     /// The revision each (environment, cluster) series carries now, so the
@@ -169,6 +170,7 @@ impl Metrics {
             leader: Gauge::default(),
             audit_verified: Gauge::default(),
             shard_environments: Gauge::default(),
+            shard_clusters: Gauge::default(),
             notifications: Family::default(),
             notification_queue: Family::default(),
             revisions: Mutex::new(BTreeMap::new()),
@@ -243,6 +245,11 @@ impl Metrics {
             "tidegate_shard_environments",
             "With --shard: the environments this replica owns (holds the ownership Lease of and reconciles)",
             m.shard_environments.clone(),
+        );
+        registry.register(
+            "tidegate_shard_clusters",
+            "With --shard: the clusters this replica watches (every cluster of its owned environments, plus its share of the clusters of environments split by cluster)",
+            m.shard_clusters.clone(),
         );
         registry.register(
             "tidegate_notifications",
@@ -363,6 +370,10 @@ impl Metrics {
             Event::Owned { environments } => {
                 self.shard_environments
                     .set(i64::try_from(environments.len()).unwrap_or(i64::MAX));
+            }
+            Event::Watching { clusters } => {
+                self.shard_clusters
+                    .set(i64::try_from(*clusters).unwrap_or(i64::MAX));
             }
             Event::Switched {
                 environment,
@@ -578,6 +589,8 @@ mod tests {
             environments: vec!["prod".into(), "staging".into()],
         });
         assert!(m.encode().contains("tidegate_shard_environments 2"));
+        m.record(&Event::Watching { clusters: 7 });
+        assert!(m.encode().contains("tidegate_shard_clusters 7"));
         m.record(&Event::AuditVerified { ok: false });
         assert!(m.encode().contains("tidegate_audit_verify_ok 0"));
         assert!(text.ends_with("# EOF\n"));

@@ -38,10 +38,19 @@ pub(crate) struct Inputs {
 impl Inputs {
     /// The inputs of a dry run of `desired` (as sent) against a live object
     /// at `live_version` (`None`: absent, or without a version).
+    #[cfg(test)]
     pub(crate) fn new(desired: &Value, live_version: Option<&str>) -> Inputs {
-        let bytes = serde_json::to_vec(desired).unwrap_or_default();
+        Inputs::of(
+            &serde_json::to_vec(desired).unwrap_or_default(),
+            live_version,
+        )
+    }
+
+    /// [`Inputs::new`] of a desired object already serialized
+    /// (`serde_json::to_vec`).
+    pub(crate) fn of(serialized: &[u8], live_version: Option<&str>) -> Inputs {
         Inputs {
-            desired: Sha256::digest(&bytes).into(),
+            desired: Sha256::digest(serialized).into(),
             live_version: live_version.map(str::to_string),
         }
     }

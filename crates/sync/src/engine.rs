@@ -46,7 +46,7 @@ pub struct Target<'a> {
 /// A connected cluster. Cheap to keep for many syncs (discovery is cached).
 pub struct Engine {
     pub(crate) client: Client,
-    pub(crate) resolver: Resolver,
+    pub(crate) resolver: std::sync::Arc<Resolver>,
     pub(crate) cluster: String,
     pub(crate) concurrency: usize,
     counter: RequestCounter,
@@ -60,6 +60,11 @@ pub struct Engine {
     /// Bounds the dry runs in flight to this cluster across every plan of
     /// this engine (concurrent plans of several apps included).
     pub(crate) dry_run_permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// What this engine (and the engines [shared](Engine::share) with it)
+    /// applied while its live state is a cache: reads of these objects are
+    /// checked against the API server until the cache has caught up
+    /// ([`crate::fresh`]). `None`: the live state is the API server itself.
+    pub(crate) written: Option<crate::fresh::Written>,
 }
 
 impl Engine {
@@ -71,7 +76,7 @@ impl Engine {
         let counter = RequestCounter::default();
         let client = factory.client(cluster, &counter).await?;
         Ok(Engine {
-            resolver: Resolver::new(client.clone(), &cluster.name),
+            resolver: std::sync::Arc::new(Resolver::new(client.clone(), &cluster.name)),
             live: std::sync::Arc::new(ApiLiveState::new(client.clone(), &cluster.name)),
             environment: None,
             dry_run_cache: DryRunCache::new(),
@@ -84,7 +89,34 @@ impl Engine {
             audit: None,
             health_checks: std::sync::Arc::default(),
             provider: cluster.provider.name(),
+            written: None,
         })
+    }
+
+    /// Another engine over the same connection: the same client and request
+    /// counter, discovery cache, live state (a watch cache, say), dry-run
+    /// answers, dry-run bound and record of what was applied, with this
+    /// engine's health checks and environment but no audit. A long-running
+    /// caller (the controller) hands its engines to each rollout, which
+    /// configures its shares for itself (its audit, its checks) and sends
+    /// nothing to connect.
+    pub fn share(&self) -> Engine {
+        Engine {
+            client: self.client.clone(),
+            resolver: self.resolver.clone(),
+            cluster: self.cluster.clone(),
+            concurrency: self.concurrency,
+            counter: self.counter.clone(),
+            audit: None,
+            health_checks: self.health_checks.clone(),
+            provider: self.provider,
+            live: self.live.clone(),
+            environment: self.environment.clone(),
+            dry_run_cache: self.dry_run_cache.clone(),
+            dry_run_concurrency: self.dry_run_concurrency,
+            dry_run_permits: self.dry_run_permits.clone(),
+            written: self.written.clone(),
+        }
     }
 
     /// Assesses health with `checks` (the environment's custom checks)
@@ -99,8 +131,16 @@ impl Engine {
 
     /// Reads live state through `live` (a watch cache, say) instead of
     /// LIST/GET requests to the API server.
+    ///
+    /// A cache may not have seen this engine's own writes yet: every object
+    /// this engine applies is then read from the API server (a GET) until
+    /// the cache holds the version applied or a later one, so health after
+    /// an apply is never judged on an object older than what was applied.
     pub fn with_live_state(mut self, live: std::sync::Arc<dyn LiveState>) -> Self {
         self.live = live;
+        // Writes recorded before (with another cache) stay recorded.
+        self.written
+            .get_or_insert_with(crate::fresh::Written::default);
         self
     }
 
@@ -149,6 +189,15 @@ impl Engine {
     /// The cluster's name.
     pub fn cluster(&self) -> &str {
         &self.cluster
+    }
+
+    /// How many objects this engine (or one it shares with) applied or
+    /// pruned that its live-state cache has not been seen to hold yet
+    /// (always 0 without a cache).
+    pub fn writes_not_yet_cached(&self) -> usize {
+        self.written
+            .as_ref()
+            .map_or(0, crate::fresh::Written::pending)
     }
 
     /// Requests sent so far.
@@ -357,6 +406,7 @@ impl Engine {
         // process) never leaves an inventory naming the old revision over
         // new objects.
         let mut marked = std::collections::BTreeSet::new();
+        let mut marks = Vec::new();
         let writes = !options.dry_run && plan.changes() > 0;
         // In-sync verdicts per app, stored with the inventories if this sync writes.
         let mut verdicts: std::collections::BTreeMap<String, Verdicts> = plan
@@ -386,9 +436,11 @@ impl Engine {
                 if same {
                     continue;
                 }
-                inventory::write(&self.client, &self.cluster, &inv.applying(old)).await?;
                 marked.insert(inv.app.clone());
+                marks.push(inv.applying(old));
             }
+            // Every mark is written (apps side by side) before the first object.
+            self.write_inventories(&marks).await?;
         }
         // Apply group by group: (hook phase, kind phase, sync-wave); objects inside a group in parallel.
         let mut groups: Vec<Vec<crate::PlannedObject>> = Vec::new();
@@ -507,6 +559,9 @@ impl Engine {
                         });
                     }
                 };
+                if let (Some(written), Some(at)) = (&self.written, &version) {
+                    written.applied(&o.object.key, at);
+                }
                 if let (Some(at), Some(v)) = (version, verdicts.get_mut(&o.app)) {
                     v.record(&o.object.key, &o.object.manifest, &at);
                 }
@@ -536,7 +591,11 @@ impl Engine {
                         dynamic_api(&self.client, &candidate.resolved, key.namespace.as_deref());
                     let delete = DeleteParams::foreground();
                     match with_retries("prune", || api.delete(&key.name, &delete)).await {
-                        Ok(_) => {}
+                        Ok(_) => {
+                            if let Some(written) = &self.written {
+                                written.deleted(key);
+                            }
+                        }
                         Err(kube::Error::Api(s)) if s.code == 404 => {}
                         Err(e) => {
                             return Err(SyncError::Apply {
@@ -587,6 +646,7 @@ impl Engine {
         marked: &std::collections::BTreeSet<String>,
         mut verdicts: Option<std::collections::BTreeMap<String, Verdicts>>,
     ) -> Result<(), SyncError> {
+        let mut records = Vec::new();
         for inv in plan_inventories {
             let old = previous.iter().find(|p| p.app == inv.app);
             let mut next = inv.clone();
@@ -614,15 +674,33 @@ impl Engine {
                 || marked.contains(&inv.app)
                 || verdicts_changed
             {
-                inventory::write(&self.client, &self.cluster, &next).await?;
+                records.push(next);
             }
         }
+        self.write_inventories(&records).await?;
         if pruned {
             for inv in departed {
                 inventory::delete(&self.client, &self.cluster, &inv.environment, &inv.app).await?;
             }
         }
         Ok(())
+    }
+
+    /// Writes inventories, several apps at once (as many as applies); the
+    /// first failure is returned once the writes in flight have ended.
+    pub(crate) async fn write_inventories(&self, all: &[Inventory]) -> Result<(), SyncError> {
+        let writes: Vec<_> = all
+            .iter()
+            .map(|inv| inventory::write(&self.client, &self.cluster, inv))
+            .collect();
+        let done: Vec<Result<(), tidegate_cluster::ClusterError>> = stream::iter(writes)
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        done.into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+            .map_err(SyncError::from)
     }
 
     /// Waits until a CRD is Established (at most 60 s), so its custom resources can be applied.

@@ -32,6 +32,7 @@ mod dryrun;
 mod engine;
 mod error;
 mod failfast;
+mod fresh;
 mod hooks;
 mod inventory;
 mod live;

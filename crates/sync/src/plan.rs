@@ -17,7 +17,7 @@ use tidegate_core::{
     tracking::{FIELD_MANAGER, TRACKING_ANNOTATION},
 };
 use tidegate_diff::{
-    DiffInput, DiffStatus, IgnoreRule, ObjectDiff, Prediction, diff_object, normalize, to_prune,
+    DiffInput, DiffStatus, IgnoreRule, ObjectDiff, Prediction, diff_object, normalized_eq, to_prune,
 };
 use tracing::{Instrument, debug, info_span};
 
@@ -325,7 +325,7 @@ impl Engine {
             if let (Ok(predicted), Some(l)) = (&outcome, live_object)
                 && !o.force
                 && verdicts::eligible(&o.object.key)
-                && normalize((**predicted).clone()) == normalize(l.clone())
+                && normalized_eq(predicted, l)
             {
                 o.no_op_at = l["metadata"]["resourceVersion"]
                     .as_str()
@@ -576,15 +576,18 @@ impl Engine {
         };
         let key = &o.object.key;
         let version = live.and_then(|v| v["metadata"]["resourceVersion"].as_str());
+        // Serialized once for both hashes (verdict and dry-run cache).
+        let serialized = serde_json::to_vec(&o.object.manifest).unwrap_or_default();
         // Known to change nothing: the server would predict the live object.
         if !force
             && let Some(live) = live
-            && verdicts.in_sync(key, &verdicts::desired_hash(&o.object.manifest), version)
+            && verdicts.in_sync(key, &verdicts::desired_hash_of(&serialized), version)
         {
             used.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(live.clone());
         }
-        let inputs = Inputs::new(&o.object.manifest, version);
+        let inputs = Inputs::of(&serialized, version);
+        drop(serialized);
         match self.dry_run_cache.get(&self.cluster, key, force, &inputs) {
             Some(Answer::Predicted(v)) => return Ok(v),
             Some(Answer::Conflict(s)) => return Err(kube::Error::Api(s)),

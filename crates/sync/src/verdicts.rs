@@ -69,16 +69,29 @@ fn object_id(key: &ObjectKey) -> String {
 /// `H`: SHA-256 of the verdict format, the field manager and the desired
 /// object as sent, in hex.
 pub(crate) fn desired_hash(manifest: &Value) -> String {
+    desired_hash_of(&serde_json::to_vec(manifest).unwrap_or_default())
+}
+
+/// [`desired_hash`] of a manifest already serialized (`serde_json::to_vec`).
+pub(crate) fn desired_hash_of(serialized: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(FORMAT.as_bytes());
     h.update([0]);
     h.update(FIELD_MANAGER.as_bytes());
     h.update([0]);
-    h.update(serde_json::to_vec(manifest).unwrap_or_default());
-    h.finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
+    h.update(serialized);
+    hex(&h.finalize())
+}
+
+/// Lower-case hex, without a formatter call per byte.
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 fn now() -> u64 {
@@ -208,6 +221,10 @@ mod tests {
             .collect();
         assert_ne!(desired_hash(&desired), bare);
         assert_eq!(desired_hash(&desired).len(), 64);
+        // The same text as formatting each byte.
+        let bytes: Vec<u8> = (0..=255).collect();
+        let formatted: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), formatted);
     }
 
     #[test]

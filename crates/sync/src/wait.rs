@@ -1,6 +1,7 @@
 //! Waiting for applied objects to become healthy.
 
 use crate::{Engine, Progress, SyncError};
+use futures::StreamExt;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use tidegate_cluster::Resolved;
@@ -183,9 +184,26 @@ impl Engine {
         apps: &[String],
         revision: &str,
     ) -> Result<(), SyncError> {
-        for app in apps {
-            crate::inventory::mark_healthy(&self.client, &self.cluster, environment, app, revision)
-                .await?;
+        // Apps side by side (as many as applies); the first failure is
+        // returned once the writes in flight have ended.
+        let marks: Vec<_> = apps
+            .iter()
+            .map(|app| {
+                crate::inventory::mark_healthy(
+                    &self.client,
+                    &self.cluster,
+                    environment,
+                    app,
+                    revision,
+                )
+            })
+            .collect();
+        let done: Vec<Result<(), tidegate_cluster::ClusterError>> = futures::stream::iter(marks)
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for result in done {
+            result?;
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(150);
 /// An environment over the three clusters (waves 1, 2, 3; one cluster in
 /// flight at a time) and the controller following it.
 pub(crate) struct Followed {
-    fleet: &'static Fleet,
+    pub(crate) fleet: &'static Fleet,
     pub(crate) git: GitFixture,
     _ns: TestNamespace,
     pub(crate) env: String,
@@ -178,14 +178,14 @@ impl Followed {
     }
 
     /// `kubectl` in one cluster.
-    fn kubectl(&self, context: &str, args: &[&str]) -> String {
+    pub(crate) fn kubectl(&self, context: &str, args: &[&str]) -> String {
         self.fleet
             .kubectl(context, args)
             .unwrap_or_else(|e| panic!("kubectl {args:?} in {context}: {e}"))
     }
 
     /// A field of the Deployment `web` in one cluster.
-    fn web(&self, context: &str, jsonpath: &str) -> String {
+    pub(crate) fn web(&self, context: &str, jsonpath: &str) -> String {
         self.kubectl(
             context,
             &[
@@ -490,10 +490,11 @@ fn counts(line: &serde_json::Value) -> [u64; 4] {
         .map(|k| line["fields"][k].as_u64().unwrap_or(u64::MAX))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_steady_state_sends_no_request_but_watches() {
+/// The controller following `web` and 100 ConfigMaps (selfHeal on), once
+/// every cluster runs them and the watch caches are listed.
+pub(crate) async fn watching_many(prefix: &str) -> Followed {
     let mut f = Followed::new(
-        "ctl-steady",
+        prefix,
         true,
         &[("manifests/app/many.yaml".to_string(), configmaps(100))],
     )
@@ -503,6 +504,12 @@ async fn the_steady_state_sends_no_request_but_watches() {
     f.wait_all_at(&v1).await;
     f.wait("watching", |f| !f.log_lines("watching").is_empty())
         .await;
+    f
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_steady_state_sends_no_request_but_watches() {
+    let mut f = watching_many("ctl-steady").await;
     let watching = f.log_lines("watching").remove(0);
     assert!(
         watching["fields"]["objects"].as_u64().unwrap_or_default() >= 3 * 101,

@@ -707,21 +707,68 @@ async fn a_controller_with_only_the_shipped_roles_rolls_out_corrects_drift_and_p
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sharded_controller_with_only_the_shipped_roles_owns_and_rolls_out_its_environment() {
     // deploy/management/shard/rbac.yaml beside the leader-election Role:
-    // member and ownership Leases in tidegate-system, listed.
-    let mut s = Scenario::with_sync("rbac-shard", "    interval: 1s\n").await;
+    // member and ownership Leases in tidegate-system, listed; with
+    // `--shard-clusters-above 0` the environment is split by cluster, so
+    // drift goes through a drift record (a ConfigMap there: patched by the
+    // watcher, watched and deleted by the owner).
+    let mut s = Scenario::with_sync("rbac-shard", "    interval: 1s\n    selfHeal: true\n").await;
     let kubeconfig_file = controller_kubeconfig(&s, &["management/shard/rbac.yaml"]);
     s.commit(&manifests("one", false, ""), "v1");
     let replica = format!("rbac-shard-{}", std::process::id());
-    let (mut controller, log) =
-        start_controller(&s, &kubeconfig_file, &["--shard", "--replica-id", &replica]);
+    let (mut controller, log) = start_controller(
+        &s,
+        &kubeconfig_file,
+        &[
+            "--shard",
+            "--replica-id",
+            &replica,
+            "--shard-clusters-above",
+            "0",
+        ],
+    );
     eventually("v1 applied by the owner", &mut controller, &log, || {
         s.field("configmap", "settings", "{.data.mode}") == "one"
             && std::fs::read_to_string(&log).is_ok_and(|l| {
-                l.contains("environments owned by this replica") && l.contains("count=1")
+                l.contains("environments owned by this replica")
+                    && l.contains("count=1")
+                    && l.contains("rollout succeeded")
+                    && l.contains("clusters watched by this replica")
             })
     })
     .await;
+    kubectl(
+        s.fleet,
+        &[
+            "patch",
+            "configmap",
+            "settings",
+            "-n",
+            s.env(),
+            "--type=merge",
+            "-p",
+            r#"{"data":{"mode":"drifted"}}"#,
+        ],
+    );
+    eventually(
+        "the drift recorded and corrected by the owner",
+        &mut controller,
+        &log,
+        || {
+            s.field("configmap", "settings", "{.data.mode}") == "one"
+                && std::fs::read_to_string(&log).is_ok_and(|l| {
+                    l.contains("drift: recorded for the environment's owner")
+                        && l.contains("drift recorded by the watching replicas: correcting it")
+                })
+        },
+    )
+    .await;
     let text = stop_cleanly(&mut controller, &log);
+    assert!(
+        !text.contains("drift records failed")
+            && !text.contains("recording drift for the environment's owner failed")
+            && !text.contains("deleting a handled drift record failed"),
+        "{text}"
+    );
     assert!(
         text.contains("released the environment's ownership Lease"),
         "{text}"

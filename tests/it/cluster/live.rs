@@ -462,6 +462,20 @@ async fn dry_runs_are_reused_until_the_desired_or_the_live_object_changes() {
     );
 }
 
+/// `keys` as they stand in the cluster now, read through the default seam.
+async fn snapshot(probe: &Engine, keys: &[(ObjectKey, String)]) -> tidegate_sync::LiveMap {
+    let api = tidegate_sync::ApiLiveState::new(probe.client().clone(), CONTEXT);
+    let mut snapshot = tidegate_sync::LiveMap::new();
+    for (key, resolved) in probe.resolve_all(keys).await.expect("resolve") {
+        let found = tidegate_sync::LiveState::get(&api, &resolved, &key)
+            .await
+            .expect("get")
+            .expect("exists");
+        snapshot.insert(key, found);
+    }
+    snapshot
+}
+
 /// A live state answered from memory, as a watch cache answers: a snapshot
 /// of the cluster's objects taken once.
 struct Memory(tidegate_sync::LiveMap);
@@ -531,15 +545,7 @@ async fn a_live_state_answered_from_memory_replaces_the_reads_of_plan_and_health
     settle(&probe, &keys).await;
 
     // The snapshot a watch cache would hold, read through the default seam.
-    let api = tidegate_sync::ApiLiveState::new(probe.client().clone(), CONTEXT);
-    let mut snapshot = tidegate_sync::LiveMap::new();
-    for (key, resolved) in probe.resolve_all(&keys).await.expect("resolve") {
-        let found = tidegate_sync::LiveState::get(&api, &resolved, &key)
-            .await
-            .expect("get")
-            .expect("exists");
-        snapshot.insert(key, found);
-    }
+    let mut snapshot = snapshot(&probe, &keys).await;
     let engine = fx
         .engine(&desired)
         .await
@@ -633,4 +639,95 @@ async fn a_sync_after_its_pre_flight_plan_sends_each_dry_run_once() {
         data, "changed",
         "the reused answer still applied the change"
     );
+}
+
+fn paused_deployment(name: &str) -> String {
+    deployment(name).replace(
+        "spec:\n  replicas: 0\n",
+        "spec:\n  paused: true\n  replicas: 0\n",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_after_an_apply_is_judged_on_what_was_applied_when_the_cache_has_not_seen_it() {
+    let mut fx = Fixture::new("live-stale").await;
+    fx.commit(&[configmap("a", "good"), deployment("web")].concat());
+    fx.sync(SyncOptions::default()).await;
+    let (desired, _) = fx.load();
+    let web = (
+        ObjectKey::new("apps", "Deployment", Some(fx.ns.name()), "web"),
+        "apps/v1".to_string(),
+    );
+    let keys = vec![fx.key("ConfigMap", "a"), web.clone()];
+    let probe = fx.engine(&desired).await.with_environment(&fx.env);
+    settle(&probe, &keys).await;
+
+    // A cache that never sees another write: the objects as they stand
+    // now, Healthy.
+    let before = snapshot(&probe, &keys).await;
+    let engine = fx
+        .engine(&desired)
+        .await
+        .with_environment(&fx.env)
+        .with_live_state(Arc::new(Memory(before)));
+    engine.resolve_all(&keys).await.expect("discovery");
+    let (health, n) = reads(&engine, engine.health_of(&keys)).await;
+    assert_eq!(health.expect("health"), HealthStatus::Healthy);
+    assert_eq!(n, 0, "nothing written yet: the cache answers");
+
+    // The engine pauses web (Suspended in the cluster from the apply on).
+    fx.commit(&[configmap("a", "good"), paused_deployment("web")].concat());
+    let (desired, rendered) = fx.load();
+    let report = engine
+        .sync(
+            &target(&desired, &rendered),
+            &SyncOptions::default(),
+            &|_| {},
+        )
+        .await
+        .expect("sync");
+    assert_eq!(report.count(Action::Configured), 1);
+    assert_eq!(engine.writes_not_yet_cached(), 1);
+
+    // The cache still holds web as it was (Healthy): web is read from the
+    // API server, and judged as applied.
+    let (health, n) = reads(&engine, engine.health_of(&keys)).await;
+    assert_eq!(
+        health.expect("health"),
+        HealthStatus::Suspended,
+        "judged on the object applied, not on the cache's older copy"
+    );
+    assert_eq!(n, 1, "one GET of the object the cache has not seen");
+    // An engine shared from it knows what it wrote.
+    let shared = engine.share();
+    let (health, _) = reads(&shared, shared.health_of(&keys)).await;
+    assert_eq!(health.expect("health"), HealthStatus::Suspended);
+
+    // Once the cache holds what the API server holds (the Deployment
+    // controller has written web's status), it answers again.
+    for _ in 0..180 {
+        let generation = fx.kubectl(&[
+            "get",
+            "deployment",
+            "web",
+            "-o",
+            "jsonpath={.metadata.generation}/{.status.observedGeneration}",
+        ]);
+        let (g, o) = generation.split_once('/').expect("generations");
+        if g == o {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    let caught_up = snapshot(&probe, &keys).await;
+    let engine = engine.with_live_state(Arc::new(Memory(caught_up)));
+    // At most one GET to see that the cache holds what the API server
+    // holds; from then on the cache answers.
+    let (health, n) = reads(&engine, engine.health_of(&keys)).await;
+    assert_eq!(health.expect("health"), HealthStatus::Suspended);
+    assert!(n <= 1, "{n}");
+    let (health, n) = reads(&engine, engine.health_of(&keys)).await;
+    assert_eq!(health.expect("health"), HealthStatus::Suspended);
+    assert_eq!(n, 0, "the cache has caught up: no request");
+    assert_eq!(engine.writes_not_yet_cached(), 0);
 }

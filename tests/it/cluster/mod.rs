@@ -525,6 +525,7 @@ mod analysis;
 mod api;
 mod cloud;
 mod controller;
+mod controller_caches;
 mod deploy;
 mod discover;
 mod eks;

@@ -3,7 +3,11 @@
 //! the management cluster, environments split by rendezvous hashing, a
 //! rebalance when a replica joins or leaves, and a replica killed with
 //! SIGKILL during a rollout whose environment another replica finishes
-//! from the journal (the replicas sharing a PostgreSQL audit trail).
+//! from the journal (the replicas sharing a PostgreSQL audit trail), with
+//! two and with three replicas; and one environment split by cluster
+//! between two replicas (`--shard-clusters-above`): each watches its
+//! clusters, the owner corrects drift the other records, and a killed
+//! watcher's clusters move to the survivor.
 
 use super::{client, fleet, inventory_field, rollout::deployment};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -35,6 +39,16 @@ struct Sharded {
 impl Sharded {
     /// `bakes[i]` is the bake time of environment `i`.
     async fn new(prefix: &str, bakes: &[&str], audit_db: Option<PathBuf>) -> Sharded {
+        Sharded::with_sync(prefix, bakes, audit_db, "").await
+    }
+
+    /// [`Sharded::new`] with more lines under every environment's `spec.sync`.
+    async fn with_sync(
+        prefix: &str,
+        bakes: &[&str],
+        audit_db: Option<PathBuf>,
+        sync: &str,
+    ) -> Sharded {
         let fleet = fleet().await;
         let mut git = tidegate_tests::GitFixture::new();
         let mut namespaces = Vec::new();
@@ -51,7 +65,7 @@ impl Sharded {
             git.write(
                 &format!("environments/{env}.yaml"),
                 format!(
-                    "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 60s\n    bakeTime: {bake}\n  sync:\n    interval: 1s\n"
+                    "apiVersion: tidegate.dev/v1alpha1\nkind: Environment\nmetadata:\n  name: {env}\nspec:\n  source:\n    repoURL: .\n    path: manifests\n  clusters:\n{clusters}  apps:\n    - name: app\n      namespace: {env}\n  rollout:\n    maxSurge: 1\n    maxUnavailable: 0\n    progressDeadline: 60s\n    bakeTime: {bake}\n  sync:\n    interval: 1s\n{sync}"
                 ),
             );
             namespaces.push(ns);
@@ -88,7 +102,12 @@ impl Sharded {
     /// it joined (its audit trail open: two processes creating one SQLite
     /// file at the same instant race, so they start one after the other).
     async fn start(&self, id: &str) -> Replica {
-        let replica = self.spawn(id);
+        self.start_with(id, &[]).await
+    }
+
+    /// [`Sharded::start`] with more arguments of `tidegate controller`.
+    async fn start_with(&self, id: &str, extra: &[&str]) -> Replica {
+        let replica = self.spawn(id, extra);
         eventually(&format!("{id} joined"), &[&replica], || async {
             replica.log().contains("sharding the environments")
         })
@@ -96,7 +115,7 @@ impl Sharded {
         replica
     }
 
-    fn spawn(&self, id: &str) -> Replica {
+    fn spawn(&self, id: &str, extra: &[&str]) -> Replica {
         let home = self.dir.path().join(id);
         std::fs::create_dir_all(&home).expect("home");
         let log = home.join("controller.log");
@@ -115,6 +134,7 @@ impl Sharded {
             // does not make the member Leases miss their renew deadline.
             .args(["--lease-duration", "6s", "--renew-deadline", "4s"])
             .args(["--retry-period", "1s", "--shutdown-grace", "5s"])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
@@ -375,26 +395,48 @@ async fn sharded_replicas_split_the_environments_and_rebalance_with_minimal_move
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal_with_one_postgres_audit_chain()
  {
+    a_killed_owner_s_rollout_is_finished_by_a_survivor(3, "shard_failover", "shardkill").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_two_replicas_a_killed_shard_s_rollout_is_finished_by_the_other_from_the_journal_with_one_postgres_audit_chain()
+ {
+    a_killed_owner_s_rollout_is_finished_by_a_survivor(2, "shard_failover_two", "shardkilltwo")
+        .await;
+}
+
+/// `replicas` replicas (2 or 3) sharing a PostgreSQL audit trail (database
+/// `database`); the first owns environment 0 and is killed with SIGKILL
+/// during wave 1's bake of v2; a survivor takes the environment over,
+/// resumes the rollout from its journal without re-applying the finished
+/// canary, and the audit trail is one chain with every intent closed.
+async fn a_killed_owner_s_rollout_is_finished_by_a_survivor(
+    replicas: usize,
+    database: &str,
+    prefix: &str,
+) {
     use tidegate_rollout::machine::ClusterProgress;
-    let url = crate::audit::pg::new_database("shard_failover");
+    let url = crate::audit::pg::new_database(database);
     // Environment 0 bakes long enough to kill its owner during the rollout.
-    let mut fx = Sharded::new("shardkill", &["8s", "1s", "1s"], Some(PathBuf::from(&url))).await;
+    let mut fx = Sharded::new(prefix, &["8s", "1s", "1s"], Some(PathBuf::from(&url))).await;
     let envs = fx.envs();
     let victim_env = envs[0].clone();
-    // Three replicas; the first owns the victim environment, and the
-    // others still split the rest.
-    let ids = pick("k", 3, |ids| {
-        let three = expected(&envs, ids);
-        three[&envs[0]].as_deref() == Some(ids[0]) && shares(&three).len() >= 2
+    // The first replica owns the victim environment, and the replicas
+    // still split the rest (each survivor owns some).
+    let ids = pick("k", replicas, |ids| {
+        let owners = expected(&envs, ids);
+        owners[&envs[0]].as_deref() == Some(ids[0]) && shares(&owners).len() >= 2
     });
-    let (a, b, c) = (ids[0].as_str(), ids[1].as_str(), ids[2].as_str());
-    let ra = fx.start(a).await;
-    let rb = fx.start(b).await;
-    let rc = fx.start(c).await;
-    let all = [&ra, &rb, &rc];
-    let three = expected(&envs, &[a, b, c]);
-    eventually("the three replicas own their shares", &all, || async {
-        fx.owners().await == three
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let a = ids[0];
+    let mut started = Vec::new();
+    for id in &ids {
+        started.push(fx.start(id).await);
+    }
+    let all: Vec<&Replica> = started.iter().collect();
+    let owners = expected(&envs, &ids);
+    eventually("the replicas own their shares", &all, || async {
+        fx.owners().await == owners
     })
     .await;
     let v1 = fx.git.head();
@@ -431,21 +473,24 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
                 == Some(a)
     })
     .await;
-    let mut ra = ra;
+    let mut rest = started.split_off(1);
+    let mut ra = started.pop().expect("a");
     ra.child.kill().expect("SIGKILL");
     ra.child.wait().expect("reaped");
     let killed = Instant::now();
 
-    // Its new owner (rendezvous over b and c) takes the Lease and finishes.
-    let survivors = expected(&envs, &[b, c]);
+    // Its new owner (rendezvous over the survivors) takes the Lease and finishes.
+    let survivors = expected(&envs, &ids[1..]);
     let heir = survivors[&victim_env].clone();
-    let all = [&ra, &rb, &rc];
+    let mut all: Vec<&Replica> = rest.iter().collect();
+    all.push(&ra);
     eventually("the victim environment has its new owner", &all, || async {
         fx.owners().await.get(&victim_env).cloned().flatten() == heir
     })
     .await;
     println!(
-        "{} took {} over {} ms after {a} was killed (lease 6 s, retry 1 s; polled every 300 ms)",
+        "{} replicas: {} took {} over {} ms after {a} was killed (lease 6 s, retry 1 s; polled every 300 ms)",
+        replicas,
         heir.as_deref().unwrap_or_default(),
         victim_env,
         killed.elapsed().as_millis()
@@ -467,15 +512,15 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
     .await;
     // A survivor resumed the victim's rollout from its journal (the heir;
     // on a loaded machine a member Lease may miss a renewal and the
-    // environment pass through the other survivor first).
+    // environment pass through another survivor first).
     let span = format!("environment{{environment={victim_env}}}");
     let resumed = |r: &Replica| {
         r.log()
             .lines()
             .any(|l| l.contains(&span) && l.contains("resuming the interrupted rollout"))
     };
-    assert!(resumed(&rb) || resumed(&rc), "{}\n{}", rb.log(), rc.log());
-    let heir_log = format!("{}\n{}", rb.log(), rc.log());
+    let heir_log: String = rest.iter().map(|r| r.log() + "\n").collect();
+    assert!(rest.iter().any(resumed), "{heir_log}");
     // The shared PostgreSQL trail: each cluster of the victim written once
     // with v2 (the finished canary not re-applied), every intent closed,
     // one chain that verifies.
@@ -505,12 +550,11 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
         .output()
         .expect("tidegate audit verify");
     assert!(out.status.success(), "{}", super::output_text(&out));
-    // b and c stop cleanly, releasing every Lease.
-    for r in [&rb, &rc] {
+    // The survivors stop cleanly, releasing every Lease.
+    for r in &rest {
         r.signal("-TERM");
     }
-    let (mut rb, mut rc) = (rb, rc);
-    for r in [&mut rb, &mut rc] {
+    for r in &mut rest {
         let exit = r.child.wait().expect("exit");
         assert!(exit.success(), "{} exit {exit}\n{}", r.id, r.log());
     }
@@ -518,4 +562,243 @@ async fn a_killed_shard_s_rollout_is_finished_by_the_next_owner_from_the_journal
         fx.owners().await.values().all(Option::is_none),
         "every ownership Lease released"
     );
+}
+
+/// The clusters `r`'s last "clusters watched by this replica" line names
+/// (as `<environment>/<cluster>`), and its count.
+fn watched_logged(r: &Replica) -> Option<(BTreeSet<String>, usize)> {
+    let log = r.log();
+    let line = log
+        .lines()
+        .rfind(|l| l.contains("clusters watched by this replica"))?;
+    let count = line
+        .split("count=")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    let list = line.split("clusters={").nth(1)?.split('}').next()?;
+    let clusters = list
+        .split(", ")
+        .map(|c| c.trim_matches('"').to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    Some((clusters, count))
+}
+
+/// The `/metrics` text of a replica started with `--listen 127.0.0.1:0`.
+fn metrics(r: &Replica) -> String {
+    let log = r.log();
+    let address = log
+        .lines()
+        .find(|l| l.contains("serving /healthz, /readyz, /metrics"))
+        .and_then(|l| l.split("address=").nth(1))
+        .and_then(|a| a.split_whitespace().next())
+        .expect("the replica serves /metrics")
+        .to_string();
+    let (_, text) = tidegate_tests::http_request(&address, "GET", "/metrics", &[], b"");
+    text
+}
+
+/// The value of one series of a metrics text (0 when absent).
+fn series(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Watches a replica opened on `cluster`, as its `/metrics` counts them.
+fn watches_opened(text: &str, cluster: &str) -> u64 {
+    series(
+        text,
+        &format!(
+            "tidegate_api_requests_total{{cluster=\"{cluster}\",verb=\"watch\",code=\"200\"}}"
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_large_environment_is_watched_by_cluster_across_two_replicas_and_its_owner_corrects_drift_the_other_records()
+ {
+    let fx = Sharded::with_sync("split", &["1s"], None, "    selfHeal: true\n").await;
+    let env = fx.envs()[0].clone();
+    let clusters: Vec<&str> = fx.fleet.contexts().to_vec();
+    let envs = fx.envs();
+    // Two replicas: `a` owns the environment (its coordinator) and both
+    // watch some of its three clusters (threshold 2: it is split).
+    let watched_by = |ids: &[&str], id: &str| -> BTreeSet<String> {
+        let members: BTreeSet<String> = ids.iter().map(|m| m.to_string()).collect();
+        tidegate_controller::split::watched_clusters(&env, clusters.iter().copied(), &members, id)
+    };
+    let ids = pick("s", 2, |ids| {
+        expected(&envs, ids)[&env].as_deref() == Some(ids[0])
+            && !watched_by(ids, ids[0]).is_empty()
+            && !watched_by(ids, ids[1]).is_empty()
+    });
+    let (a, b) = (ids[0].as_str(), ids[1].as_str());
+    let args = ["--shard-clusters-above", "2", "--listen", "127.0.0.1:0"];
+    let ra = fx.start_with(a, &args).await;
+    let rb = fx.start_with(b, &args).await;
+    let both = [&ra, &rb];
+    let (mine_a, mine_b) = (watched_by(&[a, b], a), watched_by(&[a, b], b));
+    eventually("a owns the environment", &both, || async {
+        fx.owners().await[&env].as_deref() == Some(a)
+    })
+    .await;
+    let v1 = fx.git.head();
+    // ... and its rollout over (a drift made during a first deploy that
+    // then fails on a loaded machine is removed with it, by design).
+    eventually("v1 rolled out", &both, || async {
+        fx.runs(&env, &v1) && ra.log().contains("rollout succeeded")
+    })
+    .await;
+
+    // Each replica watches only its clusters: its log, its gauge, and the
+    // watches it opened per cluster (none on the other's clusters).
+    let keyed = |set: &BTreeSet<String>| -> BTreeSet<String> {
+        set.iter().map(|c| format!("{env}/{c}")).collect()
+    };
+    for (r, mine) in [(&ra, &mine_a), (&rb, &mine_b)] {
+        eventually(&format!("{} watches its clusters", r.id), &both, || async {
+            watched_logged(r) == Some((keyed(mine), mine.len()))
+                && series(&metrics(r), "tidegate_shard_clusters") == mine.len() as u64
+                && mine.iter().all(|c| watches_opened(&metrics(r), c) > 0)
+        })
+        .await;
+    }
+    // b joined when a was already a member: it never opened a watch on
+    // a's clusters. a started alone and watched all three until b joined;
+    // it dropped b's since (checked below: no watch opened there again).
+    let text_b = metrics(&rb);
+    for c in &clusters {
+        if !mine_b.contains(*c) {
+            assert_eq!(
+                watches_opened(&text_b, c),
+                0,
+                "b opened watches on {c}, which it does not watch:\n{text_b}"
+            );
+        }
+    }
+    let text_a = metrics(&ra);
+    let settled: BTreeMap<&str, u64> = clusters
+        .iter()
+        .map(|c| (*c, watches_opened(&text_a, c)))
+        .collect();
+    for (r, mine, text) in [(&ra, &mine_a, &text_a), (&rb, &mine_b, &text_b)] {
+        println!(
+            "{} watches {:?}: watches opened per cluster {:?}",
+            r.id,
+            mine,
+            clusters
+                .iter()
+                .map(|c| (c.to_string(), watches_opened(text, c)))
+                .collect::<Vec<_>>()
+        );
+    }
+
+    // Drift by kubectl in a cluster b watches: b records it, a (the
+    // owner) corrects it through its rollout; b writes nothing.
+    let replicas = |c: &str| {
+        fx.fleet
+            .kubectl(
+                c,
+                &[
+                    "get",
+                    "deployment",
+                    "web",
+                    "-n",
+                    &env,
+                    "-o",
+                    "jsonpath={.spec.replicas}",
+                ],
+            )
+            // Not a panic: `eventually` prints the replicas' logs.
+            .unwrap_or_else(|e| format!("{e:?}"))
+    };
+    let drift_in = |c: &str| {
+        fx.fleet
+            .kubectl(
+                c,
+                &["scale", "deployment", "web", "-n", &env, "--replicas=5"],
+            )
+            .expect("kubectl scale");
+    };
+    let target = mine_b.iter().next().expect("b watches a cluster").clone();
+    drift_in(&target);
+    eventually(
+        &format!("the drift in {target} corrected"),
+        &both,
+        || async { replicas(&target) == "2" },
+    )
+    .await;
+    let recorded = |r: &Replica, c: &str| {
+        r.log().lines().any(|l| {
+            l.contains("drift: recorded for the environment's owner")
+                && l.contains(&format!("cluster={c}"))
+        })
+    };
+    assert!(
+        recorded(&rb, &target),
+        "b recorded the drift:\n{}",
+        rb.log()
+    );
+    assert!(
+        ra.log()
+            .contains("drift recorded by the watching replicas: correcting it"),
+        "a corrected it:\n{}",
+        ra.log()
+    );
+    assert!(
+        !rb.log().contains("through the fleet rollout") && !rb.log().contains("rollout succeeded"),
+        "b never rolls out:\n{}",
+        rb.log()
+    );
+
+    // a opened no watch on b's clusters since the split settled (its
+    // drift-correcting rollout included).
+    let text_a = metrics(&ra);
+    for c in &mine_b {
+        assert_eq!(
+            watches_opened(&text_a, c),
+            settled[c.as_str()],
+            "a opened watches on {c}, which b watches:\n{text_a}"
+        );
+    }
+
+    // b is killed: its clusters' watching moves to a within the lease
+    // duration; drift there is still corrected.
+    let mut rb = rb;
+    rb.child.kill().expect("SIGKILL");
+    rb.child.wait().expect("reaped");
+    let killed = Instant::now();
+    let everything: BTreeSet<String> = clusters.iter().map(|c| c.to_string()).collect();
+    eventually("a watches every cluster", &[&ra, &rb], || async {
+        watched_logged(&ra) == Some((keyed(&everything), clusters.len()))
+    })
+    .await;
+    println!(
+        "a watched b's clusters {} ms after b was killed (lease 6 s, retry 1 s; polled every 300 ms)",
+        killed.elapsed().as_millis()
+    );
+    eventually("a opened watches on b's clusters", &[&ra, &rb], || async {
+        mine_b.iter().all(|c| watches_opened(&metrics(&ra), c) > 0)
+    })
+    .await;
+    drift_in(&target);
+    eventually(
+        &format!("the drift in {target} corrected by a alone"),
+        &[&ra, &rb],
+        || async { replicas(&target) == "2" },
+    )
+    .await;
+    assert!(
+        recorded(&ra, &target),
+        "a recorded it itself:\n{}",
+        ra.log()
+    );
+    ra.signal("-TERM");
+    let mut ra = ra;
+    let exit = ra.child.wait().expect("exit");
+    assert!(exit.success(), "exit {exit}\n{}", ra.log());
 }

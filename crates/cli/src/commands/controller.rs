@@ -82,6 +82,7 @@ pub async fn run(global: &Global, args: &ControllerArgs) -> anyhow::Result<ExitC
         let sharding = Sharding {
             client: management().await?,
             config,
+            split_above: ha.shard_clusters_above,
         };
         run_sharded(app, options, sharding, stop_signal()).await?
     } else {

@@ -300,6 +300,7 @@ pub async fn fleet_sync(
             stop: None,
             stop_grace: None,
             take_over_identity: None,
+            engines: Default::default(),
         },
         style,
     )
@@ -882,6 +883,7 @@ pub async fn rollback(
             stop: None,
             stop_grace: None,
             take_over_identity: None,
+            engines: Default::default(),
         },
         style,
     )

@@ -300,13 +300,7 @@ impl JournalStore for ConfigMapJournal {
 }
 
 fn configmaps() -> ApiResource {
-    ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        plural: "configmaps".into(),
-    }
+    tidegate_cluster::configmap_resource()
 }
 
 #[cfg(test)]

@@ -141,13 +141,20 @@ fn a_good_revision_rolls_out_wave_by_wave_in_batches_of_max_surge() {
     assert_eq!(applies(&r.step(secs(0))), ["c0"]);
     assert_eq!(actions(&mut r), ["rollout-start", "wave-start"]);
     assert_eq!(r.in_flight(), 1);
+    assert_eq!(r.bake_ends_at(), None, "not baking yet");
     converge(&mut r, secs(30), "c0");
     assert!(r.step(secs(30)).is_empty(), "baking");
+    assert_eq!(
+        r.bake_ends_at(),
+        Some(secs(90)),
+        "Healthy at 30 s, bakeTime 1m"
+    );
     assert!(r.step(secs(89)).is_empty(), "still baking");
     assert_eq!(applies(&r.step(secs(90))), ["c1", "c2", "c3"]);
     assert_eq!(actions(&mut r), ["gate-passed", "wave-start"]);
     assert_eq!(r.current_wave(), Some(2));
     assert_eq!(r.in_flight(), 3);
+    assert_eq!(r.bake_ends_at(), None, "wave 2 in flight");
 
     // Progressing is available: no failure, no new apply until one is Healthy.
     health(&mut r, secs(95), "c2", Progressing);
