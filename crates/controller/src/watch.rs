@@ -15,13 +15,13 @@ use kube::{
     api::DynamicObject,
     runtime::{
         WatchStreamExt,
-        reflector::{self, Store, store::Writer},
+        reflector::{self, ObjectRef, Store, store::Writer},
         watcher,
     },
 };
 use serde_json::Value;
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     hash::{DefaultHasher, Hash, Hasher},
     sync::{
         Arc, Mutex,
@@ -204,28 +204,74 @@ pub struct CachedLiveState {
 }
 
 impl CachedLiveState {
-    /// The cached objects of a kind in `namespace` (or all), when the cache can answer.
-    fn cached(&self, resolved: &Resolved, scope: ListScope<'_>) -> Option<LiveMap> {
+    /// The store of a kind when the cache can answer for `scope` (this
+    /// environment's objects, the kind watched and listed once).
+    fn store(&self, resolved: &Resolved, scope: ListScope<'_>) -> Option<Store<DynamicObject>> {
         if scope.environment != self.environment.as_deref() || scope.environment.is_none() {
             return None;
         }
         let kinds = self.kinds.lock().ok()?;
         let w = kinds.get(&kind_id(resolved))?;
-        if !w.listed.load(Ordering::Acquire) {
-            return None;
-        }
+        w.listed.load(Ordering::Acquire).then(|| w.store.clone())
+    }
+
+    /// The cached objects of a kind in `namespace` (or all), when the cache can answer.
+    fn cached(&self, resolved: &Resolved, scope: ListScope<'_>) -> Option<LiveMap> {
+        let store = self.store(resolved, scope)?;
         let mut out = LiveMap::new();
-        for object in w.store.state() {
-            let value = listed_value(&object, resolved);
-            if let Some(key) = key_of(&value, resolved)
-                && scope
-                    .namespace
-                    .is_none_or(|ns| key.namespace.as_deref() == Some(ns))
+        for object in store.state() {
+            if scope
+                .namespace
+                .is_some_and(|ns| object.metadata.namespace.as_deref() != Some(ns))
             {
+                continue;
+            }
+            let value = listed_value(&object, resolved);
+            if let Some(key) = key_of(&value, resolved) {
                 out.insert(key, Arc::new(value));
             }
         }
         Some(out)
+    }
+
+    /// The cached objects among `keys` (looked up one by one: only those
+    /// are converted), when the cache can answer for `scope`.
+    fn cached_keys(
+        &self,
+        resolved: &Resolved,
+        scope: ListScope<'_>,
+        keys: &BTreeSet<&ObjectKey>,
+    ) -> Option<LiveMap> {
+        let store = self.store(resolved, scope)?;
+        let mut out = LiveMap::new();
+        for key in keys {
+            if scope
+                .namespace
+                .is_some_and(|ns| key.namespace.as_deref() != Some(ns))
+            {
+                continue;
+            }
+            if let Some(object) = store.get(&object_ref(resolved, key)) {
+                let value = listed_value(&object, resolved);
+                // The key the object reads as, as a list would file it.
+                if let Some(found) = key_of(&value, resolved)
+                    && &found == *key
+                {
+                    out.insert(found, Arc::new(value));
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+/// The reflector store's key of `key` (a kind's store is keyed by name and
+/// namespace under the kind's `ApiResource`).
+fn object_ref(resolved: &Resolved, key: &ObjectKey) -> ObjectRef<DynamicObject> {
+    let r = ObjectRef::new_with(&key.name, resolved.resource.clone());
+    match &key.namespace {
+        Some(ns) if resolved.namespaced => r.within(ns),
+        _ => r,
     }
 }
 
@@ -241,6 +287,22 @@ impl LiveState for CachedLiveState {
         }
     }
 
+    fn list_keys<'a>(
+        &'a self,
+        resolved: &'a Resolved,
+        scope: ListScope<'a>,
+        keys: &'a BTreeSet<&'a ObjectKey>,
+    ) -> BoxFuture<'a, Result<LiveMap, ClusterError>> {
+        match self.cached_keys(resolved, scope, keys) {
+            Some(found) => Box::pin(std::future::ready(Ok(found))),
+            None => Box::pin(async move {
+                let mut found = self.api.list(resolved, scope).await?;
+                found.retain(|key, _| keys.contains(key));
+                Ok(found)
+            }),
+        }
+    }
+
     fn get<'a>(
         &'a self,
         resolved: &'a Resolved,
@@ -250,7 +312,11 @@ impl LiveState for CachedLiveState {
             environment: self.environment.as_deref(),
             namespace: key.namespace.as_deref(),
         };
-        match self.cached(resolved, scope).and_then(|mut m| m.remove(key)) {
+        let keys = BTreeSet::from([key]);
+        match self
+            .cached_keys(resolved, scope, &keys)
+            .and_then(|mut m| m.remove(key))
+        {
             Some(found) => Box::pin(std::future::ready(Ok(Some(found)))),
             None => self.api.get(resolved, key),
         }
@@ -458,6 +524,99 @@ mod tests {
 
     fn object(v: Value) -> DynamicObject {
         serde_json::from_value(v).expect("a valid object")
+    }
+
+    fn deployment_named(name: &str, namespace: &str, replicas: u32) -> DynamicObject {
+        let mut d = deployment(replicas, replicas, "7");
+        d["metadata"]["name"] = json!(name);
+        d["metadata"]["namespace"] = json!(namespace);
+        object(d)
+    }
+
+    /// A cache of `objects` (listed once) behind a `CachedLiveState`
+    /// whose API server fallback is a closed port.
+    fn cache_of(objects: Vec<DynamicObject>) -> (CachedLiveState, Resolved, Writer<DynamicObject>) {
+        let (n, _rx) = notices();
+        let resolved = n.resolved.clone();
+        let mut writer = Writer::new(resolved.resource.clone());
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for o in objects {
+            writer.apply_watcher_event(&watcher::Event::InitApply(o));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let kinds = Kinds::default();
+        kinds.lock().expect("unpoisoned").insert(
+            kind_id(&resolved),
+            Watched {
+                store: writer.as_reader(),
+                listed: Arc::new(AtomicBool::new(true)),
+                task: tokio::spawn(async {}),
+            },
+        );
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
+        let client = Client::try_from(config).expect("a client");
+        let live = CachedLiveState {
+            kinds,
+            environment: Some("prod".into()),
+            api: ApiLiveState::new(client, "eks"),
+        };
+        (live, resolved, writer)
+    }
+
+    #[tokio::test]
+    async fn looking_keys_up_gives_what_the_list_gives_for_them_and_only_them() {
+        let objects = vec![
+            deployment_named("a", "shop", 1),
+            deployment_named("b", "shop", 2),
+            deployment_named("c", "shop", 3),
+            deployment_named("a", "other", 4),
+        ];
+        let (live, resolved, _writer) = cache_of(objects);
+        let key = |name: &str, ns: &str| ObjectKey {
+            group: "apps".into(),
+            kind: "Deployment".into(),
+            namespace: Some(ns.into()),
+            name: name.into(),
+        };
+        let scope = ListScope {
+            environment: Some("prod"),
+            namespace: Some("shop"),
+        };
+        let listed = live.list(&resolved, scope).await.expect("from the cache");
+        assert_eq!(listed.len(), 3, "the namespace scopes the list");
+        let (a, c, missing, elsewhere) = (
+            key("a", "shop"),
+            key("c", "shop"),
+            key("z", "shop"),
+            key("a", "other"),
+        );
+        let asked = BTreeSet::from([&a, &c, &missing, &elsewhere]);
+        let found = live
+            .list_keys(&resolved, scope, &asked)
+            .await
+            .expect("from the cache");
+        assert_eq!(
+            found.keys().collect::<Vec<_>>(),
+            vec![&a, &c],
+            "only the asked keys in scope that the cache holds"
+        );
+        for (k, v) in &found {
+            assert_eq!(v, &listed[k], "the same object as the list's");
+        }
+        assert_eq!(found[&c]["spec"]["replicas"], json!(3));
+        // One object by key: the cached one, never the other namespace's.
+        let got = live
+            .get(&resolved, &elsewhere)
+            .await
+            .expect("from the cache");
+        assert_eq!(got.expect("cached")["spec"]["replicas"], json!(4));
+        // A scope the cache does not answer for goes to the API server
+        // (here a closed port: an error, not a wrong answer).
+        let other_env = ListScope {
+            environment: Some("staging"),
+            namespace: Some("shop"),
+        };
+        assert!(live.list_keys(&resolved, other_env, &asked).await.is_err());
     }
 
     #[test]

@@ -10,7 +10,10 @@
 use futures::future::BoxFuture;
 use kube::Client;
 use serde_json::Value;
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 use tidegate_cluster::{ClusterError, Resolved, get_object, list_managed};
 use tidegate_core::ObjectKey;
 
@@ -53,6 +56,24 @@ pub trait LiveState: Send + Sync {
         resolved: &'a Resolved,
         key: &'a ObjectKey,
     ) -> BoxFuture<'a, Result<Option<LiveObject>, ClusterError>>;
+
+    /// The objects among `keys` that [`LiveState::list`] would return for
+    /// `scope` (the others may be absent or unlabelled: callers fetch them
+    /// with [`LiveState::get`]). By default a list, filtered; a cache can
+    /// look the keys up instead of handing out the whole scope (a plan of
+    /// one app in a namespace shared by many reads only its own objects).
+    fn list_keys<'a>(
+        &'a self,
+        resolved: &'a Resolved,
+        scope: ListScope<'a>,
+        keys: &'a BTreeSet<&'a ObjectKey>,
+    ) -> BoxFuture<'a, Result<LiveMap, ClusterError>> {
+        Box::pin(async move {
+            let mut found = self.list(resolved, scope).await?;
+            found.retain(|key, _| keys.contains(key));
+            Ok(found)
+        })
+    }
 }
 
 /// The default [`LiveState`]: a LIST or GET request to the API server per read.

@@ -44,15 +44,19 @@ impl Engine {
         // The futures are made first, not mapped inside the streams: a
         // closure over references there makes the sync future unprovably
         // `Send` (rust-lang/rust#102211), and the fleet driver needs it `Send`.
-        let lists: Vec<_> = kinds
+        let asked_by_kind: Vec<(&Kind<'_>, BTreeSet<&ObjectKey>)> = kinds
             .values()
             .filter(|k| k.keys.len() > 1)
-            .map(|kind| {
+            .map(|kind| (kind, kind.keys.iter().copied().collect()))
+            .collect();
+        let lists: Vec<_> = asked_by_kind
+            .iter()
+            .map(|(kind, asked)| {
                 let scope = ListScope {
                     environment,
                     namespace: shared_namespace(kind),
                 };
-                self.live.list(kind.resolved, scope)
+                self.live.list_keys(kind.resolved, scope, asked)
             })
             .collect();
         let listed: Vec<LiveMap> = stream::iter(lists)
