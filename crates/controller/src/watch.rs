@@ -295,11 +295,7 @@ impl LiveState for CachedLiveState {
     ) -> BoxFuture<'a, Result<LiveMap, ClusterError>> {
         match self.cached_keys(resolved, scope, keys) {
             Some(found) => Box::pin(std::future::ready(Ok(found))),
-            None => Box::pin(async move {
-                let mut found = self.api.list(resolved, scope).await?;
-                found.retain(|key, _| keys.contains(key));
-                Ok(found)
-            }),
+            None => self.api.list_keys(resolved, scope, keys),
         }
     }
 

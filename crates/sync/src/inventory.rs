@@ -72,16 +72,6 @@ pub struct Inventory {
     pub verdicts: Verdicts,
 }
 
-fn configmaps() -> ApiResource {
-    ApiResource {
-        group: String::new(),
-        version: "v1".into(),
-        api_version: "v1".into(),
-        kind: "ConfigMap".into(),
-        plural: "configmaps".into(),
-    }
-}
-
 fn namespaces() -> ApiResource {
     ApiResource {
         group: String::new(),
@@ -199,8 +189,11 @@ pub async fn read_all(
     cluster: &str,
     environment: &str,
 ) -> Result<Vec<Inventory>, ClusterError> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), INVENTORY_NAMESPACE, &configmaps());
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        INVENTORY_NAMESPACE,
+        &tidegate_cluster::configmap_resource(),
+    );
     let params = ListParams::default().labels(&format!("{ENV_LABEL}={environment}"));
     let list = with_retries("list inventories", || api.list(&params))
         .await
@@ -223,8 +216,11 @@ pub async fn write(
     inventory: &Inventory,
 ) -> Result<(), ClusterError> {
     let params = PatchParams::apply(FIELD_MANAGER);
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), INVENTORY_NAMESPACE, &configmaps());
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        INVENTORY_NAMESPACE,
+        &tidegate_cluster::configmap_resource(),
+    );
     let name = Inventory::name(&inventory.environment, &inventory.app);
     let cm = inventory.to_configmap();
     let patch = Patch::Apply(&cm);
@@ -255,8 +251,11 @@ pub async fn delete(
     environment: &str,
     app: &str,
 ) -> Result<(), ClusterError> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), INVENTORY_NAMESPACE, &configmaps());
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        INVENTORY_NAMESPACE,
+        &tidegate_cluster::configmap_resource(),
+    );
     let name = Inventory::name(environment, app);
     let params = DeleteParams::default();
     match with_retries("delete inventory", || api.delete(&name, &params)).await {
@@ -274,8 +273,11 @@ pub async fn mark_healthy(
     app: &str,
     revision: &str,
 ) -> Result<(), ClusterError> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), INVENTORY_NAMESPACE, &configmaps());
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        INVENTORY_NAMESPACE,
+        &tidegate_cluster::configmap_resource(),
+    );
     let name = Inventory::name(environment, app);
     let patch = Patch::Merge(json!({"data": {"healthyRevision": revision}}));
     let params = PatchParams::default();

@@ -85,10 +85,8 @@ impl Engine {
         live.extend(fetched.into_iter().flatten());
         // What this engine wrote is read from the API server until its
         // cache has seen it.
+        // Every read above was of asked keys only (`list_keys`, GETs).
         self.fresh(wanted, &mut live).await?;
-        // A LIST returns every object of the scope; keep only those asked for.
-        let asked: BTreeSet<&ObjectKey> = wanted.iter().map(|(k, _)| k).collect();
-        live.retain(|key, _| asked.contains(key));
         Ok(live)
     }
 }
