@@ -49,6 +49,16 @@ pub trait Application: Send + Sync {
     /// [`AppError::Invalid`].
     fn load_head<'a>(&'a self, environment: &'a str) -> BoxFuture<'a, Result<Loaded, AppError>>;
 
+    /// Loads the environment at `revision` (a commit SHA), rendered for
+    /// every cluster: what the fleet runs, loaded again after a rollout
+    /// that let its rendering go did not end at the new revision. Nothing
+    /// is fetched and the head's rendering is not replaced.
+    fn load_revision<'a>(
+        &'a self,
+        environment: &'a str,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<Loaded, AppError>>;
+
     /// Revisions quarantined for the environment now (wherever they are kept).
     fn quarantined<'a>(
         &'a self,
@@ -205,6 +215,28 @@ impl Application for GitApplication {
                 revision: shared.commit.sha,
                 environment: shared.environment,
                 rendered: shared.rendered,
+                health_checks,
+            })
+        })
+    }
+
+    fn load_revision<'a>(
+        &'a self,
+        env: &'a str,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<Loaded, AppError>> {
+        Box::pin(async move {
+            let loading = self.workspace()?.at(revision)?.load_discovered(
+                env,
+                &self.factory,
+                Some(&self.facts),
+            );
+            let rendering = tidegate_app::load_rendered(loading).await?;
+            let health_checks = rendering.health_checks.map_err(AppError::Invalid)?;
+            Ok(Loaded {
+                revision: rendering.desired.commit.sha,
+                environment: rendering.desired.environment,
+                rendered: Arc::new(rendering.rendered),
                 health_checks,
             })
         })

@@ -360,6 +360,14 @@ mod tests {
             Box::pin(async move { Err(AppError::NotLoaded(env.to_string())) })
         }
 
+        fn load_revision<'a>(
+            &'a self,
+            env: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<Loaded, AppError>> {
+            Box::pin(async move { Err(AppError::NotLoaded(env.to_string())) })
+        }
+
         fn quarantined<'a>(
             &'a self,
             _: &'a Environment,

@@ -62,6 +62,10 @@ pub struct EnvironmentLoop<A: Application> {
     engines: Engines,
     /// What the fleet runs (what drift is judged against), once known.
     current: Option<Arc<Loaded>>,
+    /// The revision the fleet runs when its rendering was let go for a
+    /// rollout that did not end at the new revision and could not be loaded
+    /// again then (loaded at the next fetch).
+    unloaded: Option<String>,
     /// A head revision not rolled out, and why.
     skipped: Option<(String, Skip)>,
     /// The last invalid-commit message logged (logged once).
@@ -96,6 +100,7 @@ impl<A: Application> EnvironmentLoop<A> {
                 options,
                 engines,
                 current: None,
+                unloaded: None,
                 skipped: None,
                 invalid: None,
                 watches: BTreeMap::new(),
@@ -223,6 +228,11 @@ impl<A: Application> EnvironmentLoop<A> {
         let interval = self.current.as_ref().map_or(Duration::from_secs(180), |c| {
             c.environment.spec.sync.interval.0
         });
+        if self.current.is_none()
+            && let Some(revision) = self.unloaded.take()
+        {
+            self.reload(&revision).await;
+        }
         let started = std::time::Instant::now();
         let head = self.app.load_head(&self.name).await;
         self.options.observers.emit(Event::Fetched {
@@ -316,8 +326,19 @@ impl<A: Application> EnvironmentLoop<A> {
             return interval;
         }
         info!(revision = %short(&head), "new revision: rolling it out");
+        // The running revision's rendering is let go during the rollout
+        // (a rollback renders its target itself): the environment is not
+        // held rendered twice, the largest part of the controller's memory
+        // at a rollout's peak. Loaded again when the fleet stays at it.
+        let running = self.current.take().map(|c| c.revision.clone());
         // The quarantine list just read is the rollout's: not read twice.
-        match self.rollout(&loaded, trigger, Some(quarantined)).await {
+        let rolled = self.rollout(&loaded, trigger, Some(quarantined)).await;
+        if !matches!(rolled, Rolled::Done)
+            && let Some(revision) = running
+        {
+            self.reload(&revision).await;
+        }
+        match rolled {
             Rolled::Done => {
                 self.skipped = None;
                 self.adopt(loaded);
@@ -337,6 +358,19 @@ impl<A: Application> EnvironmentLoop<A> {
             // Retried when the slowest of the unreachable clusters' backoffs
             // says so, however short the interval.
             Rolled::Unreachable(wait) => wait,
+        }
+    }
+
+    /// Loads `revision` again as what the fleet runs (its rendering was let
+    /// go for a rollout that did not end at the new revision); retried at
+    /// the next fetch when it cannot be loaded now.
+    async fn reload(&mut self, revision: &str) {
+        match self.app.load_revision(&self.name, revision).await {
+            Ok(loaded) => self.current = Some(Arc::new(loaded)),
+            Err(e) => {
+                warn!(revision = %short(revision), error = %e, "cannot load the revision the fleet runs again; drift is not checked until it is (retried at the next fetch)");
+                self.unloaded = Some(revision.to_string());
+            }
         }
     }
 

@@ -471,6 +471,26 @@ async fn a_never_ready_revision_is_rolled_back_quarantined_and_not_retried_then_
         .filter(|r| r.entry.to.as_ref().is_some_and(|t| t.sha == bad))
         .count();
     assert_eq!(attempts, 1, "the quarantined revision is not retried");
+    // The rollout let go of the running revision's rendering: it was
+    // loaded again, so drift is still corrected, to v1 and not to the
+    // quarantined head.
+    f.kubectl(
+        CLUSTERS[1],
+        &["scale", "deployment", "web", "-n", &f.env, "--replicas=5"],
+    );
+    f.wait("the drift after the rollback corrected to v1", |f| {
+        f.web(CLUSTERS[1], "{.spec.replicas}") == "2"
+    })
+    .await;
+    assert_ne!(
+        f.web(CLUSTERS[1], "{.spec.template.spec.containers[0].image}"),
+        "registry.example/web:bad",
+        "the quarantined revision is never applied by a drift correction"
+    );
+    assert_eq!(
+        f.revisions(),
+        order().into_iter().map(|c| (c, v1.clone())).collect()
+    );
     // A newer good commit rolls out.
     f.git.write(
         "manifests/app/web.yaml",
