@@ -24,7 +24,7 @@ fn text(rendered: &Rendered) -> String {
                     "--- # {} / {} / {}\n",
                     cluster.cluster, app.app, o.provenance
                 ));
-                out.push_str(&serde_saphyr::to_string(&o.manifest).expect("yaml"));
+                out.push_str(&serde_saphyr::to_string(&*o.manifest).expect("yaml"));
             }
         }
     }

@@ -351,7 +351,7 @@ mod object_tests {
             app: "web".into(),
             object: RenderedObject {
                 key: key.clone(),
-                manifest: desired.clone(),
+                manifest: desired.clone().into(),
                 provenance: Provenance {
                     commit: "abc".into(),
                     path: "manifests/web.yaml".into(),

@@ -87,10 +87,29 @@ impl fmt::Display for Provenance {
 pub struct RenderedObject {
     /// Its identity.
     pub key: ObjectKey,
-    /// The full manifest, overlays and tracking metadata applied.
-    pub manifest: serde_json::Value,
+    /// The full manifest, overlays and tracking metadata applied. Shared:
+    /// a plan, a sync and the rendering they came from hold one copy
+    /// (changed through [`RenderedObject::manifest_mut`], which copies it
+    /// only when it is shared).
+    #[serde(serialize_with = "shared")]
+    pub manifest: std::sync::Arc<serde_json::Value>,
     /// Where it came from.
     pub provenance: Provenance,
+}
+
+/// Serializes a shared manifest as the manifest itself.
+fn shared<S: serde::Serializer>(
+    manifest: &std::sync::Arc<serde_json::Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&**manifest, serializer)
+}
+
+impl RenderedObject {
+    /// The manifest to change (copied first if another holder shares it).
+    pub fn manifest_mut(&mut self) -> &mut serde_json::Value {
+        std::sync::Arc::make_mut(&mut self.manifest)
+    }
 }
 
 /// Splits `apiVersion` into group and version (`apps/v1` → (`apps`, `v1`), `v1` → (``, `v1`)).

@@ -6,7 +6,7 @@ use crate::{
 };
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 use tidegate_core::{
     Diagnostic, Diagnostics, Environment, ObjectKey, RenderedObject,
     environment::{App, Cluster, Located, Overlay},
@@ -241,7 +241,7 @@ fn render_app(
             }
             RenderedObject {
                 key,
-                manifest,
+                manifest: manifest.into(),
                 provenance: b.provenance.clone(),
             }
         })
@@ -256,7 +256,7 @@ fn render_app(
     }
     if let Some(strategy) = &env.spec.rollout.deployment_strategy {
         for o in &mut objects {
-            overlay::inject_strategy(&o.key, &mut o.manifest, strategy);
+            overlay::inject_strategy(&o.key, Arc::make_mut(&mut o.manifest), strategy);
         }
     }
     for bg in env.spec.blue_green.iter().filter(|bg| bg.app == app.name) {
@@ -294,7 +294,7 @@ fn apply_overlay(
     for image in &overlay.images {
         let changed: usize = objects
             .iter_mut()
-            .map(|o| overlay::apply_image(&mut o.manifest, image))
+            .map(|o| overlay::apply_image(o.manifest_mut(), image))
             .sum();
         if changed == 0 {
             problems.push(unmatched(
@@ -307,7 +307,7 @@ fn apply_overlay(
     for replicas in &overlay.replicas {
         let matched = objects
             .iter_mut()
-            .map(|o| overlay::apply_replicas(&o.key, &mut o.manifest, replicas))
+            .map(|o| overlay::apply_replicas(&o.key, Arc::make_mut(&mut o.manifest), replicas))
             .filter(|applied| *applied)
             .count();
         if matched == 0 {
@@ -330,7 +330,7 @@ fn apply_overlay(
                 }
             });
             match outcome {
-                Ok(patched) => o.manifest = patched,
+                Ok(patched) => o.manifest = patched.into(),
                 Err(message) => problems.push(
                     Diagnostic::new(format!("app {}: {message}", app.name))
                         .at(env_file, patch.line())
@@ -373,7 +373,7 @@ fn apply_color_replicas(
         let matched = objects
             .iter_mut()
             .filter(|o| o.key.group == "apps")
-            .map(|o| overlay::apply_replicas(&o.key, &mut o.manifest, &replicas))
+            .map(|o| overlay::apply_replicas(&o.key, Arc::make_mut(&mut o.manifest), &replicas))
             .fold(false, |a, b| a | b);
         if !matched {
             problems.push(
@@ -403,13 +403,14 @@ fn apply_active_color(
             .find(|o| o.key.group.is_empty() && o.key.kind == "Service" && o.key.name == *service);
         match found {
             Some(o) => {
-                if !o.manifest["spec"].is_object() {
-                    o.manifest["spec"] = Value::Object(Default::default());
+                let manifest = o.manifest_mut();
+                if !manifest["spec"].is_object() {
+                    manifest["spec"] = Value::Object(Default::default());
                 }
-                if !o.manifest["spec"]["selector"].is_object() {
-                    o.manifest["spec"]["selector"] = Value::Object(Default::default());
+                if !manifest["spec"]["selector"].is_object() {
+                    manifest["spec"]["selector"] = Value::Object(Default::default());
                 }
-                o.manifest["spec"]["selector"][&bg.selector_key] = Value::String(active.clone());
+                manifest["spec"]["selector"][&bg.selector_key] = Value::String(active.clone());
             }
             None => problems.push(
                 Diagnostic::new(format!(
@@ -443,7 +444,7 @@ fn apply_active_color(
             .find(|s| bg.colors.keys().any(|c| name == format!("{s}-{c}")))
             .map(|s| format!("{s}-{active}"))
     };
-    if let Some(rules) = o.manifest["spec"]["rules"].as_array_mut() {
+    if let Some(rules) = o.manifest_mut()["spec"]["rules"].as_array_mut() {
         for path in rules
             .iter_mut()
             .filter_map(|r| r["http"]["paths"].as_array_mut())
@@ -481,7 +482,7 @@ fn describe_target(t: &tidegate_core::environment::PatchTarget) -> String {
 
 fn inject_tracking(env: &str, app: &str, object: &mut RenderedObject) {
     let id = tracking_id(env, app, &object.key);
-    let Some(meta) = object.manifest["metadata"].as_object_mut() else {
+    let Some(meta) = object.manifest_mut()["metadata"].as_object_mut() else {
         return;
     };
     for (field, key, value) in [

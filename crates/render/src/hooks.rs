@@ -21,10 +21,10 @@ pub(crate) fn split_hooks(
             Ok(Some(spec)) => {
                 // A hook is no managed object of the environment: readers
                 // that list by the managed-by label never see it.
-                if let Some(labels) = o.manifest["metadata"]["labels"].as_object_mut() {
+                if let Some(labels) = o.manifest_mut()["metadata"]["labels"].as_object_mut() {
                     labels.remove(MANAGED_BY_LABEL);
                 }
-                o.manifest["metadata"]["labels"][HOOK_LABEL] = spec.phase.as_str().into();
+                o.manifest_mut()["metadata"]["labels"][HOOK_LABEL] = spec.phase.as_str().into();
                 hooks.push(o);
             }
             Err(problem) => problems.push(
@@ -51,7 +51,8 @@ mod tests {
             key: ObjectKey::new("", kind, Some("web"), "migrate"),
             manifest: json!({"apiVersion": if kind == "Job" {"batch/v1"} else {"v1"}, "kind": kind,
                 "metadata": {"name": "migrate", "annotations": annotations,
-                    "labels": {"app.kubernetes.io/managed-by": "tidegate"}}}),
+                    "labels": {"app.kubernetes.io/managed-by": "tidegate"}}})
+            .into(),
             provenance: Provenance {
                 commit: "c".into(),
                 path: "manifests/web/migrate.yaml".into(),

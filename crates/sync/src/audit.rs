@@ -219,7 +219,7 @@ impl Audit {
 fn digest(plan: &Plan) -> String {
     let mut hasher = Sha256::new();
     for o in &plan.objects {
-        hasher.update(serde_json::to_vec(&o.object.manifest).unwrap_or_default());
+        hasher.update(serde_json::to_vec(&*o.object.manifest).unwrap_or_default());
         hasher.update(b"\n");
     }
     let hex: String = hasher

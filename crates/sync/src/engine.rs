@@ -347,7 +347,7 @@ impl Engine {
                 continue;
             };
             let api = dynamic_api(&self.client, resolved, None);
-            let patch = Patch::Apply(&o.object.manifest);
+            let patch = Patch::Apply(&*o.object.manifest);
             with_retries("apply a hook's Namespace", || {
                 api.patch(&o.object.key.name, &params, &patch)
             })
@@ -525,7 +525,7 @@ impl Engine {
                         let outcome = match &o.resolved {
                             Some(resolved) => {
                                 let api = dynamic_api(&self.client, resolved, o.object.key.namespace.as_deref());
-                                let patch = Patch::Apply(&o.object.manifest);
+                                let patch = Patch::Apply(&*o.object.manifest);
                                 let forced;
                                 let params = if o.force {
                                     forced = PatchParams { force: true, ..params.clone() };

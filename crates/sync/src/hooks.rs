@@ -111,7 +111,7 @@ pub fn hooks_of(
             (spec.phase == phase).then(|| {
                 let mut object = h.clone();
                 let name = run_name(&h.key.name, target.revision);
-                object.manifest["metadata"]["name"] = Value::String(name.clone());
+                object.manifest_mut()["metadata"]["name"] = Value::String(name.clone());
                 object.key.name = name;
                 (a.app.clone(), spec, object)
             })
@@ -188,7 +188,7 @@ impl Engine {
                 }
                 let api = dynamic_api(&self.client, &jobs, Some(&namespace));
                 let params = PatchParams::apply(FIELD_MANAGER).dry_run();
-                let patch = Patch::Apply(&object.manifest);
+                let patch = Patch::Apply(&*object.manifest);
                 match with_retries("dry-run apply of a hook", || {
                     api.patch(&object.key.name, &params, &patch)
                 })
@@ -274,7 +274,7 @@ impl Engine {
         }
         if !reused {
             let params = PatchParams::apply(FIELD_MANAGER);
-            let patch = Patch::Apply(&object.manifest);
+            let patch = Patch::Apply(&*object.manifest);
             with_retries("create a hook Job", || {
                 api.patch(&key.name, &params, &patch)
             })

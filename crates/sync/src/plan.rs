@@ -158,11 +158,11 @@ impl Engine {
                     Some(r) if !r.namespaced && object.key.namespace.is_some() => {
                         // Render guessed "namespaced" for a kind it did not know.
                         object.key.namespace = None;
-                        if let Some(meta) = object.manifest["metadata"].as_object_mut() {
+                        if let Some(meta) = object.manifest_mut()["metadata"].as_object_mut() {
                             meta.remove("namespace");
                         }
                         let id = tidegate_core::tracking::tracking_id(env_name, &app.app, &object.key);
-                        object.manifest["metadata"]["annotations"][TRACKING_ANNOTATION] = Value::String(id);
+                        object.manifest_mut()["metadata"]["annotations"][TRACKING_ANNOTATION] = Value::String(id);
                     }
                     Some(r) if r.namespaced && object.key.namespace.is_none() => problems.push(problem(
                         &app.app,
@@ -548,7 +548,7 @@ impl Engine {
     /// namespace) proves nothing and is ignored.
     async fn invalid_elsewhere(&self, o: &PlannedObject) -> Option<kube::core::Status> {
         let resolved = o.resolved.as_ref().filter(|r| r.namespaced)?;
-        let mut manifest = o.object.manifest.clone();
+        let mut manifest = (*o.object.manifest).clone();
         manifest["metadata"]["namespace"] = Value::String("default".into());
         let object: kube::api::DynamicObject = serde_json::from_value(manifest).ok()?;
         let api = dynamic_api(&self.client, resolved, Some("default"));
@@ -577,7 +577,7 @@ impl Engine {
         let key = &o.object.key;
         let version = live.and_then(|v| v["metadata"]["resourceVersion"].as_str());
         // Serialized once for both hashes (verdict and dry-run cache).
-        let serialized = serde_json::to_vec(&o.object.manifest).unwrap_or_default();
+        let serialized = serde_json::to_vec(&*o.object.manifest).unwrap_or_default();
         // Known to change nothing: the server would predict the live object.
         if !force
             && let Some(live) = live
@@ -596,7 +596,7 @@ impl Engine {
         let api = dynamic_api(&self.client, resolved, key.namespace.as_deref());
         let mut params = PatchParams::apply(FIELD_MANAGER).dry_run();
         params.force = force;
-        let patch = Patch::Apply(&o.object.manifest);
+        let patch = Patch::Apply(&*o.object.manifest);
         // The semaphore is never closed; without a permit, send anyway.
         let permit = self.dry_run_permits.acquire().await.ok();
         let answer = with_retries("dry-run apply", || api.patch(&key.name, &params, &patch))

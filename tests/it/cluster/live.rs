@@ -731,3 +731,31 @@ async fn health_after_an_apply_is_judged_on_what_was_applied_when_the_cache_has_
     assert_eq!(n, 0, "the cache has caught up: no request");
     assert_eq!(engine.writes_not_yet_cached(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_shares_the_renderings_manifests_instead_of_copying_them() {
+    let mut fx = Fixture::new("live-share").await;
+    fx.commit(&[configmap("a", "good"), deployment("web"), service("web")].concat());
+    fx.sync(SyncOptions::default()).await;
+    let (desired, rendered) = fx.load();
+    let engine = fx.engine(&desired).await;
+    let plan = engine
+        .plan(&target(&desired, &rendered), &SyncOptions::default())
+        .await
+        .expect("plan");
+    let objects = &rendered.clusters[0].apps[0].objects;
+    assert_eq!(plan.objects.len(), objects.len());
+    for planned in &plan.objects {
+        let source = objects
+            .iter()
+            .find(|o| o.key == planned.object.key)
+            .expect("rendered");
+        // One copy of each manifest however many plans hold it (a
+        // controller's pre-flight plans every cluster of a rollout).
+        assert!(
+            Arc::ptr_eq(&source.manifest, &planned.object.manifest),
+            "{} was copied into the plan",
+            planned.object.key
+        );
+    }
+}

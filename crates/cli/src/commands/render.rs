@@ -61,7 +61,7 @@ pub async fn run(global: &Global, args: &RenderArgs, style: &Style) -> anyhow::R
                             printable(&app.app),
                             object.provenance
                         )?;
-                        out.write_all(serde_saphyr::to_string(&object.manifest)?.as_bytes())?;
+                        out.write_all(serde_saphyr::to_string(&*object.manifest)?.as_bytes())?;
                     }
                 }
             }
