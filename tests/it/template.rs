@@ -78,7 +78,7 @@ pub(crate) fn tidegate_objects(
     app.objects
         .iter()
         .map(|o| {
-            let mut v = o.manifest.clone();
+            let mut v = (*o.manifest).clone();
             let meta = v["metadata"].as_object_mut().expect("metadata");
             meta.remove("namespace");
             for (field, key) in [
