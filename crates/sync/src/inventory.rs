@@ -72,6 +72,15 @@ pub struct Inventory {
     pub verdicts: Verdicts,
 }
 
+/// The ConfigMaps of the inventory namespace.
+fn inventory_api(client: &Client) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        INVENTORY_NAMESPACE,
+        &tidegate_cluster::configmap_resource(),
+    )
+}
+
 fn namespaces() -> ApiResource {
     ApiResource {
         group: String::new(),
@@ -189,11 +198,7 @@ pub async fn read_all(
     cluster: &str,
     environment: &str,
 ) -> Result<Vec<Inventory>, ClusterError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        INVENTORY_NAMESPACE,
-        &tidegate_cluster::configmap_resource(),
-    );
+    let api = inventory_api(client);
     let params = ListParams::default().labels(&format!("{ENV_LABEL}={environment}"));
     let list = with_retries("list inventories", || api.list(&params))
         .await
@@ -216,11 +221,7 @@ pub async fn write(
     inventory: &Inventory,
 ) -> Result<(), ClusterError> {
     let params = PatchParams::apply(FIELD_MANAGER);
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        INVENTORY_NAMESPACE,
-        &tidegate_cluster::configmap_resource(),
-    );
+    let api = inventory_api(client);
     let name = Inventory::name(&inventory.environment, &inventory.app);
     let cm = inventory.to_configmap();
     let patch = Patch::Apply(&cm);
@@ -251,11 +252,7 @@ pub async fn delete(
     environment: &str,
     app: &str,
 ) -> Result<(), ClusterError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        INVENTORY_NAMESPACE,
-        &tidegate_cluster::configmap_resource(),
-    );
+    let api = inventory_api(client);
     let name = Inventory::name(environment, app);
     let params = DeleteParams::default();
     match with_retries("delete inventory", || api.delete(&name, &params)).await {
@@ -273,11 +270,7 @@ pub async fn mark_healthy(
     app: &str,
     revision: &str,
 ) -> Result<(), ClusterError> {
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        INVENTORY_NAMESPACE,
-        &tidegate_cluster::configmap_resource(),
-    );
+    let api = inventory_api(client);
     let name = Inventory::name(environment, app);
     let patch = Patch::Merge(json!({"data": {"healthyRevision": revision}}));
     let params = PatchParams::default();

@@ -82,10 +82,10 @@ impl Engine {
             .buffer_unordered(self.concurrency)
             .try_collect()
             .await?;
+        // Every read above was of asked keys only (`list_keys`, GETs).
         live.extend(fetched.into_iter().flatten());
         // What this engine wrote is read from the API server until its
         // cache has seen it.
-        // Every read above was of asked keys only (`list_keys`, GETs).
         self.fresh(wanted, &mut live).await?;
         Ok(live)
     }
